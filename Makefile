@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= ../shared/data
+SAMPLE := build/sample/events.jsonl
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAMPLE): $(VENV)/.installed
+	$(BIN)/followup samples build --from $(SHARED_DATA) --out $(SAMPLE)
+
+run: $(VENV)/.installed $(SAMPLE)
+	$(BIN)/followup ingest $(SAMPLE)
+	$(BIN)/followup customers list --limit 10
+	$(BIN)/followup customers show tb-1
+
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.ingest.run
+
+clean:
+	rm -rf $(VENV) build followup.db followup.db-wal followup.db-shm

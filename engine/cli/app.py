@@ -1,0 +1,70 @@
+"""The ``followup`` command line: the contract scripts and CI rely on (CAMPAIGN_FORMAT.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.cli.context import console, fail, open_engine
+from engine.cli.customers_command import customers_app
+from engine.cli.ingest_command import ingest
+from engine.errors import FollowupError
+
+app = typer.Typer(
+    name="followup",
+    help="Marketing automation and retargeting: one unified state per customer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+state_app = typer.Typer(help="The derived customer state.", no_args_is_help=True)
+samples_app = typer.Typer(help="The real sample data sets, as Segment events.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+app.add_typer(customers_app, name="customers")
+app.add_typer(samples_app, name="samples")
+app.command()(ingest)
+
+
+@app.callback()
+def root(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="The project config (default: ./followup.yaml).", show_default=False),
+    ] = None,
+) -> None:
+    """followup reads followup.yaml from the current folder unless --config names another."""
+
+
+@state_app.command("rebuild")
+def rebuild(ctx: typer.Context) -> None:
+    """Recompute every profile from the event log (the log is the truth)."""
+    with open_engine(ctx) as followup:
+        summary = followup.rebuild_states()
+    console.print(
+        f"rebuilt {summary.customers:,} profiles from the event log; "
+        f"{summary.changed:,} differed from the stored state"
+    )
+
+
+@samples_app.command("build")
+def build_samples(
+    source: Annotated[Path, typer.Option("--from", help="Folder with the shared data sets.")],
+    out: Annotated[Path, typer.Option(help="The JSONL file to write.")],
+) -> None:
+    """Convert the Taobao and CDNOW data sets into Segment JSONL, sorted by time."""
+    from engine.sample_data import build_sample
+
+    try:
+        summary = build_sample(source, out)
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"wrote {summary.events:,} events of {summary.customers:,} customers to {summary.path}"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``followup`` console script."""
+    app()

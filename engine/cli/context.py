@@ -1,0 +1,48 @@
+"""What every command shares: the ``--config`` option, the consoles and error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from engine.api import Followup
+from engine.errors import FollowupError
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1  # the command ran, and found problems in its input (rejects, invalid files)
+EXIT_ERROR = 2  # the command could not run (bad config, unreachable database, missing file)
+
+
+def config_path(ctx: typer.Context) -> Path | None:
+    """The ``--config`` given to the root command, if any."""
+    root = ctx.find_root()
+    value = root.params.get("config")
+    return Path(value) if value else None
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def open_engine(ctx: typer.Context) -> Iterator[Followup]:
+    """The project's engine, closed afterwards; followup's own errors end the command cleanly."""
+    try:
+        followup = Followup.open(config_path(ctx))
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        yield followup
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        followup.close()

@@ -1,0 +1,108 @@
+"""The project configuration, ``followup.yaml`` (see CAMPAIGN_FORMAT.md).
+
+Every command reads ``followup.yaml`` from the current folder unless ``--config`` names another;
+paths in it are relative to its own folder. Without a file, the embedded defaults apply: SQLite at
+``followup.db``, UTC, ``campaigns/`` and ``templates/``. ``FOLLOWUP_DATABASE_URL`` overrides
+``database_url``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import ConfigError
+
+CONFIG_FILE = "followup.yaml"
+DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
+
+
+class ProjectConfig(BaseModel):
+    """``followup.yaml``. ``policies`` and ``providers`` are read by the campaign engine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = "UTC"
+    database_url: str = "sqlite:///followup.db"
+    campaigns: str = "campaigns/"
+    templates: str = "templates/"
+    phone_region: str = Field(
+        default="US", description="ISO country whose national phone numbers need no +prefix"
+    )
+    policies: dict[str, Any] = Field(default_factory=dict)
+    providers: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a phone region; use an ISO code such as US or FR")
+        return value.upper()
+
+
+class Project:
+    """A loaded configuration with the folder its relative paths start from."""
+
+    def __init__(self, config: ProjectConfig, root: Path) -> None:
+        self.config = config
+        self.root = root
+
+    def path(self, relative: str) -> Path:
+        """``relative`` (from the config) as a path from the project's folder."""
+        return (self.root / relative).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The database to use: the environment, then the config; SQLite paths made absolute."""
+        url = os.environ.get(DATABASE_ENV) or self.config.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != prefix + ":memory:":
+            file = url.removeprefix(prefix)
+            if not file.startswith("/"):
+                url = prefix + str(self.path(file))
+        return url
+
+
+def load_project(config_path: Path | None = None) -> Project:
+    """The project for ``config_path``, or ``./followup.yaml``, or the defaults in this folder."""
+    if config_path is None:
+        candidate = Path.cwd() / CONFIG_FILE
+        if not candidate.exists():
+            return Project(ProjectConfig(), Path.cwd())
+        config_path = candidate
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read the config: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{config_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(config_path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}:1:1: the config must be a mapping of settings")
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"{config_path}: {problems}") from exc
+    return Project(config, config_path.resolve().parent)

@@ -1,0 +1,304 @@
+"""Customer events as the engine sees them, and the Segment-spec messages they are parsed from.
+
+An :class:`Event` is a frozen, validated value: one ``track``, ``identify``, ``page`` or ``alias``
+call with a tz-aware event time. :func:`parse_message` turns one Segment message (a ``dict``) into
+events (a ``batch`` gives several) or raises :class:`EventInvalid`, which names the field at fault.
+Ingest turns that into a :class:`Rejection` that keeps the raw input, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+class EventType(enum.StrEnum):
+    """The Segment calls that carry customer data."""
+
+    TRACK = "track"
+    IDENTIFY = "identify"
+    PAGE = "page"
+    ALIAS = "alias"
+
+
+class RejectReason(enum.StrEnum):
+    """Why an input record was not accepted; a closed set so summaries can count by it."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TOO_LARGE = "too_large"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    BAD_TIMESTAMP = "bad_timestamp"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_ROW = "invalid_row"
+
+
+class EventInvalid(Exception):  # noqa: N818 - an outcome of validation, not a program error
+    """A message breaks the spec; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, reason: RejectReason, field: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input record that was not accepted, with where it came from and the raw text."""
+
+    source: str
+    line: int
+    reason: RejectReason
+    field: str
+    message: str
+    raw: str
+
+    def describe(self) -> str:
+        """``file:line: field: message``, the form every error of followup takes."""
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.source}:{self.line}: {where}{self.message}"
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated customer event; ``timestamp`` is the event time, always UTC."""
+
+    message_id: str
+    type: EventType
+    name: str
+    timestamp: datetime
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    channel: str = "web"
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def order_key(self) -> tuple[datetime, str]:
+        """Total order of events: event time, then messageId (so ties never depend on arrival)."""
+        return (self.timestamp, self.message_id)
+
+    def payload(self) -> dict[str, Any]:
+        """The parts of the event kept as JSON in the event log."""
+        body: dict[str, Any] = {}
+        if self.properties:
+            body["properties"] = self.properties
+        if self.traits:
+            body["traits"] = self.traits
+        if self.context:
+            body["context"] = self.context
+        if self.previous_id is not None:
+            body["previousId"] = self.previous_id
+        return body
+
+
+# Known numeric properties of the Segment e-commerce spec; a wrong type there is a rejection, since
+# cart value and order totals are computed from them.
+_NUMERIC_PROPERTIES = ("price", "quantity", "revenue", "total", "value", "subtotal", "discount")
+_MAX_ID_LENGTH = 255
+
+
+def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
+    """An ISO 8601 string as a UTC datetime; a value without an offset is taken as UTC."""
+    if not isinstance(value, str):
+        raise EventInvalid(
+            RejectReason.BAD_TIMESTAMP, field_name, f"expected an ISO 8601 string, got {value!r}"
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventInvalid(
+            RejectReason.BAD_TIMESTAMP,
+            field_name,
+            f"{value!r} is not an ISO 8601 time; write e.g. 2024-05-01T12:00:00Z",
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _optional_id(message: Mapping[str, Any], key: str) -> str | None:
+    value = message.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EventInvalid(RejectReason.INVALID_FIELD, key, f"{key} must be a string")
+    text = str(value)
+    if len(text) > _MAX_ID_LENGTH:
+        raise EventInvalid(
+            RejectReason.INVALID_FIELD, key, f"{key} is longer than {_MAX_ID_LENGTH} characters"
+        )
+    return text
+
+
+def _object(message: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = message.get(key)
+    if value is None:
+        return _EMPTY
+    if not isinstance(value, dict):
+        raise EventInvalid(RejectReason.INVALID_FIELD, key, f"{key} must be a JSON object")
+    return value
+
+
+def _check_numbers(properties: Mapping[str, Any]) -> None:
+    for key in _NUMERIC_PROPERTIES:
+        value = properties.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise EventInvalid(
+                RejectReason.INVALID_FIELD, f"properties.{key}", f"{key} must be a number"
+            )
+    products = properties.get("products")
+    if products is None:
+        return
+    if not isinstance(products, list) or not all(isinstance(p, dict) for p in products):
+        raise EventInvalid(
+            RejectReason.INVALID_FIELD, "properties.products", "products must be a list of objects"
+        )
+    for index, product in enumerate(products):
+        for key in ("price", "quantity"):
+            value = product.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise EventInvalid(
+                    RejectReason.INVALID_FIELD,
+                    f"properties.products[{index}].{key}",
+                    f"{key} must be a number",
+                )
+
+
+def default_channel(name: str) -> str:
+    """The channel an event came through when it does not say: calls from the call center, email
+    events from email, everything else from the web store."""
+    if name == "Call Completed":
+        return "call"
+    if name.startswith("Email "):
+        return "email"
+    return "web"
+
+
+def content_message_id(message: Mapping[str, Any]) -> str:
+    """A messageId for a message that has none: a hash of its content, so a resend still dedupes."""
+    digest = hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return "sha256:" + digest[:40]
+
+
+def parse_message(
+    message: object,
+    *,
+    default_timestamp: datetime | None = None,
+    default_channel_name: str | None = None,
+) -> list[Event]:
+    """Parse one Segment message (``batch`` included) into events, or raise :class:`EventInvalid`.
+
+    A batch is all or nothing: one bad item rejects the whole batch, naming the item.
+    """
+    if not isinstance(message, dict):
+        raise EventInvalid(RejectReason.NOT_AN_OBJECT, "", "expected a JSON object per line")
+    if message.get("type") == "batch" or ("batch" in message and "type" not in message):
+        items = message.get("batch")
+        if not isinstance(items, list):
+            raise EventInvalid(RejectReason.INVALID_FIELD, "batch", "batch must be a list")
+        shared_context = _object(message, "context")
+        events = []
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and shared_context and "context" not in item:
+                item = {**item, "context": shared_context}
+            try:
+                events.extend(
+                    parse_message(
+                        item,
+                        default_timestamp=default_timestamp,
+                        default_channel_name=default_channel_name,
+                    )
+                )
+            except EventInvalid as exc:
+                raise EventInvalid(
+                    exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
+                ) from None
+        return events
+    return [_parse_single(message, default_timestamp, default_channel_name)]
+
+
+def _parse_single(
+    message: dict[str, Any], default_timestamp: datetime | None, default_channel_name: str | None
+) -> Event:
+    raw_type = message.get("type")
+    if raw_type is None:
+        raise EventInvalid(RejectReason.MISSING_FIELD, "type", "type is missing")
+    try:
+        event_type = EventType(raw_type)
+    except ValueError:
+        raise EventInvalid(
+            RejectReason.UNKNOWN_TYPE,
+            "type",
+            f"type {raw_type!r} is not one of track, identify, page, alias, batch",
+        ) from None
+
+    user_id = _optional_id(message, "userId")
+    anonymous_id = _optional_id(message, "anonymousId")
+    previous_id = _optional_id(message, "previousId") if event_type is EventType.ALIAS else None
+    if user_id is None and anonymous_id is None:
+        raise EventInvalid(
+            RejectReason.MISSING_FIELD, "userId", "every message needs a userId or an anonymousId"
+        )
+    if event_type is EventType.ALIAS and previous_id is None:
+        raise EventInvalid(RejectReason.MISSING_FIELD, "previousId", "alias needs a previousId")
+
+    if event_type is EventType.TRACK:
+        name = message.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise EventInvalid(RejectReason.MISSING_FIELD, "event", "track needs an event name")
+        name = name.strip()
+    elif event_type is EventType.PAGE:
+        page_name = message.get("name")
+        name = page_name if isinstance(page_name, str) else ""
+    else:
+        name = ""
+
+    raw_timestamp = message.get("timestamp")
+    if raw_timestamp is None:
+        if default_timestamp is None:
+            raise EventInvalid(RejectReason.BAD_TIMESTAMP, "timestamp", "timestamp is missing")
+        timestamp = default_timestamp
+    else:
+        timestamp = parse_timestamp(raw_timestamp)
+
+    properties = _object(message, "properties")
+    context = _object(message, "context")
+    traits = _object(message, "traits")
+    context_traits = _object(context, "traits") if context else _EMPTY
+    if context_traits:
+        traits = {**context_traits, **traits}
+    _check_numbers(properties)
+
+    raw_channel = message.get("channel") or (context.get("channel") if context else None)
+    if raw_channel is not None and not isinstance(raw_channel, str):
+        raise EventInvalid(RejectReason.INVALID_FIELD, "channel", "channel must be a string")
+    channel = (raw_channel or default_channel_name or default_channel(name)).strip().lower()
+
+    message_id = _optional_id(message, "messageId") or content_message_id(message)
+    return Event(
+        message_id=message_id,
+        type=event_type,
+        name=name,
+        timestamp=timestamp,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        previous_id=previous_id,
+        channel=channel,
+        properties=properties,
+        traits=traits,
+        context=context,
+    )

@@ -1,0 +1,81 @@
+"""Identity keys: what in an event says who the customer is.
+
+A key is ``kind:value``: ``user:…`` (userId), ``anon:…`` (anonymousId), ``email:…`` (trimmed,
+lowercased) and ``phone:…`` (E.164). Two keys in one event belong to one customer; that is all
+identity resolution needs to know. The resolver that merges profiles lives in
+:mod:`engine.ingest.resolver`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+import phonenumbers
+
+from engine.events import Event, EventType
+
+USER = "user"
+ANONYMOUS = "anon"
+EMAIL = "email"
+PHONE = "phone"
+
+
+def normalize_email(raw: object) -> str | None:
+    """``raw`` trimmed and lowercased, or ``None`` when it cannot be an address."""
+    if not isinstance(raw, str):
+        return None
+    email = raw.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        return None
+    return email
+
+
+@lru_cache(maxsize=65536)
+def _normalize_phone_text(raw: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalize_phone(raw: object, region: str = "US") -> str | None:
+    """``raw`` in E.164 (``+14155550100``), using ``region`` for national numbers; ``None`` when it
+    is not a possible phone number."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    return _normalize_phone_text(raw.strip(), region)
+
+
+def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
+    """Every identity key the event carries, strongest first (userId, email, phone, anonymousId)."""
+    keys: list[str] = []
+    if event.user_id is not None:
+        keys.append(f"{USER}:{event.user_id}")
+    if event.type is EventType.ALIAS and event.previous_id is not None:
+        # Segment lets previousId be either an earlier userId or an anonymousId: link both.
+        keys.append(f"{USER}:{event.previous_id}")
+        keys.append(f"{ANONYMOUS}:{event.previous_id}")
+    traits = event.traits
+    email = normalize_email(traits.get("email")) if traits else None
+    if email is None and event.name in ("Subscribed", "Unsubscribed"):
+        email = normalize_email(event.properties.get("email"))
+    if email is not None:
+        keys.append(f"{EMAIL}:{email}")
+    phone = normalize_phone(traits.get("phone"), phone_region) if traits else None
+    if phone is not None:
+        keys.append(f"{PHONE}:{phone}")
+    if event.anonymous_id is not None:
+        keys.append(f"{ANONYMOUS}:{event.anonymous_id}")
+    return keys
+
+
+def customer_id_for(founding_key: str) -> str:
+    """The id of a customer first seen through ``founding_key``: stable, so a replay of the same
+    events in the same order names the same customers."""
+    return "c_" + hashlib.blake2b(founding_key.encode(), digest_size=8).hexdigest()

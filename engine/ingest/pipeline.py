@@ -1,0 +1,202 @@
+"""Ingest: accepted events into the log, resolved to customers, folded into their state.
+
+Events come in batches; each batch is one transaction (events, identity keys, merges and the new
+profile states), so an event counts as accepted only once it is durable, and a failure half-way
+leaves nothing half-written. ``messageId`` makes a resend harmless: a duplicate is counted and
+skipped, in the batch and against the log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from engine.clock import Clock, utc_now
+from engine.events import Event, Rejection, RejectReason
+from engine.identity import identity_keys
+from engine.ingest.resolver import IdentityResolver
+from engine.state.profile import CustomerState
+from engine.state.reducers import StateReducer
+from engine.storage.customer_store import CustomerStore, event_row
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Events parsed from one input record (a line, a row or an API call)."""
+
+    events: list[Event]
+    source: str
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did: counts by outcome, and the rejections in input order."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter[RejectReason] = field(default_factory=Counter)
+    customers_created: int = 0
+    merges: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def rejected_total(self) -> int:
+        """Every rejected record, whatever the reason."""
+        return sum(self.rejected.values())
+
+    def add(self, other: IngestSummary) -> None:
+        """Fold ``other`` into this summary."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected.update(other.rejected)
+        self.customers_created += other.customers_created
+        self.merges += other.merges
+        self.rejections.extend(other.rejections)
+
+
+class Ingestor:
+    """Writes events into the database with identity resolution and profile state."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        reducer: StateReducer,
+        phone_region: str = "US",
+        clock: Clock = utc_now,
+        batch_size: int = 2000,
+    ) -> None:
+        self.engine = engine
+        self.reducer = reducer
+        self.phone_region = phone_region
+        self.clock = clock
+        self.batch_size = batch_size
+        self.store = CustomerStore(engine.dialect.name)
+
+    def ingest(
+        self,
+        records: Iterable[Accepted | Rejection],
+        on_batch: Callable[[IngestSummary], None] | None = None,
+    ) -> IngestSummary:
+        """Ingest every accepted record, batch by batch; rejections are only counted here."""
+        total = IngestSummary()
+        for batch, rejections in self._batches(records):
+            summary = self.write_batch(batch)
+            for rejection in rejections:
+                summary.rejected[rejection.reason] += 1
+            summary.rejections.extend(rejections)
+            total.add(summary)
+            if on_batch is not None:
+                on_batch(summary)
+        return total
+
+    def _batches(
+        self, records: Iterable[Accepted | Rejection]
+    ) -> Iterator[tuple[list[tuple[Event, str]], list[Rejection]]]:
+        batch: list[tuple[Event, str]] = []
+        rejections: list[Rejection] = []
+        for record in records:
+            if isinstance(record, Rejection):
+                rejections.append(record)
+                continue
+            batch.extend((event, record.source) for event in record.events)
+            if len(batch) >= self.batch_size:
+                yield batch, rejections
+                batch, rejections = [], []
+        if batch or rejections:
+            yield batch, rejections
+
+    def write_batch(self, batch: list[tuple[Event, str]]) -> IngestSummary:
+        """Write one batch in one transaction, retrying when a concurrent writer got in first."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return self._write(conn, batch)
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+                if attempt == MAX_ATTEMPTS or not _is_retryable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write(self, conn: sa.Connection, batch: list[tuple[Event, str]]) -> IngestSummary:
+        summary = IngestSummary()
+        fresh: list[tuple[Event, str]] = []
+        seen: set[str] = set()
+        for event, source in batch:
+            if event.message_id in seen:
+                summary.duplicates += 1
+            else:
+                seen.add(event.message_id)
+                fresh.append((event, source))
+        logged = self.store.existing_message_ids(conn, [e.message_id for e, _ in fresh])
+        if logged:
+            summary.duplicates += sum(1 for e, _ in fresh if e.message_id in logged)
+            fresh = [(e, s) for e, s in fresh if e.message_id not in logged]
+        if not fresh:
+            return summary
+
+        keys_of_event = [identity_keys(event, self.phone_region) for event, _ in fresh]
+        all_keys = sorted({key for keys in keys_of_event for key in keys})
+        owners = self.store.owners(conn, all_keys)
+        stored = self.store.states(conn, sorted(set(owners.values())))
+        first_seen = {cid: s.first_seen_at for cid, s in stored.items() if s.first_seen_at}
+        resolver = IdentityResolver(owners, first_seen)
+        for (event, _), keys in zip(fresh, keys_of_event, strict=True):
+            resolver.resolve(keys, event.timestamp, event.message_id)
+        resolution = resolver.result
+
+        new_events: dict[str, list[Event]] = {}
+        now = self.clock()
+        rows = []
+        for (event, source), customer_id in zip(fresh, resolution.customer_of_event, strict=True):
+            final_id = resolution.final(customer_id)
+            new_events.setdefault(final_id, []).append(event)
+            rows.append(event_row(event, final_id, source, now))
+
+        merged_into: dict[str, list[str]] = {}
+        for record in resolution.merges:
+            merged_into.setdefault(resolution.final(record.survivor_id), []).append(
+                record.merged_id
+            )
+        stored_merged = [m for ms in merged_into.values() for m in ms if m in stored]
+        states: dict[str, CustomerState] = {}
+        for customer_id, events in new_events.items():
+            state = stored.get(customer_id)
+            absorbed = [m for m in merged_into.get(customer_id, ()) if m in stored]
+            if state is not None and not absorbed:
+                extended = self.reducer.extend(state, events)
+                if extended is not None:
+                    states[customer_id] = extended
+                    continue
+            history = self.store.history(conn, [customer_id, *absorbed]) if (
+                state is not None or absorbed
+            ) else []
+            states[customer_id] = self.reducer.fold([*history, *events])
+
+        for survivor_id, merged_ids in merged_into.items():
+            in_db = [m for m in merged_ids if m in stored]
+            if in_db:
+                self.store.reassign(conn, in_db, survivor_id)
+        self.store.insert_events(conn, rows)
+        self.store.insert_identities(
+            conn,
+            ((key, resolution.final(cid), at) for key, (cid, at) in resolution.new_keys.items()),
+        )
+        self.store.save_states(conn, states, set(stored), now)
+        self.store.record_merges(conn, resolution.merges, set(stored_merged), now)
+
+        summary.accepted = len(fresh)
+        summary.customers_created = len(resolution.created)
+        summary.merges = len(resolution.merges)
+        return summary
+
+
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    """A unique-key race with a concurrent writer, a deadlock or a busy database."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return "deadlock" in text or "locked" in text or "could not serialize" in text

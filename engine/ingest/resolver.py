@@ -1,0 +1,71 @@
+"""Identity resolution for a batch of events, in memory: which customer each event belongs to.
+
+Pure: it is given the identity keys already known (key -> customer) and the first-seen time of
+those customers, and works out new customers, new keys and merges. Anything that links two
+profiles merges them; the survivor is the profile seen first (by event time, then id), so the
+outcome does not depend on the order in which the linking events arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.identity import customer_id_for
+from engine.storage.customer_store import MergeRecord
+
+
+@dataclass
+class BatchResolution:
+    """What resolving a batch decided: each event's customer, new keys, new customers, merges."""
+
+    customer_of_event: list[str] = field(default_factory=list)
+    new_keys: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
+    merges: list[MergeRecord] = field(default_factory=list)
+    survivor_of: dict[str, str] = field(default_factory=dict)
+
+    def final(self, customer_id: str) -> str:
+        """The live customer that ``customer_id`` ended up as after this batch's merges."""
+        seen = customer_id
+        while seen in self.survivor_of:
+            seen = self.survivor_of[seen]
+        return seen
+
+
+class IdentityResolver:
+    """Resolves events to customers given the known keys; one instance per batch."""
+
+    def __init__(self, owners: dict[str, str], first_seen: dict[str, datetime]) -> None:
+        self._owners = dict(owners)
+        self._first_seen = dict(first_seen)
+        self.result = BatchResolution()
+
+    def resolve(self, keys: list[str], at: datetime, message_id: str) -> str:
+        """The customer of an event carrying ``keys`` at event time ``at``; links and merges."""
+        result = self.result
+        found = {result.final(self._owners[k]) for k in keys if k in self._owners}
+        if not found:
+            customer_id = customer_id_for(keys[0])
+            result.created.add(customer_id)
+            self._first_seen[customer_id] = at
+        elif len(found) == 1:
+            customer_id = found.pop()
+        else:
+            customer_id = min(found, key=lambda c: (self._first_seen.get(c, at), c))
+            for merged_id in sorted(found - {customer_id}):
+                result.survivor_of[merged_id] = customer_id
+                result.merges.append(
+                    MergeRecord(customer_id, merged_id, message_id, tuple(keys), at)
+                )
+                earlier = self._first_seen.get(merged_id, at)
+                if earlier < self._first_seen.get(customer_id, at):
+                    self._first_seen[customer_id] = earlier
+        if at < self._first_seen.get(customer_id, at):
+            self._first_seen[customer_id] = at
+        for key in keys:
+            if key not in self._owners:
+                self._owners[key] = customer_id
+                result.new_keys[key] = (customer_id, at)
+        result.customer_of_event.append(customer_id)
+        return customer_id

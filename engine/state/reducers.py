@@ -1,0 +1,328 @@
+"""Small pure reducers: ``(state, event) -> state`` for each part of the unified profile.
+
+Each reducer looks at one concern (seen, traits, consent, cart, orders) and returns the state
+unchanged when the event is not for it. :class:`StateReducer` indexes them by event, so an event
+costs only the reducers that care, and folds events in event-time order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.events import Event, EventType
+from engine.identity import normalize_email, normalize_phone
+from engine.state.profile import (
+    CONSENT_CHANNELS,
+    Cart,
+    CartItem,
+    Consent,
+    CustomerState,
+    Order,
+    Orders,
+)
+
+Reducer = Callable[[CustomerState, Event], CustomerState]
+
+RECENT_ORDERS_KEPT = 20
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+@lru_cache(maxsize=1024)
+def snake_case(key: str) -> str:
+    """``firstName`` -> ``first_name``: Segment allows reserved traits in either form."""
+    return _CAMEL.sub(r"_\1", key).lower()
+
+
+@lru_cache(maxsize=1024)
+def valid_timezone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _number(value: object, default: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
+
+
+def _text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+# --- seen: first/last seen, channels, user id, time zone and locale from context -------------
+
+
+def reduce_seen(state: CustomerState, event: Event) -> CustomerState:
+    """Times seen, channels seen, the latest userId, and context time zone and locale."""
+    timestamp = event.timestamp
+    first = state.first_seen_at
+    last = state.last_seen_at
+    channels = state.channels
+    if event.channel not in channels:
+        channels = channels | {event.channel}
+    timezone = state.timezone
+    locale = state.locale
+    context = event.context
+    if context:
+        context_zone = context.get("timezone")
+        if isinstance(context_zone, str) and "timezone" not in state.traits:
+            timezone = context_zone if valid_timezone(context_zone) else timezone
+        context_locale = context.get("locale")
+        if isinstance(context_locale, str) and "locale" not in state.traits:
+            locale = context_locale
+    return replace(
+        state,
+        user_id=event.user_id or state.user_id,
+        channels=channels,
+        first_seen_at=timestamp if first is None or timestamp < first else first,
+        last_seen_at=timestamp if last is None or timestamp > last else last,
+        timezone=timezone,
+        locale=locale,
+        event_count=state.event_count + 1,
+        watermark=event.order_key,
+    )
+
+
+# --- traits ---------------------------------------------------------------------------------
+
+
+def make_traits_reducer(phone_region: str) -> Reducer:
+    """The traits reducer, normalising phones with ``phone_region`` for national numbers."""
+
+    def reduce_traits(state: CustomerState, event: Event) -> CustomerState:
+        """Merge the event's traits (identify, or any call's ``context.traits``), latest wins."""
+        if not event.traits:
+            return state
+        traits = dict(state.traits)
+        for key, value in event.traits.items():
+            if key == "consent":
+                continue
+            name = snake_case(key)
+            if name == "email":
+                value = normalize_email(value) or value
+            elif name == "phone":
+                value = normalize_phone(value, phone_region) or value
+            traits[name] = value
+        timezone = state.timezone
+        zone = traits.get("timezone")
+        if isinstance(zone, str) and valid_timezone(zone):
+            timezone = zone
+        locale = traits.get("locale")
+        return replace(
+            state,
+            traits=traits,
+            timezone=timezone,
+            locale=locale if isinstance(locale, str) else state.locale,
+        )
+
+    return reduce_traits
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
+    """``Subscribed``/``Unsubscribed`` for ``properties.channel`` (email when absent), or an
+    identify's ``traits.consent``; events are folded in event time, so the latest wins."""
+    changes: dict[str, bool] = {}
+    if event.type is EventType.TRACK and event.name in ("Subscribed", "Unsubscribed"):
+        channel = event.properties.get("channel") or "email"
+        if channel in CONSENT_CHANNELS:
+            changes[channel] = event.name == "Subscribed"
+    consent_traits = event.traits.get("consent") if event.traits else None
+    if isinstance(consent_traits, dict):
+        for channel, value in consent_traits.items():
+            if channel in CONSENT_CHANNELS and isinstance(value, bool):
+                changes[channel] = value
+    if not changes:
+        return state
+    return replace(state, consent=replace(state.consent, **changes))
+
+
+# --- cart -----------------------------------------------------------------------------------
+
+
+def _cart_item(product: Mapping[str, Any], fallback_quantity: float = 1) -> CartItem | None:
+    product_id = _text(product.get("product_id")) or _text(product.get("sku"))
+    if product_id is None:
+        return None
+    return CartItem(
+        product_id=product_id,
+        name=_text(product.get("name")),
+        price=_number(product.get("price")),
+        quantity=_number(product.get("quantity"), fallback_quantity),
+        url=_text(product.get("url")),
+        image_url=_text(product.get("image_url")),
+        category=_text(product.get("category")),
+    )
+
+
+def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
+    """Product Added and Removed change the cart, Cart Viewed and Checkout Started with products
+    replace it with what the shop shows, Order Completed clears it."""
+    name = event.name
+    cart = state.cart
+    if name == "Order Completed":
+        return replace(state, cart=Cart(items=(), updated_at=event.timestamp))
+    if name == "Product Added":
+        added = _cart_item(event.properties)
+        if added is None:
+            return state
+        items = list(cart.items)
+        for index, item in enumerate(items):
+            if item.product_id == added.product_id:
+                items[index] = replace(added, quantity=item.quantity + added.quantity)
+                break
+        else:
+            items.append(added)
+        return replace(state, cart=Cart(items=tuple(items), updated_at=event.timestamp))
+    if name == "Product Removed":
+        product_id = _text(event.properties.get("product_id")) or _text(
+            event.properties.get("sku")
+        )
+        removed_quantity = event.properties.get("quantity")
+        items = []
+        for item in cart.items:
+            if item.product_id != product_id:
+                items.append(item)
+            elif isinstance(removed_quantity, int | float) and removed_quantity < item.quantity:
+                items.append(replace(item, quantity=item.quantity - removed_quantity))
+        return replace(state, cart=Cart(items=tuple(items), updated_at=event.timestamp))
+    # Cart Viewed / Checkout Started: a snapshot of the cart when products are listed.
+    products = event.properties.get("products")
+    if not isinstance(products, list):
+        return state
+    snapshot = tuple(item for item in map(_cart_item, products) if item is not None)
+    return replace(state, cart=Cart(items=snapshot, updated_at=event.timestamp))
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+def _amount(properties: Mapping[str, Any]) -> float | None:
+    for key in ("total", "revenue", "value"):
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    products = properties.get("products")
+    if isinstance(products, list) and products:
+        return sum(_number(p.get("price")) * _number(p.get("quantity"), 1) for p in products)
+    return None
+
+
+def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
+    """Order Completed counts an order (once per order_id), Order Refunded takes money back."""
+    orders = state.orders
+    order_id = _text(event.properties.get("order_id"))
+    if event.name == "Order Refunded":
+        amount = _amount(event.properties)
+        if amount is None:
+            original = next((o for o in orders.recent if o.order_id == order_id), None)
+            amount = original.total if original is not None else 0.0
+        return replace(
+            state,
+            orders=replace(
+                orders,
+                total=round(orders.total - amount, 2),
+                refunded=round(orders.refunded + amount, 2),
+            ),
+        )
+    total = _amount(event.properties) or 0.0
+    products = event.properties.get("products")
+    order = Order(
+        order_id=order_id,
+        at=event.timestamp,
+        total=total,
+        channel=event.channel,
+        currency=_text(event.properties.get("currency")),
+        products=tuple(products) if isinstance(products, list) else (),
+    )
+    previous = (
+        next((o for o in orders.recent if o.order_id == order_id), None) if order_id else None
+    )
+    if previous is not None:  # the same order reported again (e.g. by web and POS): an update
+        recent = tuple(order if o is previous else o for o in orders.recent)
+        return replace(
+            state,
+            orders=replace(
+                orders, total=round(orders.total - previous.total + total, 2), recent=recent
+            ),
+        )
+    return replace(
+        state,
+        orders=replace(
+            orders,
+            count=orders.count + 1,
+            total=round(orders.total + total, 2),
+            last_at=event.timestamp,
+            recent=(*orders.recent, order)[-RECENT_ORDERS_KEPT:],
+        ),
+    )
+
+
+# --- the index and the fold -----------------------------------------------------------------
+
+_CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
+_ORDER_EVENTS = ("Order Completed", "Order Refunded")
+
+
+class StateReducer:
+    """Applies the reducers an event concerns, and folds an event history into a state."""
+
+    def __init__(self, phone_region: str = "US") -> None:
+        reduce_traits = make_traits_reducer(phone_region)
+        self._by_type: dict[EventType, tuple[Reducer, ...]] = {
+            EventType.IDENTIFY: (reduce_traits, reduce_consent),
+            EventType.ALIAS: (),
+            EventType.PAGE: (reduce_traits,),
+        }
+        self._by_name: dict[str, tuple[Reducer, ...]] = {
+            "Subscribed": (reduce_traits, reduce_consent),
+            "Unsubscribed": (reduce_traits, reduce_consent),
+            "Order Completed": (reduce_traits, reduce_orders, reduce_cart),
+            "Order Refunded": (reduce_traits, reduce_orders),
+        }
+        for name in _CART_EVENTS:
+            self._by_name[name] = (reduce_traits, reduce_cart)
+        self._track_default: tuple[Reducer, ...] = (reduce_traits,)
+
+    def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
+        """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
+        if event.type is EventType.TRACK:
+            return self._by_name.get(event.name, self._track_default)
+        return self._by_type[event.type]
+
+    def apply(self, state: CustomerState, event: Event) -> CustomerState:
+        """``state`` after ``event``; the caller keeps event-time order (see :meth:`fold`)."""
+        state = reduce_seen(state, event)
+        for reducer in self.reducers_for(event):
+            state = reducer(state, event)
+        return state
+
+    def fold(self, events: Iterable[Event], state: CustomerState | None = None) -> CustomerState:
+        """``state`` (empty by default) after ``events`` in event-time order."""
+        result = state if state is not None else CustomerState()
+        for event in sorted(events, key=lambda e: e.order_key):
+            result = self.apply(result, event)
+        return result
+
+    def extend(self, state: CustomerState, events: list[Event]) -> CustomerState | None:
+        """``state`` after newer ``events``, or ``None`` when one is older than the watermark and
+        the caller must fold the whole history again."""
+        ordered = sorted(events, key=lambda e: e.order_key)
+        if state.watermark is not None and ordered and ordered[0].order_key <= state.watermark:
+            return None
+        for event in ordered:
+            state = self.apply(state, event)
+        return state

@@ -1,0 +1,318 @@
+"""Reading and writing the event log, identities and profiles, in bulk, on one connection.
+
+Every method takes the caller's connection, so that ingest writes a whole batch (events,
+identities, merges and profiles) in one transaction: all of it lands or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from engine.events import Event, EventType
+from engine.state.codec import state_from_json, state_to_json
+from engine.state.profile import CustomerState
+from engine.storage.tables import customers, events, identities, merges
+
+T = TypeVar("T")
+CHUNK = 900  # below SQLite's bound-parameter limit on old builds
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event with where it is stored: its sequence number, customer and source."""
+
+    seq: int
+    customer_id: str
+    source: str | None
+    received_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRecord:
+    """Profile ``merged_id`` was merged into ``survivor_id`` by the event ``message_id``."""
+
+    survivor_id: str
+    merged_id: str
+    message_id: str
+    linked_keys: tuple[str, ...]
+    at: datetime
+
+
+def event_row(
+    event: Event, customer_id: str, source: str | None, received_at: datetime
+) -> dict[str, Any]:
+    """The ``events`` row of ``event``."""
+    return {
+        "message_id": event.message_id,
+        "type": event.type.value,
+        "name": event.name,
+        "timestamp": event.timestamp,
+        "customer_id": customer_id,
+        "user_id": event.user_id,
+        "anonymous_id": event.anonymous_id,
+        "channel": event.channel,
+        "payload": event.payload(),
+        "source": source,
+        "received_at": received_at,
+    }
+
+
+def event_from_row(row: Any) -> Event:
+    """The :class:`Event` stored in ``row``."""
+    payload = row.payload
+    return Event(
+        message_id=row.message_id,
+        type=EventType(row.type),
+        name=row.name,
+        timestamp=row.timestamp,
+        user_id=row.user_id,
+        anonymous_id=row.anonymous_id,
+        previous_id=payload.get("previousId"),
+        channel=row.channel,
+        properties=payload.get("properties") or {},
+        traits=payload.get("traits") or {},
+        context=payload.get("context") or {},
+    )
+
+
+class CustomerStore:
+    """Bulk queries over the profile tables; ``lock`` takes row locks where the backend has them."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.lock = dialect_name == "postgresql"
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def existing_message_ids(self, conn: sa.Connection, message_ids: Sequence[str]) -> set[str]:
+        """Those of ``message_ids`` already in the event log."""
+        found: set[str] = set()
+        for part in chunks(message_ids):
+            query = sa.select(events.c.message_id).where(events.c.message_id.in_(part))
+            found.update(conn.scalars(query))
+        return found
+
+    def owners(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, str]:
+        """Identity key -> customer id, for the keys already known."""
+        found: dict[str, str] = {}
+        for part in chunks(keys):
+            query = sa.select(identities.c.key, identities.c.customer_id).where(
+                identities.c.key.in_(part)
+            )
+            found.update((key, cid) for key, cid in conn.execute(query))
+        return found
+
+    def states(self, conn: sa.Connection, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
+        """The stored state of each live customer in ``customer_ids`` (locked on PostgreSQL)."""
+        found: dict[str, CustomerState] = {}
+        for part in chunks(sorted(customer_ids)):
+            query = sa.select(customers.c.id, customers.c.state).where(
+                customers.c.id.in_(part), customers.c.merged_into.is_(None)
+            )
+            if self.lock:
+                query = query.with_for_update()
+            for customer_id, state in conn.execute(query):
+                found[customer_id] = state_from_json(state)
+        return found
+
+    def history(self, conn: sa.Connection, customer_ids: Sequence[str]) -> list[Event]:
+        """Every logged event of the given customers, together."""
+        by_customer = self.history_by_customer(conn, customer_ids)
+        return [event for found in by_customer.values() for event in found]
+
+    def history_by_customer(
+        self, conn: sa.Connection, customer_ids: Sequence[str]
+    ) -> dict[str, list[Event]]:
+        """Every logged event of the given customers, by customer."""
+        found: dict[str, list[Event]] = {}
+        for part in chunks(customer_ids):
+            query = sa.select(events).where(events.c.customer_id.in_(part))
+            for row in conn.execute(query):
+                found.setdefault(row.customer_id, []).append(event_from_row(row))
+        return found
+
+    def stored_events(
+        self, conn: sa.Connection, customer_id: str, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The customer's events, latest first."""
+        query = (
+            sa.select(events)
+            .where(events.c.customer_id == customer_id)
+            .order_by(events.c.timestamp.desc(), events.c.message_id.desc())
+            .limit(limit)
+        )
+        return [
+            StoredEvent(row.seq, row.customer_id, row.source, row.received_at, event_from_row(row))
+            for row in conn.execute(query)
+        ]
+
+    def resolve(self, conn: sa.Connection, reference: str) -> str | None:
+        """The live customer id behind a customer id (merged ones too) or an identity key."""
+        customer_id = conn.scalar(
+            sa.select(identities.c.customer_id).where(identities.c.key == reference)
+        )
+        if customer_id is None:
+            customer_id = reference
+        for _ in range(64):  # merged_into chains are short; the bound guards against a cycle
+            row = conn.execute(
+                sa.select(customers.c.merged_into).where(customers.c.id == customer_id)
+            ).first()
+            if row is None:
+                return None
+            if row.merged_into is None:
+                return customer_id
+            customer_id = row.merged_into
+        return None
+
+    def keys_of(self, conn: sa.Connection, customer_id: str) -> list[str]:
+        """Every identity key of the customer."""
+        query = (
+            sa.select(identities.c.key)
+            .where(identities.c.customer_id == customer_id)
+            .order_by(identities.c.key)
+        )
+        return list(conn.scalars(query))
+
+    def merges_into(self, conn: sa.Connection, customer_id: str) -> list[MergeRecord]:
+        """The merges whose survivor is the customer, oldest first."""
+        query = (
+            sa.select(merges).where(merges.c.survivor_id == customer_id).order_by(merges.c.id)
+        )
+        return [
+            MergeRecord(r.survivor_id, r.merged_id, r.message_id, tuple(r.linked_keys), r.at)
+            for r in conn.execute(query)
+        ]
+
+    def recent_customers(
+        self, conn: sa.Connection, limit: int
+    ) -> list[tuple[str, CustomerState]]:
+        """The live customers seen last, latest first."""
+        query = (
+            sa.select(customers.c.id, customers.c.state)
+            .where(customers.c.merged_into.is_(None))
+            .order_by(customers.c.last_seen_at.desc(), customers.c.id)
+            .limit(limit)
+        )
+        return [(cid, state_from_json(state)) for cid, state in conn.execute(query)]
+
+    def counts(self, conn: sa.Connection) -> dict[str, int]:
+        """How many events, live customers, identity keys and merges are stored."""
+        live = sa.select(sa.func.count()).select_from(customers).where(
+            customers.c.merged_into.is_(None)
+        )
+        return {
+            "events": conn.scalar(sa.select(sa.func.count()).select_from(events)) or 0,
+            "customers": conn.scalar(live) or 0,
+            "identities": conn.scalar(sa.select(sa.func.count()).select_from(identities)) or 0,
+            "merges": conn.scalar(sa.select(sa.func.count()).select_from(merges)) or 0,
+        }
+
+    def live_ids(self, conn: sa.Connection) -> list[str]:
+        """Every customer that has not been merged into another."""
+        query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+        return list(conn.scalars(query.order_by(customers.c.id)))
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Append rows to the event log."""
+        if rows:
+            conn.execute(events.insert(), rows)
+
+    def insert_identities(
+        self, conn: sa.Connection, new_keys: Iterable[tuple[str, str, datetime]]
+    ) -> None:
+        """Record new ``(key, customer_id, first_seen_at)`` identities."""
+        rows = [{"key": k, "customer_id": c, "first_seen_at": t} for k, c, t in new_keys]
+        if rows:
+            conn.execute(identities.insert(), rows)
+
+    def reassign(self, conn: sa.Connection, merged_ids: Sequence[str], survivor_id: str) -> None:
+        """Point the identities and events of merged profiles at their survivor."""
+        for part in chunks(merged_ids):
+            conn.execute(
+                identities.update()
+                .where(identities.c.customer_id.in_(part))
+                .values(customer_id=survivor_id)
+            )
+            conn.execute(
+                events.update().where(events.c.customer_id.in_(part)).values(customer_id=survivor_id)
+            )
+
+    def save_states(
+        self,
+        conn: sa.Connection,
+        states: dict[str, CustomerState],
+        existing: set[str],
+        now: datetime,
+    ) -> None:
+        """Insert or update the profiles in ``states``; ``existing`` says which rows exist."""
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for customer_id, state in states.items():
+            row = {
+                "user_id": state.user_id,
+                "email": state.email,
+                "phone": state.phone,
+                "first_seen_at": state.first_seen_at,
+                "last_seen_at": state.last_seen_at,
+                "state": state_to_json(state),
+                "updated_at": now,
+            }
+            if customer_id in existing:
+                updates.append({"b_id": customer_id, **row})
+            else:
+                inserts.append({"id": customer_id, "merged_into": None, **row})
+        if inserts:
+            conn.execute(customers.insert(), inserts)
+        if updates:
+            statement = customers.update().where(customers.c.id == sa.bindparam("b_id"))
+            conn.execute(statement, updates)
+
+    def record_merges(
+        self, conn: sa.Connection, records: list[MergeRecord], existing: set[str], now: datetime
+    ) -> None:
+        """Mark merged profiles and log each merge; a profile created and merged within one
+        batch gets its row too, so its id still resolves."""
+        if not records:
+            return
+        conn.execute(
+            merges.insert(),
+            [
+                {
+                    "survivor_id": r.survivor_id,
+                    "merged_id": r.merged_id,
+                    "message_id": r.message_id,
+                    "linked_keys": list(r.linked_keys),
+                    "at": r.at,
+                    "recorded_at": now,
+                }
+                for r in records
+            ],
+        )
+        fresh = [
+            {"id": r.merged_id, "merged_into": r.survivor_id, "state": None, "updated_at": now}
+            for r in records
+            if r.merged_id not in existing
+        ]
+        if fresh:
+            conn.execute(customers.insert(), fresh)
+        stale = [
+            {"b_id": r.merged_id, "merged_into": r.survivor_id, "state": None, "updated_at": now}
+            for r in records
+            if r.merged_id in existing
+        ]
+        if stale:
+            statement = customers.update().where(customers.c.id == sa.bindparam("b_id"))
+            conn.execute(statement, stale)

@@ -1,0 +1,84 @@
+"""Opening the database and bringing its schema up to date with Alembic.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``: a committed event
+survives a crash, which is what "durable before accepted" needs. PostgreSQL is used as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from engine.errors import StorageError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+    try:
+        engine = sa.create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise StorageError(f"cannot use database_url {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _alembic_config(connection: sa.Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration this code knows."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The migration the database is at, or ``None`` for an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Apply every migration the database lacks; safe to call on every start."""
+    try:
+        if current_revision(engine) == head_revision():
+            return
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+    except sa.exc.OperationalError as exc:
+        raise StorageError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from exc
+
+
+def open_database(url: str) -> sa.Engine:
+    """An engine for ``url`` with the schema at the newest migration."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    upgrade(engine)
+    return engine

@@ -1,0 +1,137 @@
+"""Parsing Segment messages into events: every field rule and rejection reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.events import (
+    EventInvalid,
+    EventType,
+    RejectReason,
+    content_message_id,
+    parse_message,
+)
+
+T = "2024-05-01T10:00:00Z"
+
+
+def track(**fields: object) -> dict[str, object]:
+    return {"type": "track", "event": "Product Added", "userId": "u1", "timestamp": T, **fields}
+
+
+def rejection(message: object) -> EventInvalid:
+    with pytest.raises(EventInvalid) as info:
+        parse_message(message)
+    return info.value
+
+
+def test_track_is_parsed_with_utc_time_and_web_channel() -> None:
+    [event] = parse_message(track(messageId="m1", properties={"price": 10}))
+    assert event.type is EventType.TRACK
+    assert event.name == "Product Added"
+    assert event.timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert event.channel == "web"
+    assert event.message_id == "m1"
+    assert event.properties == {"price": 10}
+
+
+def test_offsets_are_converted_to_utc_and_naive_times_taken_as_utc() -> None:
+    [event] = parse_message(track(timestamp="2024-05-01T12:00:00+02:00"))
+    assert event.timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    [naive] = parse_message(track(timestamp="2024-05-01T10:00:00"))
+    assert naive.timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def test_identify_merges_context_traits_under_its_own() -> None:
+    [event] = parse_message(
+        {
+            "type": "identify",
+            "anonymousId": "a1",
+            "timestamp": T,
+            "traits": {"email": "x@y.z"},
+            "context": {"traits": {"email": "old@y.z", "plan": "pro"}},
+        }
+    )
+    assert event.traits == {"email": "x@y.z", "plan": "pro"}
+    assert event.name == ""
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "field"),
+    [
+        ([1, 2], RejectReason.NOT_AN_OBJECT, ""),
+        ({"userId": "u", "timestamp": T}, RejectReason.MISSING_FIELD, "type"),
+        ({**track(), "type": "screen"}, RejectReason.UNKNOWN_TYPE, "type"),
+        ({**track(), "userId": None}, RejectReason.MISSING_FIELD, "userId"),
+        ({**track(), "event": " "}, RejectReason.MISSING_FIELD, "event"),
+        ({**track(), "timestamp": "yesterday"}, RejectReason.BAD_TIMESTAMP, "timestamp"),
+        ({**track(), "timestamp": 1714557600}, RejectReason.BAD_TIMESTAMP, "timestamp"),
+        (track(properties="cheap"), RejectReason.INVALID_FIELD, "properties"),
+        (track(properties={"price": "10"}), RejectReason.INVALID_FIELD, "properties.price"),
+        (track(properties={"price": True}), RejectReason.INVALID_FIELD, "properties.price"),
+        (
+            track(properties={"products": [{"quantity": "2"}]}),
+            RejectReason.INVALID_FIELD,
+            "properties.products[0].quantity",
+        ),
+        (track(userId={"id": 1}), RejectReason.INVALID_FIELD, "userId"),
+        (track(userId="u" * 256), RejectReason.INVALID_FIELD, "userId"),
+        (
+            {"type": "alias", "userId": "u1", "timestamp": T},
+            RejectReason.MISSING_FIELD,
+            "previousId",
+        ),
+    ],
+)
+def test_rejections_name_the_field(message: object, reason: RejectReason, field: str) -> None:
+    error = rejection(message)
+    assert error.reason is reason
+    assert error.field == field
+
+
+def test_missing_timestamp_is_rejected_unless_a_default_is_given() -> None:
+    message = track()
+    del message["timestamp"]
+    assert rejection(message).reason is RejectReason.BAD_TIMESTAMP
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    [event] = parse_message(message, default_timestamp=now)
+    assert event.timestamp == now
+
+
+def test_batch_gives_every_item_and_shares_its_context() -> None:
+    events = parse_message(
+        {
+            "batch": [track(messageId="a"), {**track(messageId="b"), "event": "Cart Viewed"}],
+            "context": {"locale": "fr-FR"},
+        }
+    )
+    assert [e.message_id for e in events] == ["a", "b"]
+    assert all(e.context == {"locale": "fr-FR"} for e in events)
+
+
+def test_a_bad_item_rejects_the_whole_batch_naming_the_item() -> None:
+    error = rejection({"type": "batch", "batch": [track(), {**track(), "timestamp": "x"}]})
+    assert error.field == "batch[1].timestamp"
+
+
+def test_channel_from_message_or_context_or_event_name() -> None:
+    assert parse_message(track(channel="POS"))[0].channel == "pos"
+    assert parse_message(track(context={"channel": "call"}))[0].channel == "call"
+    assert parse_message(track(event="Call Completed"))[0].channel == "call"
+    assert parse_message(track(event="Email Opened"))[0].channel == "email"
+
+
+def test_missing_message_id_is_a_stable_content_hash() -> None:
+    first = parse_message(track(properties={"a": 1, "b": 2}))[0].message_id
+    again = parse_message(track(properties={"b": 2, "a": 1}))[0].message_id
+    other = parse_message(track(properties={"a": 2, "b": 2}))[0].message_id
+    assert first == again != other
+    assert first == content_message_id(track(properties={"a": 1, "b": 2}))
+
+
+def test_order_key_breaks_time_ties_by_message_id() -> None:
+    [a] = parse_message(track(messageId="a"))
+    [b] = parse_message(track(messageId="b"))
+    assert sorted([b, a], key=lambda e: e.order_key) == [a, b]

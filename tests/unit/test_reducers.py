@@ -1,0 +1,236 @@
+"""Every reducer of the unified state, and the fold in event-time order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.events import Event, parse_message
+from engine.state.codec import state_from_json, state_to_json
+from engine.state.profile import CustomerState
+from engine.state.reducers import StateReducer, snake_case
+
+START = datetime(2024, 5, 1, 10, tzinfo=UTC)
+reducer = StateReducer("US")
+
+
+def ev(kind: str, minute: int = 0, **fields: Any) -> Event:
+    message: dict[str, Any] = {
+        "type": "identify" if kind == "identify" else "track",
+        "userId": "u1",
+        "timestamp": (START + timedelta(minutes=minute)).isoformat(),
+        "messageId": f"{kind}-{minute}",
+        **fields,
+    }
+    if kind != "identify":
+        message["event"] = kind
+    [event] = parse_message(message)
+    return event
+
+
+def fold(*events: Event) -> CustomerState:
+    return reducer.fold(events)
+
+
+def added(product: str, price: float, minute: int = 0, **extra: Any) -> Event:
+    return ev("Product Added", minute, properties={"product_id": product, "price": price, **extra})
+
+
+# --- seen ---------------------------------------------------------------------------------------
+
+
+def test_seen_times_channels_count_and_user_id() -> None:
+    state = fold(ev("Product Viewed", 5), ev("Order Completed", 1, channel="pos"))
+    assert state.first_seen_at == START + timedelta(minutes=1)
+    assert state.last_seen_at == START + timedelta(minutes=5)
+    assert state.channels == {"web", "pos"}
+    assert state.event_count == 2
+    assert state.user_id == "u1"
+    assert state.watermark == (START + timedelta(minutes=5), "Product Viewed-5")
+
+
+def test_timezone_and_locale_from_context_unless_traits_say() -> None:
+    state = fold(ev("Page", 0, context={"timezone": "Europe/Paris", "locale": "fr-FR"}))
+    assert (state.timezone, state.locale) == ("Europe/Paris", "fr-FR")
+    state = fold(
+        ev("identify", 0, traits={"timezone": "America/Chicago", "locale": "en-US"}),
+        ev("Page", 1, context={"timezone": "Europe/Paris", "locale": "fr-FR"}),
+    )
+    assert (state.timezone, state.locale) == ("America/Chicago", "en-US")
+
+
+def test_unknown_timezone_is_ignored() -> None:
+    assert fold(ev("identify", 0, traits={"timezone": "Mars/Olympus"})).timezone is None
+
+
+# --- traits -------------------------------------------------------------------------------------
+
+
+def test_traits_merge_latest_wins_and_are_normalised() -> None:
+    state = fold(
+        ev("identify", 0, traits={"firstName": "Ann", "email": " ANN@X.COM", "plan": "free"}),
+        ev("identify", 1, traits={"plan": "pro", "phone": "415 555 0100"}),
+    )
+    assert state.traits == {
+        "first_name": "Ann",
+        "email": "ann@x.com",
+        "plan": "pro",
+        "phone": "+14155550100",
+    }
+    assert (state.first_name, state.email, state.phone) == ("Ann", "ann@x.com", "+14155550100")
+
+
+def test_track_context_traits_count_too() -> None:
+    state = fold(ev("Order Completed", 0, context={"traits": {"email": "b@x.com"}}))
+    assert state.email == "b@x.com"
+
+
+def test_snake_case() -> None:
+    assert snake_case("firstName") == "first_name"
+    assert snake_case("createdAt") == "created_at"
+    assert snake_case("email") == "email"
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+def test_consent_starts_false_everywhere() -> None:
+    consent = fold(ev("Product Viewed")).consent
+    assert not (consent.email or consent.sms or consent.call or consent.ads)
+
+
+def test_subscribed_defaults_to_email_and_names_other_channels() -> None:
+    state = fold(
+        ev("Subscribed", 0, properties={"list": "newsletter"}),
+        ev("Subscribed", 1, properties={"channel": "sms"}),
+    )
+    assert state.consent.email and state.consent.sms and not state.consent.call
+
+
+def test_identify_consent_traits() -> None:
+    state = fold(ev("identify", 0, traits={"consent": {"email": True, "call": False, "ads": True}}))
+    assert (state.consent.email, state.consent.call, state.consent.ads) == (True, False, True)
+    assert "consent" not in state.traits
+
+
+def test_latest_consent_by_event_time_wins_whatever_the_arrival_order() -> None:
+    subscribe = ev("Subscribed", 5)
+    unsubscribe = ev("Unsubscribed", 9)
+    assert not reducer.fold([unsubscribe, subscribe]).consent.email
+    assert not reducer.fold([subscribe, unsubscribe]).consent.email
+    later_subscribe = ev("Subscribed", 12)
+    assert reducer.fold([later_subscribe, unsubscribe, subscribe]).consent.email
+
+
+# --- cart ---------------------------------------------------------------------------------------
+
+
+def test_cart_adds_merge_quantities_and_value() -> None:
+    state = fold(added("p1", 60, 0, quantity=2, name="Shoe"), added("p2", 5, 1), added("p1", 60, 2))
+    assert [(i.product_id, i.quantity) for i in state.cart.items] == [("p1", 3), ("p2", 1)]
+    assert state.cart.value == 185
+    assert state.cart.updated_at == START + timedelta(minutes=2)
+
+
+def test_cart_remove_partial_and_whole() -> None:
+    state = fold(
+        added("p1", 10, 0, quantity=3),
+        added("p2", 5, 1),
+        ev("Product Removed", 2, properties={"product_id": "p1", "quantity": 1}),
+        ev("Product Removed", 3, properties={"product_id": "p2"}),
+    )
+    assert [(i.product_id, i.quantity) for i in state.cart.items] == [("p1", 2)]
+    assert state.cart.value == 20
+
+
+def test_cart_viewed_with_products_replaces_the_cart() -> None:
+    state = fold(
+        added("p1", 10),
+        ev("Cart Viewed", 1, properties={"products": [{"product_id": "p9", "price": 7}]}),
+    )
+    assert [i.product_id for i in state.cart.items] == ["p9"]
+    assert fold(added("p1", 10), ev("Cart Viewed", 1)).cart.items[0].product_id == "p1"
+
+
+def test_order_clears_the_cart() -> None:
+    state = fold(added("p1", 10), ev("Order Completed", 1, properties={"order_id": "o1"}))
+    assert state.cart.items == ()
+    assert state.cart.value == 0
+
+
+# --- orders -------------------------------------------------------------------------------------
+
+
+def test_orders_count_total_last_across_channels() -> None:
+    state = fold(
+        ev("Order Completed", 0, properties={"order_id": "o1", "revenue": 100}),
+        ev("Order Completed", 5, channel="pos", properties={"order_id": "o2", "total": 40.5}),
+    )
+    assert (state.orders.count, state.orders.total) == (2, 140.5)
+    assert state.orders.last_at == START + timedelta(minutes=5)
+    assert state.orders.last is not None
+    assert (state.orders.last.order_id, state.orders.last.channel) == ("o2", "pos")
+
+
+def test_order_amount_falls_back_to_products() -> None:
+    state = fold(
+        ev(
+            "Order Completed",
+            0,
+            properties={"products": [{"price": 10, "quantity": 2}, {"price": 5}]},
+        )
+    )
+    assert state.orders.total == 25
+
+
+def test_the_same_order_reported_twice_counts_once() -> None:
+    state = fold(
+        ev("Order Completed", 0, properties={"order_id": "o1", "total": 100}),
+        ev("Order Completed", 1, channel="pos", properties={"order_id": "o1", "total": 90}),
+    )
+    assert (state.orders.count, state.orders.total) == (1, 90)
+
+
+def test_refund_with_and_without_amount() -> None:
+    state = fold(
+        ev("Order Completed", 0, properties={"order_id": "o1", "total": 100}),
+        ev("Order Completed", 1, properties={"order_id": "o2", "total": 30}),
+        ev("Order Refunded", 2, properties={"order_id": "o1", "total": 20}),
+        ev("Order Refunded", 3, properties={"order_id": "o2"}),
+    )
+    assert (state.orders.count, state.orders.total, state.orders.refunded) == (2, 80, 50)
+
+
+# --- the fold -----------------------------------------------------------------------------------
+
+
+def test_fold_is_independent_of_arrival_order() -> None:
+    events = [
+        added("p1", 10, 0),
+        ev("identify", 1, traits={"email": "a@x.com"}),
+        ev("Order Completed", 2, properties={"order_id": "o1", "total": 10}),
+        added("p2", 20, 3),
+        ev("Unsubscribed", 4),
+    ]
+    forward = reducer.fold(events)
+    assert reducer.fold(list(reversed(events))) == forward
+    assert [i.product_id for i in forward.cart.items] == ["p2"]
+
+
+def test_extend_applies_newer_events_and_refuses_older_ones() -> None:
+    base = fold(added("p1", 10, 5))
+    extended = reducer.extend(base, [added("p2", 1, 6)])
+    assert extended is not None and len(extended.cart.items) == 2
+    assert reducer.extend(base, [added("p0", 1, 4)]) is None
+
+
+@pytest.mark.parametrize("minute", [0, 3])
+def test_state_json_round_trip(minute: int) -> None:
+    state = fold(
+        added("p1", 10, minute, name="Shoe", url="https://x/p1"),
+        ev("identify", 1, traits={"email": "a@x.com", "consent": {"email": True}}),
+        ev("Order Completed", 2, properties={"order_id": "o1", "total": 10, "products": [{}]}),
+    )
+    assert state_from_json(state_to_json(state)) == state
