@@ -65,7 +65,9 @@ class Followup:
         records: list[Accepted | Rejection] = []
         for index, message in enumerate(messages, start=1):
             try:
-                events = parse_message(dict(message), default_timestamp=self.clock())
+                events = parse_message(
+                    dict(message), default_timestamp=self.clock(), phone_region=self.phone_region
+                )
             except EventInvalid as exc:
                 raw = repr(message)
                 records.append(Rejection(source, index, exc.reason, exc.field, exc.message, raw))

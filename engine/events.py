@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from engine.contact import normalize_email, normalize_phone
+
 
 class EventType(enum.StrEnum):
     """The Segment calls that carry customer data."""
@@ -40,7 +42,7 @@ class RejectReason(enum.StrEnum):
     INVALID_ROW = "invalid_row"
 
 
-class EventInvalid(Exception):  # noqa: N818 - an outcome of validation, not a program error
+class EventInvalid(Exception):
     """A message breaks the spec; ``field`` is the dotted path of the culprit."""
 
     def __init__(self, reason: RejectReason, field: str, message: str) -> None:
@@ -170,12 +172,26 @@ def _check_numbers(properties: Mapping[str, Any]) -> None:
     for index, product in enumerate(products):
         for key in ("price", "quantity"):
             value = product.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
                 raise EventInvalid(
                     RejectReason.INVALID_FIELD,
                     f"properties.products[{index}].{key}",
                     f"{key} must be a number",
                 )
+
+
+def _identifies(
+    traits: Mapping[str, Any], properties: Mapping[str, Any], phone_region: str
+) -> bool:
+    """Whether traits (or a signup's properties) name an email or phone to identify by: a POS
+    export or a signup form often knows no other id. (Segment itself insists on an id.)"""
+    return bool(
+        normalize_email(traits.get("email"))
+        or normalize_email(properties.get("email"))
+        or normalize_phone(traits.get("phone"), phone_region)
+    )
 
 
 def default_channel(name: str) -> str:
@@ -199,6 +215,7 @@ def parse_message(
     *,
     default_timestamp: datetime | None = None,
     default_channel_name: str | None = None,
+    phone_region: str = "US",
 ) -> list[Event]:
     """Parse one Segment message (``batch`` included) into events, or raise :class:`EventInvalid`.
 
@@ -221,6 +238,7 @@ def parse_message(
                         item,
                         default_timestamp=default_timestamp,
                         default_channel_name=default_channel_name,
+                        phone_region=phone_region,
                     )
                 )
             except EventInvalid as exc:
@@ -228,11 +246,14 @@ def parse_message(
                     exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
                 ) from None
         return events
-    return [_parse_single(message, default_timestamp, default_channel_name)]
+    return [_parse_single(message, default_timestamp, default_channel_name, phone_region)]
 
 
 def _parse_single(
-    message: dict[str, Any], default_timestamp: datetime | None, default_channel_name: str | None
+    message: dict[str, Any],
+    default_timestamp: datetime | None,
+    default_channel_name: str | None,
+    phone_region: str,
 ) -> Event:
     raw_type = message.get("type")
     if raw_type is None:
@@ -249,10 +270,6 @@ def _parse_single(
     user_id = _optional_id(message, "userId")
     anonymous_id = _optional_id(message, "anonymousId")
     previous_id = _optional_id(message, "previousId") if event_type is EventType.ALIAS else None
-    if user_id is None and anonymous_id is None:
-        raise EventInvalid(
-            RejectReason.MISSING_FIELD, "userId", "every message needs a userId or an anonymousId"
-        )
     if event_type is EventType.ALIAS and previous_id is None:
         raise EventInvalid(RejectReason.MISSING_FIELD, "previousId", "alias needs a previousId")
 
@@ -281,6 +298,16 @@ def _parse_single(
     context_traits = _object(context, "traits") if context else _EMPTY
     if context_traits:
         traits = {**context_traits, **traits}
+    if (
+        user_id is None
+        and anonymous_id is None
+        and not _identifies(traits, properties, phone_region)
+    ):
+        raise EventInvalid(
+            RejectReason.MISSING_FIELD,
+            "userId",
+            "every message needs a userId, an anonymousId, or an email or phone in its traits",
+        )
     _check_numbers(properties)
 
     raw_channel = message.get("channel") or (context.get("channel") if context else None)

@@ -9,47 +9,14 @@ identity resolution needs to know. The resolver that merges profiles lives in
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
-import phonenumbers
-
+from engine.contact import normalize_email, normalize_phone
 from engine.events import Event, EventType
 
 USER = "user"
 ANONYMOUS = "anon"
 EMAIL = "email"
 PHONE = "phone"
-
-
-def normalize_email(raw: object) -> str | None:
-    """``raw`` trimmed and lowercased, or ``None`` when it cannot be an address."""
-    if not isinstance(raw, str):
-        return None
-    email = raw.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
-        return None
-    return email
-
-
-@lru_cache(maxsize=65536)
-def _normalize_phone_text(raw: str, region: str) -> str | None:
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
-def normalize_phone(raw: object, region: str = "US") -> str | None:
-    """``raw`` in E.164 (``+14155550100``), using ``region`` for national numbers; ``None`` when it
-    is not a possible phone number."""
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str) or not raw.strip():
-        return None
-    return _normalize_phone_text(raw.strip(), region)
 
 
 def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
@@ -63,7 +30,7 @@ def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
         keys.append(f"{ANONYMOUS}:{event.previous_id}")
     traits = event.traits
     email = normalize_email(traits.get("email")) if traits else None
-    if email is None and event.name in ("Subscribed", "Unsubscribed"):
+    if email is None and event.properties:  # a signup form's or a shop's order email
         email = normalize_email(event.properties.get("email"))
     if email is not None:
         keys.append(f"{EMAIL}:{email}")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from engine.clock import Clock, utc_now
-from engine.identity import ANONYMOUS, EMAIL, PHONE, USER, normalize_email, normalize_phone
+from engine.contact import normalize_email, normalize_phone
+from engine.identity import ANONYMOUS, EMAIL, PHONE, USER
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 from engine.storage.customer_store import CHUNK, CustomerStore, MergeRecord, StoredEvent

@@ -20,7 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 state_app = typer.Typer(help="The derived customer state.", no_args_is_help=True)
-samples_app = typer.Typer(help="The real sample data sets, as Segment events.", no_args_is_help=True)
+samples_app = typer.Typer(
+    help="The real sample data sets, as Segment events.", no_args_is_help=True
+)
 app.add_typer(state_app, name="state")
 app.add_typer(customers_app, name="customers")
 app.add_typer(samples_app, name="samples")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,13 +28,22 @@ def _money(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _event_summary(properties: dict[str, Any] | Any) -> str:
-    shown = []
-    for key in ("product_id", "name", "price", "quantity", "order_id", "revenue", "total",
-                "channel", "list", "outcome"):
-        if key in properties:
-            shown.append(f"{key}={properties[key]}")
-    return " ".join(shown)
+_SHOWN_PROPERTIES = (
+    "product_id",
+    "name",
+    "price",
+    "quantity",
+    "order_id",
+    "revenue",
+    "total",
+    "channel",
+    "list",
+    "outcome",
+)
+
+
+def _event_summary(properties: Mapping[str, Any]) -> str:
+    return " ".join(f"{key}={properties[key]}" for key in _SHOWN_PROPERTIES if key in properties)
 
 
 @customers_app.command("list")
@@ -42,19 +52,28 @@ def list_customers(
     limit: Annotated[int, typer.Option(help="How many customers, latest seen first.")] = 20,
 ) -> None:
     """The customers seen last, with their orders, cart and channels."""
-    with open_engine(ctx) as followup:
-        with followup.engine.connect() as conn:
-            counts = followup.ingestor.store.counts(conn)
-            rows = followup.ingestor.store.recent_customers(conn, limit)
+    with open_engine(ctx) as followup, followup.engine.connect() as conn:
+        counts = followup.ingestor.store.counts(conn)
+        rows = followup.ingestor.store.recent_customers(conn, limit)
     table = Table(
         title=f"{counts['customers']:,} customers from {counts['events']:,} events "
         f"({counts['merges']:,} profiles merged); latest seen first",
         title_justify="left",
     )
-    for column in ("id", "user id", "email", "events", "orders", "spent", "cart", "channels",
-                   "last seen"):
-        table.add_column(column, justify="right" if column in ("events", "orders", "spent",
-                                                              "cart") else "left")
+    for column in (
+        "id",
+        "user id",
+        "email",
+        "events",
+        "orders",
+        "spent",
+        "cart",
+        "channels",
+        "last seen",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("events", "orders", "spent", "cart") else "left"
+        )
     for customer_id, state in rows:
         table.add_row(
             customer_id,
@@ -113,42 +132,59 @@ def _print_profile(profile: CustomerProfile) -> None:
     state = profile.state
     console.print(Columns([_profile_panel(profile), _consent_panel(state), _orders_panel(state)]))
     if state.cart.items:
-        cart = Table(title=f"cart: {_money(state.cart.value)} "
-                     f"(updated {_when(state.cart.updated_at)})", title_justify="left")
+        cart = Table(
+            title=f"cart: {_money(state.cart.value)} (updated {_when(state.cart.updated_at)})",
+            title_justify="left",
+        )
         for column in ("product", "name", "price", "quantity"):
             cart.add_column(column)
         for item in state.cart.items:
-            cart.add_row(item.product_id, item.name or "-", _money(item.price),
-                         f"{item.quantity:g}")
+            cart.add_row(
+                item.product_id, item.name or "-", _money(item.price), f"{item.quantity:g}"
+            )
         console.print(cart)
     if state.orders.recent:
         orders = Table(title="recent orders", title_justify="left")
         for column in ("at", "order", "channel", "total"):
             orders.add_column(column)
         for order in reversed(state.orders.recent[-5:]):
-            orders.add_row(_when(order.at), order.order_id or "-", order.channel,
-                           _money(order.total))
+            orders.add_row(
+                _when(order.at), order.order_id or "-", order.channel, _money(order.total)
+            )
         console.print(orders)
     console.print("identities: " + ", ".join(profile.identity_keys), soft_wrap=True)
     for merge in profile.merges:
-        console.print(f"merged {merge.merged_id} at {_when(merge.at)} by event "
-                      f"{merge.message_id} ({', '.join(merge.linked_keys)})", soft_wrap=True)
-    events = Table(title=f"latest {len(profile.recent_events)} events across channels",
-                   title_justify="left")
+        console.print(
+            f"merged {merge.merged_id} at {_when(merge.at)} by event "
+            f"{merge.message_id} ({', '.join(merge.linked_keys)})",
+            soft_wrap=True,
+        )
+    events = Table(
+        title=f"latest {len(profile.recent_events)} events across channels", title_justify="left"
+    )
     for column in ("at", "channel", "event", "details", "source"):
         events.add_column(column)
     for stored in profile.recent_events:
         event = stored.event
-        events.add_row(_when(event.timestamp), event.channel, event.name or event.type.value,
-                       _event_summary(event.properties), stored.source or "-")
+        events.add_row(
+            _when(event.timestamp),
+            event.channel,
+            event.name or event.type.value,
+            _event_summary(event.properties),
+            stored.source or "-",
+        )
     console.print(events)
 
 
 @customers_app.command("show")
 def show_customer(
     ctx: typer.Context,
-    reference: Annotated[str, typer.Argument(
-        metavar="EMAIL|ID", help="Customer id, userId, email, phone or anonymousId.")],
+    reference: Annotated[
+        str,
+        typer.Argument(
+            metavar="EMAIL|ID", help="Customer id, userId, email, phone or anonymousId."
+        ),
+    ],
     events: Annotated[int, typer.Option(help="How many recent events to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:

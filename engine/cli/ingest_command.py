@@ -92,9 +92,9 @@ def ingest(
                 progress.advance(task, size)
 
             if csv_mapping is not None:
-                records = read_csv(file, csv_mapping, advance)
+                records = read_csv(file, csv_mapping, advance, followup.phone_region)
             else:
-                records = read_jsonl(file, on_progress=advance)
+                records = read_jsonl(file, on_progress=advance, phone_region=followup.phone_region)
             summary = followup.ingestor.ingest(records)
     rejects_path = None
     if summary.rejections:

@@ -98,14 +98,15 @@ class CsvMapping(BaseModel):
     delimiter: str = ","
     timestamp: TimestampColumn
     message_id: MessageIdColumn | None = None
-    columns: dict[str, str | ColumnTarget]
+    columns: dict[str, ColumnTarget]
 
-    def targets(self) -> dict[str, ColumnTarget]:
-        """Every mapped column with its target."""
-        return {
-            column: target if isinstance(target, ColumnTarget) else ColumnTarget(to=target)
-            for column, target in self.columns.items()
-        }
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        """``column: path`` is short for ``column: {to: path}``."""
+        if isinstance(value, dict):
+            return {k: {"to": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 def load_mapping(path: Path) -> CsvMapping:
@@ -148,7 +149,7 @@ def _parse_time(text: str, spec: TimestampColumn) -> str:
     elif spec.format == "unix_ms":
         return datetime.fromtimestamp(float(text) / 1000, UTC).isoformat()
     else:
-        parsed = datetime.strptime(text, spec.format)  # noqa: DTZ007 - zone added below
+        parsed = datetime.strptime(text, spec.format)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(spec.timezone))
     return parsed.isoformat()
@@ -169,7 +170,7 @@ def row_to_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
         message["event"] = mapping.event
     if mapping.channel is not None:
         message["channel"] = mapping.channel
-    for column, target in mapping.targets().items():
+    for column, target in mapping.columns.items():
         text = (row.get(column) or "").strip()
         if text == "":
             continue
@@ -207,7 +208,10 @@ def _lines(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[st
 
 
 def read_csv(
-    path: Path, mapping: CsvMapping, on_progress: Callable[[int], None] | None = None
+    path: Path,
+    mapping: CsvMapping,
+    on_progress: Callable[[int], None] | None = None,
+    phone_region: str = "US",
 ) -> Iterator[Accepted | Rejection]:
     """Every row of the CSV at ``path`` as events or a rejection."""
     source = str(path)
@@ -227,7 +231,7 @@ def read_csv(
         raw = mapping.delimiter.join(row.get(column) or "" for column in header)
         try:
             message = row_to_message(row, mapping)
-            events = parse_message(message)
+            events = parse_message(message, phone_region=phone_region)
         except EventInvalid as exc:
             yield Rejection(source, line, exc.reason, exc.field, exc.message, raw)
             continue

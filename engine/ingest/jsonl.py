@@ -23,7 +23,11 @@ def _raw_text(raw: bytes) -> str:
 
 
 def parse_jsonl_line(
-    raw: bytes, source: str, line: int, max_line_bytes: int = MAX_LINE_BYTES
+    raw: bytes,
+    source: str,
+    line: int,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    phone_region: str = "US",
 ) -> Accepted | Rejection | None:
     """One line of a JSONL file; ``None`` for a blank line."""
     if len(raw) > max_line_bytes:
@@ -44,7 +48,7 @@ def parse_jsonl_line(
             source, line, RejectReason.INVALID_JSON, "", f"not valid JSON: {exc}", _raw_text(raw)
         )
     try:
-        events = parse_message(message)
+        events = parse_message(message, phone_region=phone_region)
     except EventInvalid as exc:
         return Rejection(source, line, exc.reason, exc.field, exc.message, _raw_text(raw))
     return Accepted(events, f"{source}:{line}")
@@ -54,6 +58,7 @@ def read_jsonl(
     path: Path,
     max_line_bytes: int = MAX_LINE_BYTES,
     on_progress: Callable[[int], None] | None = None,
+    phone_region: str = "US",
 ) -> Iterator[Accepted | Rejection]:
     """Every record of the file at ``path``; ``on_progress`` hears the bytes read."""
     source = str(path)
@@ -61,6 +66,6 @@ def read_jsonl(
         for number, raw in enumerate(handle, start=1):
             if on_progress is not None:
                 on_progress(len(raw))
-            record = parse_jsonl_line(raw, source, number, max_line_bytes)
+            record = parse_jsonl_line(raw, source, number, max_line_bytes, phone_region)
             if record is not None:
                 yield record

@@ -171,9 +171,11 @@ class Ingestor:
                 if extended is not None:
                     states[customer_id] = extended
                     continue
-            history = self.store.history(conn, [customer_id, *absorbed]) if (
-                state is not None or absorbed
-            ) else []
+            history = (
+                self.store.history(conn, [customer_id, *absorbed])
+                if (state is not None or absorbed)
+                else []
+            )
             states[customer_id] = self.reducer.fold([*history, *events])
 
         for survivor_id, merged_ids in merged_into.items():

@@ -43,6 +43,8 @@ class IdentityResolver:
 
     def resolve(self, keys: list[str], at: datetime, message_id: str) -> str:
         """The customer of an event carrying ``keys`` at event time ``at``; links and merges."""
+        if not keys:
+            raise ValueError(f"event {message_id} carries no identity; parse_message rejects those")
         result = self.result
         found = {result.final(self._owners[k]) for k in keys if k in self._owners}
         if not found:

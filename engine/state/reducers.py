@@ -14,16 +14,14 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.contact import normalize_email, normalize_phone
 from engine.events import Event, EventType
-from engine.identity import normalize_email, normalize_phone
 from engine.state.profile import (
     CONSENT_CHANNELS,
     Cart,
     CartItem,
-    Consent,
     CustomerState,
     Order,
-    Orders,
 )
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
@@ -142,9 +140,11 @@ def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
             changes[channel] = event.name == "Subscribed"
     consent_traits = event.traits.get("consent") if event.traits else None
     if isinstance(consent_traits, dict):
-        for channel, value in consent_traits.items():
-            if channel in CONSENT_CHANNELS and isinstance(value, bool):
-                changes[channel] = value
+        changes.update(
+            (channel, value)
+            for channel, value in consent_traits.items()
+            if channel in CONSENT_CHANNELS and isinstance(value, bool)
+        )
     if not changes:
         return state
     return replace(state, consent=replace(state.consent, **changes))
@@ -188,9 +188,7 @@ def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
             items.append(added)
         return replace(state, cart=Cart(items=tuple(items), updated_at=event.timestamp))
     if name == "Product Removed":
-        product_id = _text(event.properties.get("product_id")) or _text(
-            event.properties.get("sku")
-        )
+        product_id = _text(event.properties.get("product_id")) or _text(event.properties.get("sku"))
         removed_quantity = event.properties.get("quantity")
         items = []
         for item in cart.items:

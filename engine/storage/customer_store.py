@@ -186,17 +186,13 @@ class CustomerStore:
 
     def merges_into(self, conn: sa.Connection, customer_id: str) -> list[MergeRecord]:
         """The merges whose survivor is the customer, oldest first."""
-        query = (
-            sa.select(merges).where(merges.c.survivor_id == customer_id).order_by(merges.c.id)
-        )
+        query = sa.select(merges).where(merges.c.survivor_id == customer_id).order_by(merges.c.id)
         return [
             MergeRecord(r.survivor_id, r.merged_id, r.message_id, tuple(r.linked_keys), r.at)
             for r in conn.execute(query)
         ]
 
-    def recent_customers(
-        self, conn: sa.Connection, limit: int
-    ) -> list[tuple[str, CustomerState]]:
+    def recent_customers(self, conn: sa.Connection, limit: int) -> list[tuple[str, CustomerState]]:
         """The live customers seen last, latest first."""
         query = (
             sa.select(customers.c.id, customers.c.state)
@@ -208,8 +204,10 @@ class CustomerStore:
 
     def counts(self, conn: sa.Connection) -> dict[str, int]:
         """How many events, live customers, identity keys and merges are stored."""
-        live = sa.select(sa.func.count()).select_from(customers).where(
-            customers.c.merged_into.is_(None)
+        live = (
+            sa.select(sa.func.count())
+            .select_from(customers)
+            .where(customers.c.merged_into.is_(None))
         )
         return {
             "events": conn.scalar(sa.select(sa.func.count()).select_from(events)) or 0,
@@ -247,7 +245,9 @@ class CustomerStore:
                 .values(customer_id=survivor_id)
             )
             conn.execute(
-                events.update().where(events.c.customer_id.in_(part)).values(customer_id=survivor_id)
+                events.update()
+                .where(events.c.customer_id.in_(part))
+                .values(customer_id=survivor_id)
             )
 
     def save_states(

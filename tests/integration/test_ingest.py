@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.events import parse_message
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import Accepted
-from engine.events import parse_message
 from engine.state.codec import state_to_json
 from engine.storage.tables import customers, events, identities, merges
 
@@ -46,11 +46,21 @@ def write_jsonl(path: Path, messages: list[Any]) -> Path:
 def test_the_anonymous_cart_becomes_the_known_customer_at_checkout(followup: Followup) -> None:
     followup.ingest_messages(
         [
-            message("Product Added", 0, "m1", anonymousId="anon-1",
-                    properties={"product_id": "p1", "price": 120, "quantity": 1}),
+            message(
+                "Product Added",
+                0,
+                "m1",
+                anonymousId="anon-1",
+                properties={"product_id": "p1", "price": 120, "quantity": 1},
+            ),
             message("Subscribed", 1, "m2", userId="u-42", properties={"email": "ann@example.com"}),
-            message("Checkout Started", 2, "m3", anonymousId="anon-1",
-                    context={"traits": {"email": "Ann@Example.com"}}),
+            message(
+                "Checkout Started",
+                2,
+                "m3",
+                anonymousId="anon-1",
+                context={"traits": {"email": "Ann@Example.com"}},
+            ),
         ]
     )
     profile = followup.profile("ann@example.com")
@@ -72,7 +82,11 @@ def test_the_anonymous_cart_becomes_the_known_customer_at_checkout(followup: Fol
 
 def test_merge_across_batches_keeps_both_histories(followup: Followup) -> None:
     followup.ingest_messages(
-        [message("Product Added", 0, "a", anonymousId="x", properties={"product_id": "p", "price": 5})]
+        [
+            message(
+                "Product Added", 0, "a", anonymousId="x", properties={"product_id": "p", "price": 5}
+            )
+        ]
     )
     followup.ingest_messages(
         [message("Order Completed", 1, "b", userId="u", properties={"order_id": "o", "total": 9})]
@@ -88,7 +102,9 @@ def test_merge_across_batches_keeps_both_histories(followup: Followup) -> None:
     with followup.engine.connect() as conn:
         owners = set(conn.scalars(sa.select(events.c.customer_id)))
         live = conn.scalar(
-            sa.select(sa.func.count()).select_from(customers).where(customers.c.merged_into.is_(None))
+            sa.select(sa.func.count())
+            .select_from(customers)
+            .where(customers.c.merged_into.is_(None))
         )
     assert owners == {profile.id}
     assert live == 1
@@ -98,9 +114,15 @@ def test_duplicates_by_message_id_change_nothing(followup: Followup, tmp_path: P
     path = write_jsonl(
         tmp_path / "events.jsonl",
         [
-            message("Product Added", 0, "m1", userId="u", properties={"product_id": "p", "price": 1}),
-            message("Product Added", 0, "m1", userId="u", properties={"product_id": "p", "price": 1}),
-            message("Product Added", 1, "m2", userId="u", properties={"product_id": "p", "price": 1}),
+            message(
+                "Product Added", 0, "m1", userId="u", properties={"product_id": "p", "price": 1}
+            ),
+            message(
+                "Product Added", 0, "m1", userId="u", properties={"product_id": "p", "price": 1}
+            ),
+            message(
+                "Product Added", 1, "m2", userId="u", properties={"product_id": "p", "price": 1}
+            ),
         ],
     )
     first = followup.ingestor.ingest(read_jsonl(path))
@@ -119,7 +141,11 @@ def test_out_of_order_events_follow_event_time(followup: Followup) -> None:
     followup.ingest_messages([message("Unsubscribed", 10, "late", userId="u")])
     followup.ingest_messages([message("Subscribed", 5, "early", userId="u")])
     followup.ingest_messages(
-        [message("Product Added", 1, "first", userId="u", properties={"product_id": "p", "price": 3})]
+        [
+            message(
+                "Product Added", 1, "first", userId="u", properties={"product_id": "p", "price": 3}
+            )
+        ]
     )
     profile = followup.profile("u")
     assert profile is not None
@@ -133,9 +159,17 @@ def test_rebuild_gives_the_same_state_and_repairs_a_corrupted_one(followup: Foll
     followup.ingest_messages(
         [
             message("identify", 0, "i", userId="u", traits={"email": "u@x.com", "firstName": "U"}),
-            message("Product Added", 1, "p", userId="u", properties={"product_id": "p", "price": 3}),
-            message("Order Completed", 2, "o", userId="v", context={"traits": {"email": "u@x.com"}},
-                    properties={"order_id": "o", "total": 3}),
+            message(
+                "Product Added", 1, "p", userId="u", properties={"product_id": "p", "price": 3}
+            ),
+            message(
+                "Order Completed",
+                2,
+                "o",
+                userId="v",
+                context={"traits": {"email": "u@x.com"}},
+                properties={"order_id": "o", "total": 3},
+            ),
         ]
     )
     profile = followup.profile("u@x.com")
@@ -143,8 +177,11 @@ def test_rebuild_gives_the_same_state_and_repairs_a_corrupted_one(followup: Foll
     expected = state_to_json(profile.state)
     assert followup.rebuild_states().changed == 0
     with followup.engine.begin() as conn:
-        conn.execute(customers.update().where(customers.c.id == profile.id).values(
-            state={**expected, "event_count": 99}))
+        conn.execute(
+            customers.update()
+            .where(customers.c.id == profile.id)
+            .values(state={**expected, "event_count": 99})
+        )
     summary = followup.rebuild_states()
     assert (summary.customers, summary.changed) == (1, 1)
     rebuilt = followup.profile("u@x.com")
@@ -168,18 +205,34 @@ def test_a_failing_batch_leaves_nothing_half_written(
     assert count(followup, events) == 1
 
 
-def test_rejected_input_loses_nothing_and_applies_nothing(followup: Followup, tmp_path: Path) -> None:
+def test_rejected_input_loses_nothing_and_applies_nothing(
+    followup: Followup, tmp_path: Path
+) -> None:
     good = message("Product Added", 0, "ok", userId="u", properties={"product_id": "p", "price": 2})
-    huge = {**message("Product Viewed", 1, "big", userId="u"), "properties": {"blob": "x" * 10_000_000}}
+    huge = {
+        **message("Product Viewed", 1, "big", userId="u"),
+        "properties": {"blob": "x" * 10_000_000},
+    }
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(
-        orjson.dumps(good) + b"\n"
+        orjson.dumps(good)
+        + b"\n"
         + b'{"type": "track", "event": \n'  # malformed JSON
-        + orjson.dumps({"type": "track", "event": "E", "timestamp": at(0)}) + b"\n"  # no ids
-        + orjson.dumps({**good, "messageId": "t", "timestamp": "31/12/2024"}) + b"\n"
-        + orjson.dumps(huge) + b"\n"
-        + orjson.dumps({"batch": [{**good, "messageId": "b1"}, {**good, "messageId": "b2",
-                                                                "timestamp": "nope"}]}) + b"\n"
+        + orjson.dumps({"type": "track", "event": "E", "timestamp": at(0)})
+        + b"\n"  # no ids
+        + orjson.dumps({**good, "messageId": "t", "timestamp": "31/12/2024"})
+        + b"\n"
+        + orjson.dumps(huge)
+        + b"\n"
+        + orjson.dumps(
+            {
+                "batch": [
+                    {**good, "messageId": "b1"},
+                    {**good, "messageId": "b2", "timestamp": "nope"},
+                ]
+            }
+        )
+        + b"\n"
     )
     summary = followup.ingestor.ingest(read_jsonl(path))
     assert summary.accepted == 1
@@ -201,8 +254,13 @@ def test_many_events_across_batches(followup: Followup) -> None:
     records = []
     for i in range(500):
         user = f"u{i % 40}"
-        msg = message("Product Added", i, f"m{i}", userId=user,
-                      properties={"product_id": f"p{i % 7}", "price": 1.5})
+        msg = message(
+            "Product Added",
+            i,
+            f"m{i}",
+            userId=user,
+            properties={"product_id": f"p{i % 7}", "price": 1.5},
+        )
         records.append(Accepted(parse_message(msg), f"t:{i}"))
     summary = followup.ingestor.ingest(records)
     assert (summary.accepted, summary.customers_created) == (500, 40)

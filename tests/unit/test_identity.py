@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from engine.contact import normalize_email, normalize_phone
 from engine.events import parse_message
-from engine.identity import customer_id_for, identity_keys, normalize_email, normalize_phone
+from engine.identity import customer_id_for, identity_keys
 
 T = "2024-05-01T10:00:00Z"
 

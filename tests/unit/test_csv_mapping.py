@@ -1,0 +1,81 @@
+"""CSV exports with a column mapping: rows into Segment messages, bad rows into rejections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InputError
+from engine.events import Rejection, RejectReason
+from engine.ingest.csv_mapping import load_mapping, read_csv
+from engine.ingest.pipeline import Accepted
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
+
+def test_the_pos_example_becomes_pos_orders_email_only_rows_included() -> None:
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    records = list(read_csv(EXAMPLES / "pos_sales.csv", mapping))
+    assert all(isinstance(r, Accepted) for r in records)
+    events = [r.events[0] for r in records if isinstance(r, Accepted)]
+    first = events[0]
+    assert (first.name, first.channel, first.message_id) == ("Order Completed", "pos", "pos-R-1001")
+    assert first.timestamp == datetime(2024, 5, 2, 15, 45, tzinfo=UTC)  # Paris summer time
+    assert first.properties == {
+        "order_id": "R-1001",
+        "store": "Paris-01",
+        "total": 89.9,
+        "currency": "EUR",
+    }
+    assert first.traits == {"email": "ann@example.com", "phone": "+33 1 42 68 53 00"}
+    assert records[0].source.endswith("pos_sales.csv:2")
+
+
+def test_a_row_without_any_id_is_rejected_with_its_line(tmp_path: Path) -> None:
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text(
+        "receipt_no,sold_at,store,customer_no,email,phone,total,currency\n"
+        "R-1,2024-05-02 17:45:00,P,,,,10,EUR\n"
+        "R-2,02/05/2024,P,C1,,,10,EUR\n"
+        "R-3,2024-05-02 17:45:00,P,C1,,,ten,EUR\n"
+        ",2024-05-02 17:45:00,P,C1,,,10,EUR\n"
+        "R-5,2024-05-02 17:45:00,P,C1,,,10,EUR\n"
+    )
+    records = list(read_csv(csv_file, mapping))
+    rejections = [(r.line, r.reason, r.field) for r in records if isinstance(r, Rejection)]
+    assert rejections == [
+        (2, RejectReason.MISSING_FIELD, "userId"),
+        (3, RejectReason.BAD_TIMESTAMP, "sold_at"),
+        (4, RejectReason.INVALID_ROW, "total"),
+        (5, RejectReason.MISSING_FIELD, "receipt_no"),
+    ]
+    assert isinstance(records[-1], Accepted)
+
+
+def test_a_header_without_the_mapped_columns_is_an_input_error(tmp_path: Path) -> None:
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_text("receipt,when\nR-1,2024-01-01\n")
+    with pytest.raises(InputError, match="lacks the mapped column"):
+        list(read_csv(csv_file, mapping))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("columns: {a: userId}\n", "timestamp"),
+        ("timestamp: {column: t, timezone: Mars/Base}\ncolumns: {a: userId}\n", "IANA"),
+        ("timestamp: {column: t}\ncolumns: {a: nowhere.x}\n", "must start with"),
+        ("timestamp: {column: t}\ncolumns: {a: userId}\nextra: 1\n", "extra"),
+        ("timestamp: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_mappings_say_what_is_wrong(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=problem) as info:
+        load_mapping(path)
+    assert str(path) in str(info.value)
