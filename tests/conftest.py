@@ -72,9 +72,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each storage test runs on SQLite (a file) and on PostgreSQL (an emptied database)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'followup.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    _empty_postgres(url)
+    url: str = request.getfixturevalue("empty_postgres")
     return url
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    _empty_postgres(postgres_url)
+    return postgres_url
 
 
 class TickingClock:

@@ -1,0 +1,195 @@
+"""The ``followup`` command as a user runs it: a real process, real files, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+FOLLOWUP = str(Path(sys.executable).parent / "followup")
+
+
+def run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
+    environment["COLUMNS"] = "200"
+    environment.update(env or {})
+    return subprocess.run(
+        [FOLLOWUP, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def write_jsonl(path: Path, messages: list[Any]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    return path
+
+
+CART = [
+    {
+        "type": "track",
+        "event": "Product Added",
+        "anonymousId": "a1",
+        "messageId": "m1",
+        "timestamp": "2024-05-01T10:00:00Z",
+        "properties": {"product_id": "p1", "name": "Boots", "price": 120, "quantity": 1},
+    },
+    {
+        "type": "identify",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "messageId": "m2",
+        "timestamp": "2024-05-01T10:05:00Z",
+        "traits": {"email": "Ann@Example.com", "firstName": "Ann", "consent": {"email": True}},
+    },
+]
+
+
+def test_ingest_then_show_then_ingest_again(tmp_path: Path) -> None:
+    events = write_jsonl(tmp_path / "events.jsonl", CART)
+    first = run(tmp_path, "ingest", str(events))
+    assert first.returncode == 0, first.stderr
+    assert "accepted" in first.stdout and " 2 " in first.stdout
+    assert (tmp_path / "followup.db").exists()
+
+    shown = run(tmp_path, "customers", "show", "ann@example.com", "--json")
+    assert shown.returncode == 0, shown.stderr
+    profile = orjson.loads(shown.stdout)
+    assert profile["state"]["cart"]["items"][0]["product_id"] == "p1"
+    assert profile["state"]["consent"]["email"] is True
+    assert profile["state"]["traits"]["first_name"] == "Ann"
+    assert sorted(profile["identities"]) == ["anon:a1", "email:ann@example.com", "user:u1"]
+
+    table = run(tmp_path, "customers", "show", "u1")
+    assert table.returncode == 0 and "Boots" in table.stdout and "Product Added" in table.stdout
+    listing = run(tmp_path, "customers", "list")
+    assert "1 customers from 2 events" in listing.stdout
+
+    again = run(tmp_path, "ingest", str(events))
+    assert again.returncode == 0
+    assert "duplicates" in again.stdout
+    assert orjson.loads(run(tmp_path, "customers", "show", "u1", "--json").stdout) == profile
+
+    rebuilt = run(tmp_path, "state", "rebuild")
+    assert rebuilt.returncode == 0 and "0 differed" in rebuilt.stdout
+
+
+def test_rejects_exit_1_and_are_kept_with_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        orjson.dumps(CART[0])
+        + b"\n{oops\n"
+        + orjson.dumps({**CART[1], "timestamp": "soon", "messageId": "m9"})
+        + b"\n"
+    )
+    result = run(tmp_path, "ingest", str(path))
+    assert result.returncode == 1
+    assert f"{path}:2:" in result.stdout
+    assert f"{path}:3: timestamp:" in result.stdout
+    rejects = [
+        orjson.loads(line)
+        for line in (tmp_path / "mixed.jsonl.rejects.jsonl").read_bytes().splitlines()
+    ]
+    assert [(r["line"], r["reason"], r["field"]) for r in rejects] == [
+        (2, "invalid_json", ""),
+        (3, "bad_timestamp", "timestamp"),
+    ]
+    assert rejects[0]["raw"] == "{oops"
+    assert (
+        orjson.loads(run(tmp_path, "customers", "show", "a1", "--json").stdout)["state"][
+            "event_count"
+        ]
+        == 1
+    )
+
+
+def test_pos_csv_with_mapping_joins_the_web_profile(tmp_path: Path) -> None:
+    web = write_jsonl(
+        tmp_path / "web.jsonl",
+        [
+            {
+                "type": "identify",
+                "userId": "web-1",
+                "messageId": "w1",
+                "timestamp": "2024-05-01T09:00:00Z",
+                "traits": {"email": "ann@example.com"},
+            },
+        ],
+    )
+    assert run(tmp_path, "ingest", str(web)).returncode == 0
+    result = run(
+        tmp_path,
+        "ingest",
+        str(EXAMPLES / "pos_sales.csv"),
+        "--mapping",
+        str(EXAMPLES / "pos_sales.mapping.yaml"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    profile = orjson.loads(run(tmp_path, "customers", "show", "ann@example.com", "--json").stdout)
+    assert profile["state"]["channels"] == ["pos", "web"]
+    assert profile["state"]["orders"]["count"] == 1
+    assert profile["state"]["orders"]["total"] == 89.9
+    assert "user:L-889" in profile["identities"] and "user:web-1" in profile["identities"]
+    by_phone = orjson.loads(run(tmp_path, "customers", "show", "+33142685300", "--json").stdout)
+    assert by_phone["id"] == profile["id"]
+
+
+def test_config_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "followup.yaml").write_text(
+        "timezone: Europe/Paris\ndatabase_url: sqlite:///data/shop.db\n"
+    )
+    events = write_jsonl(tmp_path / "events.jsonl", CART)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run(elsewhere, "--config", str(project / "followup.yaml"), "ingest", str(events))
+    assert result.returncode == 0, result.stderr
+    assert (project / "data" / "shop.db").exists()
+    assert not (elsewhere / "followup.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("timezone: Mars/Olympus\n", "followup.yaml: timezone"),
+        ("timezon: UTC\n", "timezon: Extra inputs are not permitted"),
+        ("timezone: [\n", "followup.yaml:2:1: not valid YAML"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_file(tmp_path: Path, config: str, expected: str) -> None:
+    (tmp_path / "followup.yaml").write_text(config)
+    result = run(tmp_path, "customers", "list")
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_input_and_csv_without_mapping_exit_2(tmp_path: Path) -> None:
+    missing = run(tmp_path, "ingest", "nowhere.jsonl")
+    assert missing.returncode == 2 and "nowhere.jsonl: no such file" in missing.stderr
+    csv_file = tmp_path / "x.csv"
+    csv_file.write_text("a,b\n")
+    no_mapping = run(tmp_path, "ingest", str(csv_file))
+    assert no_mapping.returncode == 2 and "--mapping" in no_mapping.stderr
+    unknown = run(tmp_path, "customers", "show", "nobody@example.com")
+    assert unknown.returncode == 2 and "no customer is known" in unknown.stderr
+
+
+@pytest.mark.external_service
+def test_the_database_url_from_the_environment_reaches_postgresql(
+    tmp_path: Path, empty_postgres: str
+) -> None:
+    events = write_jsonl(tmp_path / "events.jsonl", CART)
+    env = {"FOLLOWUP_DATABASE_URL": empty_postgres}
+    result = run(tmp_path, "ingest", str(events), env=env)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "followup.db").exists()
+    shown = run(tmp_path, "customers", "show", "u1", "--json", env=env)
+    assert orjson.loads(shown.stdout)["state"]["cart"]["items"][0]["price"] == 120
