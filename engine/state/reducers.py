@@ -79,9 +79,12 @@ def reduce_seen(state: CustomerState, event: Event) -> CustomerState:
         context_locale = context.get("locale")
         if isinstance(context_locale, str) and "locale" not in state.traits:
             locale = context_locale
-    return replace(
-        state,
+    return CustomerState(
         user_id=event.user_id or state.user_id,
+        traits=state.traits,
+        consent=state.consent,
+        cart=state.cart,
+        orders=state.orders,
         channels=channels,
         first_seen_at=timestamp if first is None or timestamp < first else first,
         last_seen_at=timestamp if last is None or timestamp > last else last,

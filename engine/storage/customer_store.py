@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from engine.events import Event, EventType
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
+from engine.storage.bulk import BulkWriter, json_text
 from engine.storage.tables import customers, events, identities, merges
 
 T = TypeVar("T")
@@ -52,21 +53,21 @@ class MergeRecord:
 
 def event_row(
     event: Event, customer_id: str, source: str | None, received_at: datetime
-) -> dict[str, Any]:
-    """The ``events`` row of ``event``."""
-    return {
-        "message_id": event.message_id,
-        "type": event.type.value,
-        "name": event.name,
-        "timestamp": event.timestamp,
-        "customer_id": customer_id,
-        "user_id": event.user_id,
-        "anonymous_id": event.anonymous_id,
-        "channel": event.channel,
-        "payload": event.payload(),
-        "source": source,
-        "received_at": received_at,
-    }
+) -> tuple[Any, ...]:
+    """The ``events`` row of ``event``, in :class:`BulkWriter` column order."""
+    return (
+        event.message_id,
+        event.type.value,
+        event.name,
+        event.timestamp,
+        customer_id,
+        event.user_id,
+        event.anonymous_id,
+        event.channel,
+        event.payload(),
+        source,
+        received_at,
+    )
 
 
 def event_from_row(row: Any) -> Event:
@@ -92,6 +93,7 @@ class CustomerStore:
 
     def __init__(self, dialect_name: str) -> None:
         self.lock = dialect_name == "postgresql"
+        self.bulk = BulkWriter(dialect_name)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -223,18 +225,15 @@ class CustomerStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-        """Append rows to the event log."""
-        if rows:
-            conn.execute(events.insert(), rows)
+    def insert_events(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Append :func:`event_row` rows to the event log."""
+        self.bulk.insert_events(conn, rows)
 
     def insert_identities(
         self, conn: sa.Connection, new_keys: Iterable[tuple[str, str, datetime]]
     ) -> None:
         """Record new ``(key, customer_id, first_seen_at)`` identities."""
-        rows = [{"key": k, "customer_id": c, "first_seen_at": t} for k, c, t in new_keys]
-        if rows:
-            conn.execute(identities.insert(), rows)
+        self.bulk.insert_identities(conn, new_keys)
 
     def reassign(self, conn: sa.Connection, merged_ids: Sequence[str], survivor_id: str) -> None:
         """Point the identities and events of merged profiles at their survivor."""
@@ -258,27 +257,21 @@ class CustomerStore:
         now: datetime,
     ) -> None:
         """Insert or update the profiles in ``states``; ``existing`` says which rows exist."""
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
         for customer_id, state in states.items():
-            row = {
-                "user_id": state.user_id,
-                "email": state.email,
-                "phone": state.phone,
-                "first_seen_at": state.first_seen_at,
-                "last_seen_at": state.last_seen_at,
-                "state": state_to_json(state),
-                "updated_at": now,
-            }
-            if customer_id in existing:
-                updates.append({"b_id": customer_id, **row})
-            else:
-                inserts.append({"id": customer_id, "merged_into": None, **row})
-        if inserts:
-            conn.execute(customers.insert(), inserts)
-        if updates:
-            statement = customers.update().where(customers.c.id == sa.bindparam("b_id"))
-            conn.execute(statement, updates)
+            row = (
+                customer_id,
+                state.user_id,
+                state.email,
+                state.phone,
+                state.first_seen_at,
+                state.last_seen_at,
+                json_text(state_to_json(state)),
+                now,
+            )
+            (updates if customer_id in existing else inserts).append(row)
+        self.bulk.write_customers(conn, inserts, updates)
 
     def record_merges(
         self, conn: sa.Connection, records: list[MergeRecord], existing: set[str], now: datetime

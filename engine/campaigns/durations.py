@@ -1,0 +1,79 @@
+"""Durations, percentages and times of day as campaign files write them.
+
+Durations are ``30m``, ``1h``, ``2d``, ``1w`` (also ``45s``) or ISO 8601 (``PT1H``, ``P1DT12H``,
+``P2W``). Years and months have no fixed length, so they are refused with a hint to count days.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+
+DURATION_HINT = "write e.g. 30m, 1h, 2d, 1w or PT1H"
+
+_SHORT = re.compile(r"(?P<amount>\d+)\s*(?P<unit>[smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_ISO = re.compile(
+    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+_ISO_CALENDAR = re.compile(r"P(?:\d+Y)?(?:\d+M)?(?:\d+[WD])?(?:T.*)?")
+_PERCENT = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*%")
+_CLOCK = re.compile(r"(?P<hour>\d{1,2}):(?P<minute>\d{2})")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``value`` as a positive :class:`timedelta`; ``ValueError`` says what to write instead."""
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, str):
+        result = _parse_text(value.strip())
+    else:
+        raise ValueError(f"unknown duration {value!r}; {DURATION_HINT}")
+    if result <= timedelta(0):
+        raise ValueError(f"a duration must be longer than zero; {DURATION_HINT}")
+    return result
+
+
+def _parse_text(text: str) -> timedelta:
+    short = _SHORT.fullmatch(text)
+    if short:
+        return timedelta(**{_UNITS[short["unit"]]: int(short["amount"])})
+    iso = _ISO.fullmatch(text.upper())
+    if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
+        parts = {unit: float(amount) for unit, amount in iso.groupdict().items() if amount}
+        return timedelta(**parts)
+    if _ISO_CALENDAR.fullmatch(text.upper()) and ("Y" in text.upper() or "M" in text.upper()):
+        raise ValueError(
+            f"duration {text!r} counts years or months, which have no fixed length; "
+            "count days instead, e.g. P30D or 30d"
+        )
+    raise ValueError(f"unknown duration {text!r}; {DURATION_HINT}")
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest campaign-file form of ``value`` (``90m``, ``2d``, ``PT1H30M15S``)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"PT{value.total_seconds():g}S"  # pragma: no cover - sub-second durations
+
+
+def parse_percent(value: object) -> float:
+    """``"10%"`` as the fraction ``0.1``; bare numbers are refused, since 0.5 and 50 both occur."""
+    match = _PERCENT.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"unknown percentage {value!r}; write e.g. 10% or 50%")
+    fraction = float(match["number"]) / 100
+    if fraction > 1:
+        raise ValueError(f"{value!r} is over 100%")
+    return fraction
+
+
+def parse_clock(value: object) -> time:
+    """``"09:00"`` as a :class:`time`; 24-hour clock."""
+    match = _CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match["hour"]) > 23 or int(match["minute"]) > 59:
+        raise ValueError(f"unknown time of day {value!r}; write e.g. \"09:00\" or \"17:30\"")
+    return time(int(match["hour"]), int(match["minute"]))

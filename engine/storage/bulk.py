@@ -1,0 +1,133 @@
+"""The hot bulk writes of ingest, as plain driver ``executemany`` calls.
+
+SQLAlchemy Core spends more time binding parameters row by row (type processors, JSON
+serialisation) than the database spends writing them. Ingest writes thousands of rows per batch,
+so these statements go to the driver directly, with values already in the form each backend
+stores: on SQLite the ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQLAlchemy itself writes and reads,
+JSON as text; on PostgreSQL aware datetimes and JSON text cast to ``jsonb``. Reads stay on
+SQLAlchemy, which reads both forms back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+_EVENT_COLUMNS = (
+    "message_id",
+    "type",
+    "name",
+    "timestamp",
+    "customer_id",
+    "user_id",
+    "anonymous_id",
+    "channel",
+    "payload",
+    "source",
+    "received_at",
+)
+_CUSTOMER_COLUMNS = (
+    "user_id",
+    "email",
+    "phone",
+    "first_seen_at",
+    "last_seen_at",
+    "state",
+    "updated_at",
+)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _same_time(value: datetime | None) -> datetime | None:
+    return value
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text."""
+    return orjson.dumps(value).decode()
+
+
+class BulkWriter:
+    """Dialect-aware ``executemany`` statements for events, identities and profiles."""
+
+    def __init__(self, dialect_name: str) -> None:
+        postgres = dialect_name == "postgresql"
+        mark = "%s" if postgres else "?"
+        json_mark = "%s::jsonb" if postgres else "?"
+        self.time: Callable[[datetime | None], datetime | str | None] = (
+            _same_time if postgres else _sqlite_time
+        )
+
+        def marks(columns: tuple[str, ...], json_columns: tuple[str, ...]) -> str:
+            return ", ".join(json_mark if c in json_columns else mark for c in columns)
+
+        self._insert_events = (
+            f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+            f"VALUES ({marks(_EVENT_COLUMNS, ('payload',))})"
+        )
+        self._insert_identities = (
+            f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
+        )
+        self._insert_customers = (
+            f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
+            f"VALUES ({mark}, {marks(_CUSTOMER_COLUMNS, ('state',))})"
+        )
+        assignments = ", ".join(
+            f"{c} = {json_mark if c == 'state' else mark}" for c in _CUSTOMER_COLUMNS
+        )
+        self._update_customers = f"UPDATE customers SET {assignments} WHERE id = {mark}"
+
+    @staticmethod
+    def _run(conn: sa.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.exec_driver_sql(statement, rows)
+
+    def insert_events(self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows in :data:`_EVENT_COLUMNS` order, times and payload still as Python values."""
+        time = self.time
+        self._run(
+            conn,
+            self._insert_events,
+            [
+                (m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
+                for m, ty, n, ts, c, u, a, ch, p, s, r in rows
+            ],
+        )
+
+    def insert_identities(
+        self, conn: sa.Connection, rows: Iterable[tuple[str, str, datetime]]
+    ) -> None:
+        """``(key, customer_id, first_seen_at)`` rows."""
+        time = self.time
+        self._run(conn, self._insert_identities, [(k, c, time(t)) for k, c, t in rows])
+
+    def write_customers(
+        self,
+        conn: sa.Connection,
+        inserts: list[tuple[Any, ...]],
+        updates: list[tuple[Any, ...]],
+    ) -> None:
+        """``(id, user_id, email, phone, first_seen_at, last_seen_at, state_json, updated_at)``
+        rows to insert, and the same rows to update by id."""
+        time = self.time
+        self._run(
+            conn,
+            self._insert_customers,
+            [(i, u, e, p, time(f), time(la), s, time(up)) for i, u, e, p, f, la, s, up in inserts],
+        )
+        self._run(
+            conn,
+            self._update_customers,
+            [(u, e, p, time(f), time(la), s, time(up), i) for i, u, e, p, f, la, s, up in updates],
+        )
