@@ -21,7 +21,8 @@ $(SAMPLE): $(VENV)/.installed
 run: $(VENV)/.installed $(SAMPLE)
 	$(BIN)/followup ingest $(SAMPLE)
 	$(BIN)/followup customers list --limit 10
-	$(BIN)/followup customers show tb-1
+	$(BIN)/followup customers show tb-1 --events 8
+	$(BIN)/followup customers show cdnow-00002 --events 8
 
 test: $(VENV)/.installed
 	$(BIN)/pytest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,8 +14,10 @@ from rich.console import Console
 from engine.api import Followup
 from engine.errors import FollowupError
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Piped output (make run, CI logs, `| less`) gets room for the tables unless COLUMNS says otherwise.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140
+console = Console(highlight=False, width=_WIDTH)
+errors = Console(stderr=True, highlight=False, width=_WIDTH)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # the command ran, and found problems in its input (rejects, invalid files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -34,8 +35,13 @@ def _write_rejects(path: Path, rejections: list[Rejection]) -> None:
             handle.write(orjson.dumps(record) + b"\n")
 
 
-def _print_summary(summary: IngestSummary, rejects_path: Path | None) -> None:
-    table = Table(title="ingest", show_header=False, title_justify="left")
+def _print_summary(summary: IngestSummary, rejects_path: Path | None, seconds: float) -> None:
+    rate = summary.accepted / seconds if seconds > 0 else 0.0
+    table = Table(
+        title=f"ingest: {seconds:.1f}s, {rate:,.0f} events/s accepted",
+        show_header=False,
+        title_justify="left",
+    )
     table.add_row("accepted", f"{summary.accepted:,}")
     table.add_row("duplicates", f"{summary.duplicates:,}")
     table.add_row("rejected", f"{summary.rejected_total:,}")
@@ -95,10 +101,12 @@ def ingest(
                 records = read_csv(file, csv_mapping, advance, followup.phone_region)
             else:
                 records = read_jsonl(file, on_progress=advance, phone_region=followup.phone_region)
+            started = time.perf_counter()
             summary = followup.ingestor.ingest(records)
+            seconds = time.perf_counter() - started
     rejects_path = None
     if summary.rejections:
         rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
         _write_rejects(rejects_path, summary.rejections)
-    _print_summary(summary, rejects_path)
+    _print_summary(summary, rejects_path, seconds)
     raise typer.Exit(EXIT_PROBLEMS if summary.rejected_total else EXIT_OK)
