@@ -37,11 +37,8 @@ def _write_rejects(path: Path, rejections: list[Rejection]) -> None:
 
 def _print_summary(summary: IngestSummary, rejects_path: Path | None, seconds: float) -> None:
     rate = summary.accepted / seconds if seconds > 0 else 0.0
-    table = Table(
-        title=f"ingest: {seconds:.1f}s, {rate:,.0f} events/s accepted",
-        show_header=False,
-        title_justify="left",
-    )
+    console.print(f"ingest: {seconds:.1f}s, {rate:,.0f} events/s accepted")
+    table = Table(show_header=False)
     table.add_row("accepted", f"{summary.accepted:,}")
     table.add_row("duplicates", f"{summary.duplicates:,}")
     table.add_row("rejected", f"{summary.rejected_total:,}")
