@@ -96,11 +96,14 @@ def rebuild_states(
     for start in range(0, len(customer_ids), CHUNK):
         part = customer_ids[start : start + CHUNK]
         with engine.begin() as conn:
-            stored = store.states(conn, part)
+            stored = store.versioned_states(conn, part)
             history = store.history_by_customer(conn, part)
             rebuilt = {cid: reducer.fold(history.get(cid, ())) for cid in part}
-            differing = {cid: s for cid, s in rebuilt.items() if stored.get(cid) != s}
+            differing = {
+                cid: s for cid, s in rebuilt.items() if cid in stored and stored[cid].state != s
+            }
             changed += len(differing)
             if differing:
-                store.save_states(conn, differing, set(stored), clock())
+                versions = {cid: stored[cid].version for cid in differing}
+                store.save_states(conn, differing, versions, clock())
     return RebuildSummary(customers=len(customer_ids), changed=changed)

@@ -20,7 +20,7 @@ from engine.identity import identity_keys
 from engine.ingest.resolver import IdentityResolver
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
-from engine.storage.customer_store import CustomerStore, event_row
+from engine.storage.customer_store import CustomerStore, StateCache, VersionedState, event_row
 
 MAX_ATTEMPTS = 5
 
@@ -68,7 +68,7 @@ class Ingestor:
         reducer: StateReducer,
         phone_region: str = "US",
         clock: Clock = utc_now,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
     ) -> None:
         self.engine = engine
         self.reducer = reducer
@@ -76,6 +76,7 @@ class Ingestor:
         self.clock = clock
         self.batch_size = batch_size
         self.store = CustomerStore(engine.dialect.name)
+        self.cache = StateCache()
 
     def ingest(
         self,
@@ -115,13 +116,17 @@ class Ingestor:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
-                    return self._write(conn, batch)
+                    summary, written = self._write(conn, batch)
+                self.cache.update(written)
+                return summary
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                 if attempt == MAX_ATTEMPTS or not _is_retryable(exc):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(self, conn: sa.Connection, batch: list[tuple[Event, str]]) -> IngestSummary:
+    def _write(
+        self, conn: sa.Connection, batch: list[tuple[Event, str]]
+    ) -> tuple[IngestSummary, dict[str, VersionedState]]:
         summary = IngestSummary()
         fresh: list[tuple[Event, str]] = []
         seen: set[str] = set()
@@ -136,12 +141,13 @@ class Ingestor:
             summary.duplicates += sum(1 for e, _ in fresh if e.message_id in logged)
             fresh = [(e, s) for e, s in fresh if e.message_id not in logged]
         if not fresh:
-            return summary
+            return summary, {}
 
         keys_of_event = [identity_keys(event, self.phone_region) for event, _ in fresh]
         all_keys = sorted({key for keys in keys_of_event for key in keys})
         owners = self.store.owners(conn, all_keys)
-        stored = self.store.states(conn, sorted(set(owners.values())))
+        loaded = self.store.versioned_states(conn, sorted(set(owners.values())), self.cache)
+        stored = {cid: versioned.state for cid, versioned in loaded.items()}
         first_seen = {cid: s.first_seen_at for cid, s in stored.items() if s.first_seen_at}
         resolver = IdentityResolver(owners, first_seen)
         for (event, _), keys in zip(fresh, keys_of_event, strict=True):
@@ -187,13 +193,14 @@ class Ingestor:
             conn,
             ((key, resolution.final(cid), at) for key, (cid, at) in resolution.new_keys.items()),
         )
-        self.store.save_states(conn, states, set(stored), now)
+        versions = {cid: versioned.version for cid, versioned in loaded.items()}
+        written = self.store.save_states(conn, states, versions, now)
         self.store.record_merges(conn, resolution.merges, set(stored_merged), now)
 
         summary.accepted = len(fresh)
         summary.customers_created = len(resolution.created)
         summary.merges = len(resolution.merges)
-        return summary
+        return summary, written
 
 
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:

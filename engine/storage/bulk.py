@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -37,10 +38,12 @@ _CUSTOMER_COLUMNS = (
     "first_seen_at",
     "last_seen_at",
     "state",
+    "version",
     "updated_at",
 )
 
 
+@lru_cache(maxsize=4096)  # batch-wide times (received_at, updated_at) repeat on every row
 def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -76,9 +79,7 @@ class BulkWriter:
             f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
             f"VALUES ({marks(_EVENT_COLUMNS, ('payload',))})"
         )
-        self._insert_identities = (
-            f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
-        )
+        self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         self._insert_customers = (
             f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
             f"VALUES ({mark}, {marks(_CUSTOMER_COLUMNS, ('state',))})"
@@ -118,16 +119,22 @@ class BulkWriter:
         inserts: list[tuple[Any, ...]],
         updates: list[tuple[Any, ...]],
     ) -> None:
-        """``(id, user_id, email, phone, first_seen_at, last_seen_at, state_json, updated_at)``
-        rows to insert, and the same rows to update by id."""
+        """``(id, user_id, email, phone, first_seen_at, last_seen_at, state_json, version,
+        updated_at)`` rows to insert, and the same rows to update by id."""
         time = self.time
         self._run(
             conn,
             self._insert_customers,
-            [(i, u, e, p, time(f), time(la), s, time(up)) for i, u, e, p, f, la, s, up in inserts],
+            [
+                (i, u, e, p, time(f), time(la), s, v, time(up))
+                for i, u, e, p, f, la, s, v, up in inserts
+            ],
         )
         self._run(
             conn,
             self._update_customers,
-            [(u, e, p, time(f), time(la), s, time(up), i) for i, u, e, p, f, la, s, up in updates],
+            [
+                (u, e, p, time(f), time(la), s, v, time(up), i)
+                for i, u, e, p, f, la, s, v, up in updates
+            ],
         )

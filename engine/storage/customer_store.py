@@ -41,6 +41,39 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionedState:
+    """A customer's state with the version of the row it was read from or written as."""
+
+    version: int
+    state: CustomerState
+
+
+class StateCache:
+    """The states this process wrote last, by customer id; bounded, oldest dropped first.
+
+    Trusted only at the version the database still holds, so another writer's update is never
+    missed: a stale entry is just a cache miss.
+    """
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._entries: dict[str, VersionedState] = {}
+
+    def get(self, customer_id: str) -> VersionedState | None:
+        """The cached state of ``customer_id``, if any."""
+        return self._entries.get(customer_id)
+
+    def update(self, written: dict[str, VersionedState]) -> None:
+        """Remember ``written`` (call only once its transaction has committed)."""
+        entries = self._entries
+        for customer_id, versioned in written.items():
+            entries.pop(customer_id, None)
+            entries[customer_id] = versioned
+        while len(entries) > self.size:
+            del entries[next(iter(entries))]
+
+
+@dataclass(frozen=True, slots=True)
 class MergeRecord:
     """Profile ``merged_id`` was merged into ``survivor_id`` by the event ``message_id``."""
 
@@ -116,16 +149,34 @@ class CustomerStore:
         return found
 
     def states(self, conn: sa.Connection, customer_ids: Sequence[str]) -> dict[str, CustomerState]:
-        """The stored state of each live customer in ``customer_ids`` (locked on PostgreSQL)."""
-        found: dict[str, CustomerState] = {}
+        """The stored state of each live customer in ``customer_ids``."""
+        return {cid: v.state for cid, v in self.versioned_states(conn, customer_ids).items()}
+
+    def versioned_states(
+        self, conn: sa.Connection, customer_ids: Sequence[str], cache: StateCache | None = None
+    ) -> dict[str, VersionedState]:
+        """The state and version of each live customer in ``customer_ids``, locked on
+        PostgreSQL; a state the cache holds at the stored version is not read again."""
+        found: dict[str, VersionedState] = {}
+        misses: list[str] = []
         for part in chunks(sorted(customer_ids)):
-            query = sa.select(customers.c.id, customers.c.state).where(
+            query = sa.select(customers.c.id, customers.c.version).where(
                 customers.c.id.in_(part), customers.c.merged_into.is_(None)
             )
             if self.lock:
                 query = query.with_for_update()
-            for customer_id, state in conn.execute(query):
-                found[customer_id] = state_from_json(state)
+            for customer_id, version in conn.execute(query):
+                cached = cache.get(customer_id) if cache is not None else None
+                if cached is not None and cached.version == version:
+                    found[customer_id] = cached
+                else:
+                    misses.append(customer_id)
+        for part in chunks(misses):
+            query = sa.select(customers.c.id, customers.c.version, customers.c.state).where(
+                customers.c.id.in_(part)
+            )
+            for customer_id, version, state in conn.execute(query):
+                found[customer_id] = VersionedState(version, state_from_json(state))
         return found
 
     def history(self, conn: sa.Connection, customer_ids: Sequence[str]) -> list[Event]:
@@ -253,13 +304,16 @@ class CustomerStore:
         self,
         conn: sa.Connection,
         states: dict[str, CustomerState],
-        existing: set[str],
+        versions: dict[str, int],
         now: datetime,
-    ) -> None:
-        """Insert or update the profiles in ``states``; ``existing`` says which rows exist."""
+    ) -> dict[str, VersionedState]:
+        """Insert or update the profiles in ``states``; ``versions`` holds the stored version of
+        those that exist. Returns what was written, at its new version."""
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
+        written: dict[str, VersionedState] = {}
         for customer_id, state in states.items():
+            version = versions.get(customer_id, 0) + 1
             row = (
                 customer_id,
                 state.user_id,
@@ -268,10 +322,13 @@ class CustomerStore:
                 state.first_seen_at,
                 state.last_seen_at,
                 json_text(state_to_json(state)),
+                version,
                 now,
             )
-            (updates if customer_id in existing else inserts).append(row)
+            (updates if customer_id in versions else inserts).append(row)
+            written[customer_id] = VersionedState(version, state)
         self.bulk.write_customers(conn, inserts, updates)
+        return written
 
     def record_merges(
         self, conn: sa.Connection, records: list[MergeRecord], existing: set[str], now: datetime

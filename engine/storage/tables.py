@@ -1,8 +1,9 @@
 """The database tables, as SQLAlchemy Core metadata; Alembic migrations create them.
 
 - ``events``: the event log, the truth. One row per accepted event, unique by messageId.
-- ``customers``: one row per profile, with its derived state as JSON. A profile merged into another
-  keeps its row with ``merged_into`` set, so its old id still resolves.
+- ``customers``: one row per profile, with its derived state as JSON and a ``version`` that every
+  write bumps (so a cached state can be trusted without reading it again). A profile merged into
+  another keeps its row with ``merged_into`` set, so its old id still resolves.
 - ``identities``: identity key (``user:…``, ``anon:…``, ``email:…``, ``phone:…``) -> customer.
 - ``merges``: every merge, with the event that linked the two profiles.
 """
@@ -80,6 +81,7 @@ customers = sa.Table(
     sa.Column("first_seen_at", UTCDateTime()),
     sa.Column("last_seen_at", UTCDateTime(), index=True),
     sa.Column("state", JSONType),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 

@@ -268,3 +268,22 @@ def test_many_events_across_batches(followup: Followup) -> None:
     assert profile is not None
     assert profile.state.event_count == 13 if 500 % 40 > 3 else 12
     assert followup.rebuild_states().changed == 0
+
+
+def test_two_writers_never_see_a_stale_cached_state(database_url: str, tmp_path: Path) -> None:
+    from engine.config import Project, ProjectConfig
+
+    project = Project(ProjectConfig(database_url=database_url), tmp_path)
+    first, second = Followup(project), Followup(project)
+    try:
+        add = {"product_id": "p", "price": 10}
+        first.ingest_messages([message("Product Added", 0, "1", userId="u", properties=add)])
+        second.ingest_messages([message("Product Added", 1, "2", userId="u", properties=add)])
+        first.ingest_messages([message("Product Added", 2, "3", userId="u", properties=add)])
+        profile = second.profile("u")
+        assert profile is not None
+        assert profile.state.cart.items[0].quantity == 3
+        assert profile.state.event_count == 3
+    finally:
+        first.close()
+        second.close()
