@@ -104,6 +104,13 @@ def ingest(
     rejects_path = None
     if summary.rejections:
         rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")
-        _write_rejects(rejects_path, summary.rejections)
+        try:
+            _write_rejects(rejects_path, summary.rejections)
+        except OSError:
+            if rejects is not None:
+                raise fail(f"{rejects}: cannot write the rejected records there") from None
+            # the input's folder is read-only (a shared data set): keep them here instead
+            rejects_path = Path.cwd() / rejects_path.name
+            _write_rejects(rejects_path, summary.rejections)
     _print_summary(summary, rejects_path, seconds)
     raise typer.Exit(EXIT_PROBLEMS if summary.rejected_total else EXIT_OK)

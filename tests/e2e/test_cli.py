@@ -22,7 +22,13 @@ def run(
     environment["COLUMNS"] = "200"
     environment.update(env or {})
     return subprocess.run(
-        [FOLLOWUP, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+        [FOLLOWUP, *args],
+        check=False,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -193,3 +199,19 @@ def test_the_database_url_from_the_environment_reaches_postgresql(
     assert not (tmp_path / "followup.db").exists()
     shown = run(tmp_path, "customers", "show", "u1", "--json", env=env)
     assert orjson.loads(shown.stdout)["state"]["cart"]["items"][0]["price"] == 120
+
+
+def test_rejects_that_cannot_be_kept_beside_the_input_land_in_the_working_folder(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "shared"
+    data.mkdir()
+    path = data / "bad.jsonl"
+    path.write_bytes(orjson.dumps(CART[0]) + b"\nnot json\n")
+    (data / "bad.jsonl.rejects.jsonl").mkdir()  # unwritable as a file, even for root
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run(work, "ingest", str(path))
+    assert result.returncode == 1
+    kept = (work / "bad.jsonl.rejects.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["raw"] for line in kept] == ["not json"]
