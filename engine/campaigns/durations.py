@@ -1,15 +1,24 @@
-"""Durations, percentages and times of day as campaign files write them.
+"""The time-like values of campaign files and ``followup.yaml``, as parsers and pydantic types.
 
 Durations are ``30m``, ``1h``, ``2d``, ``1w`` (also ``45s``) or ISO 8601 (``PT1H``, ``P1DT12H``,
 ``P2W``). Years and months have no fixed length, so they are refused with a hint to count days.
+Also: percentages (``10%``), times of day (``"09:00"``), windows (``"21:00-08:00"``), cron
+schedules and IANA time zones. Every parser raises ``ValueError`` saying what to write instead.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 DURATION_HINT = "write e.g. 30m, 1h, 2d, 1w or PT1H"
+CRON_HINT = "write 5 fields (minute hour day month weekday), e.g. '0 9 * * 1' for Mondays 09:00"
+_CRON_NAMES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
 
 _SHORT = re.compile(r"(?P<amount>\d+)\s*(?P<unit>[smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -26,10 +35,10 @@ def parse_duration(value: object) -> timedelta:
     """``value`` as a positive :class:`timedelta`; ``ValueError`` says what to write instead."""
     if isinstance(value, timedelta):
         result = value
-    elif isinstance(value, str):
-        result = _parse_text(value.strip())
+    elif value is None:
+        raise ValueError(f"a duration is missing; {DURATION_HINT}")
     else:
-        raise ValueError(f"unknown duration {value!r}; {DURATION_HINT}")
+        result = _parse_text(value.strip() if isinstance(value, str) else str(value))
     if result <= timedelta(0):
         raise ValueError(f"a duration must be longer than zero; {DURATION_HINT}")
     return result
@@ -57,7 +66,7 @@ def format_duration(value: timedelta) -> str:
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
-    return f"PT{value.total_seconds():g}S"  # pragma: no cover - sub-second durations
+    return f"PT{value.total_seconds():g}S"
 
 
 def parse_percent(value: object) -> float:
@@ -73,7 +82,73 @@ def parse_percent(value: object) -> float:
 
 def parse_clock(value: object) -> time:
     """``"09:00"`` as a :class:`time`; 24-hour clock."""
+    if isinstance(value, time):
+        return value
     match = _CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None or int(match["hour"]) > 23 or int(match["minute"]) > 59:
-        raise ValueError(f"unknown time of day {value!r}; write e.g. \"09:00\" or \"17:30\"")
+        raise ValueError(f'unknown time of day {value!r}; write e.g. "09:00" or "17:30"')
     return time(int(match["hour"]), int(match["minute"]))
+
+
+def parse_window(value: object) -> tuple[time, time]:
+    """``"21:00-08:00"`` as (start, end) times of day; a window may run past midnight."""
+    if isinstance(value, tuple) and all(isinstance(part, time) for part in value):
+        return value[0], value[1]
+    parts = value.split("-") if isinstance(value, str) else []
+    try:
+        if len(parts) == 2:
+            return parse_clock(parts[0]), parse_clock(parts[1])
+    except ValueError:
+        pass
+    raise ValueError(f'unknown time window {value!r}; write e.g. "21:00-08:00"')
+
+
+def check_cron(value: str) -> str:
+    """``value`` when it is a 5-field cron expression or ``@daily`` and the like."""
+    text = value.strip()
+    if text.startswith("@"):
+        valid = text in _CRON_NAMES
+    else:
+        valid = len(text.split()) == 5 and croniter.is_valid(text)
+    if not valid:
+        raise ValueError(f"schedule {value!r} is not a cron expression; {CRON_HINT}")
+    return text
+
+
+def check_time_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IANA time zone; write e.g. Europe/Paris or America/New_York"
+        ) from None
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["30m", "1h", "2d", "1w", "PT1H"]}),
+]
+Percent = Annotated[
+    float,
+    BeforeValidator(parse_percent),
+    PlainSerializer(lambda value: f"{value * 100:g}%", return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$", "examples": ["10%"]}),
+]
+ClockTime = Annotated[
+    time,
+    BeforeValidator(parse_clock),
+    PlainSerializer(lambda value: value.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}$", "examples": ["09:00"]}),
+]
+TimeWindow = Annotated[
+    tuple[time, time],
+    BeforeValidator(parse_window),
+    PlainSerializer(lambda w: f"{w[0]:%H:%M}-{w[1]:%H:%M}", return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["21:00-08:00"]}),
+]
+Cron = Annotated[str, AfterValidator(check_cron)]
+TimeZone = Annotated[str, AfterValidator(check_time_zone)]

@@ -175,8 +175,8 @@ class CustomerStore:
             query = sa.select(customers.c.id, customers.c.version, customers.c.state).where(
                 customers.c.id.in_(part)
             )
-            for customer_id, version, state in conn.execute(query):
-                found[customer_id] = VersionedState(version, state_from_json(state))
+            for row in conn.execute(query):
+                found[row.id] = VersionedState(row.version, state_from_json(row.state))
         return found
 
     def history(self, conn: sa.Connection, customer_ids: Sequence[str]) -> list[Event]:

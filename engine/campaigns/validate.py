@@ -1,0 +1,247 @@
+"""``followup validate``: every campaign, template and the config, as ``path:line:column`` problems.
+
+Checked beyond the schema: templates named by ``send: email`` exist in the config's ``templates``
+folder, every template there parses in the sandbox (and the templates it includes exist), each
+channel a campaign sends on has a provider, and ``policies`` and ``providers`` in ``followup.yaml``
+have the documented shape. Nothing here raises: a missing path or an unreadable config is a problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from engine.campaigns.durations import Duration, TimeWindow
+from engine.campaigns.expressions import check_template, template_references
+from engine.campaigns.loader import (
+    LoadedCampaign,
+    Problem,
+    SourceMap,
+    display_path,
+    load_campaigns,
+    read_yaml,
+    validate_document,
+)
+from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
+from engine.config import CONFIG_FILE, Project, ProjectConfig
+
+TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
+DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
+    "email": {"provider": "outbox", "path": "outbox/email"},
+    "ads": {"provider": "outbox", "path": "outbox/ads"},
+    "call": {"provider": "csv", "path": "outbox/calls"},
+    "webhook": {"provider": "http"},
+}
+Channel = Literal["email", "ads", "call", "webhook"]
+
+
+class FrequencyCap(StrictModel):
+    """At most ``max`` sends on a channel within any ``per``."""
+
+    what = "a frequency cap"
+    max: PositiveInt
+    per: Duration
+
+
+class Policies(StrictModel):
+    """``policies:`` in ``followup.yaml``."""
+
+    what = "policies"
+    frequency_caps: dict[Channel, tuple[FrequencyCap, ...]] = Field(default_factory=dict)
+    quiet_hours: dict[Channel, TimeWindow] = Field(default_factory=dict)
+    calling_hours: TimeWindow | None = None
+    suppression: tuple[str, ...] = ()
+
+
+class ProviderSetting(BaseModel):
+    """One channel's entry under ``providers:``: a provider name and its own settings."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    provider: str = Field(min_length=1)
+
+
+class Providers(StrictModel):
+    """``providers:`` in ``followup.yaml``: which provider carries each channel."""
+
+    what = "providers"
+    email: ProviderSetting | None = None
+    ads: ProviderSetting | None = None
+    call: ProviderSetting | None = None
+    webhook: ProviderSetting | None = None
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``followup validate`` found; valid when ``problems`` is empty."""
+
+    problems: tuple[Problem, ...]
+    campaigns: int
+    templates: int
+    config: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything is valid."""
+        return not self.problems
+
+
+def validate_project(
+    paths: Sequence[Path] | None = None, config_path: Path | None = None
+) -> ValidationReport:
+    """Validate the config (``config_path`` or ``./followup.yaml``, if any), the campaigns in
+    ``paths`` (default: the config's ``campaigns`` folder) and the config's templates."""
+    project, channels, problems = load_config(config_path)
+    shown_config = display_path(config_path) if config_path else _default_config_shown()
+    targets = list(paths or [project.path(project.config.campaigns)])
+    if not paths and not targets[0].is_dir():
+        where = display_path(targets.pop())
+        problems.append(
+            Problem(where, 1, 1, "no such folder; create it or set campaigns: in followup.yaml")
+        )
+    loaded = load_campaigns(targets)
+    problems += loaded.problems
+    templates = project.path(project.config.templates)
+    for campaign in loaded.campaigns.values():
+        problems += check_sends(campaign, templates, channels)
+    template_problems, template_count = check_templates(templates)
+    problems += template_problems
+    return ValidationReport(
+        tuple(sorted(set(problems))), len(loaded.campaigns), template_count, shown_config
+    )
+
+
+def _default_config_shown() -> str | None:
+    return CONFIG_FILE if (Path.cwd() / CONFIG_FILE).exists() else None
+
+
+def load_config(config_path: Path | None) -> tuple[Project, frozenset[str] | None, list[Problem]]:
+    """The project (defaults where the config is invalid), the channels that have a provider
+    (``None`` when unknown because ``providers`` is invalid), and the config's problems."""
+    if config_path is None:
+        candidate = Path.cwd() / CONFIG_FILE
+        if not candidate.exists():
+            return Project(ProjectConfig(), Path.cwd()), frozenset(CHANNELS), []
+        config_path = candidate
+    root = config_path.resolve().parent
+    data, source, problems = read_yaml(config_path)
+    if data is None:
+        if problems and problems[0].message == "no such file":
+            problems = [Problem(problems[0].path, 1, 1, "no such config file")]
+        return Project(ProjectConfig(), root), None, problems
+    if not isinstance(data, dict):
+        problems.append(source.problem((), "the config must be a mapping of settings"))
+        return Project(ProjectConfig(), root), None, problems
+    allowed = list(ProjectConfig.model_fields)
+    for key in [key for key in data if key not in allowed]:
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of {', '.join(allowed)}"
+        problems.append(source.problem((key,), f"unknown setting {key!r}; {hint}", at_key=True))
+        del data[key]
+    config, invalid = validate_document(ProjectConfig, data, source)
+    problems += invalid
+    if config is None:
+        fallback = {k: v for k, v in data.items() if k in ("campaigns", "templates")}
+        fallback = {k: v for k, v in fallback.items() if isinstance(v, str)}
+        config = ProjectConfig.model_validate(fallback)
+    problems += _check_policies(data.get("policies"), source)
+    channels, provider_problems = _provider_channels(data.get("providers"), source)
+    return Project(config, root), channels, problems + provider_problems
+
+
+def _check_policies(data: Any, source: SourceMap) -> list[Problem]:
+    if not isinstance(data, dict):  # absent, or already reported by ProjectConfig
+        return []
+    return validate_document(Policies, data, source, ("policies",))[1]
+
+
+def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | None, list[Problem]]:
+    if not data:  # no providers: the embedded defaults carry every channel
+        return frozenset(DEFAULT_PROVIDERS), []
+    if not isinstance(data, dict):  # already reported by ProjectConfig
+        return None, []
+    providers, problems = validate_document(Providers, data, source, ("providers",))
+    if providers is None:
+        return None, problems
+    return frozenset(c for c in CHANNELS if getattr(providers, c) is not None), problems
+
+
+def check_sends(
+    loaded: LoadedCampaign, templates: Path, channels: frozenset[str] | None
+) -> list[Problem]:
+    """Each send of a campaign has a provider for its channel and, for email, its template."""
+    problems = []
+    available = _template_names(templates)
+    for _, loc, step in walk_steps(loaded.campaign.steps):
+        if not isinstance(step, AnySend):
+            continue
+        channel = step.send
+        if channels is not None and channel not in channels:
+            problems.append(
+                loaded.source.problem(
+                    (*loc, "send"),
+                    f"no provider carries {channel}; add it under providers: in followup.yaml, "
+                    f"e.g. {channel}: {_provider_example(channel)}",
+                )
+            )
+        if isinstance(step, EmailSend) and step.template not in available:
+            close = difflib.get_close_matches(step.template, sorted(available), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append(
+                loaded.source.problem(
+                    (*loc, "template"),
+                    f"template {step.template!r} not found in {display_path(templates)}/{hint}",
+                )
+            )
+    return problems
+
+
+def _provider_example(channel: str) -> str:
+    items = ", ".join(f"{k}: {v}" for k, v in DEFAULT_PROVIDERS[channel].items())
+    return "{" + items + "}"
+
+
+def _template_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        file
+        for file in folder.rglob("*")
+        if file.is_file()
+        and not any(part.startswith(".") for part in file.relative_to(folder).parts)
+    )
+
+
+def _template_names(folder: Path) -> set[str]:
+    return {file.relative_to(folder).as_posix() for file in _template_files(folder)}
+
+
+def check_templates(folder: Path) -> tuple[list[Problem], int]:
+    """Every template in ``folder`` parses in the sandbox and names only known fields and
+    existing templates; with the number of templates checked."""
+    problems: list[Problem] = []
+    files = [file for file in _template_files(folder) if file.suffix in TEMPLATE_SUFFIXES]
+    names = _template_names(folder)
+    for file in files:
+        shown = display_path(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            problems.append(Problem(shown, 1, 1, f"cannot read the template: {reason}"))
+            continue
+        name = file.relative_to(folder).as_posix()
+        problems += [Problem(shown, p.line, 1, p.message) for p in check_template(text, name)]
+        for reference in template_references(text):
+            if reference not in names:
+                line = next(
+                    (n for n, row in enumerate(text.splitlines(), 1) if reference in row), 1
+                )
+                problems.append(
+                    Problem(shown, line, 1, f"template {reference!r} not found in the folder")
+                )
+    return problems, len(files)

@@ -1,0 +1,159 @@
+"""``followup validate`` as CI runs it: a real process, real files, ``path:line:column`` lines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FOLLOWUP = str(Path(sys.executable).parent / "followup")
+
+CART = """\
+campaign: cart
+trigger:
+  event: Product Added
+steps:
+  - wait: 1h
+  - send: email
+    template: cart.html
+    subject: "Hi {{ customer.first_name }}"
+"""
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
+    environment["COLUMNS"] = "200"
+    return subprocess.run(
+        [FOLLOWUP, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def project(tmp_path: Path, campaigns: dict[str, str], config: str | None = None) -> Path:
+    (tmp_path / "campaigns").mkdir(parents=True)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "cart.html").write_text("<p>{{ customer.cart.value }}</p>\n")
+    for name, text in campaigns.items():
+        (tmp_path / "campaigns" / name).write_text(text)
+    if config is not None:
+        (tmp_path / "followup.yaml").write_text(config)
+    return tmp_path
+
+
+def lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return result.stdout.splitlines()
+
+
+def test_the_repository_examples_are_valid() -> None:
+    result = run(REPO, "validate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok: ")
+
+
+def test_a_copy_of_the_examples_is_valid(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "campaigns", tmp_path / "campaigns")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    result = run(tmp_path, "validate")
+    assert result.returncode == 0, result.stdout
+    assert "1 campaign" in result.stdout
+    assert run(tmp_path, "validate", "campaigns/abandoned_cart.yaml").returncode == 0
+
+
+def test_bad_campaigns_give_one_line_per_problem(tmp_path: Path) -> None:
+    bad = """\
+campaign: x
+trigger:
+  event: Product Added
+audience: customer.emial
+steps:
+  - wait: 3 days
+  - sned: email
+"""
+    project(tmp_path, {"x.yaml": bad, "ok.yaml": CART})
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert result.stderr == ""
+    assert lines(result) == [
+        (
+            "campaigns/x.yaml:4:11: customer.emial is not a profile field; "
+            "did you mean customer.email?"
+        ),
+        "campaigns/x.yaml:6:11: unknown duration '3 days'; write e.g. 30m, 1h, 2d, 1w or PT1H",
+        "campaigns/x.yaml:7:5: unknown step 'sned'; expected one of send, wait, if, split, update",
+    ]
+    only_good = run(tmp_path, "validate", "campaigns/ok.yaml")
+    assert only_good.returncode == 0, only_good.stdout
+
+
+def test_missing_paths_and_config_are_problem_lines(tmp_path: Path) -> None:
+    project(tmp_path, {"ok.yaml": CART})
+    missing = run(tmp_path, "validate", "campaigns/nope.yaml")
+    assert missing.returncode == 1 and missing.stderr == ""
+    assert lines(missing) == ["campaigns/nope.yaml:1:1: no such file or folder"]
+    no_config = run(tmp_path, "--config", "other.yaml", "validate")
+    assert no_config.returncode == 1 and "Traceback" not in no_config.stderr
+    assert lines(no_config)[0] == "other.yaml:1:1: no such config file"
+    shutil.rmtree(tmp_path / "campaigns")
+    no_folder = run(tmp_path, "validate")
+    assert no_folder.returncode == 1
+    assert lines(no_folder) == [
+        "campaigns:1:1: no such folder; create it or set campaigns: in followup.yaml"
+    ]
+
+
+def test_config_templates_and_providers(tmp_path: Path) -> None:
+    config = """\
+timezone: Europe/Parris
+campaigns: flows/
+providers:
+  email: {provider: outbox, path: outbox/email}
+"""
+    call = CART.replace("campaign: cart", "campaign: call").replace("cart.html", "crat.html")
+    call += "  - send: call\n    list: callbacks\n"
+    project(tmp_path, {}, config)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "call.yaml").write_text(call)
+    (tmp_path / "templates" / "broken.html").write_text("<p>\n{{ customer.email }\n")
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        (
+            "flows/call.yaml:7:15: template 'crat.html' not found in templates/; "
+            "did you mean cart.html?"
+        ),
+        (
+            "flows/call.yaml:9:11: no provider carries call; add it under providers: in "
+            "followup.yaml, e.g. call: {provider: csv, path: outbox/calls}"
+        ),
+        "followup.yaml:1:11: 'Europe/Parris' is not an IANA time zone (e.g. Europe/Paris)",
+        "templates/broken.html:2:1: not a valid template: unexpected '}'",
+    ]
+
+
+def test_config_elsewhere_keeps_its_paths_relative_to_itself(tmp_path: Path) -> None:
+    root = project(tmp_path / "shop", {"ok.yaml": CART}, "timezone: UTC\n")
+    elsewhere = tmp_path / "ci"
+    elsewhere.mkdir()
+    result = run(elsewhere, "--config", str(root / "followup.yaml"), "validate")
+    assert result.returncode == 0, result.stdout
+    assert str(root / "followup.yaml") in result.stdout
+
+
+def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
+    project(tmp_path, {"a.yaml": CART, "b.yaml": CART})
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        (
+            "campaigns/b.yaml:1:11: duplicate campaign id 'cart': also in campaigns/a.yaml:1:11; "
+            "each campaign needs its own id"
+        )
+    ]
