@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,10 +25,17 @@ EXIT_PROBLEMS = 1  # the command ran, and found problems in its input (rejects, 
 EXIT_ERROR = 2  # the command could not run (bad config, unreachable database, missing file)
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="The project config (default: ./followup.yaml).", show_default=False
+    ),
+]
+
+
 def config_path(ctx: typer.Context) -> Path | None:
-    """The ``--config`` given to the root command, if any."""
-    root = ctx.find_root()
-    value = root.params.get("config")
+    """The ``--config`` given to the command, or else to ``followup`` itself, if any."""
+    value = ctx.params.get("config") or ctx.find_root().params.get("config")
     return Path(value) if value else None
 
 

@@ -1,0 +1,1 @@
+"""Journeys: customers moving through campaigns, one step at a time (see CAMPAIGN_FORMAT.md)."""

@@ -1,0 +1,67 @@
+"""Deciding a due send: the project policies at that moment, caps counted across campaigns.
+
+A send is checked when it is due, not when its journey started: consent withdrawn overnight
+skips it, quiet hours defer it to the end of the window (and it is checked again then), a send
+whose journey exited in the meantime is skipped with the reason ``exited``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.policies import PolicyVerdict, SendPolicies
+from engine.state.profile import CustomerState
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    """A channel action a journey step took, waiting to be delivered."""
+
+    journey: str
+    step: str
+    channel: str
+    action: str
+    fields: Mapping[str, Any]
+    due: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchOutcome:
+    """``sent`` or ``skipped`` (with the reason), or deferred to ``defer_until``."""
+
+    status: str | None = None
+    reason: str | None = None
+    defer_until: datetime | None = None
+
+
+class Dispatcher:
+    """Applies the policies to due sends and remembers what was sent, per customer and channel."""
+
+    def __init__(self, policies: SendPolicies) -> None:
+        self.policies = policies
+        self._sent: dict[tuple[str, str], list[datetime]] = {}
+        self._exited: set[str] = set()
+
+    def cancel(self, journey_id: str, at: datetime) -> None:
+        """The journey ended: its sends still pending are skipped (audience removals go on)."""
+        self._exited.add(journey_id)
+
+    def decide(
+        self, pending: PendingSend, customer_id: str, state: CustomerState, at: datetime
+    ) -> DispatchOutcome:
+        """What happens to ``pending`` now."""
+        if pending.journey in self._exited and pending.action != "audience_remove":
+            return DispatchOutcome("skipped", "exited")
+        history = self._sent.setdefault((customer_id, pending.channel), [])
+        decision = self.policies.decide(pending.channel, pending.action, state, at, history)
+        if decision.verdict is PolicyVerdict.DEFER:
+            return DispatchOutcome(defer_until=decision.until)
+        if decision.verdict is PolicyVerdict.SKIP:
+            reason = decision.reason.value if decision.reason is not None else "policy"
+            return DispatchOutcome("skipped", reason)
+        if pending.action != "audience_remove":
+            history.append(at)
+        return DispatchOutcome("sent")

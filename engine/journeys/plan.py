@@ -1,0 +1,99 @@
+"""The plan: one line per action a campaign takes, as ``followup simulate`` prints it.
+
+A line is JSON with ``at`` (ISO 8601 UTC), ``campaign``, ``journey``, ``step``, ``channel``,
+``action`` (``send``, ``audience_add``, ``audience_remove``, ``enter``, ``exit``, ``convert``),
+``status`` (``sent`` or ``skipped``, on channel actions), ``reason`` (why skipped, or why a
+journey exited), ``customer`` (``id``, ``user_id``, ``email``, ``phone``) and the channel fields.
+Lines sort by time, then journey, then the order they were decided in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+class PlanAction(enum.StrEnum):
+    """What a plan line records."""
+
+    SEND = "send"
+    AUDIENCE_ADD = "audience_add"
+    AUDIENCE_REMOVE = "audience_remove"
+    ENTER = "enter"
+    EXIT = "exit"
+    CONVERT = "convert"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    """The customer as plan lines name them."""
+
+    id: str
+    user_id: str | None
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLine:
+    """One decision of the engine."""
+
+    at: datetime
+    campaign: str
+    journey: str
+    action: PlanAction
+    customer: CustomerRef
+    sequence: int
+    step: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sort_key(self) -> tuple[datetime, str, int]:
+        """Time, then journey, then decision order."""
+        return (self.at, self.journey, self.sequence)
+
+    def to_json(self) -> dict[str, Any]:
+        """The line as the plan prints it (keys in a fixed order; empty ones left out)."""
+        line: dict[str, Any] = {
+            "at": format_time(self.at),
+            "campaign": self.campaign,
+            "journey": self.journey,
+            "step": self.step,
+            "channel": self.channel,
+            "action": self.action.value,
+        }
+        if self.status is not None:
+            line["status"] = self.status
+        if self.reason is not None:
+            line["reason"] = self.reason
+        customer = self.customer
+        line["customer"] = {
+            "id": customer.id,
+            "user_id": customer.user_id,
+            "email": customer.email,
+            "phone": customer.phone,
+        }
+        line.update(self.fields)
+        return line
+
+
+def format_time(value: datetime) -> str:
+    """``2024-05-01T10:00:00Z``: UTC, seconds (microseconds only when there are some)."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def plan_text(lines: list[PlanLine]) -> str:
+    """The plan as JSON lines, sorted."""
+    return "".join(
+        orjson.dumps(line.to_json()).decode() + "\n"
+        for line in sorted(lines, key=lambda line: line.sort_key)
+    )

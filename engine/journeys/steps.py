@@ -1,0 +1,77 @@
+"""Where a journey is in its campaign's step tree, as a stack of frames.
+
+The root frame walks ``campaign.steps``; an ``if`` branch, a ``wait for`` branch or a split variant
+pushes a frame for its steps, and when that frame runs out the step that pushed it is done and its
+parent moves on. A frame's ``prefix`` builds the plan path of each step (``"3.then.0"``,
+``"2.A.0"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.campaigns.schema import AnyStep
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A list of steps, the index of the current one, and the path prefix of the list."""
+
+    steps: tuple[AnyStep, ...]
+    index: int = 0
+    prefix: str = ""
+    variant: str | None = None
+
+    @property
+    def step(self) -> AnyStep | None:
+        """The current step, or ``None`` when the list is done."""
+        return self.steps[self.index] if self.index < len(self.steps) else None
+
+    @property
+    def path(self) -> str:
+        """The plan path of the current step."""
+        return f"{self.prefix}{self.index}"
+
+
+Position = tuple[Frame, ...]
+
+
+def start(steps: tuple[AnyStep, ...]) -> Position:
+    """The position before the first step."""
+    return (Frame(steps),)
+
+
+def advance(position: Position) -> Position:
+    """The position after the current step (popping finished branches)."""
+    frames = list(position)
+    while frames:
+        top = frames.pop()
+        moved = Frame(top.steps, top.index + 1, top.prefix, top.variant)
+        if moved.step is not None:
+            return (*frames, moved)
+        if not frames:
+            return (moved,)  # the root is done: the journey has completed its steps
+        # a branch ran out: the step that opened it (now on top) is done, move past it too
+    return position
+
+
+def enter_branch(
+    position: Position, steps: tuple[AnyStep, ...], label: str, variant: str | None = None
+) -> Position:
+    """Go into the branch ``label`` (``then``, ``else`` or a variant name) of the current step;
+    an empty branch means the step is done."""
+    top = position[-1]
+    if not steps:
+        return advance(position)
+    inherited = variant if variant is not None else top.variant
+    return (*position, Frame(steps, 0, f"{top.path}.{label}.", inherited))
+
+
+def current(position: Position) -> Frame:
+    """The innermost frame."""
+    return position[-1]
+
+
+def finished(position: Position) -> bool:
+    """Whether every step has been taken."""
+    return len(position) == 1 and position[0].step is None

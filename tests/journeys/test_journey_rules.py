@@ -1,0 +1,361 @@
+"""Every rule of CAMPAIGN_FORMAT.md's journey semantics, on the virtual clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.journeys.plan import plan_text
+from tests.journeys.scenario import T0, Scenario, brief
+
+CART = """
+campaign: cart
+trigger: {event: Product Added}
+audience: customer.email and customer.consent.email
+entry: {while_active: restart}
+exit: [{event: Order Completed}]
+goal: {event: Order Completed, within: 7d, value: event.properties.revenue}
+steps:
+  - wait: 1h
+  - send: email
+    template: cart.html
+    subject: "{{ customer.first_name or 'Hi' }}, {{ customer.cart.items | length }} items"
+  - wait: 1d
+  - if: customer.cart.value >= 200
+    then:
+      - send: call
+        list: high-value
+        priority: high
+    else:
+      - send: ads
+        audience: cart-abandoners
+"""
+
+DAY = 24 * 60
+
+
+def added(s: Scenario, minutes: float, price: float = 50, **kw: object) -> None:
+    s.event("Product Added", minutes, properties={"product_id": "p1", "price": price}, **kw)
+
+
+def test_abandoned_cart_full_path(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer(first_name="Ann")
+    added(scenario, 0)
+    lines = scenario.plan()
+    assert brief(lines) == [
+        (0, "enter", None, None),
+        (60, "send", "1", "sent"),
+        (60 + DAY, "audience_add", "3.else.0", "sent"),
+    ]
+    assert lines[1].fields == {"template": "cart.html", "subject": "Ann, 1 items"}
+    assert lines[1].channel == "email"
+    assert lines[2].fields == {"audience": "cart-abandoners"}
+    assert lines[0].customer.email == "u1@example.com"
+
+
+def test_high_value_cart_goes_to_the_call_list(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0, price=250)
+    lines = scenario.plan()
+    assert brief(lines)[-1] == (60 + DAY, "send", "3.then.0", "sent")
+    assert lines[-1].fields == {"list": "high-value", "priority": "high"}
+
+
+def test_restart_debounces_the_cart(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0)
+    added(scenario, 30)
+    got = brief(scenario.plan())
+    assert [g for g in got if g[1] != "audience_add"] == [
+        (0, "enter", None, None),
+        (30, "exit", None, ":restarted"),
+        (30, "enter", None, None),
+        (90, "send", "1", "sent"),  # one email, an hour after the last add
+    ]
+
+
+def test_ignore_leaves_the_running_journey_alone(scenario: Scenario) -> None:
+    scenario.campaign(CART.replace("while_active: restart", "while_active: ignore"))
+    scenario.customer()
+    added(scenario, 0)
+    added(scenario, 30)
+    got = brief(scenario.plan())
+    assert [g[1] for g in got] == ["enter", "send", "audience_add"]
+    assert got[1][0] == 60
+
+
+def test_exit_and_goal_count_only_after_entry(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    scenario.event("Order Completed", -10, properties={"order_id": "o0", "revenue": 10})
+    added(scenario, 0)
+    scenario.event("Order Completed", 120, properties={"order_id": "o1", "revenue": 80})
+    lines = scenario.plan()
+    assert brief(lines) == [
+        (0, "enter", None, None),
+        (60, "send", "1", "sent"),
+        (120, "convert", None, None),
+        (120, "exit", None, ":exit_event"),
+    ]
+    assert lines[2].fields == {"event": "Order Completed", "value": 80}
+
+
+def test_leaving_removes_the_ad_audience(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0)
+    scenario.event("Order Completed", 3 * DAY, properties={"order_id": "o1", "revenue": 80})
+    got = brief(scenario.plan())
+    assert got[-3:] == [
+        (3 * DAY, "convert", None, None),
+        (3 * DAY, "exit", None, ":exit_event"),
+        (3 * DAY, "audience_remove", "3.else.0", "sent"),
+    ]
+
+
+def test_unsubscribe_takes_effect_for_a_pending_send(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0)
+    scenario.event("Unsubscribed", 30)
+    got = brief(scenario.plan())
+    assert got[1] == (60, "send", "1", "skipped:no_consent")
+
+
+def test_wait_for_event_both_ways(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: welcome
+trigger: {event: Subscribed}
+steps:
+  - send: email
+    template: w.html
+    subject: Welcome
+  - wait: {for: Order Completed, timeout: 3d}
+    then:
+      - send: email
+        template: thanks.html
+        subject: Thanks
+    else:
+      - send: email
+        template: discount.html
+        subject: Discount
+  - send: email
+    template: last.html
+    subject: Last
+""")
+    scenario.customer(user="buyer")
+    scenario.customer(user="browser")
+    scenario.event("Subscribed", 0, user="buyer")
+    scenario.event("Subscribed", 0, user="browser")
+    scenario.event("Order Completed", 2 * DAY, user="buyer", properties={"order_id": "b"})
+    lines = scenario.plan()
+    by_user = {
+        user: [
+            (line.step, line.fields.get("subject"), (line.at - T0) / timedelta(minutes=1))
+            for line in lines
+            if line.customer.user_id == user and line.action.value == "send"
+        ]
+        for user in ("buyer", "browser")
+    }
+    assert by_user["buyer"] == [
+        ("0", "Welcome", 0),
+        ("1.then.0", "Thanks", 2 * DAY),
+        ("2", "Last", 2 * DAY),
+    ]
+    assert by_user["browser"] == [
+        ("0", "Welcome", 0),
+        ("1.else.0", "Discount", 3 * DAY),
+        ("2", "Last", 3 * DAY),
+    ]
+
+
+def test_frequency_caps_across_campaigns(scenario: Scenario) -> None:
+    scenario.config = {"policies": {"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}}}
+    for name in ("one", "two"):
+        scenario.campaign(f"""
+campaign: {name}
+trigger: {{event: Product Viewed}}
+steps:
+  - send: email
+    template: x.html
+    subject: {name}
+""")
+    scenario.customer()
+    scenario.event("Product Viewed", 0)
+    got = sorted(
+        (line.campaign, line.status, line.reason)
+        for line in scenario.plan()
+        if line.action.value == "send"
+    )  # campaigns run in id order at a tie
+    assert got == [("one", "sent", None), ("two", "skipped", "frequency_cap")]
+
+
+def test_holdout_is_stable_and_about_its_share(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: held
+trigger: {event: Product Viewed}
+holdout: 20%
+goal: {event: Order Completed}
+steps:
+  - send: email
+    template: x.html
+    subject: Hi
+""")
+    for number in range(500):
+        user = f"u{number}"
+        scenario.customer(user=user)
+        scenario.event("Product Viewed", 0, user=user)
+    first = scenario.plan()
+    held = {line.customer.user_id for line in first if line.reason == "holdout"}
+    assert 0.15 < len(held) / 500 < 0.25
+    assert all(
+        line.status == "skipped"
+        for line in first
+        if line.customer.user_id in held and line.action.value == "send"
+    )
+    assert plan_text(scenario.plan()) == plan_text(first)  # same input, same bytes
+
+
+def test_split_is_stable_and_names_the_variant(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: ab
+trigger: {event: Product Viewed}
+steps:
+  - split:
+      - {name: A, weight: 50%, steps: [{send: email, template: a.html, subject: A}]}
+      - {name: B, weight: 50%, steps: [{send: email, template: b.html, subject: B}]}
+""")
+    for number in range(200):
+        scenario.customer(user=f"u{number}")
+        scenario.event("Product Viewed", 0, user=f"u{number}")
+    sends = [line for line in scenario.plan() if line.action.value == "send"]
+    variants = {line.fields["variant"] for line in sends}
+    assert variants == {"A", "B"}
+    assert all(line.step == f"0.{line.fields['variant']}.0" for line in sends)
+    share_a = sum(line.fields["variant"] == "A" for line in sends) / len(sends)
+    assert 0.4 < share_a < 0.6
+
+
+def test_identity_merge_mid_journey_keeps_one_journey(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer(user="known")
+    scenario.event(
+        "identify",
+        -5,
+        user="",
+        anonymousId="anon-1",
+        traits={"email": "anon@example.com", "consent": {"email": True}},
+    )
+    scenario.event(
+        "Product Added",
+        0,
+        user="",
+        anonymousId="anon-1",
+        properties={"product_id": "p", "price": 10},
+    )
+    added(scenario, 10, user="known")
+    scenario.event("alias", 20, user="known", previousId="anon-1")
+    lines = scenario.plan()
+    entered = [line.journey for line in lines if line.action.value == "enter"]
+    assert len(entered) == 2
+    exits = [(line.reason, line.journey) for line in lines if line.action.value == "exit"]
+    assert exits == [("merged", entered[1])]  # the later entry gives way
+    sends = [line for line in lines if line.action.value == "send"]
+    assert len(sends) == 1 and sends[0].journey == entered[0]
+    assert len({line.customer.id for line in lines if line.at >= T0 + timedelta(minutes=20)}) == 1
+
+
+def test_duplicate_and_out_of_order_events_give_the_same_plan(scenario: Scenario) -> None:
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0, message_id="same")
+    reference = plan_text(scenario.plan())
+    added(scenario, 0, message_id="same")  # a resend
+    scenario.events.reverse()  # and a file out of order
+    assert plan_text(scenario.plan()) == reference
+
+
+def test_paused_campaigns_take_no_one(scenario: Scenario) -> None:
+    scenario.campaign(CART.replace("campaign: cart", "campaign: cart\nstatus: paused"))
+    scenario.customer()
+    added(scenario, 0)
+    assert scenario.plan() == []
+
+
+def test_once_and_cooldown(scenario: Scenario) -> None:
+    scenario.campaign(
+        CART.replace("campaign: cart", "campaign: cart").replace(
+            "entry: {while_active: restart}", "entry: {cooldown: 2d}"
+        )
+    )
+    scenario.customer()
+    added(scenario, 0)
+    scenario.event("Order Completed", 10, properties={"order_id": "o"})
+    added(scenario, DAY)  # within the cooldown: no entry
+    added(scenario, 3 * DAY)  # after it: a new journey
+    enters = [
+        (line.at - T0) / timedelta(minutes=1)
+        for line in scenario.plan()
+        if line.action.value == "enter"
+    ]
+    assert enters == [0, 3 * DAY]
+
+
+def test_quiet_hours_defer_across_a_dst_change(scenario: Scenario) -> None:
+    scenario.config = {
+        "timezone": "Europe/Paris",
+        "policies": {"quiet_hours": {"email": "21:00-08:00"}},
+    }
+    scenario.campaign("""
+campaign: late
+trigger: {event: Product Viewed}
+steps:
+  - send: email
+    template: x.html
+    subject: Hi
+""")
+    scenario.customer()
+    # Saturday 2024-10-26 21:30 Paris (19:30 UTC, summer time); the clocks go back that night
+    minutes = (T0.replace(month=10, day=26, hour=19, minute=30) - T0) / timedelta(minutes=1)
+    scenario.event("Product Viewed", minutes)
+    send = next(line for line in scenario.plan() if line.action.value == "send")
+    assert send.at == T0.replace(month=10, day=27, hour=7, minute=0)  # 08:00 winter time
+    assert send.status == "sent"
+
+
+def test_schedule_trigger_enters_the_audience_at_each_tick(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: weekly
+trigger: {schedule: "0 9 * * 1", timezone: Europe/Paris}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: n.html
+    subject: News
+""")
+    scenario.customer(user="yes")
+    scenario.customer(user="no", consent={"email": False})
+    lines = scenario.plan(until=T0 + timedelta(days=14))
+    sends = [(line.customer.user_id, line.at) for line in lines if line.action.value == "send"]
+    # Mondays 2024-05-13 and 2024-05-20, 09:00 in Paris = 07:00 UTC
+    assert sends == [("yes", T0.replace(day=13, hour=7)), ("yes", T0.replace(day=20, hour=7))]
+
+
+def test_segment_turns_true_as_time_passes(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: lapsed
+trigger:
+  segment: customer.orders.last_at and customer.orders.last_at < now - days(90)
+steps:
+  - send: email
+    template: w.html
+    subject: We miss you
+""")
+    scenario.customer()
+    scenario.event("Order Completed", 0, properties={"order_id": "o", "revenue": 5})
+    lines = scenario.plan(until=T0 + timedelta(days=100))
+    enters = [line.at for line in lines if line.action.value == "enter"]
+    assert len(enters) == 1
+    assert T0 + timedelta(days=90) < enters[0] <= T0 + timedelta(days=90, hours=1)
