@@ -1,0 +1,117 @@
+"""The ads channel as JSON-lines files of audience changes, one file per audience.
+
+``<path>/<audience>.jsonl`` gets one line per change, ready for a later sync to Meta custom
+audiences (or any network that matches on hashed identifiers)::
+
+    {"key": "j_1:2", "action": "add", "audience": "cart-abandoners", "customer_id": "c1",
+     "email_sha256": "86e0…", "phone_sha256": "5e7e…", "at": "2024-06-01T12:00:00+00:00"}
+
+Identifiers are normalised the way Meta asks before SHA-256: the email trimmed and lowercased, the
+phone as digits only with the country code (E.164 without the ``+``). Nothing in clear text
+leaves the customer store but the customer id. Each key is appended at most once per audience
+file (see :class:`integrations.outbox._files.KeyedAppendFile`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.channels import Delivery, DeliveryAction, DeliveryOutcome, DeliveryStatus
+from engine.clock import Clock, utc_now
+from engine.contact import normalize_email, normalize_phone
+from integrations.outbox._files import (
+    ALREADY,
+    KeyedAppendFile,
+    as_utc,
+    failed,
+    io_failed,
+    safe_name,
+)
+
+_ACTIONS = {DeliveryAction.AUDIENCE_ADD: "add", DeliveryAction.AUDIENCE_REMOVE: "remove"}
+
+
+def email_sha256(email: str | None) -> str | None:
+    """SHA-256 of the email as Meta normalises it (trimmed, lowercased); ``None`` without one."""
+    normalised = normalize_email(email)
+    return hashlib.sha256(normalised.encode()).hexdigest() if normalised else None
+
+
+def phone_sha256(phone: str | None) -> str | None:
+    """SHA-256 of the phone as Meta normalises it: digits only, country code included
+    (``+1 415-555-0100`` hashes ``14155550100``); ``None`` without a possible number."""
+    e164 = normalize_phone(phone)
+    return hashlib.sha256(e164.lstrip("+").encode()).hexdigest() if e164 else None
+
+
+def audience_change(delivery: Delivery) -> dict[str, Any]:
+    """The JSON line for an audience delivery (keys in their documented order)."""
+    return {
+        "key": delivery.key,
+        "action": _ACTIONS[delivery.action],
+        "audience": str(delivery.fields["audience"]),
+        "customer_id": delivery.recipient.customer_id,
+        "email_sha256": email_sha256(delivery.recipient.email),
+        "phone_sha256": phone_sha256(delivery.recipient.phone),
+        "at": as_utc(delivery.due_at).isoformat(),
+    }
+
+
+def _key_of(line: str) -> str | None:
+    key = json.loads(line)["key"]
+    return key if isinstance(key, str) else None
+
+
+class FileAdsOutbox:
+    """Appends audience additions and removals to ``<path>/<audience>.jsonl``, each key once.
+
+    ``clock`` and ``retry_after`` date the retry of a delivery the file system refused.
+    """
+
+    name = "outbox"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock = utc_now,
+        retry_after: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._retry_after = retry_after
+        self._files: dict[str, KeyedAppendFile] = {}
+        self._files_mutex = threading.Lock()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        """Append the audience change unless its key is already in the audience's file."""
+        if delivery.action not in _ACTIONS:
+            return failed(f"the ads outbox cannot {delivery.action.value}")
+        audience = delivery.fields.get("audience")
+        if not audience:
+            return failed("no audience")
+        change = audience_change(delivery)
+        if change["email_sha256"] is None and change["phone_sha256"] is None:
+            return failed("no email or phone to match the customer on")
+        log = self._file(str(audience))
+        record = json.dumps(change, ensure_ascii=False, separators=(",", ":"))
+        try:
+            appended = log.append_once(delivery.key, record)
+        except OSError as error:
+            return io_failed(error, self._clock, self._retry_after)
+        detail = "appended to the outbox" if appended else ALREADY
+        return DeliveryOutcome(DeliveryStatus.DELIVERED, detail, provider_id=log.path.name)
+
+    def _file(self, audience: str) -> KeyedAppendFile:
+        with self._files_mutex:
+            log = self._files.get(audience)
+            if log is None:
+                log = KeyedAppendFile(self.path / f"{safe_name(audience)}.jsonl", _key_of)
+                self._files[audience] = log
+            return log
