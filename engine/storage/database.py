@@ -35,8 +35,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine(url: str) -> sa.Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql+psycopg"):
+        # psycopg prepares a statement after 5 runs; ingest's long IN (...) lookups then get a
+        # generic plan that scans the table (seen in benchmarks/: 28x the floor instead of ~10x)
+        options["connect_args"] = {"prepare_threshold": None}
     try:
-        engine = sa.create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+        engine = sa.create_engine(
+            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **options
+        )
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StorageError(f"cannot use database_url {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":

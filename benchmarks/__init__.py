@@ -1,0 +1,1 @@
+"""Benchmarks of followup, each runnable with ``python -m benchmarks.<name>.run``."""

@@ -1,0 +1,118 @@
+"""One measurement, run in its own process so its peak memory is its own:
+``python -m benchmarks.ingest.measure SYSTEM URL FILE`` prints one JSON object.
+
+Imports and opening the database happen before the clock starts; the clock covers reading the
+file to the last commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SYSTEMS = ("followup", "floor")
+
+
+def _peak_mib() -> float:
+    """This process's peak resident set (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hwm_mib() -> float | None:
+    """The peak RSS of this program image alone (``VmHWM``), which, unlike ``ru_maxrss``, owes
+    nothing to the parent; a cross-check."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def engine_batch_size() -> int:
+    """The batch size ``Followup`` ingests with when nobody says otherwise."""
+    from engine.api import Followup
+    from engine.config import Project, ProjectConfig
+
+    followup = Followup(Project(ProjectConfig(database_url="sqlite:///:memory:"), Path.cwd()))
+    followup.close()
+    return followup.ingestor.batch_size
+
+
+def prepare_followup(url: str, path: Path, batch_size: int) -> Callable[[], dict[str, Any]]:
+    """The full path of ``followup ingest FILE``: the facade's ingestor over ``read_jsonl``."""
+    from engine.api import Followup
+    from engine.config import Project, ProjectConfig
+    from engine.ingest.jsonl import read_jsonl
+
+    followup = Followup(Project(ProjectConfig(database_url=url), root=path.parent))
+    followup.ingestor.batch_size = batch_size
+
+    def run() -> dict[str, Any]:
+        records = read_jsonl(path, phone_region=followup.phone_region)
+        summary = followup.ingestor.ingest(records)
+        followup.close()
+        return {
+            "events": summary.accepted,
+            "duplicates": summary.duplicates,
+            "rejected": summary.rejected_total,
+            "customers_created": summary.customers_created,
+            "merges": summary.merges,
+        }
+
+    return run
+
+
+def prepare_floor(url: str, path: Path, batch_size: int) -> Callable[[], dict[str, Any]]:
+    """orjson parsing and the backend's bulk insert of the same rows, nothing else."""
+    from benchmarks.ingest import floor
+
+    def run() -> dict[str, Any]:
+        if url.startswith("sqlite:///"):
+            return {"events": floor.load_sqlite(path, floor.sqlite_file(url), batch_size)}
+        return {"events": floor.load_postgres(path, floor.postgres_conninfo(url), batch_size)}
+
+    return run
+
+
+def measure(system: str, url: str, path: Path, batch_size: int) -> dict[str, Any]:
+    """Wall time, throughput and peak memory of one system loading ``path`` into ``url``."""
+    prepare = prepare_followup if system == "followup" else prepare_floor
+    run = prepare(url, path, batch_size)
+    ready_mib = _peak_mib()
+    start = time.perf_counter()
+    outcome = run()
+    seconds = time.perf_counter() - start
+    return {
+        **outcome,
+        "seconds": seconds,
+        "events_per_second": outcome["events"] / seconds if seconds else 0.0,
+        "peak_mib": _peak_mib(),
+        "vm_hwm_mib": _hwm_mib(),
+        "ready_mib": ready_mib,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, measure, print the result as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("system", choices=SYSTEMS)
+    parser.add_argument("url", help="SQLAlchemy URL of a database with followup's schema")
+    parser.add_argument("file", type=Path, help="JSONL file of Segment messages")
+    parser.add_argument("--batch-size", type=int, required=True)
+    args = parser.parse_args(argv)
+    result = measure(args.system, args.url, args.file, args.batch_size)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()
