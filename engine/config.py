@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.clock import check_time_zone
 from engine.errors import ConfigError
 
 CONFIG_FILE = "followup.yaml"
@@ -38,14 +38,7 @@ class ProjectConfig(BaseModel):
     policies: dict[str, Any] = Field(default_factory=dict)
     providers: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from None
-        return value
+    _known_zone = field_validator("timezone")(check_time_zone)
 
     @field_validator("phone_region")
     @classmethod

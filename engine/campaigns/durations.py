@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+
+from engine.clock import check_time_zone
 
 DURATION_HINT = "write e.g. 30m, 1h, 2d, 1w or PT1H"
 CRON_HINT = "write 5 fields (minute hour day month weekday), e.g. '0 9 * * 1' for Mondays 09:00"
@@ -113,17 +114,6 @@ def check_cron(value: str) -> str:
     if not valid:
         raise ValueError(f"schedule {value!r} is not a cron expression; {CRON_HINT}")
     return text
-
-
-def check_time_zone(value: str) -> str:
-    """``value`` when it names an IANA time zone."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"{value!r} is not an IANA time zone; write e.g. Europe/Paris or America/New_York"
-        ) from None
-    return value
 
 
 Duration = Annotated[

@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from engine.clock import check_time_zone
 from engine.errors import InputError
 from engine.events import EventInvalid, Rejection, RejectReason, parse_message
 from engine.ingest.pipeline import Accepted
@@ -70,14 +71,7 @@ class TimestampColumn(BaseModel):
     format: str = "iso"
     timezone: str = "UTC"
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from None
-        return value
+    _known_zone = field_validator("timezone")(check_time_zone)
 
 
 class MessageIdColumn(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.channels import DeliveryOutcome, DeliveryStatus
-from engine.clock import Clock
+from engine.clock import Clock, utc_now
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _WINDOWS_RESERVED = frozenset(
@@ -178,3 +178,39 @@ class KeyedAppendFile:
             os.fsync(handle.fileno())
         except OSError:
             pass  # the next append's catch-up cuts the torn line off again
+
+
+class KeyedFileOutbox:
+    """Base of the outboxes that keep one :class:`KeyedAppendFile` per audience or list in a
+    folder, opened once each (safe across threads)."""
+
+    suffix = ""
+    header: str | None = None
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock = utc_now,
+        retry_after: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._retry_after = retry_after
+        self._files: dict[str, KeyedAppendFile] = {}
+        self._files_mutex = threading.Lock()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key_of(line: str) -> str | None:
+        """The key of a line of this outbox's files."""
+        raise NotImplementedError
+
+    def _file(self, name: str) -> KeyedAppendFile:
+        with self._files_mutex:
+            found = self._files.get(name)
+            if found is None:
+                target = self.path / f"{safe_name(name)}{self.suffix}"
+                found = KeyedAppendFile(target, self.key_of, self.header)
+                self._files[name] = found
+            return found

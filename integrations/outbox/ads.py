@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from engine.channels import Delivery, DeliveryAction, DeliveryOutcome, DeliveryStatus
-from engine.clock import Clock, utc_now
 from engine.contact import normalize_email, normalize_phone
 from integrations.outbox._files import (
     ALREADY,
-    KeyedAppendFile,
+    KeyedFileOutbox,
     as_utc,
     failed,
     io_failed,
-    safe_name,
 )
 
 _ACTIONS = {DeliveryAction.AUDIENCE_ADD: "add", DeliveryAction.AUDIENCE_REMOVE: "remove"}
@@ -67,7 +62,7 @@ def _key_of(line: str) -> str | None:
     return key if isinstance(key, str) else None
 
 
-class FileAdsOutbox:
+class FileAdsOutbox(KeyedFileOutbox):
     """Appends audience additions and removals to ``<path>/<audience>.jsonl``, each key once.
 
     ``clock`` and ``retry_after`` date the retry of a delivery the file system refused.
@@ -75,19 +70,8 @@ class FileAdsOutbox:
 
     name = "outbox"
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        clock: Clock = utc_now,
-        retry_after: timedelta = timedelta(minutes=5),
-    ) -> None:
-        self.path = Path(path)
-        self._clock = clock
-        self._retry_after = retry_after
-        self._files: dict[str, KeyedAppendFile] = {}
-        self._files_mutex = threading.Lock()
-        self.path.mkdir(parents=True, exist_ok=True)
+    suffix = ".jsonl"
+    key_of = staticmethod(_key_of)
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Append the audience change unless its key is already in the audience's file."""
@@ -107,11 +91,3 @@ class FileAdsOutbox:
             return io_failed(error, self._clock, self._retry_after)
         detail = "appended to the outbox" if appended else ALREADY
         return DeliveryOutcome(DeliveryStatus.DELIVERED, detail, provider_id=log.path.name)
-
-    def _file(self, audience: str) -> KeyedAppendFile:
-        with self._files_mutex:
-            log = self._files.get(audience)
-            if log is None:
-                log = KeyedAppendFile(self.path / f"{safe_name(audience)}.jsonl", _key_of)
-                self._files[audience] = log
-            return log

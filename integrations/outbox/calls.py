@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Mapping
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from engine.channels import Delivery, DeliveryAction, DeliveryOutcome, DeliveryStatus
-from engine.clock import Clock, utc_now
 from engine.contact import normalize_phone
 from integrations.outbox._files import (
     ALREADY,
-    KeyedAppendFile,
+    KeyedFileOutbox,
     as_utc,
     failed,
     io_failed,
-    safe_name,
 )
 
 COLUMNS = (
@@ -105,7 +100,7 @@ def _key_of(line: str) -> str | None:
     return next(csv.reader([line]))[0] or None
 
 
-class CsvCallList:
+class CsvCallList(KeyedFileOutbox):
     """Appends call deliveries to ``<path>/<list>.csv``, each key once; a customer without a
     possible phone number fails for good ("no phone").
 
@@ -114,19 +109,9 @@ class CsvCallList:
 
     name = "csv"
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        clock: Clock = utc_now,
-        retry_after: timedelta = timedelta(minutes=5),
-    ) -> None:
-        self.path = Path(path)
-        self._clock = clock
-        self._retry_after = retry_after
-        self._files: dict[str, KeyedAppendFile] = {}
-        self._files_mutex = threading.Lock()
-        self.path.mkdir(parents=True, exist_ok=True)
+    suffix = ".csv"
+    header = HEADER
+    key_of = staticmethod(_key_of)
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Append the call to its list unless its key is already there."""
@@ -149,11 +134,3 @@ class CsvCallList:
             return failed(str(error))
         detail = "appended to the call list" if appended else ALREADY
         return DeliveryOutcome(DeliveryStatus.DELIVERED, detail, provider_id=calls.path.name)
-
-    def _file(self, list_name: str) -> KeyedAppendFile:
-        with self._files_mutex:
-            calls = self._files.get(list_name)
-            if calls is None:
-                calls = KeyedAppendFile(self.path / f"{safe_name(list_name)}.csv", _key_of, HEADER)
-                self._files[list_name] = calls
-            return calls

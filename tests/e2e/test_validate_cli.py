@@ -134,7 +134,7 @@ providers:
             "flows/call.yaml:9:11: no provider carries call; add it under providers: in "
             "followup.yaml, e.g. call: {provider: csv, path: outbox/calls}"
         ),
-        "followup.yaml:1:11: 'Europe/Parris' is not an IANA time zone (e.g. Europe/Paris)",
+        "followup.yaml:1:11: 'Europe/Parris' is not an IANA time zone; write e.g. Europe/Paris or America/New_York",
         "templates/broken.html:2:1: not a valid template: unexpected '}'",
     ]
 
