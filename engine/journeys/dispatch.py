@@ -26,6 +26,7 @@ class PendingSend:
     action: str
     fields: Mapping[str, Any]
     due: datetime
+    holds_audience: bool = False  # an ads step the journey leaves the audience of on exit
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,15 @@ class Dispatcher:
     def cancel(self, journey_id: str, at: datetime) -> None:
         """The journey ended: its sends still pending are skipped (audience removals go on)."""
         self._exited.add(journey_id)
+
+    def merge(self, merged_id: str, survivor_id: str) -> None:
+        """Two profiles became one: their send histories count together for the caps."""
+        for (customer_id, channel), times in list(self._sent.items()):
+            if customer_id == merged_id:
+                del self._sent[(customer_id, channel)]
+                joined = self._sent.setdefault((survivor_id, channel), [])
+                joined.extend(times)
+                joined.sort()
 
     def decide(
         self, pending: PendingSend, customer_id: str, state: CustomerState, at: datetime

@@ -10,13 +10,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from engine.campaigns.expressions import sandbox
+from engine.campaigns.expressions import Expression, sandbox
 from engine.campaigns.schema import (
     AdsSend,
     AnySend,
@@ -58,12 +58,15 @@ class Journey:
     customer_id: str
     entered_at: datetime
     held_out: bool
+    entry_key: tuple[datetime, str]  # exit and goal events must come after this, in event order
     at: position.Position
     generation: int = 0
     status: str = "active"  # active | completed | exited
     waiting_for: WaitForEvent | None = None
     waiting_since: datetime | None = None
     converted: bool = False
+    trigger: Event | None = None  # what `event` means in later steps
+    parked: bool = False  # on a send deferred by quiet or calling hours, resumed once it goes
     audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
 
 
@@ -141,9 +144,15 @@ class JourneyEngine:
                 assert isinstance(wait, WaitStep)
                 journey.waiting_for = None
                 journey.at = position.enter_branch(journey.at, wait.else_, "else")
-            self._run(journey, at, None)
+            self._run(journey, at, journey.trigger)
         elif timer.kind == "send":
-            self._deliver(timer.payload, at)
+            pending = timer.payload
+            outcome = self._deliver(pending, at)
+            journey = self._journeys[pending.journey]
+            if outcome != "deferred" and journey.parked and journey.status == "active":
+                journey.parked = False
+                journey.at = position.advance(journey.at)
+                self._run(journey, at, journey.trigger)
         elif timer.kind == "tick":
             campaign = timer.payload
             for customer_id in self.customers.ids():
@@ -158,8 +167,15 @@ class JourneyEngine:
         trigger = campaign.trigger
         assert isinstance(trigger, ScheduleTrigger)
         zone = ZoneInfo(trigger.timezone or self.default_timezone)
-        following = croniter(trigger.schedule, after.astimezone(zone)).get_next(datetime)
-        self._push(following.astimezone(after.tzinfo), "tick", campaign)
+        wall = after.astimezone(zone).replace(tzinfo=None)
+        ticks = croniter(trigger.schedule, wall)
+        while True:  # on local wall time, so the night the clocks go back ticks once
+            following = ticks.get_next(datetime)
+            midnight = datetime.combine(following.date(), time(0), tzinfo=zone)
+            due = next_local_time(max(after, midnight), following.time(), zone.key)
+            if due > after:
+                break
+        self._push(due, "tick", campaign)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -170,10 +186,19 @@ class JourneyEngine:
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
-        for journey in list(self._by_customer.get(customer_id, ())):
-            if journey.status == "exited" or event.timestamp <= journey.entered_at:
-                continue
+        journeys = [
+            j
+            for j in self._by_customer.get(customer_id, ())
+            if j.status != "exited" and event.order_key > j.entry_key
+        ]
+        converted = self._convert(journeys, event)
+        for journey in journeys:
             self._on_journey_event(journey, event)
+        for journey in converted:
+            self._leave_audiences(journey, at)  # a converted customer stops seeing the ad
+        if not self.customers.state(customer_id).consent.ads:
+            for journey in self._by_customer.get(customer_id, ()):
+                self._leave_audiences(journey, at)  # ads consent withdrawn: out of every audience
         for campaign in self._by_event.get(event.name, ()) if event.type is EventType.TRACK else ():
             trigger = campaign.trigger
             assert isinstance(trigger, EventTrigger)
@@ -182,24 +207,37 @@ class JourneyEngine:
                 self._try_enter(campaign, customer_id, at, event)
         self._check_segments(customer_id, at)
 
-    def _on_journey_event(self, journey: Journey, event: Event) -> None:
-        campaign = journey.campaign
-        goal = campaign.goal
+    def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
+        """A goal event converts one journey per campaign: the latest entry whose window holds
+        it (so one order is never counted twice)."""
         at = event.timestamp
-        if (
-            goal is not None
-            and not journey.converted
-            and event.name == goal.event
-            and (goal.within is None or at - journey.entered_at <= goal.within)
-        ):
+        by_campaign: dict[str, Journey] = {}
+        for journey in journeys:
+            goal = journey.campaign.goal
+            if (
+                goal is not None
+                and not journey.converted
+                and event.name == goal.event
+                and (goal.within is None or at - journey.entered_at <= goal.within)
+            ):
+                by_campaign[journey.campaign.id] = journey  # journeys are in entry order
+        for journey in by_campaign.values():
+            goal = journey.campaign.goal
+            assert goal is not None
             journey.converted = True
             fields: dict[str, Any] = {"event": event.name}
             if goal.value is not None:
                 state = self.customers.state(journey.customer_id)
-                fields["value"] = goal.value.evaluate(names(journey.customer_id, state, event, at))
+                scope = names(journey.customer_id, state, event, at)
+                fields["value"] = _value_or_none(goal.value, scope)
             if journey.held_out:
                 fields["holdout"] = True
             self._line(journey, PlanAction.CONVERT, at, fields=fields)
+        return list(by_campaign.values())
+
+    def _on_journey_event(self, journey: Journey, event: Event) -> None:
+        campaign = journey.campaign
+        at = event.timestamp
         if any(rule.event == event.name for rule in campaign.exit):
             self._exit(journey, at, "exit_event", {"event": event.name})
             return
@@ -213,6 +251,15 @@ class JourneyEngine:
             self._run(journey, at, event)
 
     def _merge_journeys(self, merged_id: str, survivor_id: str, at: datetime) -> None:
+        self.dispatcher.merge(merged_id, survivor_id)
+        for campaign in self.campaigns:
+            merged_key, survivor_key = (campaign.id, merged_id), (campaign.id, survivor_id)
+            entries = [self._last_entry.pop(merged_key, None), self._last_entry.get(survivor_key)]
+            known = [entry for entry in entries if entry is not None]
+            if known:
+                self._last_entry[survivor_key] = max(known)
+            if self._segment_was.pop(merged_key, False):
+                self._segment_was[survivor_key] = True
         moved = self._by_customer.pop(merged_id, [])
         kept = self._by_customer.setdefault(survivor_id, [])
         for journey in moved:
@@ -235,25 +282,26 @@ class JourneyEngine:
             state = self.customers.state(customer_id)
             now_true = trigger.segment.holds(names(customer_id, state, None, at))
             key = (campaign.id, customer_id)
-            was_true = self._segment_was.get(key, False)
-            self._segment_was[key] = now_true
-            if now_true and not was_true:
-                self._try_enter(campaign, customer_id, at, None)
+            if not now_true:
+                self._segment_was[key] = False
+            elif not self._segment_was.get(key, False):
+                # true only once entered: a customer kept out (audience, cooldown) tries again
+                self._segment_was[key] = self._try_enter(campaign, customer_id, at, None)
 
     # --- entry and exit ----------------------------------------------------------------------
 
     def _try_enter(
         self, campaign: Campaign, customer_id: str, at: datetime, event: Event | None
-    ) -> None:
+    ) -> bool:
         state = self.customers.state(customer_id)
         if campaign.audience is not None and not campaign.audience.holds(
             names(customer_id, state, event, at)
         ):
-            return
+            return False
         entry = campaign.entry
         last = self._last_entry.get((campaign.id, customer_id))
         if last is not None and (entry.once or (entry.cooldown and at - last < entry.cooldown)):
-            return
+            return False
         running = [
             j
             for j in self._by_customer.get(customer_id, ())
@@ -261,7 +309,7 @@ class JourneyEngine:
         ]
         if running:
             if entry.while_active is WhileActive.IGNORE:
-                return
+                return False
             for journey in running:
                 self._exit(journey, at, "restarted")
         message_id = event.message_id if event is not None else "schedule"
@@ -271,7 +319,9 @@ class JourneyEngine:
             customer_id=customer_id,
             entered_at=at,
             held_out=is_held_out(campaign.id, customer_id, campaign.holdout),
+            entry_key=event.order_key if event is not None else (at, "\uffff"),
             at=position.start(campaign.steps),
+            trigger=event,
         )
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(customer_id, []).append(journey)
@@ -280,6 +330,7 @@ class JourneyEngine:
             journey, PlanAction.ENTER, at, fields={"holdout": True} if journey.held_out else {}
         )
         self._run(journey, at, event)
+        return True
 
     def _exit(
         self, journey: Journey, at: datetime, reason: str, fields: dict[str, Any] | None = None
@@ -288,8 +339,20 @@ class JourneyEngine:
         journey.generation += 1
         self.dispatcher.cancel(journey.id, at)
         self._line(journey, PlanAction.EXIT, at, reason=reason, fields=fields or {})
+        self._leave_audiences(journey, at)
+
+    def _leave_audiences(self, journey: Journey, at: datetime) -> None:
+        """Remove the customer from the journey's ad audiences, except those another journey
+        of theirs still holds."""
+        held = {
+            audience
+            for other in self._by_customer.get(journey.customer_id, ())
+            if other is not journey and other.status != "exited"
+            for audience in other.audiences
+        }
         for audience, step in sorted(journey.audiences.items()):
-            self._send(journey, step, "ads", "audience_remove", {"audience": audience}, at)
+            if audience not in held:
+                self._send(journey, step, "ads", "audience_remove", {"audience": audience}, at)
         journey.audiences.clear()
 
     # --- running steps -----------------------------------------------------------------------
@@ -321,7 +384,11 @@ class JourneyEngine:
                 self._update(journey, step, frame.path, at, scope)
                 journey.at = position.advance(journey.at)
             else:
-                self._send_step(journey, step, frame.path, frame.variant, at, scope)
+                if self._send_step(journey, step, frame.path, frame.variant, at, scope) == (
+                    "deferred"
+                ):
+                    journey.parked = True  # held on this step until the send goes out
+                    return
                 journey.at = position.advance(journey.at)
 
     def _wait(self, journey: Journey, step: WaitStep, at: datetime, state: Any) -> bool:
@@ -343,7 +410,7 @@ class JourneyEngine:
     def _update(
         self, journey: Journey, step: UpdateStep, path: str, at: datetime, scope: dict[str, Any]
     ) -> None:
-        traits = {key: expr.evaluate(scope) for key, expr in step.update.traits.items()}
+        traits = {key: _value_or_none(expr, scope) for key, expr in step.update.traits.items()}
         event = Event(
             message_id=f"{journey.id}:{path}",
             type=EventType.IDENTIFY,
@@ -362,11 +429,17 @@ class JourneyEngine:
         variant: str | None,
         at: datetime,
         scope: dict[str, Any],
-    ) -> None:
+    ) -> str:
+        """Take a send step; returns ``sent``, ``skipped`` or ``deferred``."""
         fields: dict[str, Any] = {}
         action = "send"
+        reason = "holdout" if journey.held_out else None
         if step.send == "email":
-            fields = {"template": step.template, "subject": self._render(step.subject, scope)}
+            fields = {"template": step.template}
+            try:
+                fields["subject"] = self._render(step.subject, scope)
+            except Exception:  # noqa: BLE001 - a template that fails skips this send, not the run
+                reason = reason or "render_error"
         elif isinstance(step, AdsSend):
             action = "audience_add"
             fields = {"audience": step.audience}
@@ -378,7 +451,7 @@ class JourneyEngine:
             fields = {"url": step.url}
         if variant is not None:
             fields["variant"] = variant
-        if journey.held_out:
+        if reason is not None:
             self._line(
                 journey,
                 PlanAction(action),
@@ -386,13 +459,13 @@ class JourneyEngine:
                 step=path,
                 channel=step.send,
                 status="skipped",
-                reason="holdout",
+                reason=reason,
                 fields=fields,
             )
-            return
-        sent = self._send(journey, path, step.send, action, fields, at)
-        if sent and isinstance(step, AdsSend) and step.remove_on_exit:
-            journey.audiences[step.audience] = path
+            return "skipped"
+        holds = isinstance(step, AdsSend) and step.remove_on_exit
+        pending = PendingSend(journey.id, path, step.send, action, fields, at, holds)
+        return self._deliver(pending, at)
 
     def _render(self, text: str, scope: dict[str, Any]) -> str:
         template = self._subjects.get(text)
@@ -408,17 +481,18 @@ class JourneyEngine:
         action: str,
         fields: dict[str, Any],
         at: datetime,
-    ) -> bool:
+    ) -> str:
         pending = PendingSend(journey.id, path, channel, action, dict(fields), at)
         return self._deliver(pending, at)
 
-    def _deliver(self, pending: PendingSend, at: datetime) -> bool:
+    def _deliver(self, pending: PendingSend, at: datetime) -> str:
+        """Decide a due send now: ``sent``, ``skipped``, or ``deferred`` (queued again)."""
         journey = self._journeys[pending.journey]
         state = self.customers.state(journey.customer_id)
         outcome = self.dispatcher.decide(pending, journey.customer_id, state, at)
         if outcome.defer_until is not None:
             self._push(outcome.defer_until, "send", pending)
-            return pending.action == "audience_add"
+            return "deferred"
         self._line(
             journey,
             PlanAction(pending.action),
@@ -429,7 +503,9 @@ class JourneyEngine:
             reason=outcome.reason,
             fields=pending.fields,
         )
-        return outcome.status == "sent"
+        if outcome.status == "sent" and pending.holds_audience:
+            journey.audiences[str(pending.fields["audience"])] = pending.step
+        return outcome.status or "skipped"
 
     # --- the plan ----------------------------------------------------------------------------
 
@@ -462,3 +538,11 @@ class JourneyEngine:
                 fields=fields or {},
             )
         )
+
+
+def _value_or_none(expression: Expression, scope: Mapping[str, Any]) -> Any:
+    """The expression's value, or ``None`` when it fails on this customer's data."""
+    try:
+        return expression.evaluate(scope)
+    except Exception:  # noqa: BLE001 - bad data for one customer must not stop the others
+        return None

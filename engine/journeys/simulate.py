@@ -35,7 +35,10 @@ def simulate(
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.message_id, event)
-    ordered = sorted(unique.values(), key=lambda e: e.order_key)
+    ordered = sorted(
+        (e for e in unique.values() if until is None or e.timestamp <= until),
+        key=lambda e: e.order_key,
+    )
     policies = SendPolicies(
         Policies.model_validate(config.policies), config.timezone, config.phone_region
     )
