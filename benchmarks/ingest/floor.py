@@ -21,19 +21,9 @@ from typing import Any
 import orjson
 import psycopg
 
-COLUMNS = (
-    "message_id",
-    "type",
-    "name",
-    "timestamp",
-    "customer_id",
-    "user_id",
-    "anonymous_id",
-    "channel",
-    "payload",
-    "source",
-    "received_at",
-)
+from engine.storage.bulk import EVENT_COLUMNS
+
+COLUMNS = EVENT_COLUMNS  # the same columns followup writes
 _PAYLOAD_KEYS = ("properties", "traits", "context", "previousId")
 
 Row = tuple[Any, ...]

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "message_id",
     "type",
     "name",
@@ -76,8 +76,8 @@ class BulkWriter:
             return ", ".join(json_mark if c in json_columns else mark for c in columns)
 
         self._insert_events = (
-            f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-            f"VALUES ({marks(_EVENT_COLUMNS, ('payload',))})"
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+            f"VALUES ({marks(EVENT_COLUMNS, ('payload',))})"
         )
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         self._insert_customers = (
@@ -95,7 +95,7 @@ class BulkWriter:
             conn.exec_driver_sql(statement, rows)
 
     def insert_events(self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows in :data:`_EVENT_COLUMNS` order, times and payload still as Python values."""
+        """Rows in :data:`EVENT_COLUMNS` order, times and payload still as Python values."""
         time = self.time
         self._run(
             conn,
