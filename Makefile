@@ -23,6 +23,8 @@ run: $(VENV)/.installed $(SAMPLE)
 	$(BIN)/followup customers list --limit 10
 	$(BIN)/followup customers show tb-1 --events 8
 	$(BIN)/followup customers show cdnow-00002 --events 8
+	$(BIN)/followup validate
+	$(BIN)/followup simulate --events docs/examples/stories/events.jsonl --summary
 
 test: $(VENV)/.installed
 	$(BIN)/pytest

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from engine.campaigns.loader import load_campaigns
 from engine.campaigns.validate import load_config
-from engine.cli.context import EXIT_ERROR, EXIT_PROBLEMS, ConfigOption, config_path, errors
+from engine.cli.context import (
+    EXIT_ERROR,
+    EXIT_PROBLEMS,
+    ConfigOption,
+    config_path,
+    console,
+    errors,
+)
 from engine.events import Event, EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import Accepted
-from engine.journeys.plan import plan_text
+from engine.journeys.plan import PlanLine, plan_text
 from engine.journeys.simulate import simulate as run_simulation
+from engine.journeys.summary import summarize
 
 
 def simulate(
@@ -32,6 +42,9 @@ def simulate(
             help="Run the clock to this ISO 8601 time (default: a week after the last event)."
         ),
     ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Print figures per campaign instead of the plan.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
@@ -64,6 +77,40 @@ def simulate(
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     plan = run_simulation(campaign_models, accepted, project.config, end)
-    sys.stdout.write(plan_text(plan))
+    if summary:
+        _print_summary(plan)
+    else:
+        sys.stdout.write(plan_text(plan))
     if rejected:
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{key} {count:,}" for key, count in sorted(counter.items())) or "-"
+
+
+def _print_summary(plan: list[PlanLine]) -> None:
+    table = Table(title="simulated plan, per campaign", title_justify="left")
+    for column in (
+        "campaign",
+        "entered",
+        "held out",
+        "sent",
+        "skipped",
+        "exited",
+        "converted",
+        "revenue",
+    ):
+        table.add_column(column)
+    for campaign, figures in summarize(plan).items():
+        table.add_row(
+            campaign,
+            f"{figures.entered:,}",
+            f"{figures.held_out:,}",
+            _counts(figures.sent),
+            _counts(figures.skipped),
+            _counts(figures.exited),
+            f"{figures.converted:,}",
+            f"{figures.revenue:,.2f}",
+        )
+    console.print(table)

@@ -12,6 +12,7 @@ last order, as time passes.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STORIES = Path(__file__).with_name("stories")
+STORIES = ROOT / "docs" / "examples" / "stories"
 FOLLOWUP = str(Path(sys.executable).parent / "followup")
 
 
@@ -37,6 +38,7 @@ def simulate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [FOLLOWUP, "simulate", *args],
         check=False,
         cwd=project,
+        env={**os.environ, "COLUMNS": "250"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -110,3 +112,21 @@ def test_an_invalid_campaign_stops_the_simulation_with_its_line(project: Path) -
     assert result.returncode == 1
     assert "broken.yaml:4:" in result.stderr
     assert result.stdout == ""
+
+
+def test_summary_gives_figures_per_campaign(project: Path) -> None:
+    result = simulate(project, "--events", str(STORIES / "events.jsonl"), "--summary")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    cart = [cell.strip() for cell in rows["abandoned-cart"].split("│")[1:-1]]
+    assert cart == [
+        "abandoned-cart",
+        "2",
+        "0",
+        "audience_add 1, audience_remove 1, call 1, email 2",
+        "-",
+        "exit_event 1",
+        "1",
+        "24.00",
+    ]
+    assert "no_consent 1" in rows["call-center-follow-up"]
