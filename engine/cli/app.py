@@ -10,6 +10,7 @@ import typer
 from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
+from engine.cli.preview_command import preview
 from engine.cli.simulate_command import simulate
 from engine.cli.validate_command import validate
 from engine.errors import FollowupError
@@ -31,6 +32,7 @@ app.add_typer(samples_app, name="samples")
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)
+app.command()(preview)
 
 
 @app.callback()

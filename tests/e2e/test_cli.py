@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,26 @@ def test_rejects_that_cannot_be_kept_beside_the_input_land_in_the_working_folder
     assert result.returncode == 1
     kept = (work / "bad.jsonl.rejects.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["raw"] for line in kept] == ["not json"]
+
+
+def test_preview_renders_a_template_as_the_customer_gets_it(tmp_path: Path) -> None:
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates", tmp_path / "templates")
+    events = write_jsonl(tmp_path / "events.jsonl", CART)
+    assert run(tmp_path, "ingest", str(events)).returncode == 0
+    html = run(tmp_path, "preview", "abandoned_cart.html", "--customer", "ann@example.com")
+    assert html.returncode == 0, html.stderr
+    assert "Hi Ann," in html.stdout and "Boots" in html.stdout and "120.00" in html.stdout
+    text = run(
+        tmp_path,
+        "preview",
+        "abandoned_cart.html",
+        "--customer",
+        "u1",
+        "--text",
+        "--subject",
+        "{{ customer.first_name }}, {{ customer.cart.items | length }} item",
+    )
+    assert text.stdout.startswith("Subject: Ann, 1 item\n")
+    assert "<" not in text.stdout and "1 × 120.00" in text.stdout
+    missing = run(tmp_path, "preview", "nope.html", "--customer", "u1")
+    assert missing.returncode == 2 and "no such template" in missing.stderr

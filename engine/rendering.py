@@ -1,0 +1,85 @@
+"""Rendering email templates from ``templates/`` in the sandbox, with an HTML and a text part.
+
+Templates see what conditions see (``customer``, ``event``, ``now``) and nothing else: the
+sandbox refuses private attributes and unsafe calls, and a missing value renders empty.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.campaigns.expressions import sandbox
+
+_BLOCKS = {"p", "div", "tr", "br", "li", "h1", "h2", "h3", "h4", "table", "ul", "ol", "title"}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email as it would be sent: the rendered subject, HTML and its text alternative."""
+
+    subject: str
+    html: str
+    text: str
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head"):
+            self._skip += 1
+        elif tag == "a":
+            self._href = dict(attrs).get("href")
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a" and self._href and self._href != "#":
+            self.parts.append(f" ({self._href})")
+            self._href = None
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """A plain-text alternative of an HTML email: blocks on their own lines, links spelled out."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    text = "".join(extractor.parts)
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+@cache
+def template_environment(templates: Path) -> SandboxedEnvironment:
+    """The sandbox, loading templates from ``templates`` (HTML escaped automatically)."""
+    env = sandbox().overlay(loader=FileSystemLoader(str(templates)), autoescape=True)
+    assert isinstance(env, SandboxedEnvironment)
+    return env
+
+
+def render_email(
+    templates: Path, template: str, subject: str, scope: dict[str, Any]
+) -> RenderedEmail:
+    """Render ``template`` and the ``subject`` string for the names in ``scope``."""
+    html = template_environment(templates).get_template(template).render(**scope)
+    rendered_subject = sandbox().from_string(subject).render(**scope)
+    return RenderedEmail(" ".join(rendered_subject.split()), html, html_to_text(html))
