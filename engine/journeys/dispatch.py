@@ -46,7 +46,7 @@ class Dispatcher:
         self._sent: dict[tuple[str, str], list[datetime]] = {}
         self._exited: set[str] = set()
 
-    def cancel(self, journey_id: str, at: datetime) -> None:
+    def cancel(self, journey_id: str) -> None:
         """The journey ended: its sends still pending are skipped (audience removals go on)."""
         self._exited.add(journey_id)
 

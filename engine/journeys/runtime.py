@@ -63,7 +63,6 @@ class Journey:
     generation: int = 0
     status: str = "active"  # active | completed | exited
     waiting_for: WaitForEvent | None = None
-    waiting_since: datetime | None = None
     converted: bool = False
     trigger: Event | None = None  # what `event` means in later steps
     parked: bool = False  # on a send deferred by quiet or calling hours, resumed once it goes
@@ -95,7 +94,6 @@ class JourneyEngine:
         self.dispatcher = dispatcher
         self.default_timezone = default_timezone
         self.plan: list[PlanLine] = []
-        self.now: datetime | None = None
         self._timers: list[_Timer] = []
         self._sequence = 0
         self._journeys: dict[str, Journey] = {}
@@ -113,7 +111,6 @@ class JourneyEngine:
 
     def start(self, at: datetime) -> None:
         """Start the clock at ``at``: schedule ticks and segment sweeps from there."""
-        self.now = at
         for campaign in self.campaigns:
             if isinstance(campaign.trigger, ScheduleTrigger):
                 self._schedule_next_tick(campaign, at)
@@ -123,10 +120,7 @@ class JourneyEngine:
     def advance_to(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in time order."""
         while self._timers and self._timers[0].due <= until:
-            timer = heapq.heappop(self._timers)
-            self.now = max(self.now or timer.due, timer.due)
-            self._fire(timer)
-        self.now = until
+            self._fire(heapq.heappop(self._timers))
 
     def _push(self, due: datetime, kind: str, payload: Any) -> None:
         self._sequence += 1
@@ -337,7 +331,7 @@ class JourneyEngine:
     ) -> None:
         journey.status = "exited"
         journey.generation += 1
-        self.dispatcher.cancel(journey.id, at)
+        self.dispatcher.cancel(journey.id)
         self._line(journey, PlanAction.EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
@@ -352,7 +346,10 @@ class JourneyEngine:
         }
         for audience, step in sorted(journey.audiences.items()):
             if audience not in held:
-                self._send(journey, step, "ads", "audience_remove", {"audience": audience}, at)
+                removal = {"audience": audience}
+                self._deliver(
+                    PendingSend(journey.id, step, "ads", "audience_remove", removal, at), at
+                )
         journey.audiences.clear()
 
     # --- running steps -----------------------------------------------------------------------
@@ -395,7 +392,6 @@ class JourneyEngine:
         spec = step.wait
         if isinstance(spec, WaitForEvent):
             journey.waiting_for = spec
-            journey.waiting_since = at
             self._push(at + spec.timeout, "timeout", (journey.id, journey.generation))
             return True
         if isinstance(spec, WaitUntil):
@@ -472,18 +468,6 @@ class JourneyEngine:
         if template is None:
             template = self._subjects[text] = sandbox().from_string(text).render
         return template(**scope)
-
-    def _send(
-        self,
-        journey: Journey,
-        path: str,
-        channel: str,
-        action: str,
-        fields: dict[str, Any],
-        at: datetime,
-    ) -> str:
-        pending = PendingSend(journey.id, path, channel, action, dict(fields), at)
-        return self._deliver(pending, at)
 
     def _deliver(self, pending: PendingSend, at: datetime) -> str:
         """Decide a due send now: ``sent``, ``skipped``, or ``deferred`` (queued again)."""
