@@ -8,10 +8,10 @@ profile surviving, state folded by the same reducers in event-time order), witho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from engine.events import Event
-from engine.identity import customer_id_for, identity_keys
+from engine.identity import identity_keys
+from engine.ingest.resolver import IdentityResolver
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 
@@ -30,17 +30,9 @@ class InMemoryCustomers:
     def __init__(self, reducer: StateReducer, phone_region: str = "US") -> None:
         self.reducer = reducer
         self.phone_region = phone_region
-        self._owners: dict[str, str] = {}
-        self._merged_into: dict[str, str] = {}
+        self._resolver = IdentityResolver({}, {})  # one for the whole run: the same merge rules
         self._history: dict[str, list[Event]] = {}
         self._states: dict[str, CustomerState] = {}
-        self._first_seen: dict[str, datetime] = {}
-
-    def live(self, customer_id: str) -> str:
-        """The live customer a (possibly merged) id stands for."""
-        while customer_id in self._merged_into:
-            customer_id = self._merged_into[customer_id]
-        return customer_id
 
     def ids(self) -> list[str]:
         """Every live customer, sorted."""
@@ -52,39 +44,28 @@ class InMemoryCustomers:
 
     def apply(self, event: Event) -> Resolved:
         """Resolve ``event`` to its customer (merging profiles it links) and fold it in."""
-        keys = identity_keys(event, self.phone_region)
-        found = sorted({self.live(self._owners[k]) for k in keys if k in self._owners})
-        at = event.timestamp
-        if not found:
-            customer_id = customer_id_for(keys[0])
-            self._first_seen[customer_id] = at
-            self._history[customer_id] = []
-            merged: list[str] = []
-        else:
-            customer_id = min(found, key=lambda c: (self._first_seen[c], c))
-            merged = [c for c in found if c != customer_id]
+        merges = self._resolver.result.merges
+        already = len(merges)
+        customer_id = self._resolver.resolve(
+            identity_keys(event, self.phone_region), event.timestamp, event.message_id
+        )
+        merged = [record.merged_id for record in merges[already:]]
+        history = self._history.setdefault(customer_id, [])
         for merged_id in merged:
-            self._merged_into[merged_id] = customer_id
-            self._history[customer_id].extend(self._history.pop(merged_id))
-            self._first_seen[customer_id] = min(
-                self._first_seen[customer_id], self._first_seen.pop(merged_id)
-            )
+            history.extend(self._history.pop(merged_id))
             del self._states[merged_id]
-        for key in keys:
-            self._owners.setdefault(key, customer_id)
-        self._first_seen[customer_id] = min(self._first_seen[customer_id], at)
-        history = self._history[customer_id]
-        history.append(event)
-        state = self._states.get(customer_id)
-        extended = None if merged or state is None else self.reducer.extend(state, [event])
-        self._states[customer_id] = extended if extended is not None else self.reducer.fold(history)
+        self._fold_in(customer_id, event, refold=bool(merged))
         return Resolved(customer_id, tuple(merged))
 
     def append(self, customer_id: str, event: Event) -> None:
         """Fold an event the engine itself made (a campaign's ``update`` step) into a customer."""
-        self._history[customer_id].append(event)
-        state = self._states[customer_id]
-        extended = self.reducer.extend(state, [event])
-        self._states[customer_id] = (
-            extended if extended is not None else self.reducer.fold(self._history[customer_id])
-        )
+        self._fold_in(customer_id, event, refold=False)
+
+    def _fold_in(self, customer_id: str, event: Event, refold: bool) -> None:
+        """Add ``event`` to the history and the state: on top when it is the latest, else (or
+        after a merge) by folding the whole history again."""
+        history = self._history.setdefault(customer_id, [])
+        history.append(event)
+        state = self._states.get(customer_id)
+        extended = None if refold or state is None else self.reducer.extend(state, [event])
+        self._states[customer_id] = extended if extended is not None else self.reducer.fold(history)
