@@ -162,32 +162,30 @@ class Ingestor:
             new_events.setdefault(final_id, []).append(event)
             rows.append(event_row(event, final_id, source, now))
 
-        merged_into: dict[str, list[str]] = {}
+        # profiles already in the database that this batch merged away, by their survivor
+        absorbed: dict[str, list[str]] = {}
         for record in resolution.merges:
-            merged_into.setdefault(resolution.final(record.survivor_id), []).append(
-                record.merged_id
-            )
-        stored_merged = [m for ms in merged_into.values() for m in ms if m in stored]
+            if record.merged_id in stored:
+                survivor_id = resolution.final(record.survivor_id)
+                absorbed.setdefault(survivor_id, []).append(record.merged_id)
         states: dict[str, CustomerState] = {}
         for customer_id, events in new_events.items():
             state = stored.get(customer_id)
-            absorbed = [m for m in merged_into.get(customer_id, ()) if m in stored]
-            if state is not None and not absorbed:
+            merged_ids = absorbed.get(customer_id, [])
+            if state is not None and not merged_ids:
                 extended = self.reducer.extend(state, events)
                 if extended is not None:
                     states[customer_id] = extended
                     continue
             history = (
-                self.store.history(conn, [customer_id, *absorbed])
-                if (state is not None or absorbed)
+                self.store.history(conn, [customer_id, *merged_ids])
+                if (state is not None or merged_ids)
                 else []
             )
             states[customer_id] = self.reducer.fold([*history, *events])
 
-        for survivor_id, merged_ids in merged_into.items():
-            in_db = [m for m in merged_ids if m in stored]
-            if in_db:
-                self.store.reassign(conn, in_db, survivor_id)
+        for survivor_id, merged_ids in absorbed.items():
+            self.store.reassign(conn, merged_ids, survivor_id)
         self.store.insert_events(conn, rows)
         self.store.insert_identities(
             conn,
@@ -195,7 +193,8 @@ class Ingestor:
         )
         versions = {cid: versioned.version for cid, versioned in loaded.items()}
         written = self.store.save_states(conn, states, versions, now)
-        self.store.record_merges(conn, resolution.merges, set(stored_merged), now)
+        merged_from_db = {m for merged_ids in absorbed.values() for m in merged_ids}
+        self.store.record_merges(conn, resolution.merges, merged_from_db, now)
 
         summary.accepted = len(fresh)
         summary.customers_created = len(resolution.created)
