@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.e2e.cli import run_followup
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
-FOLLOWUP = str(Path(sys.executable).parent / "followup")
 
 
-def run(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
-    environment["COLUMNS"] = "200"
-    environment.update(env or {})
-    return subprocess.run(
-        [FOLLOWUP, *args],
-        check=False,
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+run = run_followup
 
 
 def write_jsonl(path: Path, messages: list[Any]) -> Path:

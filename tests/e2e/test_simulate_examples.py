@@ -12,18 +12,17 @@ last order, as time passes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.e2e.cli import run_followup
+
 ROOT = Path(__file__).resolve().parents[2]
 STORIES = ROOT / "docs" / "examples" / "stories"
-FOLLOWUP = str(Path(sys.executable).parent / "followup")
 
 
 @pytest.fixture
@@ -34,15 +33,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def simulate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FOLLOWUP, "simulate", *args],
-        check=False,
-        cwd=project,
-        env={**os.environ, "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_followup(project, "simulate", *args)
 
 
 def test_the_stories_give_the_reviewed_plan_byte_for_byte(project: Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.cli import run_followup
+
 REPO = Path(__file__).resolve().parents[2]
-FOLLOWUP = str(Path(sys.executable).parent / "followup")
 
 CART = """\
 campaign: cart
@@ -23,18 +22,7 @@ steps:
 """
 
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
-    environment["COLUMNS"] = "200"
-    return subprocess.run(
-        [FOLLOWUP, *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+run = run_followup
 
 
 def project(tmp_path: Path, campaigns: dict[str, str], config: str | None = None) -> Path:
