@@ -84,6 +84,7 @@ class ChannelProvider(Protocol):
     for any failure of the channel itself."""
 
     name: str
+    idempotent: bool  # a repeated ``key`` is recognised and not carried again
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Carry out ``delivery`` once."""

@@ -183,14 +183,23 @@ class SendPolicies:
         at = _utc(at)
         if action == "audience_remove":
             return ALLOWED
-        for check in (self._consent, self._address, self._suppression):
-            decision = check(channel, customer)
-            if decision is not None:
-                return decision
+        blocked = self.blocked(channel, customer)
+        if blocked is not None:
+            return blocked
         deferral = self._deferral(channel, customer, at)
         if deferral is not None:
             return deferral
         return self._frequency_cap(channel, at, sent_on_channel) or ALLOWED
+
+    def blocked(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
+        """The skip a send on ``channel`` gets now whatever the time: no consent, no address or
+        suppressed; ``None`` when none applies. Checked again just before a provider is called,
+        so an unsubscribe takes effect at once for every pending send."""
+        for check in (self._consent, self._address, self._suppression):
+            decision = check(channel, customer)
+            if decision is not None:
+                return decision
+        return None
 
     def _consent(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
         consent = customer.consent

@@ -76,10 +76,16 @@ def template_environment(templates: Path) -> SandboxedEnvironment:
     return env
 
 
+def render_body(templates: Path, template: str, scope: dict[str, Any]) -> tuple[str, str]:
+    """The HTML of ``template`` for the names in ``scope``, and its text part."""
+    html = template_environment(templates).get_template(template).render(**scope)
+    return html, html_to_text(html)
+
+
 def render_email(
     templates: Path, template: str, subject: str, scope: dict[str, Any]
 ) -> RenderedEmail:
     """Render ``template`` and the ``subject`` string for the names in ``scope``."""
-    html = template_environment(templates).get_template(template).render(**scope)
+    html, text = render_body(templates, template, scope)
     rendered_subject = sandbox().from_string(subject).render(**scope)
-    return RenderedEmail(" ".join(rendered_subject.split()), html, html_to_text(html))
+    return RenderedEmail(" ".join(rendered_subject.split()), html, text)

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -29,15 +29,22 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
-    """One problem in one file: printed as ``path:line:column: message`` (1-based)."""
+    """One problem in one file: printed as ``path:line:column: message`` (1-based). A warning
+    (``severity="warning"``) is printed as ``path:line:column: warning: message``."""
 
     path: str
     line: int
     column: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}:{self.column}: {label}{self.message}"
+
+    def as_warning(self) -> Problem:
+        """The same finding as a warning."""
+        return Problem(self.path, self.line, self.column, self.message, "warning")
 
 
 class CampaignError(FollowupError):
@@ -265,10 +272,15 @@ class LoadedCampaign:
 
     @property
     def version(self) -> str:
-        """A short hash of the campaign's meaning (not its layout): journeys keep the version
-        they entered with."""
-        dump = self.campaign.model_dump_json(by_alias=True).encode()
-        return hashlib.sha256(dump).hexdigest()[:12]
+        """See :func:`campaign_version`."""
+        return campaign_version(self.campaign)
+
+
+def campaign_version(campaign: Campaign) -> str:
+    """A short hash of the campaign's meaning (not its layout): journeys keep the version
+    they entered with."""
+    dump = campaign.model_dump_json(by_alias=True).encode()
+    return hashlib.sha256(dump).hexdigest()[:12]
 
 
 def load_file(path: Path) -> tuple[LoadedCampaign | None, list[Problem]]:

@@ -116,7 +116,7 @@ class Ingestor:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
-                    summary, written = self._write(conn, batch)
+                    summary, written = self.write_in(conn, batch)
                 self.cache.update(written)
                 return summary
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
@@ -124,9 +124,11 @@ class Ingestor:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write(
+    def write_in(
         self, conn: sa.Connection, batch: list[tuple[Event, str]]
     ) -> tuple[IngestSummary, dict[str, VersionedState]]:
+        """Write ``batch`` in the caller's transaction (the campaign engine logs the events its
+        ``update`` steps make together with the journey that made them)."""
         summary = IngestSummary()
         fresh: list[tuple[Event, str]] = []
         seen: set[str] = set()

@@ -44,11 +44,12 @@ class Dispatcher:
     def __init__(self, policies: SendPolicies) -> None:
         self.policies = policies
         self._sent: dict[tuple[str, str], list[datetime]] = {}
-        self._exited: set[str] = set()
 
-    def cancel(self, journey_id: str) -> None:
-        """The journey ended: its sends still pending are skipped (audience removals go on)."""
-        self._exited.add(journey_id)
+    def remember(self, customer_id: str, channel: str, times: list[datetime]) -> None:
+        """Earlier sends of the customer on the channel (from the durable outbox), for the caps."""
+        joined = self._sent.setdefault((customer_id, channel), [])
+        joined.extend(times)
+        joined.sort()
 
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """Two profiles became one: their send histories count together for the caps."""
@@ -60,10 +61,16 @@ class Dispatcher:
                 joined.sort()
 
     def decide(
-        self, pending: PendingSend, customer_id: str, state: CustomerState, at: datetime
+        self,
+        pending: PendingSend,
+        customer_id: str,
+        state: CustomerState,
+        at: datetime,
+        journey_exited: bool = False,
     ) -> DispatchOutcome:
-        """What happens to ``pending`` now."""
-        if pending.journey in self._exited and pending.action != "audience_remove":
+        """What happens to ``pending`` now. A journey that exited meanwhile skips its sends
+        (audience removals go on)."""
+        if journey_exited and pending.action != "audience_remove":
             return DispatchOutcome("skipped", "exited")
         history = self._sent.setdefault((customer_id, pending.channel), [])
         decision = self.policies.decide(pending.channel, pending.action, state, at, history)

@@ -7,21 +7,12 @@ profile surviving, state folded by the same reducers in event-time order), witho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from engine.events import Event
 from engine.identity import identity_keys
 from engine.ingest.resolver import IdentityResolver
+from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The customer an event belongs to, and the profiles it merged into that customer."""
-
-    customer_id: str
-    merged: tuple[str, ...]
 
 
 class InMemoryCustomers:

@@ -41,8 +41,8 @@ from engine.journeys.context import (
     journey_id,
     names,
 )
+from engine.journeys.customers import Customers
 from engine.journeys.dispatch import Dispatcher, PendingSend
-from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.policies import next_local_time
 
@@ -70,31 +70,67 @@ class Journey:
 
 
 @dataclass(order=True)
-class _Timer:
+class Timer:
+    """A wait, a wait-for timeout, a deferred send, a schedule tick or a segment sweep."""
+
     due: datetime
     sequence: int
-    kind: str = field(compare=False)
+    kind: str = field(compare=False)  # resume | timeout | send | tick | sweep
     payload: Any = field(compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class EntryRefused:
+    """A trigger that did not start a journey, and why (for ``followup explain``)."""
+
+    at: datetime
+    campaign: str
+    customer_id: str
+    reason: str  # audience | once | cooldown | already_active
+
+
+def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:
+    """The first tick of ``trigger`` after ``after``, on local wall time (so the night the
+    clocks go back ticks once)."""
+    zone = ZoneInfo(trigger.timezone or default_timezone)
+    wall = after.astimezone(zone).replace(tzinfo=None)
+    ticks = croniter(trigger.schedule, wall)
+    while True:
+        following = ticks.get_next(datetime)
+        midnight = datetime.combine(following.date(), time(0), tzinfo=zone)
+        due = next_local_time(max(after, midnight), following.time(), zone.key)
+        if due > after:
+            return due
+
+
 class JourneyEngine:
-    """Runs campaigns over customers in memory; collects the plan."""
+    """Runs campaigns over customers; collects the plan.
+
+    ``simulate`` runs it over every customer on a virtual clock. The durable runtime
+    (:mod:`engine.durable`) loads a few customers' journeys, timers and entries into it, lets it
+    decide, and writes back what changed: the same decisions, on the same code. Journeys of a
+    campaign in ``held`` (paused) keep their place and take no step until it is active again.
+    """
 
     def __init__(
         self,
         campaigns: Iterable[Campaign],
-        customers: InMemoryCustomers,
+        customers: Customers,
         dispatcher: Dispatcher,
         default_timezone: str,
         include_drafts: bool = True,
+        held: frozenset[str] = frozenset(),
     ) -> None:
         runnable = {CampaignStatus.ACTIVE} | ({CampaignStatus.DRAFT} if include_drafts else set())
         self.campaigns = sorted((c for c in campaigns if c.status in runnable), key=lambda c: c.id)
         self.customers = customers
         self.dispatcher = dispatcher
         self.default_timezone = default_timezone
+        self.held = held
         self.plan: list[PlanLine] = []
-        self._timers: list[_Timer] = []
+        self.refused: list[EntryRefused] = []
+        self.held_steps: list[Timer] = []  # steps of held journeys, to take once resumed
+        self._timers: list[Timer] = []
         self._sequence = 0
         self._journeys: dict[str, Journey] = {}
         self._by_customer: dict[str, list[Journey]] = {}
@@ -106,6 +142,39 @@ class JourneyEngine:
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
         self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
         self._subjects: dict[str, Callable[..., str]] = {}
+
+    # --- loading and saving (the durable runtime) --------------------------------------------
+
+    def load_journey(self, journey: Journey) -> None:
+        """Take back a journey kept in the database (load a customer's in entry order)."""
+        self._journeys[journey.id] = journey
+        self._by_customer.setdefault(journey.customer_id, []).append(journey)
+
+    def load_timer(self, due: datetime, kind: str, payload: Any) -> None:
+        """Take back a kept timer (load them in due order, as kept)."""
+        self._push(due, kind, payload)
+
+    def load_member(
+        self, campaign_id: str, customer_id: str, last_entry: datetime | None, in_segment: bool
+    ) -> None:
+        """Take back a customer's last entry into a campaign and its segment's last value."""
+        if last_entry is not None:
+            self._last_entry[(campaign_id, customer_id)] = last_entry
+        if in_segment:
+            self._segment_was[(campaign_id, customer_id)] = True
+
+    def journeys(self) -> list[Journey]:
+        """Every journey the engine holds."""
+        return list(self._journeys.values())
+
+    def timers(self) -> list[Timer]:
+        """Every timer not yet fired, in firing order."""
+        return sorted(self._timers)
+
+    def members(self) -> dict[tuple[str, str], tuple[datetime | None, bool]]:
+        """``(campaign, customer) -> (last entry, segment true)`` for every pair known."""
+        keys = self._last_entry.keys() | self._segment_was.keys()
+        return {key: (self._last_entry.get(key), self._segment_was.get(key, False)) for key in keys}
 
     # --- the clock ---------------------------------------------------------------------------
 
@@ -124,9 +193,9 @@ class JourneyEngine:
 
     def _push(self, due: datetime, kind: str, payload: Any) -> None:
         self._sequence += 1
-        heapq.heappush(self._timers, _Timer(due, self._sequence, kind, payload))
+        heapq.heappush(self._timers, Timer(due, self._sequence, kind, payload))
 
-    def _fire(self, timer: _Timer) -> None:
+    def _fire(self, timer: Timer) -> None:
         at = timer.due
         if timer.kind in ("resume", "timeout"):
             journey_ref, generation = timer.payload
@@ -149,27 +218,29 @@ class JourneyEngine:
                 self._run(journey, at, journey.trigger)
         elif timer.kind == "tick":
             campaign = timer.payload
-            for customer_id in self.customers.ids():
-                self._try_enter(campaign, customer_id, at, None)
+            self.enter_scheduled(campaign, at, self.customers.ids())
             self._schedule_next_tick(campaign, at)
         elif timer.kind == "sweep":
-            for customer_id in self.customers.ids():
-                self._check_segments(customer_id, at)
+            self.sweep_segments(at, self.customers.ids())
             self._push(at + SEGMENT_SWEEP, "sweep", None)
 
     def _schedule_next_tick(self, campaign: Campaign, after: datetime) -> None:
         trigger = campaign.trigger
         assert isinstance(trigger, ScheduleTrigger)
-        zone = ZoneInfo(trigger.timezone or self.default_timezone)
-        wall = after.astimezone(zone).replace(tzinfo=None)
-        ticks = croniter(trigger.schedule, wall)
-        while True:  # on local wall time, so the night the clocks go back ticks once
-            following = ticks.get_next(datetime)
-            midnight = datetime.combine(following.date(), time(0), tzinfo=zone)
-            due = next_local_time(max(after, midnight), following.time(), zone.key)
-            if due > after:
-                break
-        self._push(due, "tick", campaign)
+        self._push(next_tick(trigger, after, self.default_timezone), "tick", campaign)
+
+    def enter_scheduled(
+        self, campaign: Campaign, at: datetime, customer_ids: Iterable[str]
+    ) -> None:
+        """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
+        for customer_id in customer_ids:
+            self._try_enter(campaign, customer_id, at, None)
+
+    def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
+        """Re-evaluate the segment triggers as time passes, for these customers."""
+        if self._segments:
+            for customer_id in customer_ids:
+                self._check_segments(customer_id, at)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -291,10 +362,13 @@ class JourneyEngine:
         if campaign.audience is not None and not campaign.audience.holds(
             names(customer_id, state, event, at)
         ):
+            if event is not None:  # a tick or sweep misses most customers: not worth a record
+                self._refuse(campaign, customer_id, at, "audience")
             return False
         entry = campaign.entry
         last = self._last_entry.get((campaign.id, customer_id))
         if last is not None and (entry.once or (entry.cooldown and at - last < entry.cooldown)):
+            self._refuse(campaign, customer_id, at, "once" if entry.once else "cooldown")
             return False
         running = [
             j
@@ -303,6 +377,7 @@ class JourneyEngine:
         ]
         if running:
             if entry.while_active is WhileActive.IGNORE:
+                self._refuse(campaign, customer_id, at, "already_active")
                 return False
             for journey in running:
                 self._exit(journey, at, "restarted")
@@ -326,12 +401,14 @@ class JourneyEngine:
         self._run(journey, at, event)
         return True
 
+    def _refuse(self, campaign: Campaign, customer_id: str, at: datetime, reason: str) -> None:
+        self.refused.append(EntryRefused(at, campaign.id, customer_id, reason))
+
     def _exit(
         self, journey: Journey, at: datetime, reason: str, fields: dict[str, Any] | None = None
     ) -> None:
         journey.status = "exited"
         journey.generation += 1
-        self.dispatcher.cancel(journey.id)
         self._line(journey, PlanAction.EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
@@ -356,6 +433,9 @@ class JourneyEngine:
 
     def _run(self, journey: Journey, at: datetime, event: Event | None) -> None:
         """Take steps until the journey waits or completes."""
+        if journey.campaign.id in self.held:
+            self.held_steps.append(Timer(at, 0, "resume", (journey.id, journey.generation)))
+            return
         while journey.status == "active":
             frame = position.current(journey.at)
             step = frame.step
@@ -473,7 +553,8 @@ class JourneyEngine:
         """Decide a due send now: ``sent``, ``skipped``, or ``deferred`` (queued again)."""
         journey = self._journeys[pending.journey]
         state = self.customers.state(journey.customer_id)
-        outcome = self.dispatcher.decide(pending, journey.customer_id, state, at)
+        exited = journey.status == "exited"
+        outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited)
         if outcome.defer_until is not None:
             self._push(outcome.defer_until, "send", pending)
             return "deferred"

@@ -79,6 +79,7 @@ class BulkWriter:
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
             f"VALUES ({marks(EVENT_COLUMNS, ('payload',))})"
         )
+        self._insert_inbox = f"INSERT INTO journey_inbox (message_id) VALUES ({mark})"
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         self._insert_customers = (
             f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
@@ -95,16 +96,15 @@ class BulkWriter:
             conn.exec_driver_sql(statement, rows)
 
     def insert_events(self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows in :data:`EVENT_COLUMNS` order, times and payload still as Python values."""
+        """Rows in :data:`EVENT_COLUMNS` order, times and payload still as Python values; each
+        event also enters the journey inbox, in the same transaction."""
         time = self.time
-        self._run(
-            conn,
-            self._insert_events,
-            [
-                (m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
-                for m, ty, n, ts, c, u, a, ch, p, s, r in rows
-            ],
-        )
+        converted = [
+            (m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
+            for m, ty, n, ts, c, u, a, ch, p, s, r in rows
+        ]
+        self._run(conn, self._insert_events, converted)
+        self._run(conn, self._insert_inbox, [(row[0],) for row in converted])
 
     def insert_identities(
         self, conn: sa.Connection, rows: Iterable[tuple[str, str, datetime]]

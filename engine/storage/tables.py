@@ -99,8 +99,122 @@ merges = sa.Table(
     sa.Column("id", Sequence, primary_key=True, autoincrement=True),
     sa.Column("survivor_id", sa.String(32), nullable=False, index=True),
     sa.Column("merged_id", sa.String(32), nullable=False, index=True),
-    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False, index=True),
     sa.Column("linked_keys", JSONType, nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+# --- the campaign engine (migration 0003) ------------------------------------------------------
+# - ``journey_inbox``: events logged but not yet seen by the journey engine; ingest adds a row in
+#   the same transaction as the event, the engine deletes it in the transaction that advances the
+#   journeys, so a crash in between replays the event instead of losing the trigger.
+# - ``campaign_versions``: every campaign version a journey entered with, as the schema's JSON.
+# - ``journeys``: one customer in one campaign from one entry; ``state`` is where it is.
+# - ``journey_timers``: durable waits and deferred sends, by due time.
+# - ``campaign_members``: per campaign and customer, the last entry and the segment's last value.
+# - ``outbox``: one row per channel action, unique by (journey, step) key, with its outcome.
+# - ``decisions``: every decision with its reason, for ``followup explain``.
+# - ``schedule_ticks``: the next due tick of each schedule-triggered campaign, and segment sweeps.
+
+journey_inbox = sa.Table(
+    "journey_inbox",
+    metadata,
+    sa.Column("message_id", sa.String(255), primary_key=True),
+)
+
+campaign_versions = sa.Table(
+    "campaign_versions",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(32), primary_key=True),
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("source", sa.String(1024)),
+    sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+)
+
+journeys = sa.Table(
+    "journeys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("campaign_version", sa.String(32), nullable=False),
+    sa.Column("customer_id", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("settled", sa.Boolean(), nullable=False),
+    sa.Column("entered_at", UTCDateTime(), nullable=False),
+    sa.Column("state", JSONType, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_journeys_customer", "customer_id", "settled"),
+    sa.Index("ix_journeys_campaign", "campaign_id", "status", "campaign_version"),
+)
+
+journey_timers = sa.Table(
+    "journey_timers",
+    metadata,
+    sa.Column("id", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(32), nullable=False, index=True),
+    sa.Column("journey_id", sa.String(32), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+)
+
+campaign_members = sa.Table(
+    "campaign_members",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("customer_id", sa.String(32), primary_key=True),
+    sa.Column("last_entry_at", UTCDateTime()),
+    sa.Column("in_segment", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Index("ix_campaign_members_customer", "customer_id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("journey_id", sa.String(32), nullable=False),
+    sa.Column("step", sa.String(128), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(32), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("fields", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("decided_at", UTCDateTime(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("provider_id", sa.String(255)),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("journey_id", sa.String(32)),
+    sa.Column("customer_id", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("step", sa.String(128)),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("reason", sa.String(64)),
+    sa.Column("fields", JSONType, nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_decisions_customer", "customer_id", "at"),
+)
+
+schedule_ticks = sa.Table(
+    "schedule_ticks",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("after_customer", sa.String(32)),  # how far a tick in progress has got
 )

@@ -69,6 +69,7 @@ class FileAdsOutbox(KeyedFileOutbox):
     """
 
     name = "outbox"
+    idempotent = True  # a repeated key is found and not carried again
 
     suffix = ".jsonl"
     key_of = staticmethod(_key_of)

@@ -108,6 +108,7 @@ class CsvCallList(KeyedFileOutbox):
     """
 
     name = "csv"
+    idempotent = True  # a repeated key is found and not carried again
 
     suffix = ".csv"
     header = HEADER

@@ -122,6 +122,7 @@ class FileEmailOutbox:
     """
 
     name = "outbox"
+    idempotent = True  # a repeated key is found and not carried again
 
     def __init__(
         self,

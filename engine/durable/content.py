@@ -1,0 +1,66 @@
+"""What a decided send carries to its channel beyond the plan's fields: the rendered email
+(HTML and text), the sender settings of the step, a call's cart value, window and script."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.campaigns.expressions import sandbox
+from engine.campaigns.schema import AnyStep, CallSend, Campaign, EmailSend, WebhookSend, walk_steps
+from engine.durable.store import scope_of
+from engine.journeys.plan import PlanAction, PlanLine
+from engine.journeys.runtime import Journey
+from engine.policies import DEFAULT_CALLING_HOURS
+from engine.rendering import render_body
+from engine.state.profile import CustomerState
+
+
+@cache
+def _steps(campaign: Campaign) -> dict[str, AnyStep]:
+    return {path: step for path, _loc, step in walk_steps(campaign.steps)}
+
+
+class SendContent:
+    """Renders the channel content of decided sends from ``templates``."""
+
+    def __init__(self, templates: Path, calling_hours: tuple[Any, Any] | None = None) -> None:
+        self.templates = templates
+        start, end = calling_hours or DEFAULT_CALLING_HOURS
+        self.window = (start.strftime("%H:%M"), end.strftime("%H:%M"))
+
+    def __call__(self, line: PlanLine, journey: Journey, state: CustomerState) -> Mapping[str, Any]:
+        if line.action is not PlanAction.SEND or line.step is None:
+            return {}
+        step = _steps(journey.campaign).get(line.step)
+        if isinstance(step, EmailSend):
+            fields: dict[str, Any] = {"tags": list(step.tags)}
+            if step.from_:
+                fields["from"] = step.from_
+            if step.reply_to:
+                fields["reply_to"] = step.reply_to
+            try:
+                fields["html"], fields["text"] = render_body(
+                    self.templates, step.template, scope_of(journey, state, line.at)
+                )
+            except Exception as exc:  # noqa: BLE001 - kept with the row; the send fails, not the run
+                fields["render_error"] = f"{type(exc).__name__}: {exc}"
+            return fields
+        if isinstance(step, CallSend):
+            fields = {
+                "cart_value": state.cart.value,
+                "window_start": self.window[0],
+                "window_end": self.window[1],
+            }
+            if step.script:
+                fields["script"] = step.script
+            return fields
+        if isinstance(step, WebhookSend):
+            try:
+                scope = scope_of(journey, state, line.at)
+                return {"body": sandbox().from_string(step.body).render(**scope)}
+            except Exception as exc:  # noqa: BLE001 - as for email
+                return {"render_error": f"{type(exc).__name__}: {exc}"}
+        return {}

@@ -1,0 +1,220 @@
+"""Carrying outbox rows to the channel providers, each at most once in effect.
+
+A row is claimed (``pending`` -> ``sending``, attempts + 1) and committed before its provider is
+called; the outcome is recorded in a second transaction: ``delivered``, ``skipped`` (consent,
+address or suppression checked again just before the call, so an unsubscribe stops every pending
+send), ``failed`` with the provider's reason, or ``pending`` again at the provider's ``retry_at``.
+
+A crash between the two leaves the row ``sending``. Once its lease has passed, a provider that
+deduplicates by the row's key (the file outbox does) gets it again, harmlessly; for any other the
+outcome is unknown, and the row is marked ``unknown`` and reported, never resent blindly.
+Rows of a held (paused) campaign wait.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.channels import (
+    ChannelProvider,
+    Delivery,
+    DeliveryAction,
+    DeliveryOutcome,
+    DeliveryStatus,
+    Recipient,
+)
+from engine.clock import Clock
+from engine.durable.book import CampaignBook
+from engine.policies import SendPolicies
+from engine.state.profile import CustomerState
+from engine.storage.customer_store import CustomerStore
+from engine.storage.tables import outbox
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+RETRY_AFTER = timedelta(minutes=1)
+UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
+
+
+def _no_crash(point: str) -> None:
+    """Where tests kill the process; nothing happens here."""
+
+
+def is_idempotent(provider: ChannelProvider) -> bool:
+    """Whether the provider deduplicates deliveries by key (a resend is then harmless)."""
+    return bool(getattr(provider, "idempotent", False))
+
+
+class OutboxDispatcher:
+    """Delivers due outbox rows through the providers, by channel."""
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        providers: Mapping[str, ChannelProvider],
+        policies: SendPolicies,
+        book: CampaignBook,
+        default_timezone: str,
+        clock: Clock,
+        lease: timedelta = LEASE,
+        batch_size: int = 200,
+        crash: Callable[[str], None] = _no_crash,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.policies = policies
+        self.book = book
+        self.default_timezone = default_timezone
+        self.clock = clock
+        self.lease = lease
+        self.batch_size = batch_size
+        self.crash = crash
+        self._lock = db.dialect.name == "postgresql"
+        self._store = CustomerStore(db.dialect.name)
+
+    def dispatch(self) -> Counter[str]:
+        """Recover stale claims, then deliver every due row; counts by outcome."""
+        outcomes: Counter[str] = Counter()
+        now = self.clock()
+        outcomes.update(self.recover(now))
+        while True:
+            claimed = self._claim(now)
+            if not claimed:
+                return outcomes
+            self.crash("outbox_claimed")
+            states = self._states([row.customer_id for row in claimed])
+            for row in claimed:
+                status = self._deliver(row, states.get(row.customer_id), now)
+                outcomes[f"{row.channel}:{status}"] += 1
+
+    def recover(self, now: datetime) -> Counter[str]:
+        """Rows left ``sending`` by a stopped process, past their lease: again to ``pending``
+        for a provider that deduplicates, else ``unknown``."""
+        found: Counter[str] = Counter()
+        with self.db.begin() as conn:
+            stale = list(
+                conn.execute(
+                    sa.select(outbox.c.id, outbox.c.channel).where(
+                        outbox.c.status == "sending", outbox.c.updated_at <= now - self.lease
+                    )
+                )
+            )
+            for row in stale:
+                provider = self.providers.get(row.channel)
+                again = provider is not None and is_idempotent(provider)
+                values: dict[str, Any] = (
+                    {"status": "pending"}
+                    if again
+                    else {"status": "unknown", "detail": UNKNOWN_DETAIL}
+                )
+                conn.execute(
+                    outbox.update().where(outbox.c.id == row.id).values(updated_at=now, **values)
+                )
+                found[f"{row.channel}:{values['status'] if not again else 'reclaimed'}"] += 1
+        return found
+
+    def _claim(self, now: datetime) -> list[Any]:
+        running = sorted(c.id for c in self.book.active)
+        with self.db.begin() as conn:
+            query = (
+                sa.select(outbox)
+                .where(
+                    outbox.c.status == "pending",
+                    outbox.c.next_attempt_at <= now,
+                    outbox.c.campaign_id.in_(running),
+                )
+                .order_by(outbox.c.next_attempt_at, outbox.c.id)
+                .limit(self.batch_size)
+            )
+            if self._lock:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(conn.execute(query))
+            for row in rows:
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == row.id)
+                    .values(status="sending", attempts=row.attempts + 1, updated_at=now)
+                )
+        return rows
+
+    def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
+        with self.db.connect() as conn:
+            found = {}
+            for customer_id in sorted(set(customer_ids)):
+                live = self._store.resolve(conn, customer_id)
+                if live is not None:
+                    state = self._store.states(conn, [live]).get(live)
+                    if state is not None:
+                        found[customer_id] = state
+            return found
+
+    def _deliver(self, row: Any, state: CustomerState | None, now: datetime) -> str:
+        fields = dict(row.fields)
+        provider = self.providers.get(row.channel)
+        if state is None:
+            return self._record(row, now, "skipped", "no_address: the customer is gone")
+        if provider is None:
+            return self._record(row, now, "failed", f"no provider for channel {row.channel!r}")
+        if row.action != DeliveryAction.AUDIENCE_REMOVE.value:
+            blocked = self.policies.blocked(row.channel, state)
+            if blocked is not None and blocked.reason is not None:
+                return self._record(row, now, "skipped", blocked.reason.value)
+        if "render_error" in fields:
+            return self._record(row, now, "failed", f"render_error: {fields['render_error']}")
+        delivery = Delivery(
+            key=row.key,
+            campaign=row.campaign_id,
+            journey=row.journey_id,
+            step=row.step,
+            channel=row.channel,
+            action=DeliveryAction(row.action),
+            due_at=row.decided_at,
+            recipient=Recipient(
+                customer_id=row.customer_id,
+                user_id=state.user_id,
+                email=state.email,
+                phone=state.phone,
+                first_name=state.first_name,
+                last_name=state.last_name,
+                timezone=state.timezone or self.default_timezone,
+                locale=state.locale,
+            ),
+            fields=fields,
+        )
+        try:
+            outcome = provider.deliver(delivery)
+        except Exception as exc:  # noqa: BLE001 - a provider bug fails this row, not the run
+            outcome = DeliveryOutcome(
+                DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}", now + RETRY_AFTER
+            )
+        self.crash("outbox_delivered")
+        if outcome.status is DeliveryStatus.DELIVERED:
+            return self._record(row, now, "delivered", outcome.detail, outcome.provider_id)
+        if outcome.status is DeliveryStatus.UNKNOWN:
+            return self._record(row, now, "unknown", outcome.detail)
+        if outcome.retry_at is not None and row.attempts + 1 < MAX_ATTEMPTS:
+            return self._record(row, now, "pending", outcome.detail, retry_at=outcome.retry_at)
+        return self._record(row, now, "failed", outcome.detail)
+
+    def _record(
+        self,
+        row: Any,
+        now: datetime,
+        status: str,
+        detail: str,
+        provider_id: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> str:
+        values: dict[str, Any] = {"status": status, "detail": detail or None, "updated_at": now}
+        if provider_id is not None:
+            values["provider_id"] = provider_id
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
+        with self.db.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == row.id).values(**values))
+        return status

@@ -1,0 +1,72 @@
+"""The durable runtime of one project, put together from ``followup.yaml``: the composition
+root of ``followup run`` and ``followup tick``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from engine.api import Followup
+from engine.campaigns.loader import load_campaigns
+from engine.campaigns.validate import Policies
+from engine.durable.book import CampaignBook
+from engine.durable.content import SendContent
+from engine.durable.outbox import LEASE, OutboxDispatcher
+from engine.durable.providers import build_providers
+from engine.durable.runtime import DurableRuntime, TickSummary
+
+
+def _no_crash(point: str) -> None:
+    """Where tests kill the process; nothing happens here."""
+
+
+@dataclass
+class PassResult:
+    """One pass of the engine and of the outbox."""
+
+    engine: TickSummary
+    outbox: Counter[str]
+
+
+class DurableProject:
+    """A project's campaigns, runtime and outbox dispatcher on its database."""
+
+    def __init__(
+        self,
+        followup: Followup,
+        lease: timedelta = LEASE,
+        crash: Callable[[str], None] = _no_crash,
+    ) -> None:
+        project = followup.project
+        config = project.config
+        self.followup = followup
+        self.book = CampaignBook(
+            load_campaigns([project.path(config.campaigns)]).require().values()
+        )
+        policies = Policies.model_validate(config.policies)
+        self.runtime = DurableRuntime(
+            followup.engine,
+            self.book,
+            config,
+            followup.ingestor,
+            SendContent(project.path(config.templates), policies.calling_hours),
+            followup.clock,
+            crash=crash,
+        )
+        self.dispatcher = OutboxDispatcher(
+            followup.engine,
+            build_providers(project.root, config.providers),
+            self.runtime.policies,
+            self.book,
+            config.timezone,
+            followup.clock,
+            lease=lease,
+            crash=crash,
+        )
+
+    def run_once(self) -> PassResult:
+        """Decide everything due, then deliver everything decided."""
+        summary = self.runtime.tick()
+        return PassResult(summary, self.dispatcher.dispatch())

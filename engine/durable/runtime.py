@@ -1,0 +1,263 @@
+"""The durable runtime's passes: events, due timers, schedule ticks, segment sweeps.
+
+Each pass works in batches; a batch is one transaction that loads the customers it touches,
+lets the journey engine decide, and writes back (see :mod:`engine.durable.store`). Events are
+taken from ``journey_inbox`` in event order and removed in the same transaction, so a crash
+replays them and nothing is decided twice. On PostgreSQL the rows a batch takes are claimed with
+``FOR UPDATE SKIP LOCKED`` and its customers locked, so any number of workers share the work.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.campaigns.schema import ScheduleTrigger, SegmentTrigger
+from engine.campaigns.validate import Policies
+from engine.clock import Clock
+from engine.config import ProjectConfig
+from engine.durable.book import CampaignBook
+from engine.durable.store import Enrich, Loaded, load, save
+from engine.ingest.pipeline import Ingestor
+from engine.journeys.plan import PlanLine
+from engine.journeys.runtime import SEGMENT_SWEEP, next_tick
+from engine.policies import SendPolicies
+from engine.storage.customer_store import chunks, event_from_row
+from engine.storage.tables import (
+    customers,
+    events,
+    journey_inbox,
+    journey_timers,
+    merges,
+    outbox,
+    schedule_ticks,
+)
+
+SEGMENTS = "segments"
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
+CrashPoint = Callable[[str], None]
+
+
+def _no_crash(point: str) -> None:
+    """Where tests kill the process (see tests/durable); nothing happens here."""
+
+
+@dataclass
+class TickSummary:
+    """What one pass did."""
+
+    events: int = 0
+    timer_customers: int = 0
+    scheduled_customers: int = 0
+    swept_customers: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+
+    def count(self, lines: Iterable[PlanLine]) -> None:
+        """Count plan lines by action and status."""
+        for line in lines:
+            label = line.action.value + (f":{line.status}" if line.status else "")
+            self.decisions[label] += 1
+
+
+class DurableRuntime:
+    """The journey engine over the database: one project's campaigns, exactly once."""
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        book: CampaignBook,
+        config: ProjectConfig,
+        ingestor: Ingestor,
+        enrich: Enrich,
+        clock: Clock,
+        batch_size: int = 500,
+        crash: CrashPoint = _no_crash,
+    ) -> None:
+        self.db = db
+        self.book = book
+        self.config = config
+        self.ingestor = ingestor
+        self.enrich = enrich
+        self.clock = clock
+        self.batch_size = batch_size
+        self.crash = crash
+        self.policies = SendPolicies(
+            Policies.model_validate(config.policies), config.timezone, config.phone_region
+        )
+        self._lock = db.dialect.name == "postgresql"
+        with db.begin() as conn:
+            book.record(conn, clock())
+
+    # --- one pass ----------------------------------------------------------------------------
+
+    def tick(self) -> TickSummary:
+        """One pass: every new event, every due timer, due schedule ticks and segment sweeps."""
+        summary = TickSummary()
+        now = self.clock()
+        while (taken := self._event_batch(summary, now)) > 0:
+            summary.events += taken
+        while (taken := self._timer_batch(summary, now)) > 0:
+            summary.timer_customers += taken
+        self._schedules(summary, now)
+        self._segments(summary, now)
+        return summary
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def _load(
+        self, conn: sa.Connection, ids: Iterable[str], now: datetime, **events: Any
+    ) -> Loaded:
+        return load(
+            conn,
+            self.book,
+            ids,
+            policies=self.policies,
+            reducer=self.ingestor.reducer,
+            default_timezone=self.config.timezone,
+            now=now,
+            **events,
+        )
+
+    def _save(
+        self, conn: sa.Connection, loaded: Loaded, now: datetime, summary: TickSummary
+    ) -> None:
+        appended = loaded.customers.appended
+        if appended:  # update steps: the traits a campaign wrote go into the log like any event
+            self.ingestor.write_in(conn, [(event, "campaign") for _cid, event in appended])
+        for merged_id, survivor_id in loaded.customers.survivors().items():
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.customer_id == merged_id)
+                .values(customer_id=survivor_id)
+            )
+        summary.count(save(conn, self.book, loaded, now, self.enrich))
+
+    def _claim(self, query: sa.Select[Any], of: sa.Table) -> sa.Select[Any]:
+        return query.with_for_update(skip_locked=True, of=of) if self._lock else query
+
+    def _event_batch(self, summary: TickSummary, now: datetime) -> int:
+        with self.db.begin() as conn:
+            query = (
+                sa.select(events)
+                .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
+                .where(events.c.timestamp <= now + CLOCK_SKEW)  # a later one waits for its time
+                .order_by(events.c.timestamp, events.c.message_id)
+                .limit(self.batch_size)
+            )
+            rows = list(conn.execute(self._claim(query, journey_inbox)))
+            if not rows:
+                return 0
+            claimed = [row.message_id for row in rows]
+            batch = sorted((event_from_row(row) for row in rows), key=lambda e: e.order_key)
+            owners = {row.message_id: row.customer_id for row in rows}
+            merged: dict[str, tuple[str, ...]] = {}
+            for part in chunks(claimed):
+                query = sa.select(merges.c.message_id, merges.c.merged_id).where(
+                    merges.c.message_id.in_(part)
+                )
+                for message_id, merged_id in conn.execute(query.order_by(merges.c.id)):
+                    merged[message_id] = (*merged.get(message_id, ()), merged_id)
+            ids = set(owners.values()) | {m for found in merged.values() for m in found}
+            loaded = self._load(conn, ids, now, owner_of_event=owners, merged_by_event=merged)
+            engine = loaded.engine
+            for event in batch:
+                engine.advance_to(min(event.timestamp, now))
+                engine.on_event(event)
+            self.crash("events_decided")
+            self._save(conn, loaded, now, summary)
+            for part in chunks(claimed):
+                conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
+        self.crash("events_committed")
+        return len(claimed)
+
+    def _timer_batch(self, summary: TickSummary, now: datetime) -> int:
+        running = sorted(c.id for c in self.book.active)
+        with self.db.begin() as conn:
+            query = (
+                sa.select(journey_timers.c.customer_id)
+                .where(journey_timers.c.due_at <= now, journey_timers.c.campaign_id.in_(running))
+                .order_by(journey_timers.c.due_at, journey_timers.c.id)
+                .limit(self.batch_size)
+            )
+            ids = set(conn.scalars(self._claim(query, journey_timers)))
+            if not ids:
+                return 0
+            loaded = self._load(conn, ids, now)
+            loaded.engine.advance_to(now)
+            self._save(conn, loaded, now, summary)
+        return len(ids)
+
+    def _live_ids_after(self, conn: sa.Connection, after: str | None) -> Sequence[str]:
+        query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+        if after is not None:
+            query = query.where(customers.c.id > after)
+        return list(conn.scalars(query.order_by(customers.c.id).limit(self.batch_size)))
+
+    def _due(self, conn: sa.Connection, name: str, first: datetime) -> Any:
+        row = conn.execute(sa.select(schedule_ticks).where(schedule_ticks.c.name == name)).first()
+        if row is None:
+            conn.execute(schedule_ticks.insert().values(name=name, due_at=first))
+        return row
+
+    def _schedules(self, summary: TickSummary, now: datetime) -> None:
+        for campaign in self.book.active:
+            trigger = campaign.trigger
+            if not isinstance(trigger, ScheduleTrigger):
+                continue
+            name = f"schedule:{campaign.id}"
+            first = next_tick(trigger, now, self.config.timezone)
+            while True:
+                with self.db.begin() as conn:
+                    row = self._due(conn, name, first)
+                    if row is None or row.due_at > now:
+                        break
+                    ids = self._live_ids_after(conn, row.after_customer)
+                    if not ids:  # done: the next tick after now (missed ticks are not caught up)
+                        following = next_tick(trigger, max(row.due_at, now), self.config.timezone)
+                        conn.execute(
+                            schedule_ticks.update()
+                            .where(schedule_ticks.c.name == name)
+                            .values(due_at=following, after_customer=None)
+                        )
+                        break
+                    loaded = self._load(conn, ids, now)
+                    loaded.engine.enter_scheduled(campaign, row.due_at, ids)
+                    self._save(conn, loaded, now, summary)
+                    conn.execute(
+                        schedule_ticks.update()
+                        .where(schedule_ticks.c.name == name)
+                        .values(after_customer=ids[-1])
+                    )
+                    summary.scheduled_customers += len(ids)
+
+    def _segments(self, summary: TickSummary, now: datetime) -> None:
+        if not any(isinstance(c.trigger, SegmentTrigger) for c in self.book.active):
+            return
+        while True:
+            with self.db.begin() as conn:
+                row = self._due(conn, SEGMENTS, now)
+                if row is not None and row.due_at > now:
+                    break
+                after = row.after_customer if row is not None else None
+                ids = self._live_ids_after(conn, after)
+                if not ids:
+                    conn.execute(
+                        schedule_ticks.update()
+                        .where(schedule_ticks.c.name == SEGMENTS)
+                        .values(due_at=now + SEGMENT_SWEEP, after_customer=None)
+                    )
+                    break
+                loaded = self._load(conn, ids, now)
+                loaded.engine.sweep_segments(now, ids)
+                self._save(conn, loaded, now, summary)
+                conn.execute(
+                    schedule_ticks.update()
+                    .where(schedule_ticks.c.name == SEGMENTS)
+                    .values(after_customer=ids[-1])
+                )
+                summary.swept_customers += len(ids)

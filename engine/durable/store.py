@@ -1,0 +1,298 @@
+"""Loading a few customers' journeys into the engine, and writing back what it decided.
+
+:func:`load` reads, for the given customers, their stored states, open journeys, timers,
+campaign memberships and recent sends (for the caps) into a fresh
+:class:`~engine.journeys.runtime.JourneyEngine`. :func:`save` writes back, in the caller's
+transaction: journeys that changed, the customers' timers, memberships, a row in ``outbox`` for
+every send decided (unique by its (journey, step) key, so a replay decides nothing twice) and a
+row in ``decisions`` for every decision and refused entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.durable.book import CampaignBook
+from engine.durable.customers import StoredCustomers
+from engine.journeys.context import names
+from engine.journeys.dispatch import Dispatcher
+from engine.journeys.plan import PlanAction, PlanLine
+from engine.journeys.runtime import Journey, JourneyEngine
+from engine.journeys.snapshot import (
+    decode_journey,
+    decode_timer_payload,
+    encode_journey,
+    encode_timer_payload,
+    timer_journey,
+)
+from engine.policies import SendPolicies
+from engine.state.profile import CustomerState
+from engine.state.reducers import StateReducer
+from engine.storage.customer_store import CustomerStore, chunks
+from engine.storage.tables import (
+    campaign_members,
+    decisions,
+    journey_timers,
+    journeys,
+    outbox,
+)
+
+CAP_HISTORY = timedelta(days=400)  # sends older than any sensible cap window don't count
+CHANNEL_ACTIONS = frozenset({PlanAction.SEND, PlanAction.AUDIENCE_ADD, PlanAction.AUDIENCE_REMOVE})
+
+# The extra fields of a decided send, rendered for its channel: (line, journey, state) -> fields
+Enrich = Callable[[PlanLine, Journey, CustomerState], Mapping[str, Any]]
+
+
+@dataclass
+class Loaded:
+    """An engine holding some customers, and what they held when loaded."""
+
+    engine: JourneyEngine
+    customers: StoredCustomers
+    customer_ids: set[str]
+    before: dict[str, tuple[str, Any]]  # journey id -> (status, encoded state)
+    timer_ids: list[int] = field(default_factory=list)
+
+
+def _in(column: sa.ColumnElement[Any], values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
+    return [column.in_(part) for part in chunks(sorted(values))]
+
+
+def load(
+    conn: sa.Connection,
+    book: CampaignBook,
+    customer_ids: Iterable[str],
+    *,
+    policies: SendPolicies,
+    reducer: StateReducer,
+    default_timezone: str,
+    now: datetime,
+    owner_of_event: Mapping[str, str] | None = None,
+    merged_by_event: Mapping[str, tuple[str, ...]] | None = None,
+) -> Loaded:
+    """A fresh engine with everything the given customers hold (locked on PostgreSQL)."""
+    ids = set(customer_ids)
+    store = CustomerStore(conn.dialect.name)
+    states = store.states(conn, sorted(ids))
+    customers = StoredCustomers(states, owner_of_event or {}, merged_by_event or {}, reducer)
+
+    journey_rows: dict[str, Any] = {}
+    for where in _in(journeys.c.customer_id, ids):
+        for row in conn.execute(sa.select(journeys).where(where, journeys.c.settled.is_(False))):
+            journey_rows[row.id] = row
+    timer_rows: list[Any] = []
+    for where in _in(journey_timers.c.customer_id, ids):
+        timer_rows.extend(conn.execute(sa.select(journey_timers).where(where)))
+    known = {row.campaign_id for row in journey_rows.values()} | {
+        row.campaign_id for row in timer_rows
+    }
+    held = book.held(known)
+    timer_rows = sorted(
+        (row for row in timer_rows if row.campaign_id not in held), key=lambda r: (r.due_at, r.id)
+    )
+    wanted = {row.journey_id for row in timer_rows} - journey_rows.keys()
+    for where in _in(journeys.c.id, wanted):
+        for row in conn.execute(sa.select(journeys).where(where)):
+            journey_rows[row.id] = row
+
+    engine = JourneyEngine(
+        book.active,
+        customers,
+        Dispatcher(policies),
+        default_timezone,
+        include_drafts=False,
+        held=held,
+    )
+    loaded = Loaded(engine, customers, ids, {})
+    for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):
+        campaign = book.get(conn, row.campaign_id, row.campaign_version)
+        journey = decode_journey(
+            row.id, campaign, row.customer_id, row.status, row.entered_at, row.state
+        )
+        engine.load_journey(journey)
+        loaded.before[row.id] = (row.status, row.state)
+    for row in timer_rows:
+        engine.load_timer(row.due_at, row.kind, decode_timer_payload(row.kind, row.payload))
+        loaded.timer_ids.append(row.id)
+    for where in _in(campaign_members.c.customer_id, ids):
+        for row in conn.execute(sa.select(campaign_members).where(where)):
+            engine.load_member(row.campaign_id, row.customer_id, row.last_entry_at, row.in_segment)
+    sent: dict[tuple[str, str], list[datetime]] = {}
+    for where in _in(outbox.c.customer_id, ids):
+        query = sa.select(outbox.c.customer_id, outbox.c.channel, outbox.c.decided_at).where(
+            where,
+            outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
+            outbox.c.status != "skipped",
+            outbox.c.decided_at >= now - CAP_HISTORY,
+        )
+        for customer_id, channel, at in conn.execute(query):
+            sent.setdefault((customer_id, channel), []).append(at)
+    for (customer_id, channel), times in sent.items():
+        engine.dispatcher.remember(customer_id, channel, times)
+    return loaded
+
+
+def _settled(journey: Journey, now: datetime) -> bool:
+    """Whether nothing can change the journey any more (so it need not be loaded again)."""
+    if journey.status == "exited":
+        return True
+    if journey.status != "completed" or journey.audiences:
+        return False
+    goal = journey.campaign.goal
+    if goal is None or journey.converted:
+        return True
+    return goal.within is not None and journey.entered_at + goal.within < now
+
+
+def _upsert(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose unique key is not there yet."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def outbox_key(journey_id: str, step: str, action: str) -> str:
+    """The idempotency key of a channel action: journey and step (an audience removal is the
+    undoing of its step's add, so it gets a key of its own)."""
+    key = f"{journey_id}:{step}"
+    return key + ":remove" if action == PlanAction.AUDIENCE_REMOVE.value else key
+
+
+def save(
+    conn: sa.Connection, book: CampaignBook, loaded: Loaded, now: datetime, enrich: Enrich
+) -> list[PlanLine]:
+    """Write back what the engine decided; returns the plan lines it made."""
+    engine = loaded.engine
+    by_id = {journey.id: journey for journey in engine.journeys()}
+    changed = []
+    for journey in by_id.values():
+        state = encode_journey(journey)
+        if loaded.before.get(journey.id) == (journey.status, state):
+            continue
+        changed.append(
+            {
+                "id": journey.id,
+                "campaign_id": journey.campaign.id,
+                "campaign_version": book.version_for(journey.campaign),
+                "customer_id": journey.customer_id,
+                "status": journey.status,
+                "settled": _settled(journey, now),
+                "entered_at": journey.entered_at,
+                "state": state,
+                "updated_at": now,
+            }
+        )
+    _upsert(conn, journeys, changed, ["id"])
+
+    for part in chunks(loaded.timer_ids):
+        conn.execute(journey_timers.delete().where(journey_timers.c.id.in_(part)))
+    timer_rows: list[Any] = []
+    for timer in [*engine.timers(), *engine.held_steps]:
+        journey = by_id[timer_journey(timer.kind, timer.payload)]
+        timer_rows.append(
+            {
+                "due_at": timer.due,
+                "customer_id": journey.customer_id,
+                "journey_id": journey.id,
+                "campaign_id": journey.campaign.id,
+                "kind": timer.kind,
+                "payload": encode_timer_payload(timer.kind, timer.payload),
+            }
+        )
+    if timer_rows:
+        conn.execute(journey_timers.insert(), timer_rows)
+
+    members = [
+        {"campaign_id": c, "customer_id": cid, "last_entry_at": last, "in_segment": flag}
+        for (c, cid), (last, flag) in sorted(engine.members().items())
+    ]
+    for where in _in(campaign_members.c.customer_id, loaded.customer_ids):
+        conn.execute(campaign_members.delete().where(where))
+    if members:
+        conn.execute(campaign_members.insert(), members)
+
+    lines = sorted(engine.plan, key=lambda line: line.sort_key)
+    sends = []
+    for line in lines:
+        if line.action not in CHANNEL_ACTIONS or line.status != "sent":
+            continue
+        journey = by_id[line.journey]
+        assert line.step is not None and line.channel is not None
+        fields = {**line.fields, **enrich(line, journey, engine.customers.state(line.customer.id))}
+        sends.append(
+            {
+                "key": outbox_key(line.journey, line.step, line.action.value),
+                "journey_id": line.journey,
+                "step": line.step,
+                "campaign_id": line.campaign,
+                "customer_id": line.customer.id,
+                "channel": line.channel,
+                "action": line.action.value,
+                "fields": fields,
+                "status": "pending",
+                "attempts": 0,
+                "decided_at": line.at,
+                "next_attempt_at": line.at,
+                "updated_at": now,
+            }
+        )
+    _insert_new(conn, outbox, sends)
+    records = [
+        {
+            "at": line.at,
+            "campaign_id": line.campaign,
+            "journey_id": line.journey,
+            "customer_id": line.customer.id,
+            "action": line.action.value,
+            "step": line.step,
+            "channel": line.channel,
+            "status": line.status,
+            "reason": line.reason,
+            "fields": dict(line.fields),
+            "recorded_at": now,
+        }
+        for line in lines
+    ]
+    records += [
+        {
+            "at": refused.at,
+            "campaign_id": refused.campaign,
+            "journey_id": None,
+            "customer_id": refused.customer_id,
+            "action": "not_entered",
+            "step": None,
+            "channel": None,
+            "status": None,
+            "reason": refused.reason,
+            "fields": {},
+            "recorded_at": now,
+        }
+        for refused in engine.refused
+    ]
+    if records:
+        conn.execute(decisions.insert(), records)
+    return lines
+
+
+def scope_of(journey: Journey, state: CustomerState, at: datetime) -> dict[str, Any]:
+    """What a template of ``journey`` sees at ``at``."""
+    return names(journey.customer_id, state, journey.trigger, at)
