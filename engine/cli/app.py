@@ -11,6 +11,7 @@ from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
 from engine.cli.preview_command import preview
+from engine.cli.run_command import run, tick
 from engine.cli.simulate_command import simulate
 from engine.cli.validate_command import validate
 from engine.errors import FollowupError
@@ -33,6 +34,8 @@ app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)
 app.command()(preview)
+app.command()(tick)
+app.command()(run)
 
 
 @app.callback()

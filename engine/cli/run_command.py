@@ -1,0 +1,148 @@
+"""``followup tick`` (one pass, for cron) and ``followup run`` (the embedded engine).
+
+Both decide everything due (new events, timers, schedule ticks, segment sweeps) and deliver the
+outbox through the providers ``followup.yaml`` names. ``run`` repeats that on an APScheduler
+interval and ingests the JSONL files dropped into ``--watch`` (moved to ``done/`` once ingested),
+until it is stopped (Ctrl-C or SIGTERM finish the pass under way first).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.api import Followup
+from engine.cli.context import ConfigOption, config_path, console, errors, fail
+from engine.clock import Clock, utc_now
+from engine.config import load_project
+from engine.durable.project import DurableProject, PassResult
+from engine.errors import FollowupError
+from engine.events import EventInvalid, parse_timestamp
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import format_time
+
+NowOption = Annotated[
+    str | None,
+    typer.Option(help="The clock for this pass, ISO 8601 (default: now); for replays and tests."),
+]
+
+
+def _clock(now: str | None) -> Clock:
+    if now is None:
+        return utc_now
+    try:
+        fixed = parse_timestamp(now, "--now")
+    except EventInvalid as exc:
+        raise fail(f"--now: {exc.message}") from None
+    return lambda: fixed
+
+
+def _open(ctx: typer.Context, clock: Clock) -> tuple[Followup, DurableProject]:
+    try:
+        followup = Followup(load_project(config_path(ctx)), clock)
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        return followup, DurableProject(followup)
+    except FollowupError as exc:
+        followup.close()
+        raise fail(str(exc)) from exc
+
+
+def _report(result: PassResult, at: datetime) -> None:
+    engine = result.engine
+    decided = ", ".join(f"{k} {v:,}" for k, v in sorted(engine.decisions.items())) or "nothing"
+    delivered = ", ".join(f"{k} {v:,}" for k, v in sorted(result.outbox.items())) or "nothing"
+    console.print(
+        f"{format_time(at)}: {engine.events:,} events, timers of {engine.timer_customers:,} "
+        f"customers, {engine.scheduled_customers:,} scheduled, {engine.swept_customers:,} swept; "
+        f"decided {decided}; outbox {delivered}",
+        soft_wrap=True,
+    )
+
+
+def tick(ctx: typer.Context, now: NowOption = None, config: ConfigOption = None) -> None:
+    """One pass for cron: decide what is due, deliver the outbox, exit."""
+    followup, durable = _open(ctx, _clock(now))
+    try:
+        _report(durable.run_once(), followup.clock())
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        followup.close()
+
+
+def _ingest_dropped(followup: Followup, folder: Path) -> None:
+    done = folder / "done"
+    for file in sorted(folder.glob("*.jsonl")):
+        records = read_jsonl(file, phone_region=followup.phone_region)
+        summary = followup.ingestor.ingest(records)
+        done.mkdir(exist_ok=True)
+        file.replace(done / file.name)
+        console.print(
+            f"{file.name}: {summary.accepted:,} events, {summary.duplicates:,} duplicates, "
+            f"{summary.rejected_total:,} rejected"
+        )
+        for rejection in summary.rejections:
+            errors.print(rejection.describe(), soft_wrap=True, markup=False)
+
+
+def run(
+    ctx: typer.Context,
+    watch: Annotated[
+        Path | None, typer.Option(help="A folder of JSONL files to ingest as they appear.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    config: ConfigOption = None,
+) -> None:
+    """The embedded engine: a pass every --interval seconds until stopped."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    followup, durable = _open(ctx, utc_now)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def one_pass() -> None:
+        try:
+            if watch is not None:
+                _ingest_dropped(followup, watch)
+            result = durable.run_once()
+            if result.engine.events or result.outbox or result.engine.timer_customers:
+                _report(result, followup.clock())
+        except Exception as exc:  # noqa: BLE001 - reported, and the service stops cleanly
+            failure.append(exc)
+            stop.set()
+
+    def ask_to_stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, ask_to_stop)
+    signal.signal(signal.SIGINT, ask_to_stop)
+    if watch is not None:
+        watch.mkdir(parents=True, exist_ok=True)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        one_pass,
+        "interval",
+        seconds=interval,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now().astimezone(),
+    )
+    console.print(
+        f"followup run: a pass every {interval:g}s" + (f", watching {watch}" if watch else "")
+    )
+    scheduler.start()
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)  # the pass under way finishes first
+        followup.close()
+    if failure:
+        raise fail(f"stopped: {type(failure[0]).__name__}: {failure[0]}")
+    console.print("followup run: stopped")

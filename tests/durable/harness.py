@@ -1,0 +1,112 @@
+"""A project on disk with the example campaigns, its database, and a clock the test moves."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from engine.api import Followup
+from engine.config import Project, ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import format_time
+from engine.storage.tables import decisions, outbox
+
+ROOT = Path(__file__).resolve().parents[2]
+STORIES = ROOT / "docs" / "examples" / "stories"
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_project(folder: Path, campaigns: list[str] | None = None) -> Path:
+    """``folder`` with the example templates and (some of) the example campaigns."""
+    shutil.copytree(ROOT / "templates", folder / "templates")
+    (folder / "campaigns").mkdir()
+    for file in sorted((ROOT / "campaigns").glob("*.yaml")):
+        if campaigns is None or file.stem in campaigns:
+            shutil.copy(file, folder / "campaigns" / file.name)
+    return folder
+
+
+def open_followup(folder: Path, database_url: str, clock: Clock) -> Followup:
+    """The engine of the project in ``folder`` on ``database_url``."""
+    return Followup(Project(ProjectConfig(database_url=database_url), folder), clock)
+
+
+def ingest_file(followup: Followup, events: Path) -> list[datetime]:
+    """Ingest a JSONL file; the times of its events, sorted."""
+    records = list(read_jsonl(events))
+    followup.ingestor.ingest(records)
+    return sorted(e.timestamp for r in records for e in getattr(r, "events", []))
+
+
+def replay(durable: DurableProject, clock: Clock, start: datetime, end: datetime) -> None:
+    """Run a pass every hour of the clock from ``start`` to ``end``, as cron would."""
+    clock.now = start
+    while clock.now <= end:
+        durable.run_once()
+        clock.now += timedelta(hours=1)
+
+
+def decision_lines(db: sa.Engine) -> list[str]:
+    """The decisions log as plan-like lines, in plan order (refused entries left out)."""
+    query = sa.select(decisions).where(decisions.c.action != "not_entered")
+    with db.connect() as conn:
+        rows = sorted(conn.execute(query), key=lambda r: (r.at, r.journey_id, r.id))
+    return [
+        " ".join(
+            str(value)
+            for value in (
+                format_time(r.at),
+                r.campaign_id,
+                r.journey_id,
+                r.step,
+                r.channel,
+                r.action,
+                r.status,
+                r.reason,
+            )
+        )
+        for r in rows
+    ]
+
+
+def plan_lines(plan_text: str) -> list[str]:
+    """``followup simulate`` output in the form of :func:`decision_lines`."""
+    lines = []
+    for text in plan_text.splitlines():
+        d = orjson.loads(text)
+        lines.append(
+            " ".join(
+                str(d.get(key))
+                for key in (
+                    "at",
+                    "campaign",
+                    "journey",
+                    "step",
+                    "channel",
+                    "action",
+                    "status",
+                    "reason",
+                )
+            )
+        )
+    return lines
+
+
+def outbox_rows(db: sa.Engine) -> list[tuple[str, str]]:
+    """``(key, status)`` of every outbox row, by key."""
+    with db.connect() as conn:
+        return sorted((r.key, r.status) for r in conn.execute(sa.select(outbox)))
