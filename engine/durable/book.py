@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from engine.campaigns.loader import campaign_version
 from engine.campaigns.schema import Campaign, CampaignStatus
 from engine.storage.tables import campaign_versions
+from engine.storage.upserts import insert_new
 
 
 class CampaignBook:
@@ -54,8 +55,7 @@ class CampaignBook:
             for cid, version in sorted(self.version_of.items())
             if (cid, version) not in stored
         ]
-        if rows:
-            conn.execute(campaign_versions.insert(), rows)
+        insert_new(conn, campaign_versions, rows)  # another worker may record them too
 
     def get(self, conn: sa.Connection, campaign_id: str, version: str) -> Campaign:
         """The campaign ``campaign_id`` at ``version``."""

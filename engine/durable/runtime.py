@@ -37,6 +37,7 @@ from engine.storage.tables import (
     outbox,
     schedule_ticks,
 )
+from engine.storage.upserts import insert_new
 
 SEGMENTS = "segments"
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
@@ -200,8 +201,8 @@ class DurableRuntime:
 
     def _due(self, conn: sa.Connection, name: str, first: datetime) -> Any:
         row = conn.execute(sa.select(schedule_ticks).where(schedule_ticks.c.name == name)).first()
-        if row is None:
-            conn.execute(schedule_ticks.insert().values(name=name, due_at=first))
+        if row is None:  # first seen: another worker may be recording it too
+            insert_new(conn, schedule_ticks, [{"name": name, "due_at": first}])
         return row
 
     def _schedules(self, summary: TickSummary, now: datetime) -> None:

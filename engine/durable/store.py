@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
@@ -42,6 +41,7 @@ from engine.storage.tables import (
     journeys,
     outbox,
 )
+from engine.storage.upserts import insert_new, upsert
 
 CAP_HISTORY = timedelta(days=400)  # sends older than any sensible cap window don't count
 CHANNEL_ACTIONS = frozenset({PlanAction.SEND, PlanAction.AUDIENCE_ADD, PlanAction.AUDIENCE_REMOVE})
@@ -151,25 +151,6 @@ def _settled(journey: Journey, now: datetime) -> bool:
     return goal.within is not None and journey.entered_at + goal.within < now
 
 
-def _upsert(
-    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
-) -> None:
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), rows)
-
-
-def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose unique key is not there yet."""
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
-
-
 def outbox_key(journey_id: str, step: str, action: str) -> str:
     """The idempotency key of a channel action: journey and step (an audience removal is the
     undoing of its step's add, so it gets a key of its own)."""
@@ -201,7 +182,7 @@ def save(
                 "updated_at": now,
             }
         )
-    _upsert(conn, journeys, changed, ["id"])
+    upsert(conn, journeys, changed, ["id"])
 
     for part in chunks(loaded.timer_ids):
         conn.execute(journey_timers.delete().where(journey_timers.c.id.in_(part)))
@@ -255,7 +236,7 @@ def save(
                 "updated_at": now,
             }
         )
-    _insert_new(conn, outbox, sends)
+    insert_new(conn, outbox, sends)
     records = [
         {
             "at": line.at,
