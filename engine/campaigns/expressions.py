@@ -6,12 +6,16 @@ the names ``customer``, ``event``, ``now``, ``days``, ``hours`` and ``minutes``.
 ``customer.traits`` and ``event.properties`` is free), so a typo fails at load with a suggestion
 instead of silently reading as empty at send time. At run time a missing attribute is empty, and a
 condition that cannot be compared (``None < now``) is false.
+
+The same walk over the syntax tree lists the fixed paths a condition or template reads
+(:func:`expression_paths`, :func:`template_paths`): ``followup validate`` checks the free-form ones
+(``customer.traits.X``, ``event.properties.X``) against sample data.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -127,17 +131,25 @@ def check_expression(source: str) -> list[str]:
     """What is wrong with the condition ``source``: syntax, unknown names, filters or fields."""
     if not source.strip():
         return ["empty expression; write a condition such as customer.consent.email"]
-    parser = Parser(sandbox(), source, state="variable")
-    try:
-        tree = parser.parse_expression()
-        if not parser.stream.eos:
-            return [f"unexpected {parser.stream.current.value!r} after the expression"]
-    except TemplateSyntaxError as exc:
-        return [f"not a valid expression: {_syntax_message(exc)}"]
+    tree, error = _parse_expression(source)
+    if tree is None:
+        return [error]
     problems = [_unknown_name(node.name) for node in _find(tree, nodes.Name)]
     problems = [p for p in problems if p]
     problems += [message for _, message in _check_tree(tree, EXPRESSION_NAMES)]
     return list(dict.fromkeys(problems))
+
+
+def _parse_expression(source: str) -> tuple[nodes.Expr | None, str]:
+    """The syntax tree of the condition ``source``, or ``None`` and what is wrong with it."""
+    parser = Parser(sandbox(), source, state="variable")
+    try:
+        tree = parser.parse_expression()
+        if not parser.stream.eos:
+            return None, f"unexpected {parser.stream.current.value!r} after the expression"
+    except TemplateSyntaxError as exc:
+        return None, f"not a valid expression: {_syntax_message(exc)}"
+    return tree, ""
 
 
 def _to_expression(value: Any) -> Expression:
@@ -213,6 +225,67 @@ def check_template(source: str, name: str | None = None) -> list[TemplateProblem
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class NamePath:
+    """A fixed path a condition or template reads, such as ``customer.traits.plan`` or
+    ``event.properties.price`` (``parts``), at ``line`` of its text (1-based)."""
+
+    line: int
+    parts: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return ".".join(self.parts)
+
+
+def expression_paths(source: str) -> list[NamePath]:
+    """The ``customer.`` and ``event.`` paths the condition ``source`` reads, in order; none
+    when it does not parse (:func:`check_expression` says why)."""
+    tree, _ = _parse_expression(source)
+    return [] if tree is None else _name_paths(tree, tuple(_ROOTS))
+
+
+def template_paths(source: str) -> list[NamePath]:
+    """The ``customer.`` and ``event.`` paths the template text ``source`` reads, with their
+    lines; a template that sets ``customer`` or ``event`` itself reads none of that name."""
+    env = sandbox()
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError:
+        return []
+    try:
+        free = meta.find_undeclared_variables(tree)
+    except TemplateError:  # an unknown filter: check_template reports it
+        free = set(_ROOTS)
+    return _name_paths(tree, tuple(root for root in _ROOTS if root in free))
+
+
+def _name_paths(tree: nodes.Node, roots: tuple[str, ...]) -> list[NamePath]:
+    """The paths under ``roots`` that ``tree`` reads. A method call reads its object
+    (``customer.email.lower()`` reads ``customer.email``), except that ``.get('key')`` on a
+    mapping reads that key."""
+    calls = {id(call.node): call for call in _find(tree, nodes.Call)}
+    rooted = [(item, chain) for item, chain in _accesses(tree) if chain and chain[0] in roots]
+    inner = {id(item.node) for item, _ in rooted}  # customer.traits in customer.traits.plan
+    found: list[NamePath] = []
+    for item, chain in rooted:
+        if id(item) in inner or chain is None:
+            continue
+        call = calls.get(id(item))
+        if call is not None and chain.pop() == "get" and call.args:
+            key = call.args[0]
+            if isinstance(key, nodes.Const) and isinstance(key.value, str):
+                chain.append(key.value)
+        if len(chain) > 1:
+            found.append(NamePath(item.lineno, tuple(chain)))
+    return list(dict.fromkeys(found))
+
+
+def did_you_mean(word: str, choices: Iterable[str], prefix: str = "", cutoff: float = 0.6) -> str:
+    """``"; did you mean PREFIXchoice?"`` for the closest of ``choices`` (by
+    :func:`difflib.get_close_matches`, at least ``cutoff`` alike), or ``""``."""
+    return _did_you_mean(word, sorted(choices), prefix, cutoff)
+
+
 def template_references(source: str) -> list[str]:
     """The other templates ``source`` extends, includes or imports by a fixed name."""
     try:
@@ -244,8 +317,8 @@ def _find(tree: nodes.Node, kind: type[_N] | tuple[type[_N], ...]) -> Iterator[_
     yield from tree.find_all(kind)
 
 
-def _did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+def _did_you_mean(word: str, choices: list[str], prefix: str = "", cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
@@ -273,16 +346,23 @@ def _check_tree(tree: nodes.Node, roots: tuple[str, ...]) -> list[tuple[int, str
         if test.name not in env.tests:
             hint = _did_you_mean(test.name, sorted(env.tests))
             problems.append((test.lineno, f"unknown test {test.name!r}{hint}"))
-    for item in _find(tree, (nodes.Getattr, nodes.Getitem)):
+    for item, chain in _accesses(tree):
         if isinstance(item, nodes.Getattr) and item.attr.startswith("_"):
             problems.append((item.lineno, f"{item.attr!r}: names starting with _ are private"))
             continue
-        chain = _chain(item)
         if chain and chain[0] in roots:
             message = _check_chain(chain)
             if message:
                 problems.append((item.lineno, message))
     return list(dict.fromkeys(problems))
+
+
+def _accesses(tree: nodes.Node) -> Iterator[tuple[nodes.Getattr | nodes.Getitem, list[str] | None]]:
+    """Every attribute or item access in ``tree`` (outer before inner), with its chain of
+    names when it reads a fixed path from a name (see :func:`_chain`)."""
+    for item in _find(tree, (nodes.Getattr, nodes.Getitem)):
+        if isinstance(item, nodes.Getattr | nodes.Getitem):  # always; for the type checker
+            yield item, _chain(item)
 
 
 def _chain(node: nodes.Node) -> list[str] | None:

@@ -4,6 +4,10 @@ Checked beyond the schema: templates named by ``send: email`` exist in the confi
 folder, every template there parses in the sandbox (and the templates it includes exist), each
 channel a campaign sends on has a provider, and ``policies`` and ``providers`` in ``followup.yaml``
 have the documented shape. Nothing here raises: a missing path or an unreadable config is a problem.
+
+Given sample data (a JSONL file of events, or the project database), the names campaigns and
+templates read are checked against it too (:mod:`engine.campaigns.name_warnings`): those are
+warnings, which leave a project valid.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from engine.campaigns.loader import (
     read_yaml,
     validate_document,
 )
+from engine.campaigns.name_warnings import TemplateFile, name_warnings
+from engine.campaigns.sample import SampleData, read_database_sample, read_events_sample
 from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
 from engine.config import CONFIG_FILE, Project, ProjectConfig
 
@@ -77,24 +83,38 @@ class Providers(StrictModel):
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What ``followup validate`` found; valid when ``problems`` is empty."""
+    """What ``followup validate`` found; valid when ``problems`` is empty, whatever the
+    ``warnings`` (names the sample data never sets, see :func:`validate_project`)."""
 
     problems: tuple[Problem, ...]
     campaigns: int
     templates: int
     config: str | None
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether everything is valid."""
         return not self.problems
 
+    @property
+    def findings(self) -> tuple[Problem, ...]:
+        """Problems and warnings, in the order of their files and places."""
+        return tuple(sorted(self.problems + self.warnings))
+
 
 def validate_project(
-    paths: Sequence[Path] | None = None, config_path: Path | None = None
+    paths: Sequence[Path] | None = None,
+    config_path: Path | None = None,
+    events: Path | None = None,
+    sample_database: bool = False,
 ) -> ValidationReport:
     """Validate the config (``config_path`` or ``./followup.yaml``, if any), the campaigns in
-    ``paths`` (default: the config's ``campaigns`` folder) and the config's templates."""
+    ``paths`` (default: the config's ``campaigns`` folder) and the config's templates.
+
+    With sample data, warn on the names no event or trait in it sets: ``events`` is a JSONL
+    file of Segment messages; without one and with ``sample_database``, the project database
+    is the sample if it exists. Without either, there are no such warnings."""
     project, channels, problems = load_config(config_path)
     shown_config = display_path(config_path) if config_path else _default_config_shown()
     targets = list(paths or [project.path(project.config.campaigns)])
@@ -108,11 +128,31 @@ def validate_project(
     templates = project.path(project.config.templates)
     for campaign in loaded.campaigns.values():
         problems += check_sends(campaign, templates, channels)
-    template_problems, template_count = check_templates(templates)
+    template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
+    problems += check_template_files(template_files, _template_names(templates))
+    sample, sample_findings = _sample(project, events, sample_database)
+    problems += [finding for finding in sample_findings if finding.severity == "error"]
+    warnings = [finding for finding in sample_findings if finding.severity == "warning"]
+    if sample is not None:
+        warnings += name_warnings(loaded.campaigns.values(), sample, template_files)
     return ValidationReport(
-        tuple(sorted(set(problems))), len(loaded.campaigns), template_count, shown_config
+        tuple(sorted(set(problems))),
+        len(loaded.campaigns),
+        template_count,
+        shown_config,
+        tuple(sorted(set(warnings))),
     )
+
+
+def _sample(
+    project: Project, events: Path | None, database: bool
+) -> tuple[SampleData | None, list[Problem]]:
+    if events is not None:
+        return read_events_sample(events, project.config.phone_region)
+    if database:
+        return read_database_sample(project.database_url), []
+    return None, []
 
 
 def _default_config_shown() -> str | None:
@@ -223,9 +263,16 @@ def _template_names(folder: Path) -> set[str]:
 def check_templates(folder: Path) -> tuple[list[Problem], int]:
     """Every template in ``folder`` parses in the sandbox and names only known fields and
     existing templates; with the number of templates checked."""
+    templates, problems, count = read_templates(folder)
+    return problems + check_template_files(templates, _template_names(folder)), count
+
+
+def read_templates(folder: Path) -> tuple[list[TemplateFile], list[Problem], int]:
+    """The templates in ``folder`` (files with a template suffix), a problem for each that
+    cannot be read, and how many there are."""
+    templates: list[TemplateFile] = []
     problems: list[Problem] = []
     files = [file for file in _template_files(folder) if file.suffix in TEMPLATE_SUFFIXES]
-    names = _template_names(folder)
     for file in files:
         shown = display_path(file)
         try:
@@ -234,8 +281,19 @@ def check_templates(folder: Path) -> tuple[list[Problem], int]:
             reason = getattr(exc, "strerror", None) or str(exc)
             problems.append(Problem(shown, 1, 1, f"cannot read the template: {reason}"))
             continue
-        name = file.relative_to(folder).as_posix()
-        problems += [Problem(shown, p.line, 1, p.message) for p in check_template(text, name)]
+        templates.append(TemplateFile(file.relative_to(folder).as_posix(), shown, text))
+    return templates, problems, len(files)
+
+
+def check_template_files(templates: Sequence[TemplateFile], names: set[str]) -> list[Problem]:
+    """Each template parses in the sandbox and names only known fields, and the templates it
+    includes are among ``names`` (every file of the folder)."""
+    problems: list[Problem] = []
+    for template in templates:
+        shown, text = template.shown, template.text
+        problems += [
+            Problem(shown, p.line, 1, p.message) for p in check_template(text, template.name)
+        ]
         for reference in template_references(text):
             if reference not in names:
                 line = next(
@@ -244,4 +302,4 @@ def check_templates(folder: Path) -> tuple[list[Problem], int]:
                 problems.append(
                     Problem(shown, line, 1, f"template {reference!r} not found in the folder")
                 )
-    return problems, len(files)
+    return problems

@@ -1,5 +1,8 @@
-"""``followup validate [PATH ...]``: exit 0 when every campaign, template and the config are valid,
-else exit 1 and one ``path:line:column: message`` line per problem on standard output."""
+"""``followup validate [PATH ...] [--events FILE] [--strict]``: exit 0 when every campaign, template
+and the config are valid, else exit 1; one ``path:line:column: message`` line per problem on
+standard output, and among them ``path:line:column: warning: message`` lines for the names no event
+or trait in the sample data sets (``--events``, else the project database if it exists).
+Warnings leave the exit code alone, unless ``--strict`` makes them count as problems."""
 
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ from engine.campaigns.validate import validate_project
 from engine.cli.context import EXIT_PROBLEMS, config_path
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 def validate(
     ctx: typer.Context,
     paths: Annotated[
@@ -21,14 +28,31 @@ def validate(
             show_default=False,
         ),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help=(
+                "Sample data, a Segment JSONL file: warn on names no event or trait in it sets "
+                "(default: the project database, if it exists)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Count warnings as problems (exit 1).")
+    ] = False,
 ) -> None:
-    """Check campaigns, templates and followup.yaml; print one line per problem."""
-    report = validate_project(paths or None, config_path(ctx))
-    for problem in report.problems:
-        typer.echo(str(problem))
-    if not report.ok:
+    """Check campaigns, templates and followup.yaml; print one line per problem or warning."""
+    report = validate_project(
+        paths or None, config_path(ctx), events=events, sample_database=events is None
+    )
+    for finding in report.findings:
+        typer.echo(str(finding))
+    if not report.ok or (strict and report.warnings):
         raise typer.Exit(EXIT_PROBLEMS)
     config = f" and {report.config}" if report.config else ""
-    campaigns = f"{report.campaigns} campaign{'s' if report.campaigns != 1 else ''}"
-    templates = f"{report.templates} template{'s' if report.templates != 1 else ''}"
-    typer.echo(f"ok: {campaigns}, {templates}{config} are valid")
+    campaigns = _plural(report.campaigns, "campaign")
+    templates = _plural(report.templates, "template")
+    warnings = f"; {_plural(len(report.warnings), 'warning')}" if report.warnings else ""
+    typer.echo(f"ok: {campaigns}, {templates}{config} are valid{warnings}")
