@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 SAMPLE := build/sample/events.jsonl
+CONTACTS := build/sample/contacts.jsonl
+DEMO_NOW ?= 2017-12-10T00:00:00Z
 
 .PHONY: run test lint bench clean
 
@@ -18,13 +20,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(SAMPLE): $(VENV)/.installed
 	$(BIN)/followup samples build --from $(SHARED_DATA) --out $(SAMPLE)
 
-run: $(VENV)/.installed $(SAMPLE)
+$(CONTACTS): $(SAMPLE)
+	$(BIN)/followup samples contacts --from $(SAMPLE) --out $(CONTACTS)
+
+# The main job on the embedded default: the sample through ingest and the example campaigns.
+run: $(VENV)/.installed $(SAMPLE) $(CONTACTS)
 	$(BIN)/followup ingest $(SAMPLE)
+	$(BIN)/followup ingest $(CONTACTS)
 	$(BIN)/followup customers list --limit 10
 	$(BIN)/followup customers show tb-1 --events 8
 	$(BIN)/followup customers show cdnow-00002 --events 8
 	$(BIN)/followup validate
 	$(BIN)/followup simulate --events docs/examples/stories/events.jsonl --summary
+	$(BIN)/followup tick --now $(DEMO_NOW) --summary
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
@@ -38,4 +46,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.ingest.run
 
 clean:
-	rm -rf $(VENV) build followup.db followup.db-wal followup.db-shm
+	rm -rf $(VENV) build outbox followup.db followup.db-wal followup.db-shm

@@ -76,6 +76,27 @@ def build_samples(
     )
 
 
+@samples_app.command("contacts")
+def build_sample_contacts(
+    sample: Annotated[Path, typer.Option("--from", help="The sample JSONL file.")],
+    out: Annotated[Path, typer.Option(help="The JSONL file of identify messages to write.")],
+    email_share: Annotated[
+        float, typer.Option(help="The share of customers who consent to email (0 to 1).")
+    ] = 0.05,
+) -> None:
+    """Synthetic contacts (example.com addresses, consent for a stable share) for the demo."""
+    from engine.sample_contacts import build_contacts
+
+    try:
+        summary = build_contacts(sample, out, email_share)
+    except FollowupError as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"wrote {summary.customers:,} synthetic contacts ({summary.consented:,} consenting to "
+        f"email) to {summary.path}"
+    )
+
+
 def main() -> None:
     """Entry point of the ``followup`` console script."""
     app()

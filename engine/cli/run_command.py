@@ -18,6 +18,7 @@ import typer
 
 from engine.api import Followup
 from engine.cli.context import ConfigOption, config_path, console, errors, fail
+from engine.cli.simulate_command import print_summary
 from engine.clock import Clock, utc_now
 from engine.config import load_project
 from engine.durable.project import DurableProject, PassResult
@@ -66,15 +67,29 @@ def _report(result: PassResult, at: datetime) -> None:
     )
 
 
-def tick(ctx: typer.Context, now: NowOption = None, config: ConfigOption = None) -> None:
+def tick(
+    ctx: typer.Context,
+    now: NowOption = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Also print figures per campaign for this pass.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
     """One pass for cron: decide what is due, deliver the outbox, exit."""
     followup, durable = _open(ctx, _clock(now))
     try:
-        _report(durable.run_once(), followup.clock())
+        result = durable.run_once()
     except FollowupError as exc:
         raise fail(str(exc)) from exc
     finally:
         followup.close()
+    _report(result, followup.clock())
+    if summary:
+        print_summary(result.engine.lines, "this pass, per campaign")
+        for channel, provider in sorted(durable.dispatcher.providers.items()):
+            where = getattr(provider, "path", None)
+            if where is not None:
+                console.print(f"{channel} outbox: {where}")
 
 
 def _ingest_dropped(followup: Followup, folder: Path) -> None:

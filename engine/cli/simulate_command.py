@@ -78,7 +78,7 @@ def simulate(
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     plan = run_simulation(campaign_models, accepted, project.config, end)
     if summary:
-        _print_summary(plan)
+        print_summary(plan)
     else:
         sys.stdout.write(plan_text(plan))
     if rejected:
@@ -89,8 +89,10 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{key} {count:,}" for key, count in sorted(counter.items())) or "-"
 
 
-def _print_summary(plan: list[PlanLine]) -> None:
-    table = Table(title="simulated plan, per campaign", title_justify="left")
+def print_summary(plan: list[PlanLine], title: str = "simulated plan, per campaign") -> None:
+    """Figures per campaign of ``plan``: entered, held out, sent and skipped, exits, conversions
+    and revenue."""
+    table = Table(title=title, title_justify="left")
     for column in (
         "campaign",
         "entered",

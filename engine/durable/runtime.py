@@ -57,9 +57,11 @@ class TickSummary:
     scheduled_customers: int = 0
     swept_customers: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
+    lines: list[PlanLine] = field(default_factory=list)
 
-    def count(self, lines: Iterable[PlanLine]) -> None:
-        """Count plan lines by action and status."""
+    def count(self, lines: list[PlanLine]) -> None:
+        """Keep the plan lines decided, and count them by action and status."""
+        self.lines.extend(lines)
         for line in lines:
             label = line.action.value + (f":{line.status}" if line.status else "")
             self.decisions[label] += 1
