@@ -1,0 +1,78 @@
+"""``followup run`` as a service: a JSONL file dropped into the watched folder is ingested, its
+newsletter signup starts the welcome series, and the welcome email lands in the file outbox;
+SIGTERM stops the service cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from engine.identity import customer_id_for
+from engine.journeys.context import is_held_out
+from tests.durable.harness import make_project
+from tests.e2e.cli import FOLLOWUP
+
+
+def _signup(user: str, at: datetime) -> list[dict[str, object]]:
+    stamp = at.isoformat()
+    return [
+        {
+            "type": "identify",
+            "userId": user,
+            "messageId": f"{user}-identify",
+            "timestamp": stamp,
+            "traits": {"email": f"{user}@example.com", "firstName": "Dee"},
+        },
+        {
+            "type": "track",
+            "event": "Subscribed",
+            "userId": user,
+            "messageId": f"{user}-subscribed",
+            "timestamp": stamp,
+            "properties": {"list": "newsletter", "channel": "email"},
+        },
+    ]
+
+
+def test_run_ingests_dropped_files_and_sends(tmp_path: Path) -> None:
+    project = make_project(tmp_path, ["welcome_series"])
+    user = "dee0"  # not in the welcome series' holdout
+    assert not is_held_out("welcome-series", customer_id_for(f"user:{user}"), 0.1)
+    environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
+    service = subprocess.Popen(
+        [FOLLOWUP, "run", "--watch", "drop", "--interval", "0.3"],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        drop = project / "drop"
+        deadline = time.monotonic() + 30
+        while not drop.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = _signup(user, datetime.now(UTC) - timedelta(minutes=1))
+        staged = drop / ".signup.tmp"
+        staged.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+        staged.rename(drop / "signup.jsonl")  # appears whole, as a shop's exporter should drop it
+        outbox = project / "outbox" / "email"
+        while time.monotonic() < deadline and not list(outbox.glob("*.eml")):
+            time.sleep(0.2)
+        emails = list(outbox.glob("*.eml"))
+    finally:
+        service.send_signal(signal.SIGTERM)
+        stdout, stderr = service.communicate(timeout=30)
+    assert service.returncode == 0, stderr
+    assert "followup run: stopped" in stdout
+    assert (drop / "done" / "signup.jsonl").is_file()
+    assert len(emails) == 1
+    message = emails[0].read_text()
+    assert f"To: Dee <{user}@example.com>" in message
+    assert "Subject: Welcome, Dee!" in message
