@@ -13,6 +13,7 @@ from engine.cli.ingest_command import ingest
 from engine.cli.preview_command import preview
 from engine.cli.run_command import run, tick
 from engine.cli.simulate_command import simulate
+from engine.cli.status_command import explain, status
 from engine.cli.validate_command import validate
 from engine.errors import FollowupError
 
@@ -36,6 +37,8 @@ app.command()(simulate)
 app.command()(preview)
 app.command()(tick)
 app.command()(run)
+app.command()(status)
+app.command()(explain)
 
 
 @app.callback()

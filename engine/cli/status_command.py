@@ -1,0 +1,634 @@
+"""``followup status`` and ``followup explain --customer ID``: what the engine is doing, and why.
+
+``status`` shows, per campaign, the status and version of its file, the journeys running each
+version (those still on an older one counted apart: a journey keeps the version it entered
+with), completed and exited journeys, pending timers, the outbox by status and the inbox backlog;
+outbox rows whose outcome is ``unknown`` are listed loudly, for a person to check by hand.
+
+``explain`` answers "why did or didn't this customer get this message": every decision about the
+customer (and every profile merged into them) in time order with its reason in plain English,
+each send joined with its delivery outcome; with no decision, what may explain that.
+
+Both exit 0 whatever they find, and 2 when they cannot run (bad config, unreachable database,
+unknown customer or campaign). The queries are in :mod:`engine.durable.reports`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from engine.api import Followup
+from engine.campaigns.loader import CampaignSet, load_campaigns
+from engine.campaigns.schema import Campaign, EventTrigger, ScheduleTrigger, SegmentTrigger
+from engine.cli.context import ConfigOption, console, errors, fail, open_engine
+from engine.durable.reports import (
+    REMOVED,
+    CampaignStatus,
+    CurrentCampaign,
+    Decision,
+    Explanation,
+    JourneyState,
+    OutboxRow,
+    Outcome,
+    StatusReport,
+    explain_customer,
+    recorded_campaigns,
+    status_report,
+)
+from engine.events import EventInvalid, parse_timestamp
+from engine.journeys.plan import format_time
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def _dumps(document: Any) -> str:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+
+
+def _campaigns(followup: Followup) -> CampaignSet:
+    """The campaign files now; a file with problems is reported and left out."""
+    folder = followup.project.path(followup.project.config.campaigns)
+    loaded = load_campaigns([folder])
+    if loaded.problems:
+        errors.print(
+            f"[yellow]warning:[/yellow] {len(loaded.problems)} problem(s) in the campaign files "
+            f"(see `followup validate`); `followup tick` and `run` refuse to start until they are "
+            f"fixed. First: {escape(str(loaded.problems[0]))}",
+            soft_wrap=True,
+        )
+    return loaded
+
+
+# --- followup status -----------------------------------------------------------------------
+
+
+def _campaign_json(campaign: CampaignStatus) -> dict[str, Any]:
+    return {
+        "campaign": campaign.campaign_id,
+        "status": campaign.status,
+        "version": campaign.current_version,
+        "journeys": {
+            "active": campaign.active,
+            "active_on_older_versions": campaign.active_on_older,
+            "completed": campaign.completed,
+            "exited": campaign.exited,
+        },
+        "versions": [
+            {
+                "version": v.version,
+                "current": v.current,
+                "active": v.active,
+                "completed": v.completed,
+                "exited": v.exited,
+                "first_seen_at": _time(v.first_seen_at),
+            }
+            for v in campaign.versions
+        ],
+        "timers": {
+            "pending": campaign.timers,
+            "overdue": campaign.timers_overdue,
+            "next_due_at": _time(campaign.next_due_at),
+        },
+        "next_tick_at": _time(campaign.next_tick_at),
+        "outbox": dict(campaign.outbox),
+    }
+
+
+def _row_json(row: OutboxRow) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "campaign": row.campaign_id,
+        "journey": row.journey_id,
+        "step": row.step,
+        "customer": row.customer_id,
+        "channel": row.channel,
+        "action": row.action,
+        "status": row.status,
+        "detail": row.detail,
+        "attempts": row.attempts,
+        "decided_at": _time(row.decided_at),
+        "updated_at": _time(row.updated_at),
+    }
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    """The report as the JSON document ``followup status --json`` prints."""
+    return {
+        "at": _time(report.at),
+        "campaigns": [_campaign_json(c) for c in report.campaigns],
+        "inbox": {
+            "backlog": report.inbox_backlog,
+            "oldest_event_at": _time(report.inbox_oldest_at),
+        },
+        "outbox": report.outbox,
+        "needs_check": [_row_json(row) for row in report.unknown],
+        "failed": {"total": report.failed_total, "latest": [_row_json(r) for r in report.failed]},
+        "next_segment_sweep_at": _time(report.next_sweep_at),
+    }
+
+
+_STATUS_STYLE = {"active": "green", "paused": "yellow", "draft": "dim", REMOVED: "red"}
+_OUTBOX_STYLE = {"failed": "red", "unknown": "bold red", "pending": "yellow", "sending": "yellow"}
+
+
+def _outbox_cell(counts: Mapping[str, int]) -> str:
+    parts = []
+    for status, count in counts.items():
+        if count:
+            style = _OUTBOX_STYLE.get(status)
+            text = f"{count:,} {status}"
+            parts.append(f"[{style}]{text}[/{style}]" if style else text)
+    return ", ".join(parts) or "-"
+
+
+def _older_cell(campaign: CampaignStatus) -> str:
+    count = campaign.active_on_older
+    return f"[bold yellow]{count:,}[/bold yellow]" if count else "0"
+
+
+def _print_row_list(rows: Sequence[OutboxRow]) -> None:
+    for row in rows:
+        console.print(
+            f"  {escape(row.key)}  {row.campaign_id}  {row.channel} {row.action}  "
+            f"customer {row.customer_id}  decided {format_time(row.decided_at)}, "
+            f"attempts {row.attempts}, last {format_time(row.updated_at)}: "
+            f"{escape(row.detail or 'no detail')}",
+            soft_wrap=True,
+        )
+
+
+def print_status(report: StatusReport) -> None:
+    """The report for people: a table, then what needs attention."""
+    at = format_time(report.at.replace(microsecond=0))
+    table = Table(
+        title=f"campaigns as of {at}", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False
+    )
+    table.add_column("campaign", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("running", justify="right")
+    table.add_column("on older versions", justify="right")
+    table.add_column("completed", justify="right")
+    table.add_column("exited", justify="right")
+    table.add_column("timers", justify="right")
+    table.add_column("next step due", no_wrap=True)
+    table.add_column("outbox")
+    for c in report.campaigns:
+        style = _STATUS_STYLE.get(c.status, "")
+        due = _time(c.next_due_at) or "-"
+        table.add_row(
+            c.campaign_id,
+            f"[{style}]{c.status}[/{style}]" if style else c.status,
+            c.current_version or "-",
+            f"{c.active:,}",
+            _older_cell(c),
+            f"{c.completed:,}",
+            f"{c.exited:,}",
+            f"{c.timers:,}",
+            f"[red]{due}[/red]" if c.timers_overdue and c.status == "active" else due,
+            _outbox_cell(c.outbox),
+        )
+    console.print(table)
+
+    for c in report.campaigns:
+        if c.active_on_older:
+            for v in c.versions:
+                if not v.current and v.active:
+                    since = f", first run {format_time(v.first_seen_at)}" if v.first_seen_at else ""
+                    now = (
+                        f"the file is now {c.current_version}"
+                        if c.current_version
+                        else "the file is gone"
+                    )
+                    console.print(
+                        f"{c.campaign_id}: {v.active:,} journey(s) still run older version "
+                        f"{v.version}{since}; {now} (new entries only)",
+                        soft_wrap=True,
+                    )
+        if c.status == "paused" and (c.active or c.timers):
+            console.print(
+                f"{c.campaign_id}: paused; its {c.active:,} running journey(s) are held until "
+                f"it is active again",
+                soft_wrap=True,
+            )
+        if c.status == REMOVED and c.active:
+            console.print(
+                f"[red]{c.campaign_id}: the file is gone; its {c.active:,} running journey(s) "
+                f"are held until it is back[/red]",
+                soft_wrap=True,
+            )
+
+    overdue = sum(c.timers_overdue for c in report.campaigns if c.status == "active")
+    if overdue:
+        console.print(
+            f"[red]{overdue:,} timer(s) of active campaigns overdue at {at}[/red]: is "
+            f"`followup run` (or a cron `followup tick`) running?",
+            soft_wrap=True,
+        )
+    for c in report.campaigns:
+        if c.next_tick_at is not None and c.status == "active":
+            console.print(f"{c.campaign_id}: next scheduled tick {format_time(c.next_tick_at)}")
+    if report.inbox_backlog:
+        oldest = (
+            f" (oldest {format_time(report.inbox_oldest_at)})" if report.inbox_oldest_at else ""
+        )
+        console.print(
+            f"inbox: {report.inbox_backlog:,} event(s) wait for the journey engine{oldest}: "
+            f"the next `followup tick` or `followup run` pass takes them",
+            soft_wrap=True,
+        )
+    else:
+        console.print("inbox: empty (every logged event has been taken by the journey engine)")
+    totals = ", ".join(f"{n:,} {s}" for s, n in report.outbox.items() if n) or "empty"
+    console.print(f"outbox: {totals}", soft_wrap=True)
+    if report.next_sweep_at is not None:
+        console.print(f"next segment sweep: {format_time(report.next_sweep_at)}")
+
+    if report.unknown:
+        console.print(
+            f"[bold red]NEEDS A HUMAN CHECK: {len(report.unknown):,} outbox row(s) have an "
+            f"UNKNOWN outcome[/bold red]: the process stopped while their provider was called, "
+            f"so they may or may not have reached the customer. They are never resent "
+            f"automatically; check each with the provider:",
+            soft_wrap=True,
+        )
+        _print_row_list(report.unknown)
+    if report.failed_total:
+        shown = (
+            f" (latest {len(report.failed)})" if len(report.failed) < report.failed_total else ""
+        )
+        console.print(
+            f"[red]FAILED: {report.failed_total:,} outbox row(s) could not be delivered{shown}:"
+            f"[/red]",
+            soft_wrap=True,
+        )
+        _print_row_list(report.failed)
+
+
+def status(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="The clock timers count as overdue against, ISO 8601 (default: now); "
+            "for replays with `followup tick --now`.",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Per campaign: versions and running journeys, timers, outbox, inbox backlog."""
+    at: datetime | None = None
+    if now is not None:
+        try:
+            at = parse_timestamp(now, "--now")
+        except EventInvalid as exc:
+            raise fail(f"--now: {exc.message}") from None
+    with open_engine(ctx) as followup:
+        loaded = _campaigns(followup)
+        current = {
+            cid: CurrentCampaign(found.campaign.status.value, found.version)
+            for cid, found in loaded.campaigns.items()
+        }
+        with followup.engine.connect() as conn:
+            report = status_report(conn, current, at or followup.clock())
+    if as_json:
+        console.out(_dumps(status_json(report)), highlight=False)
+        return
+    print_status(report)
+
+
+# --- followup explain ----------------------------------------------------------------------
+
+SKIP_REASONS = {
+    "no_consent": "no {channel} consent",
+    "frequency_cap": "over the project's {channel} frequency cap",
+    "holdout": "held out: in the campaign's control group, never contacted",
+    "suppressed": "the address or phone is on the project's suppression list",
+    "no_address": "no {address} known for the customer",
+    "exited": "the journey had already ended",
+    "render_error": "the subject template failed to render for this customer",
+    "policy": "blocked by a project policy",
+}
+EXIT_REASONS = {
+    "exit_event": "exited on {event}",
+    "restarted": "exited: restarted by a new trigger (entry.while_active: restart)",
+    "merged": "exited: the profile was merged into one already running this campaign "
+    "(one journey per campaign survives a merge)",
+}
+NOT_ENTERED = {
+    "audience": "the customer did not match the campaign's audience at the trigger",
+    "once": "entry.once: the customer entered this campaign before",
+    "cooldown": "the customer entered this campaign within its entry.cooldown",
+    "already_active": "a journey of this campaign was already running (entry.while_active: ignore)",
+}
+_ADDRESSES = {"email": "email address", "call": "phone number", "sms": "phone number"}
+_FIELD_ORDER = ("template", "subject", "audience", "list", "priority", "reason", "url", "variant")
+
+
+def _plain(reason: str, channel: str | None) -> str | None:
+    template = SKIP_REASONS.get(reason)
+    if template is None:
+        return None
+    name = channel or "channel"
+    return template.format(channel=name, address=_ADDRESSES.get(name, "email address or phone"))
+
+
+def reason_text(decision: Decision) -> str:
+    """A short plain-English explanation of the decision's reason."""
+    reason = decision.reason or ""
+    if decision.action == "not_entered":
+        return NOT_ENTERED.get(reason, reason)
+    if decision.action == "exit":
+        event = str(decision.fields.get("event", "an exit event"))
+        return EXIT_REASONS.get(reason, f"exited: {reason}").format(event=event)
+    return _plain(reason, decision.channel) or reason
+
+
+def _fields_text(fields: Mapping[str, Any]) -> str:
+    parts = []
+    for key in _FIELD_ORDER:
+        value = fields.get(key)
+        if value is None or value == "":
+            continue
+        text = f'"{value}"' if key == "subject" else str(value)
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
+def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
+    """What became of a channel action decided ``sent``: its outbox row."""
+    if outcome is None:
+        return "no outbox row (not handed to delivery)"
+    detail = f": {outcome.detail}" if outcome.detail else ""
+    match outcome.status:
+        case "delivered":
+            return f"delivered {format_time(outcome.updated_at)}"
+        case "pending":
+            tried = f", {outcome.attempts} attempt(s) so far{detail}" if outcome.attempts else ""
+            return f"waiting for delivery (due {format_time(outcome.next_attempt_at)}{tried})"
+        case "sending":
+            return f"being delivered (claimed {format_time(outcome.updated_at)})"
+        case "skipped":
+            why = outcome.detail or "no detail"
+            reason, _, rest = why.partition(":")
+            plain = _plain(reason, channel)
+            if plain is not None and not rest:
+                why += f" ({plain})"
+            return f"not delivered: checked again at delivery {format_time(outcome.updated_at)}, skipped: {why}"
+        case "failed":
+            return f"FAILED {format_time(outcome.updated_at)}{detail}"
+        case "unknown":
+            return f"UNKNOWN outcome{detail}; check by hand whether it reached the customer"
+    return f"{outcome.status}{detail}"
+
+
+def decision_text(decision: Decision, customer_id: str) -> str:
+    """One decision as a line a person reads."""
+    head = f"{format_time(decision.at)} {decision.campaign_id}"
+    if decision.journey_id:
+        head += f" {decision.journey_id}"
+    if decision.customer_id != customer_id:
+        head += f" (as merged profile {decision.customer_id})"
+    fields = decision.fields
+    action = decision.action
+    if action == "enter":
+        held = " (held out: control group, never contacted)" if fields.get("holdout") else ""
+        return f"{head} entered{held}"
+    if action == "not_entered":
+        return f"{head} not entered: {decision.reason} ({reason_text(decision)})"
+    if action == "exit":
+        return f"{head} {reason_text(decision)}"
+    if action == "convert":
+        value = fields.get("value")
+        worth = f" (value {value})" if value is not None else ""
+        control = " [control group]" if fields.get("holdout") else ""
+        return f"{head} converted by {fields.get('event', 'the goal event')}{worth}{control}"
+    verb = {"audience_add": "add to audience", "audience_remove": "remove from audience"}.get(
+        action, "sent"
+    )
+    what = f"{decision.channel or '?'} {verb}" if action != "send" else f"{decision.channel} sent"
+    described = _fields_text(fields)
+    step = f" step {decision.step}:" if decision.step is not None else ":"
+    if decision.status == "skipped":
+        extra = f"; {described}" if described else ""
+        what = what.removesuffix(" sent")
+        return f"{head}{step} {what} skipped: {decision.reason} ({reason_text(decision)}){extra}"
+    extra = f" ({described})" if described else ""
+    return f"{head}{step} {what}{extra} — {outcome_text(decision.outcome, decision.channel)}"
+
+
+def _journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) -> str:
+    file = current.get(journey.campaign_id)
+    version = f"version {journey.version}"
+    if file is not None and file.version != journey.version:
+        version = f"older version {journey.version} (the file is now {file.version})"
+    text = (
+        f"{journey.campaign_id} {journey.id} entered {format_time(journey.entered_at)}: "
+        f"{journey.status}, {version}"
+    )
+    if journey.status == "active":
+        if file is None:
+            text += "; held: the campaign file is gone"
+        elif file.status != "active":
+            text += f"; held: the campaign is {file.status}"
+        if journey.next_due_at is not None:
+            text += f"; next step due {format_time(journey.next_due_at)}"
+        else:
+            text += "; waiting for an event"
+    return text
+
+
+def _trigger_hint(campaign: Campaign, explanation: Explanation) -> str:
+    trigger = campaign.trigger
+    if isinstance(trigger, EventTrigger):
+        seen = explanation.events.get(trigger.event, 0)
+        if not seen:
+            return (
+                f"{campaign.id}: no {trigger.event!r} event seen for this customer "
+                f"(the campaign's trigger)"
+            )
+        where = f" none matched `where: {trigger.where.source}`, or" if trigger.where else ""
+        return (
+            f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but{where} they came before "
+            f"the campaign was running (an event triggers only the campaigns active when the "
+            f"engine takes it)"
+        )
+    if isinstance(trigger, ScheduleTrigger):
+        audience = f" matching `{campaign.audience.source}`" if campaign.audience else ""
+        return (
+            f"{campaign.id}: scheduled ({trigger.schedule}); every customer{audience} enters at "
+            f"each tick, and none has been run for this customer yet"
+        )
+    assert isinstance(trigger, SegmentTrigger)
+    return (
+        f"{campaign.id}: enters when `{trigger.segment.source}` turns true for the customer; "
+        f"it has not"
+    )
+
+
+def why_nothing(
+    explanation: Explanation, campaigns: Mapping[str, Campaign], campaign_id: str | None
+) -> list[str]:
+    """What may explain that no decision was recorded."""
+    hints = []
+    if explanation.pending_events:
+        hints.append(
+            f"{explanation.pending_events} of the customer's events wait for the journey engine: "
+            f"run `followup tick` (or keep `followup run` going)"
+        )
+    if campaign_id is not None:
+        campaign = campaigns.get(campaign_id)
+        if campaign is None:
+            hints.append(f"{campaign_id}: its campaign file is gone; nothing new can happen")
+        elif campaign.status.value == "paused":
+            hints.append(
+                f"{campaign_id} is paused: no new entries, its pending steps are held until it "
+                f"is active again"
+            )
+        elif campaign.status.value == "draft":
+            hints.append(f"{campaign_id} is a draft: only `validate` and `simulate` run it")
+        else:
+            hints.append(_trigger_hint(campaign, explanation))
+        return hints
+    seen = ", ".join(f"{name} ×{n}" for name, n in explanation.events.items()) or "none"
+    hints.append(f"the customer's events: {seen}")
+    running = [c for c in campaigns.values() if c.status.value == "active"]
+    if not running:
+        hints.append("no campaign is active (paused and draft campaigns take no entries)")
+    hints.extend(_trigger_hint(c, explanation) for c in sorted(running, key=lambda c: c.id))
+    hints.extend(
+        f"{c.id} is {c.status.value}: it takes no new entries"
+        for c in sorted(campaigns.values(), key=lambda c: c.id)
+        if c.status.value != "active"
+    )
+    return hints
+
+
+def _decision_json(decision: Decision, customer_id: str) -> dict[str, Any]:
+    outcome = decision.outcome
+    return {
+        "at": format_time(decision.at),
+        "campaign": decision.campaign_id,
+        "journey": decision.journey_id,
+        "customer": decision.customer_id,
+        "action": decision.action,
+        "step": decision.step,
+        "channel": decision.channel,
+        "status": decision.status,
+        "reason": decision.reason,
+        "explanation": reason_text(decision) if decision.reason else None,
+        "fields": dict(decision.fields),
+        "outcome": None
+        if outcome is None
+        else {
+            "key": outcome.key,
+            "status": outcome.status,
+            "detail": outcome.detail,
+            "attempts": outcome.attempts,
+            "updated_at": format_time(outcome.updated_at),
+            "provider_id": outcome.provider_id,
+        },
+        "text": decision_text(decision, customer_id),
+    }
+
+
+def _say(text: str) -> None:
+    """A line of plain text: names, subjects and details are never read as markup."""
+    console.print(text, soft_wrap=True, markup=False, emoji=False)
+
+
+def explain(
+    ctx: typer.Context,
+    customer: Annotated[
+        str, typer.Option(help="Customer id, userId, email, phone or anonymousId.")
+    ],
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign's decisions.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Why did or didn't this customer get a message: every decision with its reason."""
+    with open_engine(ctx) as followup:
+        profile = followup.profile(customer, recent=0)
+        if profile is None:
+            raise fail(
+                f"no customer is known as {customer!r} (id, userId, email, phone or anonymousId)"
+            )
+        loaded = _campaigns(followup)
+        current = {
+            cid: CurrentCampaign(found.campaign.status.value, found.version)
+            for cid, found in loaded.campaigns.items()
+        }
+        with followup.engine.connect() as conn:
+            unknown = campaign is not None and campaign not in current
+            if unknown and campaign not in recorded_campaigns(conn):
+                known = ", ".join(sorted(current)) or "none"
+                raise fail(f"no campaign {campaign!r} (the campaigns: {known})")
+            explanation = explain_customer(conn, profile.id, campaign)
+    files = {cid: found.campaign for cid, found in loaded.campaigns.items()}
+    hints = [] if explanation.decisions else why_nothing(explanation, files, campaign)
+    state = profile.state
+    if as_json:
+        document = {
+            "customer": {
+                "id": profile.id,
+                "user_id": state.user_id,
+                "email": state.email,
+                "phone": state.phone,
+                "merged_ids": list(explanation.merged_ids),
+            },
+            "campaign": campaign,
+            "decisions": [_decision_json(d, profile.id) for d in explanation.decisions],
+            "journeys": [
+                {
+                    "journey": j.id,
+                    "campaign": j.campaign_id,
+                    "version": j.version,
+                    "current_version": j.version == current[j.campaign_id].version
+                    if j.campaign_id in current
+                    else False,
+                    "status": j.status,
+                    "entered_at": format_time(j.entered_at),
+                    "next_due_at": _time(j.next_due_at),
+                }
+                for j in explanation.journeys
+            ],
+            "events": dict(explanation.events),
+            "pending_events": explanation.pending_events,
+            "hints": hints,
+        }
+        console.out(_dumps(document), highlight=False)
+        return
+
+    who = ", ".join(x for x in (state.user_id, state.email, state.phone) if x)
+    _say(f"customer {profile.id}" + (f" ({who})" if who else ""))
+    if explanation.merged_ids:
+        _say("  with the profiles merged into it: " + ", ".join(explanation.merged_ids))
+    scope = f" in {campaign}" if campaign else ""
+    if not explanation.decisions:
+        _say(f"no decisions recorded for this customer{scope}. Why that may be:")
+        for hint in hints:
+            _say(f"  - {hint}")
+    else:
+        _say(f"decisions{scope}, in time order:")
+        for decision in explanation.decisions:
+            _say("  " + decision_text(decision, profile.id))
+    if explanation.journeys:
+        _say("journeys:")
+        for journey in explanation.journeys:
+            _say("  " + _journey_text(journey, current))
