@@ -14,7 +14,7 @@ Rows of a held (paused) campaign wait.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from engine.channels import (
 )
 from engine.clock import Clock
 from engine.durable.book import CampaignBook
+from engine.durable.crash_points import CrashPoint, no_crash
 from engine.policies import SendPolicies
 from engine.state.profile import CustomerState
 from engine.storage.customer_store import CustomerStore
@@ -39,10 +40,6 @@ LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 RETRY_AFTER = timedelta(minutes=1)
 UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
-
-
-def _no_crash(point: str) -> None:
-    """Where tests kill the process; nothing happens here."""
 
 
 def is_idempotent(provider: ChannelProvider) -> bool:
@@ -63,7 +60,7 @@ class OutboxDispatcher:
         clock: Clock,
         lease: timedelta = LEASE,
         batch_size: int = 200,
-        crash: Callable[[str], None] = _no_crash,
+        crash: CrashPoint = no_crash,
     ) -> None:
         self.db = db
         self.providers = providers

@@ -4,7 +4,6 @@ root of ``followup run`` and ``followup tick``."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,13 +12,10 @@ from engine.campaigns.loader import load_campaigns
 from engine.campaigns.validate import Policies
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
+from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.providers import build_providers
 from engine.durable.runtime import DurableRuntime, TickSummary
-
-
-def _no_crash(point: str) -> None:
-    """Where tests kill the process; nothing happens here."""
 
 
 @dataclass
@@ -37,7 +33,7 @@ class DurableProject:
         self,
         followup: Followup,
         lease: timedelta = LEASE,
-        crash: Callable[[str], None] = _no_crash,
+        crash: CrashPoint = no_crash,
     ) -> None:
         project = followup.project
         config = project.config

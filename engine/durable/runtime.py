@@ -10,7 +10,7 @@ replays them and nothing is decided twice. On PostgreSQL the rows a batch takes 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from engine.campaigns.validate import Policies
 from engine.clock import Clock
 from engine.config import ProjectConfig
 from engine.durable.book import CampaignBook
+from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
@@ -41,11 +42,6 @@ from engine.storage.upserts import insert_new
 
 SEGMENTS = "segments"
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
-CrashPoint = Callable[[str], None]
-
-
-def _no_crash(point: str) -> None:
-    """Where tests kill the process (see tests/durable); nothing happens here."""
 
 
 @dataclass
@@ -79,7 +75,7 @@ class DurableRuntime:
         enrich: Enrich,
         clock: Clock,
         batch_size: int = 500,
-        crash: CrashPoint = _no_crash,
+        crash: CrashPoint = no_crash,
     ) -> None:
         self.db = db
         self.book = book
