@@ -7,7 +7,7 @@ SAMPLE := build/sample/events.jsonl
 CONTACTS := build/sample/contacts.jsonl
 DEMO_NOW ?= 2017-12-10T00:00:00Z
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-ingest bench-campaigns clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed
+bench: bench-ingest bench-campaigns
+
+bench-ingest: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.ingest.run
+
+# The campaign benchmark's peers (durable-rules, rule-engine) and pyinstrument go into the venv
+# only for it. BENCH_ARGS, e.g. BENCH_ARGS="--events 100000" for a quick run.
+$(VENV)/.bench-campaigns: benchmarks/campaigns/requirements.txt | $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps -r benchmarks/campaigns/requirements.txt
+	touch $@
+
+bench-campaigns: $(VENV)/.installed $(VENV)/.bench-campaigns $(SAMPLE)
+	$(BIN)/python -m benchmarks.campaigns.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build outbox followup.db followup.db-wal followup.db-shm
