@@ -62,7 +62,7 @@ class PlainConditions:
 
     def exits(self, record: Record) -> bool:
         """``Order Completed`` ends it."""
-        return record["name"] == "Order Completed"
+        return bool(record["name"] == "Order Completed")
 
     def high_value(self, value: float) -> bool:
         """A cart of 200 or more gets the call."""

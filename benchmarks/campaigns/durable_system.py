@@ -11,6 +11,11 @@ is posted as an event, and its rule checks it belongs to the running journey.
 Identities are resolved by the driver with the same rules as the baseline (durable-rules has no
 notion of them); when two customers merge, the driver reads both states, joins them (one
 journey survives: the earlier entry) and writes the survivor's back.
+
+Two limits of durable-rules 2.0.28 shape the driver: a ruleset holds at most 1,024 sessions
+(``MAX_STATE_INDEX_LENGTH``; the next one is a ``MemoryError``), so customers are sharded over
+rulesets of 1,000 with the same rules; and its host's background dispatch threads crash the
+process once there are many rulesets, so the host runs without them (:func:`_synchronous_host`).
 """
 
 from __future__ import annotations
@@ -28,8 +33,6 @@ from benchmarks.campaigns.peer_state import Identities, cart_entry, cart_value, 
 from benchmarks.campaigns.records import Record
 
 TIMER = "$benchmark timer"
-
-
 SESSIONS_PER_RULESET = 1000  # durable-rules 2.0.28 holds at most 1,024 sessions per ruleset
 
 

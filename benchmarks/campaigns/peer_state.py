@@ -2,10 +2,10 @@
 
 Both follow followup's rules, so the peers decide on the same customers and the same cart values:
 
-- **Identities**: a userId and an anonymousId seen in one event belong to one customer; when an
-  event links two customers they merge and the one seen first (by event time) survives. The
-  synthetic stream links people only through those two ids (its emails and phones are one per
-  userId), so the peers leave email and phone keys out.
+- **Identities**: the userId, anonymousId, email and phone seen in one event belong to one
+  customer; when an event links customers they merge and the one seen first (by event time)
+  survives. (Shoppers of the synthetic stream who drew the same phone number are one customer,
+  as in followup.)
 - **Cart**: ``Product Added`` adds the product (the quantities of one product add up, at the
   latest price), ``Checkout Started`` replaces the cart with the products it lists,
   ``Order Completed`` empties it; the value is the sum of price times quantity, to the cent.
@@ -24,7 +24,7 @@ CART_RESETS = {"Checkout Started": "set", "Order Completed": "clear"}
 
 
 class Identities:
-    """Customers (ints) by userId and anonymousId, with followup's merge rule."""
+    """Customers (ints) by identity key, with followup's merge rule."""
 
     __slots__ = ("_first_seen", "_owner", "_survivor")
 
@@ -40,28 +40,33 @@ class Identities:
             customer = survivor[customer]
         return customer
 
-    def resolve(self, record: Record) -> tuple[int, list[int]]:
+    def resolve(self, record: Record) -> tuple[int, tuple[int, ...]]:
         """The customer of ``record``, and the customers it merged into that one."""
-        keys = []
-        if record["user"] is not None:
-            keys.append("u:" + record["user"])
-        if record["anon"] is not None:
-            keys.append("a:" + record["anon"])
+        keys = [
+            prefix + value
+            for prefix, value in (
+                ("u:", record["user"]),
+                ("e:", record["email"]),
+                ("p:", record["phone"]),
+                ("a:", record["anon"]),
+            )
+            if value is not None
+        ]
         owner = self._owner
         found = {self.final(owner[key]) for key in keys if key in owner}
-        merged: list[int] = []
+        merged: tuple[int, ...] = ()
         if not found:
             customer = len(self._first_seen)
             self._first_seen.append(record["ts"])
         elif len(found) == 1:
             customer = found.pop()
-        else:
+        else:  # the event links customers: the one seen first survives
             first_seen = self._first_seen
-            customer = min(found, key=lambda c: (first_seen[c], c))
-            merged = sorted(found - {customer})
-            for other in merged:
+            customer, *others = sorted(found, key=lambda c: (first_seen[c], c))
+            for other in others:
                 self._survivor[other] = customer
-                first_seen[customer] = min(first_seen[customer], first_seen[other])
+            first_seen[customer] = min(first_seen[c] for c in found)
+            merged = tuple(others)
         for key in keys:
             owner.setdefault(key, customer)
         return customer, merged

@@ -1,10 +1,10 @@
 """Where followup's ``simulate`` time goes, on the synthetic abandoned-cart workload.
 
-    python -m benchmarks.campaigns.profile [--events 100000] [--campaigns 1] [--top 25]
-        [--pyinstrument] [--out FILE]
+    python -m benchmarks.campaigns.profile [--events 100000] [--campaigns 1] [--listening]
+        [--top 25] [--pyinstrument] [--out FILE]
 
 Generates the workload (as ``run`` does, in ``benchmarks/.work/``) and its campaign set (the
-abandoned cart plus N-1 idle campaigns), then runs ``simulate`` once under cProfile and prints the
+abandoned cart plus N-1 idle campaigns, or N listening copies), then runs ``simulate`` once under cProfile and prints the
 top functions by own time and by cumulative time; ``--pyinstrument`` prints pyinstrument's call
 tree instead (sampling, so closer to real proportions). cProfile slows Python calls more than C
 calls: read the shares, not the seconds.
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, help="default: events / 10")
     parser.add_argument("--campaigns", type=int, default=1, help="1 abandoned cart + N-1 idle")
+    parser.add_argument("--listening", action="store_true", help="N abandoned-cart copies")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--pyinstrument", action="store_true")
     parser.add_argument("--out", type=Path, help="also save the raw cProfile data here")
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     path = ensure_workload(spec, WORK).path
     build_caches(path, CACHE)
     events = load_events(path, CACHE)
-    folder = write_campaigns(SETS / f"profile-{args.campaigns}", "idle", args.campaigns)
+    kind = "listening" if args.listening else "idle"
+    folder = write_campaigns(SETS / f"profile-{kind}-{args.campaigns}", kind, args.campaigns)
 
     from engine.campaigns.loader import load_campaigns
     from engine.config import ProjectConfig

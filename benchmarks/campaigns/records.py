@@ -3,7 +3,8 @@
 Every system is handed events already parsed (followup's ``simulate`` gets ``Event`` objects, as
 the CLI passes them): parsing is outside every clock. A peer's record keeps what the abandoned-cart
 rules need: time (integer milliseconds since the epoch, so timer arithmetic is exact), messageId,
-call type, event name, userId, anonymousId and properties.
+call type, event name, userId, anonymousId, the email and phone that identify the customer
+(normalised as followup normalises them, before the clock) and properties.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from engine.events import Event
 
 Record = dict[str, Any]
+RECORDS_VERSION = 2  # part of the cache name: a new record shape is a new cache
 
 
 def parse_events(path: Path) -> list[Event]:
@@ -35,7 +37,8 @@ def parse_events(path: Path) -> list[Event]:
 def _cache_path(path: Path, cache_dir: Path, kind: str) -> Path:
     """A cache file named after ``path``, its size and modification time."""
     stat = path.stat()
-    return cache_dir / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}.{kind}.pickle"
+    name = f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}-v{RECORDS_VERSION}.{kind}.pickle"
+    return cache_dir / name
 
 
 def _load(cache: Path) -> Any:
@@ -59,6 +62,8 @@ def build_caches(path: Path, cache_dir: Path) -> tuple[int, int]:
     records_cache = _cache_path(path, cache_dir, "records")
     if events_cache.exists() and records_cache.exists():
         return -1, -1
+    for stale in cache_dir.glob(f"{path.stem}-*.pickle"):  # of an older version of the file
+        stale.unlink()
     events = parse_events(path)
     _save(events_cache, events)
     records = to_records(events)
@@ -80,20 +85,30 @@ def load_records(path: Path, cache_dir: Path, limit: int | None = None) -> list[
     return records[:limit] if limit else records
 
 
-def to_records(events: Iterable[Event]) -> list[Record]:
+def to_records(events: Iterable[Event], phone_region: str = "US") -> list[Record]:
     """The peers' records of ``events``, in the same (file) order."""
-    return [
-        {
-            "ts": round(event.timestamp.timestamp() * 1000),
-            "id": event.message_id,
-            "type": event.type.value,
-            "name": event.name,
-            "user": event.user_id,
-            "anon": event.anonymous_id,
-            "props": dict(event.properties),
-        }
-        for event in events
-    ]
+    from engine.contact import normalize_email, normalize_phone
+
+    records = []
+    for event in events:
+        traits, properties = event.traits, event.properties
+        email = normalize_email(traits.get("email")) if traits else None
+        if email is None and properties:
+            email = normalize_email(properties.get("email"))
+        records.append(
+            {
+                "ts": round(event.timestamp.timestamp() * 1000),
+                "id": event.message_id,
+                "type": event.type.value,
+                "name": event.name,
+                "user": event.user_id,
+                "anon": event.anonymous_id,
+                "email": email,
+                "phone": normalize_phone(traits.get("phone"), phone_region) if traits else None,
+                "props": dict(properties),
+            }
+        )
+    return records
 
 
 def main(argv: list[str] | None = None) -> None:

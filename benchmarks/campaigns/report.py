@@ -92,19 +92,40 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     """One row per measurement."""
     header = "| workload | system | campaigns | events | seconds | events/s | peak MiB | input MiB "
     lines = [
-        header + "| email / call / ads |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+        header + "| email / call / ads | plan lines |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         if r.get("finished"):
             seconds, rate = f"{r['seconds']:.1f}", f"{r['events_per_second']:,.0f}"
         else:
             seconds, rate = f"> {r.get('seconds', 0):.0f}", "did not finish"
+        plan = f"{r['plan_lines']:,}" if "plan_lines" in r else ""
         lines.append(
             f"| {r['workload']} | {r['system']} | {r['label']} | {r['events']:,} | {seconds} "
-            f"| {rate} | {r['peak_mib']:.0f} | {r['ready_mib']:.0f} | {_sends(r)} |"
+            f"| {rate} | {r['peak_mib']:.0f} | {r['ready_mib']:.0f} | {_sends(r)} | {plan} |"
         )
     return "\n".join(lines)
+
+
+def unfinished(results: list[dict[str, Any]]) -> list[str]:
+    """What each run that ran out of time had done by then."""
+    notes = []
+    for r in results:
+        progress = r.get("progress")
+        if r.get("finished") or not progress:
+            continue
+        if "events_applied" not in progress:
+            notes.append(f"{r['workload']} / {r['label']}: stopped while {progress['phase']}")
+            continue
+        notes.append(
+            f"{r['workload']} / {r['label']}: stopped after {r['seconds']:.0f} s at event "
+            f"{progress['events_applied']:,} of {progress['events_total']:,} (event time "
+            f"{progress['event_time'][:10]}; the events run from "
+            f"{progress['first_event_time'][:10]} to {progress['last_event_time'][:10]}), "
+            f"{progress['plan_lines']:,} plan lines so far"
+        )
+    return notes
 
 
 def _percent(value: float | None) -> str:
@@ -137,6 +158,9 @@ def summary_text(results: list[dict[str, Any]]) -> str:
         measured = "n/a" if shown is None else f"{shown:.3g}"
         met = {None: "not measured", True: "yes", False: "**no**"}[aim["met"]]
         lines.append(f"| {aim['aim']} | {measured} | {aim['target']} | {met} |")
+    notes = unfinished(results)
+    if notes:
+        lines += ["", *(f"- did not finish: {note}" for note in notes)]
     checks = sanity(results)
     if checks:
         lines += ["", "| plan (1 campaign) | followup | baseline |", "|---|--:|--:|"]

@@ -53,7 +53,7 @@ class _CheckoutGenerator(_Generator):
 
 def _checkout(like: dict[str, Any], cart: list[dict[str, Any]]) -> dict[str, Any]:
     """A ``Checkout Started`` from the identity and context of ``like``, listing ``cart``."""
-    ids = {key: like[key] for key in ("userId", "anonymousId") if key in like}
+    ids: dict[str, Any] = {k: like[k] for k in ("userId", "anonymousId") if k in like}
     products = [{k: p[k] for k in ("product_id", "sku", "name", "price", "quantity")} for p in cart]
     value = round(sum(p["price"] * p["quantity"] for p in products), 2)
     return {
