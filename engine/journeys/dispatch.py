@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.policies import PolicyVerdict, SendPolicies
+from engine.policies import CHANNELS, PolicyVerdict, SendPolicies
 from engine.state.profile import CustomerState
 
 
@@ -53,12 +53,10 @@ class Dispatcher:
 
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """Two profiles became one: their send histories count together for the caps."""
-        for (customer_id, channel), times in list(self._sent.items()):
-            if customer_id == merged_id:
-                del self._sent[(customer_id, channel)]
-                joined = self._sent.setdefault((survivor_id, channel), [])
-                joined.extend(times)
-                joined.sort()
+        for channel in CHANNELS:  # by key: a merge must not cost a scan of every customer
+            times = self._sent.pop((merged_id, channel), None)
+            if times:
+                self.remember(survivor_id, channel, times)
 
     def decide(
         self,

@@ -415,6 +415,8 @@ class JourneyEngine:
     def _leave_audiences(self, journey: Journey, at: datetime) -> None:
         """Remove the customer from the journey's ad audiences, except those another journey
         of theirs still holds."""
+        if not journey.audiences:
+            return
         held = {
             audience
             for other in self._by_customer.get(journey.customer_id, ())
@@ -544,6 +546,8 @@ class JourneyEngine:
         return self._deliver(pending, at)
 
     def _render(self, text: str, scope: dict[str, Any]) -> str:
+        if "{" not in text and not text.endswith("\n"):
+            return text  # plain text renders as itself (Jinja2 would only drop a final newline)
         template = self._subjects.get(text)
         if template is None:
             template = self._subjects[text] = sandbox().from_string(text).render
