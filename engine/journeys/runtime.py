@@ -304,7 +304,9 @@ class JourneyEngine:
         campaign = journey.campaign
         at = event.timestamp
         if any(rule.event == event.name for rule in campaign.exit):
-            self._exit(journey, at, "exit_event", {"event": event.name})
+            # a completed journey has nothing left to end, unless it still shows an ad
+            if journey.status == "active" or journey.audiences:
+                self._exit(journey, at, "exit_event", {"event": event.name})
             return
         waiting = journey.waiting_for
         if journey.status == "active" and waiting is not None and waiting.event == event.name:

@@ -359,3 +359,19 @@ steps:
     enters = [line.at for line in lines if line.action.value == "enter"]
     assert len(enters) == 1
     assert T0 + timedelta(days=90) < enters[0] <= T0 + timedelta(days=90, hours=1)
+
+
+def test_an_exit_event_ends_only_what_still_runs(scenario: Scenario) -> None:
+    """A completed journey has nothing left to end, unless it still shows an ad: then the exit
+    takes the customer out of the audience."""
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0, price=250)  # completes after the call: holds no audience
+    added(scenario, 10 * DAY, user="u2")  # completes after the ads step: holds the audience
+    scenario.customer(minutes=10 * DAY - 60, user="u2")
+    scenario.event("Order Completed", 20 * DAY, properties={"revenue": 10})
+    scenario.event("Order Completed", 20 * DAY, user="u2", properties={"revenue": 10})
+    actions = [(line.customer.email, line.action.value) for line in scenario.plan()]
+    assert ("u1@example.com", "exit") not in actions
+    assert ("u2@example.com", "exit") in actions
+    assert ("u2@example.com", "audience_remove") in actions
