@@ -1,7 +1,8 @@
 """Carrying outbox rows to the channel providers, each at most once in effect.
 
 A row is claimed (``pending`` -> ``sending``, attempts + 1) and committed before its provider is
-called; the outcome is recorded in a second transaction: ``delivered``, ``skipped`` (consent,
+called; the outcome is recorded afterwards (for a provider that deduplicates, a claimed batch's
+outcomes in one transaction; for any other, each at once): ``delivered``, ``skipped`` (consent,
 address or suppression checked again just before the call, so an unsubscribe stops every pending
 send), ``failed`` with the provider's reason, or ``pending`` again at the provider's ``retry_at``.
 
@@ -73,6 +74,7 @@ class OutboxDispatcher:
         self.crash = crash
         self._lock = db.dialect.name == "postgresql"
         self._store = CustomerStore(db.dialect.name)
+        self._unrecorded: list[tuple[int, dict[str, Any]]] = []
 
     def dispatch(self) -> Counter[str]:
         """Recover stale claims, then deliver every due row; counts by outcome."""
@@ -88,6 +90,7 @@ class OutboxDispatcher:
             for row in claimed:
                 status = self._deliver(row, states.get(row.customer_id), now)
                 outcomes[f"{row.channel}:{status}"] += 1
+            self._flush()
 
     def recover(self, now: datetime) -> Counter[str]:
         """Rows left ``sending`` by a stopped process, past their lease: again to ``pending``
@@ -140,12 +143,14 @@ class OutboxDispatcher:
         return rows
 
     def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
+        """The current state of each customer (of their survivor, for a merged one)."""
+        wanted = sorted(set(customer_ids))
         with self.db.connect() as conn:
-            found = {}
-            for customer_id in sorted(set(customer_ids)):
-                live = self._store.resolve(conn, customer_id)
-                if live is not None:
-                    state = self._store.states(conn, [live]).get(live)
+            found = self._store.states(conn, wanted)
+            for customer_id in wanted:
+                if customer_id not in found:
+                    live = self._store.resolve(conn, customer_id)
+                    state = self._store.states(conn, [live]).get(live) if live else None
                     if state is not None:
                         found[customer_id] = state
             return found
@@ -212,6 +217,17 @@ class OutboxDispatcher:
             values["provider_id"] = provider_id
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
-        with self.db.begin() as conn:
-            conn.execute(outbox.update().where(outbox.c.id == row.id).values(**values))
+        self._unrecorded.append((row.id, values))
+        provider = self.providers.get(row.channel)
+        if provider is None or not is_idempotent(provider):
+            self._flush()  # a crash must not leave this one's outcome unknown
         return status
+
+    def _flush(self) -> None:
+        """Record the outcomes kept so far, in one transaction. Until then their rows stay
+        ``sending``: after a crash a deduplicating provider just gets them again."""
+        if self._unrecorded:
+            with self.db.begin() as conn:
+                for row_id, values in self._unrecorded:
+                    conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
+            self._unrecorded.clear()
