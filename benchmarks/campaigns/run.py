@@ -29,6 +29,7 @@ import yaml
 from benchmarks.campaigns.campaign_files import write_campaigns
 from benchmarks.campaigns.report import machine, markdown_table, summary_text
 from benchmarks.ingest.children import REPO, run_python
+from benchmarks.ingest.run import ensure_sample
 from benchmarks.ingest.synthetic import SEED
 
 WORK = REPO / "benchmarks" / ".work"
@@ -37,11 +38,6 @@ SETS = WORK / "campaign-sets"
 SAMPLE = REPO / "build" / "sample" / "events.jsonl"
 DATA = REPO.parent / "shared" / "data"
 EXAMPLES = REPO / "campaigns"
-_BUILD_SAMPLE = (
-    "import sys; from pathlib import Path; from engine.sample_data import build_sample; "
-    "s = build_sample(Path(sys.argv[1]), Path(sys.argv[2])); "
-    "print(f'built {s.path}: {s.events:,} events of {s.customers:,} customers')"
-)
 
 
 @dataclass
@@ -62,18 +58,6 @@ def _count_label(count: int) -> str:
     if count % 1000 == 0:
         return f"{count // 1000}k"
     return f"{count:,}"
-
-
-def _sample(path: Path, data_dir: Path) -> Path | None:
-    """The real sample, built when missing; ``None`` when it cannot be."""
-    if path.exists():
-        return path
-    try:
-        print(run_python("-c", _BUILD_SAMPLE, str(data_dir), str(path)).strip())
-    except RuntimeError as exc:
-        print(f"note: no sample at {path} and it could not be built; skipped\n{exc}")
-        return None
-    return path
 
 
 def _event_triggered_examples() -> Path:
@@ -188,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
 
     began = time.time()
     host = machine()  # before the runs: the code measured is the code at the start
-    sample = None if args.no_sample else _sample(args.sample, args.data_dir)
+    sample = None if args.no_sample else ensure_sample(args.sample, args.data_dir)
     workload = orjson.loads(
         run_python(
             "-m", "benchmarks.campaigns.workload", str(WORK),

@@ -15,14 +15,18 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from benchmarks.ingest.synthetic import SEED, SyntheticSpec, _Generator, _kind, _messages
+from benchmarks.ingest.synthetic import (
+    SEED,
+    SyntheticFile,
+    SyntheticSpec,
+    _Generator,
+    ensure_synthetic,
+)
 
 ABANDONED_CHECKOUT = 0.15  # share of carts not ordered that still reach checkout
 
@@ -65,34 +69,12 @@ def _checkout(like: dict[str, Any], cart: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """A generated stream: the file, its messages by event name, the shoppers who appear."""
-
-    path: Path
-    mix: dict[str, int]
-    shoppers_seen: int
+Workload = SyntheticFile  # the generated stream: file, messages by event name, shoppers seen
 
 
 def ensure_workload(spec: SyntheticSpec, work_dir: Path) -> Workload:
     """The stream's JSONL file in ``work_dir``, generated unless already there."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / f"campaigns-{spec.file_name}"
-    stats_path = path.with_suffix(".stats.json")
-    if path.exists() and stats_path.exists():
-        stats = orjson.loads(stats_path.read_bytes())
-        return Workload(path, stats["mix"], stats["shoppers_seen"])
-    generator = _CheckoutGenerator(spec)
-    mix: Counter[str] = Counter()
-    partial = path.with_suffix(".partial")
-    with partial.open("wb") as handle:
-        for message in _messages(generator):
-            mix[_kind(message)] += 1
-            handle.write(orjson.dumps(message) + b"\n")
-    partial.replace(path)
-    found = Workload(path, dict(mix.most_common()), len(generator.shoppers))
-    stats_path.write_bytes(orjson.dumps({"mix": found.mix, "shoppers_seen": found.shoppers_seen}))
-    return found
+    return ensure_synthetic(spec, work_dir, _CheckoutGenerator, "campaigns-")
 
 
 def main(argv: list[str] | None = None) -> None:

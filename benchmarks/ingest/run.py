@@ -39,7 +39,7 @@ _BUILD_SAMPLE = (
 )
 
 
-def _sample(path: Path, data_dir: Path) -> Path | None:
+def ensure_sample(path: Path, data_dir: Path) -> Path | None:
     """The real sample, built when missing; ``None`` when it cannot be."""
     if path.exists():
         return path
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     host = machine()  # before the runs: the code measured is the code at the start
     workloads: list[dict[str, Any]] = []
-    sample = None if args.no_sample else _sample(args.sample, args.data_dir)
+    sample = None if args.no_sample else ensure_sample(args.sample, args.data_dir)
     if sample is not None:
         workloads.append({"name": "sample", "path": sample, "lines": _lines(sample)})
     workloads.append(_synthetic(events, customers, args.seed))

@@ -15,7 +15,7 @@ import random
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,15 +237,21 @@ class SyntheticFile:
     shoppers_seen: int
 
 
-def ensure_synthetic(spec: SyntheticSpec, work_dir: Path) -> SyntheticFile:
-    """The workload's JSONL file in ``work_dir``, generated unless already there."""
+def ensure_synthetic(
+    spec: SyntheticSpec,
+    work_dir: Path,
+    generator_type: Callable[[SyntheticSpec], _Generator] | None = None,
+    prefix: str = "",
+) -> SyntheticFile:
+    """The workload's JSONL file in ``work_dir``, generated unless already there (by
+    ``generator_type``, default this module's generator; ``prefix`` names its variant)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / spec.file_name
+    path = work_dir / f"{prefix}{spec.file_name}"
     stats_path = path.with_suffix(".stats.json")
     if path.exists() and stats_path.exists():
         stats = orjson.loads(stats_path.read_bytes())
         return SyntheticFile(path, stats["mix"], stats["shoppers_seen"])
-    generator = _Generator(spec)
+    generator = (generator_type or _Generator)(spec)
     mix: Counter[str] = Counter()
     partial = path.with_suffix(".partial")
     with partial.open("wb") as handle:
