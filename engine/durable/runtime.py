@@ -10,14 +10,14 @@ replays them and nothing is decided twice. On PostgreSQL the rows a batch takes 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.campaigns.schema import ScheduleTrigger, SegmentTrigger
+from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.campaigns.validate import Policies
 from engine.clock import Clock
 from engine.config import ProjectConfig
@@ -26,7 +26,7 @@ from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
-from engine.journeys.runtime import SEGMENT_SWEEP, next_tick
+from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
 from engine.policies import SendPolicies
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
@@ -205,58 +205,69 @@ class DurableRuntime:
 
     def _schedules(self, summary: TickSummary, now: datetime) -> None:
         for campaign in self.book.active:
-            trigger = campaign.trigger
-            if not isinstance(trigger, ScheduleTrigger):
-                continue
-            name = f"schedule:{campaign.id}"
-            first = next_tick(trigger, now, self.config.timezone)
-            while True:
-                with self.db.begin() as conn:
-                    row = self._due(conn, name, first)
-                    if row is None or row.due_at > now:
-                        break
-                    ids = self._live_ids_after(conn, row.after_customer)
-                    if not ids:  # done: the next tick after now (missed ticks are not caught up)
-                        following = next_tick(trigger, max(row.due_at, now), self.config.timezone)
-                        conn.execute(
-                            schedule_ticks.update()
-                            .where(schedule_ticks.c.name == name)
-                            .values(due_at=following, after_customer=None)
-                        )
-                        break
-                    loaded = self._load(conn, ids, now)
-                    loaded.engine.enter_scheduled(campaign, row.due_at, ids)
-                    self._save(conn, loaded, now, summary)
-                    conn.execute(
-                        schedule_ticks.update()
-                        .where(schedule_ticks.c.name == name)
-                        .values(after_customer=ids[-1])
-                    )
-                    summary.scheduled_customers += len(ids)
+            if isinstance(campaign.trigger, ScheduleTrigger):
+                summary.scheduled_customers += self._schedule(
+                    campaign, campaign.trigger, summary, now
+                )
+
+    def _schedule(
+        self, campaign: Campaign, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
+    ) -> int:
+        zone = self.config.timezone
+        return self._every_customer(
+            f"schedule:{campaign.id}",
+            next_tick(trigger, now, zone),  # first seen: the next tick, not one now
+            now,
+            summary,
+            lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
+            # the next tick after now: missed ticks are not caught up
+            lambda due: next_tick(trigger, max(due, now), zone),
+        )
 
     def _segments(self, summary: TickSummary, now: datetime) -> None:
-        if not any(isinstance(c.trigger, SegmentTrigger) for c in self.book.active):
-            return
+        if any(isinstance(c.trigger, SegmentTrigger) for c in self.book.active):
+            summary.swept_customers += self._every_customer(
+                SEGMENTS,
+                now,
+                now,
+                summary,
+                lambda engine, _due, ids: engine.sweep_segments(now, ids),
+                lambda _due: now + SEGMENT_SWEEP,
+            )
+
+    def _every_customer(
+        self,
+        name: str,
+        first: datetime,
+        now: datetime,
+        summary: TickSummary,
+        act: Callable[[JourneyEngine, datetime, Sequence[str]], None],
+        following: Callable[[datetime], datetime],
+    ) -> int:
+        """When the ``schedule_ticks`` row ``name`` is due (``first`` when new), ``act`` on every
+        live customer, a batch per transaction that records how far it got (a crash resumes),
+        then set the row to ``following(due)``. Returns how many customers it went over."""
+        done = 0
         while True:
             with self.db.begin() as conn:
-                row = self._due(conn, SEGMENTS, now)
-                if row is not None and row.due_at > now:
-                    break
-                after = row.after_customer if row is not None else None
-                ids = self._live_ids_after(conn, after)
+                row = self._due(conn, name, first)
+                due = row.due_at if row is not None else first
+                if due > now:
+                    return done
+                ids = self._live_ids_after(conn, row.after_customer if row is not None else None)
                 if not ids:
                     conn.execute(
                         schedule_ticks.update()
-                        .where(schedule_ticks.c.name == SEGMENTS)
-                        .values(due_at=now + SEGMENT_SWEEP, after_customer=None)
+                        .where(schedule_ticks.c.name == name)
+                        .values(due_at=following(due), after_customer=None)
                     )
-                    break
+                    return done
                 loaded = self._load(conn, ids, now)
-                loaded.engine.sweep_segments(now, ids)
+                act(loaded.engine, due, ids)
                 self._save(conn, loaded, now, summary)
                 conn.execute(
                     schedule_ticks.update()
-                    .where(schedule_ticks.c.name == SEGMENTS)
+                    .where(schedule_ticks.c.name == name)
                     .values(after_customer=ids[-1])
                 )
-                summary.swept_customers += len(ids)
+                done += len(ids)
