@@ -115,7 +115,7 @@ class OutboxDispatcher:
                 conn.execute(
                     outbox.update().where(outbox.c.id == row.id).values(updated_at=now, **values)
                 )
-                found[f"{row.channel}:{values['status'] if not again else 'reclaimed'}"] += 1
+                found[f"{row.channel}:{'reclaimed' if again else 'unknown'}"] += 1
         return found
 
     def _claim(self, now: datetime) -> list[Any]:
