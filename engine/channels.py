@@ -10,10 +10,11 @@ retried delivery never reaches the customer twice.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 
 class DeliveryAction(enum.StrEnum):
@@ -89,3 +90,77 @@ class ChannelProvider(Protocol):
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Carry out ``delivery`` once."""
         ...
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that carries many deliveries of its channel in one call (an ad audience
+    takes 10,000 users per request). The dispatcher hands it every due delivery of the channel
+    it claimed; it returns one outcome per delivery, in the same order."""
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        """Carry out each of ``deliveries`` once; an outcome for each, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A customer's consent for a channel changed (an ``Unsubscribed`` or ``Subscribed``
+    event, an ``identify`` with consent traits): ``key`` is unique per change, for dedupe."""
+
+    key: str
+    recipient: Recipient
+    channel: str
+    granted: bool
+    at: datetime
+
+
+@runtime_checkable
+class ConsentListener(Protocol):
+    """A provider that keeps consent in step on its side (Mailchimp's member status): told of
+    every change of its channel's consent, exactly as a delivery is (retried, never lost)."""
+
+    def consent_changed(self, change: ConsentChange) -> DeliveryOutcome:
+        """Record ``change`` at the vendor; idempotent (a PUT of the member's status)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCheck:
+    """What ``followup providers check`` learned of one provider without sending anything:
+    whether its credentials work and its service answers. ``detail`` never holds a secret."""
+
+    ok: bool
+    detail: str
+
+
+@runtime_checkable
+class CheckableProvider(Protocol):
+    """A provider that can verify its credentials and reachability without sending."""
+
+    def check(self) -> ProviderCheck:
+        """Ask the service who we are (or connect and log in); send nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider factory may use besides its own settings.
+
+    ``channel`` is the channel being built; ``root`` the project folder (settings' relative paths
+    start there); ``environ`` the only place secrets come from; ``database_url`` the project's
+    database, for providers that keep state there (call lists); ``unsubscribe_base`` the public
+    address of the unsubscribe links (see :mod:`engine.unsubscribe`)."""
+
+    channel: str
+    root: Path
+    environ: Mapping[str, str]
+    database_url: str | None = None
+    unsubscribe_base: str | None = None
+
+
+ProviderFactory = Callable[[Mapping[str, Any], ProviderContext], ChannelProvider]
+"""Builds one channel's provider from its ``providers.<channel>`` settings (``provider`` key
+included); raises :class:`engine.errors.ConfigError` naming ``providers.<channel>.<setting>``
+for anything it cannot use. Registered under the entry-point group ``followup.providers`` by
+provider name."""

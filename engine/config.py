@@ -23,6 +23,24 @@ CONFIG_FILE = "followup.yaml"
 DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
 
 
+class ServerConfig(BaseModel):
+    """``server:``: where ``followup serve`` (and ``followup run``) listen, and the public address
+    that unsubscribe links in emails point to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="the address customers reach; default http://HOST:PORT"
+    )
+
+    @property
+    def base_url(self) -> str:
+        """The public address links start with."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class ProjectConfig(BaseModel):
     """``followup.yaml``. ``policies`` and ``providers`` are read by the campaign engine."""
 
@@ -37,6 +55,7 @@ class ProjectConfig(BaseModel):
     )
     policies: dict[str, Any] = Field(default_factory=dict)
     providers: dict[str, Any] = Field(default_factory=dict)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     _known_zone = field_validator("timezone")(check_time_zone)
 

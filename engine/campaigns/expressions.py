@@ -35,6 +35,7 @@ from pydantic import AfterValidator, PlainSerializer, PlainValidator, WithJsonSc
 from engine.errors import FollowupError
 
 EXPRESSION_NAMES = ("customer", "event", "now", "days", "hours", "minutes")
+TEMPLATE_ONLY_NAMES = ("unsubscribe_url",)  # an email body also sees its unsubscribe link
 
 # None marks a value whose own attributes are not checked (a string, a list, free-form traits).
 Fields: TypeAlias = Mapping[str, "Fields | None"]
@@ -207,7 +208,7 @@ def check_template(source: str, name: str | None = None) -> list[TemplateProblem
     roots: tuple[str, ...] = tuple(_ROOTS)
     if not problems:  # finding the undeclared names fails on an unknown filter
         free = meta.find_undeclared_variables(tree)
-        allowed = {*EXPRESSION_NAMES, *env.globals, "caller"}
+        allowed = {*EXPRESSION_NAMES, *TEMPLATE_ONLY_NAMES, *env.globals, "caller"}
         problems = [
             TemplateProblem(_line_of(tree, name_), message)
             for name_ in sorted(free - allowed)

@@ -35,6 +35,7 @@ from engine.campaigns.name_warnings import TemplateFile, name_warnings
 from engine.campaigns.sample import SampleData, read_database_sample, read_events_sample
 from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
 from engine.config import CONFIG_FILE, Project, ProjectConfig
+from engine.providers import hint, provider_names
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
 DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
@@ -207,6 +208,17 @@ def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | N
     providers, problems = validate_document(Providers, data, source, ("providers",))
     if providers is None:
         return None, problems
+    installed = provider_names()
+    for channel in CHANNELS:
+        setting = getattr(providers, channel)
+        if setting is not None and setting.provider not in installed:
+            problems.append(
+                source.problem(
+                    ("providers", channel, "provider"),
+                    f"unknown {channel} provider {setting.provider!r}"
+                    f"{hint(setting.provider, installed)}",
+                )
+            )
     return frozenset(c for c in CHANNELS if getattr(providers, c) is not None), problems
 
 

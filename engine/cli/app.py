@@ -11,6 +11,7 @@ from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
 from engine.cli.preview_command import preview
+from engine.cli.providers_command import providers_app
 from engine.cli.run_command import run, tick
 from engine.cli.simulate_command import simulate
 from engine.cli.status_command import explain, status
@@ -31,6 +32,7 @@ samples_app = typer.Typer(
 app.add_typer(state_app, name="state")
 app.add_typer(customers_app, name="customers")
 app.add_typer(samples_app, name="samples")
+app.add_typer(providers_app, name="providers")
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)

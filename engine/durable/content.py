@@ -16,6 +16,7 @@ from engine.journeys.runtime import Journey
 from engine.policies import DEFAULT_CALLING_HOURS
 from engine.rendering import render_body
 from engine.state.profile import CustomerState
+from engine.unsubscribe import UnsubscribeLinks
 
 
 @cache
@@ -26,8 +27,14 @@ def _steps(campaign: Campaign) -> dict[str, AnyStep]:
 class SendContent:
     """Renders the channel content of decided sends from ``templates``."""
 
-    def __init__(self, templates: Path, calling_hours: tuple[Any, Any] | None = None) -> None:
+    def __init__(
+        self,
+        templates: Path,
+        calling_hours: tuple[Any, Any] | None = None,
+        links: UnsubscribeLinks | None = None,
+    ) -> None:
         self.templates = templates
+        self.links = links
         start, end = calling_hours or DEFAULT_CALLING_HOURS
         self.window = (start.strftime("%H:%M"), end.strftime("%H:%M"))
 
@@ -41,10 +48,13 @@ class SendContent:
                 fields["from"] = step.from_
             if step.reply_to:
                 fields["reply_to"] = step.reply_to
-            try:
-                fields["html"], fields["text"] = render_body(
-                    self.templates, step.template, scope_of(journey, state, line.at)
+            scope = scope_of(journey, state, line.at)
+            if self.links is not None:
+                fields["unsubscribe_url"] = scope["unsubscribe_url"] = self.links.url(
+                    journey.customer_id, "email", line.at
                 )
+            try:
+                fields["html"], fields["text"] = render_body(self.templates, step.template, scope)
             except Exception as exc:  # noqa: BLE001 - kept with the row; the send fails, not the run
                 fields["render_error"] = f"{type(exc).__name__}: {exc}"
             return fields

@@ -14,8 +14,9 @@ from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.outbox import LEASE, OutboxDispatcher
-from engine.durable.providers import build_providers
 from engine.durable.runtime import DurableRuntime, TickSummary
+from engine.providers import build_providers
+from engine.unsubscribe import UnsubscribeLinks, signing_key
 
 
 @dataclass
@@ -42,18 +43,24 @@ class DurableProject:
             load_campaigns([project.path(config.campaigns)]).require().values()
         )
         policies = Policies.model_validate(config.policies)
+        self.links = UnsubscribeLinks(signing_key(project.root), config.server.base_url)
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
             config,
             followup.ingestor,
-            SendContent(project.path(config.templates), policies.calling_hours),
+            SendContent(project.path(config.templates), policies.calling_hours, self.links),
             followup.clock,
             crash=crash,
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,
-            build_providers(project.root, config.providers),
+            build_providers(
+                project.root,
+                config.providers,
+                database_url=project.database_url,
+                unsubscribe_base=config.server.base_url,
+            ),
             self.runtime.policies,
             self.book,
             config.timezone,

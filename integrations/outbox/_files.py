@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.channels import DeliveryOutcome, DeliveryStatus
+from engine.channels import DeliveryOutcome, DeliveryStatus, ProviderCheck
 from engine.clock import Clock, utc_now
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -180,6 +180,18 @@ class KeyedAppendFile:
             pass  # the next append's catch-up cuts the torn line off again
 
 
+def folder_check(path: Path) -> ProviderCheck:
+    """Whether files can be written into ``path`` (the file providers' ``providers check``)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # a folder made at the first write: its nearest ancestor
+    if not existing.is_dir():
+        return ProviderCheck(False, f"{existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return ProviderCheck(False, f"{existing} is not writable")
+    return ProviderCheck(True, f"writes to {path}")
+
+
 class KeyedFileOutbox:
     """Base of the outboxes that keep one :class:`KeyedAppendFile` per audience or list in a
     folder, opened once each (safe across threads)."""
@@ -200,6 +212,10 @@ class KeyedFileOutbox:
         self._files: dict[str, KeyedAppendFile] = {}
         self._files_mutex = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def check(self) -> ProviderCheck:
+        """Whether the folder takes files."""
+        return folder_check(self.path)
 
     @staticmethod
     def key_of(line: str) -> str | None:

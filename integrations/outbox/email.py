@@ -23,9 +23,24 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
-from engine.channels import Delivery, DeliveryAction, DeliveryOutcome, DeliveryStatus, Recipient
+from engine.channels import (
+    Delivery,
+    DeliveryAction,
+    DeliveryOutcome,
+    DeliveryStatus,
+    ProviderCheck,
+    Recipient,
+)
 from engine.clock import Clock, utc_now
-from integrations.outbox._files import ALREADY, as_utc, failed, fsync_dir, io_failed, safe_name
+from integrations.outbox._files import (
+    ALREADY,
+    as_utc,
+    failed,
+    folder_check,
+    fsync_dir,
+    io_failed,
+    safe_name,
+)
 
 STALE_TEMP_AGE = timedelta(minutes=15)
 """A temporary file older than this at start-up is a crash's leftover, not a write in progress."""
@@ -138,6 +153,10 @@ class FileEmailOutbox:
         self._retry_after = retry_after
         self.path.mkdir(parents=True, exist_ok=True)
         self.remove_stale_temp_files()
+
+    def check(self) -> ProviderCheck:
+        """Whether the folder takes files."""
+        return folder_check(self.path)
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Write ``delivery`` as ``<journey>-<step>.eml`` unless it is already there."""

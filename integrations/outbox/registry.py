@@ -1,4 +1,4 @@
-"""Building the file providers from the ``providers:`` section of ``followup.yaml``.
+"""The file providers' factories, registered as the ``outbox`` and ``csv`` providers.
 
 ::
 
@@ -7,124 +7,89 @@
       ads: {provider: outbox, path: outbox/ads}
       call: {provider: csv, path: outbox/calls}
 
-Paths are relative to the project root (the folder of ``followup.yaml``). A channel among email,
-ads and call that the section leaves out gets its file provider at its default path, so an empty
-section is the no-credentials default. Everything else is a :class:`ConfigError` that names the
-problem: providers that are planned but not built yet (mailchimp, smtp, facebook, http), unknown
-providers, channels and settings (with a suggestion when the name looks like a typo).
+Paths are relative to the project root (the folder of ``followup.yaml``). A channel the section
+leaves out gets its file provider at its default path, so an empty section is the no-credentials
+default (see :mod:`engine.providers`).
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.channels import ChannelProvider
+from pydantic import Field, field_validator
+
+from engine.channels import ChannelProvider, ProviderContext
 from engine.errors import ConfigError
+from engine.providers import build_providers
 from integrations.outbox.ads import FileAdsOutbox
 from integrations.outbox.calls import CsvCallList
 from integrations.outbox.email import FileEmailOutbox
+from integrations.settings import ProviderSettings, read_settings
 
-DEFAULT_PROVIDERS: Mapping[str, Mapping[str, str]] = {
-    "email": {"provider": "outbox", "path": "outbox/email"},
-    "ads": {"provider": "outbox", "path": "outbox/ads"},
-    "call": {"provider": "csv", "path": "outbox/calls"},
-}
-LATER_PROVIDERS: Mapping[str, tuple[str, ...]] = {
-    "email": ("mailchimp", "smtp"),
-    "ads": ("facebook",),
-    "call": (),
-    "webhook": ("http",),
-}
-_SETTINGS: Mapping[str, frozenset[str]] = {
-    "email": frozenset({"provider", "path", "sender"}),
-    "ads": frozenset({"provider", "path"}),
-    "call": frozenset({"provider", "path"}),
-}
+DEFAULT_PATHS = {"email": "outbox/email", "ads": "outbox/ads", "call": "outbox/calls"}
 
 
-def _email(path: Path, settings: Mapping[str, Any]) -> ChannelProvider:
-    if "sender" in settings:
-        return FileEmailOutbox(path, settings["sender"])
-    return FileEmailOutbox(path)
+class _FolderSettings(ProviderSettings):
+    path: str | None = Field(default=None, min_length=1)
 
 
-def _ads(path: Path, settings: Mapping[str, Any]) -> ChannelProvider:
-    return FileAdsOutbox(path)
+class _EmailSettings(_FolderSettings):
+    sender: str | None = None
+
+    @field_validator("sender")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and "@" not in value:
+            raise ValueError(f"must be an email address, not {value!r}")
+        return value
 
 
-def _calls(path: Path, settings: Mapping[str, Any]) -> ChannelProvider:
-    return CsvCallList(path)
+def _folder(settings: _FolderSettings, context: ProviderContext) -> Path:
+    return context.root / (settings.path or DEFAULT_PATHS[context.channel])
 
 
-_BUILDERS: Mapping[str, Callable[[Path, Mapping[str, Any]], ChannelProvider]] = {
-    "email": _email,
-    "ads": _ads,
-    "call": _calls,
-}
+def _made(channel: str, path: Path, build: Any) -> ChannelProvider:
+    try:
+        provider: ChannelProvider = build()
+    except OSError as error:
+        reason = error.strerror or error
+        raise ConfigError(f"providers.{channel}.path: cannot use {path}: {reason}") from error
+    return provider
+
+
+def outbox_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+    """``provider: outbox``: email as ``.eml`` files, or ad-audience changes as JSON lines."""
+    if context.channel == "email":
+        email = read_settings(_EmailSettings, settings, context)
+        path = _folder(email, context)
+        sender = email.sender
+        return _made(
+            "email",
+            path,
+            lambda: FileEmailOutbox(path, sender) if sender else FileEmailOutbox(path),
+        )
+    if context.channel == "ads":
+        path = _folder(read_settings(_FolderSettings, settings, context), context)
+        return _made("ads", path, lambda: FileAdsOutbox(path))
+    raise ConfigError(
+        f"providers.{context.channel}: the outbox provider carries email and ads only"
+        + ("; use provider: csv for calls" if context.channel == "call" else "")
+    )
+
+
+def csv_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+    """``provider: csv``: calls as CSV call lists, one file per list."""
+    if context.channel != "call":
+        raise ConfigError(f"providers.{context.channel}: the csv provider carries calls only")
+    path = _folder(read_settings(_FolderSettings, settings, context), context)
+    return _made("call", path, lambda: CsvCallList(path))
 
 
 def build_file_providers(
     root: Path, providers: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, ChannelProvider]:
-    """The channel providers for ``providers`` (the ``providers:`` section), by channel name,
-    with folders under ``root`` (created as needed). Raises :class:`ConfigError` for anything it
-    cannot build, before any folder is made."""
-    if not isinstance(providers, Mapping):
-        raise ConfigError("providers must be a mapping of channel to {provider: ..., path: ...}")
-    for channel in providers:
-        if channel not in LATER_PROVIDERS:
-            hint = _hint(str(channel), LATER_PROVIDERS)
-            raise ConfigError(f"unknown channel {channel!r} in providers{hint}")
-    for channel in providers.keys() - DEFAULT_PROVIDERS.keys():
-        _check(channel, providers[channel], {})  # raises: only the file providers exist yet
-    planned = {
-        channel: _check(channel, providers.get(channel, default), default)
-        for channel, default in DEFAULT_PROVIDERS.items()
-    }
-    built: dict[str, ChannelProvider] = {}
-    for channel, settings in planned.items():
-        path = root / settings["path"]
-        try:
-            built[channel] = _BUILDERS[channel](path, settings)
-        except OSError as error:
-            reason = error.strerror or error
-            raise ConfigError(f"providers.{channel}.path: cannot use {path}: {reason}") from error
-    return built
-
-
-def _check(channel: str, settings: object, default: Mapping[str, str]) -> Mapping[str, Any]:
-    """``settings`` checked and completed with the default path."""
-    where = f"providers.{channel}"
-    if not isinstance(settings, Mapping):
-        raise ConfigError(f"{where} must be a mapping like {{provider: ..., path: ...}}")
-    provider = settings.get("provider")
-    if not isinstance(provider, str) or not provider:
-        raise ConfigError(f"{where} needs a provider")
-    if provider in LATER_PROVIDERS.get(channel, ()):
-        raise ConfigError(f"{where}: not available yet: {channel} provider {provider!r}")
-    if not default or provider != default["provider"]:
-        known = ([default["provider"]] if default else []) + list(LATER_PROVIDERS[channel])
-        hint = _hint(provider, known)
-        raise ConfigError(f"{where}: unknown {channel} provider {provider!r}{hint}")
-    for setting in settings:
-        if setting not in _SETTINGS[channel]:
-            hint = _hint(str(setting), _SETTINGS[channel])
-            raise ConfigError(f"{where}: unknown setting {setting!r}{hint}")
-    path = settings.get("path", default["path"])
-    if not isinstance(path, str) or not path:
-        raise ConfigError(f"{where}.path must be a folder path, not {path!r}")
-    sender = settings.get("sender")
-    if "sender" in settings and not (isinstance(sender, str) and "@" in sender):
-        raise ConfigError(f"{where}.sender must be an email address, not {sender!r}")
-    return {**settings, "path": path}
-
-
-def _hint(name: str, choices: Iterable[str]) -> str:
-    names = sorted(choices)
-    close = difflib.get_close_matches(name, names, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; choose one of: {', '.join(names)}" if names else ""
+    """The providers for a ``providers:`` section, by channel (a shorthand for tests and the
+    Python API; the same path as ``followup run``)."""
+    return build_providers(root, providers, environ={})

@@ -524,9 +524,7 @@ def test_registry_uses_configured_paths_and_sender(tmp_path: Path) -> None:
     [
         ({"email": {"provider": "sendgrid"}}, "unknown email provider 'sendgrid'"),
         ({"email": {"provider": "outbx"}}, "did you mean 'outbox'?"),
-        ({"email": {"provider": "mailchimp"}}, "not available yet: email provider 'mailchimp'"),
-        ({"ads": {"provider": "facebook"}}, "not available yet: ads provider 'facebook'"),
-        ({"webhook": {"provider": "http"}}, "not available yet: webhook provider 'http'"),
+        ({"email": {"provider": "csv"}}, "providers.email: the csv provider carries calls only"),
         ({"sms": {"provider": "outbox"}}, "unknown channel 'sms'"),
         ({"call": {"provider": "csv", "pth": "x"}}, "unknown setting 'pth'; did you mean 'path'?"),
         ({"call": {"path": "x"}}, "providers.call needs a provider"),
@@ -539,4 +537,8 @@ def test_registry_rejects_what_it_cannot_build(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_file_providers(tmp_path, providers)
-    assert os.listdir(tmp_path) == []  # nothing made before the error
+
+
+def test_registry_says_which_provider_carries_calls(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="use provider: csv for calls"):
+        build_file_providers(tmp_path, {"call": {"provider": "outbox"}})

@@ -1,0 +1,111 @@
+"""The channel providers of a project, found through the ``followup.providers`` entry points.
+
+Each entry point is named after a provider (``outbox``, ``csv``, ``smtp``, ``mailchimp``,
+``facebook``, ``http``, ...) and loads a :data:`engine.channels.ProviderFactory`. The
+``providers:`` section of ``followup.yaml`` picks one per channel; a channel it leaves out gets
+its default (the file outbox), so an empty section is the no-credentials embedded default. A
+third-party package adds a provider by registering its own entry point. The core never imports
+an integration: it only calls what the entry points name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from engine.channels import ChannelProvider, ProviderContext, ProviderFactory
+from engine.errors import ConfigError
+
+GROUP = "followup.providers"
+CHANNELS = ("email", "ads", "call", "webhook")
+DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    "email": {"provider": "outbox", "path": "outbox/email"},
+    "ads": {"provider": "outbox", "path": "outbox/ads"},
+    "call": {"provider": "csv", "path": "outbox/calls"},
+    "webhook": {"provider": "http"},
+}
+
+
+@cache
+def provider_names() -> tuple[str, ...]:
+    """The names of every installed provider."""
+    return tuple(sorted({point.name for point in entry_points(group=GROUP)}))
+
+
+def provider_factory(name: str) -> ProviderFactory | None:
+    """The factory registered as ``name``, or ``None``."""
+    for point in entry_points(group=GROUP, name=name):
+        factory: ProviderFactory = point.load()
+        return factory
+    return None
+
+
+def channel_settings(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Each channel's settings: the configured ones, else the default where its provider is
+    installed. Raises :class:`ConfigError` for an unknown channel or a malformed entry."""
+    if not isinstance(section, Mapping):
+        raise ConfigError("providers must be a mapping of channel to {provider: ..., ...}")
+    for channel in section:
+        if channel not in CHANNELS:
+            raise ConfigError(f"unknown channel {channel!r} in providers{hint(channel, CHANNELS)}")
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for channel in CHANNELS:
+        settings = section.get(channel)
+        if settings is None:
+            default = DEFAULTS[channel]
+            if default["provider"] in provider_names():
+                chosen[channel] = default
+            continue
+        where = f"providers.{channel}"
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{where} must be a mapping like {{provider: ..., ...}}")
+        name = settings.get("provider")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"{where} needs a provider; choose one of: {', '.join(provider_names())}"
+            )
+        if name not in provider_names():
+            raise ConfigError(
+                f"{where}: unknown {channel} provider {name!r}{hint(name, provider_names())}"
+            )
+        chosen[channel] = settings
+    return chosen
+
+
+def build_providers(
+    root: Path,
+    section: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+    unsubscribe_base: str | None = None,
+) -> dict[str, ChannelProvider]:
+    """The provider of every channel, by channel name. Secrets come from ``environ`` (default:
+    the process environment) and nowhere else."""
+    built: dict[str, ChannelProvider] = {}
+    for channel, settings in channel_settings(section).items():
+        factory = provider_factory(str(settings["provider"]))
+        assert factory is not None  # channel_settings checked the name
+        context = ProviderContext(
+            channel=channel,
+            root=root,
+            environ=os.environ if environ is None else environ,
+            database_url=database_url,
+            unsubscribe_base=unsubscribe_base,
+        )
+        built[channel] = factory(settings, context)
+    return built
+
+
+def hint(name: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for a near miss, else the list of choices."""
+    names = sorted(choices)
+    close = difflib.get_close_matches(str(name), names, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; choose one of: {', '.join(names)}" if names else ""
