@@ -91,6 +91,7 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
         message["Message-ID"] = message_id(delivery.key, from_)
         if fields.get("unsubscribe_url"):
             message["List-Unsubscribe"] = f"<{fields['unsubscribe_url']}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
         message["X-Followup-Key"] = delivery.key
         message["X-Followup-Campaign"] = delivery.campaign
         message["X-Followup-Journey"] = delivery.journey
