@@ -8,7 +8,8 @@ The request is signed (see :mod:`integrations.webhook.signature`) and carries
 - 408, 429 and 5xx, or a connection that fails before the whole request went out: ``FAILED``
   with ``retry_at`` (``Retry-After`` honoured, in seconds or as a date);
 - any other status (3xx included: the configured URL should be the final one), an unknown URL
-  name: ``FAILED`` for good, with the status and the start of the receiver's answer;
+  name, an untrusted TLS certificate: ``FAILED`` for good, with the status and the start of the
+  receiver's answer;
 - no answer after the whole request went out (a timeout, a reset): ``UNKNOWN``, never resent,
   unless the receiver deduplicates by ``Idempotency-Key`` (``receiver_dedupes: true``): then the
   provider is ``idempotent`` and such a delivery is simply tried again.
@@ -148,7 +149,10 @@ class HttpWebhook:
             response = conn.getresponse()
             answer = response.read(_READ_LIMIT)
         except _NotSent as exc:
-            return self._retry(now, f"{name}: cannot send to {_origin(url)}: {_reason(exc)}")
+            detail = f"{name}: cannot send to {_origin(url)}: {_reason(exc)}"
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                return self._failed(detail)  # a configuration error: retrying cannot fix it
+            return self._retry(now, detail)
         except (OSError, http.client.HTTPException) as exc:
             return self._no_answer(now, name, exc)
         finally:
