@@ -315,7 +315,7 @@ class SmtpEmail:
             except (smtplib.SMTPException, OSError):
                 conn.close()
         secured = {"starttls": "STARTTLS", "ssl": "implicit TLS", "none": "no TLS"}[server.security]
-        login = f", logged in as {server.username}" if server.username else ""
+        login = ", logged in" if server.username else ""
         return ProviderCheck(True, f"{server.address} answered ({secured}{login})")
 
 

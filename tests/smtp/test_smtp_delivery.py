@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from engine.channels import DeliveryStatus
-from integrations.outbox.email import message_id
+from integrations.outbox.email import build_message, message_id
 from tests.smtp.conftest import an_email, build, parsed
 from tests.smtp.server import PASSWORD, USERNAME, smtp_server
 
@@ -116,7 +116,7 @@ def test_check_logs_in_and_sends_nothing(tmp_path: Path, ca: trustme.CA) -> None
     with smtp_server("starttls", ca=ca) as server:
         result = build(server, tmp_path).check()
     assert result.ok, result.detail
-    assert result.detail == f"127.0.0.1:{server.port} answered (STARTTLS, logged in as {USERNAME})"
+    assert result.detail == f"127.0.0.1:{server.port} answered (STARTTLS, logged in)"
     assert server.handler.logins == [("PLAIN", USERNAME)]
     assert server.handler.commands == []  # no MAIL, no RCPT, no DATA
     assert server.handler.messages == []
@@ -164,3 +164,13 @@ def test_an_untrusted_certificate_or_no_starttls_fails_for_good(
     assert "STARTTLS extension not supported" in refused.detail
     assert not checked.ok
     assert plain.handler.messages == []
+
+
+def test_one_click_unsubscribe_only_for_an_https_link() -> None:
+    secure = build_message(an_email(), "bounces@example.com")
+    assert secure["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    plain = build_message(
+        an_email(unsubscribe_url="http://localhost:8000/unsubscribe/abc"), "bounces@example.com"
+    )
+    assert plain["List-Unsubscribe"] == "<http://localhost:8000/unsubscribe/abc>"
+    assert plain["List-Unsubscribe-Post"] is None  # RFC 8058 asks for an HTTPS link
