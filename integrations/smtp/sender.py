@@ -40,14 +40,12 @@ from engine.channels import (
 from engine.clock import Clock, utc_now
 from engine.secrets import Redactor
 from integrations.outbox.email import MessageInvalid, build_message
+from integrations.smtp.replies import CLOSING, Refused, describe_connect_error, reply_text
 
 Security = Literal["starttls", "ssl", "none"]
 IDLE = 30.0
 """Seconds a kept connection may sit unused before it is closed rather than reused."""
 RETRY_AFTER = timedelta(minutes=5)
-CLOSING = 421  # "service not available, closing transmission channel"
-TEMPORARY_AUTH = 454  # "temporary authentication failure" (RFC 4954): worth another try
-_REPLY_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -67,22 +65,6 @@ class SmtpServer:
     def address(self) -> str:
         """``host:port``."""
         return f"{self.host}:{self.port}"
-
-
-class _Refused(Exception):
-    """The server answered a step of the transaction with an error reply."""
-
-    def __init__(self, step: str, code: int, text: bytes | str) -> None:
-        super().__init__(step, code)
-        self.step = step
-        self.code = code
-        self.text = _text(text)
-
-
-def _text(reply: bytes | str) -> str:
-    shown = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    shown = " ".join(shown.split())
-    return shown[:_REPLY_LIMIT] + ("..." if len(shown) > _REPLY_LIMIT else "")
 
 
 def _payload(message: bytes) -> bytes:
@@ -217,7 +199,7 @@ class SmtpEmail:
                 code, reply = conn.getreply()
                 self._last_used = time.monotonic()
                 self._expect("the message", (code, reply), 250)
-            except _Refused as refused:
+            except Refused as refused:
                 if refused.code == CLOSING:  # the server is closing this connection
                     self._drop()
                     if reused and refused.step == "MAIL FROM":
@@ -234,7 +216,7 @@ class SmtpEmail:
                 return self._retry(f"connection to {self.server.address} lost at {step}: {exc}")
             return DeliveryOutcome(
                 DeliveryStatus.DELIVERED,
-                self._redact(f"accepted by {self.server.address}: {code} {_text(reply)}"),
+                self._redact(f"accepted by {self.server.address}: {code} {reply_text(reply)}"),
                 provider_id=message_id,
             )
         return self._retry(f"connection to {self.server.address} lost twice before sending")
@@ -243,7 +225,7 @@ class SmtpEmail:
     def _expect(step: str, reply: tuple[int, bytes], *codes: int) -> None:
         code, text = reply
         if code not in codes:
-            raise _Refused(step, code, text)
+            raise Refused(step, code, text)
 
     def _reset(self, conn: smtplib.SMTP) -> None:
         """Abort the transaction so the kept connection can carry the next one."""
@@ -266,7 +248,7 @@ class SmtpEmail:
             DeliveryStatus.FAILED, self._redact(detail), self._clock() + self._retry_after
         )
 
-    def _refused(self, refused: _Refused) -> DeliveryOutcome:
+    def _refused(self, refused: Refused) -> DeliveryOutcome:
         what = {
             "MAIL FROM": f"sender {self.sender} refused",
             "RCPT TO": "recipient refused",
@@ -279,7 +261,8 @@ class SmtpEmail:
         return self._failed(detail)
 
     def _unknown(self, exc: Exception) -> DeliveryOutcome:
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc})"
+        timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
+        reason = "timed out" if timed_out else f"failed ({exc})"
         return DeliveryOutcome(
             DeliveryStatus.UNKNOWN,
             self._redact(
@@ -289,7 +272,7 @@ class SmtpEmail:
         )
 
     def _not_connected(self, exc: Exception) -> DeliveryOutcome:
-        permanent, detail = describe_connect_error(exc, self.server, self._where)
+        permanent, detail = describe_connect_error(exc, self.server.address, self._where)
         return self._failed(detail) if permanent else self._retry(detail)
 
     # --- checking ---------------------------------------------------------------------------
@@ -301,12 +284,14 @@ class SmtpEmail:
             conn = self._connect()
         except Exception as exc:  # noqa: BLE001 - a failed check, not a traceback
             return ProviderCheck(
-                False, self._redact(describe_connect_error(exc, server, self._where)[1])
+                False, self._redact(describe_connect_error(exc, server.address, self._where)[1])
             )
         try:
             code, reply = conn.noop()
             if code != 250:
-                return ProviderCheck(False, self._redact(f"NOOP refused: {code} {_text(reply)}"))
+                return ProviderCheck(
+                    False, self._redact(f"NOOP refused: {code} {reply_text(reply)}")
+                )
         except (smtplib.SMTPException, OSError) as exc:
             return ProviderCheck(False, self._redact(f"{server.address} dropped the check: {exc}"))
         finally:
@@ -317,41 +302,6 @@ class SmtpEmail:
         secured = {"starttls": "STARTTLS", "ssl": "implicit TLS", "none": "no TLS"}[server.security]
         login = ", logged in" if server.username else ""
         return ProviderCheck(True, f"{server.address} answered ({secured}{login})")
-
-
-def describe_connect_error(
-    exc: BaseException, server: SmtpServer, where: str = "providers.email"
-) -> tuple[bool, str]:
-    """``(permanent, detail)`` for a failure to connect, secure or log in. A 535 login refusal,
-    a missing STARTTLS, an untrusted certificate and 5xx replies are permanent; the rest (the
-    server down, a 4xx greeting, a temporary login failure) is worth retrying."""
-    at = server.address
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        detail = f"login to {at} refused: {exc.smtp_code} {_text(exc.smtp_error)}"
-        if exc.smtp_code == TEMPORARY_AUTH:
-            return False, detail
-        return (
-            True,
-            f"{detail}; check the user name and password ({where}.username_env, password_env)",
-        )
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return True, f"{at}: {exc}; check {where}.security and the account"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        detail = f"{at} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}"
-        return not 400 <= exc.smtp_code < 500, detail
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or exc.reason or exc
-        return (
-            True,
-            f"the TLS certificate of {at} is not trusted ({reason}); for a private CA set {where}.ca_file",
-        )
-    if isinstance(exc, ssl.SSLError):
-        return False, f"TLS with {at} failed: {exc.reason or exc}"
-    if isinstance(exc, TimeoutError):
-        return False, f"cannot reach {at}: timed out"
-    if isinstance(exc, OSError):
-        return False, f"cannot reach {at}: {exc.strerror or exc}"
-    return False, f"cannot use {at}: {type(exc).__name__}: {exc}"
 
 
 def _encodings(username: str, password: str) -> list[str]:
