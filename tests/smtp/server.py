@@ -174,9 +174,15 @@ def smtp_server(
         kwargs |= {"tls_context": context, "require_starttls": True}
     elif security == "ssl":
         kwargs |= {"ssl_context": context, "auth_require_tls": False}  # the whole session is TLS
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
+    for attempt in range(3):  # another process may take the free port before we bind it
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        try:
+            controller.start()
+            break
+        except OSError:
+            if attempt == 2:
+                raise
     try:
         yield RunningServer("127.0.0.1", port, handler, ca)
     finally:

@@ -25,7 +25,26 @@ from engine.providers import build_providers
 from integrations.webhook import HttpWebhook, http_provider
 from tests.webhook.server import SECRET, Reply, webhook_receiver
 
-NOW = datetime.now(UTC).replace(microsecond=0)  # the receiver checks signatures on its clock
+
+class _Clock:
+    """The provider's clock, set to the wall clock at the start of each test: the receiver
+    checks the signed timestamp against its own clock."""
+
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CLOCK = _Clock()
+IN_5_MINUTES = "<an HTTP date 5 minutes from now>"
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock() -> None:
+    CLOCK.now = datetime.now(UTC).replace(microsecond=0)
+
+
 BODY = json.dumps({"event": "cart_abandoned", "customer": "c_1", "value": 42.5})
 
 
@@ -37,7 +56,7 @@ def a_hook(url: str = "crm", body: str = BODY, step: str = "2") -> Delivery:
         step=step,
         channel="webhook",
         action=DeliveryAction.SEND,
-        due_at=NOW,
+        due_at=CLOCK.now,
         recipient=Recipient(customer_id="c_1"),
         fields={"url": url, "body": body},
     )
@@ -53,7 +72,7 @@ def build(
     context = ProviderContext("webhook", root, {"HOOK_SECRET": secret})
     built = http_provider({**config, **settings}, context)
     assert isinstance(built, HttpWebhook)
-    return HttpWebhook(built.target, clock=lambda: NOW)
+    return HttpWebhook(built.target, clock=CLOCK)
 
 
 def closed_port() -> int:
@@ -77,7 +96,7 @@ def test_a_signed_json_post_is_delivered(tmp_path: Path) -> None:
     headers = request.headers
     assert headers["Content-Type"] == "application/json"
     assert headers["Idempotency-Key"] == "j_0123abcd:2"
-    assert headers["X-Followup-Timestamp"] == str(int(NOW.timestamp()))
+    assert headers["X-Followup-Timestamp"] == str(int(CLOCK.now.timestamp()))
     assert headers["X-Followup-Signature"].startswith("v1=")
     assert headers["User-Agent"] == "followup-webhook/1"
     assert headers["X-Source"] == "followup"
@@ -102,14 +121,11 @@ def test_a_receiver_with_another_secret_refuses_it_for_good(tmp_path: Path) -> N
     assert "not-the-receivers" not in outcome.detail
 
 
-LATER = format_datetime(NOW + timedelta(minutes=5), usegmt=True)
-
-
 @pytest.mark.parametrize(
     ("reply", "status", "retry_in", "detail"),
     [
         (Reply(429, {"Retry-After": "120"}), "failed", 120, "crm: 429 Too Many Requests"),
-        (Reply(429, {"Retry-After": LATER}), "failed", 300, "crm: 429 Too Many Requests"),
+        (Reply(429, {"Retry-After": IN_5_MINUTES}), "failed", 300, "crm: 429 Too Many Requests"),
         (Reply(503, body="maintenance"), "failed", 60, "crm: 503 Service Unavailable: maintenance"),
         (Reply(500, body="boom"), "failed", 60, "crm: 500 Internal Server Error: boom"),
         (Reply(408), "failed", 60, "crm: 408 Request Timeout"),
@@ -134,6 +150,9 @@ LATER = format_datetime(NOW + timedelta(minutes=5), usegmt=True)
 def test_each_answer_has_its_outcome_and_the_post_went_out_once(
     tmp_path: Path, reply: Reply, status: str, retry_in: int | None, detail: str
 ) -> None:
+    if reply.headers.get("Retry-After") == IN_5_MINUTES:
+        later = format_datetime(CLOCK.now + timedelta(minutes=5), usegmt=True)
+        reply = Reply(reply.status, {"Retry-After": later})
     with webhook_receiver() as hook:
         hook.receiver.replies.append(reply)
         provider = build(tmp_path, {"crm": hook.url}, timeout=0.5)
@@ -141,7 +160,7 @@ def test_each_answer_has_its_outcome_and_the_post_went_out_once(
         after = provider.deliver(a_hook(step="3"))  # the receiver healthy again
     assert outcome.status.value == status, outcome.detail
     assert detail in outcome.detail
-    expected = NOW + timedelta(seconds=retry_in) if retry_in is not None else None
+    expected = CLOCK.now + timedelta(seconds=retry_in) if retry_in is not None else None
     assert outcome.retry_at == expected
     assert after.status is DeliveryStatus.DELIVERED
     keys = [r.headers["Idempotency-Key"] for r in hook.receiver.requests]
@@ -157,7 +176,7 @@ def test_a_receiver_that_dedupes_gets_a_timed_out_post_again(tmp_path: Path) -> 
         again = provider.deliver(a_hook())
     assert provider.idempotent
     assert first.status is DeliveryStatus.FAILED
-    assert first.retry_at == NOW + timedelta(minutes=1)
+    assert first.retry_at == CLOCK.now + timedelta(minutes=1)
     assert "the receiver dedupes, so it is sent again" in first.detail
     assert again.status is DeliveryStatus.DELIVERED
     keys = [r.headers["Idempotency-Key"] for r in hook.receiver.requests]
@@ -169,7 +188,7 @@ def test_a_receiver_that_is_down_is_retried(tmp_path: Path) -> None:
     provider = build(tmp_path, {"crm": f"http://127.0.0.1:{port}/in"})
     outcome = provider.deliver(a_hook())
     assert outcome.status is DeliveryStatus.FAILED
-    assert outcome.retry_at == NOW + timedelta(minutes=1)
+    assert outcome.retry_at == CLOCK.now + timedelta(minutes=1)
     assert outcome.detail == f"crm: cannot send to http://127.0.0.1:{port}: Connection refused"
 
 
