@@ -16,6 +16,7 @@ from engine.cli.run_command import run, tick
 from engine.cli.simulate_command import simulate
 from engine.cli.status_command import explain, status
 from engine.cli.validate_command import validate
+from engine.cli.worker_command import enqueue_pass, worker
 from engine.errors import FollowupError
 
 app = typer.Typer(
@@ -41,6 +42,8 @@ app.command()(tick)
 app.command()(run)
 app.command()(status)
 app.command()(explain)
+app.command()(worker)
+app.command("enqueue-pass")(enqueue_pass)
 
 
 @app.callback()

@@ -58,6 +58,9 @@ def _alembic_config(connection: sa.Connection) -> AlembicConfig:
     return config
 
 
+UPGRADE_LOCK = 0x666F6C6C  # PostgreSQL advisory lock key of schema upgrades ("foll")
+
+
 def head_revision() -> str | None:
     """The newest migration this code knows."""
     config = AlembicConfig()
@@ -77,6 +80,12 @@ def upgrade(engine: sa.Engine) -> None:
         if current_revision(engine) == head_revision():
             return
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # processes starting together (workers, a service) upgrade one at a time; the
+                # lock goes with the transaction, and the next one finds nothing left to do
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK}
+                )
             command.upgrade(_alembic_config(connection), "head")
     except sa.exc.OperationalError as exc:
         raise StorageError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from exc

@@ -1,0 +1,99 @@
+"""The durable engine on Celery: the same passes as ``followup run``, taken from a broker by any
+number of workers on any number of machines.
+
+Tasks:
+
+- ``followup.pass`` — one pass of :meth:`DurableProject.run_once`: new events, due timers,
+  schedule ticks and segment sweeps, then the outbox. Passes are safe to run side by side: on
+  PostgreSQL, rows are claimed with ``FOR UPDATE SKIP LOCKED`` and customers locked per batch, so
+  two workers never decide or send the same thing (see docs/runtime.md).
+- ``followup.ingest`` — a list of Segment messages into the event log (what the HTTP API or a
+  shop's queue hands over), validated and deduplicated like any ingest.
+
+Celery beat enqueues ``followup.pass`` every ``interval`` seconds (``followup worker --beat``
+runs it inside one worker; run it in exactly one place). Tasks are acknowledged late and a lost
+worker's task goes back to the queue: a pass is idempotent, so running one again is harmless.
+The broker is Redis or RabbitMQ: ``--broker``, ``FOLLOWUP_BROKER_URL``, else local Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from engine.api import Followup
+from engine.config import load_project
+from engine.durable.project import DurableProject
+
+BROKER_ENV = "FOLLOWUP_BROKER_URL"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+PASS_TASK = "followup.pass"
+INGEST_TASK = "followup.ingest"
+DEFAULT_QUEUE = "followup"
+
+
+class _ProjectHolder:
+    """One open project per worker process, opened at its first task."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._durable: DurableProject | None = None
+
+    def durable(self) -> DurableProject:
+        with self._lock:
+            if self._durable is None:
+                followup = Followup(load_project(self.config))
+                self._durable = DurableProject(followup)
+            return self._durable
+
+
+def broker_url(broker: str | None = None) -> str:
+    """The broker to use: the argument, then ``FOLLOWUP_BROKER_URL``, then local Redis."""
+    return broker or os.environ.get(BROKER_ENV) or DEFAULT_BROKER
+
+
+def create_app(
+    config: Path | None = None,
+    broker: str | None = None,
+    interval: float = 60.0,
+    queue: str = DEFAULT_QUEUE,
+) -> Celery:
+    """The Celery app of the project at ``config`` (default ``./followup.yaml``); its tasks go
+    to ``queue`` (one queue per project on a shared broker)."""
+    app = Celery("followup", broker=broker_url(broker))
+    app.conf.update(
+        task_default_queue=queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={"followup-pass": {"task": PASS_TASK, "schedule": interval}},
+    )
+    holder = _ProjectHolder(config)
+
+    @app.task(name=PASS_TASK)  # type: ignore[untyped-decorator]
+    def run_pass() -> dict[str, Any]:
+        result = holder.durable().run_once()
+        return {
+            "events": result.engine.events,
+            "decisions": dict(result.engine.decisions),
+            "outbox": dict(result.outbox),
+        }
+
+    @app.task(name=INGEST_TASK)  # type: ignore[untyped-decorator]
+    def ingest(messages: list[dict[str, Any]]) -> dict[str, int]:
+        summary = holder.durable().followup.ingest_messages(messages, source="celery")
+        return {
+            "accepted": summary.accepted,
+            "duplicates": summary.duplicates,
+            "rejected": summary.rejected_total,
+        }
+
+    return app
