@@ -128,7 +128,7 @@ class MailchimpCommerce:
         if processed_at is not None:
             body["processed_at_foreign"] = processed_at.isoformat()
         order: dict[str, Any] = self._upsert(
-            lambda c: c.ecommerce.update_store_order(self.store_id, order_id, body),
+            lambda c: c.ecommerce.update_order(self.store_id, order_id, body),
             lambda c: c.ecommerce.add_store_order(self.store_id, {"id": order_id, **body}),
         )
         if cart_id:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.channels import ChannelProvider, ProviderContext
+from engine.clock import Clock, utc_now
 from engine.errors import ConfigError
 from engine.secrets import read_secret
 from integrations.mailchimp.commerce import MailchimpCommerce
@@ -36,7 +37,9 @@ def mailchimp_settings(settings: Mapping[str, Any], context: ProviderContext) ->
     return read
 
 
-def mailchimp_transport(settings: MailchimpSettings, context: ProviderContext) -> Transport:
+def mailchimp_transport(
+    settings: MailchimpSettings, context: ProviderContext, clock: Clock = utc_now
+) -> Transport:
     """The SDK clients with the keys read from the environment."""
     where = f"providers.{context.channel}"
     marketing = read_secret(
@@ -56,13 +59,16 @@ def mailchimp_transport(settings: MailchimpSettings, context: ProviderContext) -
         timeout=settings.timeout,
         host=settings.host,
         transactional_host=settings.transactional_host,
+        clock=clock,
     )
 
 
-def mailchimp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
-    """``provider: mailchimp`` for the email channel."""
+def mailchimp_provider(
+    settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
+) -> ChannelProvider:
+    """``provider: mailchimp`` for the email channel; ``clock`` dates retries."""
     read = mailchimp_settings(settings, context)
-    return MailchimpEmail(read, mailchimp_transport(read, context))
+    return MailchimpEmail(read, mailchimp_transport(read, context, clock))
 
 
 def mailchimp_commerce(provider: MailchimpEmail) -> MailchimpCommerce:

@@ -203,7 +203,8 @@ class Transport:
         response = getattr(self._seen, "response", None)
         reason = getattr(response, "reason", "") or ""
         detail = self.redact(problem_text(status, body, reason))
-        wait = retry_after(response.headers.get("Retry-After") if response else None, self.clock())
+        header = response.headers.get("Retry-After") if response is not None else None
+        wait = retry_after(header, self.clock())  # (a failed Response is falsy: `is not None`)
         if status == 504 and sends:  # a gateway timeout: the request may have been carried out
             return MailchimpError(detail, Failure.UNKNOWN, status=status)
         if status == 429 or status >= 500 or (status == 403 and not str(body or "").strip()):
