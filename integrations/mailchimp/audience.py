@@ -25,7 +25,9 @@ def subscriber_hash(email: str) -> str:
 
 def tag_names(tags: object) -> list[str]:
     """A delivery's ``tags`` field (a name or a list of names) as distinct, non-empty names."""
-    items: Iterable[object] = [tags] if isinstance(tags, str) else tags or []  # type: ignore[assignment]
+    items: Iterable[object] = (
+        [tags] if isinstance(tags, str) else tags if isinstance(tags, Iterable) else []
+    )
     names: list[str] = []
     for tag in items:
         name = str(tag).strip()[:MAX_TAG_LENGTH]

@@ -159,11 +159,6 @@ class Transport:
 
         api_client.request = request
 
-    @property
-    def has_transactional(self) -> bool:
-        """Whether a Transactional key was given."""
-        return self._transactional is not None
-
     def marketing(self, call: Callable[[Any], Any], *, sends: bool = False) -> Any:
         """``call(marketing_client)``; ``sends`` marks a call that is not safe to repeat."""
         return self._call(self._marketing, call, sends)

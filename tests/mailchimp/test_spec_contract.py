@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.channels import ConsentChange, DeliveryStatus, Recipient
-from integrations.mailchimp import Line, mailchimp_commerce, send_newsletter
+from integrations.mailchimp import Line, MailchimpError, mailchimp_commerce, send_newsletter
 from integrations.mailchimp.email import MailchimpEmail
+from integrations.mailchimp.newsletter import tag_id
 from tests.conftest import FIXED_NOW
 from tests.mailchimp.conftest import MARKETING_KEY, TRANSACTIONAL_KEY, make_provider
 from tests.mailchimp.prism import Prism
@@ -87,3 +88,11 @@ def test_a_newsletter_is_a_regular_campaign_to_a_tag(provider: MailchimpEmail) -
         text="News",
     )
     assert campaign_id  # created, filled and sent, each call accepted by the spec
+
+
+def test_a_tag_name_is_looked_up_among_static_segments(provider: MailchimpEmail) -> None:
+    found = provider.transport.marketing(lambda c: c.lists.list_segments("abc123", type="static"))
+    segment = found["segments"][0]  # Prism's example answer
+    assert tag_id(provider.transport, "abc123", segment["name"]) == int(segment["id"])
+    with pytest.raises(MailchimpError, match="no tag 'no such tag'"):
+        tag_id(provider.transport, "abc123", "no such tag")
