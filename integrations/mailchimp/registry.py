@@ -1,0 +1,78 @@
+"""The ``mailchimp`` provider's factory (entry point ``followup.providers:mailchimp``).
+
+::
+
+    providers:
+      email: {provider: mailchimp, list_id: abc123, sender: Shop <shop@example.com>}
+
+with ``MAILCHIMP_API_KEY`` (``<key>-<dc>``) and ``MAILCHIMP_TRANSACTIONAL_KEY`` in the
+environment (other names through ``api_key_env`` and ``transactional_key_env``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.channels import ChannelProvider, ProviderContext
+from engine.clock import Clock, utc_now
+from engine.errors import ConfigError
+from engine.secrets import read_secret
+from integrations.mailchimp.commerce import MailchimpCommerce
+from integrations.mailchimp.email import MailchimpEmail
+from integrations.mailchimp.settings import MailchimpSettings
+from integrations.mailchimp.transport import Transport
+from integrations.settings import read_settings
+
+
+def mailchimp_settings(settings: Mapping[str, Any], context: ProviderContext) -> MailchimpSettings:
+    """``providers.email`` as :class:`MailchimpSettings`; a :class:`ConfigError` otherwise."""
+    if context.channel != "email":
+        raise ConfigError(f"providers.{context.channel}: the mailchimp provider carries email only")
+    read = read_settings(MailchimpSettings, settings, context)
+    if read.sender is None:
+        raise ConfigError(
+            "providers.email.sender: set the From address, e.g. Shop <shop@example.com>"
+        )
+    return read
+
+
+def mailchimp_transport(
+    settings: MailchimpSettings, context: ProviderContext, clock: Clock = utc_now
+) -> Transport:
+    """The SDK clients with the keys read from the environment."""
+    where = f"providers.{context.channel}"
+    marketing = read_secret(
+        context.environ, settings.api_key_env, "the Mailchimp Marketing API key", where
+    )
+    if "-" not in marketing and settings.host is None:
+        raise ConfigError(
+            f"{where}: {settings.api_key_env} must be a Marketing key ending in its data center,"
+            " like <key>-us19"
+        )
+    transactional = read_secret(
+        context.environ, settings.transactional_key_env, "the Mailchimp Transactional key", where
+    )
+    return Transport(
+        marketing,
+        transactional,
+        timeout=settings.timeout,
+        host=settings.host,
+        transactional_host=settings.transactional_host,
+        clock=clock,
+    )
+
+
+def mailchimp_provider(
+    settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
+) -> ChannelProvider:
+    """``provider: mailchimp`` for the email channel; ``clock`` dates retries."""
+    read = mailchimp_settings(settings, context)
+    return MailchimpEmail(read, mailchimp_transport(read, context, clock))
+
+
+def mailchimp_commerce(provider: MailchimpEmail) -> MailchimpCommerce:
+    """Cart and order sync for the provider's ``store_id``."""
+    if provider.settings.store_id is None:
+        raise ConfigError("providers.email.store_id: set the Mailchimp store id to sync carts")
+    return MailchimpCommerce(provider.transport, provider.settings.store_id)
