@@ -43,8 +43,8 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 def add_entry(conn: sa.Connection, values: Mapping[str, Any]) -> bool:
     """Insert an entry unless its key is already there; ``True`` if it was inserted."""
-    result = conn.execute(_insert(conn, call_entries), [dict(values)])
-    return bool(result.rowcount)
+    statement = _insert(conn, call_entries).returning(call_entries.c.id)
+    return conn.execute(statement, dict(values)).first() is not None
 
 
 def dnc_contains(conn: sa.Connection, phone: str) -> bool:
@@ -58,7 +58,8 @@ def dnc_add(conn: sa.Connection, phones: Iterable[str], source: str, at: datetim
     added = []
     for phone in dict.fromkeys(phones):
         row = {"phone": phone, "source": source, "added_at": at}
-        if conn.execute(_insert(conn, call_dnc), [row]).rowcount:
+        statement = _insert(conn, call_dnc).returning(call_dnc.c.phone)
+        if conn.execute(statement, row).first() is not None:
             added.append(phone)
     return added
 
