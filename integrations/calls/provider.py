@@ -16,6 +16,7 @@ recognised (``idempotent``).
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -96,6 +97,9 @@ class CallListProvider:
         self.engine = engine
         self._clock = clock
         self._retry_after = retry_after
+        # Nothing closes providers (``followup tick`` just returns): release the connections
+        # when this one goes, rather than leave them to the garbage collector.
+        self._release = weakref.finalize(self, engine.dispose)
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Add the call to its list unless its key is there or its phone is do-not-call."""
@@ -169,7 +173,7 @@ class CallListProvider:
 
     def close(self) -> None:
         """Release the database connections."""
-        self.engine.dispose()
+        self._release()
 
 
 def export_folder(settings: Mapping[str, Any], context: ProviderContext) -> Path:

@@ -12,7 +12,7 @@ from engine.api import Followup
 from engine.channels import DeliveryAction, DeliveryStatus, ProviderContext
 from engine.errors import ConfigError
 from engine.providers import build_providers
-from engine.storage.database import create_engine
+from engine.storage.database import create_engine, open_database
 from engine.storage.tables import call_dnc
 from integrations.calls import CallListProvider, calllist_provider, entry_id
 from integrations.calls.entries import dnc_add
@@ -112,21 +112,22 @@ def test_a_do_not_call_phone_is_refused_for_good(
     ],
 )
 def test_deliveries_that_cannot_become_calls_fail_for_good(
-    provider: CallListProvider,
-    followup: Followup,
-    jane: str,
+    tmp_path: Path,
     changes: dict[str, str | None],
     fields: dict[str, str | None],
     action: DeliveryAction,
     detail: str,
 ) -> None:
-    outcome = provider.deliver(call(recipient(jane, **changes), action=action, **fields))
+    # refused before the database is asked, so SQLite alone tells
+    provider = CallListProvider(open_database(f"sqlite:///{tmp_path / 'followup.db'}"))
+    outcome = provider.deliver(call(recipient("c_jane", **changes), action=action, **fields))
     assert (outcome.status, outcome.detail, outcome.retry_at) == (
         DeliveryStatus.FAILED,
         detail,
         None,
     )
-    assert entries(followup.engine) == []
+    assert entries(provider.engine) == []
+    provider.close()
 
 
 def test_a_database_that_does_not_answer_is_retried_later(
