@@ -95,7 +95,22 @@ def test_the_dialer_round_trip(project: tuple[Path, dict[str, str]]) -> None:
 
     run("ingest", str(folder / "events.jsonl"))
     run("tick", "--now", "2024-06-03T14:00:00Z")
-    assert "callbacks" in run("calls", "lists") and " 1 " in run("calls", "lists")
+    header = "list pending exported called suppressed total"
+    assert run("calls", "lists").startswith(header)
+    assert "callbacks 1 0 0 0 1" in run("calls", "lists")
+
+    late = folder / "late.csv"  # 22:00 in Chicago: her window is over for the day
+    assert "exported 0 entries of callbacks" in run(
+        "calls",
+        "export",
+        "--list",
+        "callbacks",
+        "--now",
+        "2024-06-04T03:00:00Z",
+        "--out",
+        str(late),
+    )
+    assert late.read_text().count("\n") == 1  # the header alone
 
     exported = run("calls", "export", "--list", "callbacks", "--now", "2024-06-03T14:05:00Z")
     path = folder / "dialer" / "callbacks-20240603T140500Z.csv"
@@ -149,8 +164,7 @@ def test_the_dialer_round_trip(project: tuple[Path, dict[str, str]]) -> None:
         ).all()
     db.dispose()
     assert [tuple(row) for row in logged] == [(f"call-outcome:{entry}", "u1")]
-    listed = run("calls", "lists")
-    assert "callbacks" in listed and "called" in listed
+    assert "callbacks 0 0 1 0 1" in run("calls", "lists")
 
 
 def test_the_do_not_call_list(project: tuple[Path, dict[str, str]]) -> None:
