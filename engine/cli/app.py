@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.calls_command import calls_app
 from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
@@ -34,6 +35,7 @@ app.add_typer(state_app, name="state")
 app.add_typer(customers_app, name="customers")
 app.add_typer(samples_app, name="samples")
 app.add_typer(providers_app, name="providers")
+app.add_typer(calls_app, name="calls")
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)
