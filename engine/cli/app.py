@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.calls_command import calls_app
 from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
+from engine.cli.plugins import add_plugin_commands
 from engine.cli.preview_command import preview
 from engine.cli.providers_command import providers_app
 from engine.cli.run_command import run, tick
@@ -35,7 +35,7 @@ app.add_typer(state_app, name="state")
 app.add_typer(customers_app, name="customers")
 app.add_typer(samples_app, name="samples")
 app.add_typer(providers_app, name="providers")
-app.add_typer(calls_app, name="calls")
+add_plugin_commands(app)
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)
