@@ -1,0 +1,254 @@
+"""Audience changes carried to Meta custom audiences through the ``facebook-business`` SDK.
+
+Each ``audience_add`` / ``audience_remove`` delivery names its audience in ``fields["audience"]``.
+A batch is grouped by audience and action; each group is one upload: ``POST`` (add) or
+``DELETE`` (remove) ``/<audience id>/users`` with the multi-key schema of
+:data:`integrations.facebook.keys.SCHEMA` and rows hashed by :mod:`integrations.facebook.keys`,
+at most 10,000 rows a request, every request carrying the upload's ``session``
+(``session_id``, ``batch_seq``, ``last_batch_flag``, ``estimated_num_total``).
+
+Removals go in the URL's query string (the SDK sends ``DELETE`` parameters there), and Graph
+fails long URLs (``facebook/facebook-python-business-sdk#367``, ``#279``;
+``facebook/facebook-java-business-sdk#179``: removals of 1,000-2,000 hashed emails already
+broke), so a removal request also stops at about 32,000 characters of encoded payload.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.customaudience import CustomAudience
+from facebook_business.api import FacebookAdsApi
+from facebook_business.exceptions import FacebookError, FacebookRequestError
+
+from engine.channels import (
+    Delivery,
+    DeliveryAction,
+    DeliveryOutcome,
+    DeliveryStatus,
+    ProviderCheck,
+)
+from engine.clock import Clock, utc_now
+from engine.secrets import Redactor
+from integrations.facebook.audiences import AudienceDirectory
+from integrations.facebook.failures import (
+    Backoff,
+    Failure,
+    graph_failure,
+    transport_failure,
+)
+from integrations.facebook.keys import SCHEMA, hashed_row, matchable
+
+MAX_ROWS = 10_000
+"""Meta's limit of records per ``users`` request."""
+MAX_REMOVE_CHARS = 32_000
+"""Percent-encoded payload characters per removal request (its rows go in the URL)."""
+
+_NO_SECRETS = Redactor(())
+_VERBS = {DeliveryAction.AUDIENCE_ADD: "added to", DeliveryAction.AUDIENCE_REMOVE: "removed from"}
+
+
+@dataclass
+class _Upload:
+    """The deliveries of one audience and action in a batch, by their index in the batch."""
+
+    audience: str
+    action: DeliveryAction
+    indexes: list[int] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+class FacebookAudiences:
+    """The ``facebook`` ads provider: adds and removes customers in Meta custom audiences.
+
+    Idempotent: a custom audience is a set of matched people, keyed by the hashed identifiers
+    Meta matches (Marketing API, "Custom Audiences from CRM data": "Facebook compares this with
+    our hashed data to see if we should add someone ... to your ad's audience",
+    https://developers.facebook.com/docs/marketing-api/audiences-api/; the ``users`` edge,
+    https://developers.facebook.com/docs/marketing-api/reference/custom-audience/users). Adding
+    someone already in it, or removing someone not in it, leaves it as it was, so repeating a
+    request after a timeout or a crash changes nothing: a timeout is retried, never ``unknown``.
+
+    ``api`` is an initialised SDK api (see :mod:`integrations.facebook.registry`); ``redact``
+    scrubs the access token and app secret out of every detail; ``clock`` dates retries;
+    ``session_ids`` numbers uploads (random 62-bit integers by default).
+    """
+
+    name = "facebook"
+    idempotent = True
+
+    def __init__(
+        self,
+        api: FacebookAdsApi,
+        ad_account_id: str,
+        *,
+        customer_file_source: str = CustomAudience.CustomerFileSource.user_provided_only,
+        redact: Callable[[object], str] = _NO_SECRETS,
+        clock: Clock = utc_now,
+        session_ids: Callable[[], int] = lambda: secrets.randbits(62),
+        max_rows: int = MAX_ROWS,
+        max_remove_chars: int = MAX_REMOVE_CHARS,
+    ) -> None:
+        self._api = api
+        self._account_id = ad_account_id
+        self._audiences = AudienceDirectory(api, ad_account_id, customer_file_source)
+        self._redact = redact
+        self._clock = clock
+        self._session_ids = session_ids
+        self._max_rows = max_rows
+        self._max_remove_chars = max_remove_chars
+        self._backoff = Backoff()
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        """Carry one audience change: a batch of one."""
+        return self.deliver_batch([delivery])[0]
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        """Carry every audience change, one upload per audience and action; an outcome for
+        each delivery, in order. Once a call fails in a way worth retrying (throttled, a timeout,
+        Meta unavailable), nothing more is sent in this batch: the rest fail with the same
+        ``retry_at``. A permanent error fails only the deliveries of its request."""
+        outcomes: list[DeliveryOutcome | None] = [None] * len(deliveries)
+        uploads: dict[tuple[str, DeliveryAction], _Upload] = {}
+        for index, delivery in enumerate(deliveries):
+            refused = _refusal(delivery)
+            if refused is not None:
+                outcomes[index] = DeliveryOutcome(DeliveryStatus.FAILED, refused)
+                continue
+            audience = str(delivery.fields["audience"])
+            upload = uploads.setdefault(
+                (audience, delivery.action), _Upload(audience, delivery.action)
+            )
+            upload.indexes.append(index)
+            upload.rows.append(hashed_row(delivery.recipient))
+        halted: DeliveryOutcome | None = None
+        for upload in uploads.values():
+            if halted is None:
+                halted = self._upload(upload, outcomes)
+            for index in upload.indexes:
+                if outcomes[index] is None and halted is not None:
+                    outcomes[index] = DeliveryOutcome(
+                        DeliveryStatus.FAILED, f"not sent after: {halted.detail}", halted.retry_at
+                    )
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(deliveries)  # every delivery has its outcome
+        return done
+
+    def check(self) -> ProviderCheck:
+        """Read the ad account's name and status: the token works and Meta answers."""
+        try:
+            account = AdAccount(self._account_id, api=self._api).api_get(
+                fields=[AdAccount.Field.name, AdAccount.Field.account_status]
+            )
+        except FacebookRequestError as error:
+            return ProviderCheck(False, graph_failure(error, self._redact).detail)
+        except requests.RequestException as error:
+            return ProviderCheck(False, transport_failure(error).detail)
+        status = account.get(AdAccount.Field.account_status)
+        state = "active" if status == 1 else f"account_status {status}, not active"
+        name = self._redact(account.get(AdAccount.Field.name, ""))
+        return ProviderCheck(status == 1, f"ad account {self._account_id} {name!r}: {state}")
+
+    def _upload(
+        self, upload: _Upload, outcomes: list[DeliveryOutcome | None]
+    ) -> DeliveryOutcome | None:
+        """Send one upload in requests of at most ``max_rows`` rows; record each request's
+        outcome. Returns the failure that halts the batch (one worth retrying), if any."""
+        try:
+            audience_id = self._audiences.audience_id(upload.audience)
+        except (FacebookError, requests.RequestException) as error:
+            outcome = self._failed(error, f"audience {upload.audience!r}: ")
+            for index in upload.indexes:
+                outcomes[index] = outcome
+            return outcome if outcome.retry_at is not None else None
+        chunks = list(self._chunks(upload))
+        session_id = self._session_ids()
+        audience = CustomAudience(audience_id, api=self._api)
+        send = audience.add_users if upload.action is DeliveryAction.AUDIENCE_ADD else None
+        for seq, (start, end) in enumerate(chunks, start=1):
+            session = {
+                "session_id": session_id,
+                "batch_seq": seq,
+                "last_batch_flag": seq == len(chunks),
+                "estimated_num_total": len(upload.rows),
+            }
+            rows = upload.rows[start:end]
+            try:
+                if send is not None:
+                    send(list(SCHEMA), rows, is_raw=True, pre_hashed=True, session=session)
+                else:
+                    audience.remove_users(
+                        list(SCHEMA), rows, is_raw=True, pre_hashed=True, session=session
+                    )
+            except (FacebookError, requests.RequestException) as error:
+                outcome = self._failed(error, f"audience {upload.audience!r}: ")
+                for index in upload.indexes[start:end]:
+                    outcomes[index] = outcome
+                if outcome.retry_at is not None:
+                    return outcome
+                continue
+            self._backoff.succeeded()
+            done = DeliveryOutcome(
+                DeliveryStatus.DELIVERED,
+                f"{_VERBS[upload.action]} Meta audience {upload.audience!r} "
+                f"(session {session_id}, request {seq} of {len(chunks)})",
+                provider_id=audience_id,
+            )
+            for index in upload.indexes[start:end]:
+                outcomes[index] = done
+        return None
+
+    def _chunks(self, upload: _Upload) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of each request's rows: at most ``max_rows``, and for a removal at
+        most ``max_remove_chars`` of encoded payload (at least one row)."""
+        start = 0
+        while start < len(upload.rows):
+            end = min(start + self._max_rows, len(upload.rows))
+            if upload.action is DeliveryAction.AUDIENCE_REMOVE:
+                used, stop = 0, start
+                while stop < end:
+                    used += _encoded_length(upload.rows[stop])
+                    if used > self._max_remove_chars and stop > start:
+                        break
+                    stop += 1
+                end = stop
+            yield start, end
+            start = end
+
+    def _failed(self, error: Exception, prefix: str) -> DeliveryOutcome:
+        failure: Failure
+        if isinstance(error, FacebookRequestError):
+            failure = graph_failure(error, self._redact)
+        elif isinstance(error, requests.RequestException):
+            failure = transport_failure(error)
+        else:  # the SDK refused the call before sending it
+            failure = Failure(self._redact(f"{type(error).__name__}: {error}"), retry=False)
+        retry_at: datetime | None = None
+        if failure.retry:
+            retry_at = self._backoff.retry_at(failure, self._clock())
+        return DeliveryOutcome(DeliveryStatus.FAILED, prefix + failure.detail, retry_at)
+
+
+def _refusal(delivery: Delivery) -> str | None:
+    """Why a delivery cannot go to Meta at all (a permanent failure), or ``None``."""
+    if delivery.action not in _VERBS:
+        return f"the facebook provider cannot {delivery.action.value}"
+    audience: Any = delivery.fields.get("audience")
+    if not isinstance(audience, str) or not audience.strip():
+        return "no audience"
+    if not matchable(delivery.recipient):
+        return "no email or phone to match the customer on"
+    return None
+
+
+def _encoded_length(row: list[str]) -> int:
+    """Characters a row takes in the percent-encoded payload, with its comma."""
+    return len(quote(json.dumps(row, separators=(",", ":")), safe="")) + 3
