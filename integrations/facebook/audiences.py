@@ -15,11 +15,14 @@ from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.customaudience import CustomAudience
 from facebook_business.api import FacebookAdsApi
 
+from integrations.facebook.failures import UnreadableReply
+
 PAGE_SIZE = 500
 
 
 class AudienceDirectory:
-    """Custom audience ids by name in one ad account; SDK errors pass through to the caller.
+    """Custom audience ids by name in one ad account. SDK errors pass through to the caller; a
+    reply the SDK cannot read raises :class:`UnreadableReply`.
 
     ``customer_file_source`` says where the customer data came from, as Meta asks on creation
     (``USER_PROVIDED_ONLY``: collected from the customers themselves)."""
@@ -37,10 +40,14 @@ class AudienceDirectory:
         with self._lock:
             if name in self._ids:
                 return self._ids[name]
-            if not self._listed:
-                self._list()
-            if name not in self._ids:
-                self._ids[name] = self._create(name)
+            try:
+                if not self._listed:
+                    self._list()
+                if name not in self._ids:
+                    self._ids[name] = self._create(name)
+            except (TypeError, ValueError, KeyError, AttributeError) as error:
+                # the SDK parses whatever came back; an HTML page makes it trip like this
+                raise UnreadableReply(f"{type(error).__name__} reading the reply") from error
             return self._ids[name]
 
     def _list(self) -> None:
@@ -65,4 +72,7 @@ class AudienceDirectory:
                 CustomAudience.Field.customer_file_source: self._source,
             }
         )
-        return str(created.get_id())
+        audience_id = created.get_id()
+        if not audience_id:
+            raise UnreadableReply("no id for the new audience")
+        return str(audience_id)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from facebook_business.exceptions import FacebookRequestError
+from facebook_business.exceptions import FacebookError, FacebookRequestError
 
 RATE_LIMIT_CODES = frozenset({4, 17, 613, 80003, 80004})
 TEMPORARY_CODES = frozenset({1, 2})
@@ -38,6 +38,27 @@ class Failure:
     retry: bool
     throttled: bool = False
     hint: timedelta | None = None
+
+
+class UnreadableReply(Exception):
+    """Meta answered with something that is not a Graph response (an HTML error page from its
+    front end, an empty body). The SDK counts some of these as success (a 502 page without the
+    words "Service Unavailable") and trips over others; the provider checks and raises this."""
+
+
+CALL_ERRORS = (FacebookError, requests.RequestException, UnreadableReply)
+"""What a call through the SDK may raise for a failure of the call itself."""
+
+
+def failure_of(error: Exception, redact: Callable[[object], str]) -> Failure:
+    """Any of :data:`CALL_ERRORS` as a :class:`Failure`."""
+    if isinstance(error, FacebookRequestError):
+        return graph_failure(error, redact)
+    if isinstance(error, requests.RequestException):
+        return transport_failure(error)
+    if isinstance(error, UnreadableReply):
+        return Failure(f"Meta answered without a Graph response ({redact(error)})", True)
+    return Failure(redact(f"the SDK refused the call: {type(error).__name__}: {error}"), False)
 
 
 def graph_failure(error: FacebookRequestError, redact: Callable[[object], str]) -> Failure:

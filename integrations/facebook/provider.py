@@ -23,11 +23,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import requests
 from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.customaudience import CustomAudience
 from facebook_business.api import FacebookAdsApi
-from facebook_business.exceptions import FacebookError, FacebookRequestError
 
 from engine.channels import (
     Delivery,
@@ -40,10 +38,10 @@ from engine.clock import Clock, utc_now
 from engine.secrets import Redactor
 from integrations.facebook.audiences import AudienceDirectory
 from integrations.facebook.failures import (
+    CALL_ERRORS,
     Backoff,
-    Failure,
-    graph_failure,
-    transport_failure,
+    UnreadableReply,
+    failure_of,
 )
 from integrations.facebook.keys import SCHEMA, hashed_row, matchable
 
@@ -148,10 +146,10 @@ class FacebookAudiences:
             account = AdAccount(self._account_id, api=self._api).api_get(
                 fields=[AdAccount.Field.name, AdAccount.Field.account_status]
             )
-        except FacebookRequestError as error:
-            return ProviderCheck(False, graph_failure(error, self._redact).detail)
-        except requests.RequestException as error:
-            return ProviderCheck(False, transport_failure(error).detail)
+        except CALL_ERRORS as error:
+            return ProviderCheck(False, failure_of(error, self._redact).detail)
+        except (TypeError, ValueError, KeyError) as error:  # the SDK tripped over the reply
+            return ProviderCheck(False, f"Meta answered without a Graph response ({error!r})")
         status = account.get(AdAccount.Field.account_status)
         state = "active" if status == 1 else f"account_status {status}, not active"
         name = self._redact(account.get(AdAccount.Field.name, ""))
@@ -164,7 +162,7 @@ class FacebookAudiences:
         outcome. Returns the failure that halts the batch (one worth retrying), if any."""
         try:
             audience_id = self._audiences.audience_id(upload.audience)
-        except (FacebookError, requests.RequestException) as error:
+        except CALL_ERRORS as error:
             outcome = self._failed(error, f"audience {upload.audience!r}: ")
             for index in upload.indexes:
                 outcomes[index] = outcome
@@ -172,7 +170,11 @@ class FacebookAudiences:
         chunks = list(self._chunks(upload))
         session_id = self._session_ids()
         audience = CustomAudience(audience_id, api=self._api)
-        send = audience.add_users if upload.action is DeliveryAction.AUDIENCE_ADD else None
+        send = (
+            audience.add_users
+            if upload.action is DeliveryAction.AUDIENCE_ADD
+            else audience.remove_users
+        )
         for seq, (start, end) in enumerate(chunks, start=1):
             session = {
                 "session_id": session_id,
@@ -182,13 +184,9 @@ class FacebookAudiences:
             }
             rows = upload.rows[start:end]
             try:
-                if send is not None:
-                    send(list(SCHEMA), rows, is_raw=True, pre_hashed=True, session=session)
-                else:
-                    audience.remove_users(
-                        list(SCHEMA), rows, is_raw=True, pre_hashed=True, session=session
-                    )
-            except (FacebookError, requests.RequestException) as error:
+                reply = send(list(SCHEMA), rows, is_raw=True, pre_hashed=True, session=session)
+                _check_reply(reply)
+            except CALL_ERRORS as error:
                 outcome = self._failed(error, f"audience {upload.audience!r}: ")
                 for index in upload.indexes[start:end]:
                     outcomes[index] = outcome
@@ -224,17 +222,19 @@ class FacebookAudiences:
             start = end
 
     def _failed(self, error: Exception, prefix: str) -> DeliveryOutcome:
-        failure: Failure
-        if isinstance(error, FacebookRequestError):
-            failure = graph_failure(error, self._redact)
-        elif isinstance(error, requests.RequestException):
-            failure = transport_failure(error)
-        else:  # the SDK refused the call before sending it
-            failure = Failure(self._redact(f"{type(error).__name__}: {error}"), retry=False)
+        failure = failure_of(error, self._redact)
         retry_at: datetime | None = None
         if failure.retry:
             retry_at = self._backoff.retry_at(failure, self._clock())
         return DeliveryOutcome(DeliveryStatus.FAILED, prefix + failure.detail, retry_at)
+
+
+def _check_reply(reply: Any) -> None:
+    """Raise :class:`UnreadableReply` unless ``reply`` (a ``FacebookResponse``) is an HTTP
+    success with a JSON object: the SDK lets an HTML 502 page pass as success."""
+    status = reply.status()
+    if not (isinstance(status, int) and 200 <= status < 300) or not isinstance(reply.json(), dict):
+        raise UnreadableReply(f"HTTP {status}")
 
 
 def _refusal(delivery: Delivery) -> str | None:

@@ -99,11 +99,11 @@ def facebook_provider(settings: Mapping[str, Any], context: ProviderContext) -> 
         api,
         chosen.ad_account_id,
         customer_file_source=chosen.customer_file_source,
-        redact=Redactor(_secrets(token, secret)),
+        redact=Redactor(secret_values(token, secret)),
     )
 
 
-def _secrets(token: str, secret: str | None) -> list[str]:
+def secret_values(token: str, secret: str | None) -> list[str]:
     """Every secret value a text might carry: the token, the app secret, and the
     ``appsecret_proof`` the SDK derives from them (it goes in every URL)."""
     if secret is None:
