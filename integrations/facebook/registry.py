@@ -38,7 +38,7 @@ _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 class FacebookSettings(ProviderSettings):
     """``providers.ads`` for ``provider: facebook``."""
 
-    ad_account_id: str
+    ad_account_id: str = Field(default="", validate_default=True)
     access_token_env: str = Field(default="FACEBOOK_ACCESS_TOKEN", pattern=_ENV_NAME)
     app_secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
     app_id_env: str | None = Field(default=None, pattern=_ENV_NAME)
@@ -48,10 +48,12 @@ class FacebookSettings(ProviderSettings):
     ] = "USER_PROVIDED_ONLY"
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
 
-    @field_validator("ad_account_id")
+    @field_validator("ad_account_id", mode="before")
     @classmethod
-    def _an_ad_account(cls, value: str) -> str:
-        if not re.fullmatch(r"act_[0-9]+", value):
+    def _an_ad_account(cls, value: object) -> str:
+        if value is None or value == "":
+            raise ValueError("required; write the ad account as act_<digits> (act_1234567890)")
+        if not isinstance(value, str) or not re.fullmatch(r"act_[0-9]+", value):
             raise ValueError(
                 f"write the ad account as act_<digits> (act_1234567890), not {value!r}"
             )
@@ -63,8 +65,6 @@ def facebook_provider(settings: Mapping[str, Any], context: ProviderContext) -> 
     where = f"providers.{context.channel}"
     if context.channel != "ads":
         raise ConfigError(f"{where}: the facebook provider carries ads only")
-    if "ad_account_id" not in settings:
-        raise ConfigError(f"{where}.ad_account_id: required; write the ad account as act_<digits>")
     chosen = read_settings(FacebookSettings, settings, context)
     token = read_secret(
         context.environ,

@@ -100,6 +100,7 @@ class MetaStandIn:
 
     def __init__(self, mock: responses.RequestsMock, account: str = ACCOUNT) -> None:
         self.account = account
+        self.account_status = 1  # ACTIVE
         self.names: dict[str, str] = {}  # audience id -> name
         self.members: dict[str, set[tuple[str, ...]]] = {}
         self.sessions: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -143,7 +144,7 @@ class MetaStandIn:
 
     def _handle(self, request: requests.PreparedRequest) -> Reply | Exception:
         url = urlsplit(str(request.url))
-        parts = url.path.strip("/").split("/", 1)
+        parts = url.path.lstrip("/").split("/", 1)
         body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
         call = Call(
             str(request.method),
@@ -171,7 +172,11 @@ class MetaStandIn:
     def _route(self, call: Call) -> Reply:
         account = f"/{self.account}/"
         if (call.method, call.path) == ("GET", account):
-            return _ok({"id": self.account, "name": "Shop Ads", "account_status": 1})
+            if call.params() != {"fields": "name,account_status"}:
+                return 400, {}, graph_error(100, "expected fields=name,account_status")
+            return _ok(
+                {"id": self.account, "name": "Shop Ads", "account_status": self.account_status}
+            )
         if (call.method, call.path) == ("GET", f"{account}customaudiences"):
             return self._list(call)
         if (call.method, call.path) == ("POST", f"{account}customaudiences"):
