@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -43,7 +42,8 @@ from integrations.facebook.failures import (
     UnreadableReply,
     failure_of,
 )
-from integrations.facebook.keys import SCHEMA, hashed_row, matchable
+from integrations.facebook.keys import SCHEMA
+from integrations.facebook.uploads import Upload, plan_uploads
 
 MAX_ROWS = 10_000
 """Meta's limit of records per ``users`` request."""
@@ -52,16 +52,6 @@ MAX_REMOVE_CHARS = 32_000
 
 _NO_SECRETS = Redactor(())
 _VERBS = {DeliveryAction.AUDIENCE_ADD: "added to", DeliveryAction.AUDIENCE_REMOVE: "removed from"}
-
-
-@dataclass
-class _Upload:
-    """The deliveries of one audience and action in a batch, by their index in the batch."""
-
-    audience: str
-    action: DeliveryAction
-    indexes: list[int] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
 
 
 class FacebookAudiences:
@@ -104,6 +94,7 @@ class FacebookAudiences:
         self._max_rows = max_rows
         self._max_remove_chars = max_remove_chars
         self._backoff = Backoff()
+        self._halt: DeliveryOutcome | None = None  # the last failure worth a retry, until then
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Carry one audience change: a batch of one."""
@@ -112,23 +103,16 @@ class FacebookAudiences:
     def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
         """Carry every audience change, one upload per audience and action; an outcome for
         each delivery, in order. Once a call fails in a way worth retrying (throttled, a timeout,
-        Meta unavailable), nothing more is sent in this batch: the rest fail with the same
-        ``retry_at``. A permanent error fails only the deliveries of its request."""
+        Meta unavailable), nothing more is sent until its ``retry_at``, in this batch or the
+        next: the rest fail with the same ``retry_at``, so Meta is not pressed while it refuses
+        and a customer's changes are retried in their order. A permanent error fails only the
+        deliveries of its request."""
         outcomes: list[DeliveryOutcome | None] = [None] * len(deliveries)
-        uploads: dict[tuple[str, DeliveryAction], _Upload] = {}
-        for index, delivery in enumerate(deliveries):
-            refused = _refusal(delivery)
-            if refused is not None:
-                outcomes[index] = DeliveryOutcome(DeliveryStatus.FAILED, refused)
-                continue
-            audience = str(delivery.fields["audience"])
-            upload = uploads.setdefault(
-                (audience, delivery.action), _Upload(audience, delivery.action)
-            )
-            upload.indexes.append(index)
-            upload.rows.append(hashed_row(delivery.recipient))
-        halted: DeliveryOutcome | None = None
-        for upload in uploads.values():
+        refused, uploads = plan_uploads(deliveries)
+        for index, reason in refused.items():
+            outcomes[index] = DeliveryOutcome(DeliveryStatus.FAILED, reason)
+        halted = self._halt_in_force()
+        for upload in uploads:
             if halted is None:
                 halted = self._upload(upload, outcomes)
             for index in upload.indexes:
@@ -155,8 +139,16 @@ class FacebookAudiences:
         name = self._redact(account.get(AdAccount.Field.name, ""))
         return ProviderCheck(status == 1, f"ad account {self._account_id} {name!r}: {state}")
 
+    def _halt_in_force(self) -> DeliveryOutcome | None:
+        """The failure that still holds every call back, if its ``retry_at`` is to come."""
+        halt = self._halt
+        if halt is None or halt.retry_at is None or halt.retry_at <= self._clock():
+            self._halt = None
+            return None
+        return halt
+
     def _upload(
-        self, upload: _Upload, outcomes: list[DeliveryOutcome | None]
+        self, upload: Upload, outcomes: list[DeliveryOutcome | None]
     ) -> DeliveryOutcome | None:
         """Send one upload in requests of at most ``max_rows`` rows; record each request's
         outcome. Returns the failure that halts the batch (one worth retrying), if any."""
@@ -166,7 +158,7 @@ class FacebookAudiences:
             outcome = self._failed(error, f"audience {upload.audience!r}: ")
             for index in upload.indexes:
                 outcomes[index] = outcome
-            return outcome if outcome.retry_at is not None else None
+            return self._halt
         chunks = list(self._chunks(upload))
         session_id = self._session_ids()
         audience = CustomAudience(audience_id, api=self._api)
@@ -190,8 +182,8 @@ class FacebookAudiences:
                 outcome = self._failed(error, f"audience {upload.audience!r}: ")
                 for index in upload.indexes[start:end]:
                     outcomes[index] = outcome
-                if outcome.retry_at is not None:
-                    return outcome
+                if self._halt is not None:
+                    return self._halt
                 continue
             self._backoff.succeeded()
             done = DeliveryOutcome(
@@ -204,7 +196,7 @@ class FacebookAudiences:
                 outcomes[index] = done
         return None
 
-    def _chunks(self, upload: _Upload) -> Iterator[tuple[int, int]]:
+    def _chunks(self, upload: Upload) -> Iterator[tuple[int, int]]:
         """``(start, end)`` of each request's rows: at most ``max_rows``, and for a removal at
         most ``max_remove_chars`` of encoded payload (at least one row)."""
         start = 0
@@ -226,7 +218,10 @@ class FacebookAudiences:
         retry_at: datetime | None = None
         if failure.retry:
             retry_at = self._backoff.retry_at(failure, self._clock())
-        return DeliveryOutcome(DeliveryStatus.FAILED, prefix + failure.detail, retry_at)
+        outcome = DeliveryOutcome(DeliveryStatus.FAILED, prefix + failure.detail, retry_at)
+        if retry_at is not None:
+            self._halt = outcome
+        return outcome
 
 
 def _check_reply(reply: Any) -> None:
@@ -235,18 +230,6 @@ def _check_reply(reply: Any) -> None:
     status = reply.status()
     if not (isinstance(status, int) and 200 <= status < 300) or not isinstance(reply.json(), dict):
         raise UnreadableReply(f"HTTP {status}")
-
-
-def _refusal(delivery: Delivery) -> str | None:
-    """Why a delivery cannot go to Meta at all (a permanent failure), or ``None``."""
-    if delivery.action not in _VERBS:
-        return f"the facebook provider cannot {delivery.action.value}"
-    audience: Any = delivery.fields.get("audience")
-    if not isinstance(audience, str) or not audience.strip():
-        return "no audience"
-    if not matchable(delivery.recipient):
-        return "no email or phone to match the customer on"
-    return None
 
 
 def _encoded_length(row: list[str]) -> int:

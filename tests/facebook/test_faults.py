@@ -29,6 +29,7 @@ from tests.facebook.graph import (
 )
 
 USERS = "/{}/users"
+REMOVE = DeliveryAction.AUDIENCE_REMOVE
 MAX_ATTEMPTS = 8  # the dispatcher's
 
 
@@ -123,7 +124,9 @@ def test_a_rate_limit_is_retried_after_a_minute_then_delivered_once(
     assert graph.members[graph.id_of("cart-abandoners")] == {tuple(JANE_ROW)}
 
 
-def test_meta_s_wait_hints_are_honoured(graph: MetaStandIn, provider: FacebookAudiences) -> None:
+def test_meta_s_wait_hints_are_honoured(
+    graph: MetaStandIn, provider: FacebookAudiences, clock: TickingClock
+) -> None:
     users = _ready(graph)
     usage = {ACCOUNT[4:]: [{"type": "custom_audience", "estimated_time_to_regain_access": 7}]}
     graph.fail(
@@ -134,10 +137,10 @@ def test_meta_s_wait_hints_are_honoured(graph: MetaStandIn, provider: FacebookAu
     graph.fail("POST", users, lambda: (400, {"Retry-After": "600"}, graph_error(17, "y")))
 
     by_usage = provider.deliver(audience_change(JANE))
-    by_retry_after = provider.deliver(audience_change(JANE))
-
     assert by_usage.retry_at == FIXED_NOW + timedelta(minutes=7)
-    assert by_retry_after.retry_at == FIXED_NOW + timedelta(seconds=600)
+    clock.now = by_usage.retry_at
+    by_retry_after = provider.deliver(audience_change(JANE))
+    assert by_retry_after.retry_at == clock.now + timedelta(seconds=600)
 
 
 def test_back_off_doubles_while_meta_keeps_refusing_and_resets_after_a_success(
@@ -146,8 +149,13 @@ def test_back_off_doubles_while_meta_keeps_refusing_and_resets_after_a_success(
     users = _ready(graph)
     for _ in range(3):
         graph.fail("POST", users, _error(400, 17, "User request limit reached"))
-    waits = [provider.deliver(audience_change(JANE)).retry_at for _ in range(3)]
-    assert waits == [clock.now + timedelta(minutes=m) for m in (1, 2, 4)]
+    waits = []
+    for _ in range(3):
+        retry_at = provider.deliver(audience_change(JANE)).retry_at
+        assert retry_at is not None
+        waits.append(retry_at - clock.now)
+        clock.now = retry_at
+    assert waits == [timedelta(minutes=m) for m in (1, 2, 4)]
     assert provider.deliver(audience_change(JANE)).status is DeliveryStatus.DELIVERED
     graph.fail("POST", users, _error(500, 2, "Service temporarily unavailable"))
     assert provider.deliver(audience_change(JANE)).retry_at == clock.now + timedelta(seconds=30)
@@ -348,3 +356,25 @@ def test_a_mixed_run_of_faults_loses_and_doubles_nothing(
     assert all("code 190" in final[k].detail and final[k].retry_at is None for k in failed)
     assert graph.members[graph.id_of("a")] == {tuple(row(n)) for n in range(4)}
     assert graph.members[graph.id_of("b")] == set()
+
+
+def test_while_meta_refuses_nothing_is_sent_until_the_retry_time(
+    graph: MetaStandIn, provider: FacebookAudiences, clock: TickingClock
+) -> None:
+    users = _ready(graph)
+    _ready(graph, "other")
+    graph.fail("POST", users, _error(400, 17, "User request limit reached"))
+    throttled = provider.deliver(audience_change(JANE))
+
+    held = provider.deliver_batch(
+        [audience_change(person(1), "other"), audience_change(JANE, action=REMOVE)]
+    )
+
+    assert len(graph.users_calls()) == 1  # the throttled one only
+    assert [(o.status, o.retry_at) for o in held] == [
+        (DeliveryStatus.FAILED, throttled.retry_at)
+    ] * 2
+    assert held[0].detail == f"not sent after: {throttled.detail}"
+    assert throttled.retry_at is not None
+    clock.now = throttled.retry_at
+    assert provider.deliver(audience_change(JANE)).status is DeliveryStatus.DELIVERED

@@ -255,3 +255,26 @@ def test_payload_json_is_what_the_sdk_encodes(
     assert upload.form["session"] == (
         '{"batch_seq":1,"estimated_num_total":1,"last_batch_flag":true,"session_id":1}'
     )
+
+
+def test_one_customer_s_changes_in_one_batch_keep_their_order(
+    graph: MetaStandIn, provider: FacebookAudiences
+) -> None:
+    batch = [
+        audience_change(JANE, key="1"),
+        audience_change(person(1), key="2"),
+        audience_change(JANE, action=REMOVE, key="3"),
+        audience_change(person(2), key="4"),
+        audience_change(person(1), action=REMOVE, key="5"),
+        audience_change(JANE, key="6"),
+    ]
+    outcomes = provider.deliver_batch(batch)
+
+    assert [o.status for o in outcomes] == [DeliveryStatus.DELIVERED] * 6
+    audience_id = graph.id_of("cart-abandoners")
+    assert [(c.method, c.payload()["data"]) for c in graph.users_calls()] == [
+        ("POST", [JANE_ROW, row(1), row(2)]),
+        ("DELETE", [JANE_ROW, row(1)]),
+        ("POST", [JANE_ROW]),
+    ]
+    assert graph.members[audience_id] == {tuple(JANE_ROW), tuple(row(2))}
