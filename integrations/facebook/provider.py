@@ -158,7 +158,7 @@ class FacebookAudiences:
             outcome = self._failed(error, f"audience {upload.audience!r}: ")
             for index in upload.indexes:
                 outcomes[index] = outcome
-            return self._halt
+            return outcome if outcome.retry_at is not None else None
         chunks = list(self._chunks(upload))
         session_id = self._session_ids()
         audience = CustomAudience(audience_id, api=self._api)
@@ -182,8 +182,8 @@ class FacebookAudiences:
                 outcome = self._failed(error, f"audience {upload.audience!r}: ")
                 for index in upload.indexes[start:end]:
                     outcomes[index] = outcome
-                if self._halt is not None:
-                    return self._halt
+                if outcome.retry_at is not None:
+                    return outcome
                 continue
             self._backoff.succeeded()
             done = DeliveryOutcome(
