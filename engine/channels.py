@@ -23,6 +23,7 @@ class DeliveryAction(enum.StrEnum):
     SEND = "send"
     AUDIENCE_ADD = "audience_add"
     AUDIENCE_REMOVE = "audience_remove"
+    CONSENT = "consent"  # a consent change for a provider that keeps consent on its side
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -36,6 +36,10 @@ class StoredCustomers:
         """The loaded live customers, sorted."""
         return sorted(cid for cid in self._states if cid not in self._survivor)
 
+    def has(self, customer_id: str) -> bool:
+        """Whether ``customer_id`` is loaded and live."""
+        return customer_id in self._states and customer_id not in self._survivor
+
     def state(self, customer_id: str) -> CustomerState:
         """The state of ``customer_id`` (a merged one's is its survivor's)."""
         return self._states[self._survivor.get(customer_id, customer_id)]

@@ -22,7 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import (
+    BatchProvider,
     ChannelProvider,
+    ConsentChange,
+    ConsentListener,
     Delivery,
     DeliveryAction,
     DeliveryOutcome,
@@ -41,6 +44,11 @@ LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 RETRY_AFTER = timedelta(minutes=1)
 UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
+
+
+def _raised(exc: Exception, now: datetime) -> DeliveryOutcome:
+    """The outcome of a provider that raised instead of answering: failed, retried later."""
+    return DeliveryOutcome(DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}", now + RETRY_AFTER)
 
 
 def is_idempotent(provider: ChannelProvider) -> bool:
@@ -87,9 +95,23 @@ class OutboxDispatcher:
                 return outcomes
             self.crash("outbox_claimed")
             states = self._states([row.customer_id for row in claimed])
+            batches: dict[str, list[tuple[Any, Delivery]]] = {}
             for row in claimed:
-                status = self._deliver(row, states.get(row.customer_id), now)
-                outcomes[f"{row.channel}:{status}"] += 1
+                prepared = self._prepare(row, states.get(row.customer_id), now)
+                if isinstance(prepared, str):
+                    outcomes[f"{row.channel}:{prepared}"] += 1
+                elif isinstance(self.providers[row.channel], BatchProvider) and (
+                    prepared.action is not DeliveryAction.CONSENT
+                ):
+                    batches.setdefault(row.channel, []).append((row, prepared))
+                else:
+                    status = self._settle(row, self._call(row, prepared, now), now)
+                    outcomes[f"{row.channel}:{status}"] += 1
+            for channel, batch in batches.items():
+                for (row, _), outcome in zip(
+                    batch, self._call_batch(channel, batch, now), strict=True
+                ):
+                    outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
             self._flush()
 
     def recover(self, now: datetime) -> Counter[str]:
@@ -126,7 +148,8 @@ class OutboxDispatcher:
                 .where(
                     outbox.c.status == "pending",
                     outbox.c.next_attempt_at <= now,
-                    outbox.c.campaign_id.in_(running),
+                    # consent changes belong to no campaign
+                    sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
                 )
                 .order_by(outbox.c.next_attempt_at, outbox.c.id)
                 .limit(self.batch_size)
@@ -155,26 +178,35 @@ class OutboxDispatcher:
                         found[customer_id] = state
             return found
 
-    def _deliver(self, row: Any, state: CustomerState | None, now: datetime) -> str:
+    def _prepare(self, row: Any, state: CustomerState | None, now: datetime) -> Delivery | str:
+        """The delivery for ``row``, or the status it was settled with here (skipped, failed)."""
         fields = dict(row.fields)
         provider = self.providers.get(row.channel)
         if state is None:
             return self._record(row, now, "skipped", "no_address: the customer is gone")
         if provider is None:
             return self._record(row, now, "failed", f"no provider for channel {row.channel!r}")
-        if row.action != DeliveryAction.AUDIENCE_REMOVE.value:
+        action = DeliveryAction(row.action)
+        if action is DeliveryAction.CONSENT:
+            if not isinstance(provider, ConsentListener):
+                return self._record(
+                    row, now, "skipped", "not_synced: the provider keeps no consent"
+                )
+            # the consent as it stands now (the latest event by event time), not as the row said
+            fields["granted"] = bool(getattr(state.consent, row.channel, False))
+        elif action is not DeliveryAction.AUDIENCE_REMOVE:
             blocked = self.policies.blocked(row.channel, state)
             if blocked is not None and blocked.reason is not None:
                 return self._record(row, now, "skipped", blocked.reason.value)
         if "render_error" in fields:
             return self._record(row, now, "failed", f"render_error: {fields['render_error']}")
-        delivery = Delivery(
+        return Delivery(
             key=row.key,
             campaign=row.campaign_id,
             journey=row.journey_id,
             step=row.step,
             channel=row.channel,
-            action=DeliveryAction(row.action),
+            action=action,
             due_at=row.decided_at,
             recipient=Recipient(
                 customer_id=row.customer_id,
@@ -188,13 +220,44 @@ class OutboxDispatcher:
             ),
             fields=fields,
         )
+
+    def _call(self, row: Any, delivery: Delivery, now: datetime) -> DeliveryOutcome:
+        provider = self.providers[row.channel]
         try:
-            outcome = provider.deliver(delivery)
+            if delivery.action is DeliveryAction.CONSENT:
+                assert isinstance(provider, ConsentListener)
+                change = ConsentChange(
+                    delivery.key,
+                    delivery.recipient,
+                    delivery.channel,
+                    bool(delivery.fields["granted"]),
+                    delivery.due_at,
+                )
+                outcome = provider.consent_changed(change)
+            else:
+                outcome = provider.deliver(delivery)
         except Exception as exc:  # noqa: BLE001 - a provider bug fails this row, not the run
-            outcome = DeliveryOutcome(
-                DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}", now + RETRY_AFTER
-            )
+            outcome = _raised(exc, now)
         self.crash("outbox_delivered")
+        return outcome
+
+    def _call_batch(
+        self, channel: str, batch: list[tuple[Any, Delivery]], now: datetime
+    ) -> list[DeliveryOutcome]:
+        provider = self.providers[channel]
+        assert isinstance(provider, BatchProvider)
+        deliveries = [delivery for _, delivery in batch]
+        try:
+            outcomes = provider.deliver_batch(deliveries)
+            if len(outcomes) != len(deliveries):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(deliveries)} deliveries")
+        except Exception as exc:  # noqa: BLE001 - as for one delivery, for each of the batch
+            outcomes = [_raised(exc, now)] * len(deliveries)
+        self.crash("outbox_delivered")
+        return outcomes
+
+    def _settle(self, row: Any, outcome: DeliveryOutcome, now: datetime) -> str:
+        """Record what the provider did with ``row``; the status it ends in."""
         if outcome.status is DeliveryStatus.DELIVERED:
             return self._record(row, now, "delivered", outcome.detail, outcome.provider_id)
         if outcome.status is DeliveryStatus.UNKNOWN:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.campaigns.validate import Policies
+from engine.channels import ConsentListener
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.crash_points import CrashPoint, no_crash
@@ -44,6 +45,12 @@ class DurableProject:
         )
         policies = Policies.model_validate(config.policies)
         self.links = UnsubscribeLinks(signing_key(project.root), config.server.base_url)
+        providers = build_providers(
+            project.root,
+            config.providers,
+            database_url=project.database_url,
+            unsubscribe_base=config.server.base_url,
+        )
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
@@ -52,15 +59,13 @@ class DurableProject:
             SendContent(project.path(config.templates), policies.calling_hours, self.links),
             followup.clock,
             crash=crash,
+            consent_channels=frozenset(
+                channel for channel, p in providers.items() if isinstance(p, ConsentListener)
+            ),
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,
-            build_providers(
-                project.root,
-                config.providers,
-                database_url=project.database_url,
-                unsubscribe_base=config.server.base_url,
-            ),
+            providers,
             self.runtime.policies,
             self.book,
             config.timezone,

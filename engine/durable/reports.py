@@ -206,8 +206,10 @@ def status_report(
         timers[campaign_id] = (count, int(late or 0), _utc(due))
 
     by_status: dict[str, dict[str, int]] = {}
-    query = sa.select(outbox.c.campaign_id, outbox.c.status, sa.func.count()).group_by(
-        outbox.c.campaign_id, outbox.c.status
+    query = (
+        sa.select(outbox.c.campaign_id, outbox.c.status, sa.func.count())
+        .where(outbox.c.campaign_id != "")  # consent changes belong to no campaign
+        .group_by(outbox.c.campaign_id, outbox.c.status)
     )
     for campaign_id, status, count in conn.execute(query):
         by_status.setdefault(campaign_id, {})[status] = count

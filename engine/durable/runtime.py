@@ -19,15 +19,18 @@ import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.campaigns.validate import Policies
+from engine.channels import DeliveryAction
 from engine.clock import Clock
 from engine.config import ProjectConfig
 from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
+from engine.events import Event
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
 from engine.policies import SendPolicies
+from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
     customers,
@@ -76,8 +79,10 @@ class DurableRuntime:
         clock: Clock,
         batch_size: int = 500,
         crash: CrashPoint = no_crash,
+        consent_channels: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
+        self.consent_channels = consent_channels
         self.book = book
         self.config = config
         self.ingestor = ingestor
@@ -169,10 +174,46 @@ class DurableRuntime:
                 engine.on_event(event)
             self.crash("events_decided")
             self._save(conn, loaded, now, summary)
+            self._consent_rows(conn, batch, owners, loaded, now)
             for part in chunks(claimed):
                 conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
         self.crash("events_committed")
         return len(claimed)
+
+    def _consent_rows(
+        self,
+        conn: sa.Connection,
+        batch: Sequence[Event],
+        owners: dict[str, str],
+        loaded: Loaded,
+        now: datetime,
+    ) -> None:
+        """An outbox row per consent change on a channel whose provider keeps consent (the
+        dispatcher sends it the customer's consent as it stands when the row is delivered)."""
+        if not self.consent_channels:
+            return
+        survivors = loaded.customers.survivors()
+        rows = [
+            {
+                "key": f"consent:{channel}:{event.message_id}"[:200],
+                "journey_id": "",
+                "step": "",
+                "campaign_id": "",
+                "customer_id": survivors.get(owners[event.message_id], owners[event.message_id]),
+                "channel": channel,
+                "action": DeliveryAction.CONSENT.value,
+                "fields": {},
+                "status": "pending",
+                "decided_at": event.timestamp,
+                "next_attempt_at": now,
+                "updated_at": now,
+            }
+            for event in batch
+            if event.message_id in owners
+            for channel in sorted(consent_changes(event).keys() & self.consent_channels)
+        ]
+        if rows:
+            insert_new(conn, outbox, rows)
 
     def _timer_batch(self, summary: TickSummary, now: datetime) -> int:
         running = sorted(c.id for c in self.book.active)

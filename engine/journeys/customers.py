@@ -28,6 +28,10 @@ class Customers(Protocol):
         """Every live customer the engine may enter into a campaign, sorted."""
         ...
 
+    def has(self, customer_id: str) -> bool:
+        """Whether ``customer_id`` is a live customer (not merged away)."""
+        ...
+
     def state(self, customer_id: str) -> CustomerState:
         """The unified state of a live customer."""
         ...

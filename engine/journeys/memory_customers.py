@@ -29,6 +29,10 @@ class InMemoryCustomers:
         """Every live customer, sorted."""
         return sorted(self._states)
 
+    def has(self, customer_id: str) -> bool:
+        """Whether ``customer_id`` is a live customer."""
+        return customer_id in self._states
+
     def state(self, customer_id: str) -> CustomerState:
         """The state of a live customer."""
         return self._states[customer_id]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from engine.campaigns.expressions import Expression, sandbox
+from engine.campaigns.intervals import holds_throughout
 from engine.campaigns.schema import (
     AdsSend,
     AnySend,
@@ -36,6 +37,7 @@ from engine.campaigns.schema import (
 from engine.events import Event, EventType
 from engine.journeys import steps as position
 from engine.journeys.context import (
+    CustomerView,
     choose_variant,
     is_held_out,
     journey_id,
@@ -44,9 +46,12 @@ from engine.journeys.context import (
 from engine.journeys.customers import Customers
 from engine.journeys.dispatch import Dispatcher, PendingSend
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
+from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
+from engine.state.profile import CustomerState
 
 SEGMENT_SWEEP = timedelta(hours=1)
+AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
 @dataclass
@@ -141,6 +146,9 @@ class JourneyEngine:
             if isinstance(campaign.trigger, EventTrigger):
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
         self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
+        self._grid: SweepGrid | None = None  # simulate's sweeps: who needs a look, when
+        self._known_out: dict[tuple[str, str], tuple[CustomerState, datetime]] = {}
+        self._simulating = False  # start() was called: the engine keeps its own clock
         self._subjects: dict[str, Callable[..., str]] = {}
 
     # --- loading and saving (the durable runtime) --------------------------------------------
@@ -180,10 +188,12 @@ class JourneyEngine:
 
     def start(self, at: datetime) -> None:
         """Start the clock at ``at``: schedule ticks and segment sweeps from there."""
+        self._simulating = True
         for campaign in self.campaigns:
             if isinstance(campaign.trigger, ScheduleTrigger):
                 self._schedule_next_tick(campaign, at)
         if self._segments:
+            self._grid = SweepGrid(at, SEGMENT_SWEEP)
             self._push(at + SEGMENT_SWEEP, "sweep", None)
 
     def advance_to(self, until: datetime) -> None:
@@ -221,7 +231,8 @@ class JourneyEngine:
             self.enter_scheduled(campaign, at, self.customers.ids())
             self._schedule_next_tick(campaign, at)
         elif timer.kind == "sweep":
-            self.sweep_segments(at, self.customers.ids())
+            booked = self._grid.due(at) if self._grid is not None else self.customers.ids()
+            self.sweep_segments(at, [c for c in booked if self.customers.has(c)])
             self._push(at + SEGMENT_SWEEP, "sweep", None)
 
     def _schedule_next_tick(self, campaign: Campaign, after: datetime) -> None:
@@ -234,7 +245,39 @@ class JourneyEngine:
     ) -> None:
         """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
         for customer_id in customer_ids:
-            self._try_enter(campaign, customer_id, at, None)
+            if not self._out_of_audience(campaign, customer_id, at):
+                self._forget_finished(customer_id)
+                self._try_enter(campaign, customer_id, at, None)
+
+    def _forget_finished(self, customer_id: str) -> None:
+        """In ``simulate``, drop from the customer's list the journeys nothing can touch any
+        more (ended, no ad audience held, no conversion to come), so a weekly newsletter's
+        thousand finished journeys do not slow every later look at the customer."""
+        if not self._simulating:
+            return
+        kept = self._by_customer.get(customer_id)
+        if kept and any(_finished(j) for j in kept):
+            kept[:] = [j for j in kept if not _finished(j)]
+
+    def _out_of_audience(self, campaign: Campaign, customer_id: str, at: datetime) -> bool:
+        """Whether the customer is known to be out of the campaign's audience at ``at``: in
+        ``simulate`` (from :meth:`start` on), an audience found false over the year ahead stays
+        known false until the customer's state changes (states are replaced, never mutated)."""
+        audience = campaign.audience
+        if not self._simulating or audience is None:
+            return False
+        state = self.customers.state(customer_id)
+        key = (campaign.id, customer_id)
+        known = self._known_out.get(key)
+        if known is not None and known[0] is state and at <= known[1]:
+            return True
+        until = at + AUDIENCE_HORIZON
+        scope = {"customer": CustomerView(customer_id, state), "event": None}
+        if holds_throughout(audience, scope, at, until) is False:
+            self._known_out[key] = (state, until)
+            return True
+        self._known_out.pop(key, None)
+        return False
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
         """Re-evaluate the segment triggers as time passes, for these customers."""
@@ -248,6 +291,7 @@ class JourneyEngine:
         """An event arrives at its own time (call :meth:`advance_to` first)."""
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
+        self._forget_finished(customer_id)
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
@@ -354,6 +398,38 @@ class JourneyEngine:
             elif not self._segment_was.get(key, False):
                 # true only once entered: a customer kept out (audience, cooldown) tries again
                 self._segment_was[key] = self._try_enter(campaign, customer_id, at, None)
+        if self._grid is not None:
+            self._book_next_look(customer_id, at)
+
+    def _book_next_look(self, customer_id: str, at: datetime) -> None:
+        """Book the first sweep after ``at`` at which a segment campaign could decide something
+        else for the customer: its condition turns, or what keeps them out ends."""
+        grid = self._grid
+        assert grid is not None
+        state = self.customers.state(customer_id)
+        scope = {"customer": CustomerView(customer_id, state), "event": None}
+        looks = []
+        for campaign in self._segments:
+            trigger = campaign.trigger
+            assert isinstance(trigger, SegmentTrigger)
+            key = (campaign.id, customer_id)
+            inside = trigger.segment.holds({**scope, "now": at})
+            looks.append(grid.first_change(_probe(trigger.segment, scope), inside, at))
+            if not inside or self._segment_was.get(key, False):
+                continue
+            # kept out while inside: look again when each thing keeping them out may end
+            audience = campaign.audience
+            if audience is not None and not audience.holds({**scope, "now": at}):
+                looks.append(grid.first_change(_probe(audience, scope), False, at))
+            last, cooldown = self._last_entry.get(key), campaign.entry.cooldown
+            if last is not None and cooldown and not campaign.entry.once:
+                looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
+            if any(
+                j.campaign.id == campaign.id and j.status == "active"
+                for j in self._by_customer.get(customer_id, ())
+            ):
+                looks.append(grid.index_after(at))
+        grid.book(customer_id, min(looks))
 
     # --- entry and exit ----------------------------------------------------------------------
 
@@ -500,6 +576,8 @@ class JourneyEngine:
             traits=traits,
         )
         self.customers.append(journey.customer_id, event)
+        if self._grid is not None:  # the new traits may turn a segment: look at the next sweep
+            self._grid.book(journey.customer_id, self._grid.index_after(at))
 
     def _send_step(
         self,
@@ -617,3 +695,16 @@ def _value_or_none(expression: Expression, scope: Mapping[str, Any]) -> Any:
         return expression.evaluate(scope)
     except Exception:  # noqa: BLE001 - bad data for one customer must not stop the others
         return None
+
+
+def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:
+    """``condition`` over stretches of time, for a customer whose state stands still."""
+    return lambda start, end: holds_throughout(condition, scope, start, end)
+
+
+def _finished(journey: Journey) -> bool:
+    """Whether no event or timer can change ``journey`` any more: it ended, shows no ad, and
+    has no conversion to wait for (an exited journey converts nothing)."""
+    if journey.status == "active" or journey.audiences:
+        return False
+    return journey.status == "exited" or journey.campaign.goal is None or journey.converted

@@ -148,9 +148,9 @@ def make_traits_reducer(phone_region: str) -> Reducer:
 # --- consent --------------------------------------------------------------------------------
 
 
-def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
-    """``Subscribed``/``Unsubscribed`` for ``properties.channel`` (email when absent), or an
-    identify's ``traits.consent``; events are folded in event time, so the latest wins."""
+def consent_changes(event: Event) -> dict[str, bool]:
+    """The consent an event sets, by channel: ``Subscribed``/``Unsubscribed`` for
+    ``properties.channel`` (email when absent), or an identify's ``traits.consent``."""
     changes: dict[str, bool] = {}
     if event.type is EventType.TRACK and event.name in ("Subscribed", "Unsubscribed"):
         channel = event.properties.get("channel") or "email"
@@ -163,6 +163,13 @@ def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
             for channel, value in consent_traits.items()
             if channel in CONSENT_CHANNELS and isinstance(value, bool)
         )
+    return changes
+
+
+def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
+    """The consent :func:`consent_changes` reads; events are folded in event time, so the
+    latest wins."""
+    changes = consent_changes(event)
     if not changes:
         return state
     return replace(state, consent=replace(state.consent, **changes))

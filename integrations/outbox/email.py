@@ -89,8 +89,11 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
         message["Subject"] = str(fields.get("subject") or "")
         message["Date"] = format_datetime(as_utc(delivery.due_at))
         message["Message-ID"] = message_id(delivery.key, from_)
-        if fields.get("unsubscribe_url"):
-            message["List-Unsubscribe"] = f"<{fields['unsubscribe_url']}>"
+        unsubscribe = str(fields.get("unsubscribe_url") or "")
+        if unsubscribe:
+            message["List-Unsubscribe"] = f"<{unsubscribe}>"
+            if unsubscribe.lower().startswith("https://"):  # one-click needs HTTPS (RFC 8058)
+                message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message["X-Followup-Key"] = delivery.key
         message["X-Followup-Campaign"] = delivery.campaign
         message["X-Followup-Journey"] = delivery.journey

@@ -112,6 +112,7 @@ def test_email_is_an_rfc5322_message_with_both_parts_and_every_header(tmp_path: 
     assert parsedate_to_datetime(message["Date"]) == DUE
     assert message["Message-ID"].endswith("@example.com>")
     assert message["List-Unsubscribe"] == "<https://shop.example.com/u/abc>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["X-Followup-Key"] == "j_0123abcd:2.then.0"
     assert message["X-Followup-Campaign"] == "abandoned-cart"
     assert message["X-Followup-Journey"] == "j_0123abcd"
@@ -135,6 +136,7 @@ def test_email_defaults_sender_and_leaves_optional_headers_out(tmp_path: Path) -
     assert message["Message-ID"].endswith("@shop.example>")
     assert message["Reply-To"] is None
     assert message["List-Unsubscribe"] is None
+    assert message["List-Unsubscribe-Post"] is None
     assert message["X-Followup-Tags"] == "welcome"
     assert message.get_content_type() == "text/html"
 
@@ -491,7 +493,7 @@ def test_call_concurrent_appends_keep_every_row_whole(tmp_path: Path) -> None:
 def test_registry_defaults_to_the_file_outbox(tmp_path: Path) -> None:
     providers = build_file_providers(tmp_path, {})
 
-    assert set(providers) == {"email", "ads", "call"}
+    assert set(providers) == {"email", "ads", "call", "webhook"}  # webhook: http, no urls yet
     email_provider, ads, calls = providers["email"], providers["ads"], providers["call"]
     assert isinstance(email_provider, FileEmailOutbox)
     assert isinstance(ads, FileAdsOutbox)

@@ -1,0 +1,148 @@
+"""A condition evaluated over a stretch of time at once: is it the same all along?
+
+A segment condition such as ``customer.orders.last_at < now - days(90)`` changes only as ``now``
+moves while the customer's state stands still. Evaluated with ``now`` bound to an
+:class:`Interval` of times, each comparison either holds for every time in it, for none, or
+depends on the time, in which case :class:`Undetermined` is raised and the caller splits the
+stretch (see :mod:`engine.journeys.wakeups`). Only monotone steps are followed (adding or
+subtracting a fixed amount, subtracting from a fixed time, ``.days``, ``.total_seconds()``);
+anything else on ``now`` (``now.hour``, formatting) is undetermined, so the answer is exact or
+absent, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.campaigns.expressions import Expression
+
+
+class Undetermined(Exception):
+    """The value differs across the interval (or cannot be followed through an operation)."""
+
+
+_ORDERED = (datetime, timedelta, int, float)
+
+
+class Interval:
+    """Every value from ``lo`` to ``hi`` (inclusive), of one ordered kind."""
+
+    __slots__ = ("_hi", "_lo")  # private: a condition cannot reach them
+
+    def __init__(self, lo: Any, hi: Any) -> None:
+        self._lo = lo
+        self._hi = hi
+
+    # arithmetic that keeps the order (or reverses it)
+    def __add__(self, other: Any) -> Interval:
+        if isinstance(other, Interval):
+            return Interval(self._lo + other._lo, self._hi + other._hi)
+        if isinstance(other, _ORDERED) and not isinstance(other, bool):
+            return Interval(self._lo + other, self._hi + other)
+        raise Undetermined
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Interval:
+        if isinstance(other, Interval):
+            return Interval(self._lo - other._hi, self._hi - other._lo)
+        if isinstance(other, _ORDERED) and not isinstance(other, bool):
+            return Interval(self._lo - other, self._hi - other)
+        raise Undetermined
+
+    def __rsub__(self, other: Any) -> Interval:
+        if isinstance(other, _ORDERED) and not isinstance(other, bool):
+            return Interval(other - self._hi, other - self._lo)
+        raise Undetermined
+
+    # comparisons: decided only when the whole interval is on one side
+    def _compare(self, other: Any, below: bool, strict: bool) -> bool:
+        if isinstance(other, Interval):
+            raise Undetermined
+        # a TypeError (comparing with a missing value) escapes, as for a single time
+        if below:  # self < other (strict) or self <= other
+            if (self._hi < other) if strict else (self._hi <= other):
+                return True
+            if (self._lo >= other) if strict else (self._lo > other):
+                return False
+        else:  # self > other (strict) or self >= other
+            if (self._lo > other) if strict else (self._lo >= other):
+                return True
+            if (self._hi <= other) if strict else (self._hi < other):
+                return False
+        raise Undetermined
+
+    def __lt__(self, other: Any) -> bool:
+        return self._compare(other, below=True, strict=True)
+
+    def __le__(self, other: Any) -> bool:
+        return self._compare(other, below=True, strict=False)
+
+    def __gt__(self, other: Any) -> bool:
+        return self._compare(other, below=False, strict=True)
+
+    def __ge__(self, other: Any) -> bool:
+        return self._compare(other, below=False, strict=False)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Interval):
+            raise Undetermined
+        try:
+            outside = other < self._lo or other > self._hi
+        except TypeError:
+            return False  # a value of another kind is never equal
+        if outside:
+            return False
+        raise Undetermined
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if isinstance(self._lo, datetime):
+            return True
+        zero = timedelta(0) if isinstance(self._lo, timedelta) else 0
+        if self._lo > zero or self._hi < zero:
+            return True
+        if self._lo == self._hi == zero:
+            return False
+        raise Undetermined
+
+    # the monotone attributes of durations
+    @property
+    def days(self) -> Interval:
+        if isinstance(self._lo, timedelta):
+            return Interval(self._lo.days, self._hi.days)
+        raise Undetermined
+
+    def total_seconds(self) -> Interval:
+        if isinstance(self._lo, timedelta):
+            return Interval(self._lo.total_seconds(), self._hi.total_seconds())
+        raise Undetermined
+
+    def __getattr__(self, name: str) -> Any:
+        raise Undetermined
+
+    def __str__(self) -> str:
+        raise Undetermined
+
+    def __repr__(self) -> str:
+        return f"Interval({self._lo!r}, {self._hi!r})"
+
+
+def holds_throughout(
+    condition: Expression, names: Mapping[str, Any], start: datetime, end: datetime
+) -> bool | None:
+    """The value of ``condition`` at every time from ``start`` to ``end`` when it is the same
+    all along, else ``None``. ``names`` are the condition's names but ``now``. Errors count as
+    false, as in :meth:`Expression.holds`."""
+    if start == end:
+        return condition.holds({**names, "now": start})
+    try:
+        return bool(condition.evaluate({**names, "now": Interval(start, end)}))
+    except Exception:  # noqa: BLE001 - undetermined, or an error to look at time by time
+        return None

@@ -1,0 +1,79 @@
+"""When a customer's segment trigger next needs a look: the sweep of ``simulate`` without
+visiting every customer every hour.
+
+Segment triggers are re-evaluated on a grid of sweep times (every :data:`SEGMENT_SWEEP` from the
+start of the clock). Between two changes of a customer's state, only ``now`` moves, so
+:func:`first_change` can search the grid for the first sweep at which a condition's value differs,
+evaluating it over whole stretches of time at once (:mod:`engine.campaigns.intervals`) and
+splitting a stretch only where the value depends on the time. The answer is exact: the same
+sweep times as looking every hour, at a logarithmic cost.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+Probe = Callable[[datetime, datetime], bool | None]
+"""The value of a condition at every time from the first to the second if it is the same
+throughout, else ``None`` (a probe of equal ends always answers)."""
+
+HORIZON = 2**15  # sweeps searched at once (3.7 years of hours); beyond, a look is booked there
+
+
+class SweepGrid:
+    """The sweep times ``origin + k * step`` and the customers booked at each."""
+
+    def __init__(self, origin: datetime, step: timedelta) -> None:
+        self.origin = origin
+        self.step = step
+        self._heap: list[tuple[int, str]] = []
+        self._booked: dict[str, int] = {}  # customer -> the index of their next look
+
+    def time(self, index: int) -> datetime:
+        """The sweep time of ``index``."""
+        return self.origin + index * self.step
+
+    def index_after(self, at: datetime) -> int:
+        """The index of the first sweep strictly after ``at``."""
+        return (at - self.origin) // self.step + 1
+
+    def book(self, customer_id: str, index: int) -> None:
+        """Look at ``customer_id`` at sweep ``index`` (an earlier booking stands)."""
+        current = self._booked.get(customer_id)
+        if current is None or index < current:
+            self._booked[customer_id] = index
+            heapq.heappush(self._heap, (index, customer_id))
+
+    def due(self, at: datetime) -> list[str]:
+        """The customers booked at or before the sweep at ``at``, sorted; their bookings end."""
+        limit = self.index_after(at) - 1
+        found = set()
+        while self._heap and self._heap[0][0] <= limit:
+            index, customer_id = heapq.heappop(self._heap)
+            if self._booked.get(customer_id) == index:
+                del self._booked[customer_id]
+                found.add(customer_id)
+        return sorted(found)
+
+    def first_change(self, probe: Probe, value: bool, after: datetime) -> int:
+        """The index of the first sweep after ``after`` at which ``probe`` is not ``value``,
+        or the end of the horizon searched when it is ``value`` all along."""
+        start = self.index_after(after)
+        found = self._search(probe, value, start, start + HORIZON - 1)
+        return start + HORIZON if found is None else found
+
+    def _search(self, probe: Probe, value: bool, lo: int, hi: int) -> int | None:
+        stack = [(lo, hi)]
+        while stack:
+            lo, hi = stack.pop()
+            seen = probe(self.time(lo), self.time(hi))
+            if seen is not None:
+                if seen != value:
+                    return lo
+                continue
+            middle = (lo + hi) // 2  # lo < hi: a single sweep always answers
+            stack.append((middle + 1, hi))
+            stack.append((lo, middle))  # the earlier half first
+        return None

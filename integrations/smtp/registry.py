@@ -1,0 +1,105 @@
+"""The ``smtp`` provider's factory: its settings under ``providers.email`` in ``followup.yaml``.
+
+::
+
+    providers:
+      email:
+        provider: smtp
+        host: smtp.example.com
+        port: 587                    # default: 587 starttls, 465 ssl, 25 none
+        security: starttls           # starttls | ssl | none
+        username_env: SMTP_USERNAME  # the names of environment variables, never the values
+        password_env: SMTP_PASSWORD
+        sender: shop@example.com     # envelope sender, and From when a step names none
+        timeout: 30                  # seconds for each network step
+        ca_file: certs/relay-ca.pem  # a private CA, relative to the project; default: the system's
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from email.utils import parseaddr
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from engine.channels import ChannelProvider, ProviderContext
+from engine.errors import ConfigError
+from engine.secrets import read_secret
+from integrations.settings import ProviderSettings, read_settings
+from integrations.smtp.sender import Security, SmtpEmail, SmtpServer
+
+DEFAULT_PORTS: Mapping[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+class SmtpSettings(ProviderSettings):
+    """``providers.email`` for ``provider: smtp``."""
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "starttls"
+    username_env: str | None = Field(default=None, min_length=1)
+    password_env: str | None = Field(default=None, min_length=1)
+    sender: str
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    ca_file: str | None = Field(default=None, min_length=1)
+
+    @field_validator("sender")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        if "@" not in address or not address.isascii():
+            raise ValueError(f"must be an email address like shop@example.com, not {value!r}")
+        return value
+
+
+def _tls(settings: SmtpSettings, context: ProviderContext, where: str) -> ssl.SSLContext:
+    if settings.ca_file is None:
+        return ssl.create_default_context()
+    path = context.root / settings.ca_file
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(
+            f"{where}.ca_file: cannot read {path} as PEM certificates ({reason}); "
+            "name the private CA's certificate file"
+        ) from None
+
+
+def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+    """``provider: smtp``: email through an SMTP relay (see :mod:`integrations.smtp.sender`)."""
+    where = f"providers.{context.channel}"
+    if context.channel != "email":
+        raise ConfigError(f"{where}: the smtp provider carries email only")
+    smtp = read_settings(SmtpSettings, settings, context)
+    if (smtp.username_env is None) != (smtp.password_env is None):
+        missing = "password_env" if smtp.password_env is None else "username_env"
+        raise ConfigError(
+            f"{where}.{missing}: set both username_env and password_env, or neither "
+            "(a relay that needs no login)"
+        )
+    username = password = None
+    if smtp.username_env is not None and smtp.password_env is not None:
+        if smtp.security == "none":
+            raise ConfigError(
+                f"{where}.security: none would send the password unencrypted; "
+                "write security: starttls (port 587) or ssl (port 465)"
+            )
+        username = read_secret(
+            context.environ, smtp.username_env, "the SMTP user name", f"{where}.username_env"
+        )
+        password = read_secret(
+            context.environ, smtp.password_env, "the SMTP password", f"{where}.password_env"
+        )
+    server = SmtpServer(
+        host=smtp.host,
+        port=smtp.port or DEFAULT_PORTS[smtp.security],
+        security=smtp.security,
+        timeout=smtp.timeout,
+        username=username,
+        password=password,
+        tls=_tls(smtp, context, where),
+    )
+    return SmtpEmail(server, smtp.sender, where=where)

@@ -1,0 +1,152 @@
+"""The ``http`` provider's factory: its settings under ``providers.webhook`` in ``followup.yaml``.
+
+::
+
+    providers:
+      webhook:
+        provider: http
+        urls:                           # a step's `url:` is one of these names
+          crm: https://crm.example.com/hooks/followup
+        secret_env: FOLLOWUP_WEBHOOK_SECRET   # the HMAC key's environment variable
+        timeout: 10                     # seconds to connect, and to wait for the answer
+        headers: {X-Source: followup}   # static, non-secret
+        receiver_dedupes: false         # true: the receiver dedupes by Idempotency-Key
+        ca_file: certs/private-ca.pem   # a private CA, relative to the project
+
+``webhook: {provider: http}`` alone (the default) is valid: every webhook delivery then fails for
+good, saying which name to add under ``urls``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from engine.channels import ChannelProvider, ProviderContext
+from engine.errors import ConfigError
+from engine.secrets import read_secret
+from integrations.settings import ProviderSettings, read_settings
+from integrations.webhook.poster import HttpWebhook, WebhookTarget
+from integrations.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        TIMESTAMP_HEADER,
+        SIGNATURE_HEADER,
+        "Idempotency-Key",
+        "Content-Type",
+        "Content-Length",
+        "Host",
+        "User-Agent",
+        "Transfer-Encoding",
+        "Connection",
+    )
+)
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpSettings(ProviderSettings):
+    """``providers.webhook`` for ``provider: http``."""
+
+    urls: dict[str, str] = Field(default_factory=dict)
+    secret_env: str | None = Field(default=None, min_length=1)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+    headers: dict[str, str] = Field(default_factory=dict)
+    receiver_dedupes: bool = False
+    ca_file: str | None = Field(default=None, min_length=1)
+
+    @field_validator("urls")
+    @classmethod
+    def _https(cls, urls: dict[str, str]) -> dict[str, str]:
+        for name, url in urls.items():
+            if not name.strip():
+                raise ValueError("a url needs a name")
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises on a port that is not a number
+            except ValueError as error:
+                raise ValueError(f"{name}: {url!r} is not a URL ({error})") from None
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError(f"{name}: write an https:// URL, not {url!r}")
+            if parts.scheme == "http" and not _loopback(parts.hostname):
+                raise ValueError(f"{name}: {url!r} is not encrypted; write https://")
+            if parts.username is not None or parts.password is not None:
+                raise ValueError(
+                    f"{name}: no credentials in the URL; receivers check the signature instead"
+                )
+        return urls
+
+    @field_validator("headers")
+    @classmethod
+    def _static(cls, headers: dict[str, str]) -> dict[str, str]:
+        for header, value in headers.items():
+            if not _TOKEN.match(header):
+                raise ValueError(f"{header!r} is not a header name")
+            if header.lower() in RESERVED_HEADERS:
+                raise ValueError(f"{header} is set by followup itself; leave it out")
+            if header.lower() in SECRET_HEADERS:
+                raise ValueError(
+                    f"{header} would put a secret in followup.yaml; receivers check "
+                    f"{SIGNATURE_HEADER} (keyed by secret_env) instead"
+                )
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"{header}: a header value must be one line")
+        return headers
+
+
+def _tls(settings: HttpSettings, context: ProviderContext, where: str) -> ssl.SSLContext:
+    if settings.ca_file is None:
+        return ssl.create_default_context()
+    path = context.root / settings.ca_file
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(
+            f"{where}.ca_file: cannot read {path} as PEM certificates ({reason}); "
+            "name the private CA's certificate file"
+        ) from None
+
+
+def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+    """``provider: http``: webhooks as signed POSTs (see :mod:`integrations.webhook.poster`)."""
+    where = f"providers.{context.channel}"
+    if context.channel != "webhook":
+        raise ConfigError(f"{where}: the http provider carries webhooks only")
+    hooks = read_settings(HttpSettings, settings, context)
+    secret = ""
+    if hooks.urls:
+        if hooks.secret_env is None:
+            raise ConfigError(
+                f"{where}.secret_env: name the environment variable that holds the key "
+                "the requests are signed with, e.g. secret_env: FOLLOWUP_WEBHOOK_SECRET"
+            )
+        secret = read_secret(
+            context.environ, hooks.secret_env, "the webhook signing key", f"{where}.secret_env"
+        )
+    target = WebhookTarget(
+        urls=dict(hooks.urls),
+        secret=secret,
+        timeout=hooks.timeout,
+        headers=dict(hooks.headers),
+        receiver_dedupes=hooks.receiver_dedupes,
+        tls=_tls(hooks, context, where),
+    )
+    return HttpWebhook(target, where=where)

@@ -1,0 +1,153 @@
+"""The dispatcher's optional provider ports, through the durable engine: a provider that keeps
+consent gets every consent change exactly once (with the consent as it stands), and a batch
+provider gets every due delivery of its channel in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.api import Followup
+from engine.channels import (
+    ConsentChange,
+    Delivery,
+    DeliveryOutcome,
+    DeliveryStatus,
+)
+from engine.durable.project import DurableProject
+from engine.storage.tables import outbox
+from tests.durable.harness import Clock, make_project, open_followup
+
+T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+
+
+class ConsentKeeper:
+    """An email provider that keeps consent on its side, as Mailchimp does (recording)."""
+
+    name = "keeper"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.changes: list[ConsentChange] = []
+        self.sent: list[str] = []
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        self.sent.append(delivery.key)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED)
+
+    def consent_changed(self, change: ConsentChange) -> DeliveryOutcome:
+        self.changes.append(change)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED, provider_id=change.recipient.email)
+
+
+class AudienceBatcher:
+    """An ads provider that takes its deliveries in batches; the first call fails."""
+
+    name = "batcher"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.fail_next = True
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        return self.deliver_batch([delivery])[0]
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        self.batches.append([d.recipient.email or "" for d in deliveries])
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionResetError("reset by peer")
+        return [DeliveryOutcome(DeliveryStatus.DELIVERED) for _ in deliveries]
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> tuple[Followup, Clock]:
+    project = make_project(tmp_path, ["abandoned_cart", "welcome_series"])
+    clock = Clock(T0)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    yield followup, clock
+    followup.close()
+
+
+def _rows(followup: Followup, action: str) -> list[tuple[str, str, str]]:
+    with followup.engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox).where(outbox.c.action == action))
+        return sorted((r.key, r.status, r.detail or "") for r in rows)
+
+
+def test_consent_changes_reach_a_provider_that_keeps_consent(
+    shop: tuple[Followup, Clock],
+) -> None:
+    followup, clock = shop
+    durable = DurableProject(followup)
+    keeper = ConsentKeeper()
+    durable.dispatcher.providers = {**durable.dispatcher.providers, "email": keeper}
+    durable.runtime.consent_channels = frozenset({"email"})
+    followup.identify(
+        user_id="ann",
+        traits={"email": "ann@example.com", "consent": {"email": True}},
+        timestamp=T0,
+    )
+    followup.track(
+        "Unsubscribed",
+        user_id="ann",
+        properties={"channel": "email"},
+        timestamp=T0 + timedelta(minutes=1),
+        message_id="unsub-1",
+    )
+    followup.track("Unsubscribed", user_id="ann", timestamp=T0, message_id="unsub-1")  # again
+    durable.run_once()
+    clock.now = T0 + timedelta(hours=1)
+    durable.run_once()
+
+    assert [(c.key, c.granted, c.recipient.email) for c in keeper.changes][-1] == (
+        "consent:email:unsub-1",
+        False,
+        "ann@example.com",
+    )
+    # one row per change, each delivered once, with the consent as it stands (unsubscribed)
+    assert len(keeper.changes) == 2 and not any(c.granted for c in keeper.changes)
+    assert [status for _key, status, _ in _rows(followup, "consent")] == ["delivered"] * 2
+
+
+def test_no_consent_rows_without_a_provider_that_keeps_consent(
+    shop: tuple[Followup, Clock],
+) -> None:
+    followup, _clock = shop
+    followup.track("Unsubscribed", user_id="bob", timestamp=T0)
+    DurableProject(followup).run_once()
+    assert _rows(followup, "consent") == []
+
+
+def test_a_batch_provider_gets_the_due_deliveries_of_its_channel_together(
+    shop: tuple[Followup, Clock],
+) -> None:
+    followup, clock = shop
+    durable = DurableProject(followup)
+    batcher = AudienceBatcher()
+    durable.dispatcher.providers = {**durable.dispatcher.providers, "ads": batcher}
+    for user in ("ann", "bob", "cid"):
+        followup.identify(
+            user_id=user,
+            traits={"email": f"{user}@example.com", "consent": {"email": True, "ads": True}},
+            timestamp=T0 - timedelta(minutes=5),
+        )
+        followup.track(
+            "Product Added", user_id=user, properties={"product_id": "p", "price": 30}, timestamp=T0
+        )
+    durable.run_once()
+    clock.now = T0 + timedelta(days=1, hours=2)
+    durable.run_once()  # the audience adds are due: one batch, which fails and is retried
+    adds = _rows(followup, "audience_add")
+    assert len(batcher.batches) == 1 and len(batcher.batches[0]) == len(adds) > 0
+    assert {status for _key, status, _ in adds} == {"pending"}
+    assert {detail for *_rest, detail in adds} == {"ConnectionResetError: reset by peer"}
+    clock.now += timedelta(minutes=2)
+    durable.run_once()
+    assert len(batcher.batches) == 2 and sorted(batcher.batches[1]) == sorted(batcher.batches[0])
+    assert {status for _key, status, _ in _rows(followup, "audience_add")} == {"delivered"}

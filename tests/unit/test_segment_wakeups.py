@@ -1,0 +1,101 @@
+"""Segment conditions over stretches of time, and the sweep grid's search: the same answer as
+looking every hour, exactly, for monotone and non-monotone conditions alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.campaigns.expressions import compile_expression
+from engine.campaigns.intervals import holds_throughout
+from engine.journeys.wakeups import SweepGrid
+
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+CONDITIONS = [
+    "customer.orders.last_at and customer.orders.last_at < now - days(90)",
+    "customer.orders.last_at and (now - customer.orders.last_at).days >= 30",
+    (  # true in a window only
+        "customer.orders.last_at and now - customer.orders.last_at > days(10)"
+        " and now - customer.orders.last_at < days(40)"
+    ),
+    "not customer.orders.last_at or customer.orders.last_at + days(60) < now",
+    "now.hour == 9",  # depends on the time of day: never decided over a stretch
+    "customer.orders.last_at and (now - customer.orders.last_at).total_seconds() > 86400 * 3",
+    "customer.orders.last_at == now",
+    "customer.cart.updated_at and customer.cart.updated_at > now - hours(5)",
+]
+
+
+def _scope(last_order: datetime | None, cart_at: datetime | None = None) -> dict[str, Any]:
+    customer = SimpleNamespace(
+        orders=SimpleNamespace(last_at=last_order), cart=SimpleNamespace(updated_at=cart_at)
+    )
+    return {"customer": customer, "event": None}
+
+
+@pytest.mark.parametrize("source", CONDITIONS)
+@settings(max_examples=25, deadline=None)
+@given(
+    order_hours=st.one_of(st.none(), st.integers(min_value=-3000, max_value=3000)),
+    start=st.integers(min_value=0, max_value=2000),
+    length=st.integers(min_value=0, max_value=3000),
+)
+def test_a_decided_stretch_agrees_with_every_hour_in_it(
+    source: str, order_hours: int | None, start: int, length: int
+) -> None:
+    condition = compile_expression(source)
+    last = T0 + timedelta(hours=order_hours) if order_hours is not None else None
+    scope = _scope(last, last)
+    lo, hi = T0 + start * HOUR, T0 + (start + length) * HOUR
+    decided = holds_throughout(condition, scope, lo, hi)
+    if decided is not None:
+        hours = range(start, start + length + 1, max(1, length // 50))
+        assert all(condition.holds({**scope, "now": T0 + h * HOUR}) == decided for h in hours)
+        assert condition.holds({**scope, "now": hi}) == decided
+
+
+@pytest.mark.parametrize("source", CONDITIONS)
+@pytest.mark.parametrize("order_hours", [None, -500, 0, 37, 1000])
+@pytest.mark.parametrize("after_hours", [5, 720])
+def test_the_first_change_is_the_hour_an_hourly_look_would_find(
+    source: str, order_hours: int | None, after_hours: int
+) -> None:
+    condition = compile_expression(source)
+    last = T0 + timedelta(hours=order_hours) if order_hours is not None else None
+    scope = _scope(last, last)
+    grid = SweepGrid(T0, HOUR)
+    after = T0 + after_hours * HOUR + timedelta(minutes=7)  # an event between two sweeps
+    value = condition.holds({**scope, "now": after})
+    found = grid.first_change(lambda a, b: holds_throughout(condition, scope, a, b), value, after)
+    first = grid.index_after(after)
+    hourly = next(
+        (
+            i
+            for i in range(first, first + 2500)
+            if condition.holds({**scope, "now": grid.time(i)}) != value
+        ),
+        None,
+    )
+    if hourly is not None:
+        assert found == hourly
+    else:
+        assert found >= first + 2500
+
+
+def test_bookings_keep_the_earliest_look_and_drop_done_ones() -> None:
+    grid = SweepGrid(T0, HOUR)
+    grid.book("b", 5)
+    grid.book("a", 3)
+    grid.book("b", 2)  # earlier: replaces 5
+    grid.book("a", 9)  # later: 3 stands
+    assert grid.due(T0 + 1 * HOUR) == []
+    assert grid.due(T0 + 2 * HOUR) == ["b"]
+    assert grid.due(T0 + 10 * HOUR) == ["a"]  # b's old booking at 5 is gone with it
+    assert grid.due(T0 + 100 * HOUR) == []
