@@ -1,14 +1,13 @@
 """The provider under the real engine: the example abandoned-cart campaign decides Bob's
-audience add and, after his order, his removal; ``OutboxDispatcher`` carries both to the Meta
-stand-in through the SDK, retrying a rate limit, and records each row delivered once.
-
-The dispatcher on this branch calls ``deliver`` row by row (its batching through
-``deliver_batch`` is wired elsewhere), so this drives ``deliver``, a batch of one."""
+audience add and, after his order, his removal; ``OutboxDispatcher`` hands both to
+``deliver_batch`` in one call per pass, the provider carries them to the Meta stand-in through
+the SDK in order, retrying a rate limit, and each row is recorded delivered once."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -44,6 +43,14 @@ def test_the_engine_s_audience_changes_reach_meta_once_each(
         }
         ads = facebook_provider(settings, ProviderContext("ads", project, environ))
         ads._clock = clock  # type: ignore[attr-defined]
+        batches: list[list[str]] = []
+        deliver_batch = ads.deliver_batch
+
+        def spy(deliveries: Any) -> Any:  # records what the dispatcher hands over, then delivers
+            batches.append([d.key for d in deliveries])
+            return deliver_batch(deliveries)
+
+        ads.deliver_batch = spy  # type: ignore[method-assign]
         providers = {**build_file_providers(project, {}), "ads": ads}
         book = CampaignBook(load_campaigns([project / "campaigns"]).require().values())
         dispatcher = OutboxDispatcher(
@@ -65,6 +72,7 @@ def test_the_engine_s_audience_changes_reach_meta_once_each(
 
         assert first["ads:pending"] == 2  # the listing was throttled: both wait, nothing sent
         assert second["ads:delivered"] == 2
+        assert batches == [[r.key for r in rows]] * 2  # one call per pass, add before removal
         audience_id = graph.id_of("cart-abandoners")
         assert [(c.method, c.path) for c in graph.calls] == [
             ("GET", f"/{ACCOUNT}/customaudiences"),
