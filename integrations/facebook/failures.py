@@ -2,9 +2,10 @@
 
 Sources (``INTEGRATIONS.md`` section 3.4): the Marketing API rate-limiting and error-reference
 pages. Throttled, retried after a back-off: codes 4 (application), 17 (user), 613 (ad account),
-80003 (custom audiences) and 80004 (ads management), and any error Meta marks ``is_transient``.
-Also retried: codes 1 and 2 (unknown error, service unavailable), an HTTP 5xx or a failure
-without a Graph error body, a timeout and a dropped connection, since adding or removing users is safe to repeat (see
+80003 (custom audiences; from the Graph business-use-case table, not verified there) and 80004
+(ads management), and any error Meta marks ``is_transient``. Also retried: codes 1 and 2
+(unknown error, service unavailable), an HTTP 5xx or a failure without a Graph error body, a
+timeout and a dropped connection, since adding or removing users is safe to repeat (see
 :class:`integrations.facebook.provider.FacebookAudiences`). Every other Graph error (100 invalid
 parameter, 190 bad token, 200 permissions, ...) is permanent and recorded with its code, subcode
 and message. Nothing here ever shows the access token: texts go through the provider's redactor.
@@ -62,7 +63,7 @@ def failure_of(error: Exception, redact: Callable[[object], str]) -> Failure:
 
 
 def graph_failure(error: FacebookRequestError, redact: Callable[[object], str]) -> Failure:
-    """A Graph API error as a :class:`Failure`: code, subcode, type and message."""
+    """A Graph API error as a :class:`Failure`: code, subcode and message."""
     code = error.api_error_code()
     subcode = error.api_error_subcode()
     message = error.api_error_message() or error.get_message()
