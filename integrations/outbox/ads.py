@@ -7,19 +7,19 @@ audiences (or any network that matches on hashed identifiers)::
      "email_sha256": "86e0…", "phone_sha256": "5e7e…", "at": "2024-06-01T12:00:00+00:00"}
 
 Identifiers are normalised the way Meta asks before SHA-256: the email trimmed and lowercased, the
-phone as digits only with the country code (E.164 without the ``+``). Nothing in clear text
-leaves the customer store but the customer id. Each key is appended at most once per audience
+phone as digits only with the country code (E.164 without the ``+``), by the same rules as the
+Facebook provider (:mod:`integrations.facebook.keys`). Nothing in clear text leaves the customer
+store but the customer id. Each key is appended at most once per audience
 file (see :class:`integrations.outbox._files.KeyedAppendFile`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from engine.channels import Delivery, DeliveryAction, DeliveryOutcome, DeliveryStatus
-from engine.contact import normalize_email, normalize_phone
+from integrations.facebook.keys import email_sha256, phone_sha256
 from integrations.outbox._files import (
     ALREADY,
     KeyedFileOutbox,
@@ -28,20 +28,9 @@ from integrations.outbox._files import (
     io_failed,
 )
 
+__all__ = ["FileAdsOutbox", "audience_change", "email_sha256", "phone_sha256"]
+
 _ACTIONS = {DeliveryAction.AUDIENCE_ADD: "add", DeliveryAction.AUDIENCE_REMOVE: "remove"}
-
-
-def email_sha256(email: str | None) -> str | None:
-    """SHA-256 of the email as Meta normalises it (trimmed, lowercased); ``None`` without one."""
-    normalised = normalize_email(email)
-    return hashlib.sha256(normalised.encode()).hexdigest() if normalised else None
-
-
-def phone_sha256(phone: str | None) -> str | None:
-    """SHA-256 of the phone as Meta normalises it: digits only, country code included
-    (``+1 415-555-0100`` hashes ``14155550100``); ``None`` without a possible number."""
-    e164 = normalize_phone(phone)
-    return hashlib.sha256(e164.lstrip("+").encode()).hexdigest() if e164 else None
 
 
 def audience_change(delivery: Delivery) -> dict[str, Any]:
