@@ -24,6 +24,7 @@ class DeliveryAction(enum.StrEnum):
     AUDIENCE_ADD = "audience_add"
     AUDIENCE_REMOVE = "audience_remove"
     CONSENT = "consent"  # a consent change for a provider that keeps consent on its side
+    ACTIVITY = "activity"  # a shop event for a provider that mirrors carts and orders
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -123,6 +124,35 @@ class ConsentListener(Protocol):
 
     def consent_changed(self, change: ConsentChange) -> DeliveryOutcome:
         """Record ``change`` at the vendor; idempotent (a PUT of the member's status)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerActivity:
+    """A shop event a provider mirrors on its side (a cart changed, an order completed), with
+    the customer's open cart as it stands when it is delivered: ``cart`` has ``items`` (each
+    ``product_id``, ``name``, ``price``, ``quantity``, ``url``, ``image_url``, ``category``),
+    ``value`` and ``updated_at``. ``key`` is unique per event, for dedupe."""
+
+    key: str
+    recipient: Recipient
+    event: str
+    properties: Mapping[str, Any]
+    at: datetime
+    cart: Mapping[str, Any]
+    opted_in: bool = False  # the customer's consent on the provider's channel, as it stands
+
+
+@runtime_checkable
+class ActivityListener(Protocol):
+    """A provider that mirrors shop activity (Mailchimp's e-commerce carts and orders, which
+    feed its own abandoned-cart automations): each event named in ``synced_events`` reaches it
+    exactly as a delivery does (retried, never lost)."""
+
+    synced_events: frozenset[str]
+
+    def activity(self, activity: CustomerActivity) -> DeliveryOutcome:
+        """Mirror ``activity``; idempotent by ``activity.key``."""
         ...
 
 

@@ -22,10 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import (
+    ActivityListener,
     BatchProvider,
     ChannelProvider,
     ConsentChange,
     ConsentListener,
+    CustomerActivity,
     Delivery,
     DeliveryAction,
     DeliveryOutcome,
@@ -44,6 +46,30 @@ LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 RETRY_AFTER = timedelta(minutes=1)
 UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
+
+
+MIRRORED = frozenset({DeliveryAction.CONSENT, DeliveryAction.ACTIVITY})  # one by one, not batched
+
+
+def _cart(state: CustomerState) -> dict[str, Any]:
+    """The customer's open cart as plain data, for a provider that mirrors it."""
+    cart = state.cart
+    return {
+        "items": [
+            {
+                "product_id": item.product_id,
+                "name": item.name,
+                "price": item.price,
+                "quantity": item.quantity,
+                "url": item.url,
+                "image_url": item.image_url,
+                "category": item.category,
+            }
+            for item in cart.items
+        ],
+        "value": cart.value,
+        "updated_at": cart.updated_at,
+    }
 
 
 def _raised(exc: Exception, now: datetime) -> DeliveryOutcome:
@@ -101,7 +127,7 @@ class OutboxDispatcher:
                 if isinstance(prepared, str):
                     outcomes[f"{row.channel}:{prepared}"] += 1
                 elif isinstance(self.providers[row.channel], BatchProvider) and (
-                    prepared.action is not DeliveryAction.CONSENT
+                    prepared.action not in MIRRORED
                 ):
                     batches.setdefault(row.channel, []).append((row, prepared))
                 else:
@@ -194,6 +220,13 @@ class OutboxDispatcher:
                 )
             # the consent as it stands now (the latest event by event time), not as the row said
             fields["granted"] = bool(getattr(state.consent, row.channel, False))
+        elif action is DeliveryAction.ACTIVITY:
+            if not isinstance(provider, ActivityListener):
+                return self._record(
+                    row, now, "skipped", "not_synced: the provider mirrors no activity"
+                )
+            fields["cart"] = _cart(state)
+            fields["opted_in"] = bool(getattr(state.consent, row.channel, False))
         elif action is not DeliveryAction.AUDIENCE_REMOVE:
             blocked = self.policies.blocked(row.channel, state)
             if blocked is not None and blocked.reason is not None:
@@ -234,6 +267,19 @@ class OutboxDispatcher:
                     delivery.due_at,
                 )
                 outcome = provider.consent_changed(change)
+            elif delivery.action is DeliveryAction.ACTIVITY:
+                assert isinstance(provider, ActivityListener)
+                fields = delivery.fields
+                activity = CustomerActivity(
+                    delivery.key,
+                    delivery.recipient,
+                    str(fields["event"]),
+                    fields.get("properties") or {},
+                    delivery.due_at,
+                    fields["cart"],
+                    bool(fields["opted_in"]),
+                )
+                outcome = provider.activity(activity)
             else:
                 outcome = provider.deliver(delivery)
         except Exception as exc:  # noqa: BLE001 - a provider bug fails this row, not the run

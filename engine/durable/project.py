@@ -10,7 +10,7 @@ from datetime import timedelta
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.campaigns.validate import Policies
-from engine.channels import ConsentListener
+from engine.channels import ActivityListener, ConsentListener
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.crash_points import CrashPoint, no_crash
@@ -62,6 +62,11 @@ class DurableProject:
             consent_channels=frozenset(
                 channel for channel, p in providers.items() if isinstance(p, ConsentListener)
             ),
+            synced_events={
+                channel: frozenset(p.synced_events)
+                for channel, p in providers.items()
+                if isinstance(p, ActivityListener) and p.synced_events
+            },
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,

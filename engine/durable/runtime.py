@@ -10,7 +10,7 @@ replays them and nothing is decided twice. On PostgreSQL the rows a batch takes 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from engine.config import ProjectConfig
 from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
-from engine.events import Event
+from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
@@ -80,9 +80,11 @@ class DurableRuntime:
         batch_size: int = 500,
         crash: CrashPoint = no_crash,
         consent_channels: frozenset[str] = frozenset(),
+        synced_events: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.db = db
         self.consent_channels = consent_channels
+        self.synced_events = dict(synced_events or {})  # channel -> event names it mirrors
         self.book = book
         self.config = config
         self.ingestor = ingestor
@@ -174,13 +176,13 @@ class DurableRuntime:
                 engine.on_event(event)
             self.crash("events_decided")
             self._save(conn, loaded, now, summary)
-            self._consent_rows(conn, batch, owners, loaded, now)
+            self._mirror_rows(conn, batch, owners, loaded, now)
             for part in chunks(claimed):
                 conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
         self.crash("events_committed")
         return len(claimed)
 
-    def _consent_rows(
+    def _mirror_rows(
         self,
         conn: sa.Connection,
         batch: Sequence[Event],
@@ -188,30 +190,32 @@ class DurableRuntime:
         loaded: Loaded,
         now: datetime,
     ) -> None:
-        """An outbox row per consent change on a channel whose provider keeps consent (the
-        dispatcher sends it the customer's consent as it stands when the row is delivered)."""
-        if not self.consent_channels:
+        """An outbox row per change a provider keeps on its side: consent changes on a channel
+        whose provider keeps consent, shop events a provider mirrors. The dispatcher sends the
+        customer's consent or cart as they stand when the row is delivered."""
+        if not self.consent_channels and not self.synced_events:
             return
         survivors = loaded.customers.survivors()
-        rows = [
-            {
-                "key": f"consent:{channel}:{event.message_id}"[:200],
-                "journey_id": "",
-                "step": "",
-                "campaign_id": "",
-                "customer_id": survivors.get(owners[event.message_id], owners[event.message_id]),
-                "channel": channel,
-                "action": DeliveryAction.CONSENT.value,
-                "fields": {},
-                "status": "pending",
-                "decided_at": event.timestamp,
-                "next_attempt_at": now,
-                "updated_at": now,
-            }
-            for event in batch
-            if event.message_id in owners
-            for channel in sorted(consent_changes(event).keys() & self.consent_channels)
-        ]
+        rows = []
+        for event in batch:
+            owner = owners.get(event.message_id)
+            if owner is None:
+                continue
+            customer_id = survivors.get(owner, owner)
+            for channel in sorted(consent_changes(event).keys() & self.consent_channels):
+                key = f"consent:{channel}:{event.message_id}"
+                rows.append(
+                    _mirror_row(key, customer_id, channel, DeliveryAction.CONSENT, {}, event, now)
+                )
+            for channel, names in sorted(self.synced_events.items()):
+                if event.type is EventType.TRACK and event.name in names:
+                    fields = {"event": event.name, "properties": dict(event.properties)}
+                    key = f"activity:{channel}:{event.message_id}"
+                    rows.append(
+                        _mirror_row(
+                            key, customer_id, channel, DeliveryAction.ACTIVITY, fields, event, now
+                        )
+                    )
         if rows:
             insert_new(conn, outbox, rows)
 
@@ -312,3 +316,29 @@ class DurableRuntime:
                     .values(after_customer=ids[-1])
                 )
                 done += len(ids)
+
+
+def _mirror_row(
+    key: str,
+    customer_id: str,
+    channel: str,
+    action: DeliveryAction,
+    fields: dict[str, Any],
+    event: Event,
+    now: datetime,
+) -> dict[str, Any]:
+    """An outbox row of no campaign: a change a provider keeps in step on its side."""
+    return {
+        "key": key[:200],
+        "journey_id": "",
+        "step": "",
+        "campaign_id": "",
+        "customer_id": customer_id,
+        "channel": channel,
+        "action": action.value,
+        "fields": fields,
+        "status": "pending",
+        "decided_at": event.timestamp,
+        "next_attempt_at": now,
+        "updated_at": now,
+    }

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.channels import (
     ConsentChange,
+    CustomerActivity,
     Delivery,
     DeliveryOutcome,
     DeliveryStatus,
@@ -42,6 +43,20 @@ class ConsentKeeper:
     def consent_changed(self, change: ConsentChange) -> DeliveryOutcome:
         self.changes.append(change)
         return DeliveryOutcome(DeliveryStatus.DELIVERED, provider_id=change.recipient.email)
+
+
+class ShopMirror(ConsentKeeper):
+    """An email provider that mirrors carts and orders, as Mailchimp's e-commerce API does."""
+
+    synced_events = frozenset({"Product Added", "Order Completed"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.activities: list[CustomerActivity] = []
+
+    def activity(self, activity: CustomerActivity) -> DeliveryOutcome:
+        self.activities.append(activity)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED)
 
 
 class AudienceBatcher:
@@ -151,3 +166,43 @@ def test_a_batch_provider_gets_the_due_deliveries_of_its_channel_together(
     durable.run_once()
     assert len(batcher.batches) == 2 and sorted(batcher.batches[1]) == sorted(batcher.batches[0])
     assert {status for _key, status, _ in _rows(followup, "audience_add")} == {"delivered"}
+
+
+def test_shop_activity_reaches_a_provider_that_mirrors_it(shop: tuple[Followup, Clock]) -> None:
+    followup, clock = shop
+    durable = DurableProject(followup)
+    mirror = ShopMirror()
+    durable.dispatcher.providers = {**durable.dispatcher.providers, "email": mirror}
+    durable.runtime.synced_events = {"email": mirror.synced_events}
+    followup.identify(
+        user_id="ann", traits={"email": "ann@example.com", "consent": {"email": True}}, timestamp=T0
+    )
+    for n, price in enumerate((30, 12)):
+        followup.track(
+            "Product Added",
+            user_id="ann",
+            properties={"product_id": f"p{n}", "price": price},
+            timestamp=T0 + timedelta(minutes=n + 1),
+            message_id=f"add-{n}",
+        )
+    followup.track("Page Viewed", user_id="ann", timestamp=T0 + timedelta(minutes=3))
+    durable.run_once()
+    followup.track(
+        "Order Completed",
+        user_id="ann",
+        properties={"order_id": "o1", "revenue": 42},
+        timestamp=T0 + timedelta(minutes=9),
+        message_id="order-1",
+    )
+    clock.now = T0 + timedelta(hours=1)
+    durable.run_once()
+    durable.run_once()  # nothing again
+
+    seen = [(a.key, a.event, a.cart["value"], a.opted_in) for a in mirror.activities]
+    assert seen == [
+        ("activity:email:add-0", "Product Added", 42.0, True),  # the cart as it stands
+        ("activity:email:add-1", "Product Added", 42.0, True),
+        ("activity:email:order-1", "Order Completed", 0.0, True),  # the order emptied it
+    ]
+    assert mirror.activities[-1].properties == {"order_id": "o1", "revenue": 42}
+    assert [status for _k, status, _d in _rows(followup, "activity")] == ["delivered"] * 3
