@@ -4,6 +4,7 @@ pydantic model, with errors that name the setting and what to write instead."""
 from __future__ import annotations
 
 import difflib
+import ssl
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -42,3 +43,19 @@ def read_settings(
             for error in exc.errors()
         )
         raise ConfigError(problems) from None
+
+
+def tls_context(ca_file: str | None, context: ProviderContext, where: str) -> ssl.SSLContext:
+    """The TLS settings of a provider: the system's CAs, or the private CA's certificates in
+    ``ca_file`` (relative to the project folder)."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    path = context.root / ca_file
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(
+            f"{where}.ca_file: cannot read {path} as PEM certificates ({reason}); "
+            "name the private CA's certificate file"
+        ) from None

@@ -29,14 +29,12 @@ from pydantic import Field
 from engine.channels import (
     ChannelProvider,
     Delivery,
-    DeliveryAction,
     DeliveryOutcome,
     DeliveryStatus,
     ProviderCheck,
     ProviderContext,
 )
 from engine.clock import Clock, utc_now
-from engine.contact import normalize_phone
 from engine.errors import ConfigError
 from engine.storage.database import open_database
 from integrations.calls.entries import (
@@ -48,7 +46,7 @@ from integrations.calls.entries import (
     missing_tables,
 )
 from integrations.outbox._files import as_utc, failed
-from integrations.outbox.calls import DEFAULT_WINDOW, call_row
+from integrations.outbox.calls import DEFAULT_WINDOW, call_row, call_target
 from integrations.settings import ProviderSettings, read_settings
 
 DEFAULT_PATH = "outbox/calls"
@@ -103,16 +101,10 @@ class CallListProvider:
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Add the call to its list unless its key is there or its phone is do-not-call."""
-        if delivery.action is not DeliveryAction.SEND:
-            return failed(f"the call list cannot {delivery.action.value}")
-        list_name = delivery.fields.get("list")
-        if not list_name:
-            return failed("no call list")
-        if not delivery.recipient.phone:
-            return failed("no phone")
-        phone = normalize_phone(delivery.recipient.phone)
-        if phone is None:
-            return failed("no phone: the number on file is not a possible phone number")
+        target = call_target(delivery)
+        if isinstance(target, DeliveryOutcome):
+            return target
+        list_name, phone = target
         problem = _window_problem(delivery.fields) or _zone_problem(delivery.recipient.timezone)
         if problem is not None:
             return failed(problem)

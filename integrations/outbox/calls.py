@@ -75,6 +75,21 @@ def _money(value: Any) -> str:
         return _one_line(value)
 
 
+def call_target(delivery: Delivery) -> tuple[str, str] | DeliveryOutcome:
+    """The list and E.164 phone of a call delivery, or the permanent failure that it has none."""
+    if delivery.action is not DeliveryAction.SEND:
+        return failed(f"the call list cannot {delivery.action.value}")
+    list_name = delivery.fields.get("list")
+    if not list_name:
+        return failed("no call list")
+    if not delivery.recipient.phone:
+        return failed("no phone")
+    phone = normalize_phone(delivery.recipient.phone)
+    if phone is None:
+        return failed("no phone: the number on file is not a possible phone number")
+    return str(list_name), phone
+
+
 def call_row(delivery: Delivery, phone_e164: str) -> dict[str, str]:
     """The CSV cells for a call delivery, by column."""
     fields = delivery.fields
@@ -116,17 +131,11 @@ class CsvCallList(KeyedFileOutbox):
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Append the call to its list unless its key is already there."""
-        if delivery.action is not DeliveryAction.SEND:
-            return failed(f"the call list cannot {delivery.action.value}")
-        list_name = delivery.fields.get("list")
-        if not list_name:
-            return failed("no call list")
-        if not delivery.recipient.phone:
-            return failed("no phone")
-        phone = normalize_phone(delivery.recipient.phone)
-        if phone is None:
-            return failed("no phone: the number on file is not a possible phone number")
-        calls = self._file(str(list_name))
+        target = call_target(delivery)
+        if isinstance(target, DeliveryOutcome):
+            return target
+        list_name, phone = target
+        calls = self._file(list_name)
         try:
             appended = calls.append_once(delivery.key, _csv_line(call_row(delivery, phone)))
         except OSError as error:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from email.utils import parseaddr
 from typing import Any
@@ -27,7 +26,7 @@ from pydantic import Field, field_validator
 from engine.channels import ChannelProvider, ProviderContext
 from engine.errors import ConfigError
 from engine.secrets import read_secret
-from integrations.settings import ProviderSettings, read_settings
+from integrations.settings import ProviderSettings, read_settings, tls_context
 from integrations.smtp.sender import Security, SmtpEmail, SmtpServer
 
 DEFAULT_PORTS: Mapping[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
@@ -52,20 +51,6 @@ class SmtpSettings(ProviderSettings):
         if "@" not in address or not address.isascii():
             raise ValueError(f"must be an email address like shop@example.com, not {value!r}")
         return value
-
-
-def _tls(settings: SmtpSettings, context: ProviderContext, where: str) -> ssl.SSLContext:
-    if settings.ca_file is None:
-        return ssl.create_default_context()
-    path = context.root / settings.ca_file
-    try:
-        return ssl.create_default_context(cafile=str(path))
-    except (OSError, ssl.SSLError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ConfigError(
-            f"{where}.ca_file: cannot read {path} as PEM certificates ({reason}); "
-            "name the private CA's certificate file"
-        ) from None
 
 
 def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
@@ -100,6 +85,6 @@ def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> Chan
         timeout=smtp.timeout,
         username=username,
         password=password,
-        tls=_tls(smtp, context, where),
+        tls=tls_context(smtp.ca_file, context, where),
     )
     return SmtpEmail(server, smtp.sender, where=where)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +30,7 @@ from pydantic import Field, field_validator
 from engine.channels import ChannelProvider, ProviderContext
 from engine.errors import ConfigError
 from engine.secrets import read_secret
-from integrations.settings import ProviderSettings, read_settings
+from integrations.settings import ProviderSettings, read_settings, tls_context
 from integrations.webhook.poster import HttpWebhook, WebhookTarget
 from integrations.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -111,20 +110,6 @@ class HttpSettings(ProviderSettings):
         return headers
 
 
-def _tls(settings: HttpSettings, context: ProviderContext, where: str) -> ssl.SSLContext:
-    if settings.ca_file is None:
-        return ssl.create_default_context()
-    path = context.root / settings.ca_file
-    try:
-        return ssl.create_default_context(cafile=str(path))
-    except (OSError, ssl.SSLError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ConfigError(
-            f"{where}.ca_file: cannot read {path} as PEM certificates ({reason}); "
-            "name the private CA's certificate file"
-        ) from None
-
-
 def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: http``: webhooks as signed POSTs (see :mod:`integrations.webhook.poster`)."""
     where = f"providers.{context.channel}"
@@ -147,6 +132,6 @@ def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> Chan
         timeout=hooks.timeout,
         headers=dict(hooks.headers),
         receiver_dedupes=hooks.receiver_dedupes,
-        tls=_tls(hooks, context, where),
+        tls=tls_context(hooks.ca_file, context, where),
     )
     return HttpWebhook(target, where=where)
