@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from engine.api import Followup
 from engine.service import ops, tracking, unsubscribe_page, webhooks
-from engine.service.context import ServiceContext
+from engine.service.context import ServiceContext, WriteConflict
 from engine.service.errors import ApiError
 from engine.service.logs import RequestLogMiddleware
 from engine.service.models import REQUEST_MODELS, Problem
@@ -35,6 +35,11 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
         ctx.metrics.event_rejects.labels(problem.reason).inc()
     body = Problem(error=exc.error, message=exc.message, errors=exc.problems)
     return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    body = Problem(error="busy", message=str(exc))
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -97,6 +102,7 @@ def create_app(
     )
     app.state.service = ctx
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(WriteConflict, _conflict)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (tracking.router, unsubscribe_page.router, webhooks.router, ops.router):

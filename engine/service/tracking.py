@@ -28,6 +28,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing, unknown or revoked write key"},
     413: {"model": Problem, "description": "the request or one event is too large"},
     429: {"model": Problem, "description": "the key's rate limit; see Retry-After"},
+    503: {"model": Problem, "description": "concurrent writers kept conflicting; retry"},
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -42,18 +43,20 @@ def _invalid(reason: str) -> HTMLResponse:
     return _page(400, "Link not valid", text)
 
 
-def _check(ctx: ServiceContext, token: str) -> UnsubscribeRequest:
+def _check(ctx: ServiceContext, token: str) -> tuple[UnsubscribeRequest, dict[str, Any]]:
+    """What the token asks, and who it names as message fields; :class:`InvalidToken` if the
+    token is bad, its channel unknown or its customer gone."""
     request = ctx.links.verify(token, ctx.followup.clock())
     if request.channel not in CONSENT_CHANNELS:
         raise InvalidToken(f"unknown channel {request.channel!r}")
-    return request
-
-
-def _record(ctx: ServiceContext, token: str) -> UnsubscribeRequest:
-    request = _check(ctx, token)
     who = identity_fields(ctx.followup, request.customer_id)
     if who is None:
         raise InvalidToken("no such customer")
+    return request, who
+
+
+def _record(ctx: ServiceContext, token: str) -> UnsubscribeRequest:
+    request, who = _check(ctx, token)
     digest = hashlib.sha256(token.encode()).hexdigest()[:40]
     message = {
         "type": "track",
@@ -78,7 +81,7 @@ async def confirm(token: str, request: Request) -> HTMLResponse:
     """A page that asks to confirm, with a button that posts the one-click form."""
     ctx: ServiceContext = request.app.state.service
     try:
-        found = _check(ctx, token)
+        found, _ = await run_in_threadpool(_check, ctx, token)
     except InvalidToken as exc:
         return _invalid(str(exc))
     body = (

@@ -43,6 +43,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},
     413: {"model": Problem},
+    503: {"model": Problem},
 }
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=_ERRORS)
