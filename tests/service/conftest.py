@@ -60,7 +60,7 @@ def project_config(database_url: str, **server: object) -> ProjectConfig:
 
 
 @pytest.fixture
-def service(database_url: str, tmp_path: Path, clock: TickingClock) -> Iterator[Running]:
+def backend_service(database_url: str, tmp_path: Path, clock: TickingClock) -> Iterator[Running]:
     """The service on the backend under test (SQLite and PostgreSQL)."""
     followup = Followup(Project(project_config(database_url), tmp_path), clock)
     server, running = start(followup, clock)
@@ -70,7 +70,7 @@ def service(database_url: str, tmp_path: Path, clock: TickingClock) -> Iterator[
 
 
 @pytest.fixture
-def sqlite_service(tmp_path: Path, clock: TickingClock) -> Iterator[Running]:
+def service(tmp_path: Path, clock: TickingClock) -> Iterator[Running]:
     """The service on SQLite only, for tests whose point is not the backend."""
     url = f"sqlite:///{tmp_path / 'followup.db'}"
     followup = Followup(Project(project_config(url), tmp_path), clock)

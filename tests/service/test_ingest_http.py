@@ -26,7 +26,8 @@ def _track(message_id: str, user: str = "u1", **extra: object) -> dict[str, obje
     }
 
 
-def test_each_call_is_stored_once_durable(service: Running) -> None:
+def test_each_call_is_stored_once_durable(backend_service: Running) -> None:
+    service = backend_service
     with service.client() as client:
         track = {k: v for k, v in _track("m-track").items() if k != "type"}
         answers = [
@@ -124,7 +125,8 @@ def test_oversized_requests_and_events_get_413(service: Running) -> None:
     assert service.message_ids() == []
 
 
-def test_bad_events_in_a_batch_are_named_and_nothing_is_stored(service: Running) -> None:
+def test_bad_events_in_a_batch_are_named_and_nothing_is_stored(backend_service: Running) -> None:
+    service = backend_service
     batch = [
         _track("b0"),
         {"type": "track", "userId": "u1", "messageId": "b1"},
@@ -193,9 +195,12 @@ def test_request_id_is_echoed_or_made(service: Running) -> None:
 
 
 @pytest.mark.parametrize("clients", [8])
-def test_concurrent_clients_store_every_accepted_event_once(service: Running, clients: int) -> None:
+def test_concurrent_clients_store_every_accepted_event_once(
+    backend_service: Running, clients: int
+) -> None:
     """8 threads post overlapping batches (shared customers, repeated messageIds); every event
     a 200 covered is in the log exactly once."""
+    service = backend_service
     accepted: Counter[str] = Counter()
     lock = threading.Lock()
 

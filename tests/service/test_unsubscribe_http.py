@@ -66,8 +66,9 @@ def test_get_confirms_and_post_one_click_unsubscribes(service: Running) -> None:
     assert payload["properties"]["channel"] == "email"
 
 
-def test_a_merged_customers_link_still_works(service: Running) -> None:
+def test_a_merged_customers_link_still_works(backend_service: Running) -> None:
     """A link made for a profile that was merged later unsubscribes the survivor."""
+    service = backend_service
     _consenting(service, "bo", "bo@example.com")
     anonymous = customer_id_for("anon:device-7")
     with service.client() as client:

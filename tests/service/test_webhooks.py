@@ -25,8 +25,7 @@ def _stored(service: Running, name: str) -> list[sa.Row[tuple[object, ...]]]:
         return list(conn.execute(query))
 
 
-def test_mailchimp_url_check_and_unsubscribe(sqlite_service: Running) -> None:
-    service = sqlite_service
+def test_mailchimp_url_check_and_unsubscribe(service: Running) -> None:
     hook = f"{service.url}/webhooks/mailchimp/{MAILCHIMP_SECRET}"
     assert httpx.get(hook).status_code == 200
     assert httpx.get(f"{service.url}/webhooks/mailchimp/wrong").status_code == 404
@@ -61,8 +60,7 @@ def test_mailchimp_url_check_and_unsubscribe(sqlite_service: Running) -> None:
     assert row.timestamp.isoformat() == "2024-05-02T10:00:00+00:00"
 
 
-def test_mailchimp_profile_upemail_and_cleaned(sqlite_service: Running) -> None:
-    service = sqlite_service
+def test_mailchimp_profile_upemail_and_cleaned(service: Running) -> None:
     hook = f"{service.url}/webhooks/mailchimp/{MAILCHIMP_SECRET}"
     with service.client() as client:
         traits = {"email": "eve@example.com", "consent": {"email": True}}
@@ -112,8 +110,7 @@ def _signed(body: bytes, at: int | None = None, secret: str = CALLS_SECRET) -> d
     }
 
 
-def test_signed_call_outcomes(sqlite_service: Running) -> None:
-    service = sqlite_service
+def test_signed_call_outcomes(service: Running) -> None:
     url = f"{service.url}/webhooks/calls"
     body = orjson.dumps(
         {
