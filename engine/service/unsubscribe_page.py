@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,7 +24,15 @@ from engine.service.limits import BodyTooLarge, read_body
 from engine.state.profile import CONSENT_CHANNELS
 from engine.unsubscribe import InvalidToken, UnsubscribeRequest
 
-router = APIRouter(tags=["unsubscribe"], include_in_schema=True)
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+_HTML: dict[str, Any] = {"content": {"text/html": {"schema": {"type": "string"}}}}
+router = APIRouter(
+    tags=["unsubscribe"],
+    responses={
+        400: {"description": "a malformed, forged or expired link", **_HTML},
+        413: {"description": "a request body past 4 KB", **_HTML},
+    },
+)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
@@ -46,6 +55,8 @@ def _invalid(reason: str) -> HTMLResponse:
 def _check(ctx: ServiceContext, token: str) -> tuple[UnsubscribeRequest, dict[str, Any]]:
     """What the token asks, and who it names as message fields; :class:`InvalidToken` if the
     token is bad, its channel unknown or its customer gone."""
+    if not _TOKEN.fullmatch(token):  # verify() raises TypeError on non-ASCII (compare_digest)
+        raise InvalidToken("malformed unsubscribe token")
     request = ctx.links.verify(token, ctx.followup.clock())
     if request.channel not in CONSENT_CHANNELS:
         raise InvalidToken(f"unknown channel {request.channel!r}")
