@@ -3,6 +3,7 @@ the engine (``followup run --serve``, tests). Stopping lets requests in flight f
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -26,7 +27,11 @@ def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM, then finish the requests in flight."""
+    """Serve until SIGINT or SIGTERM, then finish the requests in flight and return."""
+    # uvicorn raises the signal it caught again once it has shut down, for the handler that was
+    # there before; a handler that does nothing makes that a clean return (exit status 0)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: None)
     uvicorn.Server(_config(app, host, port)).run()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
@@ -60,6 +61,15 @@ def _cart(user: str) -> list[dict[str, object]]:
     ]
 
 
+def _metric(url: str, name: str, **labels: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    raise AssertionError(f"no sample {name} {labels}")
+
+
 def _read(path: Path) -> EmailMessage:
     message = email.message_from_bytes(path.read_bytes(), policy=default)
     assert isinstance(message, EmailMessage)
@@ -86,7 +96,14 @@ def test_http_events_trigger_the_campaign_and_the_link_stops_it(tmp_path: Path) 
 
         durable.run_once()  # enters the journey, waits 1h
         clock.now = FIXED_NOW + timedelta(hours=1, minutes=1)
-        durable.run_once()  # sends the email
+        durable.runtime.tick()  # decides the email; the outbox is not delivered yet
+        clock.now += timedelta(minutes=10)
+        assert _metric(server.url, "followup_outbox_lag_seconds") >= 600
+        assert _metric(server.url, "followup_sends", channel="email", outcome="pending") == 2
+        durable.dispatcher.dispatch()  # sends the emails
+        assert _metric(server.url, "followup_sends", channel="email", outcome="delivered") == 2
+        assert _metric(server.url, "followup_outbox_lag_seconds") == 0
+        assert _metric(server.url, "followup_journeys_active", campaign="abandoned-cart") == 2
         (message,) = [
             found
             for found in map(_read, sorted((root / "outbox" / "email").glob("*.eml")))
@@ -114,6 +131,7 @@ def test_http_events_trigger_the_campaign_and_the_link_stops_it(tmp_path: Path) 
 
         clock.now = FIXED_NOW + timedelta(days=1, hours=2)
         durable.run_once()  # the ads step would be due now
+
         def sends(customer: str) -> list[tuple[str, str, str]]:
             query = (
                 sa.select(outbox.c.channel, outbox.c.action, outbox.c.status)
