@@ -14,12 +14,14 @@ import httpx
 import orjson
 import pytest
 import typer
+from typer.testing import CliRunner, Result
 
 from engine.api import Followup
+from engine.cli.app import app
 from engine.cli.keys_command import parse_rate
 from engine.config import Project, ProjectConfig
 from tests.durable.harness import make_project
-from tests.e2e.cli import FOLLOWUP, run_followup
+from tests.e2e.cli import FOLLOWUP
 
 
 def _free_port() -> int:
@@ -54,28 +56,39 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
         time.sleep(0.1)
 
 
+def _keys(cwd: Path, *args: str) -> Result:
+    """``followup keys ARGS`` in ``cwd``, in this process (the real command, no subprocess)."""
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, ["keys", *args], env={"COLUMNS": "250"})
+    finally:
+        os.chdir(here)
+
+
 def _create_key(cwd: Path, *args: str) -> tuple[str, str]:
-    created = run_followup(cwd, "keys", "create", *args)
-    assert created.returncode == 0, created.stderr
+    created = _keys(cwd, "create", *args)
+    assert created.exit_code == 0, created.output
     first, key = created.stdout.strip().splitlines()
     return first.split()[1], key
 
 
-def test_keys_create_list_revoke(tmp_path: Path) -> None:
+def test_keys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FOLLOWUP_DATABASE_URL", raising=False)
     key_id, key = _create_key(tmp_path, "--name", "shop backend", "--rate", "600/m")
     assert key.startswith("fu_")
-    listed = run_followup(tmp_path, "keys", "list")
-    assert listed.returncode == 0
+    listed = _keys(tmp_path, "list")
+    assert listed.exit_code == 0
     assert key_id in listed.stdout
     assert "shop backend" in listed.stdout
     assert "10/s" in listed.stdout
     assert key not in listed.stdout  # only a prefix is ever shown again
-    revoked = run_followup(tmp_path, "keys", "revoke", key_id)
-    assert revoked.returncode == 0
+    revoked = _keys(tmp_path, "revoke", key_id)
+    assert revoked.exit_code == 0
     assert f"revoked {key_id}" in revoked.stdout
-    unknown = run_followup(tmp_path, "keys", "revoke", "key_nope")
-    assert unknown.returncode == 2
-    assert "no write key 'key_nope'" in unknown.stderr
+    unknown = _keys(tmp_path, "revoke", "key_nope")
+    assert unknown.exit_code == 2
+    assert "no write key 'key_nope'" in unknown.output
 
 
 def test_rates_are_read_per_second() -> None:
