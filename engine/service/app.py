@@ -19,10 +19,11 @@ from starlette.exceptions import HTTPException
 
 from engine.api import Followup
 from engine.service import ops, tracking, unsubscribe_page, webhooks
-from engine.service.context import ServiceContext, WriteConflict
+from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
 from engine.service.logs import RequestLogMiddleware
 from engine.service.models import REQUEST_MODELS, Problem
+from engine.service.writer import WriteConflict
 from engine.unsubscribe import UnsubscribeLinks, signing_key
 
 API_VERSION = "1"

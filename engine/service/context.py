@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import random
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-
-import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.config import LimitsConfig
-from engine.errors import FollowupError
 from engine.events import Event
 from engine.ingest.pipeline import IngestSummary
 from engine.service.keys import KeyStore
 from engine.service.limits import RateLimiter
 from engine.service.metrics import ServiceMetrics
+from engine.service.writer import GroupWriter
 from engine.unsubscribe import UnsubscribeLinks
-
-WRITE_ATTEMPTS = 8
-
-
-class WriteConflict(FollowupError):
-    """Concurrent writers kept conflicting; nothing was stored and the request may be retried."""
 
 
 @dataclass
@@ -39,46 +28,33 @@ class ServiceContext:
     keys: KeyStore = field(init=False)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     metrics: ServiceMetrics = field(init=False)
-    _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    writer: GroupWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = KeyStore(self.followup.engine)
         self.metrics = ServiceMetrics(self.followup.engine, self.followup.clock)
+        self.writer = GroupWriter(self.followup.ingestor)
 
     @property
     def limits(self) -> LimitsConfig:
         """``server.limits`` of the project."""
         return self.followup.project.config.server.limits
 
-    @contextlib.contextmanager
-    def _writer(self) -> Iterator[None]:
-        # SQLite has one writer at a time: queueing here beats retrying on "database is locked"
-        if self.followup.engine.dialect.name == "sqlite":
-            with self._write_lock:
-                yield
-        else:
-            yield
+    def submit(self, events: list[Event], source: str) -> Future[IngestSummary]:
+        """Queue ``events`` for the group writer; the future resolves once they are committed."""
+        return self.writer.submit(events, source)
 
-    def write(self, events: list[Event], source: str) -> IngestSummary:
-        """Store ``events`` in one transaction (all or nothing); returns once committed.
-
-        Concurrent requests with the same messageIds or customers can keep losing the race the
-        ingestor retries; they are retried here again after a short random pause (the winner
-        has committed by then), and :class:`WriteConflict` past that."""
-        if not events:
-            return IngestSummary()
-        batch = [(event, source) for event in events]
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                with self._writer():
-                    summary = self.followup.ingestor.write_batch(batch)
-                break
-            except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-                if attempt == WRITE_ATTEMPTS:
-                    raise WriteConflict("the database stayed busy; retry the request") from exc
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
-        for kind, count in Counter(event.type.value for event in events).items():
-            self.metrics.events.labels(kind).inc(count)
+    def count(self, events: list[Event], summary: IngestSummary) -> None:
+        """Count a stored request's events in the metrics."""
+        for kind, number in Counter(event.type.value for event in events).items():
+            self.metrics.events.labels(kind).inc(number)
         if summary.duplicates:
             self.metrics.duplicates.inc(summary.duplicates)
+
+    def write(self, events: list[Event], source: str) -> IngestSummary:
+        """Store ``events`` in one transaction (all or nothing); returns once committed."""
+        if not events:
+            return IngestSummary()
+        summary = self.submit(events, source).result()
+        self.count(events, summary)
         return summary

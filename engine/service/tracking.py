@@ -8,6 +8,7 @@ transaction: ``200`` means every event is durable; a rejected request stores not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -16,13 +17,15 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.events import Event, EventInvalid, RejectReason, parse_message
+from engine.events import Event, EventInvalid, EventType, RejectReason, parse_message
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
 from engine.service.keys import WriteKey
 from engine.service.limits import BodyTooLarge, read_body, retry_after
 from engine.service.models import REQUEST_MODELS, Accepted, FieldProblem, Problem
 
+NAME_LIMIT = 255  # events.name
+CHANNEL_LIMIT = 32  # events.channel
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed JSON or invalid events; nothing stored"},
     401: {"model": Problem, "description": "missing, unknown or revoked write key"},
@@ -73,6 +76,20 @@ def _check_key(ctx: ServiceContext, key: str) -> WriteKey:
     return found
 
 
+def _fits(events: list[Event]) -> list[Event]:
+    """``events``, or :class:`EventInvalid` for a name or channel longer than the event log's
+    columns hold (PostgreSQL would refuse the whole transaction)."""
+    for event in events:
+        if len(event.name) > NAME_LIMIT:
+            field = "event" if event.type is EventType.TRACK else "name"
+            text = f"{field} is longer than {NAME_LIMIT} characters"
+            raise EventInvalid(RejectReason.INVALID_FIELD, field, text)
+        if len(event.channel) > CHANNEL_LIMIT:
+            text = f"channel is longer than {CHANNEL_LIMIT} characters"
+            raise EventInvalid(RejectReason.INVALID_FIELD, "channel", text)
+    return events
+
+
 def _problem(index: int | None, exc: EventInvalid) -> FieldProblem:
     return FieldProblem(index=index, field=exc.field, reason=exc.reason.value, message=exc.message)
 
@@ -106,8 +123,10 @@ def parse_single(ctx: ServiceContext, kind: str, body: bytes) -> list[Event]:
     message["type"] = kind
     followup = ctx.followup
     try:
-        return parse_message(
-            message, default_timestamp=followup.clock(), phone_region=followup.phone_region
+        return _fits(
+            parse_message(
+                message, default_timestamp=followup.clock(), phone_region=followup.phone_region
+            )
         )
     except EventInvalid as exc:
         raise ApiError(400, "invalid", exc.message, [_problem(None, exc)]) from None
@@ -151,7 +170,9 @@ def parse_batch(ctx: ServiceContext, body: bytes) -> list[Event]:
                 item = {**item, "context": shared_context}
         try:
             events.extend(
-                parse_message(item, default_timestamp=now, phone_region=followup.phone_region)
+                _fits(
+                    parse_message(item, default_timestamp=now, phone_region=followup.phone_region)
+                )
             )
         except EventInvalid as exc:
             problems.append(_problem(index, exc))
@@ -162,11 +183,10 @@ def parse_batch(ctx: ServiceContext, body: bytes) -> list[Event]:
     return events
 
 
-def _ingest(ctx: ServiceContext, key: str, kind: str, body: bytes, request_id: str) -> Accepted:
+def _accept(ctx: ServiceContext, key: str, kind: str, body: bytes) -> tuple[WriteKey, list[Event]]:
     write_key = _check_key(ctx, key)
     events = parse_batch(ctx, body) if kind == "batch" else parse_single(ctx, kind, body)
-    summary = ctx.write(events, f"http:{write_key.id}:{request_id}")
-    return Accepted(accepted=summary.accepted, duplicates=summary.duplicates)
+    return write_key, events
 
 
 async def _handle(request: Request, kind: str) -> Accepted:
@@ -179,7 +199,13 @@ async def _handle(request: Request, kind: str) -> Accepted:
     except BodyTooLarge as exc:
         raise ApiError(413, "too_large", str(exc)) from None
     request_id = str(request.scope.get("request_id", "-"))
-    return await run_in_threadpool(_ingest, ctx, key, kind, body, request_id)
+    write_key, events = await run_in_threadpool(_accept, ctx, key, kind, body)
+    if not events:  # an empty batch
+        return Accepted(accepted=0, duplicates=0)
+    source = f"http:{write_key.id}:{request_id}"
+    summary = await asyncio.wrap_future(ctx.submit(events, source))
+    ctx.count(events, summary)
+    return Accepted(accepted=summary.accepted, duplicates=summary.duplicates)
 
 
 def _body_schema(kind: str) -> dict[str, Any]:

@@ -136,6 +136,8 @@ def test_bad_events_in_a_batch_are_named_and_nothing_is_stored(backend_service: 
         "not an object",
         _track("b6", timestamp="yesterday"),
         {"type": "screen", "userId": "u1"},
+        {**_track("b8"), "event": "x" * 256},  # longer than the event log's columns
+        {**_track("b9"), "channel": "y" * 33},
     ]
     with service.client() as client:
         answer = client.post("/v1/batch", json={"batch": batch})
@@ -148,6 +150,8 @@ def test_bad_events_in_a_batch_are_named_and_nothing_is_stored(backend_service: 
         (5, "", "not_an_object"),
         (6, "timestamp", "bad_timestamp"),
         (7, "type", "unknown_type"),
+        (8, "event", "invalid_field"),
+        (9, "channel", "invalid_field"),
     ]
     assert service.message_ids() == []
 
