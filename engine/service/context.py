@@ -51,6 +51,10 @@ class ServiceContext:
         if summary.duplicates:
             self.metrics.duplicates.inc(summary.duplicates)
 
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        self.writer.close()
+
     def write(self, events: list[Event], source: str) -> IngestSummary:
         """Store ``events`` in one transaction (all or nothing); returns once committed."""
         if not events:

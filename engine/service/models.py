@@ -15,9 +15,13 @@ Id = str | int
 
 
 class _Message(BaseModel):
-    """Fields every Segment call may carry."""
+    """Fields every Segment call may carry; a ``userId`` or an ``anonymousId`` is required (as
+    Segment requires; followup also accepts a message whose traits carry an email or phone)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}]},
+    )
 
     userId: Id | None = Field(default=None, description="the customer's id in the shop")
     anonymousId: Id | None = Field(default=None, description="a device or session id")
@@ -25,7 +29,9 @@ class _Message(BaseModel):
         default=None, description="dedupe key: a message seen before is accepted, not stored again"
     )
     timestamp: str | None = Field(
-        default=None, description="ISO 8601 event time (default: when received)"
+        default=None,
+        description="ISO 8601 event time (default: when received)",
+        json_schema_extra={"format": "date-time"},
     )
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None

@@ -32,7 +32,17 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     # there before; a handler that does nothing makes that a clean return (exit status 0)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda _signum, _frame: None)
-    uvicorn.Server(_config(app, host, port)).run()
+    try:
+        uvicorn.Server(_config(app, host, port)).run()
+    finally:
+        _close(app)
+
+
+def _close(app: FastAPI) -> None:
+    """Stop the app's group writer (nothing is queued once the requests have finished)."""
+    service = getattr(app.state, "service", None)
+    if service is not None:
+        service.close()
 
 
 class BackgroundServer:
@@ -45,6 +55,7 @@ class BackgroundServer:
         self.socket.bind((host, port))
         self.host = host
         self.port: int = self.socket.getsockname()[1]
+        self.app = app
         self.server = uvicorn.Server(_config(app, host, self.port))
         self.thread = threading.Thread(target=self._run, name="followup-http", daemon=True)
 
@@ -72,6 +83,7 @@ class BackgroundServer:
         self.server.should_exit = True
         self.thread.join(timeout)
         self.socket.close()
+        _close(self.app)
 
     def __enter__(self) -> Self:
         return self.start()
