@@ -7,7 +7,7 @@ SAMPLE := build/sample/events.jsonl
 CONTACTS := build/sample/contacts.jsonl
 DEMO_NOW ?= 2017-12-10T00:00:00Z
 
-.PHONY: run test lint bench bench-ingest bench-campaigns clean
+.PHONY: run test lint bench bench-ingest bench-campaigns bench-service clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,10 +50,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: bench-ingest bench-campaigns
+bench: bench-ingest bench-campaigns bench-service
 
 bench-ingest: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.ingest.run
+
+# The HTTP ingest API under concurrent load on loopback, beside file ingest of the same events.
+# BENCH_ARGS, e.g. BENCH_ARGS="--backends sqlite --events 5000".
+bench-service: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.service.run $(BENCH_ARGS)
 
 # The campaign benchmark's peers (durable-rules, rule-engine) and pyinstrument go into the venv
 # only for it. BENCH_ARGS, e.g. BENCH_ARGS="--events 100000" for a quick run.

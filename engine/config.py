@@ -23,6 +23,24 @@ CONFIG_FILE = "followup.yaml"
 DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
 
 
+class LimitsConfig(BaseModel):
+    """``server.limits:``: what the HTTP ingest API accepts (Segment's own limits by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_bytes: int = Field(
+        default=500 * 1024, gt=0, description="the largest request body (a batch), in bytes"
+    )
+    event_bytes: int = Field(
+        default=32 * 1024, gt=0, description="the largest single event, as JSON, in bytes"
+    )
+    rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="requests per second per write key without a rate of its own; none: no limit",
+    )
+
+
 class ServerConfig(BaseModel):
     """``server:``: where ``followup serve`` (and ``followup run``) listen, and the public address
     that unsubscribe links in emails point to."""
@@ -34,6 +52,7 @@ class ServerConfig(BaseModel):
     public_url: str | None = Field(
         default=None, description="the address customers reach; default http://HOST:PORT"
     )
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @property
     def base_url(self) -> str:

@@ -10,10 +10,12 @@ import typer
 from engine.cli.context import console, fail, open_engine
 from engine.cli.customers_command import customers_app
 from engine.cli.ingest_command import ingest
+from engine.cli.keys_command import keys_app
 from engine.cli.plugins import add_plugin_commands
 from engine.cli.preview_command import preview
 from engine.cli.providers_command import providers_app
 from engine.cli.run_command import run, tick
+from engine.cli.serve_command import serve
 from engine.cli.simulate_command import simulate
 from engine.cli.status_command import explain, status
 from engine.cli.validate_command import validate
@@ -36,12 +38,14 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(samples_app, name="samples")
 app.add_typer(providers_app, name="providers")
 add_plugin_commands(app)
+app.add_typer(keys_app, name="keys")
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)
 app.command()(preview)
 app.command()(tick)
 app.command()(run)
+app.command()(serve)
 app.command()(status)
 app.command()(explain)
 app.command()(worker)

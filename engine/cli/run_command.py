@@ -12,7 +12,7 @@ import signal
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,9 @@ from engine.errors import FollowupError
 from engine.events import EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import format_time
+
+if TYPE_CHECKING:
+    from engine.service.server import BackgroundServer
 
 NowOption = Annotated[
     str | None,
@@ -107,18 +110,38 @@ def _ingest_dropped(followup: Followup, folder: Path) -> None:
             errors.print(rejection.describe(), soft_wrap=True, markup=False)
 
 
+def _start_http(followup: Followup) -> BackgroundServer:
+    from engine.service.app import create_app
+    from engine.service.logs import configure_logging
+    from engine.service.server import BackgroundServer
+
+    server = followup.project.config.server
+    try:
+        http = BackgroundServer(create_app(followup), server.host, server.port)
+    except OSError as exc:
+        followup.close()
+        raise fail(f"cannot listen on {server.host}:{server.port}: {exc.strerror}") from exc
+    configure_logging()
+    console.print(f"followup run: serving the HTTP API on {http.url}")
+    return http.start()
+
+
 def run(
     ctx: typer.Context,
     watch: Annotated[
         Path | None, typer.Option(help="A folder of JSONL files to ingest as they appear.")
     ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Also serve the HTTP API (followup serve).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """The embedded engine: a pass every --interval seconds until stopped."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     followup, durable = _open(ctx, utc_now)
+    http = _start_http(followup) if serve else None
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -156,6 +179,8 @@ def run(
     try:
         stop.wait()
     finally:
+        if http is not None:
+            http.stop()  # requests in flight finish first
         scheduler.shutdown(wait=True)  # the pass under way finishes first
         followup.close()
     if failure:

@@ -263,3 +263,19 @@ call_dnc = sa.Table(
     sa.Column("source", sa.String(255), nullable=False),
     sa.Column("added_at", UTCDateTime(), nullable=False),
 )
+
+# --- the HTTP service (migration 0005) -------------------------------------------------------
+# - ``api_keys``: write keys of the ingest API; only the SHA-256 of a key is kept, and a revoked
+#   key keeps its row (``revoked_at``) so ``followup keys list`` still shows it.
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("rate", sa.Float()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+)

@@ -1,0 +1,113 @@
+"""The ASGI app: Segment-shaped ingest, unsubscribe links, webhooks and operations endpoints.
+
+``create_app(followup)`` builds it for one project's engine; ``followup serve`` runs it with
+uvicorn (see :mod:`engine.service.server`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from engine.api import Followup
+from engine.service import ops, tracking, unsubscribe_page, webhooks
+from engine.service.context import ServiceContext
+from engine.service.errors import ApiError
+from engine.service.logs import RequestLogMiddleware
+from engine.service.models import REQUEST_MODELS, Problem
+from engine.service.writer import WriteConflict
+from engine.unsubscribe import UnsubscribeLinks, signing_key
+
+API_VERSION = "1"
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    ctx: ServiceContext = request.app.state.service
+    for problem in exc.problems:
+        ctx.metrics.event_rejects.labels(problem.reason).inc()
+    body = Problem(error=exc.error, message=exc.message, errors=exc.problems)
+    return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    body = Problem(error="busy", message=str(exc))
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    body = Problem(error="http_error", message=str(exc.detail))
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    body = Problem(error="invalid", message="the request does not match the API")
+    return JSONResponse(body.model_dump(), status_code=400)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request schemas the raw-body routes refer to."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        models: list[type[BaseModel]] = [*REQUEST_MODELS.values(), webhooks.CallOutcome]
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        components = document["components"]
+        components["securitySchemes"] = {
+            "writeKey": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "the write key as user name, an empty password",
+            }
+        }
+        for path, operations in document["paths"].items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation["security"] = [{"writeKey": []}]
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def create_app(
+    followup: Followup,
+    *,
+    environ: Mapping[str, str] | None = None,
+    links: UnsubscribeLinks | None = None,
+) -> FastAPI:
+    """The service of ``followup``'s project; webhook secrets are read from ``environ``."""
+    project = followup.project
+    if links is None:
+        links = UnsubscribeLinks(signing_key(project.root), project.config.server.base_url)
+    ctx = ServiceContext(followup, links, dict(os.environ if environ is None else environ))
+    app = FastAPI(
+        title="followup",
+        version=API_VERSION,
+        description="Segment-shaped event ingest, unsubscribe links and webhooks of followup.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = ctx
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(WriteConflict, _conflict)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in (tracking.router, unsubscribe_page.router, webhooks.router, ops.router):
+        app.include_router(router)
+    app.add_middleware(RequestLogMiddleware, metrics=ctx.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,64 @@
+"""What every handler of the service shares: the engine, keys, limits, links and metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from engine.api import Followup
+from engine.config import LimitsConfig
+from engine.events import Event
+from engine.ingest.pipeline import IngestSummary
+from engine.service.keys import KeyStore
+from engine.service.limits import RateLimiter
+from engine.service.metrics import ServiceMetrics
+from engine.service.writer import GroupWriter
+from engine.unsubscribe import UnsubscribeLinks
+
+
+@dataclass
+class ServiceContext:
+    """The service's state; built once by :func:`engine.service.app.create_app`."""
+
+    followup: Followup
+    links: UnsubscribeLinks
+    environ: Mapping[str, str]
+    keys: KeyStore = field(init=False)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    metrics: ServiceMetrics = field(init=False)
+    writer: GroupWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = KeyStore(self.followup.engine)
+        self.metrics = ServiceMetrics(self.followup.engine, self.followup.clock)
+        self.writer = GroupWriter(self.followup.ingestor)
+
+    @property
+    def limits(self) -> LimitsConfig:
+        """``server.limits`` of the project."""
+        return self.followup.project.config.server.limits
+
+    def submit(self, events: list[Event], source: str) -> Future[IngestSummary]:
+        """Queue ``events`` for the group writer; the future resolves once they are committed."""
+        return self.writer.submit(events, source)
+
+    def count(self, events: list[Event], summary: IngestSummary) -> None:
+        """Count a stored request's events in the metrics."""
+        for kind, number in Counter(event.type.value for event in events).items():
+            self.metrics.events.labels(kind).inc(number)
+        if summary.duplicates:
+            self.metrics.duplicates.inc(summary.duplicates)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        self.writer.close()
+
+    def write(self, events: list[Event], source: str) -> IngestSummary:
+        """Store ``events`` in one transaction (all or nothing); returns once committed."""
+        if not events:
+            return IngestSummary()
+        summary = self.submit(events, source).result()
+        self.count(events, summary)
+        return summary
