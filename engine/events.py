@@ -246,7 +246,26 @@ def parse_message(
                     exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
                 ) from None
         return events
-    return [_parse_single(message, default_timestamp, default_channel_name, phone_region)]
+    return [
+        fits_columns(_parse_single(message, default_timestamp, default_channel_name, phone_region))
+    ]
+
+
+NAME_LIMIT = 255  # events.name
+CHANNEL_LIMIT = 32  # events.channel
+
+
+def fits_columns(event: Event) -> Event:
+    """``event``, or :class:`EventInvalid` for a name or channel longer than the event log holds
+    (PostgreSQL would refuse the whole batch it came in)."""
+    if len(event.name) > NAME_LIMIT:
+        field = "event" if event.type is EventType.TRACK else "name"
+        text = f"{field} is longer than {NAME_LIMIT} characters"
+        raise EventInvalid(RejectReason.INVALID_FIELD, field, text)
+    if len(event.channel) > CHANNEL_LIMIT:
+        text = f"channel is longer than {CHANNEL_LIMIT} characters"
+        raise EventInvalid(RejectReason.INVALID_FIELD, "channel", text)
+    return event
 
 
 def _parse_single(

@@ -104,7 +104,7 @@ class UnsubscribeLinks:
     def verify(self, token: str, now: datetime) -> UnsubscribeRequest:
         """What ``token`` asks, or :class:`InvalidToken` (forged, malformed or expired)."""
         payload, dot, signature = token.partition(".")
-        if not dot or not payload or not signature:
+        if not dot or not payload or not signature or not token.isascii():
             raise InvalidToken("malformed unsubscribe token")
         if not hmac.compare_digest(self._sign(payload), signature):
             raise InvalidToken("unsubscribe token signature does not match")

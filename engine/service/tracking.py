@@ -17,15 +17,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.events import Event, EventInvalid, EventType, RejectReason, parse_message
+from engine.events import Event, EventInvalid, RejectReason, parse_message
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
 from engine.service.keys import WriteKey
 from engine.service.limits import BodyTooLarge, read_body, retry_after
 from engine.service.models import REQUEST_MODELS, Accepted, FieldProblem, Problem
 
-NAME_LIMIT = 255  # events.name
-CHANNEL_LIMIT = 32  # events.channel
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "malformed JSON or invalid events; nothing stored"},
     401: {"model": Problem, "description": "missing, unknown or revoked write key"},
@@ -76,20 +74,6 @@ def _check_key(ctx: ServiceContext, key: str) -> WriteKey:
     return found
 
 
-def _fits(events: list[Event]) -> list[Event]:
-    """``events``, or :class:`EventInvalid` for a name or channel longer than the event log's
-    columns hold (PostgreSQL would refuse the whole transaction)."""
-    for event in events:
-        if len(event.name) > NAME_LIMIT:
-            field = "event" if event.type is EventType.TRACK else "name"
-            text = f"{field} is longer than {NAME_LIMIT} characters"
-            raise EventInvalid(RejectReason.INVALID_FIELD, field, text)
-        if len(event.channel) > CHANNEL_LIMIT:
-            text = f"channel is longer than {CHANNEL_LIMIT} characters"
-            raise EventInvalid(RejectReason.INVALID_FIELD, "channel", text)
-    return events
-
-
 def _problem(index: int | None, exc: EventInvalid) -> FieldProblem:
     return FieldProblem(index=index, field=exc.field, reason=exc.reason.value, message=exc.message)
 
@@ -123,10 +107,8 @@ def parse_single(ctx: ServiceContext, kind: str, body: bytes) -> list[Event]:
     message["type"] = kind
     followup = ctx.followup
     try:
-        return _fits(
-            parse_message(
-                message, default_timestamp=followup.clock(), phone_region=followup.phone_region
-            )
+        return parse_message(
+            message, default_timestamp=followup.clock(), phone_region=followup.phone_region
         )
     except EventInvalid as exc:
         raise ApiError(400, "invalid", exc.message, [_problem(None, exc)]) from None
@@ -170,9 +152,7 @@ def parse_batch(ctx: ServiceContext, body: bytes) -> list[Event]:
                 item = {**item, "context": shared_context}
         try:
             events.extend(
-                _fits(
-                    parse_message(item, default_timestamp=now, phone_region=followup.phone_region)
-                )
+                parse_message(item, default_timestamp=now, phone_region=followup.phone_region)
             )
         except EventInvalid as exc:
             problems.append(_problem(index, exc))
