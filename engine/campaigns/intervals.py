@@ -20,27 +20,36 @@ from engine.campaigns.expressions import Expression
 
 
 class Undetermined(Exception):
-    """The value differs across the interval (or cannot be followed through an operation)."""
+    """The value differs across the interval (or cannot be followed through an operation);
+    ``at``, when known, is the time at which the comparison that could not be decided turns."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        super().__init__()
+        self.at = at
 
 
 _ORDERED = (datetime, timedelta, int, float)
 
 
 class Interval:
-    """Every value from ``lo`` to ``hi`` (inclusive), of one ordered kind."""
+    """Every value from ``lo`` to ``hi`` (inclusive), of one ordered kind. A value that moves
+    with ``now`` at the same pace (``now``, ``now - days(90)``, ``now - last_order``) keeps the
+    time it starts from and its direction, so an undecided comparison can say when it turns."""
 
-    __slots__ = ("_hi", "_lo")  # private: a condition cannot reach them
+    __slots__ = ("_hi", "_lo", "_origin", "_sign")  # private: a condition cannot reach them
 
-    def __init__(self, lo: Any, hi: Any) -> None:
+    def __init__(self, lo: Any, hi: Any, origin: datetime | None = None, sign: int = 0) -> None:
         self._lo = lo
         self._hi = hi
+        self._origin = origin  # the time ``lo`` (sign 1) or ``hi`` (sign -1) is the value at
+        self._sign = sign  # 1: moves with now, -1: against it, 0: not followed
 
     # arithmetic that keeps the order (or reverses it)
     def __add__(self, other: Any) -> Interval:
         if isinstance(other, Interval):
             return Interval(self._lo + other._lo, self._hi + other._hi)
         if isinstance(other, _ORDERED) and not isinstance(other, bool):
-            return Interval(self._lo + other, self._hi + other)
+            return Interval(self._lo + other, self._hi + other, self._origin, self._sign)
         raise Undetermined
 
     __radd__ = __add__
@@ -49,13 +58,24 @@ class Interval:
         if isinstance(other, Interval):
             return Interval(self._lo - other._hi, self._hi - other._lo)
         if isinstance(other, _ORDERED) and not isinstance(other, bool):
-            return Interval(self._lo - other, self._hi - other)
+            return Interval(self._lo - other, self._hi - other, self._origin, self._sign)
         raise Undetermined
 
     def __rsub__(self, other: Any) -> Interval:
         if isinstance(other, _ORDERED) and not isinstance(other, bool):
-            return Interval(other - self._hi, other - self._lo)
+            return Interval(other - self._hi, other - self._lo, self._origin, -self._sign)
         raise Undetermined
+
+    def _turns_at(self, other: Any) -> datetime | None:
+        """When the value equals ``other``, for a value that moves with ``now``."""
+        if self._origin is None or not self._sign:
+            return None
+        start = self._lo if self._sign > 0 else self._hi
+        try:
+            moved = other - start
+            return self._origin + (moved if self._sign > 0 else -moved)  # type: ignore[no-any-return]
+        except (TypeError, OverflowError):
+            return None
 
     # comparisons: decided only when the whole interval is on one side
     def _compare(self, other: Any, below: bool, strict: bool) -> bool:
@@ -72,7 +92,7 @@ class Interval:
                 return True
             if (self._hi <= other) if strict else (self._hi < other):
                 return False
-        raise Undetermined
+        raise Undetermined(self._turns_at(other))
 
     def __lt__(self, other: Any) -> bool:
         return self._compare(other, below=True, strict=True)
@@ -136,13 +156,16 @@ class Interval:
 
 def holds_throughout(
     condition: Expression, names: Mapping[str, Any], start: datetime, end: datetime
-) -> bool | None:
+) -> bool | datetime | None:
     """The value of ``condition`` at every time from ``start`` to ``end`` when it is the same
-    all along, else ``None``. ``names`` are the condition's names but ``now``. Errors count as
-    false, as in :meth:`Expression.holds`."""
+    all along; else when a comparison in it turns, if that is known, else ``None``. ``names``
+    are the condition's names but ``now``. Errors count as false, as in
+    :meth:`Expression.holds`."""
     if start == end:
         return condition.holds({**names, "now": start})
     try:
-        return bool(condition.evaluate({**names, "now": Interval(start, end)}))
-    except Exception:  # noqa: BLE001 - undetermined, or an error to look at time by time
+        return bool(condition.evaluate({**names, "now": Interval(start, end, start, 1)}))
+    except Undetermined as undecided:
+        return undecided.at
+    except Exception:  # noqa: BLE001 - an error to look at time by time
         return None

@@ -36,6 +36,7 @@ from engine.campaigns.schema import (
 )
 from engine.events import Event, EventType
 from engine.journeys import steps as position
+from engine.journeys.audience_memo import TickAudience
 from engine.journeys.context import (
     CustomerView,
     choose_variant,
@@ -48,7 +49,6 @@ from engine.journeys.dispatch import Dispatcher, PendingSend
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
-from engine.state.profile import CustomerState
 
 SEGMENT_SWEEP = timedelta(hours=1)
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
@@ -147,7 +147,7 @@ class JourneyEngine:
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
         self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
         self._grid: SweepGrid | None = None  # simulate's sweeps: who needs a look, when
-        self._known_out: dict[tuple[str, str], tuple[CustomerState, datetime]] = {}
+        self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
         self._simulating = False  # start() was called: the engine keeps its own clock
         self._subjects: dict[str, Callable[..., str]] = {}
 
@@ -189,6 +189,11 @@ class JourneyEngine:
     def start(self, at: datetime) -> None:
         """Start the clock at ``at``: schedule ticks and segment sweeps from there."""
         self._simulating = True
+        self._ticks = {
+            c.id: TickAudience()
+            for c in self.campaigns
+            if isinstance(c.trigger, ScheduleTrigger) and c.audience is not None
+        }
         for campaign in self.campaigns:
             if isinstance(campaign.trigger, ScheduleTrigger):
                 self._schedule_next_tick(campaign, at)
@@ -228,7 +233,11 @@ class JourneyEngine:
                 self._run(journey, at, journey.trigger)
         elif timer.kind == "tick":
             campaign = timer.payload
-            self.enter_scheduled(campaign, at, self.customers.ids())
+            audience = self._ticks.get(campaign.id)
+            if audience is None:
+                self.enter_scheduled(campaign, at, self.customers.ids())
+            else:
+                self._enter_audience(campaign, audience, at)
             self._schedule_next_tick(campaign, at)
         elif timer.kind == "sweep":
             booked = self._grid.due(at) if self._grid is not None else self.customers.ids()
@@ -245,9 +254,24 @@ class JourneyEngine:
     ) -> None:
         """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
         for customer_id in customer_ids:
-            if not self._out_of_audience(campaign, customer_id, at):
-                self._forget_finished(customer_id)
-                self._try_enter(campaign, customer_id, at, None)
+            self._try_enter(campaign, customer_id, at, None)
+
+    def _enter_audience(self, campaign: Campaign, audience: TickAudience, at: datetime) -> None:
+        """A tick in ``simulate``: only the customers not known to be outside the audience."""
+        condition = campaign.audience
+        assert condition is not None
+        until = at + AUDIENCE_HORIZON
+        for customer_id in audience.due(at):
+            if not self.customers.has(customer_id):
+                continue  # merged away
+            state = self.customers.state(customer_id)
+            scope = {"customer": CustomerView(customer_id, state), "event": None}
+            if holds_throughout(condition, scope, at, until) is False:
+                audience.outside(customer_id, until)
+                continue
+            audience.inside(customer_id)
+            self._forget_finished(customer_id)
+            self._try_enter(campaign, customer_id, at, None)
 
     def _forget_finished(self, customer_id: str) -> None:
         """In ``simulate``, drop from the customer's list the journeys nothing can touch any
@@ -259,25 +283,9 @@ class JourneyEngine:
         if kept and any(_finished(j) for j in kept):
             kept[:] = [j for j in kept if not _finished(j)]
 
-    def _out_of_audience(self, campaign: Campaign, customer_id: str, at: datetime) -> bool:
-        """Whether the customer is known to be out of the campaign's audience at ``at``: in
-        ``simulate`` (from :meth:`start` on), an audience found false over the year ahead stays
-        known false until the customer's state changes (states are replaced, never mutated)."""
-        audience = campaign.audience
-        if not self._simulating or audience is None:
-            return False
-        state = self.customers.state(customer_id)
-        key = (campaign.id, customer_id)
-        known = self._known_out.get(key)
-        if known is not None and known[0] is state and at <= known[1]:
-            return True
-        until = at + AUDIENCE_HORIZON
-        scope = {"customer": CustomerView(customer_id, state), "event": None}
-        if holds_throughout(audience, scope, at, until) is False:
-            self._known_out[key] = (state, until)
-            return True
-        self._known_out.pop(key, None)
-        return False
+    def _state_changed(self, customer_id: str) -> None:
+        for audience in self._ticks.values():
+            audience.changed(customer_id)
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
         """Re-evaluate the segment triggers as time passes, for these customers."""
@@ -292,6 +300,7 @@ class JourneyEngine:
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
         self._forget_finished(customer_id)
+        self._state_changed(customer_id)
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
@@ -576,6 +585,7 @@ class JourneyEngine:
             traits=traits,
         )
         self.customers.append(journey.customer_id, event)
+        self._state_changed(journey.customer_id)
         if self._grid is not None:  # the new traits may turn a segment: look at the next sweep
             self._grid.book(journey.customer_id, self._grid.index_after(at))
 

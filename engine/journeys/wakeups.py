@@ -15,9 +15,10 @@ import heapq
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-Probe = Callable[[datetime, datetime], bool | None]
+Probe = Callable[[datetime, datetime], bool | datetime | None]
 """The value of a condition at every time from the first to the second if it is the same
-throughout, else ``None`` (a probe of equal ends always answers)."""
+throughout; else when it may turn, if known, else ``None`` (a probe of equal ends always
+answers)."""
 
 HORIZON = 2**15  # sweeps searched at once (3.7 years of hours); beyond, a look is booked there
 
@@ -69,11 +70,17 @@ class SweepGrid:
         while stack:
             lo, hi = stack.pop()
             seen = probe(self.time(lo), self.time(hi))
-            if seen is not None:
+            if isinstance(seen, bool):
                 if seen != value:
                     return lo
                 continue
-            middle = (lo + hi) // 2  # lo < hi: a single sweep always answers
-            stack.append((middle + 1, hi))
-            stack.append((lo, middle))  # the earlier half first
+            # lo < hi (a single sweep always answers): cut where it may turn, else halfway
+            turn = -((self.origin - seen) // self.step) if seen is not None else None
+            if turn is not None and lo <= turn <= hi:
+                # the sweep at or after the turn alone (a strict comparison turns just after)
+                parts = [(lo, turn - 1), (turn, turn), (turn + 1, hi)]
+            else:
+                middle = (lo + hi) // 2
+                parts = [(lo, middle), (middle + 1, hi)]
+            stack.extend(reversed([(a, b) for a, b in parts if a <= b]))  # earlier parts first
         return None
