@@ -145,12 +145,18 @@ def create_issue(
     found = [s for s in segment.get("segments") or [] if s.get("name") == issue.tag]
     if not found:  # no member could be tagged: nothing to send to
         raise MailchimpError(f"no tag {issue.tag!r} in audience {list_id}", Failure.PERMANENT)
-    body = {
+    body = issue_body(list_id, issue, int(found[0]["id"]), subject, from_name, reply_to)
+    campaign: dict[str, Any] = transport.marketing(lambda c: c.campaigns.create(body))
+    return campaign
+
+
+def issue_body(
+    list_id: str, issue: Issue, segment_id: int, subject: str, from_name: str, reply_to: str
+) -> dict[str, Any]:
+    """``POST /campaigns``: a regular campaign to a static segment, titled with the issue."""
+    return {
         "type": "regular",
-        "recipients": {
-            "list_id": list_id,
-            "segment_opts": {"saved_segment_id": int(found[0]["id"])},
-        },
+        "recipients": {"list_id": list_id, "segment_opts": {"saved_segment_id": segment_id}},
         "settings": {
             "subject_line": subject,
             "from_name": from_name,
@@ -158,8 +164,6 @@ def create_issue(
             "title": issue.title,
         },
     }
-    campaign: dict[str, Any] = transport.marketing(lambda c: c.campaigns.create(body))
-    return campaign
 
 
 def fill_and_send(transport: Transport, campaign_id: str, html: str, text: str | None) -> None:
