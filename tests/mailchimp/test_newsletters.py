@@ -167,3 +167,16 @@ def test_a_transient_store_failure_is_retried(stand_in: StandIn, clock: Clock) -
     outcome = provider.activity(added)
     assert outcome.status is DeliveryStatus.FAILED and outcome.retry_at is not None
     assert provider.activity(added).status is DeliveryStatus.DELIVERED
+
+
+def test_a_cart_create_that_timed_out_is_found_not_made_twice(
+    stand_in: StandIn, clock: Clock
+) -> None:
+    provider = make_provider(stand_in.url, f"{stand_in.url}/api/1.3", clock, timeout=0.5)
+    stand_in.world.faults[("post /ecommerce/stores/{store_id}/carts", "")] = ["hang"]
+    added = CustomerActivity("activity:email:a1", ANN, "Checkout Started", {}, T0, CART)
+    first = provider.activity(added)
+    assert first.status is DeliveryStatus.FAILED and first.retry_at is not None
+    assert provider.activity(added).status is DeliveryStatus.DELIVERED
+    carts = [w for w in stand_in.world.store_writes if "carts" in w]
+    assert carts == ["PATCH carts/followup-c1", "POST carts/followup-c1", "PATCH carts/followup-c1"]
