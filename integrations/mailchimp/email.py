@@ -13,20 +13,25 @@ Mailchimp's problem detail.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
 
 from engine.channels import (
     ConsentChange,
+    CustomerActivity,
     Delivery,
     DeliveryAction,
     DeliveryOutcome,
     DeliveryStatus,
     ProviderCheck,
 )
+from integrations.mailchimp.activity import SYNCED_EVENTS, NotSyncable, mirror
 from integrations.mailchimp.audience import Audience, tag_names
+from integrations.mailchimp.commerce import MailchimpCommerce
+from integrations.mailchimp.issues import deliver_issue
+from integrations.mailchimp.newsletter import Issue
 from integrations.mailchimp.settings import MailchimpSettings
 from integrations.mailchimp.transport import Failure, MailchimpError, Transport
 
@@ -117,6 +122,11 @@ class MailchimpEmail:
         )
         self._failures: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.commerce = (
+            MailchimpCommerce(transport, settings.store_id) if settings.store_id else None
+        )
+        # shop events mirrored into the store; none without one (then no activity reaches it)
+        self.synced_events = SYNCED_EVENTS if self.commerce else frozenset[str]()
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Upsert the member, then send the message or trigger the mapped journey step."""
@@ -151,7 +161,7 @@ class MailchimpEmail:
                 )
                 outcome = sent_outcome(results)
         except MailchimpError as error:
-            return self._failed(delivery.key, error)
+            return self.failed(delivery.key, error)
         self._forget(delivery.key)
         return outcome
 
@@ -163,7 +173,7 @@ class MailchimpEmail:
         try:
             member = self.audience.consent(change.recipient, change.granted)
         except MailchimpError as error:
-            return self._failed(change.key, error)
+            return self.failed(change.key, error)
         self._forget(change.key)
         found = member if isinstance(member, Mapping) else {}
         status = found.get("status") or ("subscribed" if change.granted else "unsubscribed")
@@ -171,6 +181,19 @@ class MailchimpEmail:
         return DeliveryOutcome(
             DeliveryStatus.DELIVERED, f"member {status}", provider_id=str(member_id or "") or None
         )
+
+    def activity(self, activity: CustomerActivity) -> DeliveryOutcome:
+        """Mirror a cart event (the cart as it stands) or an order into the store."""
+        if self.commerce is None:
+            return DeliveryOutcome(DeliveryStatus.FAILED, "not_synced: no store_id configured")
+        try:
+            done = mirror(self.commerce, activity)
+        except NotSyncable as error:
+            return DeliveryOutcome(DeliveryStatus.FAILED, str(error))
+        except MailchimpError as error:
+            return self.failed(activity.key, error)
+        self._forget(activity.key)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED, done)
 
     def check(self) -> ProviderCheck:
         """``GET /ping`` (Marketing) and ``users/ping`` (Transactional); nothing is sent."""
@@ -191,7 +214,7 @@ class MailchimpEmail:
             parts.append(f"{what}: {self.transport.redact(health)}")
         return ProviderCheck(ok, f"list {self.settings.list_id}; " + "; ".join(parts))
 
-    def _failed(self, key: str, error: MailchimpError) -> DeliveryOutcome:
+    def failed(self, key: str, error: MailchimpError) -> DeliveryOutcome:
         if error.failure is Failure.UNKNOWN:
             self._forget(key)
             return DeliveryOutcome(DeliveryStatus.UNKNOWN, error.detail)
@@ -208,3 +231,30 @@ class MailchimpEmail:
     def _forget(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+
+
+class MailchimpNewsletters(MailchimpEmail):
+    """The provider when ``newsletters`` are configured: it takes the due deliveries in batches
+    (:class:`~engine.channels.BatchProvider`) so each issue of a newsletter is sent as one
+    regular campaign (see :mod:`.issues`); every other delivery is sent one by one."""
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        """One delivery (a newsletter's as an issue of one)."""
+        return self.deliver_batch([delivery])[0]
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        """Newsletter deliveries by issue (campaign, due time), the others one by one."""
+        outcomes: list[DeliveryOutcome | None] = [None] * len(deliveries)
+        issues: dict[Issue, list[int]] = {}
+        for index, delivery in enumerate(deliveries):
+            newsletter = self.settings.newsletters.get(delivery.campaign)
+            if newsletter is None or delivery.action is not DeliveryAction.SEND:
+                outcomes[index] = super().deliver(delivery)
+            else:
+                issue = Issue(delivery.campaign, delivery.due_at, newsletter.tag)
+                issues.setdefault(issue, []).append(index)
+        for issue, indexes in issues.items():
+            done = deliver_issue(self, issue, [deliveries[i] for i in indexes])
+            for index, outcome in zip(indexes, done, strict=True):
+                outcomes[index] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]

@@ -19,7 +19,7 @@ from engine.clock import Clock, utc_now
 from engine.errors import ConfigError
 from engine.secrets import read_secret
 from integrations.mailchimp.commerce import MailchimpCommerce
-from integrations.mailchimp.email import MailchimpEmail
+from integrations.mailchimp.email import MailchimpEmail, MailchimpNewsletters
 from integrations.mailchimp.settings import MailchimpSettings
 from integrations.mailchimp.transport import Transport
 from integrations.settings import read_settings
@@ -68,7 +68,8 @@ def mailchimp_provider(
 ) -> ChannelProvider:
     """``provider: mailchimp`` for the email channel; ``clock`` dates retries."""
     read = mailchimp_settings(settings, context)
-    return MailchimpEmail(read, mailchimp_transport(read, context, clock))
+    kind = MailchimpNewsletters if read.newsletters else MailchimpEmail
+    return kind(read, mailchimp_transport(read, context, clock))
 
 
 def mailchimp_commerce(provider: MailchimpEmail) -> MailchimpCommerce:

@@ -11,6 +11,7 @@
         transactional_key_env: MAILCHIMP_TRANSACTIONAL_KEY
         journeys: {welcome: {journey_id: 1, step_id: 2}}   # sent by a Customer Journey instead
         store_id: shop-1                         # e-commerce sync (carts, orders)
+        newsletters: {weekly-newsletter: {tag: weekly}}   # sent as one regular campaign per issue
 
 Secrets are never settings: ``*_env`` name the environment variables that hold them.
 """
@@ -36,6 +37,14 @@ class JourneyStep(BaseModel):
     step_id: int = Field(gt=0)
 
 
+class Newsletter(BaseModel):
+    """A campaign sent as one Mailchimp regular campaign per issue, to members tagged
+    ``<tag>-<YYYYMMDDHHMM of the issue's due time>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tag: str = Field(min_length=1, max_length=87)  # + "-YYYYMMDDHHMM": Mailchimp's 100
+
+
 class MailchimpSettings(ProviderSettings):
     """What the ``mailchimp`` email provider reads from ``providers.email``."""
 
@@ -45,6 +54,7 @@ class MailchimpSettings(ProviderSettings):
     transactional_key_env: str = Field(default=TRANSACTIONAL_KEY_ENV, min_length=1)
     journeys: dict[str, JourneyStep] = Field(default_factory=dict)
     store_id: str | None = Field(default=None, min_length=1)
+    newsletters: dict[str, Newsletter] = Field(default_factory=dict)
     status_if_new: Literal["subscribed", "pending", "transactional"] = "subscribed"
     marketing_permission_id: str | None = Field(default=None, min_length=1)
     timeout: float = Field(default=30.0, gt=0, le=120)

@@ -2,8 +2,9 @@
 specs (the operation must exist; its JSON body must match the operation's schema, through
 ``jsonschema``), then answered as Mailchimp would, or with a scripted fault.
 
-It keeps members, tags, journey triggers and sent messages, so a test can count what reached
-"Mailchimp". Faults are scripted per operation and address (``faults[("send", email)] =
+It keeps members, tags (with the time each was added), journey triggers, sent messages, store
+resources and regular campaigns (created, sent once to the subscribed members of their tag), so a
+test can count what reached "Mailchimp". Its times come from ``clock`` (a test's fixed clock). Faults are scripted per operation and address (``faults[("send", email)] =
 ["429", "ok"]``): ``429`` (problem+json with Retry-After), ``429-bare`` (no body), ``500``,
 ``400`` (problem+json with ``errors``), ``hang`` (the effect happens, then no answer until the
 client has given up), ``reset`` (the connection is reset before anything happens).
@@ -18,12 +19,14 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jsonschema
 import yaml
@@ -140,6 +143,10 @@ class World:
     bounced: set[str] = field(default_factory=set)  # addresses Transactional rejects
     store: dict[str, dict[str, Any]] = field(default_factory=dict)  # "carts/c1" -> resource
     store_writes: list[str] = field(default_factory=list)  # "POST carts/c1", in order
+    tagged_at: dict[tuple[str, str], str] = field(default_factory=dict)  # (member, tag) -> time
+    segments: dict[str, int] = field(default_factory=dict)  # tag name -> static segment id
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    campaign_sends: dict[str, list[str]] = field(default_factory=dict)  # id -> addresses
     in_flight: int = 0
     most_in_flight: int = 0
     delay: float = 0.0
@@ -155,6 +162,7 @@ def _address(kind: str, body: Any) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     server: StandIn
+    query: dict[str, str]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -167,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         stand_in = self.server
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        self.query = {key: values[0] for key, values in parse_qs(query).items()}
         marketing = not path.startswith(TRANSACTIONAL_PREFIX)
         with stand_in.lock:
             stand_in.world.in_flight += 1
@@ -205,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("429", "429-bare", "500", "400"):
             self._fault(fault, marketing)
             return
-        status, answer = stand_in.effect(kind, self.command, path, body)
+        status, answer = stand_in.effect(kind, self.command, path, body, self.query)
         if fault == "hang":
             time.sleep(stand_in.hang)
             return
@@ -267,6 +276,7 @@ class StandIn(ThreadingHTTPServer):
         self.transactional = transactional
         self.hang = hang
         self.world = World()
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
@@ -289,10 +299,22 @@ class StandIn(ThreadingHTTPServer):
             queue = self.world.faults.get((kind, address)) or []
             return queue.pop(0) if queue else "ok"
 
-    def effect(self, kind: str, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def effect(
+        self, kind: str, method: str, path: str, body: Any, query: Mapping[str, str]
+    ) -> tuple[int, Any]:
         """Carry the request out on the world; the status and body to answer."""
         world = self.world
         with self.lock:
+            if path.startswith("/campaigns") or path.endswith("/segments"):
+                return self._campaigns(method, path, body, query)
+            if path.endswith("/tags") and method == "GET":
+                member_id = path.split("/")[-2]
+                tags = [
+                    {"id": world.segments[name], "name": name, "date_added": at}
+                    for (member, name), at in world.tagged_at.items()
+                    if member == member_id
+                ]
+                return 200, {"tags": tags, "total_items": len(tags)}
             if kind == "member":
                 member_id = path.rsplit("/", 1)[1]
                 member = world.members.setdefault(member_id, {"id": member_id})
@@ -312,6 +334,9 @@ class StandIn(ThreadingHTTPServer):
             if path.endswith("/tags"):
                 member_id = path.split("/")[-2]
                 world.tags.setdefault(member_id, set()).update(t["name"] for t in body["tags"])
+                for tag in body["tags"]:
+                    world.segments.setdefault(tag["name"], 1000 + len(world.segments))
+                    world.tagged_at.setdefault((member_id, tag["name"]), self._now())
                 return 204, None
             if path.startswith("/ecommerce/stores/"):
                 return self._store(method, path, body)
@@ -319,6 +344,63 @@ class StandIn(ThreadingHTTPServer):
                 return 200, {"health_status": "Everything's Chimpy!"}
             if path.endswith("/users/ping.json"):
                 return 200, "PONG!"
+        return 404, {"title": "Resource Not Found", "status": 404, "detail": path}
+
+    def _now(self) -> str:
+        return self.clock().astimezone(UTC).isoformat(timespec="seconds")
+
+    def _campaigns(
+        self, method: str, path: str, body: Any, query: Mapping[str, str]
+    ) -> tuple[int, Any]:
+        """Static segments (tags), and regular campaigns: created, filled, sent once to the
+        subscribed members with the segment's tag."""
+        world = self.world
+        parts = path.strip("/").split("/")  # campaigns[/id[/content | /actions/send]]
+        if path.endswith("/segments"):
+            segments = [
+                {"id": i, "name": name, "type": "static"} for name, i in world.segments.items()
+            ]
+            return 200, {"segments": segments, "total_items": len(segments)}
+        if method == "GET" and len(parts) == 1:
+            since = query.get("since_create_time", "")
+            found = (
+                [
+                    c
+                    for c in world.campaigns.values()
+                    if datetime.fromisoformat(c["create_time"]) >= datetime.fromisoformat(since)
+                ]
+                if since
+                else list(world.campaigns.values())
+            )
+            return 200, {"campaigns": found, "total_items": len(found)}
+        if method == "POST" and len(parts) == 1:
+            campaign_id = f"cmp{len(world.campaigns) + 1}"
+            world.campaigns[campaign_id] = {
+                **body,
+                "id": campaign_id,
+                "status": "save",
+                "create_time": self._now(),
+                "send_time": "",
+            }
+            return 200, dict(world.campaigns[campaign_id])
+        campaign = world.campaigns.get(parts[1])
+        if campaign is None:
+            return 404, {"title": "Resource Not Found", "status": 404, "detail": path}
+        if path.endswith("/content"):
+            campaign["content"] = body
+            return 200, body
+        if path.endswith("/actions/send"):
+            if campaign["status"] != "save" or "content" not in campaign:
+                return 400, {"title": "Bad Request", "status": 400, "detail": "cannot send"}
+            segment = campaign["recipients"]["segment_opts"]["saved_segment_id"]
+            tag = next(name for name, i in world.segments.items() if i == segment)
+            world.campaign_sends[campaign["id"]] = sorted(
+                member["email_address"]
+                for member_id, member in world.members.items()
+                if tag in world.tags.get(member_id, set()) and member["status"] == "subscribed"
+            )
+            campaign.update(status="sent", send_time=self._now())
+            return 204, None
         return 404, {"title": "Resource Not Found", "status": 404, "detail": path}
 
     def _store(self, method: str, path: str, body: Any) -> tuple[int, Any]:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from engine.channels import ChannelProvider, ConsentListener, ProviderContext
+from engine.channels import (
+    ActivityListener,
+    BatchProvider,
+    ChannelProvider,
+    ConsentListener,
+    ProviderContext,
+)
 from engine.errors import ConfigError
 from engine.providers import build_providers, provider_factory
 from integrations.mailchimp import MailchimpEmail, subscriber_hash
@@ -32,6 +38,16 @@ def test_the_entry_point_builds_the_email_provider(tmp_path: Path) -> None:
     assert isinstance(provider, MailchimpEmail) and isinstance(provider, ConsentListener)
     assert provider.idempotent is False and provider.settings.list_id == "abc123"
     assert provider.settings.journey_for("win-back", "3") is not None
+    assert isinstance(provider, ActivityListener) and provider.synced_events
+    assert not isinstance(provider, BatchProvider)  # sends one by one without newsletters
+
+
+def test_newsletters_make_it_a_batch_provider_and_no_store_no_activity(tmp_path: Path) -> None:
+    settings = {**SETTINGS, "newsletters": {"weekly-newsletter": {"tag": "weekly"}}}
+    provider = build_providers(tmp_path, {"email": settings}, environ=ENVIRON)["email"]
+    assert isinstance(provider, BatchProvider)
+    plain = build({**SETTINGS, "store_id": None})
+    assert isinstance(plain, MailchimpEmail) and plain.synced_events == frozenset()
 
 
 @pytest.mark.parametrize(
@@ -45,6 +61,8 @@ def test_the_entry_point_builds_the_email_provider(tmp_path: Path) -> None:
         ({"status_if_new": "cleaned"}, "providers.email.status_if_new"),
         ({"host": "localhost:4010"}, "providers.email.host: Value error, must be a base URL"),
         ({"timeout": 500}, "providers.email.timeout"),
+        ({"newsletters": {"weekly": {}}}, "providers.email.newsletters.weekly.tag"),
+        ({"newsletters": {"weekly": {"tag": "w" * 90}}}, "providers.email.newsletters.weekly.tag"),
     ],
 )
 def test_bad_settings_name_the_setting(settings: dict[str, Any], message: str) -> None:
