@@ -70,4 +70,4 @@ bench-campaigns: $(VENV)/.installed $(VENV)/.bench-campaigns $(SAMPLE)
 	$(BIN)/python -m benchmarks.campaigns.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build outbox followup.db followup.db-wal followup.db-shm
+	rm -rf $(VENV) build outbox followup.db followup.db-wal followup.db-shm followup.db.upgrade-lock

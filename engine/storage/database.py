@@ -6,6 +6,9 @@ survives a crash, which is what "durable before accepted" needs. PostgreSQL is u
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +94,26 @@ def upgrade(engine: sa.Engine) -> None:
         raise StorageError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from exc
 
 
+@contextmanager
+def _upgrade_lock(url: str) -> Iterator[None]:
+    """For a SQLite file, an exclusive lock beside it while the schema is brought up to date:
+    processes started together (``run`` and ``serve``) take turns, as on PostgreSQL."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    database = Path(url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.upgrade-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def open_database(url: str) -> sa.Engine:
     """An engine for ``url`` with the schema at the newest migration."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
-    upgrade(engine)
+    with _upgrade_lock(url):
+        upgrade(engine)
     return engine

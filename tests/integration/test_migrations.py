@@ -30,3 +30,33 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
         assert {"events", "customers", "identities", "merges", "alembic_version"} <= tables
     finally:
         engine.dispose()
+
+
+def test_processes_starting_together_take_turns_at_the_upgrade(database_url: str) -> None:
+    """Workers, ``run`` and ``serve`` started at once on a new database: one upgrades, the
+    others find nothing left to do (a PostgreSQL advisory lock, a lock file beside SQLite)."""
+    import threading
+
+    problems: list[BaseException] = []
+    engines: list[sa.Engine] = []
+
+    def start() -> None:
+        try:
+            engines.append(open_database(database_url))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            problems.append(exc)
+
+    if database_url.startswith("postgresql"):
+        admin = sa.create_engine(database_url)
+        with admin.begin() as conn:  # a new, empty schema
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        admin.dispose()
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    assert {current_revision(engine) for engine in engines} == {head_revision()}
+    for engine in engines:
+        engine.dispose()
