@@ -74,7 +74,9 @@ def prism(prism_mocks: prism_mock.Mocks | prism_mock.PrismUnavailable) -> prism_
 def spec_checks() -> tuple[standin.SpecCheck, standin.SpecCheck]:
     """Both specs parsed once."""
     if not standin.MARKETING_SPEC.exists():
-        need_service("the Mailchimp specs in shared/specs", FileNotFoundError(standin.SPECS))
+        need_service(
+            "the Mailchimp specs in tests/mailchimp/specs", FileNotFoundError(standin.SPECS)
+        )
     return standin.load_checks()
 
 
