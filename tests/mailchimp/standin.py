@@ -183,13 +183,25 @@ class _Handler(BaseHTTPRequestHandler):
             stand_in.world.most_in_flight = max(
                 stand_in.world.most_in_flight, stand_in.world.in_flight
             )
+        self._counted = True
         try:
             if stand_in.world.delay:
                 time.sleep(stand_in.world.delay)
             self._answer(stand_in, path, raw, marketing)
         finally:
-            with stand_in.lock:
-                stand_in.world.in_flight -= 1
+            self._done()
+
+    def _done(self) -> None:
+        """The request leaves the in-flight count, once, before its answer goes out: once the
+        client has the answer it may start another request at once."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.server.lock:
+                self.server.world.in_flight -= 1
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._done()
+        super().send_response(code, message)
 
     def _answer(self, stand_in: StandIn, path: str, raw: bytes, marketing: bool) -> None:
         try:
