@@ -85,6 +85,7 @@ def tick(
     except FollowupError as exc:
         raise fail(str(exc)) from exc
     finally:
+        durable.close()
         followup.close()
     _report(result, followup.clock())
     if summary:
@@ -182,6 +183,7 @@ def run(
         if http is not None:
             http.stop()  # requests in flight finish first
         scheduler.shutdown(wait=True)  # the pass under way finishes first
+        durable.close()
         followup.close()
     if failure:
         raise fail(f"stopped: {type(failure[0]).__name__}: {failure[0]}")

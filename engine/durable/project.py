@@ -79,6 +79,14 @@ class DurableProject:
             crash=crash,
         )
 
+    def close(self) -> None:
+        """Release what the providers hold (an SMTP connection, a database pool); each
+        provider's ``close()``, where it has one."""
+        for provider in self.dispatcher.providers.values():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
     def run_once(self) -> PassResult:
         """Decide everything due, then deliver everything decided."""
         summary = self.runtime.tick()

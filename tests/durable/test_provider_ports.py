@@ -206,3 +206,19 @@ def test_shop_activity_reaches_a_provider_that_mirrors_it(shop: tuple[Followup, 
     ]
     assert mirror.activities[-1].properties == {"order_id": "o1", "revenue": 42}
     assert [status for _k, status, _d in _rows(followup, "activity")] == ["delivered"] * 3
+
+
+def test_closing_the_project_closes_the_providers_that_hold_something(
+    shop: tuple[Followup, Clock],
+) -> None:
+    followup, _clock = shop
+    durable = DurableProject(followup)
+    closed: list[str] = []
+
+    class Holder(ConsentKeeper):
+        def close(self) -> None:
+            closed.append(self.name)
+
+    durable.dispatcher.providers = {**durable.dispatcher.providers, "email": Holder()}
+    durable.close()  # the file providers have nothing to close
+    assert closed == ["keeper"]
