@@ -396,11 +396,14 @@ class JourneyEngine:
         kept.sort(key=lambda j: (j.entered_at, j.id))
 
     def _check_segments(self, customer_id: str, at: datetime) -> None:
+        inside: dict[str, bool] = {}
         for campaign in self._segments:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
             state = self.customers.state(customer_id)
-            now_true = trigger.segment.holds(names(customer_id, state, None, at))
+            now_true = inside[campaign.id] = trigger.segment.holds(
+                names(customer_id, state, None, at)
+            )
             key = (campaign.id, customer_id)
             if not now_true:
                 self._segment_was[key] = False
@@ -408,11 +411,14 @@ class JourneyEngine:
                 # true only once entered: a customer kept out (audience, cooldown) tries again
                 self._segment_was[key] = self._try_enter(campaign, customer_id, at, None)
         if self._grid is not None:
-            self._book_next_look(customer_id, at)
+            self._book_next_look(customer_id, at, inside)
 
-    def _book_next_look(self, customer_id: str, at: datetime) -> None:
+    def _book_next_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> None:
         """Book the first sweep after ``at`` at which a segment campaign could decide something
-        else for the customer: its condition turns, or what keeps them out ends."""
+        else for the customer: its condition turns (``inside``: its value at ``at``, by
+        campaign), or what keeps them out ends. A state an entry's ``update`` step changed
+        only brings the look forward (the condition differs at once), and the update books
+        the next sweep anyway."""
         grid = self._grid
         assert grid is not None
         state = self.customers.state(customer_id)
@@ -422,9 +428,9 @@ class JourneyEngine:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
             key = (campaign.id, customer_id)
-            inside = trigger.segment.holds({**scope, "now": at})
-            looks.append(grid.first_change(_probe(trigger.segment, scope), inside, at))
-            if not inside or self._segment_was.get(key, False):
+            now_inside = inside[campaign.id]
+            looks.append(grid.first_change(_probe(trigger.segment, scope), now_inside, at))
+            if not now_inside or self._segment_was.get(key, False):
                 continue
             # kept out while inside: look again when each thing keeping them out may end
             audience = campaign.audience
