@@ -38,6 +38,7 @@ from engine.clock import Clock
 from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.policies import SendPolicies
+from engine.state.codec import encode_cart_items
 from engine.state.profile import CustomerState
 from engine.storage.customer_store import CustomerStore
 from engine.storage.tables import outbox
@@ -55,18 +56,7 @@ def _cart(state: CustomerState) -> dict[str, Any]:
     """The customer's open cart as plain data, for a provider that mirrors it."""
     cart = state.cart
     return {
-        "items": [
-            {
-                "product_id": item.product_id,
-                "name": item.name,
-                "price": item.price,
-                "quantity": item.quantity,
-                "url": item.url,
-                "image_url": item.image_url,
-                "category": item.category,
-            }
-            for item in cart.items
-        ],
+        "items": encode_cart_items(cart.items),
         "value": cart.value,
         "updated_at": cart.updated_at,
     }

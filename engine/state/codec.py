@@ -5,6 +5,7 @@ Times are ISO 8601 strings in UTC; the form is stable so that a rebuilt state co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,22 @@ from engine.state.profile import Cart, CartItem, Consent, CustomerState, Order, 
 
 def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def encode_cart_items(items: Iterable[CartItem]) -> list[dict[str, Any]]:
+    """The JSON-ready dicts of cart lines."""
+    return [
+        {
+            "product_id": item.product_id,
+            "name": item.name,
+            "price": item.price,
+            "quantity": item.quantity,
+            "url": item.url,
+            "image_url": item.image_url,
+            "category": item.category,
+        }
+        for item in items
+    ]
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -54,18 +71,7 @@ def state_to_json(state: CustomerState) -> dict[str, Any]:
             "ads": consent.ads,
         },
         "cart": {
-            "items": [
-                {
-                    "product_id": item.product_id,
-                    "name": item.name,
-                    "price": item.price,
-                    "quantity": item.quantity,
-                    "url": item.url,
-                    "image_url": item.image_url,
-                    "category": item.category,
-                }
-                for item in state.cart.items
-            ],
+            "items": encode_cart_items(state.cart.items),
             "updated_at": _time(state.cart.updated_at),
         },
         "orders": {
