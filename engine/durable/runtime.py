@@ -9,10 +9,12 @@ replays them and nothing is decided twice. On PostgreSQL the rows a batch takes 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +31,7 @@ from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
+from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks, event_from_row
@@ -40,10 +43,15 @@ from engine.storage.tables import (
     merges,
     outbox,
     schedule_ticks,
+    segment_looks,
 )
 from engine.storage.upserts import insert_new
 
-SEGMENTS = "segments"
+SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
+# Segment looks are booked to the second: a sweep at any time of day finds every customer whose
+# answer may have turned since the last. Searched two years ahead; beyond, a look is booked there.
+LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(seconds=1), 2**26)
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 
 
@@ -118,7 +126,7 @@ class DurableRuntime:
     def _load(
         self, conn: sa.Connection, ids: Iterable[str], now: datetime, **events: Any
     ) -> Loaded:
-        return load(
+        loaded = load(
             conn,
             self.book,
             ids,
@@ -128,6 +136,8 @@ class DurableRuntime:
             now=now,
             **events,
         )
+        loaded.engine.book_segment_looks(SweepGrid(*LOOK_GRID))
+        return loaded
 
     def _save(
         self, conn: sa.Connection, loaded: Loaded, now: datetime, summary: TickSummary
@@ -270,15 +280,71 @@ class DurableRuntime:
         )
 
     def _segments(self, summary: TickSummary, now: datetime) -> None:
-        if any(isinstance(c.trigger, SegmentTrigger) for c in self.book.active):
-            summary.swept_customers += self._every_customer(
-                SEGMENTS,
-                now,
-                now,
-                summary,
-                lambda engine, _due, ids: engine.sweep_segments(now, ids),
-                lambda _due: now + SEGMENT_SWEEP,
+        """The segment sweep. Every customer is looked at once when the segment campaigns are
+        new or changed (which books each one's next look); then, every hour, only those whose
+        booked look is due."""
+        versions = sorted(
+            (c.id, self.book.version_of[c.id])
+            for c in self.book.active
+            if isinstance(c.trigger, SegmentTrigger)
+        )
+        if not versions:
+            return
+        digest = hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
+        full = f"{SEGMENTS}:{digest}"
+        with self.db.begin() as conn:  # the full sweeps of earlier campaign versions
+            conn.execute(
+                schedule_ticks.delete().where(
+                    schedule_ticks.c.name.like(f"{SEGMENTS}:%"), schedule_ticks.c.name != full
+                )
             )
+        summary.swept_customers += self._every_customer(
+            full,
+            now,
+            now,
+            summary,
+            lambda engine, _due, ids: engine.sweep_segments(now, ids),
+            lambda _due: NEVER,  # once per version of the segment campaigns
+        )
+        with self.db.begin() as conn:
+            row = self._due(conn, SEGMENTS, now)
+            if row is not None and row.due_at > now:
+                return
+        while (taken := self._looks_batch(summary, now)) > 0:
+            summary.swept_customers += taken
+        with self.db.begin() as conn:
+            conn.execute(
+                schedule_ticks.update()
+                .where(schedule_ticks.c.name == SEGMENTS)
+                .values(due_at=now + SEGMENT_SWEEP, after_customer=None)
+            )
+
+    def _looks_batch(self, summary: TickSummary, now: datetime) -> int:
+        """Sweep a batch of the customers whose segment look is due; the sweep books each one's
+        next look after ``now`` (a customer merged away or gone is dropped)."""
+        with self.db.begin() as conn:
+            query = (
+                sa.select(segment_looks.c.customer_id)
+                .where(segment_looks.c.due_at <= now)
+                .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
+                .limit(self.batch_size)
+            )
+            ids = list(conn.scalars(self._claim(query, segment_looks)))
+            if not ids:
+                return 0
+            conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(ids)))
+            live = sorted(
+                conn.scalars(
+                    sa.select(customers.c.id).where(
+                        customers.c.id.in_(ids), customers.c.merged_into.is_(None)
+                    )
+                )
+            )
+            if live:
+                loaded = self._load(conn, live, now)
+                loaded.engine.sweep_segments(now, live)
+                self._save(conn, loaded, now, summary)
+        return len(ids)
 
     def _every_customer(
         self,

@@ -40,6 +40,7 @@ from engine.storage.tables import (
     journey_timers,
     journeys,
     outbox,
+    segment_looks,
 )
 from engine.storage.upserts import insert_new, upsert
 
@@ -211,6 +212,8 @@ def save(
     if members:
         conn.execute(campaign_members.insert(), members)
 
+    _save_segment_looks(conn, loaded)
+
     lines = sorted(engine.plan, key=lambda line: line.sort_key)
     sends = []
     for line in lines:
@@ -272,6 +275,20 @@ def save(
     if records:
         conn.execute(decisions.insert(), records)
     return lines
+
+
+def _save_segment_looks(conn: sa.Connection, loaded: Loaded) -> None:
+    """Keep the next segment look booked for each customer checked; a customer merged away
+    needs none (the survivor was checked)."""
+    gone = set(loaded.customers.survivors())
+    looks = [
+        {"customer_id": customer_id, "due_at": due}
+        for customer_id, due in sorted(loaded.engine.segment_looks().items())
+        if customer_id not in gone
+    ]
+    for where in _in(segment_looks.c.customer_id, gone):
+        conn.execute(segment_looks.delete().where(where))
+    upsert(conn, segment_looks, looks, ["customer_id"])
 
 
 def scope_of(journey: Journey, state: CustomerState, at: datetime) -> dict[str, Any]:

@@ -184,6 +184,16 @@ class JourneyEngine:
         keys = self._last_entry.keys() | self._segment_was.keys()
         return {key: (self._last_entry.get(key), self._segment_was.get(key, False)) for key in keys}
 
+    def book_segment_looks(self, grid: SweepGrid) -> None:
+        """Book on ``grid`` each customer's next look at the segment campaigns, whenever their
+        segments are checked, for a runtime that keeps the bookings (:meth:`segment_looks`)."""
+        if self._segments:
+            self._grid = grid
+
+    def segment_looks(self) -> dict[str, datetime]:
+        """The next look booked for each customer checked (nothing when no grid is kept)."""
+        return self._grid.bookings() if self._grid is not None else {}
+
     # --- the clock ---------------------------------------------------------------------------
 
     def start(self, at: datetime) -> None:

@@ -26,9 +26,10 @@ HORIZON = 2**15  # sweeps searched at once (3.7 years of hours); beyond, a look 
 class SweepGrid:
     """The sweep times ``origin + k * step`` and the customers booked at each."""
 
-    def __init__(self, origin: datetime, step: timedelta) -> None:
+    def __init__(self, origin: datetime, step: timedelta, horizon: int = HORIZON) -> None:
         self.origin = origin
         self.step = step
+        self.horizon = horizon  # grid points searched at once
         self._heap: list[tuple[int, str]] = []
         self._booked: dict[str, int] = {}  # customer -> the index of their next look
 
@@ -47,6 +48,10 @@ class SweepGrid:
             self._booked[customer_id] = index
             heapq.heappush(self._heap, (index, customer_id))
 
+    def bookings(self) -> dict[str, datetime]:
+        """Every customer booked, with the time of their look."""
+        return {customer_id: self.time(index) for customer_id, index in self._booked.items()}
+
     def due(self, at: datetime) -> list[str]:
         """The customers booked at or before the sweep at ``at``, sorted; their bookings end."""
         limit = self.index_after(at) - 1
@@ -62,8 +67,8 @@ class SweepGrid:
         """The index of the first sweep after ``after`` at which ``probe`` is not ``value``,
         or the end of the horizon searched when it is ``value`` all along."""
         start = self.index_after(after)
-        found = self._search(probe, value, start, start + HORIZON - 1)
-        return start + HORIZON if found is None else found
+        found = self._search(probe, value, start, start + self.horizon - 1)
+        return start + self.horizon if found is None else found
 
     def _search(self, probe: Probe, value: bool, lo: int, hi: int) -> int | None:
         stack = [(lo, hi)]

@@ -219,6 +219,18 @@ schedule_ticks = sa.Table(
     sa.Column("after_customer", sa.String(32)),  # how far a tick in progress has got
 )
 
+# --- segment looks (migration 0006) -------------------------------------------------------------
+# - ``segment_looks``: per customer, the first time at which a segment campaign could decide
+#   something else for them (their condition may turn, or what keeps them out may end); the
+#   hourly sweep looks only at the customers due, instead of every customer.
+
+segment_looks = sa.Table(
+    "segment_looks",
+    metadata,
+    sa.Column("customer_id", sa.String(32), primary_key=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
+)
+
 # --- call lists (migration 0004; the ``calllist`` provider, integrations/calls/) ---------------
 # - ``call_entries``: one row per call delivery, unique by delivery key, with the dialer's cells
 #   and the entry's life: pending -> exported -> called (with its outcome), or suppressed.

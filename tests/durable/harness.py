@@ -14,7 +14,13 @@ from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import format_time
-from engine.storage.tables import decisions, outbox
+from engine.storage.tables import (
+    decisions,
+    journey_timers,
+    outbox,
+    schedule_ticks,
+    segment_looks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STORIES = ROOT / "docs" / "examples" / "stories"
@@ -110,3 +116,39 @@ def outbox_rows(db: sa.Engine) -> list[tuple[str, str]]:
     """``(key, status)`` of every outbox row, by key."""
     with db.connect() as conn:
         return sorted((r.key, r.status) for r in conn.execute(sa.select(outbox)))
+
+
+def replay_when_due(durable: DurableProject, clock: Clock, events: Path, end: datetime) -> int:
+    """Ingest each event of ``events`` once the clock reaches it, as it would arrive, and run
+    a pass on the hourly grid from the first event (as :func:`replay` does), but only at the
+    hours when something is due: an event, a timer, a segment look or a schedule tick.
+    Returns how many passes ran."""
+    followup = durable.followup
+    records = sorted(
+        (r for r in read_jsonl(events) if getattr(r, "events", None)),
+        key=lambda r: r.events[0].timestamp,
+    )
+    times = [r.events[0].timestamp for r in records]
+    start, passes, taken = times[0], 0, 0
+    clock.now = start
+    while clock.now <= end:
+        arrived = sum(1 for t in times if t <= clock.now)
+        followup.ingestor.ingest(records[taken:arrived])
+        taken = arrived
+        durable.run_once()
+        passes += 1
+        with followup.engine.connect() as conn:
+            kept = [
+                conn.scalar(sa.select(sa.func.min(journey_timers.c.due_at))),
+                conn.scalar(sa.select(sa.func.min(segment_looks.c.due_at))),
+                conn.scalar(  # a schedule's tick; the segment sweeps wait for a look
+                    sa.select(sa.func.min(schedule_ticks.c.due_at)).where(
+                        schedule_ticks.c.name.not_like("segments%")
+                    )
+                ),
+                times[taken] if taken < len(times) else None,
+            ]
+        due = min((t for t in kept if t is not None), default=end + timedelta(hours=1))
+        following = max(due, clock.now + timedelta(hours=1))
+        clock.now = start - ((start - following) // timedelta(hours=1)) * timedelta(hours=1)
+    return passes

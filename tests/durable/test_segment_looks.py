@@ -1,0 +1,136 @@
+"""Segment sweeps in the durable runtime look only at the customers whose answer can turn.
+
+Each customer's next look is kept in ``segment_looks``: the first time their segment condition
+may turn, or what keeps them out (audience, cooldown, a running journey) may end. The hourly
+sweep takes only the looks that are due; every customer is looked at once more whenever the
+segment campaigns change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from engine.storage.tables import segment_looks
+from tests.durable.harness import (
+    STORIES,
+    Clock,
+    decision_lines,
+    ingest_file,
+    make_project,
+    open_followup,
+    plan_lines,
+    replay_when_due,
+)
+
+WIN_BACK = STORIES / "win_back_events.jsonl"
+
+
+def test_passes_only_when_due_decide_what_simulate_plans(database_url: str, tmp_path: Path) -> None:
+    project = make_project(tmp_path, ["win_back"])
+    clock = Clock(datetime(2024, 1, 1, tzinfo=UTC))
+    followup = open_followup(project, database_url, clock)
+    try:
+        times = sorted(e.timestamp for r in read_jsonl(WIN_BACK) for e in getattr(r, "events", []))
+        clock.now = times[0]
+        durable = DurableProject(followup)  # first seen at the first event, as simulate starts
+        end = datetime(2024, 7, 10, tzinfo=UTC)  # past the second customer's entry and ad
+        passes = replay_when_due(durable, clock, WIN_BACK, end)
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        events = [e for r in read_jsonl(WIN_BACK) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, events, ProjectConfig(), end)))
+        assert len(expected) == 7 and decision_lines(followup.engine) == expected
+        hours = (end - times[0]) // timedelta(hours=1)
+        assert passes < hours / 50  # a pass at each look, not every hour of half a year
+    finally:
+        followup.close()
+
+
+def _orders(folder: Path, placed: dict[str, datetime]) -> Path:
+    """A JSONL file: each customer consents to email and orders once, at the given time."""
+    lines = []
+    for user, at in placed.items():
+        lines.append(
+            {
+                "type": "identify",
+                "userId": user,
+                "messageId": f"i-{user}",
+                "timestamp": at.isoformat(),
+                "traits": {"email": f"{user}@example.com", "consent": {"email": True}},
+            }
+        )
+        lines.append(
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": user,
+                "messageId": f"o-{user}",
+                "timestamp": (at + timedelta(minutes=1)).isoformat(),
+                "properties": {"order_id": user, "revenue": 10},
+            }
+        )
+    path = folder / "orders.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    return path
+
+
+def test_a_sweep_looks_only_at_the_customers_due(tmp_path: Path) -> None:
+    project = make_project(tmp_path, ["win_back"])
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    placed = {f"u{n:02d}": start + timedelta(days=n) for n in range(20)}
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        ingest_file(followup, _orders(tmp_path, placed))
+        clock.now = start + timedelta(days=20)
+        durable = DurableProject(followup)
+        first = durable.run_once().engine
+        assert first.swept_customers == 20  # new segment campaigns: everyone once
+        with followup.engine.connect() as conn:
+            looks = dict(conn.execute(sa.select(segment_looks)).all())
+        assert len(looks) == 20
+        # each look falls when the 90 days since the order are over, to the second
+        for user, at in placed.items():
+            lapse = at + timedelta(minutes=1, days=90)
+            assert lapse < looks[followup.customer_id(user)] <= lapse + timedelta(seconds=1)
+        clock.now += timedelta(hours=1)
+        assert durable.run_once().engine.swept_customers == 0
+        clock.now = start + timedelta(days=92, hours=12)  # u00, u01 and u02 have lapsed
+        lapsed = durable.run_once()
+        assert lapsed.engine.swept_customers == 3
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert len(entered) == 3
+    finally:
+        followup.close()
+
+
+def test_a_changed_segment_campaign_looks_at_everyone_again(tmp_path: Path) -> None:
+    project = make_project(tmp_path, ["win_back"])
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    placed = {f"u{n:02d}": start + timedelta(days=n) for n in range(10)}
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        ingest_file(followup, _orders(tmp_path, placed))
+        clock.now = start + timedelta(days=20)
+        assert DurableProject(followup).run_once().engine.swept_customers == 10
+        clock.now += timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.swept_customers == 0
+        win_back = project / "campaigns" / "win_back.yaml"
+        win_back.write_text(win_back.read_text().replace("days(90)", "days(14)"))
+        clock.now += timedelta(hours=1)
+        changed = DurableProject(followup).run_once()
+        assert changed.engine.swept_customers == 10
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert len(entered) == 7  # orders from day 0 to day 6 are more than 14 days old
+    finally:
+        followup.close()
