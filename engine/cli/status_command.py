@@ -136,6 +136,10 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "needs_check": [_row_json(row) for row in report.unknown],
         "failed": {"total": report.failed_total, "latest": [_row_json(r) for r in report.failed]},
         "next_segment_sweep_at": _time(report.next_sweep_at),
+        "segment_looks": {
+            "due": report.segment_looks_due,
+            "next_at": _time(report.next_segment_look_at),
+        },
     }
 
 
@@ -254,7 +258,10 @@ def print_status(report: StatusReport) -> None:
     totals = ", ".join(f"{n:,} {s}" for s, n in report.outbox.items() if n) or "empty"
     console.print(f"outbox: {totals}", soft_wrap=True)
     if report.next_sweep_at is not None:
-        console.print(f"next segment sweep: {format_time(report.next_sweep_at)}")
+        booked = f"{report.segment_looks_due:,} customers due"
+        if report.next_segment_look_at is not None:
+            booked += f", the next look after that at {format_time(report.next_segment_look_at)}"
+        console.print(f"next segment sweep: {format_time(report.next_sweep_at)} ({booked})")
 
     if report.unknown:
         console.print(

@@ -31,6 +31,7 @@ from engine.storage.tables import (
     journeys,
     outbox,
     schedule_ticks,
+    segment_looks,
 )
 
 OUTBOX_STATUSES = ("pending", "sending", "delivered", "skipped", "failed", "unknown")
@@ -131,6 +132,8 @@ class StatusReport:
     failed: tuple[OutboxRow, ...]  # the latest failed rows (see ``failed_total``)
     failed_total: int
     next_sweep_at: datetime | None  # the next re-evaluation of segment triggers
+    segment_looks_due: int = 0  # customers that sweep will look at, by now
+    next_segment_look_at: datetime | None = None  # the earliest look booked after now
 
     @property
     def outbox(self) -> dict[str, int]:
@@ -288,6 +291,12 @@ def status_report(
             .limit(failed_limit)
         )
     )
+    looks_due = conn.scalar(
+        sa.select(sa.func.count()).select_from(segment_looks).where(segment_looks.c.due_at <= now)
+    )
+    next_look = conn.scalar(
+        sa.select(sa.func.min(segment_looks.c.due_at)).where(segment_looks.c.due_at > now)
+    )
     return StatusReport(
         at=now,
         campaigns=tuple(campaigns),
@@ -297,6 +306,8 @@ def status_report(
         failed=failed,
         failed_total=int(failed_total or 0),
         next_sweep_at=ticks.get(SEGMENTS),
+        segment_looks_due=int(looks_due or 0),
+        next_segment_look_at=_utc(next_look),
     )
 
 

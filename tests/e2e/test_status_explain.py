@@ -113,6 +113,12 @@ def test_status_after_the_stories(shop: Path) -> None:
     }
     assert journeys["post-purchase"]["completed"] == 2
     assert journeys["call-center-follow-up"]["completed"] == 1
+    # win-back has booked a look for the customers who ordered, when their 90 days are over
+    then = orjson.loads(ok(shop, "status", "--json", "--now", "2024-05-20T00:00:00Z"))
+    assert then["segment_looks"]["due"] == 0
+    assert then["segment_looks"]["next_at"] > "2024-05-20T00:00:00Z"
+    assert then["next_segment_sweep_at"] == "2024-05-20T01:00:00Z"
+    assert report["segment_looks"]["due"] > 0  # today, years later, they are all due
     assert journeys["welcome-series"]["completed"] == 1
     assert by_id["abandoned-cart"]["outbox"] == {
         "pending": 0,
