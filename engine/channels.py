@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from engine.errors import SettingProblem
+
 
 class DeliveryAction(enum.StrEnum):
     """What a delivery does on its channel."""
@@ -195,3 +197,21 @@ ProviderFactory = Callable[[Mapping[str, Any], ProviderContext], ChannelProvider
 included); raises :class:`engine.errors.ConfigError` naming ``providers.<channel>.<setting>``
 for anything it cannot use. Registered under the entry-point group ``followup.providers`` by
 provider name."""
+
+
+@runtime_checkable
+class SettingsCheckingFactory(Protocol):
+    """A provider factory that can also check its settings without building the provider, for
+    ``followup validate``: nothing is connected or written, and secrets are only looked up (CI
+    has none), so an unset environment variable is a warning. Anything the factory itself would
+    refuse is an error. Optional: a factory without ``check_settings`` is checked at build."""
+
+    def __call__(self, settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+        """Build the provider (see :data:`ProviderFactory`)."""
+        ...
+
+    def check_settings(
+        self, settings: Mapping[str, Any], context: ProviderContext
+    ) -> Sequence[SettingProblem]:
+        """Every problem of ``settings``, errors and warnings, by setting; none when usable."""
+        ...

@@ -18,8 +18,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from engine.channels import ChannelProvider, ProviderContext, ProviderFactory
-from engine.errors import ConfigError
+from engine.channels import (
+    ChannelProvider,
+    ProviderContext,
+    ProviderFactory,
+    SettingsCheckingFactory,
+)
+from engine.errors import ConfigError, SettingProblem
 
 GROUP = "followup.providers"
 CHANNELS = ("email", "ads", "call", "webhook")
@@ -100,6 +105,18 @@ def build_providers(
         )
         built[channel] = factory(settings, context)
     return built
+
+
+def check_provider_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem] | None:
+    """What the provider named in ``settings`` finds wrong with them without being built (see
+    :class:`SettingsCheckingFactory`); ``None`` when it cannot tell (not installed, or a factory
+    without ``check_settings``)."""
+    factory = provider_factory(str(settings.get("provider")))
+    if not isinstance(factory, SettingsCheckingFactory):
+        return None
+    return list(factory.check_settings(settings, context))
 
 
 def hint(name: str, choices: Iterable[str]) -> str:
