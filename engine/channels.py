@@ -10,7 +10,7 @@ retried delivery never reaches the customer twice.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -214,4 +214,16 @@ class SettingsCheckingFactory(Protocol):
         self, settings: Mapping[str, Any], context: ProviderContext
     ) -> Sequence[SettingProblem]:
         """Every problem of ``settings``, errors and warnings, by setting; none when usable."""
+        ...
+
+
+@runtime_checkable
+class ListContentFactory(Protocol):
+    """A provider factory that sends some campaigns' email as one content to a whole list
+    (Mailchimp's regular campaigns for ``newsletters:``). One content cannot honour a template
+    that reads the customer or the event, so ``followup validate`` refuses such a template."""
+
+    def list_campaigns(self, settings: Mapping[str, Any]) -> Collection[str]:
+        """The ids of the campaigns ``settings`` send as one content to the list (none when
+        the settings are invalid: their own check says why)."""
         ...

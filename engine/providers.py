@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.channels import (
     ChannelProvider,
+    ListContentFactory,
     ProviderContext,
     ProviderFactory,
     SettingsCheckingFactory,
@@ -117,6 +118,23 @@ def check_provider_settings(
     if not isinstance(factory, SettingsCheckingFactory):
         return None
     return list(factory.check_settings(settings, context))
+
+
+def list_content_campaigns(section: Mapping[str, Any]) -> dict[str, str]:
+    """The campaigns whose email a configured provider sends as one content to a whole list
+    (see :class:`ListContentFactory`), each with the setting that says so
+    (``providers.email``); empty when ``section`` is malformed (reported elsewhere)."""
+    found: dict[str, str] = {}
+    try:
+        chosen = channel_settings(section)
+    except ConfigError:
+        return found
+    for channel, settings in chosen.items():
+        factory = provider_factory(str(settings["provider"]))
+        if isinstance(factory, ListContentFactory):
+            for campaign in factory.list_campaigns(settings):
+                found[campaign] = f"providers.{channel}"
+    return found
 
 
 def hint(name: str, choices: Iterable[str]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import functools
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -119,10 +119,16 @@ class CheckedFactory(Generic[P]):
     (``check_settings``, see :class:`engine.channels.SettingsCheckingFactory`). Used as a
     decorator: ``@checked_by(check)`` over the factory function."""
 
-    def __init__(self, build: Callable[P, ChannelProvider], check: SettingsCheck) -> None:
+    def __init__(
+        self,
+        build: Callable[P, ChannelProvider],
+        check: SettingsCheck,
+        list_campaigns: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
+    ) -> None:
         functools.update_wrapper(self, build)
         self._build = build
         self._check = check
+        self._list_campaigns = list_campaigns
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> ChannelProvider:
         return self._build(*args, **kwargs)
@@ -133,13 +139,20 @@ class CheckedFactory(Generic[P]):
         """Every problem of ``settings`` (errors, and warnings for unset variables)."""
         return self._check(settings, context)
 
+    def list_campaigns(self, settings: Mapping[str, Any]) -> Collection[str]:
+        """The campaigns sent as one content to a whole list (see
+        :class:`engine.channels.ListContentFactory`); none unless the provider says."""
+        return self._list_campaigns(settings) if self._list_campaigns else ()
+
 
 def checked_by(
     check: SettingsCheck,
+    list_campaigns: Callable[[Mapping[str, Any]], Collection[str]] | None = None,
 ) -> Callable[[Callable[P, ChannelProvider]], CheckedFactory[P]]:
-    """Make the decorated factory a :class:`CheckedFactory` whose settings ``check`` checks."""
+    """Make the decorated factory a :class:`CheckedFactory` whose settings ``check`` checks
+    (and which sends the ``list_campaigns`` of its settings to a whole list, if any)."""
 
     def wrap(build: Callable[P, ChannelProvider]) -> CheckedFactory[P]:
-        return CheckedFactory(build, check)
+        return CheckedFactory(build, check, list_campaigns)
 
     return wrap

@@ -5,7 +5,8 @@ folder, every template there parses in the sandbox (and the templates it include
 channel a campaign sends on has a provider, and ``policies`` and ``providers`` in ``followup.yaml``
 have the documented shape. Each provider checks its own settings as it would when built, without
 connecting anywhere; an environment variable it names but that is not set here is a warning (CI
-validates without secrets). Nothing here raises: a missing path or an unreadable config is a
+validates without secrets). A campaign a provider sends as one content to a whole list (Mailchimp
+``newsletters:``) must not personalise its subject or template. Nothing here raises: a missing path or an unreadable config is a
 problem.
 
 Given sample data (a JSONL file of events, or the project database), the names campaigns and
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from engine.campaigns.durations import Duration, TimeWindow
 from engine.campaigns.expressions import check_template, template_references
+from engine.campaigns.list_content import check_list_content
 from engine.campaigns.loader import (
     LoadedCampaign,
     Problem,
@@ -41,7 +43,12 @@ from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, w
 from engine.channels import ProviderContext
 from engine.config import CONFIG_FILE, Project, ProjectConfig
 from engine.errors import SettingProblem
-from engine.providers import check_provider_settings, hint, provider_names
+from engine.providers import (
+    check_provider_settings,
+    hint,
+    list_content_campaigns,
+    provider_names,
+)
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
 DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
@@ -142,6 +149,12 @@ def validate_project(
         problems += check_sends(campaign, templates, channels)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
+    to_lists = list_content_campaigns(project.config.providers)
+    by_name = {template.name: template for template in template_files}
+    for campaign in loaded.campaigns.values():
+        if campaign.campaign.campaign in to_lists:
+            setting = to_lists[campaign.campaign.campaign]
+            problems += check_list_content(campaign, setting, by_name)
     problems += check_template_files(template_files, _template_names(templates))
     sample, sample_findings = _sample(project, events, sample_database)
     problems += [finding for finding in sample_findings if finding.severity == "error"]

@@ -84,7 +84,14 @@ def mailchimp_transport(
     )
 
 
-@checked_by(check_mailchimp_settings)
+def newsletter_campaigns(settings: Mapping[str, Any]) -> list[str]:
+    """The campaigns ``newsletters:`` sends as one regular campaign per issue: one content for
+    every member, so their templates must not personalise."""
+    newsletters = settings.get("newsletters")
+    return [str(campaign) for campaign in newsletters] if isinstance(newsletters, Mapping) else []
+
+
+@checked_by(check_mailchimp_settings, list_campaigns=newsletter_campaigns)
 def mailchimp_provider(
     settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
 ) -> ChannelProvider:

@@ -5,6 +5,7 @@ secret needed (an unset variable is a warning that ``--strict`` leaves alone).""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -165,3 +166,53 @@ def test_a_provider_without_a_settings_check_is_not_built(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert lines(result) == ["ok: 1 campaign, 1 template and followup.yaml are valid"]
     assert not (root / "built.log").exists()
+
+
+NEWSLETTERS = """\
+providers:
+  email: {provider: mailchimp, list_id: abc123, sender: shop@example.com,
+          newsletters: {weekly-newsletter: {tag: weekly}}}
+  ads: {provider: outbox}
+  call: {provider: csv}
+"""
+
+
+def test_a_mailchimp_newsletter_must_not_personalise(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    shutil.copytree(REPO / "campaigns", root / "campaigns")
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "followup.yaml").write_text(NEWSLETTERS)
+    weekly = root / "campaigns" / "weekly_newsletter.yaml"
+    personal = weekly.read_text()
+    assert "template: newsletter.html" in personal
+
+    code, found = validate(root)
+    assert code == 1
+    assert [line for line in found if "warning:" not in line] == [
+        (
+            "campaigns/weekly_newsletter.yaml:13:15: newsletter.html reads customer.locale (line 3), "
+            "but providers.email in followup.yaml sends weekly-newsletter as one email to the whole "
+            "list (newsletters:), rendered for its first member; use a template that reads neither "
+            "customer nor event, like newsletter_list.html"
+        )
+    ]
+
+    weekly.write_text(
+        personal.replace("newsletter.html", "newsletter_list.html").replace(
+            '"This week at the shop"', '"This week, {{ customer.first_name }}"'
+        )
+    )
+    code, found = validate(root)
+    assert code == 1
+    assert [line for line in found if "warning:" not in line] == [
+        (
+            "campaigns/weekly_newsletter.yaml:14:14: the subject reads customer.first_name, but "
+            "providers.email in followup.yaml sends weekly-newsletter as one email to the whole list "
+            "(newsletters:), rendered for its first member; write one for everyone"
+        )
+    ]
+
+    weekly.write_text(personal.replace("newsletter.html", "newsletter_list.html"))
+    code, found = validate(root)
+    assert code == 0, found
+    assert found[-1].startswith("ok: ")
