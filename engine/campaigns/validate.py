@@ -21,11 +21,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from engine.campaigns.durations import Duration, TimeWindow
 from engine.campaigns.expressions import check_template, template_references
 from engine.campaigns.list_content import check_list_content
 from engine.campaigns.loader import (
@@ -43,6 +42,7 @@ from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, w
 from engine.channels import ProviderContext
 from engine.config import CONFIG_FILE, Project, ProjectConfig
 from engine.errors import SettingProblem
+from engine.policies import Policies
 from engine.providers import (
     check_provider_settings,
     hint,
@@ -57,25 +57,6 @@ DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
     "call": {"provider": "csv", "path": "outbox/calls"},
     "webhook": {"provider": "http"},
 }
-Channel = Literal["email", "ads", "call", "webhook"]
-
-
-class FrequencyCap(StrictModel):
-    """At most ``max`` sends on a channel within any ``per``."""
-
-    what = "a frequency cap"
-    max: PositiveInt
-    per: Duration
-
-
-class Policies(StrictModel):
-    """``policies:`` in ``followup.yaml``."""
-
-    what = "policies"
-    frequency_caps: dict[Channel, tuple[FrequencyCap, ...]] = Field(default_factory=dict)
-    quiet_hours: dict[Channel, TimeWindow] = Field(default_factory=dict)
-    calling_hours: TimeWindow | None = None
-    suppression: tuple[str, ...] = ()
 
 
 class ProviderSetting(BaseModel):
