@@ -10,11 +10,13 @@ retried delivery never reaches the customer twice.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from engine.errors import SettingProblem
 
 
 class DeliveryAction(enum.StrEnum):
@@ -195,3 +197,33 @@ ProviderFactory = Callable[[Mapping[str, Any], ProviderContext], ChannelProvider
 included); raises :class:`engine.errors.ConfigError` naming ``providers.<channel>.<setting>``
 for anything it cannot use. Registered under the entry-point group ``followup.providers`` by
 provider name."""
+
+
+@runtime_checkable
+class SettingsCheckingFactory(Protocol):
+    """A provider factory that can also check its settings without building the provider, for
+    ``followup validate``: nothing is connected or written, and secrets are only looked up (CI
+    has none), so an unset environment variable is a warning. Anything the factory itself would
+    refuse is an error. Optional: a factory without ``check_settings`` is checked at build."""
+
+    def __call__(self, settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+        """Build the provider (see :data:`ProviderFactory`)."""
+        ...
+
+    def check_settings(
+        self, settings: Mapping[str, Any], context: ProviderContext
+    ) -> Sequence[SettingProblem]:
+        """Every problem of ``settings``, errors and warnings, by setting; none when usable."""
+        ...
+
+
+@runtime_checkable
+class ListContentFactory(Protocol):
+    """A provider factory that sends some campaigns' email as one content to a whole list
+    (Mailchimp's regular campaigns for ``newsletters:``). One content cannot honour a template
+    that reads the customer or the event, so ``followup validate`` refuses such a template."""
+
+    def list_campaigns(self, settings: Mapping[str, Any]) -> Collection[str]:
+        """The ids of the campaigns ``settings`` send as one content to the list (none when
+        the settings are invalid: their own check says why)."""
+        ...

@@ -1,4 +1,5 @@
-"""Project policies (``policies:`` in ``followup.yaml``), applied when a send is due.
+"""Project policies (``policies:`` in ``followup.yaml``, read as :class:`Policies`), applied
+when a send is due.
 
 Pure and deterministic: time and earlier sends are passed in, nothing is read or written.
 :meth:`SendPolicies.decide` checks, in this order, stopping at the first that applies:
@@ -29,16 +30,38 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.campaigns.durations import format_duration
-from engine.campaigns.validate import FrequencyCap, Policies
+from pydantic import Field, PositiveInt
+
+from engine.campaigns.durations import Duration, TimeWindow, format_duration
+from engine.campaigns.schema import StrictModel
 from engine.contact import normalize_email, normalize_phone
 from engine.state.profile import CustomerState
 
+Channel = Literal["email", "ads", "call", "webhook"]  # the channels ``policies:`` may name
 DEFAULT_CALLING_HOURS = (time(8), time(21))
 ACTIONS = frozenset({"send", "audience_add", "audience_remove"})
 CHANNELS = frozenset({"email", "sms", "call", "ads", "webhook"})
+
+
+class FrequencyCap(StrictModel):
+    """At most ``max`` sends on a channel within any ``per``."""
+
+    what = "a frequency cap"
+    max: PositiveInt
+    per: Duration
+
+
+class Policies(StrictModel):
+    """``policies:`` in ``followup.yaml``."""
+
+    what = "policies"
+    frequency_caps: dict[Channel, tuple[FrequencyCap, ...]] = Field(default_factory=dict)
+    quiet_hours: dict[Channel, TimeWindow] = Field(default_factory=dict)
+    calling_hours: TimeWindow | None = None
+    suppression: tuple[str, ...] = ()
 
 
 class PolicyVerdict(enum.StrEnum):

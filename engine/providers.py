@@ -18,8 +18,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from engine.channels import ChannelProvider, ProviderContext, ProviderFactory
-from engine.errors import ConfigError
+from engine.channels import (
+    ChannelProvider,
+    ListContentFactory,
+    ProviderContext,
+    ProviderFactory,
+    SettingsCheckingFactory,
+)
+from engine.errors import ConfigError, SettingProblem
 
 GROUP = "followup.providers"
 CHANNELS = ("email", "ads", "call", "webhook")
@@ -100,6 +106,35 @@ def build_providers(
         )
         built[channel] = factory(settings, context)
     return built
+
+
+def check_provider_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem] | None:
+    """What the provider named in ``settings`` finds wrong with them without being built (see
+    :class:`SettingsCheckingFactory`); ``None`` when it cannot tell (not installed, or a factory
+    without ``check_settings``)."""
+    factory = provider_factory(str(settings.get("provider")))
+    if not isinstance(factory, SettingsCheckingFactory):
+        return None
+    return list(factory.check_settings(settings, context))
+
+
+def list_content_campaigns(section: Mapping[str, Any]) -> dict[str, str]:
+    """The campaigns whose email a configured provider sends as one content to a whole list
+    (see :class:`ListContentFactory`), each with the setting that says so
+    (``providers.email``); empty when ``section`` is malformed (reported elsewhere)."""
+    found: dict[str, str] = {}
+    try:
+        chosen = channel_settings(section)
+    except ConfigError:
+        return found
+    for channel, settings in chosen.items():
+        factory = provider_factory(str(settings["provider"]))
+        if isinstance(factory, ListContentFactory):
+            for campaign in factory.list_campaigns(settings):
+                found[campaign] = f"providers.{channel}"
+    return found
 
 
 def hint(name: str, choices: Iterable[str]) -> str:

@@ -3,7 +3,11 @@
 Checked beyond the schema: templates named by ``send: email`` exist in the config's ``templates``
 folder, every template there parses in the sandbox (and the templates it includes exist), each
 channel a campaign sends on has a provider, and ``policies`` and ``providers`` in ``followup.yaml``
-have the documented shape. Nothing here raises: a missing path or an unreadable config is a problem.
+have the documented shape. Each provider checks its own settings as it would when built, without
+connecting anywhere; an environment variable it names but that is not set here is a warning (CI
+validates without secrets). A campaign a provider sends as one content to a whole list (Mailchimp
+``newsletters:``) must not personalise its subject or template. Nothing here raises: a missing path or an unreadable config is a
+problem.
 
 Given sample data (a JSONL file of events, or the project database), the names campaigns and
 templates read are checked against it too (:mod:`engine.campaigns.name_warnings`): those are
@@ -13,15 +17,16 @@ warnings, which leave a project valid.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from engine.campaigns.durations import Duration, TimeWindow
 from engine.campaigns.expressions import check_template, template_references
+from engine.campaigns.list_content import check_list_content
 from engine.campaigns.loader import (
     LoadedCampaign,
     Problem,
@@ -34,8 +39,16 @@ from engine.campaigns.loader import (
 from engine.campaigns.name_warnings import TemplateFile, name_warnings
 from engine.campaigns.sample import SampleData, read_database_sample, read_events_sample
 from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
+from engine.channels import ProviderContext
 from engine.config import CONFIG_FILE, Project, ProjectConfig
-from engine.providers import hint, provider_names
+from engine.errors import SettingProblem
+from engine.policies import Policies
+from engine.providers import (
+    check_provider_settings,
+    hint,
+    list_content_campaigns,
+    provider_names,
+)
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
 DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
@@ -44,25 +57,6 @@ DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
     "call": {"provider": "csv", "path": "outbox/calls"},
     "webhook": {"provider": "http"},
 }
-Channel = Literal["email", "ads", "call", "webhook"]
-
-
-class FrequencyCap(StrictModel):
-    """At most ``max`` sends on a channel within any ``per``."""
-
-    what = "a frequency cap"
-    max: PositiveInt
-    per: Duration
-
-
-class Policies(StrictModel):
-    """``policies:`` in ``followup.yaml``."""
-
-    what = "policies"
-    frequency_caps: dict[Channel, tuple[FrequencyCap, ...]] = Field(default_factory=dict)
-    quiet_hours: dict[Channel, TimeWindow] = Field(default_factory=dict)
-    calling_hours: TimeWindow | None = None
-    suppression: tuple[str, ...] = ()
 
 
 class ProviderSetting(BaseModel):
@@ -85,13 +79,16 @@ class Providers(StrictModel):
 @dataclass(frozen=True)
 class ValidationReport:
     """What ``followup validate`` found; valid when ``problems`` is empty, whatever the
-    ``warnings`` (names the sample data never sets, see :func:`validate_project`)."""
+    ``warnings`` (names the sample data never sets, see :func:`validate_project`) and the
+    ``unset`` (environment variables the providers name that are not set here: CI has no
+    secrets, so ``--strict`` leaves these alone)."""
 
     problems: tuple[Problem, ...]
     campaigns: int
     templates: int
     config: str | None
     warnings: tuple[Problem, ...] = ()
+    unset: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -101,7 +98,7 @@ class ValidationReport:
     @property
     def findings(self) -> tuple[Problem, ...]:
         """Problems and warnings, in the order of their files and places."""
-        return tuple(sorted(self.problems + self.warnings))
+        return tuple(sorted(self.problems + self.warnings + self.unset))
 
 
 def validate_project(
@@ -116,7 +113,9 @@ def validate_project(
     With sample data, warn on the names no event or trait in it sets: ``events`` is a JSONL
     file of Segment messages; without one and with ``sample_database``, the project database
     is the sample if it exists. Without either, there are no such warnings."""
-    project, channels, problems = load_config(config_path)
+    project, channels, config_findings = load_config(config_path, check_providers=True)
+    problems = [finding for finding in config_findings if finding.severity == "error"]
+    unset = [finding for finding in config_findings if finding.severity == "warning"]
     shown_config = display_path(config_path) if config_path else _default_config_shown()
     targets = list(paths or [project.path(project.config.campaigns)])
     if not paths and not targets[0].is_dir():
@@ -131,6 +130,12 @@ def validate_project(
         problems += check_sends(campaign, templates, channels)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
+    to_lists = list_content_campaigns(project.config.providers)
+    by_name = {template.name: template for template in template_files}
+    for campaign in loaded.campaigns.values():
+        if campaign.campaign.campaign in to_lists:
+            setting = to_lists[campaign.campaign.campaign]
+            problems += check_list_content(campaign, setting, by_name)
     problems += check_template_files(template_files, _template_names(templates))
     sample, sample_findings = _sample(project, events, sample_database)
     problems += [finding for finding in sample_findings if finding.severity == "error"]
@@ -143,6 +148,7 @@ def validate_project(
         template_count,
         shown_config,
         tuple(sorted(set(warnings))),
+        tuple(sorted(set(unset))),
     )
 
 
@@ -160,9 +166,13 @@ def _default_config_shown() -> str | None:
     return CONFIG_FILE if (Path.cwd() / CONFIG_FILE).exists() else None
 
 
-def load_config(config_path: Path | None) -> tuple[Project, frozenset[str] | None, list[Problem]]:
+def load_config(
+    config_path: Path | None, check_providers: bool = False
+) -> tuple[Project, frozenset[str] | None, list[Problem]]:
     """The project (defaults where the config is invalid), the channels that have a provider
-    (``None`` when unknown because ``providers`` is invalid), and the config's problems."""
+    (``None`` when unknown because ``providers`` is invalid), and the config's problems. With
+    ``check_providers``, each provider's settings are checked too (without building it), and
+    the environment variables they name but are not set here are warnings among the problems."""
     if config_path is None:
         candidate = Path.cwd() / CONFIG_FILE
         if not candidate.exists():
@@ -191,7 +201,10 @@ def load_config(config_path: Path | None) -> tuple[Project, frozenset[str] | Non
         config = ProjectConfig.model_validate(fallback)
     problems += _check_policies(data.get("policies"), source)
     channels, provider_problems = _provider_channels(data.get("providers"), source)
-    return Project(config, root), channels, problems + provider_problems
+    project = Project(config, root)
+    if check_providers and channels is not None and not provider_problems:
+        provider_problems = _provider_settings(data.get("providers"), source, project)
+    return project, channels, problems + provider_problems
 
 
 def _check_policies(data: Any, source: SourceMap) -> list[Problem]:
@@ -220,6 +233,32 @@ def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | N
                 )
             )
     return frozenset(c for c in CHANNELS if getattr(providers, c) is not None), problems
+
+
+def _provider_settings(data: Any, source: SourceMap, project: Project) -> list[Problem]:
+    """Each configured provider's own check of its settings, at their places in the file."""
+    if not isinstance(data, dict):
+        return []
+    found: list[Problem] = []
+    for channel, settings in data.items():
+        context = ProviderContext(
+            channel=str(channel),
+            root=project.root,
+            environ=os.environ,
+            database_url=project.database_url,
+            unsubscribe_base=project.config.server.base_url,
+        )
+        found += [
+            _at_setting(problem, source, ("providers", channel))
+            for problem in check_provider_settings(settings, context) or []
+        ]
+    return found
+
+
+def _at_setting(problem: SettingProblem, source: SourceMap, at: tuple[str, ...]) -> Problem:
+    message = problem.shown(".".join(at))  # names the setting in full, as run and tick do
+    found = source.problem((*at, *problem.loc), message, at_key=problem.at_key)
+    return found.as_warning() if problem.warning else found
 
 
 def check_sends(

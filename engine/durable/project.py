@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
-from engine.campaigns.validate import Policies
 from engine.channels import ActivityListener, ConsentListener
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.runtime import DurableRuntime, TickSummary
+from engine.policies import Policies
 from engine.providers import build_providers
 from engine.unsubscribe import UnsubscribeLinks, signing_key
 

@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
-from engine.campaigns.validate import Policies
 from engine.channels import DeliveryAction
 from engine.clock import Clock
 from engine.config import ProjectConfig
@@ -32,7 +31,7 @@ from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
 from engine.journeys.wakeups import SweepGrid
-from engine.policies import SendPolicies
+from engine.policies import Policies, SendPolicies
 from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (

@@ -11,14 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from engine.campaigns.schema import Campaign
-from engine.campaigns.validate import Policies
 from engine.config import ProjectConfig
 from engine.events import Event
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
-from engine.policies import SendPolicies
+from engine.policies import Policies, SendPolicies
 from engine.state.reducers import StateReducer
 
 DEFAULT_HORIZON = timedelta(days=7)

@@ -14,6 +14,10 @@ Celery beat enqueues ``followup.pass`` every ``interval`` seconds (``followup wo
 runs it inside one worker; run it in exactly one place). Tasks are acknowledged late and a lost
 worker's task goes back to the queue: a pass is idempotent, so running one again is harmless.
 The broker is Redis or RabbitMQ: ``--broker``, ``FOLLOWUP_BROKER_URL``, else local Redis.
+
+A worker process opens the project at its first task and keeps it for the next ones; when the
+process ends (``worker_shutdown`` for the solo pool, ``worker_process_shutdown`` for each prefork
+child), it closes what the project opened: the providers' connections and the database pool.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 from engine.api import Followup
 from engine.config import load_project
@@ -37,7 +42,8 @@ DEFAULT_QUEUE = "followup"
 
 
 class _ProjectHolder:
-    """One open project per worker process, opened at its first task."""
+    """One open project per worker process, opened at its first task and closed when the
+    process shuts down."""
 
     def __init__(self, config: Path | None) -> None:
         self.config = config
@@ -50,6 +56,17 @@ class _ProjectHolder:
                 followup = Followup(load_project(self.config))
                 self._durable = DurableProject(followup)
             return self._durable
+
+    def close(self, **_signal: object) -> None:
+        """Close the providers and the database of the project this process opened, if any
+        (a Celery signal receiver: its keyword arguments are ignored)."""
+        with self._lock:
+            durable, self._durable = self._durable, None
+        if durable is not None:
+            try:
+                durable.close()
+            finally:
+                durable.followup.close()
 
 
 def broker_url(broker: str | None = None) -> str:
@@ -77,6 +94,10 @@ def create_app(
         beat_schedule={"followup-pass": {"task": PASS_TASK, "schedule": interval}},
     )
     holder = _ProjectHolder(config)
+    # Weak receivers (bound methods): they go when this app and its tasks do. Both signals
+    # fire in the process that ran the tasks, and closing twice is harmless.
+    worker_shutdown.connect(holder.close)
+    worker_process_shutdown.connect(holder.close)
 
     @app.task(name=PASS_TASK)  # type: ignore[untyped-decorator]
     def run_pass() -> dict[str, Any]:

@@ -35,7 +35,7 @@ from engine.channels import (
     ProviderContext,
 )
 from engine.clock import Clock, utc_now
-from engine.errors import ConfigError
+from engine.errors import SettingProblem
 from engine.storage.database import open_database
 from integrations.calls.entries import (
     DNC_DETAIL,
@@ -47,7 +47,13 @@ from integrations.calls.entries import (
 )
 from integrations.outbox._files import as_utc, failed
 from integrations.outbox.calls import DEFAULT_WINDOW, call_row, call_target
-from integrations.settings import ProviderSettings, read_settings
+from integrations.settings import (
+    ProviderSettings,
+    checked_by,
+    problems_of,
+    read_settings,
+    settings_error,
+)
 
 DEFAULT_PATH = "outbox/calls"
 ALREADY = "already on the call list"
@@ -173,14 +179,31 @@ def export_folder(settings: Mapping[str, Any], context: ProviderContext) -> Path
     return context.root / read_settings(CallListSettings, settings, context).path
 
 
+def calllist_settings(settings: Mapping[str, Any], context: ProviderContext) -> CallListSettings:
+    """``providers.call`` as :class:`CallListSettings`; a :class:`SettingsError` otherwise."""
+    if context.channel != "call":
+        raise settings_error(context, (), "the calllist provider carries calls only")
+    read = read_settings(CallListSettings, settings, context)
+    if not context.database_url:
+        raise settings_error(
+            context,
+            (),
+            "the calllist provider keeps its lists in the project database; "
+            "set database_url in followup.yaml",
+        )
+    return read
+
+
+def check_calllist_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings``; the database is not opened."""
+    return problems_of(lambda: calllist_settings(settings, context))
+
+
+@checked_by(check_calllist_settings)
 def calllist_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: calllist``: calls as entries of the call lists in the project database."""
-    if context.channel != "call":
-        raise ConfigError(f"providers.{context.channel}: the calllist provider carries calls only")
-    read_settings(CallListSettings, settings, context)
-    if not context.database_url:
-        raise ConfigError(
-            "providers.call: the calllist provider keeps its lists in the project database; "
-            "set database_url in followup.yaml"
-        )
+    calllist_settings(settings, context)
+    assert context.database_url is not None  # calllist_settings checked it
     return CallListProvider(open_database(context.database_url))

@@ -27,10 +27,17 @@ from facebook_business.api import FacebookAdsApi
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import ConfigError
+from engine.errors import SettingProblem, SettingsError
 from engine.secrets import Redactor, read_secret
 from integrations.facebook.provider import FacebookAudiences
-from integrations.settings import ProviderSettings, read_settings
+from integrations.settings import (
+    ProviderSettings,
+    checked_by,
+    read_settings,
+    settings_error,
+    unset_variables,
+    where_of,
+)
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -60,12 +67,36 @@ class FacebookSettings(ProviderSettings):
         return value
 
 
+def facebook_settings(settings: Mapping[str, Any], context: ProviderContext) -> FacebookSettings:
+    """``providers.ads`` as :class:`FacebookSettings`; a :class:`SettingsError` otherwise."""
+    if context.channel != "ads":
+        raise settings_error(context, (), "the facebook provider carries ads only")
+    return read_settings(FacebookSettings, settings, context)
+
+
+def check_facebook_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings`` without calling Meta; unset variables are warnings."""
+    try:
+        chosen = facebook_settings(settings, context)
+    except SettingsError as error:
+        return list(error.problems)
+    return unset_variables(
+        context,
+        [
+            ("access_token_env", chosen.access_token_env, "a Meta access token"),
+            ("app_secret_env", chosen.app_secret_env, "the Meta app secret"),
+            ("app_id_env", chosen.app_id_env, "the Meta app id"),
+        ],
+    )
+
+
+@checked_by(check_facebook_settings)
 def facebook_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: facebook``: the ads channel as Meta custom audiences."""
-    where = f"providers.{context.channel}"
-    if context.channel != "ads":
-        raise ConfigError(f"{where}: the facebook provider carries ads only")
-    chosen = read_settings(FacebookSettings, settings, context)
+    where = where_of(context)
+    chosen = facebook_settings(settings, context)
     token = read_secret(
         context.environ,
         chosen.access_token_env,

@@ -16,25 +16,46 @@ from typing import Any
 
 from engine.channels import ChannelProvider, ProviderContext
 from engine.clock import Clock, utc_now
-from engine.errors import ConfigError
+from engine.errors import ConfigError, SettingProblem, SettingsError
 from engine.secrets import read_secret
 from integrations.mailchimp.commerce import MailchimpCommerce
 from integrations.mailchimp.email import MailchimpEmail, MailchimpNewsletters
 from integrations.mailchimp.settings import MailchimpSettings
 from integrations.mailchimp.transport import Transport
-from integrations.settings import read_settings
+from integrations.settings import checked_by, read_settings, settings_error, unset_variables
 
 
 def mailchimp_settings(settings: Mapping[str, Any], context: ProviderContext) -> MailchimpSettings:
-    """``providers.email`` as :class:`MailchimpSettings`; a :class:`ConfigError` otherwise."""
+    """``providers.email`` as :class:`MailchimpSettings`; a :class:`SettingsError` otherwise."""
     if context.channel != "email":
-        raise ConfigError(f"providers.{context.channel}: the mailchimp provider carries email only")
+        raise settings_error(context, (), "the mailchimp provider carries email only")
     read = read_settings(MailchimpSettings, settings, context)
     if read.sender is None:
-        raise ConfigError(
-            "providers.email.sender: set the From address, e.g. Shop <shop@example.com>"
+        raise settings_error(
+            context, ("sender",), "set the From address, e.g. Shop <shop@example.com>"
         )
     return read
+
+
+def check_mailchimp_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings`` without calling Mailchimp; unset keys are warnings."""
+    try:
+        read = mailchimp_settings(settings, context)
+    except SettingsError as error:
+        return list(error.problems)
+    return unset_variables(
+        context,
+        [
+            ("api_key_env", read.api_key_env, "the Mailchimp Marketing API key"),
+            (
+                "transactional_key_env",
+                read.transactional_key_env,
+                "the Mailchimp Transactional key",
+            ),
+        ],
+    )
 
 
 def mailchimp_transport(
@@ -63,6 +84,14 @@ def mailchimp_transport(
     )
 
 
+def newsletter_campaigns(settings: Mapping[str, Any]) -> list[str]:
+    """The campaigns ``newsletters:`` sends as one regular campaign per issue: one content for
+    every member, so their templates must not personalise."""
+    newsletters = settings.get("newsletters")
+    return [str(campaign) for campaign in newsletters] if isinstance(newsletters, Mapping) else []
+
+
+@checked_by(check_mailchimp_settings, list_campaigns=newsletter_campaigns)
 def mailchimp_provider(
     settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
 ) -> ChannelProvider:

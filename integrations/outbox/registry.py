@@ -21,12 +21,18 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import ConfigError
+from engine.errors import ConfigError, SettingProblem
 from engine.providers import build_providers
 from integrations.outbox.ads import FileAdsOutbox
 from integrations.outbox.calls import CsvCallList
 from integrations.outbox.email import FileEmailOutbox
-from integrations.settings import ProviderSettings, read_settings
+from integrations.settings import (
+    ProviderSettings,
+    checked_by,
+    problems_of,
+    read_settings,
+    settings_error,
+)
 
 DEFAULT_PATHS = {"email": "outbox/email", "ads": "outbox/ads", "call": "outbox/calls"}
 
@@ -59,31 +65,61 @@ def _made(channel: str, path: Path, build: Any) -> ChannelProvider:
     return provider
 
 
+def outbox_settings(settings: Mapping[str, Any], context: ProviderContext) -> _FolderSettings:
+    """``providers.email`` or ``providers.ads`` for ``provider: outbox``; a
+    :class:`SettingsError` otherwise."""
+    if context.channel == "email":
+        return read_settings(_EmailSettings, settings, context)
+    if context.channel == "ads":
+        return read_settings(_FolderSettings, settings, context)
+    raise settings_error(
+        context,
+        (),
+        "the outbox provider carries email and ads only"
+        + ("; use provider: csv for calls" if context.channel == "call" else ""),
+    )
+
+
+def check_outbox_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings``; no folder is made."""
+    return problems_of(lambda: outbox_settings(settings, context))
+
+
+@checked_by(check_outbox_settings)
 def outbox_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: outbox``: email as ``.eml`` files, or ad-audience changes as JSON lines."""
-    if context.channel == "email":
-        email = read_settings(_EmailSettings, settings, context)
-        path = _folder(email, context)
-        sender = email.sender
+    chosen = outbox_settings(settings, context)
+    path = _folder(chosen, context)
+    if isinstance(chosen, _EmailSettings):
+        sender = chosen.sender
         return _made(
             "email",
             path,
             lambda: FileEmailOutbox(path, sender) if sender else FileEmailOutbox(path),
         )
-    if context.channel == "ads":
-        path = _folder(read_settings(_FolderSettings, settings, context), context)
-        return _made("ads", path, lambda: FileAdsOutbox(path))
-    raise ConfigError(
-        f"providers.{context.channel}: the outbox provider carries email and ads only"
-        + ("; use provider: csv for calls" if context.channel == "call" else "")
-    )
+    return _made("ads", path, lambda: FileAdsOutbox(path))
 
 
+def csv_settings(settings: Mapping[str, Any], context: ProviderContext) -> _FolderSettings:
+    """``providers.call`` for ``provider: csv``; a :class:`SettingsError` otherwise."""
+    if context.channel != "call":
+        raise settings_error(context, (), "the csv provider carries calls only")
+    return read_settings(_FolderSettings, settings, context)
+
+
+def check_csv_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings``; no folder is made."""
+    return problems_of(lambda: csv_settings(settings, context))
+
+
+@checked_by(check_csv_settings)
 def csv_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: csv``: calls as CSV call lists, one file per list."""
-    if context.channel != "call":
-        raise ConfigError(f"providers.{context.channel}: the csv provider carries calls only")
-    path = _folder(read_settings(_FolderSettings, settings, context), context)
+    path = _folder(csv_settings(settings, context), context)
     return _made("call", path, lambda: CsvCallList(path))
 
 

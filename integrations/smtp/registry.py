@@ -24,9 +24,18 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import ConfigError
+from engine.errors import SettingProblem, SettingsError
 from engine.secrets import read_secret
-from integrations.settings import ProviderSettings, read_settings, tls_context
+from integrations.settings import (
+    ProviderSettings,
+    checked_by,
+    problems_of,
+    read_settings,
+    settings_error,
+    tls_context,
+    unset_variables,
+    where_of,
+)
 from integrations.smtp.sender import Security, SmtpEmail, SmtpServer
 
 DEFAULT_PORTS: Mapping[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
@@ -53,25 +62,54 @@ class SmtpSettings(ProviderSettings):
         return value
 
 
-def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
-    """``provider: smtp``: email through an SMTP relay (see :mod:`integrations.smtp.sender`)."""
-    where = f"providers.{context.channel}"
+def smtp_settings(settings: Mapping[str, Any], context: ProviderContext) -> SmtpSettings:
+    """``providers.email`` as :class:`SmtpSettings`; a :class:`SettingsError` otherwise."""
     if context.channel != "email":
-        raise ConfigError(f"{where}: the smtp provider carries email only")
+        raise settings_error(context, (), "the smtp provider carries email only")
     smtp = read_settings(SmtpSettings, settings, context)
     if (smtp.username_env is None) != (smtp.password_env is None):
         missing = "password_env" if smtp.password_env is None else "username_env"
-        raise ConfigError(
-            f"{where}.{missing}: set both username_env and password_env, or neither "
-            "(a relay that needs no login)"
+        raise settings_error(
+            context,
+            (missing,),
+            "set both username_env and password_env, or neither (a relay that needs no login)",
         )
+    if smtp.username_env is not None and smtp.security == "none":
+        raise settings_error(
+            context,
+            ("security",),
+            "none would send the password unencrypted; "
+            "write security: starttls (port 587) or ssl (port 465)",
+        )
+    return smtp
+
+
+def check_smtp_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings`` without connecting; unset login variables are warnings."""
+    try:
+        smtp = smtp_settings(settings, context)
+    except SettingsError as error:
+        return list(error.problems)
+    return problems_of(lambda: tls_context(smtp.ca_file, context, where_of(context))) + (
+        unset_variables(
+            context,
+            [
+                ("username_env", smtp.username_env, "the SMTP user name"),
+                ("password_env", smtp.password_env, "the SMTP password"),
+            ],
+        )
+    )
+
+
+@checked_by(check_smtp_settings)
+def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
+    """``provider: smtp``: email through an SMTP relay (see :mod:`integrations.smtp.sender`)."""
+    where = where_of(context)
+    smtp = smtp_settings(settings, context)
     username = password = None
     if smtp.username_env is not None and smtp.password_env is not None:
-        if smtp.security == "none":
-            raise ConfigError(
-                f"{where}.security: none would send the password unencrypted; "
-                "write security: starttls (port 587) or ssl (port 465)"
-            )
         username = read_secret(
             context.environ, smtp.username_env, "the SMTP user name", f"{where}.username_env"
         )

@@ -28,9 +28,18 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import ConfigError
+from engine.errors import SettingProblem, SettingsError
 from engine.secrets import read_secret
-from integrations.settings import ProviderSettings, read_settings, tls_context
+from integrations.settings import (
+    ProviderSettings,
+    checked_by,
+    problems_of,
+    read_settings,
+    settings_error,
+    tls_context,
+    unset_variables,
+    where_of,
+)
 from integrations.webhook.poster import HttpWebhook, WebhookTarget
 from integrations.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -110,19 +119,42 @@ class HttpSettings(ProviderSettings):
         return headers
 
 
+def http_settings(settings: Mapping[str, Any], context: ProviderContext) -> HttpSettings:
+    """``providers.webhook`` as :class:`HttpSettings`; a :class:`SettingsError` otherwise."""
+    if context.channel != "webhook":
+        raise settings_error(context, (), "the http provider carries webhooks only")
+    hooks = read_settings(HttpSettings, settings, context)
+    if hooks.urls and hooks.secret_env is None:
+        raise settings_error(
+            context,
+            ("secret_env",),
+            "name the environment variable that holds the key the requests are signed with, "
+            "e.g. secret_env: FOLLOWUP_WEBHOOK_SECRET",
+        )
+    return hooks
+
+
+def check_http_settings(
+    settings: Mapping[str, Any], context: ProviderContext
+) -> list[SettingProblem]:
+    """The problems of ``settings`` without posting anything; an unset key is a warning."""
+    try:
+        hooks = http_settings(settings, context)
+    except SettingsError as error:
+        return list(error.problems)
+    signing = hooks.secret_env if hooks.urls else None
+    return problems_of(lambda: tls_context(hooks.ca_file, context, where_of(context))) + (
+        unset_variables(context, [("secret_env", signing, "the webhook signing key")])
+    )
+
+
+@checked_by(check_http_settings)
 def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: http``: webhooks as signed POSTs (see :mod:`integrations.webhook.poster`)."""
-    where = f"providers.{context.channel}"
-    if context.channel != "webhook":
-        raise ConfigError(f"{where}: the http provider carries webhooks only")
-    hooks = read_settings(HttpSettings, settings, context)
+    where = where_of(context)
+    hooks = http_settings(settings, context)
     secret = ""
-    if hooks.urls:
-        if hooks.secret_env is None:
-            raise ConfigError(
-                f"{where}.secret_env: name the environment variable that holds the key "
-                "the requests are signed with, e.g. secret_env: FOLLOWUP_WEBHOOK_SECRET"
-            )
+    if hooks.urls and hooks.secret_env is not None:
         secret = read_secret(
             context.environ, hooks.secret_env, "the webhook signing key", f"{where}.secret_env"
         )

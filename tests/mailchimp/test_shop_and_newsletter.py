@@ -111,3 +111,51 @@ def test_a_newsletter_issue_and_shop_activity_reach_mailchimp_once(
     assert writes.index("POST orders/o-1") < writes.index(f"DELETE {ann}")
     assert world.store.keys() >= {"orders/o-1"}
     assert not any(key.startswith("carts/") for key in world.store)
+
+
+def test_the_impersonal_newsletter_template_is_the_issue_every_member_gets(
+    tmp_path: Path, stand_in: StandIn
+) -> None:
+    clock = Clock(START)
+    stand_in.clock = clock
+    project = make_project(tmp_path, ["weekly_newsletter"])
+    campaign_file = project / "campaigns" / "weekly_newsletter.yaml"
+    text = campaign_file.read_text()
+    campaign_file.write_text(text.replace("newsletter.html", "newsletter_list.html"))
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        provider = make_provider(
+            stand_in.url,
+            f"{stand_in.url}/api/1.3",
+            clock=clock,
+            timeout=0.5,
+            newsletters={"weekly-newsletter": {"tag": "weekly"}},
+        )
+        durable.dispatcher.providers = {**durable.dispatcher.providers, "email": provider}
+        for name in PEOPLE:
+            followup.identify(
+                user_id=name,
+                traits={
+                    "email": f"{name}@example.com",
+                    "first_name": name.title(),
+                    "consent": {"email": True},
+                },
+                timestamp=START,
+            )
+        for now in (START, TICK + timedelta(seconds=30), TICK + timedelta(minutes=3)):
+            clock.now = now
+            durable.run_once()
+    finally:
+        followup.close()
+    (campaign,) = stand_in.world.campaigns.values()
+    assert stand_in.world.campaign_sends == {
+        campaign["id"]: [f"{name}@example.com" for name in PEOPLE]
+    }
+    html = campaign["content"]["html"]
+    assert "<p>Hello,</p>" in html
+    assert "(06 May 2024)" in html  # the issue's date, the same for everyone
+    assert '<a href="*|UNSUB|*"' in html  # Mailchimp's own unsubscribe link
+    assert "/unsubscribe/" not in html  # no member's personal link
+    assert not any(name.title() in html for name in PEOPLE)
+    assert "*|UNSUB|*" in campaign["content"]["plain_text"]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.campaigns.validate import Policies
 from engine.policies import (
+    Policies,
     PolicyDecision,
     PolicyVerdict,
     SendPolicies,
