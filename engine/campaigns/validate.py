@@ -44,6 +44,7 @@ from engine.config import CONFIG_FILE, Project, ProjectConfig
 from engine.errors import SettingProblem
 from engine.policies import Policies
 from engine.providers import (
+    DEFAULTS,
     check_provider_settings,
     hint,
     list_content_campaigns,
@@ -51,12 +52,6 @@ from engine.providers import (
 )
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
-DEFAULT_PROVIDERS: dict[str, dict[str, str]] = {
-    "email": {"provider": "outbox", "path": "outbox/email"},
-    "ads": {"provider": "outbox", "path": "outbox/ads"},
-    "call": {"provider": "csv", "path": "outbox/calls"},
-    "webhook": {"provider": "http"},
-}
 
 
 class ProviderSetting(BaseModel):
@@ -215,7 +210,7 @@ def _check_policies(data: Any, source: SourceMap) -> list[Problem]:
 
 def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | None, list[Problem]]:
     if not data:  # no providers: the embedded defaults carry every channel
-        return frozenset(DEFAULT_PROVIDERS), []
+        return frozenset(DEFAULTS), []
     if not isinstance(data, dict):  # already reported by ProjectConfig
         return None, []
     providers, problems = validate_document(Providers, data, source, ("providers",))
@@ -232,7 +227,12 @@ def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | N
                     f"{hint(setting.provider, installed)}",
                 )
             )
-    return frozenset(c for c in CHANNELS if getattr(providers, c) is not None), problems
+    # a channel left out gets its default provider, as run and tick do (engine.providers)
+    return frozenset(
+        c
+        for c in CHANNELS
+        if getattr(providers, c) is not None or DEFAULTS[c]["provider"] in installed
+    ), problems
 
 
 def _provider_settings(data: Any, source: SourceMap, project: Project) -> list[Problem]:
@@ -292,7 +292,7 @@ def check_sends(
 
 
 def _provider_example(channel: str) -> str:
-    items = ", ".join(f"{k}: {v}" for k, v in DEFAULT_PROVIDERS[channel].items())
+    items = ", ".join(f"{k}: {v}" for k, v in DEFAULTS[channel].items())
     return "{" + items + "}"
 
 
