@@ -13,7 +13,7 @@ warnings, which leave a project valid.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,14 @@ from engine.campaigns.loader import (
 )
 from engine.campaigns.name_warnings import TemplateFile, name_warnings
 from engine.campaigns.sample import SampleData, read_database_sample, read_events_sample
-from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
+from engine.campaigns.schema import (
+    CHANNELS,
+    AnySend,
+    EmailSend,
+    StrictModel,
+    WebhookSend,
+    walk_steps,
+)
 from engine.config import CONFIG_FILE, Project, ProjectConfig
 from engine.providers import hint, provider_names
 
@@ -127,8 +134,9 @@ def validate_project(
     loaded = load_campaigns(targets)
     problems += loaded.problems
     templates = project.path(project.config.templates)
+    webhook_urls = configured_webhook_urls(project.config.providers)
     for campaign in loaded.campaigns.values():
-        problems += check_sends(campaign, templates, channels)
+        problems += check_sends(campaign, templates, channels, webhook_urls)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
     problems += check_template_files(template_files, _template_names(templates))
@@ -222,10 +230,22 @@ def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | N
     return frozenset(c for c in CHANNELS if getattr(providers, c) is not None), problems
 
 
+def configured_webhook_urls(providers: Mapping[str, Any]) -> frozenset[str] | None:
+    """The url names under ``providers.webhook.urls``, or ``None`` when none are configured
+    (then every webhook delivery fails until some are, as docs/channels.md says)."""
+    webhook = providers.get("webhook")
+    urls = webhook.get("urls") if isinstance(webhook, Mapping) else None
+    return frozenset(str(name) for name in urls) if isinstance(urls, Mapping) and urls else None
+
+
 def check_sends(
-    loaded: LoadedCampaign, templates: Path, channels: frozenset[str] | None
+    loaded: LoadedCampaign,
+    templates: Path,
+    channels: frozenset[str] | None,
+    webhook_urls: frozenset[str] | None = None,
 ) -> list[Problem]:
-    """Each send of a campaign has a provider for its channel and, for email, its template."""
+    """Each send of a campaign has a provider for its channel; for email, its template; for a
+    webhook, its url among the configured ones (when there are any)."""
     problems = []
     available = _template_names(templates)
     for _, loc, step in walk_steps(loaded.campaign.steps):
@@ -247,6 +267,20 @@ def check_sends(
                 loaded.source.problem(
                     (*loc, "template"),
                     f"template {step.template!r} not found in {display_path(templates)}/{hint}",
+                )
+            )
+        if isinstance(step, WebhookSend) and webhook_urls and step.url not in webhook_urls:
+            close = difflib.get_close_matches(step.url, sorted(webhook_urls), n=1)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else f"expected one of {', '.join(sorted(webhook_urls))}"
+            )
+            problems.append(
+                loaded.source.problem(
+                    (*loc, "url"),
+                    f"no url named {step.url!r} under providers.webhook.urls in followup.yaml; "
+                    f"{hint}",
                 )
             )
     return problems

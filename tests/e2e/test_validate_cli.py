@@ -146,3 +146,23 @@ def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
             "each campaign needs its own id"
         )
     ]
+
+
+def test_a_webhook_names_a_configured_url(tmp_path: Path) -> None:
+    hook = "campaign: hook\ntrigger: {event: Order Completed}\nsteps:\n"
+    hook += "  - send: webhook\n    url: crm\n    body: '{{ customer.id }}'\n"
+    config = (
+        "providers:\n  webhook: {provider: http, secret_env: HOOK_SECRET,"
+        " urls: {crn: 'https://crm.example/h'}}\n"
+    )
+    project(tmp_path, {"hook.yaml": hook}, config)
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        (
+            "campaigns/hook.yaml:5:10: no url named 'crm' under providers.webhook.urls in "
+            "followup.yaml; did you mean crn?"
+        )
+    ]
+    (tmp_path / "followup.yaml").write_text("providers:\n  webhook: {provider: http}\n")
+    assert run(tmp_path, "validate").returncode == 0  # no urls yet: valid, deliveries fail
