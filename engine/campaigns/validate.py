@@ -28,6 +28,7 @@ from engine.campaigns.loader import (
     SourceMap,
     display_path,
     load_campaigns,
+    not_utf8,
     read_yaml,
     validate_document,
 )
@@ -323,8 +324,11 @@ def read_templates(folder: Path) -> tuple[list[TemplateFile], list[Problem], int
         shown = display_path(file)
         try:
             text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+        except UnicodeDecodeError as exc:
+            problems.append(not_utf8(shown, exc))
+            continue
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             problems.append(Problem(shown, 1, 1, f"cannot read the template: {reason}"))
             continue
         templates.append(TemplateFile(file.relative_to(folder).as_posix(), shown, text))

@@ -166,3 +166,16 @@ def test_a_webhook_names_a_configured_url(tmp_path: Path) -> None:
     ]
     (tmp_path / "followup.yaml").write_text("providers:\n  webhook: {provider: http}\n")
     assert run(tmp_path, "validate").returncode == 0  # no urls yet: valid, deliveries fail
+
+
+def test_a_file_that_is_not_utf8_is_named_at_its_first_bad_byte(tmp_path: Path) -> None:
+    project(tmp_path, {"latin.yaml": CART.replace("campaign: cart", "campaign: cart\nname: X")})
+    path = tmp_path / "campaigns" / "latin.yaml"
+    path.write_bytes(path.read_bytes().replace(b"name: X", b"name: caf\xe9"))
+    (tmp_path / "templates" / "cart.html").write_bytes(b"<p>\nna\xefve</p>\n")
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        "campaigns/latin.yaml:2:10: byte 0xe9 is not UTF-8; save the file as UTF-8",
+        "templates/cart.html:2:3: byte 0xef is not UTF-8; save the file as UTF-8",
+    ]
