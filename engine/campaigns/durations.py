@@ -1,7 +1,8 @@
 """The time-like values of campaign files and ``followup.yaml``, as parsers and pydantic types.
 
 Durations are ``30m``, ``1h``, ``2d``, ``1w`` (also ``45s``) or ISO 8601 (``PT1H``, ``P1DT12H``,
-``P2W``). Years and months have no fixed length, so they are refused with a hint to count days.
+``P2W``, ``PT1.5H``). Years and months have no fixed length, so they are refused with a hint to
+count days.
 Also: percentages (``10%``), times of day (``"09:00"``), windows (``"21:00-08:00"``), cron
 schedules and IANA time zones. Every parser raises ``ValueError`` saying what to write instead.
 """
@@ -23,11 +24,14 @@ _CRON_NAMES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually
 
 _SHORT = re.compile(r"(?P<amount>\d+)\s*(?P<unit>[smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_ISO = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+_AMOUNT = (
+    r"\d+(?:[.,]\d+)?"  # ISO 8601 allows a decimal fraction (dot or comma) in the smallest unit
 )
-_ISO_CALENDAR = re.compile(r"P(?:\d+Y)?(?:\d+M)?(?:\d+[WD])?(?:T.*)?")
+_ISO = re.compile(
+    rf"P(?:(?P<weeks>{_AMOUNT})W)?(?:(?P<days>{_AMOUNT})D)?"
+    rf"(?:T(?:(?P<hours>{_AMOUNT})H)?(?:(?P<minutes>{_AMOUNT})M)?(?:(?P<seconds>{_AMOUNT})S)?)?"
+)
+_ISO_CALENDAR = re.compile(r"P(?:\d+Y)?(?:\d+M)?(?:\d+[WD])?(?:T[\d.,HMS]*)?")
 _PERCENT = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*%")
 _CLOCK = re.compile(r"(?P<hour>\d{1,2}):(?P<minute>\d{2})")
 
@@ -51,9 +55,11 @@ def _parse_text(text: str) -> timedelta:
         return timedelta(**{_UNITS[short["unit"]]: int(short["amount"])})
     iso = _ISO.fullmatch(text.upper())
     if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
-        parts = {unit: float(amount) for unit, amount in iso.groupdict().items() if amount}
-        return timedelta(**parts)
-    if _ISO_CALENDAR.fullmatch(text.upper()) and ("Y" in text.upper() or "M" in text.upper()):
+        amounts = [(unit, amount) for unit, amount in iso.groupdict().items() if amount]
+        if all(amount.isdigit() for _, amount in amounts[:-1]):
+            return timedelta(**{unit: float(amount.replace(",", ".")) for unit, amount in amounts})
+    date_part = text.upper().partition("T")[0]
+    if _ISO_CALENDAR.fullmatch(text.upper()) and ("Y" in date_part or "M" in date_part):
         raise ValueError(
             f"duration {text!r} counts years or months, which have no fixed length; "
             "count days instead, e.g. P30D or 30d"

@@ -84,10 +84,15 @@ def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
 
+def _empty_if_none(value: Any) -> Any:
+    """What a template prints for a value: a profile field that is not set (``None``) is empty."""
+    return "" if value is None else value
+
+
 @cache
 def sandbox() -> SandboxedEnvironment:
     """The one sandbox conditions and template strings are compiled in (missing is empty)."""
-    env = SandboxedEnvironment(undefined=ChainableUndefined)
+    env = SandboxedEnvironment(undefined=ChainableUndefined, finalize=_empty_if_none)
     env.globals.update(days=days, hours=hours, minutes=minutes)
     return env
 

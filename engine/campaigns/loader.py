@@ -222,6 +222,15 @@ class _Reader:
             return node.value
 
 
+def not_utf8(shown: str, error: UnicodeDecodeError) -> Problem:
+    """Where the first byte that is not UTF-8 is, and what to do about it."""
+    before = error.object[: error.start]
+    line = before.count(b"\n") + 1
+    column = len(before) - (before.rfind(b"\n") + 1) + 1
+    byte = error.object[error.start]
+    return Problem(shown, line, column, f"byte 0x{byte:02x} is not UTF-8; save the file as UTF-8")
+
+
 def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, SourceMap, list[Problem]]:
     """The data of a YAML file, where its values are, and its problems (unreadable, not YAML,
     duplicate keys). The data is ``None`` when the file could not be read or parsed."""
@@ -231,7 +240,9 @@ def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, SourceMap, lis
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, empty, [Problem(shown, 1, 1, "no such file")]
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        return None, empty, [not_utf8(shown, exc)]
+    except OSError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return None, empty, [Problem(shown, 1, 1, f"cannot read the file: {reason}")]
     try:

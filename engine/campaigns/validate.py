@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,20 @@ from engine.campaigns.loader import (
     SourceMap,
     display_path,
     load_campaigns,
+    not_utf8,
     read_yaml,
     validate_document,
 )
 from engine.campaigns.name_warnings import TemplateFile, name_warnings
 from engine.campaigns.sample import SampleData, read_database_sample, read_events_sample
-from engine.campaigns.schema import CHANNELS, AnySend, EmailSend, StrictModel, walk_steps
+from engine.campaigns.schema import (
+    CHANNELS,
+    AnySend,
+    EmailSend,
+    StrictModel,
+    WebhookSend,
+    walk_steps,
+)
 from engine.channels import ProviderContext
 from engine.config import CONFIG_FILE, Project, ProjectConfig
 from engine.errors import SettingProblem
@@ -121,8 +129,9 @@ def validate_project(
     loaded = load_campaigns(targets)
     problems += loaded.problems
     templates = project.path(project.config.templates)
+    webhook_urls = configured_webhook_urls(project.config.providers)
     for campaign in loaded.campaigns.values():
-        problems += check_sends(campaign, templates, channels)
+        problems += check_sends(campaign, templates, channels, webhook_urls)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
     to_lists = list_content_campaigns(project.config.providers)
@@ -261,10 +270,22 @@ def _at_setting(problem: SettingProblem, source: SourceMap, at: tuple[str, ...])
     return found.as_warning() if problem.warning else found
 
 
+def configured_webhook_urls(providers: Mapping[str, Any]) -> frozenset[str] | None:
+    """The url names under ``providers.webhook.urls``, or ``None`` when none are configured
+    (then every webhook delivery fails until some are, as docs/channels.md says)."""
+    webhook = providers.get("webhook")
+    urls = webhook.get("urls") if isinstance(webhook, Mapping) else None
+    return frozenset(str(name) for name in urls) if isinstance(urls, Mapping) and urls else None
+
+
 def check_sends(
-    loaded: LoadedCampaign, templates: Path, channels: frozenset[str] | None
+    loaded: LoadedCampaign,
+    templates: Path,
+    channels: frozenset[str] | None,
+    webhook_urls: frozenset[str] | None = None,
 ) -> list[Problem]:
-    """Each send of a campaign has a provider for its channel and, for email, its template."""
+    """Each send of a campaign has a provider for its channel; for email, its template; for a
+    webhook, its url among the configured ones (when there are any)."""
     problems = []
     available = _template_names(templates)
     for _, loc, step in walk_steps(loaded.campaign.steps):
@@ -286,6 +307,20 @@ def check_sends(
                 loaded.source.problem(
                     (*loc, "template"),
                     f"template {step.template!r} not found in {display_path(templates)}/{hint}",
+                )
+            )
+        if isinstance(step, WebhookSend) and webhook_urls and step.url not in webhook_urls:
+            close = difflib.get_close_matches(step.url, sorted(webhook_urls), n=1)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else f"expected one of {', '.join(sorted(webhook_urls))}"
+            )
+            problems.append(
+                loaded.source.problem(
+                    (*loc, "url"),
+                    f"no url named {step.url!r} under providers.webhook.urls in followup.yaml; "
+                    f"{hint}",
                 )
             )
     return problems
@@ -328,8 +363,11 @@ def read_templates(folder: Path) -> tuple[list[TemplateFile], list[Problem], int
         shown = display_path(file)
         try:
             text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+        except UnicodeDecodeError as exc:
+            problems.append(not_utf8(shown, exc))
+            continue
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             problems.append(Problem(shown, 1, 1, f"cannot read the template: {reason}"))
             continue
         templates.append(TemplateFile(file.relative_to(folder).as_posix(), shown, text))

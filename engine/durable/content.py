@@ -64,6 +64,8 @@ class SendContent:
                 "window_start": self.window[0],
                 "window_end": self.window[1],
             }
+            if step.reason:
+                fields["reason"] = step.reason
             if step.script:
                 fields["script"] = step.script
             return fields

@@ -628,9 +628,9 @@ class JourneyEngine:
             action = "audience_add"
             fields = {"audience": step.audience}
         elif step.send == "call":
+            # the call's own ``reason`` goes to the call list (durable content), not the plan,
+            # where ``reason`` is why a send was skipped
             fields = {"list": step.list_, "priority": step.priority or "normal"}
-            if step.reason:
-                fields["reason"] = step.reason
         else:
             fields = {"url": step.url}
         if variant is not None:

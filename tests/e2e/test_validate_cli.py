@@ -143,3 +143,36 @@ def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
             "each campaign needs its own id"
         )
     ]
+
+
+def test_a_webhook_names_a_configured_url(tmp_path: Path) -> None:
+    hook = "campaign: hook\ntrigger: {event: Order Completed}\nsteps:\n"
+    hook += "  - send: webhook\n    url: crm\n    body: '{{ customer.id }}'\n"
+    config = (
+        "providers:\n  webhook: {provider: http, secret_env: HOOK_SECRET,"
+        " urls: {crn: 'https://crm.example/h'}}\n"
+    )
+    project(tmp_path, {"hook.yaml": hook}, config)
+    result = run_followup(tmp_path, "validate", env={"HOOK_SECRET": "s3cret"})
+    assert result.returncode == 1
+    assert lines(result) == [
+        (
+            "campaigns/hook.yaml:5:10: no url named 'crm' under providers.webhook.urls in "
+            "followup.yaml; did you mean crn?"
+        )
+    ]
+    (tmp_path / "followup.yaml").write_text("providers:\n  webhook: {provider: http}\n")
+    assert run(tmp_path, "validate").returncode == 0  # no urls yet: valid, deliveries fail
+
+
+def test_a_file_that_is_not_utf8_is_named_at_its_first_bad_byte(tmp_path: Path) -> None:
+    project(tmp_path, {"latin.yaml": CART.replace("campaign: cart", "campaign: cart\nname: X")})
+    path = tmp_path / "campaigns" / "latin.yaml"
+    path.write_bytes(path.read_bytes().replace(b"name: X", b"name: caf\xe9"))
+    (tmp_path / "templates" / "cart.html").write_bytes(b"<p>\nna\xefve</p>\n")
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        "campaigns/latin.yaml:2:10: byte 0xe9 is not UTF-8; save the file as UTF-8",
+        "templates/cart.html:2:3: byte 0xef is not UTF-8; save the file as UTF-8",
+    ]

@@ -228,3 +228,27 @@ steps: [{send: email, template: n.html, subject: n}]
         "2024-10-28T01:30:00+00:00",  # 02:30 winter time
         "2024-10-29T01:30:00+00:00",
     ]
+
+
+def test_a_call_steps_reason_never_stands_for_the_skip_reason(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: callback
+trigger: {event: Callback Requested}
+steps:
+  - send: call
+    list: callbacks
+    reason: callback_requested
+""")
+    scenario.customer(user="ann")
+    scenario.event("identify", -60, user="bob", traits={"consent": {"call": True}})
+    scenario.event("Callback Requested", 0, user="ann")
+    scenario.event("Callback Requested", 0, user="bob")
+    got = sorted(
+        (line.customer.user_id, line.status, line.reason, dict(line.fields))
+        for line in scenario.plan()
+        if line.action.value == "send"
+    )
+    assert got == [
+        ("ann", "sent", None, {"list": "callbacks", "priority": "normal"}),
+        ("bob", "skipped", "no_address", {"list": "callbacks", "priority": "normal"}),
+    ]

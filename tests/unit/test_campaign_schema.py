@@ -116,6 +116,9 @@ def test_round_trip_and_json_schema() -> None:
         ("PT90M", timedelta(minutes=90)),
         ("P1DT12H", timedelta(days=1, hours=12)),
         ("P2W", timedelta(weeks=2)),
+        ("PT1.5H", timedelta(minutes=90)),  # ISO 8601: a fraction in the smallest unit
+        ("P1DT0,5H", timedelta(days=1, minutes=30)),
+        ("PT0.5S", timedelta(milliseconds=500)),
     ],
 )
 def test_durations(text: str, expected: timedelta) -> None:
@@ -132,6 +135,7 @@ def test_durations(text: str, expected: timedelta) -> None:
         ("PT", "unknown duration"),
         ("P1M", "no fixed length"),
         ("P1Y", "no fixed length"),
+        ("PT1.5H30M", "unknown duration"),  # only the smallest unit may have a fraction
         ("0m", "longer than zero"),
         (None, "missing"),
     ],
