@@ -469,21 +469,27 @@ class JourneyEngine:
                 self._refuse(campaign, customer_id, at, "audience")
             return False
         entry = campaign.entry
-        last = self._last_entry.get((campaign.id, customer_id))
-        if last is not None and (entry.once or (entry.cooldown and at - last < entry.cooldown)):
-            self._refuse(campaign, customer_id, at, "once" if entry.once else "cooldown")
-            return False
         running = [
             j
             for j in self._by_customer.get(customer_id, ())
             if j.campaign.id == campaign.id and j.status == "active"
         ]
-        if running:
-            if entry.while_active is WhileActive.IGNORE:
-                self._refuse(campaign, customer_id, at, "already_active")
-                return False
-            for journey in running:
-                self._exit(journey, at, "restarted")
+        # A restart debounces the running journey (the abandoned cart's latest add); it is not
+        # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
+        restart = bool(running) and entry.while_active is WhileActive.RESTART and not entry.once
+        last = self._last_entry.get((campaign.id, customer_id))
+        if (
+            not restart
+            and last is not None
+            and (entry.once or (entry.cooldown and at - last < entry.cooldown))
+        ):
+            self._refuse(campaign, customer_id, at, "once" if entry.once else "cooldown")
+            return False
+        if running and not restart:
+            self._refuse(campaign, customer_id, at, "already_active")
+            return False
+        for journey in running:
+            self._exit(journey, at, "restarted")
         message_id = event.message_id if event is not None else "schedule"
         journey = Journey(
             id=journey_id(campaign.id, customer_id, at, message_id),

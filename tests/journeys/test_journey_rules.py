@@ -76,6 +76,41 @@ def test_restart_debounces_the_cart(scenario: Scenario) -> None:
     ]
 
 
+def test_restart_debounces_within_the_cooldown(scenario: Scenario) -> None:
+    """The format's own example: ``while_active: restart`` with ``cooldown: 7d``. A restart is
+    not a re-entry; the cooldown keeps out a new journey once the last one has ended."""
+    scenario.campaign(
+        CART.replace(
+            "entry: {while_active: restart}", "entry: {while_active: restart, cooldown: 7d}"
+        )
+    )
+    scenario.customer()
+    added(scenario, 0)
+    added(scenario, 30)
+    added(scenario, 3 * DAY)  # the journey has ended: a re-entry, within the cooldown
+    added(scenario, 9 * DAY)  # 7 days after the last entry (the restart at 30)
+    got = [g for g in brief(scenario.plan()) if g[1] in ("enter", "exit", "send")]
+    assert got[:4] == [
+        (0, "enter", None, None),
+        (30, "exit", None, ":restarted"),
+        (30, "enter", None, None),
+        (90, "send", "1", "sent"),  # one email, an hour after the last add
+    ]
+    assert [g[0] for g in got if g[1] == "enter"] == [0, 30, 9 * DAY]  # none at 3 days
+
+
+def test_once_allows_no_restart(scenario: Scenario) -> None:
+    scenario.campaign(
+        CART.replace("entry: {while_active: restart}", "entry: {while_active: restart, once: true}")
+    )
+    scenario.customer()
+    added(scenario, 0)
+    added(scenario, 30)
+    got = brief(scenario.plan())
+    assert [g[1] for g in got if g[1] in ("enter", "exit")] == ["enter"]
+    assert got[1][0] == 60  # the email an hour after the first add
+
+
 def test_ignore_leaves_the_running_journey_alone(scenario: Scenario) -> None:
     scenario.campaign(CART.replace("while_active: restart", "while_active: ignore"))
     scenario.customer()
