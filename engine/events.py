@@ -1,8 +1,9 @@
 """Customer events as the engine sees them, and the Segment-spec messages they are parsed from.
 
-An :class:`Event` is a frozen, validated value: one ``track``, ``identify``, ``page`` or ``alias``
-call with a tz-aware event time. :func:`parse_message` turns one Segment message (a ``dict``) into
-events (a ``batch`` gives several) or raises :class:`EventInvalid`, which names the field at fault.
+An :class:`Event` is a frozen, validated value: one ``track``, ``identify``, ``page``, ``screen``,
+``group`` or ``alias`` call with a tz-aware event time. :func:`parse_message` turns one Segment
+message (a ``dict``) into events (a ``batch`` gives several) or raises :class:`EventInvalid`,
+which names the field at fault.
 Ingest turns that into a :class:`Rejection` that keeps the raw input, so nothing is lost.
 """
 
@@ -26,6 +27,8 @@ class EventType(enum.StrEnum):
     TRACK = "track"
     IDENTIFY = "identify"
     PAGE = "page"
+    SCREEN = "screen"  # a page of a mobile app
+    GROUP = "group"  # the customer belongs to a group (a company, an account): its traits
     ALIAS = "alias"
 
 
@@ -283,7 +286,7 @@ def _parse_single(
         raise EventInvalid(
             RejectReason.UNKNOWN_TYPE,
             "type",
-            f"type {raw_type!r} is not one of track, identify, page, alias, batch",
+            f"type {raw_type!r} is not one of track, identify, page, screen, group, alias, batch",
         ) from None
 
     user_id = _optional_id(message, "userId")
@@ -297,7 +300,7 @@ def _parse_single(
         if not isinstance(name, str) or not name.strip():
             raise EventInvalid(RejectReason.MISSING_FIELD, "event", "track needs an event name")
         name = name.strip()
-    elif event_type is EventType.PAGE:
+    elif event_type in (EventType.PAGE, EventType.SCREEN):
         page_name = message.get("name")
         name = page_name if isinstance(page_name, str) else ""
     else:
@@ -314,6 +317,12 @@ def _parse_single(
     properties = _object(message, "properties")
     context = _object(message, "context")
     traits = _object(message, "traits")
+    if event_type is EventType.GROUP:  # the group's traits, not the customer's: kept as such
+        group_id = _optional_id(message, "groupId")
+        if group_id is None:
+            raise EventInvalid(RejectReason.MISSING_FIELD, "groupId", "group needs a groupId")
+        properties = {**properties, "groupId": group_id, "traits": dict(traits)}
+        traits = _EMPTY
     context_traits = _object(context, "traits") if context else _EMPTY
     if context_traits:
         traits = {**context_traits, **traits}

@@ -62,6 +62,23 @@ class PageMessage(_Message):
     properties: dict[str, Any] | None = None
 
 
+class ScreenMessage(_Message):
+    """``POST /v1/screen``: the customer saw a screen of a mobile app."""
+
+    type: Literal["screen"] | None = None
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class GroupMessage(_Message):
+    """``POST /v1/group``: the customer belongs to a group (a company, an account)."""
+
+    type: Literal["group"] | None = None
+    groupId: Id = Field(description="the group's id")
+    traits: dict[str, Any] | None = Field(default=None, description="the group's traits")
+
+
 class AliasMessage(_Message):
     """``POST /v1/alias``: ``previousId`` (an earlier userId or anonymousId) is ``userId``."""
 
@@ -72,12 +89,13 @@ class AliasMessage(_Message):
 class BatchItem(_Message):
     """One message of a batch; ``type`` says which call it is."""
 
-    type: Literal["track", "identify", "page", "alias"]
+    type: Literal["track", "identify", "page", "screen", "group", "alias"]
     event: str | None = None
     name: str | None = None
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
     previousId: Id | None = None
+    groupId: Id | None = None
 
 
 class BatchRequest(BaseModel):
@@ -95,6 +113,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "track": TrackMessage,
     "identify": IdentifyMessage,
     "page": PageMessage,
+    "screen": ScreenMessage,
+    "group": GroupMessage,
     "alias": AliasMessage,
     "batch": BatchRequest,
 }

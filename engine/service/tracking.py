@@ -219,6 +219,18 @@ async def page(request: Request) -> Accepted:
     return await _handle(request, "page")
 
 
+@router.post("/screen", openapi_extra=_body_schema("screen"))
+async def screen(request: Request) -> Accepted:
+    """Record a screen view in a mobile app."""
+    return await _handle(request, "screen")
+
+
+@router.post("/group", openapi_extra=_body_schema("group"))
+async def group(request: Request) -> Accepted:
+    """Record that the customer belongs to a group (a company, an account)."""
+    return await _handle(request, "group")
+
+
 @router.post("/alias", openapi_extra=_body_schema("alias"))
 async def alias(request: Request) -> Accepted:
     """Link an earlier id to a userId."""

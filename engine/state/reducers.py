@@ -314,6 +314,8 @@ class StateReducer:
             EventType.IDENTIFY: (reduce_traits, reduce_consent),
             EventType.ALIAS: (),
             EventType.PAGE: (reduce_traits,),
+            EventType.SCREEN: (reduce_traits,),
+            EventType.GROUP: (reduce_traits,),  # context traits only: the group's are its own
         }
         self._by_name: dict[str, tuple[Reducer, ...]] = {
             "Subscribed": (reduce_traits, reduce_consent),

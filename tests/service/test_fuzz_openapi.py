@@ -84,6 +84,8 @@ def test_every_operation_holds_under_generated_requests(
         "/v1/track",
         "/v1/identify",
         "/v1/page",
+        "/v1/screen",
+        "/v1/group",
         "/v1/alias",
         "/v1/batch",
         "/unsubscribe/{token}",

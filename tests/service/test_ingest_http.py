@@ -42,15 +42,26 @@ def test_each_call_is_stored_once_durable(backend_service: Running) -> None:
             client.post(
                 "/v1/alias", json={"userId": "u1", "previousId": "a1", "messageId": "m-al"}
             ),
+            client.post("/v1/screen", json={"userId": "u1", "name": "Basket", "messageId": "m-sc"}),
+            client.post(
+                "/v1/group",
+                json={
+                    "userId": "u1",
+                    "groupId": "acme",
+                    "traits": {"name": "Acme"},
+                    "messageId": "m-gr",
+                },
+            ),
         ]
     for answer in answers:
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"success": True, "accepted": 1, "duplicates": 0}
-    assert sorted(service.message_ids()) == ["m-al", "m-id", "m-pg", "m-track"]
+    assert sorted(service.message_ids()) == ["m-al", "m-gr", "m-id", "m-pg", "m-sc", "m-track"]
     profile = service.followup.profile("ann@example.com")
     assert profile is not None
     assert profile.state.cart.value == 30.0
     assert "anon:a1" in profile.identity_keys  # the alias linked the page's visitor
+    assert "name" not in profile.state.traits  # the group's name is the group's, not Ann's
 
 
 def test_keys_missing_wrong_and_revoked_get_401(service: Running) -> None:
@@ -135,7 +146,7 @@ def test_bad_events_in_a_batch_are_named_and_nothing_is_stored(backend_service: 
         {"type": "identify", "messageId": "b4", "traits": {"name": "no id"}},
         "not an object",
         _track("b6", timestamp="yesterday"),
-        {"type": "screen", "userId": "u1"},
+        {"type": "screen_view", "userId": "u1"},
         {**_track("b8"), "event": "x" * 256},  # longer than the event log's columns
         {**_track("b9"), "channel": "y" * 33},
     ]

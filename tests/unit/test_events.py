@@ -58,12 +58,42 @@ def test_identify_merges_context_traits_under_its_own() -> None:
     assert event.name == ""
 
 
+def test_screen_is_a_page_of_an_app() -> None:
+    [event] = parse_message(
+        {
+            "type": "screen",
+            "userId": "u1",
+            "timestamp": T,
+            "name": "Basket",
+            "context": {"traits": {"plan": "pro"}},
+        }
+    )
+    assert (event.type, event.name, event.traits) == (EventType.SCREEN, "Basket", {"plan": "pro"})
+
+
+def test_group_keeps_the_groups_traits_apart_from_the_customers() -> None:
+    [event] = parse_message(
+        {
+            "type": "group",
+            "userId": "u1",
+            "timestamp": T,
+            "groupId": "acme",
+            "traits": {"name": "Acme Inc", "employees": 40},
+            "context": {"traits": {"plan": "pro"}},
+        }
+    )
+    assert event.type is EventType.GROUP
+    assert event.properties == {"groupId": "acme", "traits": {"name": "Acme Inc", "employees": 40}}
+    assert event.traits == {"plan": "pro"}  # the customer's own, from the context
+
+
 @pytest.mark.parametrize(
     ("message", "reason", "field"),
     [
         ([1, 2], RejectReason.NOT_AN_OBJECT, ""),
         ({"userId": "u", "timestamp": T}, RejectReason.MISSING_FIELD, "type"),
-        ({**track(), "type": "screen"}, RejectReason.UNKNOWN_TYPE, "type"),
+        ({**track(), "type": "screen_view"}, RejectReason.UNKNOWN_TYPE, "type"),
+        ({**track(), "type": "group"}, RejectReason.MISSING_FIELD, "groupId"),
         ({**track(), "userId": None}, RejectReason.MISSING_FIELD, "userId"),
         ({**track(), "event": " "}, RejectReason.MISSING_FIELD, "event"),
         ({**track(), "timestamp": "yesterday"}, RejectReason.BAD_TIMESTAMP, "timestamp"),
