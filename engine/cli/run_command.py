@@ -3,7 +3,10 @@
 Both decide everything due (new events, timers, schedule ticks, segment sweeps) and deliver the
 outbox through the providers ``followup.yaml`` names. ``run`` repeats that on an APScheduler
 interval and ingests the JSONL files dropped into ``--watch`` (moved to ``done/`` once ingested),
-until it is stopped (Ctrl-C or SIGTERM finish the pass under way first).
+until it is stopped (Ctrl-C or SIGTERM finish the pass under way first). A pass that fails (the
+database restarting, a dropped connection) is reported and the next one tries again: every batch
+is a transaction, so nothing is half done. After :data:`FAILED_PASSES_TO_STOP` failures in a
+row, ``run`` stops with exit 1 for its supervisor to see.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from engine.journeys.plan import format_time
 
 if TYPE_CHECKING:
     from engine.service.server import BackgroundServer
+
+FAILED_PASSES_TO_STOP = 5
 
 NowOption = Annotated[
     str | None,
@@ -144,18 +149,27 @@ def run(
     followup, durable = _open(ctx, utc_now)
     http = _start_http(followup) if serve else None
     stop = threading.Event()
-    failure: list[BaseException] = []
+    failures: list[BaseException] = []  # the passes failed in a row
 
     def one_pass() -> None:
         try:
             if watch is not None:
                 _ingest_dropped(followup, watch)
             result = durable.run_once()
-            if result.engine.events or result.outbox or result.engine.timer_customers:
-                _report(result, followup.clock())
-        except Exception as exc:  # noqa: BLE001 - reported, and the service stops cleanly
-            failure.append(exc)
-            stop.set()
+        except Exception as exc:  # noqa: BLE001 - reported; the next pass tries again
+            failures.append(exc)
+            errors.print(
+                f"followup run: the pass failed ({len(failures)} in a row): "
+                f"{type(exc).__name__}: {exc}",
+                soft_wrap=True,
+                markup=False,
+            )
+            if len(failures) >= FAILED_PASSES_TO_STOP:
+                stop.set()
+            return
+        failures.clear()
+        if result.engine.events or result.outbox or result.engine.timer_customers:
+            _report(result, followup.clock())
 
     def ask_to_stop(_signum: int, _frame: Any) -> None:
         stop.set()
@@ -185,6 +199,7 @@ def run(
         scheduler.shutdown(wait=True)  # the pass under way finishes first
         durable.close()
         followup.close()
-    if failure:
-        raise fail(f"stopped: {type(failure[0]).__name__}: {failure[0]}")
+    if len(failures) >= FAILED_PASSES_TO_STOP:
+        last = failures[-1]
+        raise fail(f"stopped after {len(failures)} failed passes: {type(last).__name__}: {last}")
     console.print("followup run: stopped")

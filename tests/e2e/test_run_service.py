@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
+import sqlalchemy as sa
 
 from engine.identity import customer_id_for
 from engine.journeys.context import is_held_out
@@ -76,3 +78,52 @@ def test_run_ingests_dropped_files_and_sends(tmp_path: Path) -> None:
     message = emails[0].read_text()
     assert f"To: Dee <{user}@example.com>" in message
     assert "Subject: Welcome, Dee!" in message
+
+
+@pytest.mark.external_service
+def test_run_outlives_a_dropped_database_connection(tmp_path: Path, empty_postgres: str) -> None:
+    """PostgreSQL drops every connection of the service: the pass under way fails and is
+    reported, the next one reconnects, and a signup after that is still sent."""
+    project = make_project(tmp_path, ["welcome_series"])
+    user = "dee0"
+    environment = {**os.environ, "FOLLOWUP_DATABASE_URL": empty_postgres}
+    service = subprocess.Popen(
+        [FOLLOWUP, "run", "--watch", "drop", "--interval", "0.3"],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    admin = sa.create_engine(empty_postgres, isolation_level="AUTOCOMMIT")
+    try:
+        drop = project / "drop"
+        deadline = time.monotonic() + 60
+        while not drop.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # a few passes, with their connections pooled
+        with admin.connect() as conn:
+            dropped = conn.scalar(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert dropped
+        time.sleep(1)
+        lines = _signup(user, datetime.now(UTC) - timedelta(minutes=1))
+        staged = drop / ".signup.tmp"
+        staged.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+        staged.rename(drop / "signup.jsonl")
+        outbox = project / "outbox" / "email"
+        while time.monotonic() < deadline and not list(outbox.glob("*.eml")):
+            time.sleep(0.2)
+        emails = list(outbox.glob("*.eml"))
+    finally:
+        admin.dispose()
+        service.send_signal(signal.SIGTERM)
+        _stdout, stderr = service.communicate(timeout=30)
+    assert service.returncode == 0, stderr
+    assert "the pass failed (1 in a row)" in stderr
+    assert "(5 in a row)" not in stderr
+    assert len(emails) == 1
