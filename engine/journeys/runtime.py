@@ -147,6 +147,8 @@ class JourneyEngine:
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
         self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
         self._grid: SweepGrid | None = None  # simulate's sweeps: who needs a look, when
+        # the durable runtime's last segment check per customer, to search from when saved
+        self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
         self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
         self._simulating = False  # start() was called: the engine keeps its own clock
         self._subjects: dict[str, Callable[..., str]] = {}
@@ -186,13 +188,23 @@ class JourneyEngine:
 
     def book_segment_looks(self, grid: SweepGrid) -> None:
         """Book on ``grid`` each customer's next look at the segment campaigns, whenever their
-        segments are checked, for a runtime that keeps the bookings (:meth:`segment_looks`)."""
+        segments are checked, for a runtime that keeps the bookings (:meth:`segment_looks`).
+        The search for when a condition turns waits for :meth:`segment_looks` and runs once per
+        customer, from their last check: a batch with many events of one customer searches
+        once, and the earlier checks' answers lie in the past."""
         if self._segments:
             self._grid = grid
+            self._turns_later = {}
 
     def segment_looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
-        return self._grid.bookings() if self._grid is not None else {}
+        if self._grid is None:
+            return {}
+        for customer_id, (at, inside) in sorted((self._turns_later or {}).items()):
+            if self.customers.has(customer_id):  # not merged away since
+                self._grid.book(customer_id, self._turn_look(customer_id, at, inside))
+        self._turns_later = {}
+        return self._grid.bookings()
 
     # --- the clock ---------------------------------------------------------------------------
 
@@ -431,21 +443,44 @@ class JourneyEngine:
         the next sweep anyway."""
         grid = self._grid
         assert grid is not None
+        looks = self._kept_out_looks(customer_id, at, inside)
+        if self._turns_later is not None:  # the durable runtime: the search waits for the save
+            self._turns_later[customer_id] = (at, inside)
+            if looks:
+                grid.book(customer_id, min(looks))
+            return
+        grid.book(customer_id, min([self._turn_look(customer_id, at, inside), *looks]))
+
+    def _turn_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> int:
+        """The first sweep after ``at`` at which a segment condition is no longer as
+        ``inside`` says, the customer's state standing as it is."""
+        grid = self._grid
+        assert grid is not None
         state = self.customers.state(customer_id)
         scope = {"customer": CustomerView(customer_id, state), "event": None}
         looks = []
         for campaign in self._segments:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
+            looks.append(grid.first_change(_probe(trigger.segment, scope), inside[campaign.id], at))
+        return min(looks)
+
+    def _kept_out_looks(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> list[int]:
+        """For each segment campaign whose condition holds at ``at`` but that kept the customer
+        out, the sweeps at which what keeps them out may end."""
+        grid = self._grid
+        assert grid is not None
+        looks: list[int] = []
+        for campaign in self._segments:
             key = (campaign.id, customer_id)
-            now_inside = inside[campaign.id]
-            looks.append(grid.first_change(_probe(trigger.segment, scope), now_inside, at))
-            if not now_inside or self._segment_was.get(key, False):
+            if not inside[campaign.id] or self._segment_was.get(key, False):
                 continue
-            # kept out while inside: look again when each thing keeping them out may end
             audience = campaign.audience
-            if audience is not None and not audience.holds({**scope, "now": at}):
-                looks.append(grid.first_change(_probe(audience, scope), False, at))
+            if audience is not None:
+                state = self.customers.state(customer_id)
+                scope = {"customer": CustomerView(customer_id, state), "event": None}
+                if not audience.holds({**scope, "now": at}):
+                    looks.append(grid.first_change(_probe(audience, scope), False, at))
             last, cooldown = self._last_entry.get(key), campaign.entry.cooldown
             if last is not None and cooldown and not campaign.entry.once:
                 looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
@@ -454,7 +489,7 @@ class JourneyEngine:
                 for j in self._by_customer.get(customer_id, ())
             ):
                 looks.append(grid.index_after(at))
-        grid.book(customer_id, min(looks))
+        return looks
 
     # --- entry and exit ----------------------------------------------------------------------
 
