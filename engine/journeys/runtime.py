@@ -54,7 +54,7 @@ SEGMENT_SWEEP = timedelta(hours=1)
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
-@dataclass
+@dataclass(slots=True)
 class Journey:
     """One customer in one campaign from one entry."""
 
@@ -74,7 +74,7 @@ class Journey:
     audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
 
 
-@dataclass(order=True)
+@dataclass(order=True, slots=True)
 class Timer:
     """A wait, a wait-for timeout, a deferred send, a schedule tick or a segment sweep."""
 
