@@ -254,6 +254,8 @@ class SendPolicies:
         return PolicyDecision(PolicyVerdict.SKIP, SkipReason.NO_ADDRESS, detail=detail)
 
     def _suppression(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
+        if not self._suppressed:
+            return None  # nothing to normalise the addresses for
         for raw in (customer.email, customer.phone):
             if raw and _address_key(raw, self._phone_region) in self._suppressed:
                 detail = f"{raw} is on the suppression list"

@@ -46,7 +46,7 @@ class IdentityResolver:
         if not keys:
             raise ValueError(f"event {message_id} carries no identity; parse_message rejects those")
         result = self.result
-        found = {result.final(self._owners[k]) for k in keys if k in self._owners}
+        found = self._owners_of(keys)
         if not found:
             customer_id = customer_id_for(keys[0])
             result.created.add(customer_id)
@@ -71,3 +71,17 @@ class IdentityResolver:
                 result.new_keys[key] = (customer_id, at)
         result.customer_of_event.append(customer_id)
         return customer_id
+
+    def _owners_of(self, keys: list[str]) -> set[str]:
+        """The live customers that own any of ``keys`` (each key's owner, followed through
+        this batch's merges). Written out rather than with ``BatchResolution.final``: it runs
+        for every event."""
+        owners, survivor_of = self._owners, self.result.survivor_of
+        found = set()
+        for key in keys:
+            owner = owners.get(key)
+            if owner is not None:
+                while owner in survivor_of:
+                    owner = survivor_of[owner]
+                found.add(owner)
+        return found

@@ -11,8 +11,10 @@ from typing import Protocol
 
 from engine.events import Event
 from engine.state.profile import CustomerState
+from engine.values import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """The customer an event belongs to, and the profiles it merged into that customer."""

@@ -14,8 +14,10 @@ from typing import Any
 
 from engine.policies import CHANNELS, PolicyVerdict, SendPolicies
 from engine.state.profile import CustomerState
+from engine.values import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PendingSend:
     """A channel action a journey step took, waiting to be delivered."""
@@ -29,6 +31,7 @@ class PendingSend:
     holds_audience: bool = False  # an ads step the journey leaves the audience of on exit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DispatchOutcome:
     """``sent`` or ``skipped`` (with the reason), or deferred to ``defer_until``."""

@@ -44,23 +44,34 @@ class InMemoryCustomers:
         customer_id = self._resolver.resolve(
             identity_keys(event, self.phone_region), event.timestamp, event.message_id
         )
+        if len(merges) == already:  # no merge: most events
+            self._fold_in(customer_id, event)
+            return Resolved(customer_id, ())
         merged = [record.merged_id for record in merges[already:]]
         history = self._history.setdefault(customer_id, [])
         for merged_id in merged:
             history.extend(self._history.pop(merged_id))
             del self._states[merged_id]
-        self._fold_in(customer_id, event, refold=bool(merged))
+        history.append(event)
+        self._states[customer_id] = self.reducer.fold(history)
         return Resolved(customer_id, tuple(merged))
 
     def append(self, customer_id: str, event: Event) -> None:
         """Fold an event the engine itself made (a campaign's ``update`` step) into a customer."""
-        self._fold_in(customer_id, event, refold=False)
+        self._fold_in(customer_id, event)
 
-    def _fold_in(self, customer_id: str, event: Event, refold: bool) -> None:
-        """Add ``event`` to the history and the state: on top when it is the latest, else (or
-        after a merge) by folding the whole history again."""
-        history = self._history.setdefault(customer_id, [])
+    def _fold_in(self, customer_id: str, event: Event) -> None:
+        """Add ``event`` to the history and the state: on top when it is the latest (as
+        ``StateReducer.extend`` would, without its sort of one event), else by folding the
+        whole history again."""
+        history = self._history.get(customer_id)
+        if history is None:
+            history = self._history[customer_id] = []
         history.append(event)
         state = self._states.get(customer_id)
-        extended = None if refold or state is None else self.reducer.extend(state, [event])
-        self._states[customer_id] = extended if extended is not None else self.reducer.fold(history)
+        if state is None:
+            self._states[customer_id] = self.reducer.fold(history)
+        elif state.watermark is None or event.order_key > state.watermark:
+            self._states[customer_id] = self.reducer.apply(state, event)
+        else:
+            self._states[customer_id] = self.reducer.fold(history)

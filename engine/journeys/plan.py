@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from engine.values import quick_init
+
 
 class PlanAction(enum.StrEnum):
     """What a plan line records."""
@@ -29,6 +31,7 @@ class PlanAction(enum.StrEnum):
     CONVERT = "convert"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CustomerRef:
     """The customer as plan lines name them."""
@@ -39,6 +42,7 @@ class CustomerRef:
     phone: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PlanLine:
     """One decision of the engine."""

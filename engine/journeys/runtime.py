@@ -54,7 +54,7 @@ SEGMENT_SWEEP = timedelta(hours=1)
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
-@dataclass
+@dataclass(slots=True)
 class Journey:
     """One customer in one campaign from one entry."""
 
@@ -74,7 +74,7 @@ class Journey:
     audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
 
 
-@dataclass(order=True)
+@dataclass(order=True, slots=True)
 class Timer:
     """A wait, a wait-for timeout, a deferred send, a schedule tick or a segment sweep."""
 
@@ -135,7 +135,9 @@ class JourneyEngine:
         self.plan: list[PlanLine] = []
         self.refused: list[EntryRefused] = []
         self.held_steps: list[Timer] = []  # steps of held journeys, to take once resumed
-        self._timers: list[Timer] = []
+        # (due, sequence, timer): tuples compare in C, where Timer's generated ordering runs
+        # Python code for every comparison the heap makes
+        self._timers: list[tuple[datetime, int, Timer]] = []
         self._sequence = 0
         self._journeys: dict[str, Journey] = {}
         self._by_customer: dict[str, list[Journey]] = {}
@@ -179,7 +181,7 @@ class JourneyEngine:
 
     def timers(self) -> list[Timer]:
         """Every timer not yet fired, in firing order."""
-        return sorted(self._timers)
+        return [timer for _, _, timer in sorted(self._timers)]
 
     def members(self) -> dict[tuple[str, str], tuple[datetime | None, bool]]:
         """``(campaign, customer) -> (last entry, segment true)`` for every pair known."""
@@ -225,12 +227,14 @@ class JourneyEngine:
 
     def advance_to(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in time order."""
-        while self._timers and self._timers[0].due <= until:
-            self._fire(heapq.heappop(self._timers))
+        timers = self._timers
+        while timers and timers[0][0] <= until:
+            self._fire(heapq.heappop(timers)[2])
 
     def _push(self, due: datetime, kind: str, payload: Any) -> None:
         self._sequence += 1
-        heapq.heappush(self._timers, Timer(due, self._sequence, kind, payload))
+        timer = Timer(due, self._sequence, kind, payload)
+        heapq.heappush(self._timers, (due, self._sequence, timer))
 
     def _fire(self, timer: Timer) -> None:
         at = timer.due
@@ -306,6 +310,7 @@ class JourneyEngine:
             kept[:] = [j for j in kept if not _finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
+        """Tell the scheduled campaigns' audiences that the customer's state changed."""
         for audience in self._ticks.values():
             audience.changed(customer_id)
 
@@ -326,12 +331,28 @@ class JourneyEngine:
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
-        journeys = [
-            j
-            for j in self._by_customer.get(customer_id, ())
-            if j.status != "exited" and event.order_key > j.entry_key
-        ]
-        converted = self._convert(journeys, event)
+        kept = self._by_customer.get(customer_id)
+        if kept:  # most events come from customers in no journey: nothing to look at
+            self._on_customer_event(kept, customer_id, event)
+        if event.type is EventType.TRACK:
+            for campaign in self._by_event.get(event.name, ()):
+                trigger = campaign.trigger
+                assert isinstance(trigger, EventTrigger)
+                state = self.customers.state(customer_id)
+                if trigger.where is None or trigger.where.holds(
+                    names(customer_id, state, event, at)
+                ):
+                    self._try_enter(campaign, customer_id, at, event)
+        if self._segments:
+            self._check_segments(customer_id, at)
+
+    def _on_customer_event(self, kept: list[Journey], customer_id: str, event: Event) -> None:
+        """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,
+        waits for it, and the ad audiences it ends."""
+        at = event.timestamp
+        order_key = event.order_key
+        journeys = [j for j in kept if j.status != "exited" and order_key > j.entry_key]
+        converted = self._convert(journeys, event) if journeys else []
         for journey in journeys:
             self._on_journey_event(journey, event)
         for journey in converted:
@@ -339,13 +360,6 @@ class JourneyEngine:
         if not self.customers.state(customer_id).consent.ads:
             for journey in self._by_customer.get(customer_id, ()):
                 self._leave_audiences(journey, at)  # ads consent withdrawn: out of every audience
-        for campaign in self._by_event.get(event.name, ()) if event.type is EventType.TRACK else ():
-            trigger = campaign.trigger
-            assert isinstance(trigger, EventTrigger)
-            state = self.customers.state(customer_id)
-            if trigger.where is None or trigger.where.holds(names(customer_id, state, event, at)):
-                self._try_enter(campaign, customer_id, at, event)
-        self._check_segments(customer_id, at)
 
     def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
         """A goal event converts one journey per campaign: the latest entry whose window holds
@@ -589,11 +603,12 @@ class JourneyEngine:
                 journey.status = "completed"
                 return
             state = self.customers.state(journey.customer_id)
-            scope = names(journey.customer_id, state, event, at)
             if isinstance(step, WaitStep):
                 if self._wait(journey, step, at, state):
                     return
-            elif isinstance(step, IfStep):
+                continue
+            scope = names(journey.customer_id, state, event, at)  # a wait needs none
+            if isinstance(step, IfStep):
                 branch, label = (
                     (step.then, "then") if step.if_.holds(scope) else (step.else_, "else")
                 )

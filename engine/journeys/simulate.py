@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from engine.campaigns.schema import Campaign
 from engine.config import ProjectConfig
@@ -21,6 +22,9 @@ from engine.policies import Policies, SendPolicies
 from engine.state.reducers import StateReducer
 
 DEFAULT_HORIZON = timedelta(days=7)
+# Event.order_key and PlanLine.sort_key, read in C: a sort calls its key once per item
+EVENT_ORDER = attrgetter("timestamp", "message_id")
+PLAN_ORDER = attrgetter("at", "journey", "sequence")
 
 
 def simulate(
@@ -36,7 +40,7 @@ def simulate(
         unique.setdefault(event.message_id, event)
     ordered = sorted(
         (e for e in unique.values() if until is None or e.timestamp <= until),
-        key=lambda e: e.order_key,
+        key=EVENT_ORDER,
     )
     policies = SendPolicies(
         Policies.model_validate(config.policies), config.timezone, config.phone_region
@@ -54,4 +58,4 @@ def simulate(
         engine.advance_to(event.timestamp)
         engine.on_event(event)
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
-    return sorted(engine.plan, key=lambda line: line.sort_key)
+    return sorted(engine.plan, key=PLAN_ORDER)

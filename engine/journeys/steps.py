@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.campaigns.schema import AnyStep
+from engine.values import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A list of steps, the index of the current one, and the path prefix of the list."""
@@ -43,13 +45,15 @@ def start(steps: tuple[AnyStep, ...]) -> Position:
 
 def advance(position: Position) -> Position:
     """The position after the current step (popping finished branches)."""
-    frames = list(position)
-    while frames:
-        top = frames.pop()
-        moved = Frame(top.steps, top.index + 1, top.prefix, top.variant)
-        if moved.step is not None:
-            return (*frames, moved)
-        if not frames:
+    depth = len(position)
+    while depth:
+        depth -= 1
+        top = position[depth]
+        index = top.index + 1
+        moved = Frame(top.steps, index, top.prefix, top.variant)
+        if index < len(top.steps):
+            return (*position[:depth], moved)
+        if not depth:
             return (moved,)  # the root is done: the journey has completed its steps
         # a branch ran out: the step that opened it (now on top) is done, move past it too
     return position

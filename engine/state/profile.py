@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.values import quick_init
+
 CONSENT_CHANNELS = ("email", "sms", "call", "ads")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CartItem:
     """One product line in the cart."""
@@ -27,6 +30,7 @@ class CartItem:
     category: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cart:
     """The open cart: cleared by an order."""
@@ -40,6 +44,7 @@ class Cart:
         return round(sum(item.price * item.quantity for item in self.items), 2)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Order:
     """One completed order, in whichever channel (web store, POS, call center)."""
@@ -52,6 +57,7 @@ class Order:
     products: tuple[Mapping[str, Any], ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Orders:
     """Order history summary; ``recent`` keeps the last few orders so refunds can find them."""
@@ -68,6 +74,7 @@ class Orders:
         return self.recent[-1] if self.recent else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Consent:
     """Consent per channel; every channel starts without it."""
@@ -78,6 +85,7 @@ class Consent:
     ads: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CustomerState:
     """Everything known about one customer, merged across channels and identities.
