@@ -14,6 +14,7 @@ from operator import attrgetter
 from engine.campaigns.schema import Campaign
 from engine.config import ProjectConfig
 from engine.events import Event
+from engine.gc_pauses import no_full_collections
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import PlanLine
@@ -35,6 +36,16 @@ def simulate(
 ) -> list[PlanLine]:
     """The plan the campaigns make for ``events``, to ``until`` (default: a week after the last
     event). Duplicate messageIds count once."""
+    with no_full_collections():
+        return _simulate(campaigns, events, config, until)
+
+
+def _simulate(
+    campaigns: Iterable[Campaign],
+    events: Iterable[Event],
+    config: ProjectConfig,
+    until: datetime | None,
+) -> list[PlanLine]:
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.message_id, event)
