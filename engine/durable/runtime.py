@@ -287,16 +287,18 @@ class DurableRuntime:
             for c in self.book.active
             if isinstance(c.trigger, SegmentTrigger)
         )
-        if not versions:
-            return
         digest = hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
         full = f"{SEGMENTS}:{digest}"
-        with self.db.begin() as conn:  # the full sweeps of earlier campaign versions
+        # the full sweeps of earlier campaign versions; with none active, every one of them:
+        # events taken meanwhile book no looks, so the same campaigns back sweep everyone again
+        with self.db.begin() as conn:
             conn.execute(
                 schedule_ticks.delete().where(
                     schedule_ticks.c.name.like(f"{SEGMENTS}:%"), schedule_ticks.c.name != full
                 )
             )
+        if not versions:
+            return
         summary.swept_customers += self._every_customer(
             full,
             now,

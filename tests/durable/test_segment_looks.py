@@ -134,3 +134,43 @@ def test_a_changed_segment_campaign_looks_at_everyone_again(tmp_path: Path) -> N
         assert len(entered) == 7  # orders from day 0 to day 6 are more than 14 days old
     finally:
         followup.close()
+
+
+def _identify(folder: Path, user: str, at: datetime, traits: dict[str, object]) -> Path:
+    line = {"type": "identify", "userId": user, "messageId": f"i-{user}-{at.isoformat()}"}
+    path = folder / f"identify-{user}-{at:%H%M}.jsonl"
+    path.write_bytes(orjson.dumps({**line, "timestamp": at.isoformat(), "traits": traits}) + b"\n")
+    return path
+
+
+def test_segment_campaigns_paused_then_resumed_look_at_everyone_again(tmp_path: Path) -> None:
+    """While no segment campaign is active, events are taken without a look at the segments;
+    when the same campaigns come back, everyone is looked at once (as every hourly sweep did)."""
+    project = make_project(tmp_path, ["win_back"])
+    win_back = project / "campaigns" / "win_back.yaml"
+    active = win_back.read_text().replace(
+        "customer.orders.last_at and customer.orders.last_at < now - days(90)",
+        "customer.traits.vip",
+    )
+    win_back.write_text(active)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        ingest_file(followup, _identify(tmp_path, "u1", start, {"consent": {"email": True}}))
+        clock.now = start + timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.swept_customers == 1
+        win_back.write_text(active.replace("status: active", "status: paused"))
+        clock.now += timedelta(hours=1)
+        DurableProject(followup).run_once()
+        ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"vip": True}))
+        clock.now += timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.events == 1  # taken while paused
+        win_back.write_text(active)
+        for _ in range(2):
+            clock.now += timedelta(hours=1)
+            DurableProject(followup).run_once()
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert len(entered) == 1
+    finally:
+        followup.close()
