@@ -322,15 +322,18 @@ class DurableRuntime:
 
     def _looks_batch(self, summary: TickSummary, now: datetime) -> int:
         """Sweep a batch of the customers whose segment look is due; the sweep books each one's
-        next look after ``now`` (a customer merged away or gone is dropped)."""
+        next look after ``now`` (a customer merged away or gone is dropped). On PostgreSQL the
+        customers are claimed, then their looks taken: the order of an event batch, which locks
+        its customers and then books their looks (the other way round, the two deadlocked)."""
         with self.db.begin() as conn:
             query = (
                 sa.select(segment_looks.c.customer_id)
+                .join(customers, customers.c.id == segment_looks.c.customer_id)
                 .where(segment_looks.c.due_at <= now)
                 .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
                 .limit(self.batch_size)
             )
-            ids = list(conn.scalars(self._claim(query, segment_looks)))
+            ids = list(conn.scalars(self._claim(query, customers)))
             if not ids:
                 return 0
             conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(ids)))

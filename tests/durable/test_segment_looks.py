@@ -8,10 +8,13 @@ segment campaigns change.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
@@ -19,6 +22,7 @@ from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
+from engine.durable.runtime import TickSummary
 from engine.journeys.simulate import simulate
 from engine.storage.tables import segment_looks
 from tests.durable.harness import (
@@ -172,5 +176,54 @@ def test_segment_campaigns_paused_then_resumed_look_at_everyone_again(tmp_path: 
             DurableProject(followup).run_once()
         entered = [line for line in decision_lines(followup.engine) if " enter " in line]
         assert len(entered) == 1
+    finally:
+        followup.close()
+
+
+@pytest.mark.external_service
+def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL an event batch locks its customers, then books their looks; a sweep of
+    the due looks takes them in the same order, so the two never wait on each other."""
+    project = make_project(tmp_path, ["win_back"])
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, empty_postgres, clock)
+    loaded, sweeping = threading.Event(), threading.Event()
+
+    def pause_once_loaded(point: str) -> None:  # the event batch holds the customer's lock
+        if point == "events_decided" and not loaded.is_set():
+            loaded.set()
+            assert sweeping.wait(10)
+            time.sleep(2)  # past PostgreSQL's deadlock_timeout, with the sweep waiting on us
+
+    try:
+        ingest_file(followup, _identify(tmp_path, "u1", start, {"consent": {"email": True}}))
+        clock.now = start + timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.swept_customers == 1
+        with followup.engine.begin() as conn:  # the look is due
+            conn.execute(segment_looks.update().values(due_at=start))
+        ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"first_name": "Ann"}))
+        events = DurableProject(followup, crash=pause_once_loaded).runtime
+        sweep = DurableProject(followup).runtime
+        failures: list[BaseException] = []
+
+        def run_events() -> None:
+            try:
+                events._event_batch(TickSummary(), clock.now)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                failures.append(exc)
+
+        worker = threading.Thread(target=run_events)
+        worker.start()
+        assert loaded.wait(10)
+        sweeping.set()
+        try:
+            sweep._looks_batch(TickSummary(), clock.now)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failures.append(exc)
+        worker.join(30)
+        assert failures == []
     finally:
         followup.close()
