@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
+from engine.durable.runtime import TickSummary
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
-from engine.durable.runtime import TickSummary
 from engine.journeys.simulate import simulate
 from engine.storage.tables import segment_looks
 from tests.durable.harness import (
