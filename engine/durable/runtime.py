@@ -47,9 +47,11 @@ from engine.storage.tables import (
 from engine.storage.upserts import insert_new
 
 SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
-# Segment looks are booked to the second: a sweep at any time of day finds every customer whose
-# answer may have turned since the last. Searched two years ahead; beyond, a look is booked there.
-LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(seconds=1), 2**26)
+# Segment looks are booked to the microsecond, the resolution of a time: a sweep at any moment
+# finds every customer whose answer may have turned since the last (booked to the second, a turn
+# within the second before a sweep, such as a cooldown ending at the time of day of the sweep
+# that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
+LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 

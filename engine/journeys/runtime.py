@@ -447,7 +447,7 @@ class JourneyEngine:
             if audience is not None and not audience.holds({**scope, "now": at}):
                 looks.append(grid.first_change(_probe(audience, scope), False, at))
             last, cooldown = self._last_entry.get(key), campaign.entry.cooldown
-            if last is not None and cooldown and not campaign.entry.once:
+            if last is not None and cooldown and not campaign.entry.once and at - last < cooldown:
                 looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
             if any(
                 j.campaign.id == campaign.id and j.status == "active"

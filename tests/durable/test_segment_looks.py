@@ -17,6 +17,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
@@ -225,5 +226,77 @@ def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
             failures.append(exc)
         worker.join(30)
         assert failures == []
+    finally:
+        followup.close()
+
+
+def _vip_campaign(project: Path, steps: str) -> None:
+    """One segment campaign: VIPs with email consent, a 2 hour cooldown, the given steps."""
+    (project / "campaigns" / "win_back.yaml").unlink()
+    (project / "campaigns" / "vip.yaml").write_text(
+        "campaign: vip\nname: VIP\nstatus: active\ntrigger:\n  segment: customer.traits.vip\n"
+        "audience: customer.consent.email\nentry:\n  cooldown: 2h\nsteps:\n" + steps
+    )
+
+
+SEND = "  - send: email\n    template: win_back.html\n    subject: Hi\n"
+
+
+def _in_out_in(followup: Followup, durable: DurableProject, clock: Clock, tmp_path: Path) -> None:
+    """u1 enters at the clock's time, leaves the segment, comes back 40 minutes later."""
+    start = clock.now
+    consent = {"consent": {"email": True}, "vip": True}
+    ingest_file(followup, _identify(tmp_path, "u1", start, consent))
+    durable.run_once()  # enters at once
+    ingest_file(followup, _identify(tmp_path, "u1", start + timedelta(minutes=30), {"vip": 0}))
+    clock.now = start + timedelta(minutes=35)
+    durable.run_once()  # out of the segment
+    ingest_file(followup, _identify(tmp_path, "u1", start + timedelta(minutes=40), consent))
+    clock.now = start + timedelta(minutes=45)
+    durable.run_once()  # in the segment again, kept out by the cooldown
+
+
+def test_a_cooldown_ending_at_the_moment_of_a_sweep_lets_the_customer_in_then(
+    tmp_path: Path,
+) -> None:
+    """Entries fall at event or sweep times, to the microsecond; a cooldown of whole hours ends
+    at the very moment of a later hourly sweep, which must let the customer in (a look booked
+    at the next whole second waited for the sweep an hour later)."""
+    project = make_project(tmp_path, ["win_back"])
+    _vip_campaign(project, SEND)
+    start = datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        _in_out_in(followup, durable, clock, tmp_path)
+        clock.now = start + timedelta(hours=2)  # the cooldown is over, to the microsecond
+        durable.run_once()
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert [line.split()[0] for line in entered] == [
+            "2024-01-01T00:00:00.500000Z",
+            "2024-01-01T02:00:00.500000Z",
+        ]
+    finally:
+        followup.close()
+
+
+def test_a_cooldown_over_books_no_look_in_the_past(tmp_path: Path) -> None:
+    """Kept out by a running journey once the cooldown is over, the customer's next look is
+    after the sweep (a look at the cooldown's end, past, was due again at once: the sweep
+    took the same customer over and over and the pass never ended)."""
+    project = make_project(tmp_path, ["win_back"])
+    _vip_campaign(project, "  - wait: 7d\n" + SEND)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        _in_out_in(followup, durable, clock, tmp_path)
+        clock.now = start + timedelta(hours=3)
+        assert durable.runtime._looks_batch(TickSummary(), clock.now) == 1  # already active
+        with followup.engine.connect() as conn:
+            assert conn.scalar(sa.select(segment_looks.c.due_at)) > clock.now
+        assert durable.run_once().engine.swept_customers == 0
     finally:
         followup.close()
