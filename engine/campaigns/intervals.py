@@ -5,15 +5,16 @@ moves while the customer's state stands still. Evaluated with ``now`` bound to a
 :class:`Interval` of times, each comparison either holds for every time in it, for none, or
 depends on the time, in which case :class:`Undetermined` is raised and the caller splits the
 stretch (see :mod:`engine.journeys.wakeups`). Only monotone steps are followed (adding or
-subtracting a fixed amount, subtracting from a fixed time, ``.days``, ``.total_seconds()``);
-anything else on ``now`` (``now.hour``, formatting) is undetermined, so the answer is exact or
+subtracting a fixed amount, subtracting from a fixed time, ``.days``, ``.total_seconds()``), and
+the calendar fields of ``now`` (``now.hour``, ``now.weekday()``), the same within one hour or day
+and turning at the next; anything else (formatting) is undetermined, so the answer is exact or
 absent, never a guess.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from engine.campaigns.expressions import Expression
@@ -145,13 +146,50 @@ class Interval:
         raise Undetermined
 
     def __getattr__(self, name: str) -> Any:
-        raise Undetermined
+        """A calendar field of ``now`` (``now.hour``, ``now.weekday()``): the same all along
+        when the interval lies in one hour, day, month or year; else it turns at the next."""
+        period = _CALENDAR.get(name)
+        lo, hi = self._lo, self._hi
+        if period is None or not isinstance(lo, datetime) or not isinstance(lo.tzinfo, timezone):
+            raise Undetermined
+        following = _next_period(lo, period)
+        if hi < following and hi.utcoffset() == lo.utcoffset():
+            return getattr(lo, name)
+        raise Undetermined(self._turns_at(following) if self._sign > 0 else None)
 
     def __str__(self) -> str:
         raise Undetermined
 
     def __repr__(self) -> str:
         return f"Interval({self._lo!r}, {self._hi!r})"
+
+
+# the calendar fields of a time, by the period over which each stays the same
+_CALENDAR = {
+    "minute": "minute",
+    "hour": "hour",
+    "day": "day",
+    "weekday": "day",
+    "isoweekday": "day",
+    "date": "day",
+    "month": "month",
+    "year": "year",
+}
+
+
+def _next_period(at: datetime, period: str) -> datetime:
+    """The start of the minute, hour, day, month or year after the one ``at`` is in (on a
+    fixed offset from UTC, where every one of them is as long as on the calendar)."""
+    if period == "minute":
+        return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if period == "hour":
+        return at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return midnight + timedelta(days=1)
+    if period == "month":
+        return (midnight.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return midnight.replace(year=at.year + 1, month=1, day=1)
 
 
 def holds_throughout(

@@ -47,9 +47,11 @@ from engine.storage.tables import (
 from engine.storage.upserts import insert_new
 
 SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
-# Segment looks are booked to the second: a sweep at any time of day finds every customer whose
-# answer may have turned since the last. Searched two years ahead; beyond, a look is booked there.
-LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(seconds=1), 2**26)
+# Segment looks are booked to the microsecond, the resolution of a time: a sweep at any moment
+# finds every customer whose answer may have turned since the last (booked to the second, a turn
+# within the second before a sweep, such as a cooldown ending at the time of day of the sweep
+# that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
+LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 
@@ -287,16 +289,18 @@ class DurableRuntime:
             for c in self.book.active
             if isinstance(c.trigger, SegmentTrigger)
         )
-        if not versions:
-            return
         digest = hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
         full = f"{SEGMENTS}:{digest}"
-        with self.db.begin() as conn:  # the full sweeps of earlier campaign versions
+        # the full sweeps of earlier campaign versions; with none active, every one of them:
+        # events taken meanwhile book no looks, so the same campaigns back sweep everyone again
+        with self.db.begin() as conn:
             conn.execute(
                 schedule_ticks.delete().where(
                     schedule_ticks.c.name.like(f"{SEGMENTS}:%"), schedule_ticks.c.name != full
                 )
             )
+        if not versions:
+            return
         summary.swept_customers += self._every_customer(
             full,
             now,
@@ -320,15 +324,18 @@ class DurableRuntime:
 
     def _looks_batch(self, summary: TickSummary, now: datetime) -> int:
         """Sweep a batch of the customers whose segment look is due; the sweep books each one's
-        next look after ``now`` (a customer merged away or gone is dropped)."""
+        next look after ``now`` (a customer merged away or gone is dropped). On PostgreSQL the
+        customers are claimed, then their looks taken: the order of an event batch, which locks
+        its customers and then books their looks (the other way round, the two deadlocked)."""
         with self.db.begin() as conn:
             query = (
                 sa.select(segment_looks.c.customer_id)
+                .join(customers, customers.c.id == segment_looks.c.customer_id)
                 .where(segment_looks.c.due_at <= now)
                 .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
                 .limit(self.batch_size)
             )
-            ids = list(conn.scalars(self._claim(query, segment_looks)))
+            ids = list(conn.scalars(self._claim(query, customers)))
             if not ids:
                 return 0
             conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(ids)))

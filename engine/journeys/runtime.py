@@ -496,7 +496,7 @@ class JourneyEngine:
                 if not audience.holds({**scope, "now": at}):
                     looks.append(grid.first_change(_probe(audience, scope), False, at))
             last, cooldown = self._last_entry.get(key), campaign.entry.cooldown
-            if last is not None and cooldown and not campaign.entry.once:
+            if last is not None and cooldown and not campaign.entry.once and at - last < cooldown:
                 looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
             if any(
                 j.campaign.id == campaign.id and j.status == "active"

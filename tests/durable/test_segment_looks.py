@@ -8,15 +8,20 @@ segment campaigns change.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
+from engine.durable.runtime import TickSummary
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
@@ -132,5 +137,166 @@ def test_a_changed_segment_campaign_looks_at_everyone_again(tmp_path: Path) -> N
         assert changed.engine.swept_customers == 10
         entered = [line for line in decision_lines(followup.engine) if " enter " in line]
         assert len(entered) == 7  # orders from day 0 to day 6 are more than 14 days old
+    finally:
+        followup.close()
+
+
+def _identify(folder: Path, user: str, at: datetime, traits: dict[str, object]) -> Path:
+    line = {"type": "identify", "userId": user, "messageId": f"i-{user}-{at.isoformat()}"}
+    path = folder / f"identify-{user}-{at:%H%M}.jsonl"
+    path.write_bytes(orjson.dumps({**line, "timestamp": at.isoformat(), "traits": traits}) + b"\n")
+    return path
+
+
+def test_segment_campaigns_paused_then_resumed_look_at_everyone_again(tmp_path: Path) -> None:
+    """While no segment campaign is active, events are taken without a look at the segments;
+    when the same campaigns come back, everyone is looked at once (as every hourly sweep did)."""
+    project = make_project(tmp_path, ["win_back"])
+    win_back = project / "campaigns" / "win_back.yaml"
+    active = win_back.read_text().replace(
+        "customer.orders.last_at and customer.orders.last_at < now - days(90)",
+        "customer.traits.vip",
+    )
+    win_back.write_text(active)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        ingest_file(followup, _identify(tmp_path, "u1", start, {"consent": {"email": True}}))
+        clock.now = start + timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.swept_customers == 1
+        win_back.write_text(active.replace("status: active", "status: paused"))
+        clock.now += timedelta(hours=1)
+        DurableProject(followup).run_once()
+        ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"vip": True}))
+        clock.now += timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.events == 1  # taken while paused
+        win_back.write_text(active)
+        for _ in range(2):
+            clock.now += timedelta(hours=1)
+            DurableProject(followup).run_once()
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert len(entered) == 1
+    finally:
+        followup.close()
+
+
+@pytest.mark.external_service
+def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL an event batch locks its customers, then books their looks; a sweep of
+    the due looks takes them in the same order, so the two never wait on each other."""
+    project = make_project(tmp_path, ["win_back"])
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, empty_postgres, clock)
+    loaded, sweeping = threading.Event(), threading.Event()
+
+    def pause_once_loaded(point: str) -> None:  # the event batch holds the customer's lock
+        if point == "events_decided" and not loaded.is_set():
+            loaded.set()
+            assert sweeping.wait(10)
+            time.sleep(2)  # past PostgreSQL's deadlock_timeout, with the sweep waiting on us
+
+    try:
+        ingest_file(followup, _identify(tmp_path, "u1", start, {"consent": {"email": True}}))
+        clock.now = start + timedelta(hours=1)
+        assert DurableProject(followup).run_once().engine.swept_customers == 1
+        with followup.engine.begin() as conn:  # the look is due
+            conn.execute(segment_looks.update().values(due_at=start))
+        ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"first_name": "Ann"}))
+        events = DurableProject(followup, crash=pause_once_loaded).runtime
+        sweep = DurableProject(followup).runtime
+        failures: list[BaseException] = []
+
+        def run_events() -> None:
+            try:
+                events._event_batch(TickSummary(), clock.now)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                failures.append(exc)
+
+        worker = threading.Thread(target=run_events)
+        worker.start()
+        assert loaded.wait(10)
+        sweeping.set()
+        try:
+            sweep._looks_batch(TickSummary(), clock.now)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failures.append(exc)
+        worker.join(30)
+        assert failures == []
+    finally:
+        followup.close()
+
+
+def _vip_campaign(project: Path, steps: str) -> None:
+    """One segment campaign: VIPs with email consent, a 2 hour cooldown, the given steps."""
+    (project / "campaigns" / "win_back.yaml").unlink()
+    (project / "campaigns" / "vip.yaml").write_text(
+        "campaign: vip\nname: VIP\nstatus: active\ntrigger:\n  segment: customer.traits.vip\n"
+        "audience: customer.consent.email\nentry:\n  cooldown: 2h\nsteps:\n" + steps
+    )
+
+
+SEND = "  - send: email\n    template: win_back.html\n    subject: Hi\n"
+
+
+def _in_out_in(followup: Followup, durable: DurableProject, clock: Clock, tmp_path: Path) -> None:
+    """u1 enters at the clock's time, leaves the segment, comes back 40 minutes later."""
+    start = clock.now
+    consent = {"consent": {"email": True}, "vip": True}
+    ingest_file(followup, _identify(tmp_path, "u1", start, consent))
+    durable.run_once()  # enters at once
+    ingest_file(followup, _identify(tmp_path, "u1", start + timedelta(minutes=30), {"vip": 0}))
+    clock.now = start + timedelta(minutes=35)
+    durable.run_once()  # out of the segment
+    ingest_file(followup, _identify(tmp_path, "u1", start + timedelta(minutes=40), consent))
+    clock.now = start + timedelta(minutes=45)
+    durable.run_once()  # in the segment again, kept out by the cooldown
+
+
+def test_a_cooldown_ending_at_the_moment_of_a_sweep_lets_the_customer_in_then(
+    tmp_path: Path,
+) -> None:
+    """Entries fall at event or sweep times, to the microsecond; a cooldown of whole hours ends
+    at the very moment of a later hourly sweep, which must let the customer in (a look booked
+    at the next whole second waited for the sweep an hour later)."""
+    project = make_project(tmp_path, ["win_back"])
+    _vip_campaign(project, SEND)
+    start = datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        _in_out_in(followup, durable, clock, tmp_path)
+        clock.now = start + timedelta(hours=2)  # the cooldown is over, to the microsecond
+        durable.run_once()
+        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
+        assert [line.split()[0] for line in entered] == [
+            "2024-01-01T00:00:00.500000Z",
+            "2024-01-01T02:00:00.500000Z",
+        ]
+    finally:
+        followup.close()
+
+
+def test_a_cooldown_over_books_no_look_in_the_past(tmp_path: Path) -> None:
+    """Kept out by a running journey once the cooldown is over, the customer's next look is
+    after the sweep (a look at the cooldown's end, past, was due again at once: the sweep
+    took the same customer over and over and the pass never ended)."""
+    project = make_project(tmp_path, ["win_back"])
+    _vip_campaign(project, "  - wait: 7d\n" + SEND)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    clock = Clock(start)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        _in_out_in(followup, durable, clock, tmp_path)
+        clock.now = start + timedelta(hours=3)
+        assert durable.runtime._looks_batch(TickSummary(), clock.now) == 1  # already active
+        with followup.engine.connect() as conn:
+            assert conn.scalar(sa.select(segment_looks.c.due_at)) > clock.now
+        assert durable.run_once().engine.swept_customers == 0
     finally:
         followup.close()
