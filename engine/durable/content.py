@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,19 @@ from engine.rendering import render_body
 from engine.state.profile import CustomerState
 from engine.unsubscribe import UnsubscribeLinks
 
+_STEPS: dict[int, tuple[Campaign, dict[str, AnyStep]]] = {}
 
-@cache
+
 def _steps(campaign: Campaign) -> dict[str, AnyStep]:
-    return {path: step for path, _loc, step in walk_steps(campaign.steps)}
+    """The campaign's steps by path, worked out once per campaign object (by identity: a
+    campaign with an ``update`` step holds a dict, so it cannot be hashed)."""
+    found = _STEPS.get(id(campaign))
+    if found is None or found[0] is not campaign:
+        found = _STEPS[id(campaign)] = (
+            campaign,
+            {path: step for path, _loc, step in walk_steps(campaign.steps)},
+        )
+    return found[1]
 
 
 class SendContent:

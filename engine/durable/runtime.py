@@ -144,9 +144,14 @@ class DurableRuntime:
         self, conn: sa.Connection, loaded: Loaded, now: datetime, summary: TickSummary
     ) -> None:
         appended = loaded.customers.appended
+        survivors = loaded.customers.survivors()
         if appended:  # update steps: the traits a campaign wrote go into the log like any event
-            self.ingestor.write_in(conn, [(event, "campaign") for _cid, event in appended])
-        for merged_id, survivor_id in loaded.customers.survivors().items():
+            self.ingestor.write_in(
+                conn,
+                [(event, "campaign") for _cid, event in appended],
+                known={event.message_id: survivors.get(cid, cid) for cid, event in appended},
+            )
+        for merged_id, survivor_id in survivors.items():
             conn.execute(
                 outbox.update()
                 .where(outbox.c.customer_id == merged_id)

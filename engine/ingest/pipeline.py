@@ -9,7 +9,7 @@ skipped, in the batch and against the log.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -125,10 +125,17 @@ class Ingestor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def write_in(
-        self, conn: sa.Connection, batch: list[tuple[Event, str]]
+        self,
+        conn: sa.Connection,
+        batch: list[tuple[Event, str]],
+        known: Mapping[str, str] | None = None,
     ) -> tuple[IngestSummary, dict[str, VersionedState]]:
         """Write ``batch`` in the caller's transaction (the campaign engine logs the events its
-        ``update`` steps make together with the journey that made them)."""
+        ``update`` steps make together with the journey that made them). ``known`` gives the
+        customer of an event by messageId: such an event is theirs, without identity resolution
+        (an ``update`` step's event carries no id of its own, and a trait it writes, even an
+        email, links nothing)."""
+        known = known or {}
         summary = IngestSummary()
         fresh: list[tuple[Event, str]] = []
         seen: set[str] = set()
@@ -145,21 +152,31 @@ class Ingestor:
         if not fresh:
             return summary, {}
 
-        keys_of_event = [identity_keys(event, self.phone_region) for event, _ in fresh]
+        keys_of_event = [
+            [] if event.message_id in known else identity_keys(event, self.phone_region)
+            for event, _ in fresh
+        ]
         all_keys = sorted({key for keys in keys_of_event for key in keys})
         owners = self.store.owners(conn, all_keys)
-        loaded = self.store.versioned_states(conn, sorted(set(owners.values())), self.cache)
+        wanted = set(owners.values()) | {
+            known[e.message_id] for e, _ in fresh if e.message_id in known
+        }
+        loaded = self.store.versioned_states(conn, sorted(wanted), self.cache)
         stored = {cid: versioned.state for cid, versioned in loaded.items()}
         first_seen = {cid: s.first_seen_at for cid, s in stored.items() if s.first_seen_at}
         resolver = IdentityResolver(owners, first_seen)
-        for (event, _), keys in zip(fresh, keys_of_event, strict=True):
-            resolver.resolve(keys, event.timestamp, event.message_id)
+        customer_of_event = [
+            known[event.message_id]
+            if event.message_id in known
+            else resolver.resolve(keys, event.timestamp, event.message_id)
+            for (event, _), keys in zip(fresh, keys_of_event, strict=True)
+        ]
         resolution = resolver.result
 
         new_events: dict[str, list[Event]] = {}
         now = self.clock()
         rows = []
-        for (event, source), customer_id in zip(fresh, resolution.customer_of_event, strict=True):
+        for (event, source), customer_id in zip(fresh, customer_of_event, strict=True):
             final_id = resolution.final(customer_id)
             new_events.setdefault(final_id, []).append(event)
             rows.append(event_row(event, final_id, source, now))

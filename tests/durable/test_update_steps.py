@@ -1,0 +1,109 @@
+"""An ``update`` step in the durable runtime: the traits it writes are logged as the customer's
+event, without identity resolution (the event carries no id of its own), and the decisions
+equal simulate's plan, a segment that the new trait turns true included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    ingest_file,
+    make_project,
+    open_followup,
+    plan_lines,
+    replay,
+)
+
+VIP = """campaign: vip
+trigger: {event: Order Completed}
+steps:
+  - update:
+      traits:
+        vip: event.properties.revenue >= 100
+        email: "'changed@example.com'"
+  - send: email
+    template: post_purchase.html
+    subject: Thanks
+"""
+
+VIP_WELCOME = """campaign: vip-welcome
+trigger:
+  segment: customer.traits.vip
+steps:
+  - send: email
+    template: post_purchase.html
+    subject: Welcome to the club
+"""
+
+
+def _events(folder: Path) -> Path:
+    at = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+    lines = [
+        {
+            "type": "identify",
+            "userId": "ann",
+            "messageId": "i1",
+            "timestamp": at.isoformat(),
+            "traits": {"email": "ann@example.com", "consent": {"email": True}},
+        },
+        {
+            "type": "identify",
+            "userId": "bob",
+            "messageId": "i2",
+            "timestamp": at.isoformat(),
+            "traits": {"email": "changed@example.com", "consent": {"email": True}},
+        },
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "ann",
+            "messageId": "o1",
+            "timestamp": (at + timedelta(minutes=5)).isoformat(),
+            "properties": {"order_id": "A1", "revenue": 150},
+        },
+    ]
+    path = folder / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
+
+
+def test_update_steps_are_logged_and_decide_what_simulate_plans(
+    database_url: str, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path, ["post_purchase"])
+    for path in (project / "campaigns").glob("*.yaml"):
+        path.unlink()
+    (project / "campaigns" / "vip.yaml").write_text(VIP)
+    (project / "campaigns" / "vip_welcome.yaml").write_text(VIP_WELCOME)
+    events = _events(tmp_path)
+    clock = Clock(datetime(2024, 5, 6, tzinfo=UTC))
+    followup = open_followup(project, database_url, clock)
+    try:
+        times = ingest_file(followup, events)
+        clock.now = times[0]
+        durable = DurableProject(followup)
+        replay(durable, clock, times[0], times[-1] + timedelta(days=1))
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
+        # the trait the update wrote turns the segment at once, after the order
+        entered = sorted(line.split()[1] for line in expected if " enter " in line)
+        assert entered == ["vip", "vip-welcome"]
+        assert decision_lines(followup.engine) == expected
+        ann, bob = followup.profile("ann"), followup.profile("bob")
+        assert ann is not None and bob is not None
+        assert ann.state.traits["vip"] is True
+        assert ann.id != bob.id  # the email an update wrote merges no one
+    finally:
+        followup.close()
