@@ -21,6 +21,11 @@ throughout; else when it may turn, if known, else ``None`` (a probe of equal end
 answers)."""
 
 HORIZON = 2**15  # sweeps searched at once (3.7 years of hours); beyond, a look is booked there
+# Probes one search may make. A condition on ``now`` the intervals cannot follow (say
+# ``now.strftime(...)``) is undecided over every stretch and would be probed at each point of the
+# horizon; past this many, the search books a look at the first stretch still undecided: an early
+# look decides nothing (the value is checked again then) and books the next.
+SEARCH_BUDGET = 512
 
 
 class SweepGrid:
@@ -65,15 +70,20 @@ class SweepGrid:
 
     def first_change(self, probe: Probe, value: bool, after: datetime) -> int:
         """The index of the first sweep after ``after`` at which ``probe`` is not ``value``,
-        or the end of the horizon searched when it is ``value`` all along."""
+        or the end of the horizon searched when it is ``value`` all along (or, when the probe
+        cannot tell over :data:`SEARCH_BUDGET` probes, the first sweep it could not tell)."""
         start = self.index_after(after)
         found = self._search(probe, value, start, start + self.horizon - 1)
         return start + self.horizon if found is None else found
 
     def _search(self, probe: Probe, value: bool, lo: int, hi: int) -> int | None:
         stack = [(lo, hi)]
+        budget = SEARCH_BUDGET
         while stack:
             lo, hi = stack.pop()
+            if budget == 0:
+                return lo  # every earlier stretch was found ``value``: look here, early
+            budget -= 1
             seen = probe(self.time(lo), self.time(hi))
             if isinstance(seen, bool):
                 if seen != value:
