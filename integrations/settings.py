@@ -16,6 +16,7 @@ from engine.channels import ChannelProvider, ProviderContext
 from engine.errors import SettingProblem, SettingsError
 
 P = ParamSpec("P")
+Read = TypeVar("Read")
 SettingsCheck = Callable[[Mapping[str, Any], ProviderContext], Sequence[SettingProblem]]
 
 
@@ -112,6 +113,24 @@ def problems_of(check: Callable[[], object]) -> list[SettingProblem]:
     except SettingsError as error:
         return list(error.problems)
     return []
+
+
+def reading_check(
+    read: Callable[[Mapping[str, Any], ProviderContext], Read],
+    more: Callable[[Read, ProviderContext], list[SettingProblem]] | None = None,
+) -> SettingsCheck:
+    """The settings check of a provider whose settings ``read`` parses (as its factory does):
+    the problems reading raises, else what ``more`` finds in the settings read (a CA file,
+    unset environment variables). Nothing is built, opened or connected."""
+
+    def check(settings: Mapping[str, Any], context: ProviderContext) -> list[SettingProblem]:
+        try:
+            found = read(settings, context)
+        except SettingsError as error:
+            return list(error.problems)
+        return more(found, context) if more is not None else []
+
+    return check
 
 
 class CheckedFactory(Generic[P]):

@@ -35,7 +35,6 @@ from engine.channels import (
     ProviderContext,
 )
 from engine.clock import Clock, utc_now
-from engine.errors import SettingProblem
 from engine.storage.database import open_database
 from integrations.calls.entries import (
     DNC_DETAIL,
@@ -50,8 +49,8 @@ from integrations.outbox.calls import DEFAULT_WINDOW, call_row, call_target
 from integrations.settings import (
     ProviderSettings,
     checked_by,
-    problems_of,
     read_settings,
+    reading_check,
     settings_error,
 )
 
@@ -194,14 +193,7 @@ def calllist_settings(settings: Mapping[str, Any], context: ProviderContext) -> 
     return read
 
 
-def check_calllist_settings(
-    settings: Mapping[str, Any], context: ProviderContext
-) -> list[SettingProblem]:
-    """The problems of ``settings``; the database is not opened."""
-    return problems_of(lambda: calllist_settings(settings, context))
-
-
-@checked_by(check_calllist_settings)
+@checked_by(reading_check(calllist_settings))  # the database is not opened
 def calllist_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: calllist``: calls as entries of the call lists in the project database."""
     calllist_settings(settings, context)

@@ -27,13 +27,14 @@ from facebook_business.api import FacebookAdsApi
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import SettingProblem, SettingsError
+from engine.errors import SettingProblem
 from engine.secrets import Redactor, read_secret
 from integrations.facebook.provider import FacebookAudiences
 from integrations.settings import (
     ProviderSettings,
     checked_by,
     read_settings,
+    reading_check,
     settings_error,
     unset_variables,
     where_of,
@@ -74,14 +75,10 @@ def facebook_settings(settings: Mapping[str, Any], context: ProviderContext) -> 
     return read_settings(FacebookSettings, settings, context)
 
 
-def check_facebook_settings(
-    settings: Mapping[str, Any], context: ProviderContext
+def _unset_facebook_variables(
+    chosen: FacebookSettings, context: ProviderContext
 ) -> list[SettingProblem]:
-    """The problems of ``settings`` without calling Meta; unset variables are warnings."""
-    try:
-        chosen = facebook_settings(settings, context)
-    except SettingsError as error:
-        return list(error.problems)
+    """Warnings for the Meta variables not set here (nothing calls Meta)."""
     return unset_variables(
         context,
         [
@@ -92,7 +89,7 @@ def check_facebook_settings(
     )
 
 
-@checked_by(check_facebook_settings)
+@checked_by(reading_check(facebook_settings, _unset_facebook_variables))
 def facebook_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: facebook``: the ads channel as Meta custom audiences."""
     where = where_of(context)

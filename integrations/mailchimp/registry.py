@@ -16,13 +16,19 @@ from typing import Any
 
 from engine.channels import ChannelProvider, ProviderContext
 from engine.clock import Clock, utc_now
-from engine.errors import ConfigError, SettingProblem, SettingsError
+from engine.errors import ConfigError, SettingProblem
 from engine.secrets import read_secret
 from integrations.mailchimp.commerce import MailchimpCommerce
 from integrations.mailchimp.email import MailchimpEmail, MailchimpNewsletters
 from integrations.mailchimp.settings import MailchimpSettings
 from integrations.mailchimp.transport import Transport
-from integrations.settings import checked_by, read_settings, settings_error, unset_variables
+from integrations.settings import (
+    checked_by,
+    read_settings,
+    reading_check,
+    settings_error,
+    unset_variables,
+)
 
 
 def mailchimp_settings(settings: Mapping[str, Any], context: ProviderContext) -> MailchimpSettings:
@@ -37,14 +43,10 @@ def mailchimp_settings(settings: Mapping[str, Any], context: ProviderContext) ->
     return read
 
 
-def check_mailchimp_settings(
-    settings: Mapping[str, Any], context: ProviderContext
+def _unset_mailchimp_keys(
+    read: MailchimpSettings, context: ProviderContext
 ) -> list[SettingProblem]:
-    """The problems of ``settings`` without calling Mailchimp; unset keys are warnings."""
-    try:
-        read = mailchimp_settings(settings, context)
-    except SettingsError as error:
-        return list(error.problems)
+    """Warnings for the Mailchimp keys not set here (nothing calls Mailchimp)."""
     return unset_variables(
         context,
         [
@@ -91,7 +93,10 @@ def newsletter_campaigns(settings: Mapping[str, Any]) -> list[str]:
     return [str(campaign) for campaign in newsletters] if isinstance(newsletters, Mapping) else []
 
 
-@checked_by(check_mailchimp_settings, list_campaigns=newsletter_campaigns)
+@checked_by(
+    reading_check(mailchimp_settings, _unset_mailchimp_keys),
+    list_campaigns=newsletter_campaigns,
+)
 def mailchimp_provider(
     settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
 ) -> ChannelProvider:

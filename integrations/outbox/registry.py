@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import ConfigError, SettingProblem
+from engine.errors import ConfigError
 from engine.providers import build_providers
 from integrations.outbox.ads import FileAdsOutbox
 from integrations.outbox.calls import CsvCallList
@@ -29,8 +29,8 @@ from integrations.outbox.email import FileEmailOutbox
 from integrations.settings import (
     ProviderSettings,
     checked_by,
-    problems_of,
     read_settings,
+    reading_check,
     settings_error,
 )
 
@@ -80,14 +80,7 @@ def outbox_settings(settings: Mapping[str, Any], context: ProviderContext) -> _F
     )
 
 
-def check_outbox_settings(
-    settings: Mapping[str, Any], context: ProviderContext
-) -> list[SettingProblem]:
-    """The problems of ``settings``; no folder is made."""
-    return problems_of(lambda: outbox_settings(settings, context))
-
-
-@checked_by(check_outbox_settings)
+@checked_by(reading_check(outbox_settings))  # no folder is made
 def outbox_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: outbox``: email as ``.eml`` files, or ad-audience changes as JSON lines."""
     chosen = outbox_settings(settings, context)
@@ -109,14 +102,7 @@ def csv_settings(settings: Mapping[str, Any], context: ProviderContext) -> _Fold
     return read_settings(_FolderSettings, settings, context)
 
 
-def check_csv_settings(
-    settings: Mapping[str, Any], context: ProviderContext
-) -> list[SettingProblem]:
-    """The problems of ``settings``; no folder is made."""
-    return problems_of(lambda: csv_settings(settings, context))
-
-
-@checked_by(check_csv_settings)
+@checked_by(reading_check(csv_settings))  # no folder is made
 def csv_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: csv``: calls as CSV call lists, one file per list."""
     path = _folder(csv_settings(settings, context), context)

@@ -24,13 +24,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import SettingProblem, SettingsError
+from engine.errors import SettingProblem
 from engine.secrets import read_secret
 from integrations.settings import (
     ProviderSettings,
     checked_by,
     problems_of,
     read_settings,
+    reading_check,
     settings_error,
     tls_context,
     unset_variables,
@@ -84,14 +85,8 @@ def smtp_settings(settings: Mapping[str, Any], context: ProviderContext) -> Smtp
     return smtp
 
 
-def check_smtp_settings(
-    settings: Mapping[str, Any], context: ProviderContext
-) -> list[SettingProblem]:
-    """The problems of ``settings`` without connecting; unset login variables are warnings."""
-    try:
-        smtp = smtp_settings(settings, context)
-    except SettingsError as error:
-        return list(error.problems)
+def _smtp_tls_and_login(smtp: SmtpSettings, context: ProviderContext) -> list[SettingProblem]:
+    """The CA file's problems, and warnings for unset login variables (nothing connects)."""
     return problems_of(lambda: tls_context(smtp.ca_file, context, where_of(context))) + (
         unset_variables(
             context,
@@ -103,7 +98,7 @@ def check_smtp_settings(
     )
 
 
-@checked_by(check_smtp_settings)
+@checked_by(reading_check(smtp_settings, _smtp_tls_and_login))
 def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: smtp``: email through an SMTP relay (see :mod:`integrations.smtp.sender`)."""
     where = where_of(context)

@@ -28,13 +28,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from engine.channels import ChannelProvider, ProviderContext
-from engine.errors import SettingProblem, SettingsError
+from engine.errors import SettingProblem
 from engine.secrets import read_secret
 from integrations.settings import (
     ProviderSettings,
     checked_by,
     problems_of,
     read_settings,
+    reading_check,
     settings_error,
     tls_context,
     unset_variables,
@@ -134,21 +135,15 @@ def http_settings(settings: Mapping[str, Any], context: ProviderContext) -> Http
     return hooks
 
 
-def check_http_settings(
-    settings: Mapping[str, Any], context: ProviderContext
-) -> list[SettingProblem]:
-    """The problems of ``settings`` without posting anything; an unset key is a warning."""
-    try:
-        hooks = http_settings(settings, context)
-    except SettingsError as error:
-        return list(error.problems)
+def _http_tls_and_key(hooks: HttpSettings, context: ProviderContext) -> list[SettingProblem]:
+    """The CA file's problems, and a warning for an unset signing key (nothing is posted)."""
     signing = hooks.secret_env if hooks.urls else None
     return problems_of(lambda: tls_context(hooks.ca_file, context, where_of(context))) + (
         unset_variables(context, [("secret_env", signing, "the webhook signing key")])
     )
 
 
-@checked_by(check_http_settings)
+@checked_by(reading_check(http_settings, _http_tls_and_key))
 def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: http``: webhooks as signed POSTs (see :mod:`integrations.webhook.poster`)."""
     where = where_of(context)
