@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +40,32 @@ from tests.durable.harness import (
 )
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Shop:
+    """A project with the win-back example on SQLite, and its clock (at :data:`START`)."""
+
+    project: Path
+    clock: Clock
+    followup: Followup
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    project = make_project(tmp_path, ["win_back"])
+    clock = Clock(START)
+    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
+    try:
+        yield Shop(project, clock, followup)
+    finally:
+        followup.close()
+
+
+def _entered(followup: Followup) -> list[str]:
+    """The decisions that entered a journey."""
+    return [line for line in decision_lines(followup.engine) if " enter " in line]
 
 
 def test_passes_only_when_due_decide_what_simulate_plans(database_url: str, tmp_path: Path) -> None:
@@ -88,57 +116,42 @@ def _orders(folder: Path, placed: dict[str, datetime]) -> Path:
     return path
 
 
-def test_a_sweep_looks_only_at_the_customers_due(tmp_path: Path) -> None:
-    project = make_project(tmp_path, ["win_back"])
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    placed = {f"u{n:02d}": start + timedelta(days=n) for n in range(20)}
-    clock = Clock(start)
-    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
-    try:
-        ingest_file(followup, _orders(tmp_path, placed))
-        clock.now = start + timedelta(days=20)
-        durable = DurableProject(followup)
-        first = durable.run_once().engine
-        assert first.swept_customers == 20  # new segment campaigns: everyone once
-        with followup.engine.connect() as conn:
-            looks = dict(conn.execute(sa.select(segment_looks)).all())
-        assert len(looks) == 20
-        # each look falls when the 90 days since the order are over, to the second
-        for user, at in placed.items():
-            lapse = at + timedelta(minutes=1, days=90)
-            assert lapse < looks[followup.customer_id(user)] <= lapse + timedelta(seconds=1)
-        clock.now += timedelta(hours=1)
-        assert durable.run_once().engine.swept_customers == 0
-        clock.now = start + timedelta(days=92, hours=12)  # u00, u01 and u02 have lapsed
-        lapsed = durable.run_once()
-        assert lapsed.engine.swept_customers == 3
-        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
-        assert len(entered) == 3
-    finally:
-        followup.close()
+def test_a_sweep_looks_only_at_the_customers_due(shop: Shop, tmp_path: Path) -> None:
+    placed = {f"u{n:02d}": START + timedelta(days=n) for n in range(20)}
+    ingest_file(shop.followup, _orders(tmp_path, placed))
+    shop.clock.now = START + timedelta(days=20)
+    durable = DurableProject(shop.followup)
+    first = durable.run_once().engine
+    assert first.swept_customers == 20  # new segment campaigns: everyone once
+    with shop.followup.engine.connect() as conn:
+        looks = dict(conn.execute(sa.select(segment_looks)).all())
+    assert len(looks) == 20
+    # each look falls when the 90 days since the order are over, to the second
+    for user, at in placed.items():
+        lapse = at + timedelta(minutes=1, days=90)
+        assert lapse < looks[shop.followup.customer_id(user)] <= lapse + timedelta(seconds=1)
+    shop.clock.now += timedelta(hours=1)
+    assert durable.run_once().engine.swept_customers == 0
+    shop.clock.now = START + timedelta(days=92, hours=12)  # u00, u01 and u02 have lapsed
+    lapsed = durable.run_once()
+    assert lapsed.engine.swept_customers == 3
+    assert len(_entered(shop.followup)) == 3
 
 
-def test_a_changed_segment_campaign_looks_at_everyone_again(tmp_path: Path) -> None:
-    project = make_project(tmp_path, ["win_back"])
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    placed = {f"u{n:02d}": start + timedelta(days=n) for n in range(10)}
-    clock = Clock(start)
-    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
-    try:
-        ingest_file(followup, _orders(tmp_path, placed))
-        clock.now = start + timedelta(days=20)
-        assert DurableProject(followup).run_once().engine.swept_customers == 10
-        clock.now += timedelta(hours=1)
-        assert DurableProject(followup).run_once().engine.swept_customers == 0
-        win_back = project / "campaigns" / "win_back.yaml"
-        win_back.write_text(win_back.read_text().replace("days(90)", "days(14)"))
-        clock.now += timedelta(hours=1)
-        changed = DurableProject(followup).run_once()
-        assert changed.engine.swept_customers == 10
-        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
-        assert len(entered) == 7  # orders from day 0 to day 6 are more than 14 days old
-    finally:
-        followup.close()
+def test_a_changed_segment_campaign_looks_at_everyone_again(shop: Shop, tmp_path: Path) -> None:
+    placed = {f"u{n:02d}": START + timedelta(days=n) for n in range(10)}
+    ingest_file(shop.followup, _orders(tmp_path, placed))
+    clock = shop.clock
+    clock.now = START + timedelta(days=20)
+    assert DurableProject(shop.followup).run_once().engine.swept_customers == 10
+    clock.now += timedelta(hours=1)
+    assert DurableProject(shop.followup).run_once().engine.swept_customers == 0
+    win_back = shop.project / "campaigns" / "win_back.yaml"
+    win_back.write_text(win_back.read_text().replace("days(90)", "days(14)"))
+    clock.now += timedelta(hours=1)
+    changed = DurableProject(shop.followup).run_once()
+    assert changed.engine.swept_customers == 10
+    assert len(_entered(shop.followup)) == 7  # orders from day 0 to day 6 are more than 14 days old
 
 
 def _identify(folder: Path, user: str, at: datetime, traits: dict[str, object]) -> Path:
@@ -148,37 +161,32 @@ def _identify(folder: Path, user: str, at: datetime, traits: dict[str, object]) 
     return path
 
 
-def test_segment_campaigns_paused_then_resumed_look_at_everyone_again(tmp_path: Path) -> None:
+def test_segment_campaigns_paused_then_resumed_look_at_everyone_again(
+    shop: Shop, tmp_path: Path
+) -> None:
     """While no segment campaign is active, events are taken without a look at the segments;
     when the same campaigns come back, everyone is looked at once (as every hourly sweep did)."""
-    project = make_project(tmp_path, ["win_back"])
-    win_back = project / "campaigns" / "win_back.yaml"
+    win_back = shop.project / "campaigns" / "win_back.yaml"
     active = win_back.read_text().replace(
         "customer.orders.last_at and customer.orders.last_at < now - days(90)",
         "customer.traits.vip",
     )
     win_back.write_text(active)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    clock = Clock(start)
-    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
-    try:
-        ingest_file(followup, _identify(tmp_path, "u1", start, {"consent": {"email": True}}))
-        clock.now = start + timedelta(hours=1)
-        assert DurableProject(followup).run_once().engine.swept_customers == 1
-        win_back.write_text(active.replace("status: active", "status: paused"))
+    followup, clock = shop.followup, shop.clock
+    ingest_file(followup, _identify(tmp_path, "u1", START, {"consent": {"email": True}}))
+    clock.now = START + timedelta(hours=1)
+    assert DurableProject(followup).run_once().engine.swept_customers == 1
+    win_back.write_text(active.replace("status: active", "status: paused"))
+    clock.now += timedelta(hours=1)
+    DurableProject(followup).run_once()
+    ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"vip": True}))
+    clock.now += timedelta(hours=1)
+    assert DurableProject(followup).run_once().engine.events == 1  # taken while paused
+    win_back.write_text(active)
+    for _ in range(2):
         clock.now += timedelta(hours=1)
         DurableProject(followup).run_once()
-        ingest_file(followup, _identify(tmp_path, "u1", clock.now, {"vip": True}))
-        clock.now += timedelta(hours=1)
-        assert DurableProject(followup).run_once().engine.events == 1  # taken while paused
-        win_back.write_text(active)
-        for _ in range(2):
-            clock.now += timedelta(hours=1)
-            DurableProject(followup).run_once()
-        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
-        assert len(entered) == 1
-    finally:
-        followup.close()
+    assert len(_entered(followup)) == 1
 
 
 @pytest.mark.external_service
@@ -188,7 +196,7 @@ def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
     """On PostgreSQL an event batch locks its customers, then books their looks; a sweep of
     the due looks takes them in the same order, so the two never wait on each other."""
     project = make_project(tmp_path, ["win_back"])
-    start = datetime(2024, 1, 1, tzinfo=UTC)
+    start = START
     clock = Clock(start)
     followup = open_followup(project, empty_postgres, clock)
     loaded, sweeping = threading.Event(), threading.Event()
@@ -257,46 +265,32 @@ def _in_out_in(followup: Followup, durable: DurableProject, clock: Clock, tmp_pa
 
 
 def test_a_cooldown_ending_at_the_moment_of_a_sweep_lets_the_customer_in_then(
-    tmp_path: Path,
+    shop: Shop, tmp_path: Path
 ) -> None:
     """Entries fall at event or sweep times, to the microsecond; a cooldown of whole hours ends
     at the very moment of a later hourly sweep, which must let the customer in (a look booked
     at the next whole second waited for the sweep an hour later)."""
-    project = make_project(tmp_path, ["win_back"])
-    _vip_campaign(project, SEND)
-    start = datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
-    clock = Clock(start)
-    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
-    try:
-        durable = DurableProject(followup)
-        _in_out_in(followup, durable, clock, tmp_path)
-        clock.now = start + timedelta(hours=2)  # the cooldown is over, to the microsecond
-        durable.run_once()
-        entered = [line for line in decision_lines(followup.engine) if " enter " in line]
-        assert [line.split()[0] for line in entered] == [
-            "2024-01-01T00:00:00.500000Z",
-            "2024-01-01T02:00:00.500000Z",
-        ]
-    finally:
-        followup.close()
+    _vip_campaign(shop.project, SEND)
+    start = shop.clock.now = START + timedelta(microseconds=500_000)
+    durable = DurableProject(shop.followup)
+    _in_out_in(shop.followup, durable, shop.clock, tmp_path)
+    shop.clock.now = start + timedelta(hours=2)  # the cooldown is over, to the microsecond
+    durable.run_once()
+    assert [line.split()[0] for line in _entered(shop.followup)] == [
+        "2024-01-01T00:00:00.500000Z",
+        "2024-01-01T02:00:00.500000Z",
+    ]
 
 
-def test_a_cooldown_over_books_no_look_in_the_past(tmp_path: Path) -> None:
+def test_a_cooldown_over_books_no_look_in_the_past(shop: Shop, tmp_path: Path) -> None:
     """Kept out by a running journey once the cooldown is over, the customer's next look is
     after the sweep (a look at the cooldown's end, past, was due again at once: the sweep
     took the same customer over and over and the pass never ended)."""
-    project = make_project(tmp_path, ["win_back"])
-    _vip_campaign(project, "  - wait: 7d\n" + SEND)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    clock = Clock(start)
-    followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
-    try:
-        durable = DurableProject(followup)
-        _in_out_in(followup, durable, clock, tmp_path)
-        clock.now = start + timedelta(hours=3)
-        assert durable.runtime._looks_batch(TickSummary(), clock.now) == 1  # already active
-        with followup.engine.connect() as conn:
-            assert conn.scalar(sa.select(segment_looks.c.due_at)) > clock.now
-        assert durable.run_once().engine.swept_customers == 0
-    finally:
-        followup.close()
+    _vip_campaign(shop.project, "  - wait: 7d\n" + SEND)
+    durable = DurableProject(shop.followup)
+    _in_out_in(shop.followup, durable, shop.clock, tmp_path)
+    shop.clock.now = START + timedelta(hours=3)
+    assert durable.runtime._looks_batch(TickSummary(), shop.clock.now) == 1  # already active
+    with shop.followup.engine.connect() as conn:
+        assert conn.scalar(sa.select(segment_looks.c.due_at)) > shop.clock.now
+    assert durable.run_once().engine.swept_customers == 0
