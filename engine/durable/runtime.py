@@ -105,8 +105,18 @@ class DurableRuntime:
             Policies.model_validate(config.policies), config.timezone, config.phone_region
         )
         self._lock = db.dialect.name == "postgresql"
+        self._full_sweep = _full_sweep_name(book)
         with db.begin() as conn:
             book.record(conn, clock())
+            # the full sweeps of other segment campaign versions; with none active, every one
+            # of them: events taken meanwhile book no looks, so the same campaigns back sweep
+            # everyone again
+            conn.execute(
+                schedule_ticks.delete().where(
+                    schedule_ticks.c.name.like(f"{SEGMENTS}:%"),
+                    schedule_ticks.c.name != (self._full_sweep or ""),
+                )
+            )
 
     # --- one pass ----------------------------------------------------------------------------
 
@@ -289,22 +299,8 @@ class DurableRuntime:
         """The segment sweep. Every customer is looked at once when the segment campaigns are
         new or changed (which books each one's next look); then, every hour, only those whose
         booked look is due."""
-        versions = sorted(
-            (c.id, self.book.version_of[c.id])
-            for c in self.book.active
-            if isinstance(c.trigger, SegmentTrigger)
-        )
-        digest = hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
-        full = f"{SEGMENTS}:{digest}"
-        # the full sweeps of earlier campaign versions; with none active, every one of them:
-        # events taken meanwhile book no looks, so the same campaigns back sweep everyone again
-        with self.db.begin() as conn:
-            conn.execute(
-                schedule_ticks.delete().where(
-                    schedule_ticks.c.name.like(f"{SEGMENTS}:%"), schedule_ticks.c.name != full
-                )
-            )
-        if not versions:
+        full = self._full_sweep
+        if full is None:
             return
         summary.swept_customers += self._every_customer(
             full,
@@ -334,23 +330,18 @@ class DurableRuntime:
         its customers and then books their looks (the other way round, the two deadlocked)."""
         with self.db.begin() as conn:
             query = (
-                sa.select(segment_looks.c.customer_id)
+                sa.select(segment_looks.c.customer_id, customers.c.merged_into)
                 .join(customers, customers.c.id == segment_looks.c.customer_id)
                 .where(segment_looks.c.due_at <= now)
                 .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
                 .limit(self.batch_size)
             )
-            ids = list(conn.scalars(self._claim(query, customers)))
-            if not ids:
+            rows = list(conn.execute(self._claim(query, customers)))
+            if not rows:
                 return 0
+            ids = [row.customer_id for row in rows]
             conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(ids)))
-            live = sorted(
-                conn.scalars(
-                    sa.select(customers.c.id).where(
-                        customers.c.id.in_(ids), customers.c.merged_into.is_(None)
-                    )
-                )
-            )
+            live = sorted(row.customer_id for row in rows if row.merged_into is None)
             if live:
                 loaded = self._load(conn, live, now)
                 loaded.engine.sweep_segments(now, live)
@@ -393,6 +384,17 @@ class DurableRuntime:
                     .values(after_customer=ids[-1])
                 )
                 done += len(ids)
+
+
+def _full_sweep_name(book: CampaignBook) -> str | None:
+    """The ``schedule_ticks`` row of the one sweep of every customer that the active segment
+    campaigns, at their versions, need (``None``: there are none)."""
+    versions = sorted(
+        (c.id, book.version_of[c.id]) for c in book.active if isinstance(c.trigger, SegmentTrigger)
+    )
+    if not versions:
+        return None
+    return f"{SEGMENTS}:{hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]}"
 
 
 def _mirror_row(

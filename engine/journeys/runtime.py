@@ -202,7 +202,7 @@ class JourneyEngine:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
         if self._grid is None:
             return {}
-        for customer_id, (at, inside) in sorted((self._turns_later or {}).items()):
+        for customer_id, (at, inside) in (self._turns_later or {}).items():
             if self.customers.has(customer_id):  # not merged away since
                 self._grid.book(customer_id, self._turn_look(customer_id, at, inside))
         self._turns_later = {}
