@@ -266,11 +266,8 @@ def status_report(
         )
 
     backlog, oldest = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(events.c.timestamp)).select_from(
-            journey_inbox.join(events, events.c.message_id == journey_inbox.c.message_id)
-        )
+        sa.select(sa.func.count(), sa.func.min(journey_inbox.c.timestamp))
     ).one()
-    orphans = conn.scalar(sa.select(sa.func.count()).select_from(journey_inbox)) or 0
     unknown = tuple(
         _outbox_row(row)
         for row in conn.execute(
@@ -300,7 +297,7 @@ def status_report(
     return StatusReport(
         at=now,
         campaigns=tuple(campaigns),
-        inbox_backlog=max(int(backlog or 0), int(orphans)),
+        inbox_backlog=int(backlog or 0),
         inbox_oldest_at=_utc(oldest),
         unknown=unknown,
         failed=failed,

@@ -176,9 +176,10 @@ class DurableRuntime:
         with self.db.begin() as conn:
             query = (
                 sa.select(events)
-                .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
-                .where(events.c.timestamp <= now + CLOCK_SKEW)  # a later one waits for its time
-                .order_by(events.c.timestamp, events.c.message_id)
+                .select_from(journey_inbox)  # read in order by the inbox's own time index
+                .join(events, events.c.message_id == journey_inbox.c.message_id)
+                .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW)  # a later one waits
+                .order_by(journey_inbox.c.timestamp, journey_inbox.c.message_id)
                 .limit(self.batch_size)
             )
             rows = list(conn.execute(self._claim(query, journey_inbox)))

@@ -79,7 +79,9 @@ class BulkWriter:
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
             f"VALUES ({marks(EVENT_COLUMNS, ('payload',))})"
         )
-        self._insert_inbox = f"INSERT INTO journey_inbox (message_id) VALUES ({mark})"
+        self._insert_inbox = (
+            f"INSERT INTO journey_inbox (message_id, timestamp) VALUES ({mark}, {mark})"
+        )
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         self._insert_customers = (
             f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
@@ -104,7 +106,7 @@ class BulkWriter:
             for m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
         self._run(conn, self._insert_events, converted)
-        self._run(conn, self._insert_inbox, [(row[0],) for row in converted])
+        self._run(conn, self._insert_inbox, [(row[0], row[3]) for row in converted])
 
     def insert_identities(
         self, conn: sa.Connection, rows: Iterable[tuple[str, str, datetime]]

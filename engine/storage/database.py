@@ -77,10 +77,11 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: sa.Engine) -> None:
-    """Apply every migration the database lacks; safe to call on every start."""
+def upgrade(engine: sa.Engine, to: str = "head") -> None:
+    """Apply every migration the database lacks (up to revision ``to``); safe to call on every
+    start."""
     try:
-        if current_revision(engine) == head_revision():
+        if current_revision(engine) == (head_revision() if to == "head" else to):
             return
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
@@ -89,7 +90,7 @@ def upgrade(engine: sa.Engine) -> None:
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK}
                 )
-            command.upgrade(_alembic_config(connection), "head")
+            command.upgrade(_alembic_config(connection), to)
     except sa.exc.OperationalError as exc:
         raise StorageError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from exc
 

@@ -60,3 +60,50 @@ def test_processes_starting_together_take_turns_at_the_upgrade(database_url: str
     assert {current_revision(engine) for engine in engines} == {head_revision()}
     for engine in engines:
         engine.dispose()
+
+
+def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None:
+    """Migration 0007 copies each waiting event's time into the inbox, and drops an inbox row
+    whose event is not in the log (the engine could never take it)."""
+    from datetime import UTC, datetime
+
+    from engine.storage.database import create_engine
+    from engine.storage.tables import events, journey_inbox
+
+    engine = create_engine(database_url)
+    try:
+        if database_url.startswith("postgresql"):
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade(engine, to="0006")
+        at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                events.insert(),
+                [
+                    {
+                        "message_id": f"m{n}",
+                        "type": "track",
+                        "name": "Order Completed",
+                        "timestamp": at.replace(minute=n),
+                        "customer_id": "c1",
+                        "channel": "web",
+                        "payload": {},
+                        "received_at": at,
+                    }
+                    for n in (1, 2)
+                ],
+            )
+            for message_id in ("m1", "m2", "lost"):
+                conn.execute(
+                    sa.text("INSERT INTO journey_inbox (message_id) VALUES (:m)"), {"m": message_id}
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(journey_inbox).order_by(journey_inbox.c.message_id))
+            assert [tuple(row) for row in rows] == [
+                ("m1", at.replace(minute=1)),
+                ("m2", at.replace(minute=2)),
+            ]
+    finally:
+        engine.dispose()
