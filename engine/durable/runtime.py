@@ -56,6 +56,20 @@ NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 
 
+def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:
+    """The next ``size`` events waiting in the inbox, in event order, up to ``now`` (a later one
+    waits for its time). Read by the inbox's own time index and joined to the log by message id,
+    so a batch costs the same whatever the backlog."""
+    return (
+        sa.select(events)
+        .select_from(journey_inbox)
+        .join(events, events.c.message_id == journey_inbox.c.message_id)
+        .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW)
+        .order_by(journey_inbox.c.timestamp, journey_inbox.c.message_id)
+        .limit(size)
+    )
+
+
 @dataclass
 class TickSummary:
     """What one pass did."""
@@ -174,14 +188,7 @@ class DurableRuntime:
 
     def _event_batch(self, summary: TickSummary, now: datetime) -> int:
         with self.db.begin() as conn:
-            query = (
-                sa.select(events)
-                .select_from(journey_inbox)  # read in order by the inbox's own time index
-                .join(events, events.c.message_id == journey_inbox.c.message_id)
-                .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW)  # a later one waits
-                .order_by(journey_inbox.c.timestamp, journey_inbox.c.message_id)
-                .limit(self.batch_size)
-            )
+            query = inbox_batch(now, self.batch_size)
             rows = list(conn.execute(self._claim(query, journey_inbox)))
             if not rows:
                 return 0
