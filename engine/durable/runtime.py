@@ -188,8 +188,7 @@ class DurableRuntime:
 
     def _event_batch(self, summary: TickSummary, now: datetime) -> int:
         with self.db.begin() as conn:
-            query = inbox_batch(now, self.batch_size)
-            rows = list(conn.execute(self._claim(query, journey_inbox)))
+            rows = list(conn.execute(self._claim(inbox_batch(now, self.batch_size), journey_inbox)))
             if not rows:
                 return 0
             claimed = [row.message_id for row in rows]

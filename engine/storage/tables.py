@@ -74,7 +74,7 @@ customers = sa.Table(
     "customers",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("merged_into", sa.String(32), index=True),
+    sa.Column("merged_into", sa.String(32)),
     sa.Column("user_id", sa.String(255)),
     sa.Column("email", sa.String(320), index=True),
     sa.Column("phone", sa.String(32)),
@@ -83,6 +83,14 @@ customers = sa.Table(
     sa.Column("state", JSONType),
     sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # only the merged rows (migration 0008): a full index let SQLite answer "merged_into IS NULL"
+    # (every live customer) from it, scanning a million rows to load a batch of 500 by id
+    sa.Index(
+        "ix_customers_merged_into",
+        "merged_into",
+        sqlite_where=sa.text("merged_into IS NOT NULL"),
+        postgresql_where=sa.text("merged_into IS NOT NULL"),
+    ),
 )
 
 identities = sa.Table(
@@ -231,7 +239,10 @@ segment_looks = sa.Table(
     "segment_looks",
     metadata,
     sa.Column("customer_id", sa.String(32), primary_key=True),
-    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    # in the order a sweep takes them (migration 0008): a million looks due at one instant are
+    # read 500 at a time, not sorted whole for every batch
+    sa.Index("ix_segment_looks_due", "due_at", "customer_id"),
 )
 
 # --- call lists (migration 0004; the ``calllist`` provider, integrations/calls/) ---------------

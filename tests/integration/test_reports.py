@@ -152,7 +152,7 @@ def add_event(
         )
     )
     if inbox:
-        conn.execute(journey_inbox.insert().values(message_id=message_id))
+        conn.execute(journey_inbox.insert().values(message_id=message_id, timestamp=when))
 
 
 def test_status_counts_journeys_per_version_timers_outbox_and_inbox(db: sa.Engine) -> None:
