@@ -82,17 +82,18 @@ def test_a_batch_reads_the_inbox_index_and_sorts_nothing(tmp_path: Path) -> None
     assert not any("TEMP B-TREE" in step or step.startswith("SCAN") for step in plan), plan
 
 
-def test_event_timer_and_sweep_passes_read_no_big_table_whole(tmp_path: Path) -> None:
-    """The story events through every example campaign: the event pass, the timers it made and
-    the first segment sweep (every customer once), then the hourly passes of a month."""
+def test_ingest_and_the_passes_read_no_big_table_whole(tmp_path: Path) -> None:
+    """The story events ingested, then through every example campaign: the event pass, the
+    timers it made and the first segment sweep (every customer once), then the hourly passes of
+    a month."""
     project = make_project(tmp_path)
     clock = Clock(datetime(2024, 1, 1, tzinfo=UTC))
     followup = open_followup(project, f"sqlite:///{tmp_path / 'f.db'}", clock)
     try:
-        times = ingest_file(followup, STORIES / "events.jsonl")
-        clock.now = times[0]
-        durable = DurableProject(followup)
         with recorded_plans(followup.engine) as plans:
+            times = ingest_file(followup, STORIES / "events.jsonl")
+            clock.now = times[0]
+            durable = DurableProject(followup)
             for hour in range(24 * 31):
                 clock.now = times[0] + timedelta(hours=hour)
                 durable.runtime.tick()
