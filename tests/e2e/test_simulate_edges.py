@@ -85,3 +85,12 @@ def test_a_byte_order_mark_at_the_head_of_the_events_is_not_data(project: Path) 
     assert [(line["status"], line["customer"]["email"]) for line in sends] == [
         ("sent", "ann@example.com")
     ]
+
+
+def test_the_channels_a_subject_lists_read_the_same_in_every_run(project: Path) -> None:
+    campaign(project, EMAIL_CAMPAIGN)
+    events(project, IDENTIFY, CART)
+    runs = {simulate(project, env={"PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(runs) == 1
+    (subject,) = [line["subject"] for line in plan(simulate(project)) if "subject" in line]
+    assert subject == "Seen on pos, web"
