@@ -94,3 +94,25 @@ def test_the_channels_a_subject_lists_read_the_same_in_every_run(project: Path) 
     assert len(runs) == 1
     (subject,) = [line["subject"] for line in plan(simulate(project)) if "subject" in line]
     assert subject == "Seen on pos, web"
+
+
+def test_the_audience_a_variant_added_is_removed_on_a_line_of_that_variant(project: Path) -> None:
+    campaign(
+        project,
+        """\
+campaign: cart
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - wait: 1h
+  - split:
+      - {name: A, weight: 100%, steps: [{send: ads, audience: cart-abandoners}]}
+      - {name: B, weight: 0%}
+""",
+    )
+    events(project, IDENTIFY, CART, ORDER)
+    ads = [line for line in plan(simulate(project)) if line["channel"] == "ads"]
+    assert [(line["action"], line["step"], line.get("variant")) for line in ads] == [
+        ("audience_add", "1.A.0", "A"),
+        ("audience_remove", "1.A.0", "A"),
+    ]
