@@ -122,9 +122,12 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
         raise EventInvalid(
             RejectReason.BAD_TIMESTAMP, field_name, f"expected an ISO 8601 string, got {value!r}"
         )
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
+        parsed = _lower_case_rfc3339(value)
+    if parsed is None:
         raise EventInvalid(
             RejectReason.BAD_TIMESTAMP,
             field_name,
@@ -133,6 +136,16 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _lower_case_rfc3339(value: str) -> datetime | None:
+    """``2024-05-01t12:00:00z``: RFC 3339 allows a lower-case ``t`` and ``z``."""
+    if "t" not in value and "z" not in value:
+        return None
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        return None
 
 
 def _optional_id(message: Mapping[str, Any], key: str) -> str | None:

@@ -170,6 +170,7 @@ def _describe(detail: ErrorDetails) -> str:
     return f"{last}: {detail['msg']}"
 
 
+MAX_COLLECTIONS = 100_000  # mappings and lists in one file, aliases expanded: far over any campaign
 _INT_OR_FLOAT = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
@@ -182,16 +183,30 @@ class _Reader:
     values: dict[Loc, Mark] = field(default_factory=dict)
     keys: dict[Loc, Mark] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    open: set[int] = field(default_factory=set)  # the collections being read, outermost first
+    expanded: int = 0  # collections read, an alias counting each time it is used
 
     def report(self, mark: Mark, message: str) -> None:
         self.problems.append(Problem(self.path, mark.line + 1, mark.column + 1, message))
 
     def value(self, node: yaml.Node, loc: Loc) -> Any:
         self.values[loc] = node.start_mark
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, loc)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, (*loc, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self.open:  # ``steps: &s [{wait: *s}]``: an alias inside itself
+                self.report(node.start_mark, "a YAML alias (*name) refers to a value it is in")
+                return None
+            self.expanded += 1
+            if self.expanded > MAX_COLLECTIONS:  # aliases of aliases, nested: "billion laughs"
+                if self.expanded == MAX_COLLECTIONS + 1:
+                    self.report(node.start_mark, "YAML aliases (*name) expand to too much data")
+                return None
+            self.open.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self.mapping(node, loc)
+                return [self.value(item, (*loc, index)) for index, item in enumerate(node.value)]
+            finally:
+                self.open.discard(id(node))
         return self.scalar(node)
 
     def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str | int, Any]:

@@ -16,6 +16,7 @@ from engine.ingest.pipeline import Accepted
 
 MAX_LINE_BYTES = 1024 * 1024
 RAW_KEPT = 1024 * 1024 * 16  # a rejected line is kept whole up to this size
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _raw_text(raw: bytes) -> str:
@@ -66,6 +67,8 @@ def read_jsonl(
         for number, raw in enumerate(handle, start=1):
             if on_progress is not None:
                 on_progress(len(raw))
+            if number == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]  # an editor's mark at the head of the file, not data
             record = parse_jsonl_line(raw, source, number, max_line_bytes, phone_region)
             if record is not None:
                 yield record

@@ -25,6 +25,12 @@ class CustomerView:
         self.id = customer_id
         self.state = state
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels seen, sorted: a set's order changes from one process to the next, and
+        a subject that joins them must read the same in every run."""
+        return tuple(sorted(self.state.channels))
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.state, name)
 

@@ -584,6 +584,9 @@ class JourneyEngine:
         for audience, step in sorted(journey.audiences.items()):
             if audience not in held:
                 removal = {"audience": audience}
+                variant = position.variant_at(journey.campaign.steps, step)
+                if variant is not None:
+                    removal["variant"] = variant  # like the audience_add of that step
                 self._deliver(
                     PendingSend(journey.id, step, "ads", "audience_remove", removal, at), at
                 )

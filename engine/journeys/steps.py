@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.campaigns.schema import AnyStep
+from engine.campaigns.schema import AnyStep, IfStep, SplitStep, WaitStep
 from engine.values import quick_init
 
 
@@ -79,3 +79,26 @@ def current(position: Position) -> Frame:
 def finished(position: Position) -> bool:
     """Whether every step has been taken."""
     return len(position) == 1 and position[0].step is None
+
+
+def variant_at(steps: tuple[AnyStep, ...], path: str) -> str | None:
+    """The split variant that the step at ``path`` (``"2.A.0"``) is in, the innermost when
+    splits nest; ``None`` outside any split or for a path that is not in ``steps``."""
+    variant: str | None = None
+    parts = path.split(".")
+    for at, part in enumerate(parts):
+        if at % 2 == 0:  # an index into the current list of steps
+            if not part.isdigit() or int(part) >= len(steps):
+                return None
+            step = steps[int(part)]
+            continue
+        if isinstance(step, SplitStep):
+            chosen = next((v for v in step.split if v.name == part), None)
+            if chosen is None:
+                return None
+            steps, variant = chosen.steps, part
+        elif isinstance(step, (IfStep, WaitStep)) and part in ("then", "else"):
+            steps = step.then if part == "then" else step.else_
+        else:
+            return None
+    return variant

@@ -176,3 +176,24 @@ def test_a_file_that_is_not_utf8_is_named_at_its_first_bad_byte(tmp_path: Path) 
         "campaigns/latin.yaml:2:10: byte 0xe9 is not UTF-8; save the file as UTF-8",
         "templates/cart.html:2:3: byte 0xef is not UTF-8; save the file as UTF-8",
     ]
+
+
+def test_yaml_aliases_that_contain_themselves_or_explode_are_problems(tmp_path: Path) -> None:
+    nine = ", ".join(["{wait: 1h}"] * 9)
+    bomb = [f"x0: &a0 [{nine}]"] + [
+        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)
+    ]
+    root = project(
+        tmp_path,
+        {
+            "loop.yaml": "campaign: loop\ntrigger: {event: A}\nsteps: &s\n  - wait: *s\n",
+            "bomb.yaml": "campaign: bomb\ntrigger: {event: A}\n" + "\n".join(bomb) + "\n",
+        },
+    )
+    result = run(root, "validate")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "campaigns/loop.yaml:3:8: a YAML alias (*name) refers to a value it is in" in lines(
+        result
+    )
+    assert "campaigns/bomb.yaml:3:10: YAML aliases (*name) expand to too much data" in lines(result)

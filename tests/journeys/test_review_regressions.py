@@ -252,3 +252,34 @@ steps:
         ("ann", "sent", None, {"list": "callbacks", "priority": "normal"}),
         ("bob", "skipped", "no_address", {"list": "callbacks", "priority": "normal"}),
     ]
+
+
+def test_an_audience_removal_names_the_split_variant_that_added_it(scenario: Scenario) -> None:
+    scenario.campaign("""
+campaign: nested
+trigger: {event: Product Added}
+steps:
+  - wait: {for: Checkout Started, timeout: 1h}
+    else:
+      - if: "true"
+        then:
+          - split:
+              - name: ads-first
+                weight: 100%
+                steps: [{send: ads, audience: carts}, {send: ads, audience: lapsed}]
+              - {name: control, weight: 0%}
+""")
+    scenario.customer()
+    scenario.event("Product Added", 0, properties={"product_id": "p", "price": 1})
+    scenario.event("Unsubscribed", 120, properties={"channel": "ads"})
+    ads = [
+        (line.action.value, line.step, line.fields.get("variant"))
+        for line in scenario.plan()
+        if line.channel == "ads"
+    ]
+    assert ads == [
+        ("audience_add", "0.else.0.then.0.ads-first.0", "ads-first"),
+        ("audience_add", "0.else.0.then.0.ads-first.1", "ads-first"),
+        ("audience_remove", "0.else.0.then.0.ads-first.0", "ads-first"),
+        ("audience_remove", "0.else.0.then.0.ads-first.1", "ads-first"),
+    ]

@@ -165,3 +165,20 @@ def test_order_key_breaks_time_ties_by_message_id() -> None:
     [a] = parse_message(track(messageId="a"))
     [b] = parse_message(track(messageId="b"))
     assert sorted([b, a], key=lambda e: e.order_key) == [a, b]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-06t09:00:00z", datetime(2024, 5, 6, 9, tzinfo=UTC)),
+        ("2024-05-06T11:00:00+0200", datetime(2024, 5, 6, 9, tzinfo=UTC)),
+        ("2024-05-06t09:00:00.5-01:00", datetime(2024, 5, 6, 10, 0, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_in_every_rfc_3339_spelling(text: str, expected: datetime) -> None:
+    """RFC 3339 lets ``T`` and ``Z`` be written in lower case."""
+    [event] = parse_message(track(timestamp=text))
+    assert event.timestamp == expected
+    assert rejection(track(timestamp="2024-05-06 09:00:00 utc")).reason is (
+        RejectReason.BAD_TIMESTAMP
+    )

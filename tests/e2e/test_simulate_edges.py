@@ -1,0 +1,118 @@
+"""Edge cases of ``followup simulate`` that a user's own event files and campaigns hit, on a real
+process and real files: a byte order mark at the head of the events, a subject that lists the
+channels a customer was seen on (the same in every run), and the ad audience a split variant adds
+then removes (both lines name the variant).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.e2e.cli import run_followup
+
+IDENTIFY = {
+    "type": "identify",
+    "userId": "ann",
+    "messageId": "e1",
+    "timestamp": "2024-05-06T09:00:00Z",
+    "traits": {"email": "ann@example.com", "consent": {"email": True, "ads": True}},
+}
+CART = {
+    "type": "track",
+    "event": "Product Added",
+    "userId": "ann",
+    "messageId": "e2",
+    "timestamp": "2024-05-06T09:30:00Z",
+    "channel": "pos",
+    "properties": {"product_id": "boots", "price": 240},
+}
+ORDER = {
+    "type": "track",
+    "event": "Order Completed",
+    "userId": "ann",
+    "messageId": "e3",
+    "timestamp": "2024-05-06T12:00:00Z",
+    "properties": {"revenue": 240},
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "followup.yaml").write_text("timezone: UTC\n")
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "cart.html").write_text("<p>Your cart</p>\n")
+    return tmp_path
+
+
+def campaign(project: Path, text: str) -> None:
+    (project / "campaigns" / "cart.yaml").write_text(text)
+
+
+def events(project: Path, *messages: dict[str, Any], head: bytes = b"") -> None:
+    lines = b"".join(orjson.dumps(message) + b"\n" for message in messages)
+    (project / "events.jsonl").write_bytes(head + lines)
+
+
+def simulate(project: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_followup(project, "simulate", "--events", "events.jsonl", env=env)
+
+
+def plan(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert result.returncode == 0, result.stderr
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+EMAIL_CAMPAIGN = """\
+campaign: cart
+trigger: {event: Product Added}
+steps:
+  - send: email
+    template: cart.html
+    subject: "Seen on {{ customer.channels | join(', ') }}"
+"""
+
+
+def test_a_byte_order_mark_at_the_head_of_the_events_is_not_data(project: Path) -> None:
+    campaign(project, EMAIL_CAMPAIGN)
+    events(project, IDENTIFY, CART, head=b"\xef\xbb\xbf")
+    sends = [line for line in plan(simulate(project)) if line["action"] == "send"]
+    assert [(line["status"], line["customer"]["email"]) for line in sends] == [
+        ("sent", "ann@example.com")
+    ]
+
+
+def test_the_channels_a_subject_lists_read_the_same_in_every_run(project: Path) -> None:
+    campaign(project, EMAIL_CAMPAIGN)
+    events(project, IDENTIFY, CART)
+    runs = {simulate(project, env={"PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(runs) == 1
+    (subject,) = [line["subject"] for line in plan(simulate(project)) if "subject" in line]
+    assert subject == "Seen on pos, web"
+
+
+def test_the_audience_a_variant_added_is_removed_on_a_line_of_that_variant(project: Path) -> None:
+    campaign(
+        project,
+        """\
+campaign: cart
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - wait: 1h
+  - split:
+      - {name: A, weight: 100%, steps: [{send: ads, audience: cart-abandoners}]}
+      - {name: B, weight: 0%}
+""",
+    )
+    events(project, IDENTIFY, CART, ORDER)
+    ads = [line for line in plan(simulate(project)) if line["channel"] == "ads"]
+    assert [(line["action"], line["step"], line.get("variant")) for line in ads] == [
+        ("audience_add", "1.A.0", "A"),
+        ("audience_remove", "1.A.0", "A"),
+    ]
