@@ -254,7 +254,7 @@ class _Checker:
         )
 
     def trait(self, key: str) -> str:
-        if key in self.traits:
+        if key in self.traits or trait_key(key) in self.traits:  # as sent or as kept
             return ""
         hint = did_you_mean(key, self.traits, prefix="customer.traits.")
         return (

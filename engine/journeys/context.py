@@ -8,12 +8,44 @@ replay, or a restart of the engine, makes the same choice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from engine.events import Event
 from engine.state.profile import CustomerState
+from engine.state.reducers import snake_case
+
+
+class Traits(Mapping[str, Any]):
+    """A customer's traits as campaigns read them. The profile keeps Segment's camelCase keys in
+    snake_case (``firstName`` -> ``first_name``, ``loyaltyTier`` -> ``loyalty_tier``); a campaign
+    that writes the key as the events sent it (``customer.traits.loyaltyTier``) finds the same
+    trait."""
+
+    __slots__ = ("_traits",)
+
+    def __init__(self, traits: Mapping[str, Any]) -> None:
+        self._traits = traits
+
+    def __getitem__(self, key: str) -> Any:
+        traits = self._traits
+        if key in traits:
+            return traits[key]
+        if isinstance(key, str):
+            stored = snake_case(key)
+            if stored in traits:
+                return traits[stored]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._traits)
+
+    def __len__(self) -> int:
+        return len(self._traits)
+
+    def __repr__(self) -> str:
+        return repr(self._traits)
 
 
 class CustomerView:
@@ -30,6 +62,11 @@ class CustomerView:
         """The channels seen, sorted: a set's order changes from one process to the next, and
         a subject that joins them must read the same in every run."""
         return tuple(sorted(self.state.channels))
+
+    @property
+    def traits(self) -> Traits:
+        """Every trait, by the key the events sent or the profile keeps."""
+        return Traits(self.state.traits)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.state, name)

@@ -116,3 +116,29 @@ steps:
         ("audience_add", "1.A.0", "A"),
         ("audience_remove", "1.A.0", "A"),
     ]
+
+
+def test_a_trait_reads_by_the_key_the_events_sent_or_the_key_the_profile_keeps(
+    project: Path,
+) -> None:
+    """The profile keeps ``loyaltyTier`` as ``loyalty_tier`` (Segment's camelCase reserved
+    traits, ``firstName``, are read as ``first_name``); a campaign may write either."""
+    campaign(
+        project,
+        """\
+campaign: cart
+trigger: {event: Product Added}
+audience: customer.traits.loyaltyTier == 'gold' and customer.traits['loyalty_tier'] == 'gold'
+steps:
+  - send: email
+    template: cart.html
+    subject: "{{ customer.traits.firstName }} {{ customer.first_name }}, {{ customer.traits.loyaltyTier }}"
+""",
+    )
+    traits = {"email": "ann@example.com", "consent": {"email": True}}
+    identify = {**IDENTIFY, "traits": {**traits, "firstName": "Ann", "loyaltyTier": "gold"}}
+    events(project, identify, CART)
+    sends = [line for line in plan(simulate(project)) if line["action"] == "send"]
+    assert [line["subject"] for line in sends] == ["Ann Ann, gold"]
+    checked = run_followup(project, "validate", "--events", "events.jsonl")
+    assert checked.returncode == 0 and "loyaltyTier" not in checked.stdout + checked.stderr
