@@ -90,9 +90,16 @@ class PlanLine:
 
 
 def format_time(value: datetime) -> str:
-    """``2024-05-01T10:00:00Z``: UTC, seconds (microseconds only when there are some)."""
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"
+    """``2024-05-01T10:00:00Z``: UTC, to the second, with a fraction only when there is one, in
+    milliseconds when that says it all (``.249Z``, as an event stamped ``.249Z`` wrote it),
+    else microseconds."""
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    micro = value.microsecond
+    if micro == 0:
+        return value.isoformat(timespec="seconds") + "Z"
+    if micro % 1000 == 0:
+        return value.isoformat(timespec="milliseconds") + "Z"
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def plan_text(lines: list[PlanLine]) -> str:
