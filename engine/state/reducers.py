@@ -148,21 +148,26 @@ def make_traits_reducer(phone_region: str) -> Reducer:
 # --- consent --------------------------------------------------------------------------------
 
 
+def _channel_name(value: object) -> str | None:
+    """A consent channel as a shop may write it (``Email``, `` call``): trimmed, lower case."""
+    return value.strip().lower() if isinstance(value, str) else None
+
+
 def consent_changes(event: Event) -> dict[str, bool]:
     """The consent an event sets, by channel: ``Subscribed``/``Unsubscribed`` for
     ``properties.channel`` (email when absent), or an identify's ``traits.consent``."""
     changes: dict[str, bool] = {}
     if event.type is EventType.TRACK and event.name in ("Subscribed", "Unsubscribed"):
-        channel = event.properties.get("channel") or "email"
+        named = event.properties.get("channel")
+        channel = "email" if named is None or named == "" else _channel_name(named)
         if channel in CONSENT_CHANNELS:
             changes[channel] = event.name == "Subscribed"
     consent_traits = event.traits.get("consent") if event.traits else None
     if isinstance(consent_traits, dict):
-        changes.update(
-            (channel, value)
-            for channel, value in consent_traits.items()
-            if channel in CONSENT_CHANNELS and isinstance(value, bool)
-        )
+        for key, value in consent_traits.items():
+            channel = _channel_name(key)
+            if channel in CONSENT_CHANNELS and isinstance(value, bool):
+                changes[channel] = value
     return changes
 
 

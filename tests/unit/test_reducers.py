@@ -109,6 +109,16 @@ def test_subscribed_defaults_to_email_and_names_other_channels() -> None:
     assert state.consent.email and state.consent.sms and not state.consent.call
 
 
+def test_a_channel_is_named_in_any_case() -> None:
+    state = fold(
+        ev("Subscribed", 0, properties={"channel": "SMS "}),
+        ev("identify", 1, traits={"consent": {"Call": True, "ADS": True}}),
+        ev("Subscribed", 2, properties={"channel": 5}),  # not a channel, and not email either
+    )
+    consent = state.consent
+    assert (consent.sms, consent.call, consent.ads, consent.email) == (True, True, True, False)
+
+
 def test_identify_consent_traits() -> None:
     state = fold(ev("identify", 0, traits={"consent": {"email": True, "call": False, "ads": True}}))
     assert (state.consent.email, state.consent.call, state.consent.ads) == (True, False, True)
