@@ -8,9 +8,10 @@ costs only the reducers that care, and folds events in event-time order.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -78,35 +79,51 @@ def _text(value: object) -> str | None:
 
 def reduce_seen(state: CustomerState, event: Event) -> CustomerState:
     """Times seen, channels seen, the latest userId, and context time zone and locale."""
-    timestamp = event.timestamp
+    return reduce_seen_run(state, (event,))
+
+
+def reduce_seen_run(state: CustomerState, events: Sequence[Event]) -> CustomerState:
+    """:func:`reduce_seen` over ``events`` (at least one, in event-time order) that no other
+    reducer concerns: the same state as applying them one by one, built once. Most events
+    (product views, pages without traits) only change what this reducer keeps."""
+    user_id = state.user_id
     first = state.first_seen_at
     last = state.last_seen_at
     channels = state.channels
-    if event.channel not in channels:
-        channels = channels | {event.channel}
     timezone = state.timezone
     locale = state.locale
-    context = event.context
-    if context:
-        context_zone = context.get("timezone")
-        if isinstance(context_zone, str) and "timezone" not in state.traits:
-            timezone = context_zone if valid_timezone(context_zone) else timezone
-        context_locale = context.get("locale")
-        if isinstance(context_locale, str) and "locale" not in state.traits:
-            locale = context_locale
+    zone_from_context = "timezone" not in state.traits  # traits say it otherwise
+    locale_from_context = "locale" not in state.traits
+    for event in events:
+        timestamp = event.timestamp
+        if first is None or timestamp < first:
+            first = timestamp
+        if last is None or timestamp > last:
+            last = timestamp
+        if event.channel not in channels:
+            channels = channels | {event.channel}
+        context = event.context
+        if context:
+            context_zone = context.get("timezone")
+            if isinstance(context_zone, str) and zone_from_context:
+                timezone = context_zone if valid_timezone(context_zone) else timezone
+            context_locale = context.get("locale")
+            if isinstance(context_locale, str) and locale_from_context:
+                locale = context_locale
+        user_id = event.user_id or user_id
     return CustomerState(
-        user_id=event.user_id or state.user_id,
+        user_id=user_id,
         traits=state.traits,
         consent=state.consent,
         cart=state.cart,
         orders=state.orders,
         channels=channels,
-        first_seen_at=timestamp if first is None or timestamp < first else first,
-        last_seen_at=timestamp if last is None or timestamp > last else last,
+        first_seen_at=first,
+        last_seen_at=last,
         timezone=timezone,
         locale=locale,
-        event_count=state.event_count + 1,
-        watermark=event.order_key,
+        event_count=state.event_count + len(events),
+        watermark=events[-1].order_key,
     )
 
 
@@ -303,56 +320,106 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
 
 _CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
 _ORDER_EVENTS = ("Order Completed", "Order Refunded")
+_ORDER_KEY = attrgetter("timestamp", "message_id")  # Event.order_key, read in C
+
+
+@dataclass(frozen=True, slots=True)
+class _ReducerIndex:
+    """Which reducers an event concerns, besides :func:`reduce_seen`: by type, and for a track
+    by name."""
+
+    by_type: Mapping[EventType, tuple[Reducer, ...]]
+    by_name: Mapping[str, tuple[Reducer, ...]]
+    track_default: tuple[Reducer, ...]
+
+    def without(self, reducer: Reducer) -> _ReducerIndex:
+        """The same index with ``reducer`` left out everywhere."""
+
+        def drop(reducers: tuple[Reducer, ...]) -> tuple[Reducer, ...]:
+            return tuple(r for r in reducers if r is not reducer)
+
+        return _ReducerIndex(
+            {kind: drop(reducers) for kind, reducers in self.by_type.items()},
+            {name: drop(reducers) for name, reducers in self.by_name.items()},
+            drop(self.track_default),
+        )
 
 
 class StateReducer:
-    """Applies the reducers an event concerns, and folds an event history into a state."""
+    """Applies the reducers an event concerns, and folds an event history into a state.
+
+    A fold applies a run of events that only :func:`reduce_seen` concerns (most of a shop's
+    stream: product views, pages) with :func:`reduce_seen_run`, making one state for the run
+    instead of one per event."""
 
     def __init__(self, phone_region: str = "US") -> None:
         reduce_traits = make_traits_reducer(phone_region)
-        self._by_type: dict[EventType, tuple[Reducer, ...]] = {
-            EventType.IDENTIFY: (reduce_traits, reduce_consent),
-            EventType.ALIAS: (),
-            EventType.PAGE: (reduce_traits,),
-            EventType.SCREEN: (reduce_traits,),
-            EventType.GROUP: (reduce_traits,),  # context traits only: the group's are its own
-        }
-        self._by_name: dict[str, tuple[Reducer, ...]] = {
+        by_name: dict[str, tuple[Reducer, ...]] = {
             "Subscribed": (reduce_traits, reduce_consent),
             "Unsubscribed": (reduce_traits, reduce_consent),
             "Order Completed": (reduce_traits, reduce_orders, reduce_cart),
             "Order Refunded": (reduce_traits, reduce_orders),
         }
         for name in _CART_EVENTS:
-            self._by_name[name] = (reduce_traits, reduce_cart)
-        self._track_default: tuple[Reducer, ...] = (reduce_traits,)
+            by_name[name] = (reduce_traits, reduce_cart)
+        by_type: dict[EventType, tuple[Reducer, ...]] = {
+            EventType.IDENTIFY: (reduce_traits, reduce_consent),
+            EventType.ALIAS: (),
+            EventType.PAGE: (reduce_traits,),
+            EventType.SCREEN: (reduce_traits,),
+            EventType.GROUP: (reduce_traits,),  # context traits only: the group's are its own
+        }
+        self._index = _ReducerIndex(by_type, by_name, (reduce_traits,))
+        # the traits reducer leaves a state unchanged when the event carries no traits
+        self._index_without_traits = self._index.without(reduce_traits)
 
     def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
+        return self._reducers_in(self._index, event)
+
+    def _changing(self, event: Event) -> tuple[Reducer, ...]:
+        """The reducers of :meth:`reducers_for` that can change a state with ``event``."""
+        return self._reducers_in(self._index if event.traits else self._index_without_traits, event)
+
+    @staticmethod
+    def _reducers_in(index: _ReducerIndex, event: Event) -> tuple[Reducer, ...]:
         if event.type is EventType.TRACK:
-            return self._by_name.get(event.name, self._track_default)
-        return self._by_type[event.type]
+            return index.by_name.get(event.name, index.track_default)
+        return index.by_type[event.type]
 
     def apply(self, state: CustomerState, event: Event) -> CustomerState:
         """``state`` after ``event``; the caller keeps event-time order (see :meth:`fold`)."""
         state = reduce_seen(state, event)
-        for reducer in self.reducers_for(event):
+        for reducer in self._changing(event):
             state = reducer(state, event)
         return state
 
     def fold(self, events: Iterable[Event], state: CustomerState | None = None) -> CustomerState:
         """``state`` (empty by default) after ``events`` in event-time order."""
         result = state if state is not None else CustomerState()
-        for event in sorted(events, key=lambda e: e.order_key):
-            result = self.apply(result, event)
-        return result
+        return self._apply_ordered(result, sorted(events, key=_ORDER_KEY))
 
     def extend(self, state: CustomerState, events: list[Event]) -> CustomerState | None:
         """``state`` after newer ``events``, or ``None`` when one is older than the watermark and
         the caller must fold the whole history again."""
-        ordered = sorted(events, key=lambda e: e.order_key)
+        ordered = sorted(events, key=_ORDER_KEY)
         if state.watermark is not None and ordered and ordered[0].order_key <= state.watermark:
             return None
+        return self._apply_ordered(state, ordered)
+
+    def _apply_ordered(self, state: CustomerState, ordered: list[Event]) -> CustomerState:
+        """``state`` after ``ordered`` (in event-time order), as :meth:`apply` one by one would
+        make it: each run of events that only the seen reducer concerns in one step."""
+        run: list[Event] = []
         for event in ordered:
-            state = self.apply(state, event)
-        return state
+            reducers = self._changing(event)
+            if not reducers:
+                run.append(event)
+                continue
+            if run:
+                state = reduce_seen_run(state, run)
+                run = []
+            state = reduce_seen(state, event)
+            for reducer in reducers:
+                state = reducer(state, event)
+        return reduce_seen_run(state, run) if run else state
