@@ -338,9 +338,8 @@ class JourneyEngine:
             for campaign in self._by_event.get(event.name, ()):
                 trigger = campaign.trigger
                 assert isinstance(trigger, EventTrigger)
-                state = self.customers.state(customer_id)
                 if trigger.where is None or trigger.where.holds(
-                    names(customer_id, state, event, at)
+                    names(customer_id, self.customers.state(customer_id), event, at)
                 ):
                     self._try_enter(campaign, customer_id, at, event)
         if self._segments:
@@ -357,9 +356,12 @@ class JourneyEngine:
             self._on_journey_event(journey, event)
         for journey in converted:
             self._leave_audiences(journey, at)  # a converted customer stops seeing the ad
-        if not self.customers.state(customer_id).consent.ads:
-            for journey in self._by_customer.get(customer_id, ()):
-                self._leave_audiences(journey, at)  # ads consent withdrawn: out of every audience
+        # ads consent withdrawn: out of every audience (the state is read only when there is
+        # an audience to leave: reading it folds the customer's latest events)
+        holding = [j for j in self._by_customer.get(customer_id, ()) if j.audiences]
+        if holding and not self.customers.state(customer_id).consent.ads:
+            for journey in holding:
+                self._leave_audiences(journey, at)
 
     def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
         """A goal event converts one journey per campaign: the latest entry whose window holds
@@ -510,9 +512,8 @@ class JourneyEngine:
     def _try_enter(
         self, campaign: Campaign, customer_id: str, at: datetime, event: Event | None
     ) -> bool:
-        state = self.customers.state(customer_id)
         if campaign.audience is not None and not campaign.audience.holds(
-            names(customer_id, state, event, at)
+            names(customer_id, self.customers.state(customer_id), event, at)
         ):
             if event is not None:  # a tick or sweep misses most customers: not worth a record
                 self._refuse(campaign, customer_id, at, "audience")
