@@ -51,6 +51,13 @@ from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
 
 SEGMENT_SWEEP = timedelta(hours=1)
+# Enum members and values looked up once, here: on Python 3.11 ``EventType.TRACK`` goes through
+# ``EnumType.__getattr__`` and ``PlanAction("send")`` through ``EnumType.__call__`` (each about
+# a microsecond), and the hot paths take them for every event and every plan line.
+_TRACK = EventType.TRACK
+_RESTART = WhileActive.RESTART
+_ENTER, _EXIT, _CONVERT = PlanAction.ENTER, PlanAction.EXIT, PlanAction.CONVERT
+_PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAction}
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
@@ -334,7 +341,7 @@ class JourneyEngine:
         kept = self._by_customer.get(customer_id)
         if kept:  # most events come from customers in no journey: nothing to look at
             self._on_customer_event(kept, customer_id, event)
-        if event.type is EventType.TRACK:
+        if event.type is _TRACK:
             for campaign in self._by_event.get(event.name, ()):
                 trigger = campaign.trigger
                 assert isinstance(trigger, EventTrigger)
@@ -388,7 +395,7 @@ class JourneyEngine:
                 fields["value"] = _value_or_none(goal.value, scope)
             if journey.held_out:
                 fields["holdout"] = True
-            self._line(journey, PlanAction.CONVERT, at, fields=fields)
+            self._line(journey, _CONVERT, at, fields=fields)
         return list(by_campaign.values())
 
     def _on_journey_event(self, journey: Journey, event: Event) -> None:
@@ -526,7 +533,7 @@ class JourneyEngine:
         ]
         # A restart debounces the running journey (the abandoned cart's latest add); it is not
         # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
-        restart = bool(running) and entry.while_active is WhileActive.RESTART and not entry.once
+        restart = bool(running) and entry.while_active is _RESTART and not entry.once
         last = self._last_entry.get((campaign.id, customer_id))
         if (
             not restart
@@ -554,9 +561,7 @@ class JourneyEngine:
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(customer_id, []).append(journey)
         self._last_entry[(campaign.id, customer_id)] = at
-        self._line(
-            journey, PlanAction.ENTER, at, fields={"holdout": True} if journey.held_out else {}
-        )
+        self._line(journey, _ENTER, at, fields={"holdout": True} if journey.held_out else {})
         self._run(journey, at, event)
         return True
 
@@ -568,7 +573,7 @@ class JourneyEngine:
     ) -> None:
         journey.status = "exited"
         journey.generation += 1
-        self._line(journey, PlanAction.EXIT, at, reason=reason, fields=fields or {})
+        self._line(journey, _EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
     def _leave_audiences(self, journey: Journey, at: datetime) -> None:
@@ -698,7 +703,7 @@ class JourneyEngine:
         if reason is not None:
             self._line(
                 journey,
-                PlanAction(action),
+                _PLAN_ACTION[action],
                 at,
                 step=path,
                 channel=step.send,
@@ -730,7 +735,7 @@ class JourneyEngine:
             return "deferred"
         self._line(
             journey,
-            PlanAction(pending.action),
+            _PLAN_ACTION[pending.action],
             at,
             step=pending.step,
             channel=pending.channel,

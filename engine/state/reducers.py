@@ -321,6 +321,7 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
 _CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
 _ORDER_EVENTS = ("Order Completed", "Order Refunded")
 _ORDER_KEY = attrgetter("timestamp", "message_id")  # Event.order_key, read in C
+_TRACK = EventType.TRACK  # once: on Python 3.11 EventType.TRACK goes through EnumType.__getattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +384,7 @@ class StateReducer:
 
     @staticmethod
     def _reducers_in(index: _ReducerIndex, event: Event) -> tuple[Reducer, ...]:
-        if event.type is EventType.TRACK:
+        if event.type is _TRACK:
             return index.by_name.get(event.name, index.track_default)
         return index.by_type[event.type]
 
