@@ -27,19 +27,41 @@ from engine.state.profile import (
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
 T = TypeVar("T")
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """How :func:`replace` copies a value class: its field values in field order (one
+    ``attrgetter`` call, in C) and the position of each field."""
+
+    values: Callable[[Any], tuple[Any, ...]]
+    position: Mapping[str, int]
+
+
+_LAYOUTS: dict[type, _Layout] = {}
+
+
+def _layout(cls: type) -> _Layout:
+    names = tuple(f.name for f in fields(cls))
+    position = {name: index for index, name in enumerate(names)}
+    if len(names) > 1:
+        return _Layout(attrgetter(*names), position)
+    # attrgetter of one name gives the value itself, not a tuple of one
+    return _Layout(lambda value: tuple(getattr(value, name) for name in names), position)
 
 
 def replace(value: T, **changes: Any) -> T:
     """``dataclasses.replace`` for the reducers' hot path: the same result, without its
-    per-call field checks (our value classes have only plain init fields)."""
+    per-call field checks (our value classes have only plain init fields, taken in field
+    order)."""
     cls = type(value)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    arguments = {name: getattr(value, name) for name in names}
-    arguments.update(changes)
-    return cls(**arguments)
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = _layout(cls)
+    arguments = list(layout.values(value))
+    for name, changed in changes.items():
+        arguments[layout.position[name]] = changed
+    return cls(*arguments)
 
 
 RECENT_ORDERS_KEPT = 20
