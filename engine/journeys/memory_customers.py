@@ -33,6 +33,7 @@ class InMemoryCustomers:
         # customer -> where in their history the events not yet in their state start
         # (0: none of them is, fold the whole history)
         self._unfolded: dict[str, int] = {}
+        self._unmerged: dict[str, Resolved] = {}  # a customer's Resolved of no merge, made once
 
     def ids(self) -> list[str]:
         """Every live customer, sorted."""
@@ -65,13 +66,17 @@ class InMemoryCustomers:
         )
         if len(merges) == already:  # no merge: most events
             self._take_in(customer_id, event)
-            return Resolved(customer_id, ())
+            resolved = self._unmerged.get(customer_id)
+            if resolved is None:
+                resolved = self._unmerged[customer_id] = Resolved(customer_id, ())
+            return resolved
         merged = [record.merged_id for record in merges[already:]]
         history = self._history.setdefault(customer_id, [])
         for merged_id in merged:
             history.extend(self._history.pop(merged_id))
             self._states.pop(merged_id, None)
             self._unfolded.pop(merged_id, None)
+            self._unmerged.pop(merged_id, None)
         history.append(event)
         self._unfolded[customer_id] = 0  # the histories interleave: fold them all again
         return Resolved(customer_id, tuple(merged))

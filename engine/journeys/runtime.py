@@ -333,13 +333,15 @@ class JourneyEngine:
         """An event arrives at its own time (call :meth:`advance_to` first)."""
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
-        self._forget_finished(customer_id)
-        self._state_changed(customer_id)
+        if customer_id in self._by_customer:  # most events come from customers in no journey
+            self._forget_finished(customer_id)
+        if self._ticks:
+            self._state_changed(customer_id)
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
         kept = self._by_customer.get(customer_id)
-        if kept:  # most events come from customers in no journey: nothing to look at
+        if kept:
             self._on_customer_event(kept, customer_id, event)
         if event.type is _TRACK:
             for campaign in self._by_event.get(event.name, ()):

@@ -398,14 +398,14 @@ class StateReducer:
 
     def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
-        return self._reducers_in(self._index, event)
+        index = self._index
+        if event.type is _TRACK:
+            return index.by_name.get(event.name, index.track_default)
+        return index.by_type[event.type]
 
     def _changing(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers of :meth:`reducers_for` that can change a state with ``event``."""
-        return self._reducers_in(self._index if event.traits else self._index_without_traits, event)
-
-    @staticmethod
-    def _reducers_in(index: _ReducerIndex, event: Event) -> tuple[Reducer, ...]:
+        index = self._index if event.traits else self._index_without_traits
         if event.type is _TRACK:
             return index.by_name.get(event.name, index.track_default)
         return index.by_type[event.type]
@@ -434,8 +434,9 @@ class StateReducer:
         """``state`` after ``ordered`` (in event-time order), as :meth:`apply` one by one would
         make it: each run of events that only the seen reducer concerns in one step."""
         run: list[Event] = []
+        changing = self._changing
         for event in ordered:
-            reducers = self._changing(event)
+            reducers = changing(event)
             if not reducers:
                 run.append(event)
                 continue
