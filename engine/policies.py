@@ -93,6 +93,13 @@ class PolicyDecision:
 
 
 ALLOWED = PolicyDecision(PolicyVerdict.ALLOW)
+# made once: most skips are for consent, and a decision is a frozen value
+_NO_CONSENT = {
+    channel: PolicyDecision(
+        PolicyVerdict.SKIP, SkipReason.NO_CONSENT, detail=f"no {channel} consent"
+    )
+    for channel in CHANNELS
+}
 
 
 def in_window(local: time, window: tuple[time, time]) -> bool:
@@ -235,8 +242,7 @@ class SendPolicies:
         }[channel]
         if given:
             return None
-        detail = f"no {channel} consent"
-        return PolicyDecision(PolicyVerdict.SKIP, SkipReason.NO_CONSENT, detail=detail)
+        return _NO_CONSENT[channel]
 
     def _address(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
         email, phone = bool(customer.email), bool(customer.phone)
