@@ -43,6 +43,14 @@ def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
     return keys
 
 
+def ids_only(event: Event) -> tuple[str | None, str | None] | None:
+    """``(userId, anonymousId)`` when those are all the identity the event carries (its keys are
+    theirs: no email, phone or alias), else ``None``. Most of a shop's events: views and pages."""
+    if event.traits or event.previous_id is not None or "email" in event.properties:
+        return None
+    return (event.user_id, event.anonymous_id)
+
+
 def customer_id_for(founding_key: str) -> str:
     """The id of a customer first seen through ``founding_key``: stable, so a replay of the same
     events in the same order names the same customers."""

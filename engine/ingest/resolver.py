@@ -48,10 +48,7 @@ class IdentityResolver:
         result = self.result
         sole = self._sole_owner(keys)
         if sole is not None:  # most events: nothing to create, link or merge
-            if at < self._first_seen.get(sole, at):
-                self._first_seen[sole] = at
-            result.customer_of_event.append(sole)
-            return sole
+            return self.seen_again(sole, at)
         found = self._owners_of(keys)
         if not found:
             customer_id = customer_id_for(keys[0])
@@ -76,6 +73,15 @@ class IdentityResolver:
                 self._owners[key] = customer_id
                 result.new_keys[key] = (customer_id, at)
         result.customer_of_event.append(customer_id)
+        return customer_id
+
+    def seen_again(self, customer_id: str, at: datetime) -> str:
+        """:meth:`resolve` for an event whose keys live ``customer_id`` already owns (each one
+        itself, or a profile merged into it): only the customer's first-seen time can change.
+        For a caller that knows the customer of such an event without its keys."""
+        if at < self._first_seen.get(customer_id, at):
+            self._first_seen[customer_id] = at
+        self.result.customer_of_event.append(customer_id)
         return customer_id
 
     def _sole_owner(self, keys: list[str]) -> str | None:

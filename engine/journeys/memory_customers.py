@@ -8,7 +8,7 @@ profile surviving, state folded by the same reducers in event-time order), witho
 from __future__ import annotations
 
 from engine.events import Event
-from engine.identity import identity_keys
+from engine.identity import identity_keys, ids_only
 from engine.ingest.resolver import IdentityResolver
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
@@ -34,6 +34,8 @@ class InMemoryCustomers:
         # (0: none of them is, fold the whole history)
         self._unfolded: dict[str, int] = {}
         self._unmerged: dict[str, Resolved] = {}  # a customer's Resolved of no merge, made once
+        # (userId, anonymousId) -> the customer an event carrying only those resolved to last
+        self._owner_of_ids: dict[tuple[str | None, str | None], str] = {}
 
     def ids(self) -> list[str]:
         """Every live customer, sorted."""
@@ -59,17 +61,23 @@ class InMemoryCustomers:
 
     def apply(self, event: Event) -> Resolved:
         """Resolve ``event`` to its customer (merging profiles it links) and take it in."""
+        ids = ids_only(event)
+        if ids is not None:
+            known = self._owner_of_ids.get(ids)
+            if known is not None and known in self._history:
+                # the same ids as an earlier event of this customer, still live: its keys are
+                # all known to be theirs, nothing to link or merge
+                customer_id = self._resolver.seen_again(known, event.timestamp)
+                return self._unmerged_event(customer_id, event)
         merges = self._resolver.result.merges
         already = len(merges)
         customer_id = self._resolver.resolve(
             identity_keys(event, self.phone_region), event.timestamp, event.message_id
         )
+        if ids is not None:
+            self._owner_of_ids[ids] = customer_id
         if len(merges) == already:  # no merge: most events
-            self._take_in(customer_id, event)
-            resolved = self._unmerged.get(customer_id)
-            if resolved is None:
-                resolved = self._unmerged[customer_id] = Resolved(customer_id, ())
-            return resolved
+            return self._unmerged_event(customer_id, event)
         merged = [record.merged_id for record in merges[already:]]
         history = self._history.setdefault(customer_id, [])
         for merged_id in merged:
@@ -80,6 +88,14 @@ class InMemoryCustomers:
         history.append(event)
         self._unfolded[customer_id] = 0  # the histories interleave: fold them all again
         return Resolved(customer_id, tuple(merged))
+
+    def _unmerged_event(self, customer_id: str, event: Event) -> Resolved:
+        """Take in an event that merged nothing."""
+        self._take_in(customer_id, event)
+        resolved = self._unmerged.get(customer_id)
+        if resolved is None:
+            resolved = self._unmerged[customer_id] = Resolved(customer_id, ())
+        return resolved
 
     def append(self, customer_id: str, event: Event) -> None:
         """Take in an event the engine itself made (a campaign's ``update`` step)."""

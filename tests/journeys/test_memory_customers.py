@@ -3,10 +3,14 @@ however the reads, merges and engine-made events fall between the events."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.events import Event, EventType, parse_message
+from engine.identity import identity_keys
+from engine.ingest.resolver import IdentityResolver
+from engine.journeys.customers import Resolved
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.state.reducers import StateReducer
 
@@ -63,3 +67,28 @@ def test_state_read_late_is_the_fold_of_the_history_through_merges_and_updates()
     assert (state.event_count, state.user_id, state.locale) == (8, "u1", "fr-FR")
     assert state.traits == {"tier": "gold"}
     assert customers.state(anonymous) is state  # nothing new: no fold
+
+
+def test_events_resolve_as_the_resolver_does_through_links_and_merges() -> None:
+    """Events carrying only ids skip the keys when their ids resolved before: the customers and
+    merges are the resolver's, event by event."""
+    rng = random.Random(5)
+    customers = InMemoryCustomers(reducer)
+    resolver = IdentityResolver({}, {})
+    for minute in range(600):
+        fields: dict[str, Any] = {}
+        if rng.random() < 0.6:
+            fields["userId"] = f"u{rng.randrange(8)}"
+        if "userId" not in fields or rng.random() < 0.5:
+            fields["anonymousId"] = f"a{rng.randrange(12)}"
+        if rng.random() < 0.1:
+            fields["properties"] = {"email": f"e{rng.randrange(4)}@example.com"}
+        event = ev("Product Viewed", minute, **fields)
+        merges = len(resolver.result.merges)
+        expected = resolver.resolve(identity_keys(event), event.timestamp, event.message_id)
+        merged = tuple(record.merged_id for record in resolver.result.merges[merges:])
+        assert customers.apply(event) == Resolved(expected, merged)
+    assert len(resolver.result.merges) > 5  # the ids did link profiles
+    assert customers.ids() == sorted(
+        {resolver.result.final(c) for c in resolver.result.customer_of_event}
+    )
