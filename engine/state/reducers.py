@@ -355,6 +355,11 @@ class _ReducerIndex:
     by_name: Mapping[str, tuple[Reducer, ...]]
     track_default: tuple[Reducer, ...]
 
+    def reducers(self) -> frozenset[Reducer]:
+        """Every reducer the index names."""
+        named = [*self.by_type.values(), *self.by_name.values(), self.track_default]
+        return frozenset(reducer for reducers in named for reducer in reducers)
+
     def without(self, reducer: Reducer) -> _ReducerIndex:
         """The same index with ``reducer`` left out everywhere."""
 
@@ -368,12 +373,20 @@ class _ReducerIndex:
         )
 
 
+# The reducers that keep to their own part of the state (consent, cart, orders), which
+# reduce_seen neither reads nor sets: applied before or after it, the state is the same.
+_APART_FROM_SEEN = frozenset({reduce_consent, reduce_cart, reduce_orders})
+
+
 class StateReducer:
     """Applies the reducers an event concerns, and folds an event history into a state.
 
-    A fold applies a run of events that only :func:`reduce_seen` concerns (most of a shop's
-    stream: product views, pages) with :func:`reduce_seen_run`, making one state for the run
-    instead of one per event."""
+    A fold takes the seen part of a run of events without traits (most of a shop's stream:
+    product views, pages, cart events) in one step with :func:`reduce_seen_run`, making one
+    state for the run instead of one per event: such an event's other reducers keep to their
+    own parts of the state (``_APART_FROM_SEEN``) and go first. An event with traits ends the
+    run: the traits reducer reads and sets the time zone and locale, which the seen reducer
+    keeps too."""
 
     def __init__(self, phone_region: str = "US") -> None:
         reduce_traits = make_traits_reducer(phone_region)
@@ -395,6 +408,7 @@ class StateReducer:
         self._index = _ReducerIndex(by_type, by_name, (reduce_traits,))
         # the traits reducer leaves a state unchanged when the event carries no traits
         self._index_without_traits = self._index.without(reduce_traits)
+        assert self._index_without_traits.reducers() <= _APART_FROM_SEEN  # see _apply_ordered
 
     def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
@@ -432,18 +446,19 @@ class StateReducer:
 
     def _apply_ordered(self, state: CustomerState, ordered: list[Event]) -> CustomerState:
         """``state`` after ``ordered`` (in event-time order), as :meth:`apply` one by one would
-        make it: each run of events that only the seen reducer concerns in one step."""
+        make it."""
         run: list[Event] = []
         changing = self._changing
         for event in ordered:
-            reducers = changing(event)
-            if not reducers:
+            if event.traits:
+                if run:
+                    state = reduce_seen_run(state, run)
+                    run = []
+                state = reduce_seen(state, event)
+                for reducer in changing(event):
+                    state = reducer(state, event)
+            else:  # consent, cart and orders only: their parts now, the seen part with the run
+                for reducer in changing(event):
+                    state = reducer(state, event)
                 run.append(event)
-                continue
-            if run:
-                state = reduce_seen_run(state, run)
-                run = []
-            state = reduce_seen(state, event)
-            for reducer in reducers:
-                state = reducer(state, event)
         return reduce_seen_run(state, run) if run else state

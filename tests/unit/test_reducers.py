@@ -233,6 +233,8 @@ def test_fold_of_runs_of_views_is_the_state_of_one_event_at_a_time() -> None:
         ev("Product Viewed", 7, traits={"firstName": "Ann"}),
         ev("Order Completed", 8, properties={"order_id": "o1", "total": 10}),
         ev("Product Viewed", 9),
+        ev("Subscribed", 10, properties={"channel": "ads"}),
+        added("p2", 5, 11),
     ]
     one_by_one = CustomerState()
     for event in events:
@@ -242,8 +244,9 @@ def test_fold_of_runs_of_views_is_the_state_of_one_event_at_a_time() -> None:
     assert (one_by_one.timezone, one_by_one.locale, one_by_one.event_count) == (
         "America/Chicago",
         "de-DE",
-        10,
+        12,
     )
+    assert one_by_one.consent.ads and [i.product_id for i in one_by_one.cart.items] == ["p2"]
 
 
 def test_extend_applies_newer_events_and_refuses_older_ones() -> None:
