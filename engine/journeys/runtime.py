@@ -33,6 +33,7 @@ from engine.campaigns.schema import (
     WaitStep,
     WaitUntil,
     WhileActive,
+    walk_steps,
 )
 from engine.events import Event, EventType
 from engine.journeys import steps as position
@@ -161,11 +162,18 @@ class JourneyEngine:
         self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
         self._simulating = False  # start() was called: the engine keeps its own clock
         self._subjects: dict[str, Callable[..., str]] = {}
+        # the event names a running journey reacts to (exits, goals, waits for an event), of
+        # every campaign a journey here runs; by id, the campaign kept so the id stays its own
+        self._reacting: set[str] = set()
+        self._listened: dict[int, Campaign] = {}
+        for campaign in self.campaigns:
+            self._listen_for(campaign)
 
     # --- loading and saving (the durable runtime) --------------------------------------------
 
     def load_journey(self, journey: Journey) -> None:
         """Take back a journey kept in the database (load a customer's in entry order)."""
+        self._listen_for(journey.campaign)  # maybe a version no longer active
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(journey.customer_id, []).append(journey)
 
@@ -214,6 +222,11 @@ class JourneyEngine:
                 self._grid.book(customer_id, self._turn_look(customer_id, at, inside))
         self._turns_later = {}
         return self._grid.bookings()
+
+    def _listen_for(self, campaign: Campaign) -> None:
+        if id(campaign) not in self._listened:
+            self._listened[id(campaign)] = campaign
+            self._reacting |= _reacted_to(campaign)
 
     # --- the clock ---------------------------------------------------------------------------
 
@@ -342,7 +355,9 @@ class JourneyEngine:
             self._merge_journeys(merged_id, customer_id, at)
         kept = self._by_customer.get(customer_id)
         if kept:
-            self._on_customer_event(kept, customer_id, event)
+            if event.name in self._reacting:  # a view or a page mostly concerns no journey
+                self._on_customer_event(kept, event)
+            self._check_ads_consent(customer_id, at)
         if event.type is _TRACK:
             for campaign in self._by_event.get(event.name, ()):
                 trigger = campaign.trigger
@@ -354,9 +369,9 @@ class JourneyEngine:
         if self._segments:
             self._check_segments(customer_id, at)
 
-    def _on_customer_event(self, kept: list[Journey], customer_id: str, event: Event) -> None:
+    def _on_customer_event(self, kept: list[Journey], event: Event) -> None:
         """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,
-        waits for it, and the ad audiences it ends."""
+        waits for it, and the ad audiences a conversion ends."""
         at = event.timestamp
         order_key = event.order_key
         journeys = [j for j in kept if j.status != "exited" and order_key > j.entry_key]
@@ -365,8 +380,10 @@ class JourneyEngine:
             self._on_journey_event(journey, event)
         for journey in converted:
             self._leave_audiences(journey, at)  # a converted customer stops seeing the ad
-        # ads consent withdrawn: out of every audience (the state is read only when there is
-        # an audience to leave: reading it folds the customer's latest events)
+
+    def _check_ads_consent(self, customer_id: str, at: datetime) -> None:
+        """Ads consent withdrawn: out of every audience. The state is read only when there is
+        an audience to leave: reading it folds the customer's latest events."""
         holding = [j for j in self._by_customer.get(customer_id, ()) if j.audiences]
         if holding and not self.customers.state(customer_id).consent.ads:
             for journey in holding:
@@ -793,6 +810,18 @@ def _value_or_none(expression: Expression, scope: Mapping[str, Any]) -> Any:
 def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:
     """``condition`` over stretches of time, for a customer whose state stands still."""
     return lambda start, end: holds_throughout(condition, scope, start, end)
+
+
+def _reacted_to(campaign: Campaign) -> set[str]:
+    """The event names that can change a running journey of ``campaign``: its exits, its goal
+    and its waits for an event (see ``_on_customer_event``)."""
+    names = {rule.event for rule in campaign.exit}
+    if campaign.goal is not None:
+        names.add(campaign.goal.event)
+    for _, _, step in walk_steps(campaign.steps):
+        if isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
+            names.add(step.wait.event)
+    return names
 
 
 def _finished(journey: Journey) -> bool:
