@@ -21,8 +21,10 @@ from engine.state.profile import (
     CONSENT_CHANNELS,
     Cart,
     CartItem,
+    Consent,
     CustomerState,
     Order,
+    Orders,
 )
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
@@ -64,6 +66,12 @@ def replace(value: T, **changes: Any) -> T:
     return cls(*arguments)
 
 
+def _with_part(state: CustomerState, name: str, part: Any) -> CustomerState:
+    """``state`` with its part ``name`` (consent, cart, orders) set to ``part``: ``state``
+    itself when the part is unchanged."""
+    return state if part is getattr(state, name) else replace(state, **{name: part})
+
+
 RECENT_ORDERS_KEPT = 20
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
@@ -99,15 +107,21 @@ def _text(value: object) -> str | None:
 # --- seen: first/last seen, channels, user id, time zone and locale from context -------------
 
 
+_NO_PARTS: Mapping[str, Any] = {}
+
+
 def reduce_seen(state: CustomerState, event: Event) -> CustomerState:
     """Times seen, channels seen, the latest userId, and context time zone and locale."""
     return reduce_seen_run(state, (event,))
 
 
-def reduce_seen_run(state: CustomerState, events: Sequence[Event]) -> CustomerState:
+def reduce_seen_run(
+    state: CustomerState, events: Sequence[Event], parts: Mapping[str, Any] = _NO_PARTS
+) -> CustomerState:
     """:func:`reduce_seen` over ``events`` (at least one, in event-time order) that no other
     reducer concerns: the same state as applying them one by one, built once. Most events
-    (product views, pages without traits) only change what this reducer keeps."""
+    (product views, pages without traits) only change what this reducer keeps. ``parts``: the
+    consent, cart or orders that the events' own reducers made (see ``_PART_OF``)."""
     user_id = state.user_id
     first = state.first_seen_at
     last = state.last_seen_at
@@ -136,9 +150,9 @@ def reduce_seen_run(state: CustomerState, events: Sequence[Event]) -> CustomerSt
     return CustomerState(
         user_id=user_id,
         traits=state.traits,
-        consent=state.consent,
-        cart=state.cart,
-        orders=state.orders,
+        consent=parts.get("consent", state.consent),
+        cart=parts.get("cart", state.cart),
+        orders=parts.get("orders", state.orders),
         channels=channels,
         first_seen_at=first,
         last_seen_at=last,
@@ -205,13 +219,16 @@ def consent_changes(event: Event) -> dict[str, bool]:
     return changes
 
 
-def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
+def consent_after(consent: Consent, event: Event) -> Consent:
     """The consent :func:`consent_changes` reads; events are folded in event time, so the
     latest wins."""
     changes = consent_changes(event)
-    if not changes:
-        return state
-    return replace(state, consent=replace(state.consent, **changes))
+    return replace(consent, **changes) if changes else consent
+
+
+def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
+    """The state with :func:`consent_after`."""
+    return _with_part(state, "consent", consent_after(state.consent, event))
 
 
 # --- cart -----------------------------------------------------------------------------------
@@ -232,17 +249,16 @@ def _cart_item(product: Mapping[str, Any], fallback_quantity: float = 1) -> Cart
     )
 
 
-def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
+def cart_after(cart: Cart, event: Event) -> Cart:
     """Product Added and Removed change the cart, Cart Viewed and Checkout Started with products
     replace it with what the shop shows, Order Completed clears it."""
     name = event.name
-    cart = state.cart
     if name == "Order Completed":
-        return replace(state, cart=Cart(items=(), updated_at=event.timestamp))
+        return Cart(items=(), updated_at=event.timestamp)
     if name == "Product Added":
         added = _cart_item(event.properties)
         if added is None:
-            return state
+            return cart
         items = list(cart.items)
         for index, item in enumerate(items):
             if item.product_id == added.product_id:
@@ -250,7 +266,7 @@ def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
                 break
         else:
             items.append(added)
-        return replace(state, cart=Cart(items=tuple(items), updated_at=event.timestamp))
+        return Cart(items=tuple(items), updated_at=event.timestamp)
     if name == "Product Removed":
         product_id = _text(event.properties.get("product_id")) or _text(event.properties.get("sku"))
         removed_quantity = event.properties.get("quantity")
@@ -260,13 +276,18 @@ def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
                 items.append(item)
             elif isinstance(removed_quantity, int | float) and removed_quantity < item.quantity:
                 items.append(replace(item, quantity=item.quantity - removed_quantity))
-        return replace(state, cart=Cart(items=tuple(items), updated_at=event.timestamp))
+        return Cart(items=tuple(items), updated_at=event.timestamp)
     # Cart Viewed / Checkout Started: a snapshot of the cart when products are listed.
     products = event.properties.get("products")
     if not isinstance(products, list):
-        return state
+        return cart
     snapshot = tuple(item for item in map(_cart_item, products) if item is not None)
-    return replace(state, cart=Cart(items=snapshot, updated_at=event.timestamp))
+    return Cart(items=snapshot, updated_at=event.timestamp)
+
+
+def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
+    """The state with :func:`cart_after`."""
+    return _with_part(state, "cart", cart_after(state.cart, event))
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -290,9 +311,8 @@ def _find_order(recent: tuple[Order, ...], order_id: str | None) -> Order | None
     return None
 
 
-def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
+def orders_after(orders: Orders, event: Event) -> Orders:
     """Order Completed counts an order (once per order_id), Order Refunded takes money back."""
-    orders = state.orders
     order_id = _text(event.properties.get("order_id"))
     if event.name == "Order Refunded":
         amount = _amount(event.properties)
@@ -300,12 +320,9 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
             original = _find_order(orders.recent, order_id)
             amount = original.total if original is not None else 0.0
         return replace(
-            state,
-            orders=replace(
-                orders,
-                total=round(orders.total - amount, 2),
-                refunded=round(orders.refunded + amount, 2),
-            ),
+            orders,
+            total=round(orders.total - amount, 2),
+            refunded=round(orders.refunded + amount, 2),
         )
     total = _amount(event.properties) or 0.0
     products = event.properties.get("products")
@@ -320,22 +337,19 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
     previous = _find_order(orders.recent, order_id) if order_id else None
     if previous is not None:  # the same order reported again (e.g. by web and POS): an update
         recent = tuple(order if o is previous else o for o in orders.recent)
-        return replace(
-            state,
-            orders=replace(
-                orders, total=round(orders.total - previous.total + total, 2), recent=recent
-            ),
-        )
+        return replace(orders, total=round(orders.total - previous.total + total, 2), recent=recent)
     return replace(
-        state,
-        orders=replace(
-            orders,
-            count=orders.count + 1,
-            total=round(orders.total + total, 2),
-            last_at=event.timestamp,
-            recent=(*orders.recent, order)[-RECENT_ORDERS_KEPT:],
-        ),
+        orders,
+        count=orders.count + 1,
+        total=round(orders.total + total, 2),
+        last_at=event.timestamp,
+        recent=(*orders.recent, order)[-RECENT_ORDERS_KEPT:],
     )
+
+
+def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
+    """The state with :func:`orders_after`."""
+    return _with_part(state, "orders", orders_after(state.orders, event))
 
 
 # --- the index and the fold -----------------------------------------------------------------
@@ -373,20 +387,25 @@ class _ReducerIndex:
         )
 
 
-# The reducers that keep to their own part of the state (consent, cart, orders), which
-# reduce_seen neither reads nor sets: applied before or after it, the state is the same.
-_APART_FROM_SEEN = frozenset({reduce_consent, reduce_cart, reduce_orders})
+# The reducers that keep to their own part of the state, which reduce_seen neither reads nor
+# sets, and that part's own reducer: applied before or after reduce_seen, the state is the same.
+PartReducer = Callable[[Any, Event], Any]
+_PART_OF: dict[Reducer, tuple[str, PartReducer]] = {
+    reduce_consent: ("consent", consent_after),
+    reduce_cart: ("cart", cart_after),
+    reduce_orders: ("orders", orders_after),
+}
 
 
 class StateReducer:
     """Applies the reducers an event concerns, and folds an event history into a state.
 
-    A fold takes the seen part of a run of events without traits (most of a shop's stream:
-    product views, pages, cart events) in one step with :func:`reduce_seen_run`, making one
-    state for the run instead of one per event: such an event's other reducers keep to their
-    own parts of the state (``_APART_FROM_SEEN``) and go first. An event with traits ends the
-    run: the traits reducer reads and sets the time zone and locale, which the seen reducer
-    keeps too."""
+    A fold takes a run of events without traits (most of a shop's stream: product views,
+    pages, cart events) in one step with :func:`reduce_seen_run`, making one state for the run
+    instead of one or two per event: such an event's other reducers keep to their own parts of
+    the state (consent, cart, orders: ``_PART_OF``), which are worked out on their own and
+    given to the run. An event with traits ends the run: the traits reducer reads and sets the
+    time zone and locale, which the seen reducer keeps too."""
 
     def __init__(self, phone_region: str = "US") -> None:
         reduce_traits = make_traits_reducer(phone_region)
@@ -408,7 +427,7 @@ class StateReducer:
         self._index = _ReducerIndex(by_type, by_name, (reduce_traits,))
         # the traits reducer leaves a state unchanged when the event carries no traits
         self._index_without_traits = self._index.without(reduce_traits)
-        assert self._index_without_traits.reducers() <= _APART_FROM_SEEN  # see _apply_ordered
+        assert self._index_without_traits.reducers() <= _PART_OF.keys()  # see _apply_ordered
 
     def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
@@ -448,17 +467,21 @@ class StateReducer:
         """``state`` after ``ordered`` (in event-time order), as :meth:`apply` one by one would
         make it."""
         run: list[Event] = []
+        parts: dict[str, Any] = {}  # the run's consent, cart and orders so far
         changing = self._changing
         for event in ordered:
             if event.traits:
                 if run:
-                    state = reduce_seen_run(state, run)
-                    run = []
+                    state = reduce_seen_run(state, run, parts)
+                    run, parts = [], {}
                 state = reduce_seen(state, event)
                 for reducer in changing(event):
                     state = reducer(state, event)
-            else:  # consent, cart and orders only: their parts now, the seen part with the run
-                for reducer in changing(event):
-                    state = reducer(state, event)
-                run.append(event)
-        return reduce_seen_run(state, run) if run else state
+                continue
+            for reducer in changing(event):  # consent, cart, orders: by their parts
+                name, part_after = _PART_OF[reducer]
+                parts[name] = part_after(
+                    parts[name] if name in parts else getattr(state, name), event
+                )
+            run.append(event)
+        return reduce_seen_run(state, run, parts) if run else state
