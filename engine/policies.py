@@ -119,6 +119,8 @@ def next_local_time(at: datetime, clock: time, timezone: str) -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment  # as astimezone(UTC) gives it back; the usual case, checked first
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"datetime {moment.isoformat()} has no time zone; pass tz-aware UTC")
     return moment.astimezone(UTC)

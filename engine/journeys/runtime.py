@@ -545,15 +545,16 @@ class JourneyEngine:
                 self._refuse(campaign, customer_id, at, "audience")
             return False
         entry = campaign.entry
+        campaign_id = campaign.id
         running = [
             j
             for j in self._by_customer.get(customer_id, ())
-            if j.campaign.id == campaign.id and j.status == "active"
+            if j.campaign.id == campaign_id and j.status == "active"
         ]
         # A restart debounces the running journey (the abandoned cart's latest add); it is not
         # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
         restart = bool(running) and entry.while_active is _RESTART and not entry.once
-        last = self._last_entry.get((campaign.id, customer_id))
+        last = self._last_entry.get((campaign_id, customer_id))
         if (
             not restart
             and last is not None
@@ -568,18 +569,18 @@ class JourneyEngine:
             self._exit(journey, at, "restarted")
         message_id = event.message_id if event is not None else "schedule"
         journey = Journey(
-            id=journey_id(campaign.id, customer_id, at, message_id),
+            id=journey_id(campaign_id, customer_id, at, message_id),
             campaign=campaign,
             customer_id=customer_id,
             entered_at=at,
-            held_out=is_held_out(campaign.id, customer_id, campaign.holdout),
+            held_out=is_held_out(campaign_id, customer_id, campaign.holdout),
             entry_key=event.order_key if event is not None else (at, "\uffff"),
             at=position.start(campaign.steps),
             trigger=event,
         )
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(customer_id, []).append(journey)
-        self._last_entry[(campaign.id, customer_id)] = at
+        self._last_entry[(campaign_id, customer_id)] = at
         self._line(journey, _ENTER, at, fields={"holdout": True} if journey.held_out else {})
         self._run(journey, at, event)
         return True
