@@ -326,7 +326,7 @@ class JourneyEngine:
         if not self._simulating:
             return
         kept = self._by_customer.get(customer_id)
-        if kept and any(_finished(j) for j in kept):
+        if kept and any(j.status != "active" and _finished(j) for j in kept):
             kept[:] = [j for j in kept if not _finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
@@ -622,7 +622,7 @@ class JourneyEngine:
 
     def _run(self, journey: Journey, at: datetime, event: Event | None) -> None:
         """Take steps until the journey waits or completes."""
-        if journey.campaign.id in self.held:
+        if self.held and journey.campaign.id in self.held:
             self.held_steps.append(Timer(at, 0, "resume", (journey.id, journey.generation)))
             return
         while journey.status == "active":

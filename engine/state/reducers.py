@@ -141,7 +141,8 @@ def reduce_seen_run(
         context = event.context
         if context:
             context_zone = context.get("timezone")
-            if isinstance(context_zone, str) and zone_from_context:
+            # the zone already kept needs no check again: valid or not, it stays
+            if isinstance(context_zone, str) and zone_from_context and context_zone != timezone:
                 timezone = context_zone if valid_timezone(context_zone) else timezone
             context_locale = context.get("locale")
             if isinstance(context_locale, str) and locale_from_context:
