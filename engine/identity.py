@@ -24,14 +24,15 @@ def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
     keys: list[str] = []
     if event.user_id is not None:
         keys.append(f"{USER}:{event.user_id}")
-    if event.type is EventType.ALIAS and event.previous_id is not None:
+    if event.previous_id is not None and event.type is EventType.ALIAS:  # previousId: rare
         # Segment lets previousId be either an earlier userId or an anonymousId: link both.
         keys.append(f"{USER}:{event.previous_id}")
         keys.append(f"{ANONYMOUS}:{event.previous_id}")
     traits = event.traits
     email = normalize_email(traits.get("email")) if traits else None
     if email is None and event.properties:  # a signup form's or a shop's order email
-        email = normalize_email(event.properties.get("email"))
+        given = event.properties.get("email")
+        email = normalize_email(given) if given is not None else None
     if email is not None:
         keys.append(f"{EMAIL}:{email}")
     phone = normalize_phone(traits.get("phone"), phone_region) if traits else None
@@ -40,6 +41,14 @@ def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
     if event.anonymous_id is not None:
         keys.append(f"{ANONYMOUS}:{event.anonymous_id}")
     return keys
+
+
+def ids_only(event: Event) -> tuple[str | None, str | None] | None:
+    """``(userId, anonymousId)`` when those are all the identity the event carries (its keys are
+    theirs: no email, phone or alias), else ``None``. Most of a shop's events: views and pages."""
+    if event.traits or event.previous_id is not None or "email" in event.properties:
+        return None
+    return (event.user_id, event.anonymous_id)
 
 
 def customer_id_for(founding_key: str) -> str:

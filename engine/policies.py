@@ -93,6 +93,13 @@ class PolicyDecision:
 
 
 ALLOWED = PolicyDecision(PolicyVerdict.ALLOW)
+# made once: most skips are for consent, and a decision is a frozen value
+_NO_CONSENT = {
+    channel: PolicyDecision(
+        PolicyVerdict.SKIP, SkipReason.NO_CONSENT, detail=f"no {channel} consent"
+    )
+    for channel in CHANNELS
+}
 
 
 def in_window(local: time, window: tuple[time, time]) -> bool:
@@ -112,6 +119,8 @@ def next_local_time(at: datetime, clock: time, timezone: str) -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment  # as astimezone(UTC) gives it back; the usual case, checked first
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"datetime {moment.isoformat()} has no time zone; pass tz-aware UTC")
     return moment.astimezone(UTC)
@@ -235,8 +244,7 @@ class SendPolicies:
         }[channel]
         if given:
             return None
-        detail = f"no {channel} consent"
-        return PolicyDecision(PolicyVerdict.SKIP, SkipReason.NO_CONSENT, detail=detail)
+        return _NO_CONSENT[channel]
 
     def _address(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
         email, phone = bool(customer.email), bool(customer.phone)

@@ -46,6 +46,9 @@ class IdentityResolver:
         if not keys:
             raise ValueError(f"event {message_id} carries no identity; parse_message rejects those")
         result = self.result
+        sole = self._sole_owner(keys)
+        if sole is not None:  # most events: nothing to create, link or merge
+            return self.seen_again(sole, at)
         found = self._owners_of(keys)
         if not found:
             customer_id = customer_id_for(keys[0])
@@ -71,6 +74,27 @@ class IdentityResolver:
                 result.new_keys[key] = (customer_id, at)
         result.customer_of_event.append(customer_id)
         return customer_id
+
+    def seen_again(self, customer_id: str, at: datetime) -> str:
+        """:meth:`resolve` for an event whose keys live ``customer_id`` already owns (each one
+        itself, or a profile merged into it): only the customer's first-seen time can change.
+        For a caller that knows the customer of such an event without its keys."""
+        if at < self._first_seen.get(customer_id, at):
+            self._first_seen[customer_id] = at
+        self.result.customer_of_event.append(customer_id)
+        return customer_id
+
+    def _sole_owner(self, keys: list[str]) -> str | None:
+        """The live customer that already owns every one of ``keys``, if one does: then
+        :meth:`resolve` has only that customer's first-seen time to keep."""
+        owners = self._owners
+        owner = owners.get(keys[0])
+        if owner is None or owner in self.result.survivor_of:
+            return None
+        for index in range(1, len(keys)):
+            if owners.get(keys[index]) != owner:
+                return None
+        return owner
 
     def _owners_of(self, keys: list[str]) -> set[str]:
         """The live customers that own any of ``keys`` (each key's owner, followed through

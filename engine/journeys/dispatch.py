@@ -16,6 +16,9 @@ from engine.policies import CHANNELS, PolicyVerdict, SendPolicies
 from engine.state.profile import CustomerState
 from engine.values import quick_init
 
+# once: on Python 3.11 each PolicyVerdict.X goes through EnumType.__getattr__
+_DEFER, _SKIP = PolicyVerdict.DEFER, PolicyVerdict.SKIP
+
 
 @quick_init
 @dataclass(frozen=True, slots=True)
@@ -75,9 +78,9 @@ class Dispatcher:
             return DispatchOutcome("skipped", "exited")
         history = self._sent.setdefault((customer_id, pending.channel), [])
         decision = self.policies.decide(pending.channel, pending.action, state, at, history)
-        if decision.verdict is PolicyVerdict.DEFER:
+        if decision.verdict is _DEFER:
             return DispatchOutcome(defer_until=decision.until)
-        if decision.verdict is PolicyVerdict.SKIP:
+        if decision.verdict is _SKIP:
             reason = decision.reason.value if decision.reason is not None else "policy"
             return DispatchOutcome("skipped", reason)
         if pending.action != "audience_remove":

@@ -33,6 +33,7 @@ from engine.campaigns.schema import (
     WaitStep,
     WaitUntil,
     WhileActive,
+    walk_steps,
 )
 from engine.events import Event, EventType
 from engine.journeys import steps as position
@@ -51,6 +52,13 @@ from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
 
 SEGMENT_SWEEP = timedelta(hours=1)
+# Enum members and values looked up once, here: on Python 3.11 ``EventType.TRACK`` goes through
+# ``EnumType.__getattr__`` and ``PlanAction("send")`` through ``EnumType.__call__`` (each about
+# a microsecond), and the hot paths take them for every event and every plan line.
+_TRACK = EventType.TRACK
+_RESTART = WhileActive.RESTART
+_ENTER, _EXIT, _CONVERT = PlanAction.ENTER, PlanAction.EXIT, PlanAction.CONVERT
+_PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAction}
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
@@ -154,11 +162,18 @@ class JourneyEngine:
         self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
         self._simulating = False  # start() was called: the engine keeps its own clock
         self._subjects: dict[str, Callable[..., str]] = {}
+        # the event names a running journey reacts to (exits, goals, waits for an event), of
+        # every campaign a journey here runs; by id, the campaign kept so the id stays its own
+        self._reacting: set[str] = set()
+        self._listened: dict[int, Campaign] = {}
+        for campaign in self.campaigns:
+            self._listen_for(campaign)
 
     # --- loading and saving (the durable runtime) --------------------------------------------
 
     def load_journey(self, journey: Journey) -> None:
         """Take back a journey kept in the database (load a customer's in entry order)."""
+        self._listen_for(journey.campaign)  # maybe a version no longer active
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(journey.customer_id, []).append(journey)
 
@@ -207,6 +222,11 @@ class JourneyEngine:
                 self._grid.book(customer_id, self._turn_look(customer_id, at, inside))
         self._turns_later = {}
         return self._grid.bookings()
+
+    def _listen_for(self, campaign: Campaign) -> None:
+        if id(campaign) not in self._listened:
+            self._listened[id(campaign)] = campaign
+            self._reacting |= _reacted_to(campaign)
 
     # --- the clock ---------------------------------------------------------------------------
 
@@ -306,7 +326,7 @@ class JourneyEngine:
         if not self._simulating:
             return
         kept = self._by_customer.get(customer_id)
-        if kept and any(_finished(j) for j in kept):
+        if kept and any(j.status != "active" and _finished(j) for j in kept):
             kept[:] = [j for j in kept if not _finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
@@ -326,29 +346,32 @@ class JourneyEngine:
         """An event arrives at its own time (call :meth:`advance_to` first)."""
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
-        self._forget_finished(customer_id)
-        self._state_changed(customer_id)
+        if customer_id in self._by_customer:  # most events come from customers in no journey
+            self._forget_finished(customer_id)
+        if self._ticks:
+            self._state_changed(customer_id)
         at = event.timestamp
         for merged_id in resolved.merged:
             self._merge_journeys(merged_id, customer_id, at)
         kept = self._by_customer.get(customer_id)
-        if kept:  # most events come from customers in no journey: nothing to look at
-            self._on_customer_event(kept, customer_id, event)
-        if event.type is EventType.TRACK:
+        if kept:
+            if event.name in self._reacting:  # a view or a page mostly concerns no journey
+                self._on_customer_event(kept, event)
+            self._check_ads_consent(customer_id, at)
+        if event.type is _TRACK:
             for campaign in self._by_event.get(event.name, ()):
                 trigger = campaign.trigger
                 assert isinstance(trigger, EventTrigger)
-                state = self.customers.state(customer_id)
                 if trigger.where is None or trigger.where.holds(
-                    names(customer_id, state, event, at)
+                    names(customer_id, self.customers.state(customer_id), event, at)
                 ):
                     self._try_enter(campaign, customer_id, at, event)
         if self._segments:
             self._check_segments(customer_id, at)
 
-    def _on_customer_event(self, kept: list[Journey], customer_id: str, event: Event) -> None:
+    def _on_customer_event(self, kept: list[Journey], event: Event) -> None:
         """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,
-        waits for it, and the ad audiences it ends."""
+        waits for it, and the ad audiences a conversion ends."""
         at = event.timestamp
         order_key = event.order_key
         journeys = [j for j in kept if j.status != "exited" and order_key > j.entry_key]
@@ -357,9 +380,14 @@ class JourneyEngine:
             self._on_journey_event(journey, event)
         for journey in converted:
             self._leave_audiences(journey, at)  # a converted customer stops seeing the ad
-        if not self.customers.state(customer_id).consent.ads:
-            for journey in self._by_customer.get(customer_id, ()):
-                self._leave_audiences(journey, at)  # ads consent withdrawn: out of every audience
+
+    def _check_ads_consent(self, customer_id: str, at: datetime) -> None:
+        """Ads consent withdrawn: out of every audience. The state is read only when there is
+        an audience to leave: reading it folds the customer's latest events."""
+        holding = [j for j in self._by_customer.get(customer_id, ()) if j.audiences]
+        if holding and not self.customers.state(customer_id).consent.ads:
+            for journey in holding:
+                self._leave_audiences(journey, at)
 
     def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
         """A goal event converts one journey per campaign: the latest entry whose window holds
@@ -386,7 +414,7 @@ class JourneyEngine:
                 fields["value"] = _value_or_none(goal.value, scope)
             if journey.held_out:
                 fields["holdout"] = True
-            self._line(journey, PlanAction.CONVERT, at, fields=fields)
+            self._line(journey, _CONVERT, at, fields=fields)
         return list(by_campaign.values())
 
     def _on_journey_event(self, journey: Journey, event: Event) -> None:
@@ -510,23 +538,23 @@ class JourneyEngine:
     def _try_enter(
         self, campaign: Campaign, customer_id: str, at: datetime, event: Event | None
     ) -> bool:
-        state = self.customers.state(customer_id)
         if campaign.audience is not None and not campaign.audience.holds(
-            names(customer_id, state, event, at)
+            names(customer_id, self.customers.state(customer_id), event, at)
         ):
             if event is not None:  # a tick or sweep misses most customers: not worth a record
                 self._refuse(campaign, customer_id, at, "audience")
             return False
         entry = campaign.entry
+        campaign_id = campaign.id
         running = [
             j
             for j in self._by_customer.get(customer_id, ())
-            if j.campaign.id == campaign.id and j.status == "active"
+            if j.campaign.id == campaign_id and j.status == "active"
         ]
         # A restart debounces the running journey (the abandoned cart's latest add); it is not
         # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
-        restart = bool(running) and entry.while_active is WhileActive.RESTART and not entry.once
-        last = self._last_entry.get((campaign.id, customer_id))
+        restart = bool(running) and entry.while_active is _RESTART and not entry.once
+        last = self._last_entry.get((campaign_id, customer_id))
         if (
             not restart
             and last is not None
@@ -541,21 +569,19 @@ class JourneyEngine:
             self._exit(journey, at, "restarted")
         message_id = event.message_id if event is not None else "schedule"
         journey = Journey(
-            id=journey_id(campaign.id, customer_id, at, message_id),
+            id=journey_id(campaign_id, customer_id, at, message_id),
             campaign=campaign,
             customer_id=customer_id,
             entered_at=at,
-            held_out=is_held_out(campaign.id, customer_id, campaign.holdout),
+            held_out=is_held_out(campaign_id, customer_id, campaign.holdout),
             entry_key=event.order_key if event is not None else (at, "\uffff"),
             at=position.start(campaign.steps),
             trigger=event,
         )
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(customer_id, []).append(journey)
-        self._last_entry[(campaign.id, customer_id)] = at
-        self._line(
-            journey, PlanAction.ENTER, at, fields={"holdout": True} if journey.held_out else {}
-        )
+        self._last_entry[(campaign_id, customer_id)] = at
+        self._line(journey, _ENTER, at, fields={"holdout": True} if journey.held_out else {})
         self._run(journey, at, event)
         return True
 
@@ -567,7 +593,7 @@ class JourneyEngine:
     ) -> None:
         journey.status = "exited"
         journey.generation += 1
-        self._line(journey, PlanAction.EXIT, at, reason=reason, fields=fields or {})
+        self._line(journey, _EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
     def _leave_audiences(self, journey: Journey, at: datetime) -> None:
@@ -596,7 +622,7 @@ class JourneyEngine:
 
     def _run(self, journey: Journey, at: datetime, event: Event | None) -> None:
         """Take steps until the journey waits or completes."""
-        if journey.campaign.id in self.held:
+        if self.held and journey.campaign.id in self.held:
             self.held_steps.append(Timer(at, 0, "resume", (journey.id, journey.generation)))
             return
         while journey.status == "active":
@@ -697,7 +723,7 @@ class JourneyEngine:
         if reason is not None:
             self._line(
                 journey,
-                PlanAction(action),
+                _PLAN_ACTION[action],
                 at,
                 step=path,
                 channel=step.send,
@@ -729,7 +755,7 @@ class JourneyEngine:
             return "deferred"
         self._line(
             journey,
-            PlanAction(pending.action),
+            _PLAN_ACTION[pending.action],
             at,
             step=pending.step,
             channel=pending.channel,
@@ -785,6 +811,18 @@ def _value_or_none(expression: Expression, scope: Mapping[str, Any]) -> Any:
 def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:
     """``condition`` over stretches of time, for a customer whose state stands still."""
     return lambda start, end: holds_throughout(condition, scope, start, end)
+
+
+def _reacted_to(campaign: Campaign) -> set[str]:
+    """The event names that can change a running journey of ``campaign``: its exits, its goal
+    and its waits for an event (see ``_on_customer_event``)."""
+    names = {rule.event for rule in campaign.exit}
+    if campaign.goal is not None:
+        names.add(campaign.goal.event)
+    for _, _, step in walk_steps(campaign.steps):
+        if isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
+            names.add(step.wait.event)
+    return names
 
 
 def _finished(journey: Journey) -> bool:

@@ -229,6 +229,36 @@ def test_fold_is_independent_of_arrival_order() -> None:
     assert [i.product_id for i in forward.cart.items] == ["p2"]
 
 
+def test_fold_of_runs_of_views_is_the_state_of_one_event_at_a_time() -> None:
+    """The fold takes runs of events only the seen reducer concerns in one step: the same state
+    as applying every event by itself, whatever the mix."""
+    events = [
+        ev("Product Viewed", 0, context={"timezone": "Europe/Paris", "locale": "fr-FR"}),
+        ev("Page", 1, userId="u2", channel="app"),
+        ev("Product Viewed", 2, context={"timezone": "Not/AZone"}),
+        added("p1", 10, 3),
+        ev("Product Viewed", 4, channel="pos"),
+        ev("identify", 5, traits={"timezone": "America/Chicago", "email": "a@x.com"}),
+        ev("Product Viewed", 6, context={"timezone": "Europe/Paris", "locale": "de-DE"}),
+        ev("Product Viewed", 7, traits={"firstName": "Ann"}),
+        ev("Order Completed", 8, properties={"order_id": "o1", "total": 10}),
+        ev("Product Viewed", 9),
+        ev("Subscribed", 10, properties={"channel": "ads"}),
+        added("p2", 5, 11),
+    ]
+    one_by_one = CustomerState()
+    for event in events:
+        one_by_one = reducer.apply(one_by_one, event)
+    assert reducer.fold(events) == one_by_one
+    assert reducer.extend(reducer.fold(events[:4]), events[4:]) == one_by_one
+    assert (one_by_one.timezone, one_by_one.locale, one_by_one.event_count) == (
+        "America/Chicago",
+        "de-DE",
+        12,
+    )
+    assert one_by_one.consent.ads and [i.product_id for i in one_by_one.cart.items] == ["p2"]
+
+
 def test_extend_applies_newer_events_and_refuses_older_ones() -> None:
     base = fold(added("p1", 10, 5))
     extended = reducer.extend(base, [added("p2", 1, 6)])
