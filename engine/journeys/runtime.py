@@ -251,6 +251,15 @@ class JourneyEngine:
         while timers and timers[0][0] <= until:
             self._fire(heapq.heappop(timers)[2])
 
+    def advance_before(self, event_time: datetime) -> None:
+        """Fire every timer due before an event at ``event_time``: an event comes before the
+        timers due at its very instant (an unsubscribe stops the send due that second, the
+        event waited for at the timeout's instant is in time, a customer identified at the
+        instant of a schedule tick is in its audience)."""
+        timers = self._timers
+        while timers and timers[0][0] < event_time:
+            self._fire(heapq.heappop(timers)[2])
+
     def _push(self, due: datetime, kind: str, payload: Any) -> None:
         self._sequence += 1
         timer = Timer(due, self._sequence, kind, payload)
@@ -343,7 +352,7 @@ class JourneyEngine:
     # --- events ------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """An event arrives at its own time (call :meth:`advance_to` first)."""
+        """An event arrives at its own time (call :meth:`advance_before` first)."""
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
         if customer_id in self._by_customer:  # most events come from customers in no journey

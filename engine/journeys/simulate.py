@@ -66,7 +66,7 @@ def _simulate(
         return []
     engine.start(ordered[0].timestamp)
     for event in ordered:
-        engine.advance_to(event.timestamp)
+        engine.advance_before(event.timestamp)
         engine.on_event(event)
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
     return sorted(engine.plan, key=PLAN_ORDER)

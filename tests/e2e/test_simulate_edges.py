@@ -142,3 +142,48 @@ steps:
     assert [line["subject"] for line in sends] == ["Ann Ann, gold"]
     checked = run_followup(project, "validate", "--events", "events.jsonl")
     assert checked.returncode == 0 and "loyaltyTier" not in checked.stdout + checked.stderr
+
+
+TIE_CAMPAIGN = """\
+campaign: cart
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - wait: {for: Checkout Started, timeout: 1h}
+    then:
+      - send: email
+        template: cart.html
+        subject: checkout
+    else:
+      - send: email
+        template: cart.html
+        subject: reminder
+"""
+
+
+def _at(message: dict[str, Any], time: str, **fields: Any) -> dict[str, Any]:
+    return {**message, "timestamp": time, **fields}
+
+
+def test_an_event_comes_before_the_timers_due_at_its_instant(project: Path) -> None:
+    """Ties between an event and a timer go to the event: the event waited for at the
+    timeout's very instant is in time, an exit at the instant a send falls due ends the journey
+    first, an unsubscribe at that instant stops the send."""
+    campaign(project, TIE_CAMPAIGN)
+    checkout = _at(CART, "2024-05-06T10:30:00Z", event="Checkout Started", messageId="e3")
+    events(project, IDENTIFY, CART, checkout)
+    sends = [line for line in plan(simulate(project)) if line["action"] == "send"]
+    assert [(line["subject"], line["at"]) for line in sends] == [
+        ("checkout", "2024-05-06T10:30:00Z")
+    ]
+
+    order = _at(ORDER, "2024-05-06T10:30:00Z")
+    events(project, IDENTIFY, CART, order)
+    lines = plan(simulate(project))
+    assert [line["action"] for line in lines] == ["enter", "exit"]
+    assert lines[1]["reason"] == "exit_event"
+
+    unsubscribe = _at(ORDER, "2024-05-06T10:30:00Z", event="Unsubscribed", properties={})
+    events(project, IDENTIFY, CART, unsubscribe)
+    sends = [line for line in plan(simulate(project)) if line["action"] == "send"]
+    assert [(line["status"], line.get("reason")) for line in sends] == [("skipped", "no_consent")]

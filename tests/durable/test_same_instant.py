@@ -1,0 +1,91 @@
+"""An event and a timer due at its very instant: the durable runtime, like ``simulate``, takes
+the event first, whether the pass that takes them comes later or at that instant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    ingest_file,
+    make_project,
+    open_followup,
+    plan_lines,
+)
+
+CART = """campaign: cart
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - wait: {for: Checkout Started, timeout: 1h}
+    else:
+      - send: email
+        template: abandoned_cart.html
+        subject: reminder
+"""
+AT = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+
+
+def _events(folder: Path) -> Path:
+    lines = [
+        {
+            "type": "identify",
+            "userId": "ann",
+            "messageId": "i1",
+            "timestamp": AT.isoformat(),
+            "traits": {"email": "ann@example.com", "consent": {"email": True}},
+        },
+        {
+            "type": "track",
+            "event": "Product Added",
+            "userId": "ann",
+            "messageId": "a1",
+            "timestamp": AT.isoformat(),
+            "properties": {"product_id": "boots", "price": 240},
+        },
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "ann",
+            "messageId": "o1",
+            "timestamp": (AT + timedelta(hours=1)).isoformat(),  # the timeout's very instant
+            "properties": {"order_id": "A1", "revenue": 240},
+        },
+    ]
+    path = folder / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("pass_at", [timedelta(hours=1), timedelta(hours=3)])
+def test_the_exit_at_the_timeouts_instant_ends_the_journey_first(
+    database_url: str, tmp_path: Path, pass_at: timedelta
+) -> None:
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "cart.yaml").write_text(CART)
+    events = _events(tmp_path)
+    clock = Clock(AT)
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        clock.now = AT + pass_at
+        durable.run_once()
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
+        assert [line.split()[5] for line in expected] == ["enter", "exit"]
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
