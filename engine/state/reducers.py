@@ -435,15 +435,9 @@ class StateReducer:
         self._index_without_traits = self._index.without(reduce_traits)
         assert self._index_without_traits.reducers() <= _PART_OF.keys()  # see _apply_ordered
 
-    def reducers_for(self, event: Event) -> tuple[Reducer, ...]:
-        """The reducers that ``event`` concerns, besides :func:`reduce_seen`."""
-        index = self._index
-        if event.type is _TRACK:
-            return index.by_name.get(event.name, index.track_default)
-        return index.by_type[event.type]
-
     def _changing(self, event: Event) -> tuple[Reducer, ...]:
-        """The reducers of :meth:`reducers_for` that can change a state with ``event``."""
+        """The reducers besides :func:`reduce_seen` that can change a state with ``event`` (the
+        traits reducer only when it carries traits)."""
         index = self._index if event.traits else self._index_without_traits
         if event.type is _TRACK:
             return index.by_name.get(event.name, index.track_default)
@@ -480,9 +474,7 @@ class StateReducer:
                 if run:
                     state = reduce_seen_run(state, run, parts)
                     run, parts = [], {}
-                state = reduce_seen(state, event)
-                for reducer in changing(event):
-                    state = reducer(state, event)
+                state = self.apply(state, event)
                 continue
             for reducer in changing(event):  # consent, cart, orders: by their parts
                 name, part_after = _PART_OF[reducer]
