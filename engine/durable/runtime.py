@@ -1,10 +1,12 @@
 """The durable runtime's passes: events, due timers, schedule ticks, segment sweeps.
 
-Each pass works in batches; a batch is one transaction that loads the customers it touches,
-lets the journey engine decide, and writes back (see :mod:`engine.durable.store`). Events are
-taken from ``journey_inbox`` in event order and removed in the same transaction, so a crash
-replays them and nothing is decided twice. On PostgreSQL the rows a batch takes are claimed with
-``FOR UPDATE SKIP LOCKED`` and its customers locked, so any number of workers share the work.
+Each pass works in batches; a batch is one transaction that claims some customers, lets the
+journey engine decide everything they have due (their events in the inbox, in event order, and
+their timers) and writes back (see :mod:`engine.durable.store`). Events are removed from
+``journey_inbox`` in the same transaction, so a crash replays them and nothing is decided twice.
+On PostgreSQL customers are claimed with ``FOR UPDATE SKIP LOCKED`` (:mod:`engine.durable.claims`),
+so any number of workers share the work, never wait on each other, and never apply a customer's
+event or timer past an earlier one another pass holds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +27,14 @@ from engine.channels import DeliveryAction
 from engine.clock import Clock
 from engine.config import ProjectConfig
 from engine.durable.book import CampaignBook
+from engine.durable.claims import (
+    Claims,
+    after,
+    due_events,
+    inbox_batch,
+    merged_by,
+    timer_batch,
+)
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
 from engine.events import Event, EventType
@@ -36,10 +47,7 @@ from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
     customers,
-    events,
     journey_inbox,
-    journey_timers,
-    merges,
     outbox,
     schedule_ticks,
     segment_looks,
@@ -53,21 +61,6 @@ SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is
 # that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
 LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
-CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
-
-
-def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:
-    """The next ``size`` events waiting in the inbox, in event order, up to ``now`` (a later one
-    waits for its time). Read by the inbox's own time index and joined to the log by message id,
-    so a batch costs the same whatever the backlog."""
-    return (
-        sa.select(events)
-        .select_from(journey_inbox)
-        .join(events, events.c.message_id == journey_inbox.c.message_id)
-        .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW)
-        .order_by(journey_inbox.c.timestamp, journey_inbox.c.message_id)
-        .limit(size)
-    )
 
 
 @dataclass
@@ -118,7 +111,7 @@ class DurableRuntime:
         self.policies = SendPolicies(
             Policies.model_validate(config.policies), config.timezone, config.phone_region
         )
-        self._lock = db.dialect.name == "postgresql"
+        self.claims = Claims(db.dialect.name)
         self._full_sweep = _full_sweep_name(book)
         with db.begin() as conn:
             book.record(conn, clock())
@@ -176,47 +169,85 @@ class DurableRuntime:
                 known={event.message_id: survivors.get(cid, cid) for cid, event in appended},
             )
         for merged_id, survivor_id in survivors.items():
+            # rows the dispatcher holds are being delivered (it finds the survivor itself):
+            # passed over, not waited for
+            rows = sa.select(outbox.c.id).where(outbox.c.customer_id == merged_id)
+            if self.claims.lock:
+                rows = rows.with_for_update(skip_locked=True)
             conn.execute(
                 outbox.update()
-                .where(outbox.c.customer_id == merged_id)
+                .where(outbox.c.id.in_(rows.scalar_subquery()))
                 .values(customer_id=survivor_id)
             )
         summary.count(save(conn, self.book, loaded, now, self.enrich))
 
-    def _claim(self, query: sa.Select[Any], of: sa.Table) -> sa.Select[Any]:
-        return query.with_for_update(skip_locked=True, of=of) if self._lock else query
+    def _take(self, conn: sa.Connection, ids: Sequence[str], now: datetime) -> Taken:
+        """What a batch does for the claimed customers ``ids``: every event of theirs due in the
+        inbox, with the profiles those events merged into them, claimed too. A customer whose
+        merged profile another pass holds is left for a later batch."""
+        rows = due_events(conn, ids, now)
+        merged = merged_by(conn, [row.message_id for row in rows])
+        wanted = {merged_id for found in merged.values() for merged_id in found}
+        missing = wanted - self.claims.these(conn, wanted) if wanted else set()
+        owners = {row.message_id: row.customer_id for row in rows}
+        if missing:
+            left = {owners[m] for m, found in merged.items() if missing.intersection(found)}
+            ids = [customer_id for customer_id in ids if customer_id not in left]
+            rows = [row for row in rows if row.customer_id not in left]
+        return Taken.of(ids, rows, merged)
+
+    def _work(
+        self,
+        conn: sa.Connection,
+        taken: Taken,
+        now: datetime,
+        summary: TickSummary,
+        act: Callable[[JourneyEngine], None] | None = None,
+        act_at: datetime | None = None,
+    ) -> None:
+        """Decide everything due for the customers ``taken`` holds, in time order: each event
+        after the timers due before it, ``act`` at ``act_at`` (a schedule tick, a segment
+        sweep), then the timers due by ``now``; and write it back."""
+        loaded = self._load(
+            conn,
+            taken.loading(),
+            now,
+            owner_of_event=taken.owners,
+            merged_by_event=taken.merged,
+        )
+        engine = loaded.engine
+        at = now if act_at is None else act_at
+        for event in taken.events:
+            if act is not None and event.timestamp > at:
+                engine.advance_to(at)
+                act(engine)
+                act = None
+            if event.timestamp > now:  # within the clock skew: the timers due by now
+                engine.advance_to(now)
+            else:
+                engine.advance_before(event.timestamp)
+            engine.on_event(event)
+        if act is not None:
+            engine.advance_to(at)
+            act(engine)
+        engine.advance_to(now)
+        if taken.events:
+            self.crash("events_decided")
+        self._save(conn, loaded, now, summary)
+        self._mirror_rows(conn, taken.events, taken.owners, loaded, now)
+        for part in chunks([event.message_id for event in taken.events]):
+            conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
 
     def _event_batch(self, summary: TickSummary, now: datetime) -> int:
+        """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
-            rows = list(conn.execute(self._claim(inbox_batch(now, self.batch_size), journey_inbox)))
-            if not rows:
+            ids = self.claims.ids(conn, inbox_batch(now, self.batch_size))
+            taken = self._take(conn, ids, now)
+            if not taken.events:
                 return 0
-            claimed = [row.message_id for row in rows]
-            batch = sorted((event_from_row(row) for row in rows), key=lambda e: e.order_key)
-            owners = {row.message_id: row.customer_id for row in rows}
-            merged: dict[str, tuple[str, ...]] = {}
-            for part in chunks(claimed):
-                query = sa.select(merges.c.message_id, merges.c.merged_id).where(
-                    merges.c.message_id.in_(part)
-                )
-                for message_id, merged_id in conn.execute(query.order_by(merges.c.id)):
-                    merged[message_id] = (*merged.get(message_id, ()), merged_id)
-            ids = set(owners.values()) | {m for found in merged.values() for m in found}
-            loaded = self._load(conn, ids, now, owner_of_event=owners, merged_by_event=merged)
-            engine = loaded.engine
-            for event in batch:
-                if event.timestamp > now:  # within the clock skew: the timers due by now
-                    engine.advance_to(now)
-                else:
-                    engine.advance_before(event.timestamp)
-                engine.on_event(event)
-            self.crash("events_decided")
-            self._save(conn, loaded, now, summary)
-            self._mirror_rows(conn, batch, owners, loaded, now)
-            for part in chunks(claimed):
-                conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
+            self._work(conn, taken, now, summary)
         self.crash("events_committed")
-        return len(claimed)
+        return len(taken.events)
 
     def _mirror_rows(
         self,
@@ -256,32 +287,26 @@ class DurableRuntime:
             insert_new(conn, outbox, rows)
 
     def _timer_batch(self, summary: TickSummary, now: datetime) -> int:
+        """The customers of the next due timers, with all they have due (their events too)."""
         running = sorted(c.id for c in self.book.active)
         with self.db.begin() as conn:
-            query = (
-                sa.select(journey_timers.c.customer_id)
-                .where(journey_timers.c.due_at <= now, journey_timers.c.campaign_id.in_(running))
-                .order_by(journey_timers.c.due_at, journey_timers.c.id)
-                .limit(self.batch_size)
-            )
-            ids = set(conn.scalars(self._claim(query, journey_timers)))
-            if not ids:
+            ids = self.claims.ids(conn, timer_batch(now, self.batch_size, running))
+            taken = self._take(conn, ids, now)
+            if not taken.ids:
                 return 0
-            loaded = self._load(conn, ids, now)
-            loaded.engine.advance_to(now)
-            self._save(conn, loaded, now, summary)
-        return len(ids)
+            self._work(conn, taken, now, summary)
+        summary.events += len(taken.events)
+        return len(taken.ids)
 
-    def _live_ids_after(self, conn: sa.Connection, after: str | None) -> Sequence[str]:
-        query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
-        if after is not None:
-            query = query.where(customers.c.id > after)
-        return list(conn.scalars(query.order_by(customers.c.id).limit(self.batch_size)))
-
-    def _due(self, conn: sa.Connection, name: str, first: datetime) -> Any:
-        row = conn.execute(sa.select(schedule_ticks).where(schedule_ticks.c.name == name)).first()
-        if row is None:  # first seen: another worker may be recording it too
-            insert_new(conn, schedule_ticks, [{"name": name, "due_at": first}])
+    def _due(self, name: str, first: datetime) -> Any:
+        """The ``schedule_ticks`` row ``name``, recorded as due at ``first`` when new (in a
+        transaction of its own: another worker may be recording it too)."""
+        with self.db.begin() as conn:
+            row = conn.execute(
+                sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+            ).first()
+            if row is None:
+                insert_new(conn, schedule_ticks, [{"name": name, "due_at": first}])
         return row
 
     def _schedules(self, summary: TickSummary, now: datetime) -> None:
@@ -320,10 +345,9 @@ class DurableRuntime:
             lambda engine, _due, ids: engine.sweep_segments(now, ids),
             lambda _due: NEVER,  # once per version of the segment campaigns
         )
-        with self.db.begin() as conn:
-            row = self._due(conn, SEGMENTS, now)
-            if row is not None and row.due_at > now:
-                return
+        row = self._due(SEGMENTS, now)
+        if row is not None and row.due_at > now:
+            return
         while (taken := self._looks_batch(summary, now)) > 0:
             summary.swept_customers += taken
         with self.db.begin() as conn:
@@ -334,10 +358,9 @@ class DurableRuntime:
             )
 
     def _looks_batch(self, summary: TickSummary, now: datetime) -> int:
-        """Sweep a batch of the customers whose segment look is due; the sweep books each one's
-        next look after ``now`` (a customer merged away or gone is dropped). On PostgreSQL the
-        customers are claimed, then their looks taken: the order of an event batch, which locks
-        its customers and then books their looks (the other way round, the two deadlocked)."""
+        """Sweep a batch of the customers whose segment look is due, with all they have due;
+        the sweep books each one's next look after ``now``. A customer merged away is dropped
+        (its survivor was checked). Returns how many looks it took."""
         with self.db.begin() as conn:
             query = (
                 sa.select(segment_looks.c.customer_id, customers.c.merged_into)
@@ -346,17 +369,22 @@ class DurableRuntime:
                 .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
                 .limit(self.batch_size)
             )
-            rows = list(conn.execute(self._claim(query, customers)))
-            if not rows:
-                return 0
-            ids = [row.customer_id for row in rows]
-            conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(ids)))
-            live = sorted(row.customer_id for row in rows if row.merged_into is None)
-            if live:
-                loaded = self._load(conn, live, now)
-                loaded.engine.sweep_segments(now, live)
-                self._save(conn, loaded, now, summary)
-        return len(ids)
+            rows = self.claims.claim(conn, query)
+            live = [row.customer_id for row in rows if row.merged_into is None]
+            taken = self._take(conn, live, now)
+            done = [row.customer_id for row in rows if row.merged_into is not None] + taken.ids
+            for part in chunks(done):
+                conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(part)))
+            if taken.ids:
+                self._work(
+                    conn,
+                    taken,
+                    now,
+                    summary,
+                    lambda engine: engine.sweep_segments(now, _live(engine, taken.ids)),
+                )
+        summary.events += len(taken.events)
+        return len(done)
 
     def _every_customer(
         self,
@@ -369,15 +397,23 @@ class DurableRuntime:
     ) -> int:
         """When the ``schedule_ticks`` row ``name`` is due (``first`` when new), ``act`` on every
         live customer, a batch per transaction that records how far it got (a crash resumes),
-        then set the row to ``following(due)``. Returns how many customers it went over."""
+        then set the row to ``following(due)``. Returns how many customers it went over.
+
+        The row is held by one pass at a time (another goes on with its other work). The
+        customers are taken in id order up to the first one another pass holds: the row records
+        how far it got, so none is passed over; a later pass goes on from there."""
+        self._due(name, first)
         done = 0
         while True:
             with self.db.begin() as conn:
-                row = self._due(conn, name, first)
-                due = row.due_at if row is not None else first
-                if due > now:
+                query = sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+                if self.claims.lock:
+                    query = query.with_for_update(skip_locked=True)
+                row = conn.execute(query).first()
+                if row is None or row.due_at > now:  # held by another pass, or not due
                     return done
-                ids = self._live_ids_after(conn, row.after_customer if row is not None else None)
+                due = row.due_at
+                ids = list(conn.scalars(after(row.after_customer, self.batch_size)))
                 if not ids:
                     conn.execute(
                         schedule_ticks.update()
@@ -385,15 +421,75 @@ class DurableRuntime:
                         .values(due_at=following(due), after_customer=None)
                     )
                     return done
-                loaded = self._load(conn, ids, now)
-                act(loaded.engine, due, ids)
-                self._save(conn, loaded, now, summary)
+                held = self.claims.these(conn, ids)
+                taken = self._take(conn, list(takewhile(held.__contains__, ids)), now)
+                kept = set(taken.ids)
+                prefix = list(takewhile(kept.__contains__, ids))
+                if not prefix:  # the next customer is another pass's: a later pass goes on
+                    return done
+                taken = taken.only(prefix)
+                self._work(
+                    conn,
+                    taken,
+                    now,
+                    summary,
+                    _on_live(act, due, prefix),
+                    due,
+                )
                 conn.execute(
                     schedule_ticks.update()
                     .where(schedule_ticks.c.name == name)
-                    .values(after_customer=ids[-1])
+                    .values(after_customer=prefix[-1])
                 )
-                done += len(ids)
+                summary.events += len(taken.events)
+                done += len(prefix)
+
+
+def _live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:
+    """Those of ``customer_ids`` not merged away by the events just applied."""
+    return [customer_id for customer_id in customer_ids if engine.customers.has(customer_id)]
+
+
+def _on_live(
+    act: Callable[[JourneyEngine, datetime, Sequence[str]], None],
+    due: datetime,
+    customer_ids: Sequence[str],
+) -> Callable[[JourneyEngine], None]:
+    """``act`` at ``due`` on those of ``customer_ids`` still live when it runs."""
+    return lambda engine: act(engine, due, _live(engine, customer_ids))
+
+
+@dataclass
+class Taken:
+    """The customers a batch holds and works on, with their due inbox events in inbox order."""
+
+    ids: list[str]  # claimed live customers, in claim order
+    events: list[Event]
+    owners: dict[str, str]  # message id -> customer
+    merged: dict[str, tuple[str, ...]]  # message id -> profiles it merged (held too)
+
+    @classmethod
+    def of(cls, ids: Sequence[str], rows: Sequence[Any], merged: Mapping[str, Any]) -> Taken:
+        """``ids`` with their event ``rows`` and what those merged."""
+        owners = {row.message_id: row.customer_id for row in rows}
+        return cls(
+            list(ids),
+            [event_from_row(row) for row in rows],
+            owners,
+            {m: found for m, found in merged.items() if m in owners},
+        )
+
+    def loading(self) -> set[str]:
+        """Every profile to load: the customers and the profiles merged into them."""
+        return set(self.ids) | {m for found in self.merged.values() for m in found}
+
+    def only(self, ids: Sequence[str]) -> Taken:
+        """The part of this batch that concerns ``ids``."""
+        keep = set(ids)
+        events = [e for e in self.events if self.owners[e.message_id] in keep]
+        owners = {e.message_id: self.owners[e.message_id] for e in events}
+        merged = {m: found for m, found in self.merged.items() if m in owners}
+        return Taken([c for c in self.ids if c in keep], events, owners, merged)
 
 
 def _full_sweep_name(book: CampaignBook) -> str | None:

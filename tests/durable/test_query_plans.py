@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.durable.claims import inbox_batch
 from engine.durable.project import DurableProject
-from engine.durable.runtime import inbox_batch
 from engine.storage.database import open_database
 from tests.durable.harness import STORIES, Clock, ingest_file, make_project, open_followup
 
