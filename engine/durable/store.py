@@ -58,7 +58,9 @@ class Loaded:
     engine: JourneyEngine
     customers: StoredCustomers
     customer_ids: set[str]
-    before: dict[str, tuple[str, Any]]  # journey id -> (status, encoded state)
+    # journey id -> (customer, status, encoded state): a journey a merge moved to its survivor
+    # is written back with the survivor's id, or the survivor's batches would not find it
+    before: dict[str, tuple[str, str, Any]]
     timer_ids: list[int] = field(default_factory=list)
 
 
@@ -118,7 +120,7 @@ def load(
             row.id, campaign, row.customer_id, row.status, row.entered_at, row.state
         )
         engine.load_journey(journey)
-        loaded.before[row.id] = (row.status, row.state)
+        loaded.before[row.id] = (row.customer_id, row.status, row.state)
     for row in timer_rows:
         engine.load_timer(row.due_at, row.kind, decode_timer_payload(row.kind, row.payload))
         loaded.timer_ids.append(row.id)
@@ -168,7 +170,7 @@ def save(
     changed = []
     for journey in by_id.values():
         state = encode_journey(journey)
-        if loaded.before.get(journey.id) == (journey.status, state):
+        if loaded.before.get(journey.id) == (journey.customer_id, journey.status, state):
             continue
         changed.append(
             {
