@@ -392,6 +392,8 @@ def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
         case "skipped":
             why = outcome.detail or "no detail"
             reason, _, rest = why.partition(":")
+            if reason == "exited" and rest:  # a late exit event settled it, not the delivery
+                return f"not delivered: skipped {format_time(outcome.updated_at)}, {why}"
             plain = _plain(reason, channel)
             if plain is not None and not rest:
                 why += f" ({plain})"

@@ -21,7 +21,7 @@ from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
-from engine.journeys.plan import PlanAction, PlanLine
+from engine.journeys.plan import PlanAction, PlanLine, format_time
 from engine.journeys.runtime import Journey, JourneyEngine
 from engine.journeys.snapshot import (
     decode_journey,
@@ -242,6 +242,7 @@ def save(
             }
         )
     insert_new(conn, outbox, sends)
+    _skip_after_exit(conn, lines, now)
     records = [
         {
             "at": line.at,
@@ -277,6 +278,41 @@ def save(
     if records:
         conn.execute(decisions.insert(), records)
     return lines
+
+
+def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) -> None:
+    """A journey that exited at T in this batch (a late exit event: stamped before a send that
+    was decided, but not yet delivered, when it came in) sends nothing decided at or after T:
+    ``simulate``, taking the event first, never planned it. Its outbox rows still ``pending``
+    are settled ``skipped`` with the reason ``exited``; an audience add so skipped takes its
+    removal with it. A row the dispatcher holds is being delivered: too late, left alone."""
+    exits = {line.journey: line for line in lines if line.action is PlanAction.EXIT}
+    if not exits:
+        return
+    rows: list[Any] = []
+    for where in _in(outbox.c.journey_id, exits):
+        query = sa.select(
+            outbox.c.id, outbox.c.key, outbox.c.journey_id, outbox.c.action, outbox.c.decided_at
+        ).where(where, outbox.c.status == "pending")
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows.extend(conn.execute(query))
+    remove = PlanAction.AUDIENCE_REMOVE.value
+    late = [r for r in rows if r.action != remove and r.decided_at >= exits[r.journey_id].at]
+    removals = {outbox_key(r.journey_id, r.key.split(":", 1)[1], remove) for r in late}
+    late += [r for r in rows if r.key in removals]
+    for row in late:
+        exit_line = exits[row.journey_id]
+        cause = exit_line.fields.get("event") or exit_line.reason
+        detail = (
+            f"exited: the journey exited at {format_time(exit_line.at)} ({cause}), "
+            "on an event that came in after this was decided"
+        )
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.id == row.id)
+            .values(status="skipped", detail=detail, updated_at=now)
+        )
 
 
 def _save_segment_looks(conn: sa.Connection, loaded: Loaded) -> None:
