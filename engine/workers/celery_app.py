@@ -5,8 +5,9 @@ Tasks:
 
 - ``followup.pass`` — one pass of :meth:`DurableProject.run_once`: new events, due timers,
   schedule ticks and segment sweeps, then the outbox. Passes are safe to run side by side: on
-  PostgreSQL, rows are claimed with ``FOR UPDATE SKIP LOCKED`` and customers locked per batch, so
-  two workers never decide or send the same thing (see docs/runtime.md).
+  PostgreSQL, each batch claims its customers with ``FOR UPDATE SKIP LOCKED``, so two workers
+  never decide or send the same thing, never reorder a customer's events and never wait on each
+  other (see docs/runtime.md, "Several workers").
 - ``followup.ingest`` — a list of Segment messages into the event log (what the HTTP API or a
   shop's queue hands over), validated and deduplicated like any ingest.
 
