@@ -344,6 +344,7 @@ class DurableRuntime:
             summary,
             lambda engine, _due, ids: engine.sweep_segments(now, ids),
             lambda _due: NEVER,  # once per version of the segment campaigns
+            at_due=False,  # a sweep looks at now, after the timers due by now
         )
         row = self._due(SEGMENTS, now)
         if row is not None and row.due_at > now:
@@ -394,10 +395,13 @@ class DurableRuntime:
         summary: TickSummary,
         act: Callable[[JourneyEngine, datetime, Sequence[str]], None],
         following: Callable[[datetime], datetime],
+        at_due: bool = True,
     ) -> int:
         """When the ``schedule_ticks`` row ``name`` is due (``first`` when new), ``act`` on every
         live customer, a batch per transaction that records how far it got (a crash resumes),
         then set the row to ``following(due)``. Returns how many customers it went over.
+        Each customer's events and timers before ``due`` (``at_due``, a tick) or before now (a
+        sweep) are applied first, the later ones after.
 
         The row is held by one pass at a time (another goes on with its other work). The
         customers are taken in id order up to the first one another pass holds: the row records
@@ -434,7 +438,7 @@ class DurableRuntime:
                     now,
                     summary,
                     _on_live(act, due, prefix),
-                    due,
+                    due if at_due else now,
                 )
                 conn.execute(
                     schedule_ticks.update()
