@@ -51,6 +51,19 @@ def open_followup(folder: Path, database_url: str, clock: Clock) -> Followup:
     return Followup(Project(ProjectConfig(database_url=database_url), folder), clock)
 
 
+def shopper(followup: Followup, user: str, at: datetime) -> None:
+    """``user`` identified (email, email and ads consent) 5 minutes before adding a product of
+    30 to the cart at ``at``: an abandoned cart."""
+    followup.identify(
+        user_id=user,
+        traits={"email": f"{user}@example.com", "consent": {"email": True, "ads": True}},
+        timestamp=at - timedelta(minutes=5),
+    )
+    followup.track(
+        "Product Added", user_id=user, properties={"product_id": "p", "price": 30}, timestamp=at
+    )
+
+
 def ingest_file(followup: Followup, events: Path) -> list[datetime]:
     """Ingest a JSONL file; the times of its events, sorted."""
     records = list(read_jsonl(events))

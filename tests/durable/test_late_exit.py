@@ -8,9 +8,11 @@ or after it are skipped (``exited``), so the deliveries are what ``simulate`` pl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
@@ -24,24 +26,10 @@ from engine.journeys.plan import PlanAction
 from engine.journeys.simulate import simulate
 from engine.storage.customer_store import event_from_row
 from engine.storage.tables import events, outbox
-from tests.durable.harness import Clock, make_project, open_followup
+from tests.durable.harness import Clock, make_project, open_followup, shopper
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-def _shopper(followup: Followup) -> None:
-    followup.identify(
-        user_id="ann",
-        traits={"email": "ann@example.com", "consent": {"email": True, "ads": True}},
-        timestamp=T0 - timedelta(minutes=5),
-    )
-    followup.track(
-        "Product Added",
-        user_id="ann",
-        properties={"product_id": "p", "price": 30},
-        timestamp=T0,
-    )
 
 
 def _order(followup: Followup, at: datetime) -> None:
@@ -70,60 +58,59 @@ def _planned(project: Path, followup: Followup, until: datetime) -> list[str]:
     )
 
 
-def test_a_late_order_stops_the_cart_email_decided_but_not_delivered(
-    database_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def shop(database_url: str, tmp_path: Path) -> Iterator[tuple[Path, Followup, Clock]]:
+    """Ann's abandoned cart at T0, on each backend; the clock just past the cart email."""
     project = make_project(tmp_path, ["abandoned_cart"])
     clock = Clock(T0 + HOUR + timedelta(minutes=1))
     followup = open_followup(project, database_url, clock)
-    try:
-        _shopper(followup)
-        durable = DurableProject(followup)
-        durable.runtime.tick()  # the email is decided, not yet delivered
-        [(key, (_action, status, _detail))] = _rows(followup).items()
-        assert status == "pending"
-        _order(followup, T0 + timedelta(minutes=50))  # ordered before the email was due
-        clock.now += timedelta(minutes=1)
-        durable.run_once()
-        _action, status, detail = _rows(followup)[key]
-        assert status == "skipped"
-        assert detail is not None and detail.startswith("exited: the journey exited at ")
-        assert "Order Completed" in detail
-        assert not list((project / "outbox").rglob("*.eml"))
-        assert _planned(project, followup, clock.now) == []  # simulate never planned it
-        with followup.engine.connect() as conn:
-            customer = followup.customer_id("ann")
-            assert customer is not None
-            explained = explain_customer(conn, customer)
-        lines = [decision_text(d, customer) for d in explained.decisions]
-        sent = next(line for line in lines if "email sent" in line)
-        assert "not delivered: skipped" in sent and "exited" in sent, lines
-    finally:
-        followup.close()
+    shopper(followup, "ann", T0)
+    yield project, followup, clock
+    followup.close()
 
 
-def test_a_late_order_stops_the_ad_and_its_removal(database_url: str, tmp_path: Path) -> None:
+def test_a_late_order_stops_the_cart_email_decided_but_not_delivered(
+    shop: tuple[Path, Followup, Clock],
+) -> None:
+    project, followup, clock = shop
+    durable = DurableProject(followup)
+    durable.runtime.tick()  # the email is decided, not yet delivered
+    [(key, (_action, status, _detail))] = _rows(followup).items()
+    assert status == "pending"
+    _order(followup, T0 + timedelta(minutes=50))  # ordered before the email was due
+    clock.now += timedelta(minutes=1)
+    durable.run_once()
+    _action, status, detail = _rows(followup)[key]
+    assert status == "skipped"
+    assert detail is not None and detail.startswith("exited: the journey exited at ")
+    assert "Order Completed" in detail
+    assert not list((project / "outbox").rglob("*.eml"))
+    assert _planned(project, followup, clock.now) == []  # simulate never planned it
+    with followup.engine.connect() as conn:
+        customer = followup.customer_id("ann")
+        assert customer is not None
+        explained = explain_customer(conn, customer)
+    lines = [decision_text(d, customer) for d in explained.decisions]
+    sent = next(line for line in lines if "email sent" in line)
+    assert "not delivered: skipped" in sent and "exited" in sent, lines
+
+
+def test_a_late_order_stops_the_ad_and_its_removal(shop: tuple[Path, Followup, Clock]) -> None:
     """The cart email went out; the ad audience add, decided a day later, is pending when an
     order stamped before it arrives: neither the add nor the removal its exit makes goes."""
-    project = make_project(tmp_path, ["abandoned_cart"])
-    clock = Clock(T0 + HOUR + timedelta(minutes=1))
-    followup = open_followup(project, database_url, clock)
-    try:
-        _shopper(followup)
-        durable = DurableProject(followup)
-        durable.run_once()  # the email, delivered
-        clock.now = T0 + 25 * HOUR + timedelta(minutes=1)
-        durable.runtime.tick()  # the ad audience add, decided, not yet delivered
-        _order(followup, T0 + 24 * HOUR + timedelta(minutes=30))
-        clock.now += timedelta(minutes=1)
-        durable.run_once()
-        rows = _rows(followup)
-        delivered = sorted(key for key, (_a, status, _d) in rows.items() if status == "delivered")
-        assert delivered == _planned(project, followup, clock.now)
-        skipped = sorted(action for action, status, _d in rows.values() if status == "skipped")
-        assert skipped == ["audience_add", "audience_remove"]
-        assert not (project / "outbox" / "ads").exists() or not any(
-            path.read_text() for path in (project / "outbox" / "ads").glob("*.jsonl")
-        )
-    finally:
-        followup.close()
+    project, followup, clock = shop
+    durable = DurableProject(followup)
+    durable.run_once()  # the email, delivered
+    clock.now = T0 + 25 * HOUR + timedelta(minutes=1)
+    durable.runtime.tick()  # the ad audience add, decided, not yet delivered
+    _order(followup, T0 + 24 * HOUR + timedelta(minutes=30))
+    clock.now += timedelta(minutes=1)
+    durable.run_once()
+    rows = _rows(followup)
+    delivered = sorted(key for key, (_a, status, _d) in rows.items() if status == "delivered")
+    assert delivered == _planned(project, followup, clock.now)
+    skipped = sorted(action for action, status, _d in rows.values() if status == "skipped")
+    assert skipped == ["audience_add", "audience_remove"]
+    assert not (project / "outbox" / "ads").exists() or not any(
+        path.read_text() for path in (project / "outbox" / "ads").glob("*.jsonl")
+    )

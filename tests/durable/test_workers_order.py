@@ -28,7 +28,14 @@ from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
 from engine.storage.customer_store import event_from_row
 from engine.storage.tables import customers, decisions, events
-from tests.durable.harness import Clock, decision_lines, make_project, open_followup, plan_lines
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    make_project,
+    open_followup,
+    plan_lines,
+    shopper,
+)
 
 pytestmark = pytest.mark.external_service
 
@@ -37,17 +44,6 @@ T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)  # a Monday
 
 class _Died(Exception):
     """Stands for a pass dying with its transaction open (rolled back, its locks released)."""
-
-
-def _shopper(followup: Followup, user: str, at: datetime) -> None:
-    followup.identify(
-        user_id=user,
-        traits={"email": f"{user}@example.com", "consent": {"email": True, "ads": True}},
-        timestamp=at - timedelta(minutes=5),
-    )
-    followup.track(
-        "Product Added", user_id=user, properties={"product_id": "p", "price": 30}, timestamp=at
-    )
 
 
 def _simulated(project: Path, followup: Followup, until: datetime) -> list[str]:
@@ -119,7 +115,7 @@ def test_a_pass_dying_with_a_customers_earlier_event_is_not_overtaken(
     """One pass takes the cart and dies; the other must not apply the order (taken 30
     minutes later) first, or the cart enters after it and the email goes to a buyer."""
     project, (setup, first, second), clock = shop
-    _shopper(setup, "ann", T0)
+    shopper(setup, "ann", T0)
     setup.track(
         "Order Completed",
         user_id="ann",
@@ -156,7 +152,7 @@ def test_a_timer_batch_and_an_event_batch_of_one_customer_do_not_deadlock(
     lock their timers then wait for the customer, while the event batch waited to replace
     those timers: PostgreSQL aborted one of them."""
     project, (setup, first, second), clock = shop
-    _shopper(setup, "ann", T0)
+    shopper(setup, "ann", T0)
     clock.now = T0 + timedelta(minutes=1)
     DurableProject(setup).runtime.tick()  # entered: the cart email waits an hour
     setup.track("Product Viewed", user_id="ann", timestamp=T0 + timedelta(minutes=40))
