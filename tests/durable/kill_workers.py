@@ -211,6 +211,7 @@ class Round:
     duplicates: int = 0
     deadlocks: int = 0
     errors: list[str] = field(default_factory=list)  # other tracebacks in the worker logs
+    wrong: list[str] = field(default_factory=list)  # the sends missing (-) and unplanned (+)
     kills: int = 0
     targeted: int = 0  # kills of a worker another transaction was waiting on
     seconds: float = 0.0
@@ -430,6 +431,8 @@ def run_round(
     result.delivered = sum(delivered.values())
     result.missing = sum((planned - delivered).values())
     result.unplanned = sum((delivered - planned).values())
+    result.wrong = [f"- {key} {at}" for key, at in sorted(planned - delivered)]
+    result.wrong += [f"+ {key} {at}" for key, at in sorted(delivered - planned)]
     result.duplicates = sum(n - 1 for n in by_customer.values() if n > 1)
     result.deadlocks, result.errors = _errors(workers.log_text())
     phase("compare")
@@ -446,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=600)
     parser.add_argument("--revisits", type=int, default=0, help="carts added to days later")
     parser.add_argument("--folder", type=Path, default=Path("build/kill_workers"))
+    parser.add_argument("--verbose", action="store_true", help="list each send that differs")
     args = parser.parse_args(argv)
     failed = 0
     for number in range(args.rounds):
@@ -460,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = found.diverged or found.errors or found.deadlocks
         failed += bool(bad)
         print(f"round {number + 1} seed {seed}: {found.line()}", flush=True)
+        if args.verbose:
+            for wrong in found.wrong:
+                print("   ", wrong, flush=True)
         for error in found.errors[:3]:
             print("   ", error.strip().replace("\n", "\n    "), flush=True)
     print(f"{failed} of {args.rounds} rounds diverged or failed", flush=True)
