@@ -17,14 +17,21 @@ for ingest. On SQLite there is one writer at a time and nothing to claim.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.storage.customer_store import chunks
-from engine.storage.tables import customers, events, journey_inbox, journey_timers, merges
+from engine.storage.tables import (
+    customers,
+    events,
+    journey_inbox,
+    journey_timers,
+    merges,
+    segment_looks,
+)
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 # The order events are taken from the inbox in, the one place it is written.
@@ -32,36 +39,34 @@ INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.message_id)
 
 
 def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:
-    """The customers of the next ``size`` events waiting in the inbox, in inbox order, up to
-    ``now`` (a later one waits for its time); a customer once per event. Read by the inbox's own
-    time index and joined to the log by message id, so a batch costs the same whatever the
-    backlog. A profile merged away is no one's owner: ingest moved its events to the survivor."""
-    return (
-        sa.select(customers.c.id)
-        .select_from(journey_inbox)
-        .join(events, events.c.message_id == journey_inbox.c.message_id)
-        .join(customers, customers.c.id == events.c.customer_id)
-        .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW, customers.c.merged_into.is_(None))
-        .order_by(*INBOX_ORDER)
-        .limit(size)
+    """The next ``size`` events waiting in the inbox, in inbox order, up to ``now`` (a later one
+    waits for its time). Read by the inbox's own time index, so a batch costs the same whatever
+    the backlog."""
+    return _page(journey_inbox.c.message_id, INBOX_ORDER, size).where(
+        journey_inbox.c.timestamp <= now + CLOCK_SKEW
     )
 
 
 def timer_batch(now: datetime, size: int, running: Sequence[str]) -> sa.Select[Any]:
-    """The customers of the next ``size`` timers due by ``now`` (of running campaigns). A merged
-    profile's timers wait for the event that merged it: the survivor's batch takes them."""
-    return (
-        sa.select(customers.c.id)
-        .select_from(journey_timers)
-        .join(customers, customers.c.id == journey_timers.c.customer_id)
-        .where(
-            journey_timers.c.due_at <= now,
-            journey_timers.c.campaign_id.in_(running),
-            customers.c.merged_into.is_(None),
-        )
-        .order_by(journey_timers.c.due_at, journey_timers.c.id)
-        .limit(size)
+    """The customers of the next ``size`` timers due by ``now`` (of running campaigns)."""
+    order = (journey_timers.c.due_at, journey_timers.c.id)
+    return _page(journey_timers.c.customer_id, order, size).where(
+        journey_timers.c.due_at <= now, journey_timers.c.campaign_id.in_(running)
     )
+
+
+def looks_batch(now: datetime, size: int) -> sa.Select[Any]:
+    """The customers of the next ``size`` segment looks due by ``now``."""
+    order = (segment_looks.c.due_at, segment_looks.c.customer_id)
+    return _page(segment_looks.c.customer_id, order, size).where(segment_looks.c.due_at <= now)
+
+
+def _page(
+    first: sa.ColumnElement[Any], order: Sequence[sa.ColumnElement[Any]], size: int
+) -> sa.Select[Any]:
+    """``first`` and the ``order`` columns (which :meth:`Claims.first` pages on), in order."""
+    query: sa.Select[Any] = sa.select(first, *order)
+    return query.order_by(*order).limit(size)
 
 
 def after(customer_id: str | None, size: int) -> sa.Select[Any]:
@@ -79,26 +84,71 @@ class Claims:
     def __init__(self, dialect_name: str) -> None:
         self.lock = dialect_name == "postgresql"
 
-    def claim(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
-        """The rows of ``query`` whose customers no other pass holds, now held by this one."""
-        if self.lock:
-            query = query.with_for_update(skip_locked=True, of=customers)
-        return list(conn.execute(query))
+    def first(
+        self,
+        conn: sa.Connection,
+        batch: sa.Select[Any],
+        owners: Callable[[sa.Connection, Sequence[Any]], list[str]] | None = None,
+        live: bool = True,
+    ) -> list[str]:
+        """The customers of the first page of ``batch`` (an ordered, limited query whose first
+        column names a customer, or an event that ``owners`` turns into its customer) that
+        names any this pass can hold; those, now held, in the page's order. A page whose
+        customers other passes hold all is passed over for the next (by the order's columns).
+        Read by the query's own index, then claimed by primary key: a plan that does not hang
+        on the tables' statistics (joined and locked in one query, PostgreSQL sorted the whole
+        inbox for every batch after a bulk ingest)."""
+        order = batch.selected_columns[1:]
+        page = batch
+        while rows := list(conn.execute(page)):
+            named = owners(conn, rows) if owners is not None else [row[0] for row in rows]
+            ordered = list(dict.fromkeys(named))
+            held = self.these(conn, ordered, live=live)
+            if held:
+                return [customer_id for customer_id in ordered if customer_id in held]
+            page = batch.where(sa.tuple_(*order) > sa.tuple_(*rows[-1][1:]))
+        return []
 
-    def ids(self, conn: sa.Connection, query: sa.Select[Any]) -> list[str]:
-        """The customers ``query`` names first (its first column), each once, in its order."""
-        return list(dict.fromkeys(row[0] for row in self.claim(conn, query)))
-
-    def these(self, conn: sa.Connection, customer_ids: Iterable[str]) -> set[str]:
-        """Of ``customer_ids`` (live or merged away), those now held by this pass."""
+    def these(
+        self, conn: sa.Connection, customer_ids: Iterable[str], live: bool = False
+    ) -> set[str]:
+        """Of ``customer_ids``, those now held by this pass (``live``: not merged away)."""
         wanted = sorted(set(customer_ids))
-        if not self.lock:
-            return set(wanted)
         held: set[str] = set()
         for part in chunks(wanted):
+            if not self.lock and not live:
+                held.update(part)
+                continue
             query = sa.select(customers.c.id).where(customers.c.id.in_(part))
-            held.update(self.ids(conn, query.order_by(customers.c.id)))
+            if live:
+                query = query.where(customers.c.merged_into.is_(None))
+            if self.lock:
+                query = query.order_by(customers.c.id).with_for_update(skip_locked=True)
+            held.update(conn.scalars(query))
         return held
+
+
+def merged_away(conn: sa.Connection, customer_ids: Sequence[str]) -> set[str]:
+    """Those of ``customer_ids`` merged into another profile."""
+    found: set[str] = set()
+    for part in chunks(sorted(customer_ids)):
+        query = sa.select(customers.c.id).where(
+            customers.c.id.in_(part), customers.c.merged_into.is_not(None)
+        )
+        found.update(conn.scalars(query))
+    return found
+
+
+def event_owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
+    """The customer of each inbox row's event, in the rows' order (ingest moved a merged
+    profile's events to the survivor)."""
+    query = sa.select(events.c.message_id, events.c.customer_id)
+    owner = {
+        message_id: customer_id
+        for part in chunks([row.message_id for row in rows])
+        for message_id, customer_id in conn.execute(query.where(events.c.message_id.in_(part)))
+    }
+    return [owner[row.message_id] for row in rows if row.message_id in owner]
 
 
 def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> list[Any]:

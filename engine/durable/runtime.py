@@ -31,7 +31,10 @@ from engine.durable.claims import (
     Claims,
     after,
     due_events,
+    event_owners,
     inbox_batch,
+    looks_batch,
+    merged_away,
     merged_by,
     timer_batch,
 )
@@ -46,7 +49,6 @@ from engine.policies import Policies, SendPolicies
 from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
-    customers,
     journey_inbox,
     outbox,
     schedule_ticks,
@@ -241,7 +243,7 @@ class DurableRuntime:
     def _event_batch(self, summary: TickSummary, now: datetime) -> int:
         """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
-            ids = self.claims.ids(conn, inbox_batch(now, self.batch_size))
+            ids = self.claims.first(conn, inbox_batch(now, self.batch_size), event_owners)
             taken = self._take(conn, ids, now)
             if not taken.events:
                 return 0
@@ -290,7 +292,7 @@ class DurableRuntime:
         """The customers of the next due timers, with all they have due (their events too)."""
         running = sorted(c.id for c in self.book.active)
         with self.db.begin() as conn:
-            ids = self.claims.ids(conn, timer_batch(now, self.batch_size, running))
+            ids = self.claims.first(conn, timer_batch(now, self.batch_size, running))
             taken = self._take(conn, ids, now)
             if not taken.ids:
                 return 0
@@ -363,17 +365,10 @@ class DurableRuntime:
         the sweep books each one's next look after ``now``. A customer merged away is dropped
         (its survivor was checked). Returns how many looks it took."""
         with self.db.begin() as conn:
-            query = (
-                sa.select(segment_looks.c.customer_id, customers.c.merged_into)
-                .join(customers, customers.c.id == segment_looks.c.customer_id)
-                .where(segment_looks.c.due_at <= now)
-                .order_by(segment_looks.c.due_at, segment_looks.c.customer_id)
-                .limit(self.batch_size)
-            )
-            rows = self.claims.claim(conn, query)
-            live = [row.customer_id for row in rows if row.merged_into is None]
-            taken = self._take(conn, live, now)
-            done = [row.customer_id for row in rows if row.merged_into is not None] + taken.ids
+            claimed = self.claims.first(conn, looks_batch(now, self.batch_size), live=False)
+            gone = merged_away(conn, claimed)
+            taken = self._take(conn, [c for c in claimed if c not in gone], now)
+            done = sorted(gone) + taken.ids
             for part in chunks(done):
                 conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(part)))
             if taken.ids:
