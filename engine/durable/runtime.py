@@ -4,7 +4,7 @@ Each pass works in batches; a batch is one transaction that claims some customer
 journey engine decide everything they have due (their events in the inbox, in event order, and
 their timers) and writes back (see :mod:`engine.durable.store`). Events are removed from
 ``journey_inbox`` in the same transaction, so a crash replays them and nothing is decided twice.
-On PostgreSQL customers are claimed with ``FOR UPDATE SKIP LOCKED`` (:mod:`engine.durable.claims`),
+On PostgreSQL customers are claimed with ``FOR UPDATE SKIP LOCKED`` (:mod:`engine.durable.batches`),
 so any number of workers share the work, never wait on each other, and never apply a customer's
 event or timer past an earlier one another pass holds.
 """
@@ -26,8 +26,7 @@ from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.channels import DeliveryAction
 from engine.clock import Clock
 from engine.config import ProjectConfig
-from engine.durable.book import CampaignBook
-from engine.durable.claims import (
+from engine.durable.batches import (
     Claims,
     after,
     due_events,
@@ -38,6 +37,7 @@ from engine.durable.claims import (
     merged_by,
     timer_batch,
 )
+from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save
 from engine.events import Event, EventType

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.durable.claims import inbox_batch
+from engine.durable.batches import inbox_batch
 from engine.durable.project import DurableProject
 from engine.storage.database import open_database
 from tests.durable.harness import STORIES, Clock, ingest_file, make_project, open_followup

@@ -1,4 +1,4 @@
-"""Which customers a batch works on, and the inbox events it takes for them.
+"""Which customers a batch of the journey engine works on, and the events it takes for them.
 
 A customer's row is the one lock of their work. Every batch kind (events, timers, segment
 looks, schedule ticks and sweeps) first claims its customers, on PostgreSQL with ``FOR UPDATE
