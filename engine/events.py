@@ -74,6 +74,12 @@ class Rejection:
 
 _EMPTY: Mapping[str, Any] = {}
 
+# An event's place in the total order of events: (event time, arrival). Whatever the engine
+# itself makes at an instant (a campaign's ``update`` step) comes after every event received
+# at that instant.
+OrderKey = tuple[datetime, int]
+LAST_ARRIVAL = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -90,11 +96,15 @@ class Event:
     properties: Mapping[str, Any] = field(default_factory=dict)
     traits: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+    # where the event came in the order received: its place in the file or request, and once
+    # logged its sequence number in the event log (``events.seq``)
+    arrival: int = 0
 
     @property
-    def order_key(self) -> tuple[datetime, str]:
-        """Total order of events: event time, then messageId (so ties never depend on arrival)."""
-        return (self.timestamp, self.message_id)
+    def order_key(self) -> OrderKey:
+        """Total order of events: event time, then the order received (file order; a batch's
+        array order, then request order), never messageId (CAMPAIGN_FORMAT.md)."""
+        return (self.timestamp, self.arrival)
 
     def payload(self) -> dict[str, Any]:
         """The parts of the event kept as JSON in the event log."""
@@ -232,10 +242,12 @@ def parse_message(
     default_timestamp: datetime | None = None,
     default_channel_name: str | None = None,
     phone_region: str = "US",
+    arrival: int = 0,
 ) -> list[Event]:
     """Parse one Segment message (``batch`` included) into events, or raise :class:`EventInvalid`.
 
-    A batch is all or nothing: one bad item rejects the whole batch, naming the item.
+    A batch is all or nothing: one bad item rejects the whole batch, naming the item. The events
+    are numbered from ``arrival`` on, in the order they come (a batch's in array order).
     """
     if not isinstance(message, dict):
         raise EventInvalid(RejectReason.NOT_AN_OBJECT, "", "expected a JSON object per line")
@@ -244,7 +256,7 @@ def parse_message(
         if not isinstance(items, list):
             raise EventInvalid(RejectReason.INVALID_FIELD, "batch", "batch must be a list")
         shared_context = _object(message, "context")
-        events = []
+        events: list[Event] = []
         for index, item in enumerate(items):
             if isinstance(item, dict) and shared_context and "context" not in item:
                 item = {**item, "context": shared_context}
@@ -255,6 +267,7 @@ def parse_message(
                         default_timestamp=default_timestamp,
                         default_channel_name=default_channel_name,
                         phone_region=phone_region,
+                        arrival=arrival + len(events),
                     )
                 )
             except EventInvalid as exc:
@@ -262,9 +275,8 @@ def parse_message(
                     exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
                 ) from None
         return events
-    return [
-        fits_columns(_parse_single(message, default_timestamp, default_channel_name, phone_region))
-    ]
+    event = _parse_single(message, default_timestamp, default_channel_name, phone_region, arrival)
+    return [fits_columns(event)]
 
 
 NAME_LIMIT = 255  # events.name
@@ -289,6 +301,7 @@ def _parse_single(
     default_timestamp: datetime | None,
     default_channel_name: str | None,
     phone_region: str,
+    arrival: int,
 ) -> Event:
     raw_type = message.get("type")
     if raw_type is None:
@@ -369,4 +382,5 @@ def _parse_single(
         properties=properties,
         traits=traits,
         context=context,
+        arrival=arrival,
     )

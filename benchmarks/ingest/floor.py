@@ -23,7 +23,7 @@ import psycopg
 
 from engine.storage.bulk import EVENT_COLUMNS
 
-COLUMNS = EVENT_COLUMNS  # the same columns followup writes
+COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "seq")  # as followup writes; seq by the log
 _PAYLOAD_KEYS = ("properties", "traits", "context", "previousId")
 
 Row = tuple[Any, ...]

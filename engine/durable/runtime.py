@@ -57,15 +57,15 @@ CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time 
 
 
 def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:
-    """The next ``size`` events waiting in the inbox, in event order, up to ``now`` (a later one
-    waits for its time). Read by the inbox's own time index and joined to the log by message id,
-    so a batch costs the same whatever the backlog."""
+    """The next ``size`` events waiting in the inbox, in event order (time, then arrival), up
+    to ``now`` (a later one waits for its time). Read by the inbox's own index and joined to
+    the log by message id, so a batch costs the same whatever the backlog."""
     return (
         sa.select(events)
         .select_from(journey_inbox)
         .join(events, events.c.message_id == journey_inbox.c.message_id)
         .where(journey_inbox.c.timestamp <= now + CLOCK_SKEW)
-        .order_by(journey_inbox.c.timestamp, journey_inbox.c.message_id)
+        .order_by(journey_inbox.c.timestamp, journey_inbox.c.seq)
         .limit(size)
     )
 

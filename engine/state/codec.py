@@ -119,5 +119,12 @@ def state_from_json(data: dict[str, Any]) -> CustomerState:
         timezone=data.get("timezone"),
         locale=data.get("locale"),
         event_count=data.get("event_count", 0),
-        watermark=(datetime.fromisoformat(watermark[0]), watermark[1]) if watermark else None,
+        watermark=_order_key(watermark) if watermark else None,
     )
+
+
+def _order_key(data: list[Any]) -> tuple[datetime, int]:
+    """An order key as stored. Before arrival order (migration 0009) its second part was a
+    messageId: every event logged since arrived later, so it reads as 0."""
+    at, arrival = data
+    return (datetime.fromisoformat(at), arrival if isinstance(arrival, int) else 0)

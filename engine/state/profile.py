@@ -90,7 +90,7 @@ class Consent:
 class CustomerState:
     """Everything known about one customer, merged across channels and identities.
 
-    ``watermark`` is the order key (event time, messageId) of the latest event applied, so a later
+    ``watermark`` is the order key (event time, arrival) of the latest event applied, so a later
     event can be applied on top and an earlier one triggers a rebuild from the log.
     """
 
@@ -105,7 +105,7 @@ class CustomerState:
     timezone: str | None = None
     locale: str | None = None
     event_count: int = 0
-    watermark: tuple[datetime, str] | None = None
+    watermark: tuple[datetime, int] | None = None
 
     @property
     def email(self) -> str | None:

@@ -362,7 +362,7 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
 
 _CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
 _ORDER_EVENTS = ("Order Completed", "Order Refunded")
-_ORDER_KEY = attrgetter("timestamp", "message_id")  # Event.order_key, read in C
+_ORDER_KEY = attrgetter("timestamp", "arrival")  # Event.order_key, read in C
 _TRACK = EventType.TRACK  # once: on Python 3.11 EventType.TRACK goes through EnumType.__getattr__
 
 

@@ -117,7 +117,8 @@ merges = sa.Table(
 # - ``journey_inbox``: events logged but not yet seen by the journey engine; ingest adds a row in
 #   the same transaction as the event, the engine deletes it in the transaction that advances the
 #   journeys, so a crash in between replays the event instead of losing the trigger. It keeps the
-#   event's time (migration 0007) so a batch reads the backlog in order by its own index.
+#   event's time (migration 0007) and arrival sequence (0009) so a batch reads the backlog in
+#   order by its own index.
 # - ``campaign_versions``: every campaign version a journey entered with, as the schema's JSON.
 # - ``journeys``: one customer in one campaign from one entry; ``state`` is where it is.
 # - ``journey_timers``: durable waits and deferred sends, by due time.
@@ -131,7 +132,8 @@ journey_inbox = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(255), primary_key=True),
     sa.Column("timestamp", UTCDateTime(), nullable=False),  # the event's, so it is taken in order
-    sa.Index("ix_journey_inbox_time", "timestamp", "message_id"),
+    sa.Column("seq", Sequence, nullable=False),  # the event's arrival (migration 0009): ties
+    sa.Index("ix_journey_inbox_time", "timestamp", "seq"),
 )
 
 campaign_versions = sa.Table(

@@ -161,10 +161,16 @@ def test_missing_message_id_is_a_stable_content_hash() -> None:
     assert first == content_message_id(track(properties={"a": 1, "b": 2}))
 
 
-def test_order_key_breaks_time_ties_by_message_id() -> None:
-    [a] = parse_message(track(messageId="a"))
-    [b] = parse_message(track(messageId="b"))
-    assert sorted([b, a], key=lambda e: e.order_key) == [a, b]
+def test_order_key_breaks_time_ties_by_arrival_never_message_id() -> None:
+    [a] = parse_message(track(messageId="a"), arrival=2)
+    [b] = parse_message(track(messageId="b"), arrival=1)
+    assert sorted([a, b], key=lambda e: e.order_key) == [b, a]
+
+
+def test_a_batch_numbers_its_events_in_array_order() -> None:
+    batch = {"type": "batch", "batch": [track(messageId="z"), track(messageId="a")]}
+    events = parse_message(batch, arrival=7)
+    assert [(e.message_id, e.arrival) for e in events] == [("z", 7), ("a", 8)]
 
 
 @pytest.mark.parametrize(
