@@ -25,6 +25,7 @@ WRITER_THREADS = ("followup-writer", "floor-writer")
 # what Ingestor.write_in called -> step
 _WRITE_IN_STEPS = {
     "CustomerStore.existing_message_ids": "dedupe: messageIds already logged",
+    "CustomerStore.arrived": "arrival order: sequence numbers",
     "identity_keys": "identity resolution",
     "CustomerStore.owners": "identity resolution",
     "IdentityResolver.__init__": "identity resolution",
