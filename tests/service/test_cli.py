@@ -59,12 +59,12 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
         time.sleep(0.1)
 
 
-def invoke(cwd: Path, *args: str) -> Result:
+def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     """``followup ARGS`` in ``cwd``, in this process (the real command, no subprocess)."""
     here = Path.cwd()
     os.chdir(cwd)
     try:
-        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250", **(env or {})})
     finally:
         os.chdir(here)
 

@@ -99,8 +99,8 @@ def test_every_event_of_the_official_clients_lands_once(served: Served, name: st
     client = kind(
         served.key,
         host=served.url,
-        upload_size=8,  # the eight calls below go in one batch
-        upload_interval=5,
+        upload_size=8,  # the eight calls below go in one batch (made within the second)
+        upload_interval=1,
         max_retries=2,
         on_error=lambda error, _batch: errors.append(error),
         **options,
