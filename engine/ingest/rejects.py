@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -89,24 +89,7 @@ class RejectStore:
 
     def latest(self, limit: int) -> list[StoredReject]:
         """The ``limit`` rejects kept last, newest first."""
-        query = sa.select(rejects).order_by(rejects.c.id.desc()).limit(limit)
+        columns = [rejects.c[f.name] for f in fields(StoredReject)]
+        query = sa.select(*columns).order_by(rejects.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [
-                StoredReject(
-                    id=row.id,
-                    source=row.source,
-                    position=row.position,
-                    reason=row.reason,
-                    field=row.field,
-                    message=row.message,
-                    raw=row.raw,
-                    rejected_at=row.rejected_at,
-                )
-                for row in conn.execute(query)
-            ]
-
-    def counts(self) -> dict[str, int]:
-        """How many rejects are kept, by reason."""
-        query = sa.select(rejects.c.reason, sa.func.count()).group_by(rejects.c.reason)
-        with self.engine.connect() as conn:
-            return dict(conn.execute(query))
+            return [StoredReject(**row._asdict()) for row in conn.execute(query)]
