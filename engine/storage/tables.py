@@ -307,3 +307,23 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
 )
+
+# --- the rejects store (migration 0010) ------------------------------------------------------
+# - ``rejects``: every event refused, by file ingest (``source`` the file, ``position`` the line)
+#   or the HTTP API (``source`` ``http:<key id>:<request id>``, ``position`` the index in the
+#   batch, none for a single call), with the reason, the field, the message and the raw event.
+#   ``digest`` (of the reason, field and raw text) keeps a reject sent again once.
+
+rejects = sa.Table(
+    "rejects",
+    metadata,
+    sa.Column("id", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("position", sa.Integer()),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("raw", sa.Text(), nullable=False),
+    sa.Column("rejected_at", UTCDateTime(), nullable=False),
+)
