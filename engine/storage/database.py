@@ -78,13 +78,19 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 
 def upgrade(engine: sa.Engine, to: str = "head") -> None:
-    """Apply every migration the database lacks (up to revision ``to``); safe to call on every
-    start."""
+    """Apply every migration the database lacks (up to revision ``to``) in one transaction, so
+    a process killed halfway leaves the schema as it was; safe to call on every start."""
     try:
         if current_revision(engine) == (head_revision() if to == "head" else to):
             return
         with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
+            if connection.dialect.name == "sqlite":
+                # Python's sqlite3 opens a transaction before INSERT/UPDATE/DELETE only, so each
+                # CREATE TABLE would commit on its own: begin one explicitly (IMMEDIATE: take the
+                # write lock now, waiting for busy_timeout, rather than fail to upgrade a reader
+                # later). Only this connection, only now: the rest of the engine is unchanged.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif connection.dialect.name == "postgresql":
                 # processes starting together (workers, a service) upgrade one at a time; the
                 # lock goes with the transaction, and the next one finds nothing left to do
                 connection.execute(
