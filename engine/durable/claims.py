@@ -36,32 +36,32 @@ def _param(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
     return sa.bindparam(name, type_=column.type)
 
 
+ROW = outbox.c.id == sa.bindparam("b_id")
+AT_ATTEMPT = outbox.c.attempts == sa.bindparam("b_attempts")
+NOW = _param("b_now", outbox.c.updated_at)
+OUTCOME = {
+    "status": sa.bindparam("b_status"),
+    "detail": sa.bindparam("b_detail"),
+    "updated_at": NOW,
+}
+
+# A claim, of a row still as it was read
 CLAIM = (
     outbox.update()
-    .where(
-        outbox.c.id == sa.bindparam("b_id"),
-        outbox.c.status == "pending",
-        outbox.c.attempts == sa.bindparam("b_attempts"),
-    )
+    .where(ROW, outbox.c.status == "pending", AT_ATTEMPT)
     .values(
         status="sending",
         attempts=sa.bindparam("b_attempts") + 1,
-        updated_at=_param("b_now", outbox.c.updated_at),
+        updated_at=NOW,
         claimed_by=sa.bindparam("b_holder"),
     )
 )
 # The outcome of a call: the row as this holder claimed it
 SETTLE = (
     outbox.update()
-    .where(
-        outbox.c.id == sa.bindparam("b_id"),
-        outbox.c.claimed_by == sa.bindparam("b_holder"),
-        outbox.c.attempts == sa.bindparam("b_attempts"),
-    )
+    .where(ROW, outbox.c.claimed_by == sa.bindparam("b_holder"), AT_ATTEMPT)
     .values(
-        status=sa.bindparam("b_status"),
-        detail=sa.bindparam("b_detail"),
-        updated_at=_param("b_now", outbox.c.updated_at),
+        **OUTCOME,
         provider_id=sa.func.coalesce(
             _param("b_provider_id", outbox.c.provider_id), outbox.c.provider_id
         ),
@@ -72,19 +72,7 @@ SETTLE = (
     )
 )
 # The outcome of a row settled without a call (skipped, failed): still as it was read
-DECIDE = (
-    outbox.update()
-    .where(
-        outbox.c.id == sa.bindparam("b_id"),
-        outbox.c.status == "pending",
-        outbox.c.attempts == sa.bindparam("b_attempts"),
-    )
-    .values(
-        status=sa.bindparam("b_status"),
-        detail=sa.bindparam("b_detail"),
-        updated_at=_param("b_now", outbox.c.updated_at),
-    )
-)
+DECIDE = outbox.update().where(ROW, outbox.c.status == "pending", AT_ATTEMPT).values(**OUTCOME)
 
 
 class Claims:
