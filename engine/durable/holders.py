@@ -13,11 +13,12 @@ told is left for the lease.
   died without closing its connection loses its lock within about a minute, not the system's
   two hours.
 - SQLite (:class:`Processes`): the database is on one machine (WAL needs memory shared between
-  its processes), so the holder names its host, boot, process (with the process's start time,
-  so a reused pid is not taken for it) and dispatch. It is dead when that process is gone or the
-  machine has booted since; in the process that asks, it is alive exactly while that dispatch
-  runs. Another live process's dispatch cannot be seen, nor a holder named by another host (the
-  file was moved): those are left for the lease.
+  its processes), so the holder names its host, boot, process (its pid namespace, pid and start
+  time, so a reused pid is not taken for it) and dispatch. It is dead when that process is gone
+  or the machine has booted since; in the process that asks, it is alive exactly while that
+  dispatch runs. Another live process's dispatch cannot be seen, nor a holder of another host
+  (the file was moved) or of a container whose pids this one cannot see: those are left for the
+  lease.
 """
 
 from __future__ import annotations
@@ -129,6 +130,14 @@ def _read(path: str) -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    """Which pids this process sees (containers sharing a host name may not see each other)."""
+    try:
+        return "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        return ""
+
+
 def _started(pid: int) -> str | None:
     """When process ``pid`` started (clock ticks since boot, from ``/proc``): ``None`` when it
     is gone, ``""`` where ``/proc`` cannot say (then only whether the pid is in use)."""
@@ -147,14 +156,15 @@ def _started(pid: int) -> str | None:
 
 
 class Processes:
-    """Holders as processes of this machine (see the module): ``host/boot/pid/start/n``."""
+    """Holders as processes of this machine (see the module):
+    ``host/boot/pid-namespace/pid/start/n``."""
 
     @staticmethod
-    def _process() -> tuple[str, str, str, str]:
+    def _process() -> tuple[str, str, str, str, str]:
         host = socket.gethostname().replace("/", "_")[:100]
         boot = _read("/proc/sys/kernel/random/boot_id")
         pid = os.getpid()
-        return host, boot, str(pid), _started(pid) or ""
+        return host, boot, _pid_namespace(), str(pid), _started(pid) or ""
 
     @contextmanager
     def holding(self) -> Iterator[str]:
@@ -168,18 +178,20 @@ class Processes:
                 _RUNNING.discard(holder)
 
     def judge(self, conn: sa.Connection, holders: Collection[str]) -> dict[str, Holder]:
-        host, boot, pid, start = self._process()
+        host, boot, namespace, pid, start = self._process()
         with _MUTEX:
             running = set(_RUNNING)
         found = dict.fromkeys(holders, Holder.UNKNOWN)
         for holder in holders:
             parts = holder.split("/")
-            if len(parts) != 5 or parts[0] != host or not parts[2].isdigit():
+            if len(parts) != 6 or parts[0] != host or not parts[3].isdigit():
                 continue  # another machine's, or not a name of ours
             if parts[1] != boot:
                 found[holder] = Holder.DEAD  # the machine has booted since
-            elif parts[2:4] == [pid, start]:  # this process: is that dispatch running?
+            elif parts[2] != namespace:
+                continue  # a container whose processes this one cannot see
+            elif parts[3:5] == [pid, start]:  # this process: is that dispatch running?
                 found[holder] = Holder.ALIVE if holder in running else Holder.DEAD
-            elif _started(int(parts[2])) != parts[3]:
+            elif _started(int(parts[3])) != parts[4]:
                 found[holder] = Holder.DEAD  # the process is gone (or its pid is another's)
         return found

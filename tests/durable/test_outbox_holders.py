@@ -123,12 +123,18 @@ def test_another_process_holds_until_it_dies(database_url: str) -> None:
 
 
 def test_a_holder_of_another_machine_is_left_to_the_lease() -> None:
-    host, boot, pid, start = Processes._process()
-    here, there, rebooted = (
-        f"{host}/{boot}/{pid}/{start}/0",
-        f"elsewhere/{boot}/{pid}/{start}/0",
-        f"{host}/another-boot/{pid}/{start}/0",
+    host, boot, namespace, pid, start = Processes._process()
+    here, there, rebooted, container = (
+        f"{host}/{boot}/{namespace}/{pid}/{start}/0",
+        f"elsewhere/{boot}/{namespace}/{pid}/{start}/0",
+        f"{host}/another-boot/{namespace}/{pid}/{start}/0",
+        f"{host}/{boot}/another-namespace/{pid}/{start}/0",
     )
-    known = Processes().judge(None, [here, there, rebooted])  # type: ignore[arg-type]
+    known = Processes().judge(None, [here, there, rebooted, container])  # type: ignore[arg-type]
     # here: this process, but no dispatch of it is running
-    assert known == {here: Holder.DEAD, there: Holder.UNKNOWN, rebooted: Holder.DEAD}
+    assert known == {
+        here: Holder.DEAD,
+        there: Holder.UNKNOWN,
+        rebooted: Holder.DEAD,
+        container: Holder.UNKNOWN,
+    }
