@@ -202,7 +202,14 @@ class DurableRuntime:
                 for message_id, merged_id in conn.execute(query.order_by(merges.c.id)):
                     merged[message_id] = (*merged.get(message_id, ()), merged_id)
             ids = set(owners.values()) | {m for found in merged.values() for m in found}
-            loaded = self._load(conn, ids, now, owner_of_event=owners, merged_by_event=merged)
+            loaded = self._load(
+                conn,
+                ids,
+                now,
+                owner_of_event=owners,
+                merged_by_event=merged,
+                decides_from=min(event.timestamp for event in batch),
+            )
             engine = loaded.engine
             for event in batch:
                 if event.timestamp > now:  # within the clock skew: the timers due by now
@@ -385,7 +392,7 @@ class DurableRuntime:
                         .values(due_at=following(due), after_customer=None)
                     )
                     return done
-                loaded = self._load(conn, ids, now)
+                loaded = self._load(conn, ids, now, decides_from=due)
                 act(loaded.engine, due, ids)
                 self._save(conn, loaded, now, summary)
                 conn.execute(

@@ -203,6 +203,7 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("provider_id", sa.String(255)),
+    sa.Column("claimed_by", sa.String(255)),  # the dispatch holding a `sending` row
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
