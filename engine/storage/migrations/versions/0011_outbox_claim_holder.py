@@ -4,8 +4,8 @@
 ``engine/durable/holders.py``); before it, a stopped process's rows waited for the 5-minute lease.
 Rows claimed before this migration have none, and wait for the lease as before.
 
-Revision ID: 0012
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
