@@ -7,7 +7,7 @@ SAMPLE := build/sample/events.jsonl
 CONTACTS := build/sample/contacts.jsonl
 DEMO_NOW ?= 2017-12-10T00:00:00Z
 
-.PHONY: run test lint bench bench-ingest bench-campaigns bench-service clean
+.PHONY: run test lint bench bench-ingest bench-campaigns bench-service bench-service-profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,19 @@ bench: bench-ingest bench-campaigns bench-service
 bench-ingest: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.ingest.run
 
-# The HTTP ingest API under concurrent load on loopback, beside file ingest of the same events.
-# BENCH_ARGS, e.g. BENCH_ARGS="--backends sqlite --events 5000".
+# followup against the floor (a bare FastAPI bulk insert), by file and over HTTP, with events in
+# time order and shuffled. BENCH_ARGS, e.g. BENCH_ARGS="--backends sqlite --duration 10".
 bench-service: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.service.run $(BENCH_ARGS)
+
+# followup serve under the shuffled load, sampled by py-spy (installed into the venv only for it).
+# BENCH_ARGS, e.g. BENCH_ARGS="--backend postgresql --seconds 20".
+$(VENV)/.bench-service: benchmarks/service/requirements.txt | $(VENV)/.installed
+	$(BIN)/pip install --quiet -r benchmarks/service/requirements.txt
+	touch $@
+
+bench-service-profile: $(VENV)/.installed $(VENV)/.bench-service
+	$(BIN)/python -m benchmarks.service.profile $(BENCH_ARGS)
 
 # The campaign benchmark's peers (durable-rules, rule-engine) and pyinstrument go into the venv
 # only for it. BENCH_ARGS, e.g. BENCH_ARGS="--events 100000" for a quick run.

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from engine.clock import Clock, utc_now
 from engine.errors import SettingProblem
 
 
@@ -183,13 +184,19 @@ class ProviderContext:
     ``channel`` is the channel being built; ``root`` the project folder (settings' relative paths
     start there); ``environ`` the only place secrets come from; ``database_url`` the project's
     database, for providers that keep state there (call lists); ``unsubscribe_base`` the public
-    address of the unsubscribe links (see :mod:`engine.unsubscribe`)."""
+    address of the unsubscribe links (see :mod:`engine.unsubscribe`); ``clock`` the clock of
+    the passes that call the provider (``followup tick --now`` sets it): a provider dates its
+    retries and its records on it, as the outbox dates its rows, so a pass ahead of the wall
+    clock does not find every retry due at once. Anything compared with the vendor's or a
+    receiver's own time (a signature's timestamp, a campaign's creation time) keeps the wall
+    clock."""
 
     channel: str
     root: Path
     environ: Mapping[str, str]
     database_url: str | None = None
     unsubscribe_base: str | None = None
+    clock: Clock = utc_now
 
 
 ProviderFactory = Callable[[Mapping[str, Any], ProviderContext], ChannelProvider]

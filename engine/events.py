@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from engine.contact import normalize_email, normalize_phone
+from engine.json_values import MAX_DEPTH, TooDeep, clean
 
 
 class EventType(enum.StrEnum):
@@ -57,10 +58,12 @@ class EventInvalid(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An input record that was not accepted, with where it came from and the raw text."""
+    """An input record that was not accepted, with where it came from and the raw text:
+    ``line`` is the line of a file, or the index of an event in a batch (none for a single
+    HTTP call)."""
 
     source: str
-    line: int
+    line: int | None
     reason: RejectReason
     field: str
     message: str
@@ -69,10 +72,17 @@ class Rejection:
     def describe(self) -> str:
         """``file:line: field: message``, the form every error of followup takes."""
         where = f"{self.field}: " if self.field else ""
-        return f"{self.source}:{self.line}: {where}{self.message}"
+        at = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{at}: {where}{self.message}"
 
 
 _EMPTY: Mapping[str, Any] = {}
+
+# An event's place in the total order of events: (event time, arrival). Whatever the engine
+# itself makes at an instant (a campaign's ``update`` step) comes after every event received
+# at that instant.
+OrderKey = tuple[datetime, int]
+LAST_ARRIVAL = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +100,15 @@ class Event:
     properties: Mapping[str, Any] = field(default_factory=dict)
     traits: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+    # where the event came in the order received: its place in the file or request, and once
+    # logged its sequence number in the event log (``events.seq``)
+    arrival: int = 0
 
     @property
-    def order_key(self) -> tuple[datetime, str]:
-        """Total order of events: event time, then messageId (so ties never depend on arrival)."""
-        return (self.timestamp, self.message_id)
+    def order_key(self) -> OrderKey:
+        """Total order of events: event time, then the order received (file order; a batch's
+        array order, then request order), never messageId (CAMPAIGN_FORMAT.md)."""
+        return (self.timestamp, self.arrival)
 
     def payload(self) -> dict[str, Any]:
         """The parts of the event kept as JSON in the event log."""
@@ -116,8 +130,15 @@ _NUMERIC_PROPERTIES = ("price", "quantity", "revenue", "total", "value", "subtot
 _MAX_ID_LENGTH = 255
 
 
+# Event times outside these bounds are refused: a year-9999 time overflows as soon as a wait is
+# added to it, a year-1 time as soon as history is counted back from it.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)  # exclusive
+
+
 def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
-    """An ISO 8601 string as a UTC datetime; a value without an offset is taken as UTC."""
+    """An ISO 8601 string as a UTC datetime from 1900 to 2999; a value without an offset is
+    taken as UTC. Anything else is :class:`EventInvalid` naming ``field_name``."""
     if not isinstance(value, str):
         raise EventInvalid(
             RejectReason.BAD_TIMESTAMP, field_name, f"expected an ISO 8601 string, got {value!r}"
@@ -133,9 +154,64 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
             field_name,
             f"{value!r} is not an ISO 8601 time; write e.g. 2024-05-01T12:00:00Z",
         ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        utc = None
+    return in_range(utc, field_name, repr(value))
+
+
+def in_range(value: datetime | None, field_name: str, what: str) -> datetime:
+    """``value`` if it is an event time followup can work with (1900 to 2999), else
+    :class:`EventInvalid` naming ``field_name``; ``None`` stands for an overflow."""
+    if value is None or not EARLIEST <= value < LATEST:
+        raise EventInvalid(
+            RejectReason.BAD_TIMESTAMP,
+            field_name,
+            f"{what} is out of range: event times run from 1900 to 2999 (UTC)",
+        )
+    return value
+
+
+def event_time(
+    message: Mapping[str, Any], received_at: datetime | None, batch_sent_at: object = None
+) -> datetime:
+    """When the message happened, by Segment's timestamp rule.
+
+    - ``timestamp`` given: that (a server library's or an import's own time, kept as given);
+    - else ``originalTimestamp`` (the device's clock when the call was made) corrected for the
+      device's clock skew: ``receivedAt - (sentAt - originalTimestamp)``, with ``sentAt`` of the
+      message or else of its batch; without a ``sentAt``, ``originalTimestamp`` as it is;
+    - else ``received_at``: when the service received it.
+
+    ``received_at`` is the service's clock for a request; a file has none, so a line's own
+    ``receivedAt`` (an export of a Segment or RudderStack warehouse keeps it) stands in.
+    """
+    raw = message.get("timestamp")
+    if raw is not None:
+        return parse_timestamp(raw)
+    original = message.get("originalTimestamp")
+    if original is None:
+        if received_at is None:
+            raise EventInvalid(RejectReason.BAD_TIMESTAMP, "timestamp", "timestamp is missing")
+        return received_at
+    at = parse_timestamp(original, "originalTimestamp")
+    raw_sent = message.get("sentAt")
+    if raw_sent is None:
+        raw_sent = batch_sent_at
+    if raw_sent is None:
+        return at
+    sent = parse_timestamp(raw_sent, "sentAt")
+    if received_at is None:
+        raw_received = message.get("receivedAt")
+        if raw_received is None:
+            return at
+        received_at = parse_timestamp(raw_received, "receivedAt")
+    try:
+        corrected: datetime | None = received_at - (sent - at)
+    except OverflowError:
+        corrected = None
+    return in_range(corrected, "originalTimestamp", "originalTimestamp corrected by sentAt")
 
 
 def _lower_case_rfc3339(value: str) -> datetime | None:
@@ -220,6 +296,31 @@ def default_channel(name: str) -> str:
     return "web"
 
 
+# ``channel`` values that say where a client library runs, not where the customer shopped:
+# Segment's spec names server, browser and mobile; RudderStack's libraries send server, mobile
+# and web (its JavaScript SDK, in the browser: the web store, so "web" stays a shop channel).
+LIBRARY_CHANNELS = frozenset({"server", "browser", "mobile"})
+
+
+def _channels(message: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The shop channel of ``channel`` or ``context.channel`` (the first that is one; "" when
+    neither is), and the library channel one of them named, if any."""
+    library = None
+    given = (("channel", message.get("channel")), ("context.channel", context.get("channel")))
+    for field_name, value in given:
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise EventInvalid(
+                RejectReason.INVALID_FIELD, field_name, f"{field_name} must be a string"
+            )
+        name = value.strip().lower()
+        if name not in LIBRARY_CHANNELS:
+            return name, library
+        library = library or name
+    return "", library
+
+
 def content_message_id(message: Mapping[str, Any]) -> str:
     """A messageId for a message that has none: a hash of its content, so a resend still dedupes."""
     digest = hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -230,12 +331,17 @@ def parse_message(
     message: object,
     *,
     default_timestamp: datetime | None = None,
+    sent_at: object = None,
     default_channel_name: str | None = None,
     phone_region: str = "US",
+    arrival: int = 0,
 ) -> list[Event]:
     """Parse one Segment message (``batch`` included) into events, or raise :class:`EventInvalid`.
 
-    A batch is all or nothing: one bad item rejects the whole batch, naming the item.
+    ``default_timestamp`` is when the message was received (the service's clock; none for a
+    file), ``sent_at`` the ``sentAt`` of the batch the message came in: see :func:`event_time`.
+    A batch is all or nothing: one bad item rejects the whole batch, naming the item. The events
+    are numbered from ``arrival`` on, in the order they come (a batch's in array order).
     """
     if not isinstance(message, dict):
         raise EventInvalid(RejectReason.NOT_AN_OBJECT, "", "expected a JSON object per line")
@@ -244,7 +350,8 @@ def parse_message(
         if not isinstance(items, list):
             raise EventInvalid(RejectReason.INVALID_FIELD, "batch", "batch must be a list")
         shared_context = _object(message, "context")
-        events = []
+        batch_sent_at = message.get("sentAt")
+        events: list[Event] = []
         for index, item in enumerate(items):
             if isinstance(item, dict) and shared_context and "context" not in item:
                 item = {**item, "context": shared_context}
@@ -253,8 +360,10 @@ def parse_message(
                     parse_message(
                         item,
                         default_timestamp=default_timestamp,
+                        sent_at=batch_sent_at,
                         default_channel_name=default_channel_name,
                         phone_region=phone_region,
+                        arrival=arrival + len(events),
                     )
                 )
             except EventInvalid as exc:
@@ -262,9 +371,15 @@ def parse_message(
                     exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
                 ) from None
         return events
-    return [
-        fits_columns(_parse_single(message, default_timestamp, default_channel_name, phone_region))
-    ]
+    try:
+        message = clean(message)
+    except TooDeep as exc:
+        text = f"nested deeper than {MAX_DEPTH} levels; send a flatter object"
+        raise EventInvalid(RejectReason.INVALID_FIELD, exc.path, text) from None
+    event = _parse_single(
+        message, default_timestamp, sent_at, default_channel_name, phone_region, arrival
+    )
+    return [fits_columns(event)]
 
 
 NAME_LIMIT = 255  # events.name
@@ -287,8 +402,10 @@ def fits_columns(event: Event) -> Event:
 def _parse_single(
     message: dict[str, Any],
     default_timestamp: datetime | None,
+    sent_at: object,
     default_channel_name: str | None,
     phone_region: str,
+    arrival: int,
 ) -> Event:
     raw_type = message.get("type")
     if raw_type is None:
@@ -319,13 +436,7 @@ def _parse_single(
     else:
         name = ""
 
-    raw_timestamp = message.get("timestamp")
-    if raw_timestamp is None:
-        if default_timestamp is None:
-            raise EventInvalid(RejectReason.BAD_TIMESTAMP, "timestamp", "timestamp is missing")
-        timestamp = default_timestamp
-    else:
-        timestamp = parse_timestamp(raw_timestamp)
+    timestamp = event_time(message, default_timestamp, sent_at)
 
     properties = _object(message, "properties")
     context = _object(message, "context")
@@ -351,10 +462,10 @@ def _parse_single(
         )
     _check_numbers(properties)
 
-    raw_channel = message.get("channel") or (context.get("channel") if context else None)
-    if raw_channel is not None and not isinstance(raw_channel, str):
-        raise EventInvalid(RejectReason.INVALID_FIELD, "channel", "channel must be a string")
-    channel = (raw_channel or default_channel_name or default_channel(name)).strip().lower()
+    shop_channel, library_channel = _channels(message, context)
+    channel = shop_channel or (default_channel_name or default_channel(name)).strip().lower()
+    if library_channel is not None:
+        context = {**context, "libraryChannel": library_channel}
 
     message_id = _optional_id(message, "messageId") or content_message_id(message)
     return Event(
@@ -369,4 +480,5 @@ def _parse_single(
         properties=properties,
         traits=traits,
         context=context,
+        arrival=arrival,
     )

@@ -195,6 +195,13 @@ class SendPolicies:
         self._quiet_hours: dict[str, tuple[time, time]] = dict(policies.quiet_hours.items())
         self._caps: dict[str, tuple[FrequencyCap, ...]] = dict(policies.frequency_caps.items())
 
+    @property
+    def cap_history(self) -> timedelta | None:
+        """How far back before a send its caps look (the longest window); ``None`` without
+        caps, when no earlier send matters."""
+        windows = [cap.per for caps in self._caps.values() for cap in caps]
+        return max(windows) if windows else None
+
     def decide(
         self,
         channel: str,

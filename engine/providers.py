@@ -25,6 +25,7 @@ from engine.channels import (
     ProviderFactory,
     SettingsCheckingFactory,
 )
+from engine.clock import Clock, utc_now
 from engine.errors import ConfigError, SettingProblem
 
 GROUP = "followup.providers"
@@ -90,9 +91,11 @@ def build_providers(
     environ: Mapping[str, str] | None = None,
     database_url: str | None = None,
     unsubscribe_base: str | None = None,
+    clock: Clock = utc_now,
 ) -> dict[str, ChannelProvider]:
     """The provider of every channel, by channel name. Secrets come from ``environ`` (default:
-    the process environment) and nowhere else."""
+    the process environment) and nowhere else; ``clock`` is the passes' clock (see
+    :class:`ProviderContext`)."""
     built: dict[str, ChannelProvider] = {}
     for channel, settings in channel_settings(section).items():
         factory = provider_factory(str(settings["provider"]))
@@ -103,6 +106,7 @@ def build_providers(
             environ=os.environ if environ is None else environ,
             database_url=database_url,
             unsubscribe_base=unsubscribe_base,
+            clock=clock,
         )
         built[channel] = factory(settings, context)
     return built

@@ -23,7 +23,7 @@ import psycopg
 
 from engine.storage.bulk import EVENT_COLUMNS
 
-COLUMNS = EVENT_COLUMNS  # the same columns followup writes
+COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "seq")  # as followup writes; seq by the log
 _PAYLOAD_KEYS = ("properties", "traits", "context", "previousId")
 
 Row = tuple[Any, ...]
@@ -42,6 +42,28 @@ def _message_id(message: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()[:40]
 
 
+def message_row(m: dict[str, Any], source: str, received_at: Any) -> Row:
+    """The ``events`` row of one Segment message, in :data:`COLUMNS` order."""
+    kind = m.get("type")
+    user_id = m.get("userId")
+    anonymous_id = m.get("anonymousId")
+    name = m.get("event") if kind == "track" else m.get("name")
+    payload = {k: m[k] for k in _PAYLOAD_KEYS if k in m}
+    return (
+        _message_id(m),
+        kind,
+        name if kind in ("track", "page") and isinstance(name, str) else "",
+        m.get("timestamp"),
+        str(user_id or anonymous_id or "")[:32],
+        user_id,
+        anonymous_id,
+        m.get("channel") or "web",
+        orjson.dumps(payload).decode(),
+        source,
+        received_at,
+    )
+
+
 def row_batches(path: Path, batch_size: int, now: Callable[[], Any]) -> Iterator[list[Row]]:
     """The file's rows in batches of ``batch_size``; ``now()`` is each batch's ``received_at``."""
     source = str(path)
@@ -51,27 +73,8 @@ def row_batches(path: Path, batch_size: int, now: Callable[[], Any]) -> Iterator
         for line, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
-            for m in _items(orjson.loads(raw)):
-                kind = m.get("type")
-                user_id = m.get("userId")
-                anonymous_id = m.get("anonymousId")
-                name = m.get("event") if kind == "track" else m.get("name")
-                payload = {k: m[k] for k in _PAYLOAD_KEYS if k in m}
-                batch.append(
-                    (
-                        _message_id(m),
-                        kind,
-                        name if kind in ("track", "page") and isinstance(name, str) else "",
-                        m.get("timestamp"),
-                        str(user_id or anonymous_id or "")[:32],
-                        user_id,
-                        anonymous_id,
-                        m.get("channel") or "web",
-                        orjson.dumps(payload).decode(),
-                        f"{source}:{line}",
-                        received_at,
-                    )
-                )
+            where = f"{source}:{line}"
+            batch.extend(message_row(m, where, received_at) for m in _items(orjson.loads(raw)))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
@@ -98,35 +101,81 @@ def _aware_now() -> datetime:
     return datetime.now(UTC)
 
 
-def load_sqlite(path: Path, database: Path, batch_size: int) -> int:
-    """Insert the file's rows into the SQLite database with ``executemany``, in the engine's
-    durability mode (WAL, ``synchronous=FULL``); the number of rows."""
-    statement = (
-        f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-    )
+class SqliteSink:
+    """Rows into a SQLite file with ``executemany``, one transaction per call, in the engine's
+    durability mode (WAL, ``synchronous=FULL``)."""
+
+    def __init__(self, database: Path) -> None:
+        self.statement = (
+            f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+        )
+        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.now: Callable[[], Any] = _sqlite_now
+
+    def write(self, rows: list[Row]) -> None:
+        """Insert ``rows`` in one transaction."""
+        self.conn.execute("BEGIN")
+        self.conn.executemany(self.statement, rows)
+        self.commit()
+
+    def commit(self) -> None:
+        """Commit (its own method, so a profile tells it from the insert)."""
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+class PostgresSink:
+    """Rows into PostgreSQL with ``COPY ... FROM STDIN``, one transaction per call."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.statement = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.now: Callable[[], Any] = _aware_now
+
+    def write(self, rows: list[Row]) -> None:
+        """Copy ``rows`` in one transaction."""
+        conn = self.conn
+        with conn.transaction(), conn.cursor() as cursor, cursor.copy(self.statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def open_sink(url: str) -> SqliteSink | PostgresSink:
+    """The cheapest bulk path into the database at the SQLAlchemy ``url``."""
+    if url.startswith("sqlite:///"):
+        return SqliteSink(sqlite_file(url))
+    return PostgresSink(postgres_conninfo(url))
+
+
+def load(
+    url: str,
+    path: Path,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+    more: Callable[[], bool] | None = None,
+) -> int:
+    """Load the file's rows into the database at ``url``, one transaction per batch; the number
+    of rows. ``on_batch`` gets each committed batch's size; loading stops early once ``more()``
+    says no."""
+    sink = open_sink(url)
     count = 0
-    conn = sqlite3.connect(database, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        for batch in row_batches(path, batch_size, _sqlite_now):
-            conn.execute("BEGIN")
-            conn.executemany(statement, batch)
-            conn.execute("COMMIT")
+        for batch in row_batches(path, batch_size, sink.now):
+            sink.write(batch)
             count += len(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+            if more is not None and not more():
+                break
     finally:
-        conn.close()
-    return count
-
-
-def load_postgres(path: Path, conninfo: str, batch_size: int) -> int:
-    """Copy the file's rows into PostgreSQL with ``COPY ... FROM STDIN``; the number of rows."""
-    statement = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN"
-    count = 0
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for batch in row_batches(path, batch_size, _aware_now):
-            with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in batch:
-                    copy.write_row(row)
-            count += len(batch)
+        sink.close()
     return count

@@ -12,6 +12,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,36 @@ def engine_batch_size() -> int:
     return followup.ingestor.batch_size
 
 
-def prepare_followup(url: str, path: Path, batch_size: int) -> Callable[[], dict[str, Any]]:
+class Progress:
+    """When each batch committed (``timeline``: seconds since :meth:`start`, events), and
+    whether to read on: a run given ``seconds`` stops reading once they have passed (the batch
+    under way still completes)."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = seconds
+        self.started = 0.0
+        self.timeline: list[tuple[float, int]] = []
+
+    def start(self) -> None:
+        """Start the clock."""
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.perf_counter() - self.started
+
+    def committed(self, events: int) -> None:
+        """A batch of ``events`` has committed."""
+        self.timeline.append((self.elapsed(), events))
+
+    def more(self) -> bool:
+        """Whether to read more input."""
+        return self.seconds is None or self.elapsed() < self.seconds
+
+
+def prepare_followup(
+    url: str, path: Path, batch_size: int, progress: Progress | None = None
+) -> Callable[[], dict[str, Any]]:
     """The full path of ``followup ingest FILE``: the facade's ingestor over ``read_jsonl``."""
     from engine.api import Followup
     from engine.config import Project, ProjectConfig
@@ -56,10 +86,15 @@ def prepare_followup(url: str, path: Path, batch_size: int) -> Callable[[], dict
 
     followup = Followup(Project(ProjectConfig(database_url=url), root=path.parent))
     followup.ingestor.batch_size = batch_size
+    progress = progress or Progress()
 
     def run() -> dict[str, Any]:
-        records = read_jsonl(path, phone_region=followup.phone_region)
-        summary = followup.ingestor.ingest(records)
+        records = takewhile(
+            lambda _: progress.more(), read_jsonl(path, phone_region=followup.phone_region)
+        )
+        summary = followup.ingestor.ingest(
+            records, lambda batch: progress.committed(batch.accepted)
+        )
         followup.close()
         return {
             "events": summary.accepted,
@@ -72,30 +107,38 @@ def prepare_followup(url: str, path: Path, batch_size: int) -> Callable[[], dict
     return run
 
 
-def prepare_floor(url: str, path: Path, batch_size: int) -> Callable[[], dict[str, Any]]:
+def prepare_floor(
+    url: str, path: Path, batch_size: int, progress: Progress | None = None
+) -> Callable[[], dict[str, Any]]:
     """orjson parsing and the backend's bulk insert of the same rows, nothing else."""
     from benchmarks.ingest import floor
 
+    progress = progress or Progress()
+
     def run() -> dict[str, Any]:
-        if url.startswith("sqlite:///"):
-            return {"events": floor.load_sqlite(path, floor.sqlite_file(url), batch_size)}
-        return {"events": floor.load_postgres(path, floor.postgres_conninfo(url), batch_size)}
+        return {"events": floor.load(url, path, batch_size, progress.committed, progress.more)}
 
     return run
 
 
-def measure(system: str, url: str, path: Path, batch_size: int) -> dict[str, Any]:
-    """Wall time, throughput and peak memory of one system loading ``path`` into ``url``."""
+def measure(
+    system: str, url: str, path: Path, batch_size: int, seconds: float | None = None
+) -> dict[str, Any]:
+    """Wall time, throughput and peak memory of one system loading ``path`` into ``url`` (or
+    as much of it as ``seconds`` allow), and its timeline: ``[seconds since the start, events]``
+    as each batch committed."""
     prepare = prepare_followup if system == "followup" else prepare_floor
-    run = prepare(url, path, batch_size)
+    progress = Progress(seconds)
+    run = prepare(url, path, batch_size, progress)
     ready_mib = _peak_mib()
-    start = time.perf_counter()
+    progress.start()
     outcome = run()
-    seconds = time.perf_counter() - start
+    elapsed = progress.elapsed()
     return {
         **outcome,
-        "seconds": seconds,
-        "events_per_second": outcome["events"] / seconds if seconds else 0.0,
+        "timeline": progress.timeline,
+        "seconds": elapsed,
+        "events_per_second": outcome["events"] / elapsed if elapsed else 0.0,
         "peak_mib": _peak_mib(),
         "vm_hwm_mib": _hwm_mib(),
         "ready_mib": ready_mib,
@@ -109,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("url", help="SQLAlchemy URL of a database with followup's schema")
     parser.add_argument("file", type=Path, help="JSONL file of Segment messages")
     parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--seconds", type=float, help="stop reading the file after this long")
     args = parser.parse_args(argv)
-    result = measure(args.system, args.url, args.file, args.batch_size)
+    result = measure(args.system, args.url, args.file, args.batch_size, args.seconds)
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 
 

@@ -1,5 +1,6 @@
 """A closed-loop load generator on loopback: ``concurrency`` asyncio workers, each posting the
-next request as soon as its last one is answered (httpx, keep-alive connections)."""
+next request as soon as its last one is answered (httpx, keep-alive connections), until the
+requests run out or the time is up."""
 
 from __future__ import annotations
 
@@ -14,13 +15,21 @@ import httpx
 
 @dataclass
 class LoadResult:
-    """What one run of requests did: wall time, per-request latencies and statuses."""
+    """What one run of requests did: wall time, per-request latencies and statuses, and when
+    each answered request's events were stored (``completions``: seconds since the start, events
+    accepted or found duplicate)."""
 
     seconds: float
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     accepted: int = 0
     duplicates: int = 0
+    completions: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Events the ``200`` answers said were stored (or were there already)."""
+        return self.accepted + self.duplicates
 
     def percentile(self, share: float) -> float:
         """The latency (seconds) below which ``share`` of the requests finished."""
@@ -45,7 +54,11 @@ class LoadResult:
 
 
 async def _drive(
-    url: str, key: str, requests: list[tuple[str, bytes]], concurrency: int
+    url: str,
+    key: str,
+    requests: list[tuple[str, bytes]],
+    concurrency: int,
+    duration: float | None,
 ) -> LoadResult:
     queue = iter(requests)
     result = LoadResult(seconds=0.0)
@@ -57,21 +70,34 @@ async def _drive(
 
         async def worker() -> None:
             for path, body in queue:
-                started = time.perf_counter()
+                sent = time.perf_counter()
                 answer = await client.post(path, content=body)
-                result.latencies.append(time.perf_counter() - started)
+                done = time.perf_counter()
+                result.latencies.append(done - sent)
                 result.statuses[answer.status_code] += 1
                 if answer.status_code == 200:
                     counts = answer.json()
                     result.accepted += counts["accepted"]
                     result.duplicates += counts["duplicates"]
+                    events = counts["accepted"] + counts["duplicates"]
+                    result.completions.append((done - started, events))
+                if deadline is not None and done >= deadline:
+                    return
 
         started = time.perf_counter()
+        deadline = None if duration is None else started + duration
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.seconds = time.perf_counter() - started
     return result
 
 
-def drive(url: str, key: str, requests: list[tuple[str, bytes]], concurrency: int) -> LoadResult:
-    """Post every ``(path, body)`` with ``concurrency`` workers; the measured result."""
-    return asyncio.run(_drive(url, key, requests, concurrency))
+def drive(
+    url: str,
+    key: str,
+    requests: list[tuple[str, bytes]],
+    concurrency: int,
+    duration: float | None = None,
+) -> LoadResult:
+    """Post every ``(path, body)`` with ``concurrency`` workers, or as many as ``duration``
+    seconds allow (the requests in flight then are still answered); the measured result."""
+    return asyncio.run(_drive(url, key, requests, concurrency, duration))

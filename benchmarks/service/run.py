@@ -1,180 +1,195 @@
-"""``python -m benchmarks.service.run``: the HTTP ingest API under concurrent load on loopback,
-beside file ingest of the same events in the same run.
+"""``python -m benchmarks.service.run`` (``make bench-service``): followup's ingest against the
+floor, with events in time order and shuffled, by file and over HTTP, in one run.
 
-For each backend: file ingest of the synthetic workload (``followup ingest``'s path, in a child
-process, fresh database, via benchmarks/ingest/measure.py); then ``followup serve`` in its own
-process on another fresh database, a write key, and a closed-loop load generator
-(:mod:`benchmarks.service.load`) posting the same events to ``/v1/batch`` (chunks of
-``--batch-size``), then the workload's track events again with new messageIds one by one to
-``/v1/track``. The events table is counted afterwards against what the 200s said.
+For each backend and each order of the same events (:mod:`benchmarks.service.workload`):
+
+- **file**: ``followup ingest``'s path on the JSONL file, and the ingest floor (orjson and the
+  backend's bulk insert), each in a child process on a fresh database
+  (:mod:`benchmarks.ingest.measure`);
+- **HTTP**: ``followup serve`` and the floor service (:mod:`benchmarks.service.floor_app`), each
+  in its own process on a fresh database, driven by the same closed-loop load generator
+  (:mod:`benchmarks.service.load`) with the same ``/v1/batch`` requests, until they run out or
+  ``--duration`` seconds have passed.
+
+Every case reports events/s over the run and per window of about ``--window`` seconds
+(:mod:`benchmarks.service.windows`): first and last window, and last/first. The events table is
+counted afterwards against what the system said it stored. Prints a markdown table and writes
+every figure to ``benchmarks/.work/service-results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from benchmarks.ingest.children import REPO, run_python
 from benchmarks.ingest.databases import BACKENDS, scratch_database, stored_events
-from benchmarks.ingest.synthetic import SyntheticSpec, ensure_synthetic
+from benchmarks.ingest.report import code_version, machine
 from benchmarks.service.load import drive
+from benchmarks.service.servers import SYSTEMS, serving
+from benchmarks.service.windows import flatness
+from benchmarks.service.workload import ORDERS, LateSpec, ensure_late
 
 WORK = REPO / "benchmarks" / ".work"
-FOLLOWUP = str(Path(sys.executable).parent / "followup")
-_CREATE_KEY = (
-    "import sys; from datetime import UTC, datetime; from engine.storage.database import "
-    "open_database; from engine.service.keys import KeyStore; "
-    "print(KeyStore(open_database(sys.argv[1])).create('bench', None, datetime.now(UTC))[1])"
-)
+PATHS = ("file", "http")
+Requests = list[tuple[str, bytes]]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _file_ingest(backend: str, path: Path) -> dict[str, Any]:
-    with scratch_database(backend) as url:
-        output = run_python(
-            "-m", "benchmarks.ingest.measure", "followup", url, str(path), "--batch-size=5000"
-        )
-        result: dict[str, Any] = orjson.loads(output.strip().splitlines()[-1])
-        result["stored"] = stored_events(url)
-    return result
-
-
-def _requests(
-    path: Path, batch_size: int
-) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+def batch_requests(path: Path, batch_size: int) -> Requests:
+    """The file's messages as ``/v1/batch`` bodies of ``batch_size`` messages, in file order."""
     messages = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    batches = [
+    return [
         ("/v1/batch", orjson.dumps({"batch": messages[i : i + batch_size]}))
         for i in range(0, len(messages), batch_size)
     ]
-    tracks = [
-        ("/v1/track", orjson.dumps({**m, "messageId": f"{m['messageId']}-t"}))
-        for m in messages
-        if m.get("type") == "track"
-    ]
-    return batches, tracks
 
 
-def _serve(url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    (folder / "followup.yaml").write_text(orjson.dumps({"database_url": url}).decode())
-    env = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [FOLLOWUP, "serve", "--port", str(port)], cwd=folder, env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"followup serve stopped: {(folder / 'serve.log').read_text()}")
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("followup serve did not come up in 60 s")
-        time.sleep(0.1)
+def _checked(system: str, case: str, reported: int, stored: int) -> None:
+    if reported != stored:
+        print(f"warning: {case} {system}: reported {reported:,} events, the table holds {stored:,}")
 
 
-def _http_ingest(
-    backend: str, batches: list[tuple[str, bytes]], tracks: list[tuple[str, bytes]], args: Any
-) -> dict[str, Any]:
-    with scratch_database(backend) as url, tempfile.TemporaryDirectory() as folder:
-        key = run_python("-c", _CREATE_KEY, url).strip()
-        process, base = _serve(url, Path(folder))
-        try:
-            batch_run = drive(base, key, batches, args.concurrency)
-            track_run = drive(base, key, tracks[: args.track_events], args.concurrency)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-        stored = stored_events(url)
-    batch_events = sum(len(orjson.loads(body)["batch"]) for _, body in batches)
-    result = {
-        "batch": batch_run.summary(batch_events),
-        "track": track_run.summary(min(len(tracks), args.track_events)),
-        "stored": stored,
-    }
-    if stored != batch_run.accepted + track_run.accepted:
-        print(f"warning: {backend}: the 200s accepted {batch_run.accepted + track_run.accepted:,}")
-        print(f"events, the table holds {stored:,}")
+def file_case(system: str, backend: str, path: Path, args: Any) -> dict[str, Any]:
+    """One file ingest, in a child process on a fresh database."""
+    options = [f"--batch-size={args.file_batch_size}"]
+    if args.duration:
+        options.append(f"--seconds={args.duration}")
+    with scratch_database(backend) as url:
+        output = run_python("-m", "benchmarks.ingest.measure", system, url, str(path), *options)
+        result: dict[str, Any] = orjson.loads(output.strip().splitlines()[-1])
+        result["stored"] = stored_events(url)
+    _checked(system, f"{backend} file", result["events"], result["stored"])
+    result["flatness"] = flatness(result.pop("timeline"), result["seconds"], args.window, True)
     return result
 
 
-def _table(results: dict[str, Any], args: Any) -> str:
+def http_case(system: str, backend: str, requests: Requests, args: Any) -> dict[str, Any]:
+    """One service on a fresh database under the load generator for up to ``args.duration``."""
+    with scratch_database(backend) as url, tempfile.TemporaryDirectory() as folder:
+        with serving(system, url, Path(folder)) as service:
+            run = drive(service.url, service.key, requests, args.concurrency, args.duration or None)
+        stored = stored_events(url)
+    _checked(system, f"{backend} http", run.stored, stored)
+    result = run.summary(run.stored)
+    result["stored"] = stored
+    result["flatness"] = flatness(run.completions, run.seconds, args.window, False)
+    return result
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median events/s (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda run: float(run["events_per_second"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _windows(case: dict[str, Any]) -> str:
+    shape = case["flatness"]
+    ratio = shape["last_over_first"]
+    tail = "" if ratio is None else f" ({ratio:.2f})"
+    return f"{_rate(shape['first'])} → {_rate(shape['last'])}{tail}"
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """One row per backend, path and order: followup and the floor side by side."""
+    header = (
+        "| backend | path | order | followup events | followup events/s | floor events/s "
+        "| followup/floor | followup first → last window (last/first) | floor first → last |"
+    )
     lines = [
-        "| backend | path | requests/s | events/s | p50 ms | p99 ms | statuses |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        header,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for backend, result in results.items():
-        file = result["file"]
+    for row in results:
+        ours, floor = row["followup"], row["floor"]
         lines.append(
-            f"| {backend} | file ingest (`followup ingest`) | – | "
-            f"{file['events_per_second']:,.0f} | – | – | – |"
+            f"| {row['backend']} | {row['path']} | {row['order']} | {ours['events']:,} | "
+            f"{_rate(ours['events_per_second'])} | {_rate(floor['events_per_second'])} | "
+            f"{ours['events_per_second'] / floor['events_per_second']:.2f}× | "
+            f"{_windows(ours)} | {_windows(floor)} |"
         )
-        for name, label in (
-            ("batch", f"`/v1/batch` ({args.batch_size}/request)"),
-            ("track", "`/v1/track` (1/request)"),
-        ):
-            run = result["http"][name]
-            statuses = ", ".join(f"{k}: {v:,}" for k, v in run["statuses"].items())
-            lines.append(
-                f"| {backend} | {label} | {run['requests_per_second']:,.0f} | "
-                f"{run['events_per_second']:,.0f} | {run['p50_ms']:.1f} | "
-                f"{run['p99_ms']:.1f} | {statuses} |"
-            )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the arguments, run every backend, print a markdown table, write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=20_000)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=2_000)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--track-events", type=int, default=3_000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--per-customer", type=int, default=100, help="events per customer")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds per case at most (0: no limit)"
+    )
+    parser.add_argument("--window", type=float, default=5.0, help="seconds per window")
+    parser.add_argument("--batch-size", type=int, default=100, help="events per request")
+    parser.add_argument("--file-batch-size", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16, help="HTTP clients")
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    args = parser.parse_args(argv)
-    workload = ensure_synthetic(SyntheticSpec(args.events, args.customers), WORK)
-    batches, tracks = _requests(workload.path, args.batch_size)
-    results: dict[str, Any] = {}
+    parser.add_argument("--orders", default=",".join(ORDERS))
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each case; the table shows the median"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, run every case, print a markdown table, write the JSON."""
+    args = _parser().parse_args(argv)
+    spec = LateSpec(args.customers, args.per_customer)
+    files = ensure_late(spec, WORK)
+    started = datetime.now(UTC)
+    load_before = os.getloadavg()
+    results: list[dict[str, Any]] = []
     for backend in args.backends.split(","):
-        print(f"{backend}: file ingest of {args.events:,} events ...", flush=True)
-        file = _file_ingest(backend, workload.path)
-        print(f"{backend}: HTTP, {args.concurrency} concurrent clients ...", flush=True)
-        results[backend] = {"file": file, "http": _http_ingest(backend, batches, tracks, args)}
-    print(_table(results, args))
+        for order in args.orders.split(","):
+            requests = batch_requests(files[order], args.batch_size)
+            for path in args.paths.split(","):
+                runs: dict[str, list[dict[str, Any]]] = {system: [] for system in SYSTEMS}
+                for _ in range(args.repeat):
+                    for system in reversed(SYSTEMS):  # the floor first, then followup
+                        print(f"{backend} {path} {order}: {system} ...", flush=True)
+                        clock = time.perf_counter()
+                        if path == "file":
+                            case = file_case(system, backend, files[order], args)
+                        else:
+                            case = http_case(system, backend, requests, args)
+                        runs[system].append(case)
+                        print(
+                            f"  {case['events']:,} events in {case['seconds']:.1f} s: "
+                            f"{_rate(case['events_per_second'])}/s, windows "
+                            f"{' '.join(_rate(r) for r in case['flatness']['windows'])} "
+                            f"({time.perf_counter() - clock:.0f} s with set-up)",
+                            flush=True,
+                        )
+                row: dict[str, Any] = {"backend": backend, "path": path, "order": order}
+                for system, done in runs.items():
+                    row[system] = {**_median(done), "runs": done}
+                results.append(row)
+    table = markdown_table(results)
+    print(table)
     WORK.mkdir(parents=True, exist_ok=True)
     report = {
         "args": vars(args),
-        "workload": {"path": str(workload.path), "mix": workload.mix},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_after": os.getloadavg()[0],
+        "workload": {
+            "customers": spec.customers,
+            "per_customer": spec.per_customer,
+            "seed": spec.seed,
+            "files": {order: str(path) for order, path in files.items()},
         },
+        "started": started.isoformat(),
+        "engine_commit": code_version(),
+        "machine": {**machine(), "load_before": load_before, "load_after": os.getloadavg()},
         "results": results,
+        "table": table,
     }
     (WORK / "service-results.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
 

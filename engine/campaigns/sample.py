@@ -117,7 +117,7 @@ def read_events_sample(
                 f"{len(rejected)} lines are not valid events; the sample leaves them out "
                 f"(this one: {reason})"
             )
-        findings.append(Problem(shown, first.line, 1, message, "warning"))
+        findings.append(Problem(shown, first.line or 1, 1, message, "warning"))
     if builder.events == 0:
         message = "no events in the file, so no names were checked against it"
         findings.append(Problem(shown, 1, 1, message, "warning"))

@@ -14,6 +14,7 @@ from engine.cli.keys_command import keys_app
 from engine.cli.plugins import add_plugin_commands
 from engine.cli.preview_command import preview
 from engine.cli.providers_command import providers_app
+from engine.cli.rejects_command import rejects_app
 from engine.cli.run_command import run, tick
 from engine.cli.serve_command import serve
 from engine.cli.simulate_command import simulate
@@ -39,6 +40,7 @@ app.add_typer(samples_app, name="samples")
 app.add_typer(providers_app, name="providers")
 add_plugin_commands(app)
 app.add_typer(keys_app, name="keys")
+app.add_typer(rejects_app, name="rejects")
 app.command()(ingest)
 app.command()(validate)
 app.command()(simulate)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from engine.cli.context import console, fail, open_engine
 from engine.profiles import CustomerProfile
-from engine.state.codec import state_to_json
+from engine.state.codec import profile_to_json
 from engine.state.profile import CustomerState
 
 customers_app = typer.Typer(help="Look at unified customer profiles.", no_args_is_help=True)
@@ -198,7 +198,7 @@ def show_customer(
             "id": profile.id,
             "identities": list(profile.identity_keys),
             "merged": [m.merged_id for m in profile.merges],
-            "state": state_to_json(profile.state),
+            "state": profile_to_json(profile.state),
         }
         console.out(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return

@@ -17,6 +17,7 @@ from engine.events import Rejection
 from engine.ingest.csv_mapping import load_mapping, read_csv
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import IngestSummary
+from engine.ingest.rejects import RejectStore
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -52,7 +53,7 @@ def _print_summary(summary: IngestSummary, rejects_path: Path | None, seconds: f
     if summary.rejected_total > 10:
         console.print(f"... and {summary.rejected_total - 10:,} more")
     if rejects_path is not None:
-        console.print(f"rejected records kept in {rejects_path}")
+        console.print(f"rejected records kept in {rejects_path} and in followup rejects list")
 
 
 def ingest(
@@ -101,6 +102,7 @@ def ingest(
             started = time.perf_counter()
             summary = followup.ingestor.ingest(records)
             seconds = time.perf_counter() - started
+        RejectStore(followup.engine).record(summary.rejections, followup.clock())
     rejects_path = None
     if summary.rejections:
         rejects_path = rejects or file.with_name(file.name + ".rejects.jsonl")

@@ -28,6 +28,7 @@ from engine.durable.project import DurableProject, PassResult
 from engine.errors import FollowupError
 from engine.events import EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
+from engine.ingest.rejects import RejectStore
 from engine.journeys.plan import format_time
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def _ingest_dropped(followup: Followup, folder: Path) -> None:
     for file in sorted(folder.glob("*.jsonl")):
         records = read_jsonl(file, phone_region=followup.phone_region)
         summary = followup.ingestor.ingest(records)
+        RejectStore(followup.engine).record(summary.rejections, followup.clock())
         done.mkdir(exist_ok=True)
         file.replace(done / file.name)
         console.print(

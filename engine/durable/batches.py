@@ -35,7 +35,7 @@ from engine.storage.tables import (
 
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 # The order events are taken from the inbox in, the one place it is written.
-INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.message_id)
+INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.seq)
 
 
 def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:

@@ -1,21 +1,26 @@
 """Carrying outbox rows to the channel providers, each at most once in effect.
 
-A row is claimed (``pending`` -> ``sending``, attempts + 1) and committed before its provider is
-called; the outcome is recorded afterwards (for a provider that deduplicates, a claimed batch's
-outcomes in one transaction; for any other, each at once): ``delivered``, ``skipped`` (consent,
-address or suppression checked again just before the call, so an unsubscribe stops every pending
-send), ``failed`` with the provider's reason, or ``pending`` again at the provider's ``retry_at``.
+The due rows are read a page at a time. Each is checked again just before its call (consent,
+address or suppression, so an unsubscribe stops every pending send: ``skipped``), claimed right
+before its provider is called (one row, or the one batch a :class:`BatchProvider` is about to
+get), and its outcome written before the next call: ``delivered``, ``failed`` with the
+provider's reason, or ``pending`` again at the provider's ``retry_at`` (see
+:mod:`engine.durable.claims`).
 
-A crash between the two leaves the row ``sending``. Once its lease has passed, a provider that
-deduplicates by the row's key (the file outbox does) gets it again, harmlessly; for any other the
-outcome is unknown, and the row is marked ``unknown`` and reported, never resent blindly.
-Rows of a held (paused) campaign wait.
+A process that dies between a claim and its outcome leaves that one row (or batch) ``sending``;
+the rows it had not claimed yet are sent by the next dispatch. Its holder is then dead (see
+:mod:`engine.durable.holders`) and the next dispatch, in any process, retakes the row at once;
+one whose holder cannot be told waits for the lease. A provider that deduplicates by the row's
+key (the file outbox does) gets it again, harmlessly; for any other the outcome is unknown, and
+the row is marked ``unknown`` and reported, never resent blindly. Rows of a held (paused)
+campaign wait.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,17 +41,19 @@ from engine.channels import (
 )
 from engine.clock import Clock
 from engine.durable.book import CampaignBook
+from engine.durable.claims import Claims, retake
 from engine.durable.crash_points import CrashPoint, no_crash
+from engine.durable.holders import Holders, holders_for
 from engine.policies import SendPolicies
 from engine.state.codec import encode_cart_items
 from engine.state.profile import CustomerState
 from engine.storage.customer_store import CustomerStore
+from engine.storage.database import transactions
 from engine.storage.tables import outbox
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 RETRY_AFTER = timedelta(minutes=1)
-UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
 
 
 MIRRORED = frozenset({DeliveryAction.CONSENT, DeliveryAction.ACTIVITY})  # one by one, not batched
@@ -86,6 +93,7 @@ class OutboxDispatcher:
         lease: timedelta = LEASE,
         batch_size: int = 200,
         crash: CrashPoint = no_crash,
+        holders: Holders | None = None,
     ) -> None:
         self.db = db
         self.providers = providers
@@ -96,90 +104,98 @@ class OutboxDispatcher:
         self.lease = lease
         self.batch_size = batch_size
         self.crash = crash
-        self._lock = db.dialect.name == "postgresql"
+        self.holders = holders or holders_for(db)
         self._store = CustomerStore(db.dialect.name)
-        self._unrecorded: list[tuple[int, dict[str, Any]]] = []
+        self._claims: Claims | None = None  # while a dispatch runs
 
     def dispatch(self) -> Counter[str]:
-        """Recover stale claims, then deliver every due row; counts by outcome."""
+        """Retake the rows of dead holders, then deliver every due row; counts by outcome.
+
+        A dispatch that fails (the database gone, say) leaves the row it had claimed
+        ``sending``; its holder is dead once it returns, so the next dispatch retakes it."""
         outcomes: Counter[str] = Counter()
         now = self.clock()
-        outcomes.update(self.recover(now))
-        while True:
-            claimed = self._claim(now)
-            if not claimed:
-                return outcomes
-            self.crash("outbox_claimed")
-            states = self._states([row.customer_id for row in claimed])
-            batches: dict[str, list[tuple[Any, Delivery]]] = {}
-            for row in claimed:
-                prepared = self._prepare(row, states.get(row.customer_id), now)
-                if isinstance(prepared, str):
-                    outcomes[f"{row.channel}:{prepared}"] += 1
-                elif isinstance(self.providers[row.channel], BatchProvider) and (
-                    prepared.action not in MIRRORED
-                ):
-                    batches.setdefault(row.channel, []).append((row, prepared))
-                else:
-                    status = self._settle(row, self._call(row, prepared, now), now)
-                    outcomes[f"{row.channel}:{status}"] += 1
-            for channel, batch in batches.items():
-                for (row, _), outcome in zip(
-                    batch, self._call_batch(channel, batch, now), strict=True
-                ):
-                    outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
-            self._flush()
+        with self._claiming() as claims:
+            outcomes.update(self.recover(now))
+            while page := self._due(now):
+                self._deliver(page, now, outcomes)
+                claims.flush()
+        return outcomes
+
+    @contextmanager
+    def _claiming(self) -> Iterator[Claims]:
+        """A holder, a connection and the claims of one dispatch on them."""
+        with (
+            self.holders.holding() as holder,
+            self.db.connect() as conn,
+            transactions(conn) as begin,
+        ):
+            self._claims = Claims(conn, begin, holder)
+            try:
+                yield self._claims
+            finally:
+                self._claims = None
 
     def recover(self, now: datetime) -> Counter[str]:
-        """Rows left ``sending`` by a stopped process, past their lease: again to ``pending``
-        for a provider that deduplicates, else ``unknown``."""
-        found: Counter[str] = Counter()
-        with self.db.begin() as conn:
-            stale = list(
-                conn.execute(
-                    sa.select(outbox.c.id, outbox.c.channel).where(
-                        outbox.c.status == "sending", outbox.c.updated_at <= now - self.lease
-                    )
-                )
-            )
-            for row in stale:
-                provider = self.providers.get(row.channel)
-                again = provider is not None and is_idempotent(provider)
-                values: dict[str, Any] = (
-                    {"status": "pending"}
-                    if again
-                    else {"status": "unknown", "detail": UNKNOWN_DETAIL}
-                )
-                conn.execute(
-                    outbox.update().where(outbox.c.id == row.id).values(updated_at=now, **values)
-                )
-                found[f"{row.channel}:{'reclaimed' if again else 'unknown'}"] += 1
-        return found
+        """Rows left ``sending`` by a holder that is dead, or past their lease when it cannot be
+        told whether it is: again to ``pending`` for a provider that deduplicates, else
+        ``unknown``. A live holder keeps its rows."""
+        return retake(self.db, self.holders, self._resends, now, self.lease)
 
-    def _claim(self, now: datetime) -> list[Any]:
+    def _resends(self, channel: str) -> bool:
+        provider = self.providers.get(channel)
+        return provider is not None and is_idempotent(provider)
+
+    def _due(self, now: datetime) -> list[Any]:
+        """The next page of due rows, read, not claimed: each is claimed right before its
+        call, and one another dispatch claimed meanwhile is passed over."""
         running = sorted(c.id for c in self.book.active)
-        with self.db.begin() as conn:
-            query = (
-                sa.select(outbox)
-                .where(
-                    outbox.c.status == "pending",
-                    outbox.c.next_attempt_at <= now,
-                    # consent changes belong to no campaign
-                    sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
-                )
-                .order_by(outbox.c.next_attempt_at, outbox.c.id)
-                .limit(self.batch_size)
+        query = (
+            sa.select(outbox)
+            .where(
+                outbox.c.status == "pending",
+                outbox.c.next_attempt_at <= now,
+                # consent changes belong to no campaign
+                sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
             )
-            if self._lock:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(conn.execute(query))
-            for row in rows:
-                conn.execute(
-                    outbox.update()
-                    .where(outbox.c.id == row.id)
-                    .values(status="sending", attempts=row.attempts + 1, updated_at=now)
-                )
-        return rows
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(self.batch_size)
+        )
+        with self.db.connect() as conn:
+            return list(conn.execute(query))
+
+    def _deliver(self, page: list[Any], now: datetime, outcomes: Counter[str]) -> None:
+        """Check, claim and call each row of ``page``: one by one, and for a batch provider
+        the channel's rows of the page as one batch, after the others."""
+        claims = self._claims
+        assert claims is not None
+        states = self._states([row.customer_id for row in page])
+        batches: dict[str, list[tuple[Any, Delivery]]] = {}
+        for row in page:
+            prepared = self._prepare(row, states.get(row.customer_id), now)
+            if isinstance(prepared, str):
+                outcomes[f"{row.channel}:{prepared}"] += 1
+            elif isinstance(self.providers[row.channel], BatchProvider) and (
+                prepared.action not in MIRRORED
+            ):
+                batches.setdefault(row.channel, []).append((row, prepared))
+            elif self._claim(claims, [row], now):
+                status = self._settle(row, self._call(row, prepared, now), now)
+                outcomes[f"{row.channel}:{status}"] += 1
+        for channel, prepared_batch in batches.items():
+            claimed = self._claim(claims, [row for row, _ in prepared_batch], now)
+            batch = [(row, delivery) for row, delivery in prepared_batch if row.id in claimed]
+            if not batch:
+                continue
+            for (row, _), outcome in zip(batch, self._call_batch(channel, batch, now), strict=True):
+                outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
+
+    def _claim(self, claims: Claims, rows: list[Any], now: datetime) -> set[int]:
+        provider = self.providers[rows[0].channel]
+        claimed = claims.claim(rows, now, synced=not is_idempotent(provider))
+        if claimed:
+            self.crash("outbox_claimed")
+        return claimed
 
     def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
         """The current state of each customer (of their survivor, for a merged one)."""
@@ -293,40 +309,31 @@ class OutboxDispatcher:
         return outcomes
 
     def _settle(self, row: Any, outcome: DeliveryOutcome, now: datetime) -> str:
-        """Record what the provider did with ``row``; the status it ends in."""
+        """Keep what the provider did with the claimed ``row``; the status it ends in."""
+        claims = self._claims
+        assert claims is not None
+        synced = not is_idempotent(self.providers[row.channel])
+        detail = outcome.detail
         if outcome.status is DeliveryStatus.DELIVERED:
-            return self._record(row, now, "delivered", outcome.detail, outcome.provider_id)
+            status = "delivered"
+            claims.settle(row, now, status, detail, synced=synced, provider_id=outcome.provider_id)
+            return status
         if outcome.status is DeliveryStatus.UNKNOWN:
-            return self._record(row, now, "unknown", outcome.detail)
-        if outcome.retry_at is not None and row.attempts + 1 < MAX_ATTEMPTS:
-            return self._record(row, now, "pending", outcome.detail, retry_at=outcome.retry_at)
-        return self._record(row, now, "failed", outcome.detail)
-
-    def _record(
-        self,
-        row: Any,
-        now: datetime,
-        status: str,
-        detail: str,
-        provider_id: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> str:
-        values: dict[str, Any] = {"status": status, "detail": detail or None, "updated_at": now}
-        if provider_id is not None:
-            values["provider_id"] = provider_id
-        if retry_at is not None:
-            values["next_attempt_at"] = retry_at
-        self._unrecorded.append((row.id, values))
-        provider = self.providers.get(row.channel)
-        if provider is None or not is_idempotent(provider):
-            self._flush()  # a crash must not leave this one's outcome unknown
+            status = "unknown"
+        elif outcome.retry_at is not None and row.attempts + 1 < MAX_ATTEMPTS:
+            status = "pending"
+            claims.settle(row, now, status, detail, synced=synced, retry_at=outcome.retry_at)
+            return status
+        else:
+            status = "failed"
+        claims.settle(row, now, status, detail, synced=synced)
         return status
 
-    def _flush(self) -> None:
-        """Record the outcomes kept so far, in one transaction. Until then their rows stay
-        ``sending``: after a crash a deduplicating provider just gets them again."""
-        if self._unrecorded:
-            with self.db.begin() as conn:
-                for row_id, values in self._unrecorded:
-                    conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
-            self._unrecorded.clear()
+    def _record(self, row: Any, now: datetime, status: str, detail: str) -> str:
+        """Keep the outcome of ``row``, settled here without a call (skipped, failed)."""
+        claims = self._claims
+        assert claims is not None
+        provider = self.providers.get(row.channel)
+        synced = provider is None or not is_idempotent(provider)
+        claims.decide(row, now, status, detail, synced=synced)
+        return status

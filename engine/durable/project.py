@@ -50,6 +50,7 @@ class DurableProject:
             config.providers,
             database_url=project.database_url,
             unsubscribe_base=config.server.base_url,
+            clock=followup.clock,
         )
         self.runtime = DurableRuntime(
             followup.engine,

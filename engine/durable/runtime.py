@@ -210,15 +210,18 @@ class DurableRuntime:
         """Decide everything due for the customers ``taken`` holds, in time order: each event
         after the timers due before it, ``act`` at ``act_at`` (a schedule tick, a segment
         sweep), then the timers due by ``now``; and write it back."""
+        at = now if act_at is None else act_at
         loaded = self._load(
             conn,
             taken.loading(),
             now,
             owner_of_event=taken.owners,
             merged_by_event=taken.merged,
+            # the earliest decision: the first event, the act (the customers' due timers,
+            # ``load`` adds itself)
+            decides_from=min([at, *(event.timestamp for event in taken.events[:1])]),
         )
         engine = loaded.engine
-        at = now if act_at is None else act_at
         for event in taken.events:
             if act is not None and event.timestamp > at:
                 engine.advance_to(at)

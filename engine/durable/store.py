@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +44,6 @@ from engine.storage.tables import (
 )
 from engine.storage.upserts import insert_new, upsert
 
-CAP_HISTORY = timedelta(days=400)  # sends older than any sensible cap window don't count
 CHANNEL_ACTIONS = frozenset({PlanAction.SEND, PlanAction.AUDIENCE_ADD, PlanAction.AUDIENCE_REMOVE})
 
 # The extra fields of a decided send, rendered for its channel: (line, journey, state) -> fields
@@ -79,8 +78,14 @@ def load(
     now: datetime,
     owner_of_event: Mapping[str, str] | None = None,
     merged_by_event: Mapping[str, tuple[str, ...]] | None = None,
+    decides_from: datetime | None = None,
 ) -> Loaded:
-    """A fresh engine with everything the given customers hold (locked on PostgreSQL)."""
+    """A fresh engine with everything the given customers hold (locked on PostgreSQL).
+
+    ``decides_from`` is the earliest time the caller will decide at (its first event, a tick's
+    due time; default ``now``); the customers' timers due before it count too. The sends the
+    frequency caps may count are read back from there, on the decisions' own clock: a replay
+    run long after its events counts what simulate counts."""
     ids = set(customer_ids)
     store = CustomerStore(conn.dialect.name)
     states = store.states(conn, sorted(ids))
@@ -128,12 +133,14 @@ def load(
         for row in conn.execute(sa.select(campaign_members).where(where)):
             engine.load_member(row.campaign_id, row.customer_id, row.last_entry_at, row.in_segment)
     sent: dict[tuple[str, str], list[datetime]] = {}
-    for where in _in(outbox.c.customer_id, ids):
+    history = policies.cap_history
+    earliest = min([decides_from or now, *(row.due_at for row in timer_rows)])
+    for where in _in(outbox.c.customer_id, ids) if history is not None else []:
         query = sa.select(outbox.c.customer_id, outbox.c.channel, outbox.c.decided_at).where(
             where,
             outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
             outbox.c.status != "skipped",
-            outbox.c.decided_at >= now - CAP_HISTORY,
+            outbox.c.decided_at >= earliest - history,
         )
         for customer_id, channel, at in conn.execute(query):
             sent.setdefault((customer_id, channel), []).append(at)

@@ -29,8 +29,10 @@ def parse_jsonl_line(
     line: int,
     max_line_bytes: int = MAX_LINE_BYTES,
     phone_region: str = "US",
+    arrival: int = 0,
 ) -> Accepted | Rejection | None:
-    """One line of a JSONL file; ``None`` for a blank line."""
+    """One line of a JSONL file; ``None`` for a blank line. Its events are numbered from
+    ``arrival`` on, in the order received (see :attr:`Event.arrival`)."""
     if len(raw) > max_line_bytes:
         return Rejection(
             source,
@@ -49,7 +51,7 @@ def parse_jsonl_line(
             source, line, RejectReason.INVALID_JSON, "", f"not valid JSON: {exc}", _raw_text(raw)
         )
     try:
-        events = parse_message(message, phone_region=phone_region)
+        events = parse_message(message, phone_region=phone_region, arrival=arrival)
     except EventInvalid as exc:
         return Rejection(source, line, exc.reason, exc.field, exc.message, _raw_text(raw))
     return Accepted(events, f"{source}:{line}")
@@ -61,14 +63,18 @@ def read_jsonl(
     on_progress: Callable[[int], None] | None = None,
     phone_region: str = "US",
 ) -> Iterator[Accepted | Rejection]:
-    """Every record of the file at ``path``; ``on_progress`` hears the bytes read."""
+    """Every record of the file at ``path``; ``on_progress`` hears the bytes read. Events are
+    numbered in file order (a batch line's in array order), from 1."""
     source = str(path)
+    arrival = 1
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if on_progress is not None:
                 on_progress(len(raw))
             if number == 1 and raw.startswith(UTF8_BOM):
                 raw = raw[len(UTF8_BOM) :]  # an editor's mark at the head of the file, not data
-            record = parse_jsonl_line(raw, source, number, max_line_bytes, phone_region)
+            record = parse_jsonl_line(raw, source, number, max_line_bytes, phone_region, arrival)
+            if isinstance(record, Accepted):
+                arrival += len(record.events)
             if record is not None:
                 yield record

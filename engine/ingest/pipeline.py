@@ -151,6 +151,9 @@ class Ingestor:
             fresh = [(e, s) for e, s in fresh if e.message_id not in logged]
         if not fresh:
             return summary, {}
+        # each event's place in the log: the order received, the tie-break of equal times
+        arrived = self.store.arrived(conn, [event for event, _ in fresh])
+        fresh = [(event, source) for event, (_, source) in zip(arrived, fresh, strict=True)]
 
         keys_of_event = [
             [] if event.message_id in known else identity_keys(event, self.phone_region)

@@ -35,7 +35,7 @@ from engine.campaigns.schema import (
     WhileActive,
     walk_steps,
 )
-from engine.events import Event, EventType
+from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey
 from engine.journeys import steps as position
 from engine.journeys.audience_memo import TickAudience
 from engine.journeys.context import (
@@ -71,7 +71,7 @@ class Journey:
     customer_id: str
     entered_at: datetime
     held_out: bool
-    entry_key: tuple[datetime, str]  # exit and goal events must come after this, in event order
+    entry_key: OrderKey  # exit and goal events must come after this, in event order
     at: position.Position
     generation: int = 0
     status: str = "active"  # active | completed | exited
@@ -583,7 +583,8 @@ class JourneyEngine:
             customer_id=customer_id,
             entered_at=at,
             held_out=is_held_out(campaign_id, customer_id, campaign.holdout),
-            entry_key=event.order_key if event is not None else (at, "\uffff"),
+            # a scheduled entry comes after every event of its instant (events go first)
+            entry_key=event.order_key if event is not None else (at, LAST_ARRIVAL),
             at=position.start(campaign.steps),
             trigger=event,
         )
@@ -693,6 +694,7 @@ class JourneyEngine:
             timestamp=at,
             channel="campaign",
             traits=traits,
+            arrival=LAST_ARRIVAL,  # after every event received at this instant
         )
         self.customers.append(journey.customer_id, event)
         self._state_changed(journey.customer_id)

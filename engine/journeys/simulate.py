@@ -8,6 +8,7 @@ The same events and campaigns give the same plan, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 
@@ -24,7 +25,7 @@ from engine.state.reducers import StateReducer
 
 DEFAULT_HORIZON = timedelta(days=7)
 # Event.order_key and PlanLine.sort_key, read in C: a sort calls its key once per item
-EVENT_ORDER = attrgetter("timestamp", "message_id")
+EVENT_ORDER = attrgetter("timestamp", "arrival")
 PLAN_ORDER = attrgetter("at", "journey", "sequence")
 
 
@@ -35,7 +36,9 @@ def simulate(
     until: datetime | None = None,
 ) -> list[PlanLine]:
     """The plan the campaigns make for ``events``, to ``until`` (default: a week after the last
-    event). Duplicate messageIds count once."""
+    event). ``events`` come in the order received: events of one instant apply in that order
+    (their ``arrival`` numbers, as :func:`~engine.ingest.jsonl.read_jsonl` gives them, or their
+    places here when those do not increase). Duplicate messageIds count once."""
     with no_full_collections():
         return _simulate(campaigns, events, config, until)
 
@@ -46,11 +49,8 @@ def _simulate(
     config: ProjectConfig,
     until: datetime | None,
 ) -> list[PlanLine]:
-    unique: dict[str, Event] = {}
-    for event in events:
-        unique.setdefault(event.message_id, event)
     ordered = sorted(
-        (e for e in unique.values() if until is None or e.timestamp <= until),
+        (e for e in received_order(events) if until is None or e.timestamp <= until),
         key=EVENT_ORDER,
     )
     policies = SendPolicies(
@@ -70,3 +70,19 @@ def _simulate(
         engine.on_event(event)
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
     return sorted(engine.plan, key=PLAN_ORDER)
+
+
+def received_order(events: Iterable[Event]) -> list[Event]:
+    """``events`` without repeated messageIds (the first counts), each with an ``arrival``
+    that increases in the order given: as given when they already do, else their places."""
+    unique: dict[str, Event] = {}
+    increasing = True
+    last = 0
+    for event in events:
+        if event.message_id not in unique:
+            unique[event.message_id] = event
+            increasing = increasing and event.arrival > last
+            last = event.arrival
+    if increasing:
+        return list(unique.values())
+    return [replace(event, arrival=place) for place, event in enumerate(unique.values(), 1)]

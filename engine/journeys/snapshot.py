@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.campaigns.schema import AnyStep, Campaign, IfStep, SplitStep, WaitForEvent, WaitStep
-from engine.events import Event, EventType, parse_timestamp
+from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey, parse_timestamp
 from engine.journeys import steps as position
 from engine.journeys.dispatch import PendingSend
 from engine.journeys.runtime import Journey
@@ -63,6 +63,7 @@ def encode_event(event: Event) -> dict[str, Any]:
         "user_id": event.user_id,
         "anonymous_id": event.anonymous_id,
         "channel": event.channel,
+        "arrival": event.arrival,
         **event.payload(),
     }
 
@@ -81,6 +82,7 @@ def decode_event(data: dict[str, Any]) -> Event:
         properties=data.get("properties") or {},
         traits=data.get("traits") or {},
         context=data.get("context") or {},
+        arrival=data.get("arrival", 0),
     )
 
 
@@ -121,7 +123,7 @@ def decode_journey(
         customer_id=customer_id,
         entered_at=entered_at,
         held_out=data["held_out"],
-        entry_key=(_parse(data["entry_key"][0]), data["entry_key"][1]),
+        entry_key=_entry_key(data["entry_key"]),
         at=at,
         generation=data["generation"],
         status=status,
@@ -168,3 +170,13 @@ def decode_timer_payload(kind: str, data: dict[str, Any]) -> Any:
 def timer_journey(kind: str, payload: Any) -> str:
     """The journey a timer belongs to."""
     return payload.journey if kind == "send" else str(payload[0])
+
+
+def _entry_key(data: list[Any]) -> OrderKey:
+    """A journey's entry key as kept. Before arrival order (migration 0009) the second part was
+    the trigger's messageId, or U+FFFF for a scheduled entry: every event logged since then
+    arrived later, so a messageId reads as 0."""
+    at, arrival = data
+    if isinstance(arrival, str):
+        arrival = LAST_ARRIVAL if arrival == "\uffff" else 0
+    return (_parse(at), arrival)

@@ -21,7 +21,7 @@ from engine.api import Followup
 from engine.service import ops, tracking, unsubscribe_page, webhooks
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
-from engine.service.logs import RequestLogMiddleware
+from engine.service.logs import LOGGER, RequestLogMiddleware
 from engine.service.models import REQUEST_MODELS, Problem
 from engine.service.writer import WriteConflict
 from engine.unsubscribe import UnsubscribeLinks, signing_key
@@ -29,30 +29,42 @@ from engine.unsubscribe import UnsubscribeLinks, signing_key
 API_VERSION = "1"
 
 
+def _answer(
+    status: int, problem: Problem, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(problem.model_dump(), status_code=status, headers=headers)
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     ctx: ServiceContext = request.app.state.service
     for problem in exc.problems:
         ctx.metrics.event_rejects.labels(problem.reason).inc()
-    body = Problem(error=exc.error, message=exc.message, errors=exc.problems)
-    return JSONResponse(body.model_dump(), status_code=exc.status, headers=exc.headers)
+    return _answer(exc.status, Problem.of(exc.error, exc.message, exc.problems), exc.headers)
 
 
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    body = Problem(error="busy", message=str(exc))
-    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+    return _answer(503, Problem.of("busy", str(exc)), {"Retry-After": "1"})
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    body = Problem(error="http_error", message=str(exc.detail))
-    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _answer(exc.status_code, Problem.of(code, str(exc.detail)), exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    body = Problem(error="invalid", message="the request does not match the API")
-    return JSONResponse(body.model_dump(), status_code=400)
+    return _answer(400, Problem.of("invalid", "the request does not match the API"))
+
+
+async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours, never of the body: a 500, which the clients retry, still with a code."""
+    LOGGER.error("internal error", exc_info=exc)
+    return _answer(500, Problem.of("internal", "an internal error; retry later"))
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -106,6 +118,7 @@ def create_app(
     app.add_exception_handler(WriteConflict, _conflict)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
     for router in (tracking.router, unsubscribe_page.router, webhooks.router, ops.router):
         app.include_router(router)
     app.add_middleware(RequestLogMiddleware, metrics=ctx.metrics)

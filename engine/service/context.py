@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 from engine.api import Followup
 from engine.config import LimitsConfig
-from engine.events import Event
+from engine.events import Event, Rejection, RejectReason
 from engine.ingest.pipeline import IngestSummary
+from engine.ingest.rejects import RejectStore
 from engine.service.keys import KeyStore
 from engine.service.limits import RateLimiter
 from engine.service.metrics import ServiceMetrics
+from engine.service.parsing import Refused
 from engine.service.writer import GroupWriter
 from engine.unsubscribe import UnsubscribeLinks
 
@@ -29,9 +31,11 @@ class ServiceContext:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     metrics: ServiceMetrics = field(init=False)
     writer: GroupWriter = field(init=False)
+    rejects: RejectStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = KeyStore(self.followup.engine)
+        self.rejects = RejectStore(self.followup.engine)
         self.metrics = ServiceMetrics(self.followup.engine, self.followup.clock)
         self.writer = GroupWriter(self.followup.ingestor)
 
@@ -43,6 +47,23 @@ class ServiceContext:
     def submit(self, events: list[Event], source: str) -> Future[IngestSummary]:
         """Queue ``events`` for the group writer; the future resolves once they are committed."""
         return self.writer.submit(events, source)
+
+    def keep_rejects(self, source: str, refused: list[Refused]) -> None:
+        """Keep a request's bad events in the rejects store (``followup rejects list``)."""
+        self.rejects.record(
+            (
+                Rejection(
+                    source,
+                    r.problem.index,
+                    RejectReason(r.problem.reason),
+                    r.problem.field,
+                    r.problem.message,
+                    r.raw,
+                )
+                for r in refused
+            ),
+            self.followup.clock(),
+        )
 
     def count(self, events: list[Event], summary: IngestSummary) -> None:
         """Count a stored request's events in the metrics."""

@@ -115,5 +115,6 @@ def _reason(status: int) -> str:
         404: "not_found",
         405: "method_not_allowed",
         413: "too_large",
+        415: "unsupported_encoding",
         429: "rate_limited",
     }.get(status, str(status))

@@ -30,11 +30,31 @@ class _Message(BaseModel):
     )
     timestamp: str | None = Field(
         default=None,
-        description="ISO 8601 event time (default: when received)",
+        description="ISO 8601 event time, 1900 to 2999, kept as given (default: by"
+        " originalTimestamp and sentAt, else when received)",
         json_schema_extra={"format": "date-time"},
+    )
+    originalTimestamp: str | None = Field(
+        default=None,
+        description="the device's clock when the call was made: corrected by sentAt for the"
+        " device's clock skew (receivedAt - (sentAt - originalTimestamp))",
+        json_schema_extra={"format": "date-time"},
+    )
+    sentAt: str | None = Field(
+        default=None,
+        description="the device's clock when the request was sent (else the batch's sentAt)",
+        json_schema_extra={"format": "date-time"},
+    )
+    channel: str | None = Field(
+        default=None,
+        description="where it happened: web, pos, call, email, ...; a client library's own"
+        " server, browser or mobile is kept as context.libraryChannel instead",
     )
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
+    writeKey: str | None = Field(
+        default=None, description="the write key, when not sent as HTTP Basic auth"
+    )
 
 
 class TrackMessage(_Message):
@@ -43,7 +63,6 @@ class TrackMessage(_Message):
     type: Literal["track"] | None = None
     event: str = Field(description="the event name, e.g. Product Added")
     properties: dict[str, Any] | None = None
-    channel: str | None = None
 
 
 class IdentifyMessage(_Message):
@@ -99,13 +118,22 @@ class BatchItem(_Message):
 
 
 class BatchRequest(BaseModel):
-    """``POST /v1/batch``: up to 500 KB of messages, stored all together or not at all."""
+    """``POST /v1/batch``: up to 500 KB of messages; the good ones are stored, the bad ones kept
+    in the rejects store and named in the answer."""
 
     model_config = ConfigDict(extra="allow")
 
     batch: list[BatchItem]
     context: dict[str, Any] | None = Field(
         default=None, description="applied to each message that has no context of its own"
+    )
+    sentAt: str | None = Field(
+        default=None,
+        description="the device's clock when the batch was sent, for messages without their own",
+        json_schema_extra={"format": "date-time"},
+    )
+    writeKey: str | None = Field(
+        default=None, description="the write key, when not sent as HTTP Basic auth"
     )
 
 
@@ -117,6 +145,39 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "group": GroupMessage,
     "alias": AliasMessage,
     "batch": BatchRequest,
+}
+
+
+_AT = "2024-05-01T10:00:00.000Z"
+_PRODUCT = {"product_id": "p1", "name": "Boots", "price": 120, "quantity": 1}
+
+# One valid body per call, shown in the OpenAPI document (and tried by its schema-driven tests).
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "track": {"userId": "u1", "event": "Product Added", "properties": _PRODUCT, "timestamp": _AT},
+    "identify": {"userId": "u1", "traits": {"email": "ann@example.com", "firstName": "Ann"}},
+    "page": {"anonymousId": "a1", "name": "Home", "properties": {"url": "https://shop.example"}},
+    "screen": {"userId": "u1", "name": "Basket"},
+    "group": {"userId": "u1", "groupId": "acme", "traits": {"name": "Acme"}},
+    "alias": {"userId": "u1", "previousId": "a1"},
+    "batch": {
+        "batch": [
+            {
+                "type": "track",
+                "event": "Product Added",
+                "anonymousId": "a1",
+                "properties": _PRODUCT,
+                "originalTimestamp": "2024-05-01T10:00:00.000Z",
+            },
+            {
+                "type": "identify",
+                "anonymousId": "a1",
+                "userId": "u1",
+                "traits": {"email": "ann@example.com"},
+                "originalTimestamp": _AT,
+            },
+        ],
+        "sentAt": "2024-05-01T10:00:02.000Z",
+    },
 }
 
 
@@ -137,12 +198,33 @@ class FieldProblem(BaseModel):
     message: str
 
 
-class Problem(BaseModel):
-    """An error; nothing of the request was stored."""
+class Tracked(BaseModel):
+    """A tracking request's answer: the good events are durable (``accepted`` stored,
+    ``duplicates`` stored before); a batch's bad events are kept in the rejects store
+    (``followup rejects list``), counted in ``rejected`` and named in ``errors``. An answer that
+    rejected nothing leaves those two out."""
 
-    error: str
-    message: str
+    success: bool
+    accepted: int
+    duplicates: int
+    rejected: int = 0
     errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class Problem(BaseModel):
+    """An error, as Segment's and RudderStack's clients read one (``code``, ``message``);
+    nothing of the request was stored. ``error`` repeats ``code`` for older callers, ``errors``
+    names each bad event."""
+
+    code: str
+    message: str
+    error: str
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, code: str, message: str, errors: list[FieldProblem] | None = None) -> Problem:
+        """The problem ``code`` (also as ``error``) with its message and bad events."""
+        return cls(code=code, error=code, message=message, errors=errors or [])
 
 
 class Health(BaseModel):

@@ -2,6 +2,12 @@
 
 :class:`CustomerState` is what campaigns see as ``customer`` (CAMPAIGN_FORMAT.md). It is derived
 from the event log by the reducers in :mod:`engine.state.reducers` and can always be rebuilt.
+
+Each part also keeps the order key (event time, arrival) of what last set it: a trait, a
+channel's consent, the user id, the cart since its last reset, each order. So an event that
+arrives late (older than the latest applied) folds in where it belongs in event order, without
+reading the customer's history again: the state is a function of the set of events, whatever
+order they arrive in (see docs/ingest.md, "Late events").
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.events import OrderKey
 from engine.values import quick_init
 
 CONSENT_CHANNELS = ("email", "sms", "call", "ads")
@@ -32,11 +39,36 @@ class CartItem:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class CartChange:
+    """A product added to or removed from the cart, kept until the cart's next reset so that a
+    late one can be put in its place. ``item`` is what was added (its quantity the amount), or
+    for a removal the product's id with ``quantity`` the amount (``None``: all of it)."""
+
+    key: OrderKey
+    added: bool
+    product_id: str
+    item: CartItem | None = None
+    quantity: float | None = None
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class Cart:
-    """The open cart: cleared by an order."""
+    """The open cart: cleared by an order.
+
+    ``items`` is ``base`` (what the cart held at its last reset: an order empties it, a Cart
+    Viewed or Checkout Started that lists products shows it whole) with ``changes`` (the adds
+    and removals since, in event order) applied. ``since`` is the order key of that reset;
+    ``compacted``: the oldest changes were folded into ``base`` (a cart changed more than
+    :data:`~engine.state.cart.CHANGES_KEPT` times since its reset) and ``since`` is where
+    that stopped, not a reset: an event older than it needs the history."""
 
     items: tuple[CartItem, ...] = ()
     updated_at: datetime | None = None
+    since: OrderKey | None = None
+    base: tuple[CartItem, ...] = ()
+    changes: tuple[CartChange, ...] = ()
+    compacted: bool = False
 
     @property
     def value(self) -> float:
@@ -47,7 +79,11 @@ class Cart:
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Order:
-    """One completed order, in whichever channel (web store, POS, call center)."""
+    """One completed order, in whichever channel (web store, POS, call center).
+
+    An order reported again (the web store, then the POS) keeps its place among the orders by
+    its first report (``key``) and the content of its latest (``reported``); ``refunds``
+    counts the refunds that named no amount and took its total back."""
 
     order_id: str | None
     at: datetime
@@ -55,18 +91,24 @@ class Order:
     channel: str
     currency: str | None = None
     products: tuple[Mapping[str, Any], ...] = ()
+    key: OrderKey | None = None
+    reported: OrderKey | None = None
+    refunds: int = 0
 
 
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Orders:
-    """Order history summary; ``recent`` keeps the last few orders so refunds can find them."""
+    """Order history summary; ``recent`` keeps the last few orders (by event order) so refunds
+    and repeated reports can find them. ``pending_refunds``: refunds without an amount whose
+    order was not known when they came, as ``(order_id, key)``, for it to arrive late."""
 
     count: int = 0
     total: float = 0.0
     refunded: float = 0.0
     last_at: datetime | None = None
     recent: tuple[Order, ...] = ()
+    pending_refunds: tuple[tuple[str, OrderKey], ...] = ()
 
     @property
     def last(self) -> Order | None:
@@ -77,12 +119,14 @@ class Orders:
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Consent:
-    """Consent per channel; every channel starts without it."""
+    """Consent per channel; every channel starts without it. The latest event by event order
+    wins: ``changed_at`` keeps, per channel, the order key of the event that set it."""
 
     email: bool = False
     sms: bool = False
     call: bool = False
     ads: bool = False
+    changed_at: Mapping[str, OrderKey] = field(default_factory=dict)
 
 
 @quick_init
@@ -90,8 +134,12 @@ class Consent:
 class CustomerState:
     """Everything known about one customer, merged across channels and identities.
 
-    ``watermark`` is the order key (event time, messageId) of the latest event applied, so a later
-    event can be applied on top and an earlier one triggers a rebuild from the log.
+    ``watermark`` is the order key (event time, arrival) of the latest event applied: a later
+    event applies on top, an earlier (late) one folds in by the keys each part keeps.
+    ``user_id_at`` and ``traits_at`` are those keys for the user id and each trait;
+    ``context_timezone`` and ``context_locale`` are the latest the events' context gave (with
+    ``context_at``), used where the traits give none. ``legacy``: read from a form that kept
+    no such keys (before migration 0009): a late event then folds the history again.
     """
 
     user_id: str | None = None
@@ -105,7 +153,13 @@ class CustomerState:
     timezone: str | None = None
     locale: str | None = None
     event_count: int = 0
-    watermark: tuple[datetime, str] | None = None
+    watermark: OrderKey | None = None
+    user_id_at: OrderKey | None = None
+    traits_at: Mapping[str, OrderKey] = field(default_factory=dict)
+    context_timezone: str | None = None
+    context_locale: str | None = None
+    context_at: Mapping[str, OrderKey] = field(default_factory=dict)
+    legacy: bool = False
 
     @property
     def email(self) -> str | None:

@@ -8,62 +8,22 @@ costs only the reducers that care, and folds events in event-time order.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.contact import normalize_email, normalize_phone
-from engine.events import Event, EventType
-from engine.state.profile import (
-    CONSENT_CHANNELS,
-    Cart,
-    CartItem,
-    Consent,
-    CustomerState,
-    Order,
-    Orders,
-)
+from engine.events import Event, EventType, OrderKey
+from engine.state.cart import NeedsHistory, cart_after
+from engine.state.orders import orders_after
+from engine.state.profile import CONSENT_CHANNELS, Consent, CustomerState
+from engine.state.values import replace
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """How :func:`replace` copies a value class: its field values in field order (one
-    ``attrgetter`` call, in C) and the position of each field."""
-
-    values: Callable[[Any], tuple[Any, ...]]
-    position: Mapping[str, int]
-
-
-_LAYOUTS: dict[type, _Layout] = {}
-
-
-def _layout(cls: type) -> _Layout:
-    names = tuple(f.name for f in fields(cls))
-    position = {name: index for index, name in enumerate(names)}
-    if len(names) > 1:
-        return _Layout(attrgetter(*names), position)
-    # attrgetter of one name gives the value itself, not a tuple of one
-    return _Layout(lambda value: tuple(getattr(value, name) for name in names), position)
-
-
-def replace(value: T, **changes: Any) -> T:
-    """``dataclasses.replace`` for the reducers' hot path: the same result, without its
-    per-call field checks (our value classes have only plain init fields, taken in field
-    order)."""
-    cls = type(value)
-    layout = _LAYOUTS.get(cls)
-    if layout is None:
-        layout = _LAYOUTS[cls] = _layout(cls)
-    arguments = list(layout.values(value))
-    for name, changed in changes.items():
-        arguments[layout.position[name]] = changed
-    return cls(*arguments)
 
 
 def _with_part(state: CustomerState, name: str, part: Any) -> CustomerState:
@@ -72,7 +32,6 @@ def _with_part(state: CustomerState, name: str, part: Any) -> CustomerState:
     return state if part is getattr(state, name) else replace(state, **{name: part})
 
 
-RECENT_ORDERS_KEPT = 20
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
@@ -92,16 +51,16 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
-def _number(value: object, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return float(value)
+def _timezone(traits: Mapping[str, Any], from_context: str | None) -> str | None:
+    """The customer's time zone: the traits' when it is one, else the latest context gave."""
+    zone = traits.get("timezone")
+    return zone if isinstance(zone, str) and valid_timezone(zone) else from_context
 
 
-def _text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
+def _locale(traits: Mapping[str, Any], from_context: str | None) -> str | None:
+    """The customer's locale: the traits', else the latest context gave."""
+    locale = traits.get("locale")
+    return locale if isinstance(locale, str) else from_context
 
 
 # --- seen: first/last seen, channels, user id, time zone and locale from context -------------
@@ -118,18 +77,18 @@ def reduce_seen(state: CustomerState, event: Event) -> CustomerState:
 def reduce_seen_run(
     state: CustomerState, events: Sequence[Event], parts: Mapping[str, Any] = _NO_PARTS
 ) -> CustomerState:
-    """:func:`reduce_seen` over ``events`` (at least one, in event-time order) that no other
-    reducer concerns: the same state as applying them one by one, built once. Most events
-    (product views, pages without traits) only change what this reducer keeps. ``parts``: the
-    consent, cart or orders that the events' own reducers made (see ``_PART_OF``)."""
+    """:func:`reduce_seen` over ``events`` (at least one, in event order, each later than
+    every event the state holds) that no other reducer concerns: the same state as applying
+    them one by one, built once. Most events (product views, pages without traits) only change
+    what this reducer keeps. ``parts``: the consent, cart or orders that the events' own
+    reducers made (see ``_PART_OF``)."""
     user_id = state.user_id
+    user_id_event = zone_event = locale_event = None
     first = state.first_seen_at
     last = state.last_seen_at
     channels = state.channels
-    timezone = state.timezone
-    locale = state.locale
-    zone_from_context = "timezone" not in state.traits  # traits say it otherwise
-    locale_from_context = "locale" not in state.traits
+    context_zone = state.context_timezone
+    context_locale = state.context_locale
     for event in events:
         timestamp = event.timestamp
         if first is None or timestamp < first:
@@ -140,27 +99,87 @@ def reduce_seen_run(
             channels = channels | {event.channel}
         context = event.context
         if context:
-            context_zone = context.get("timezone")
-            # the zone already kept needs no check again: valid or not, it stays
-            if isinstance(context_zone, str) and zone_from_context and context_zone != timezone:
-                timezone = context_zone if valid_timezone(context_zone) else timezone
-            context_locale = context.get("locale")
-            if isinstance(context_locale, str) and locale_from_context:
-                locale = context_locale
-        user_id = event.user_id or user_id
+            zone = context.get("timezone")
+            # a zone already kept needs no check again
+            if isinstance(zone, str) and (zone == context_zone or valid_timezone(zone)):
+                context_zone, zone_event = zone, event
+            locale = context.get("locale")
+            if isinstance(locale, str):
+                context_locale, locale_event = locale, event
+        if event.user_id:
+            user_id, user_id_event = event.user_id, event
+    context_at = state.context_at
+    if zone_event is not None or locale_event is not None:
+        context_at = dict(context_at)
+        if zone_event is not None:
+            context_at["timezone"] = zone_event.order_key
+        if locale_event is not None:
+            context_at["locale"] = locale_event.order_key
+    traits = state.traits
     return CustomerState(
         user_id=user_id,
-        traits=state.traits,
+        traits=traits,
         consent=parts.get("consent", state.consent),
         cart=parts.get("cart", state.cart),
         orders=parts.get("orders", state.orders),
         channels=channels,
         first_seen_at=first,
         last_seen_at=last,
-        timezone=timezone,
-        locale=locale,
+        timezone=_timezone(traits, context_zone) if zone_event else state.timezone,
+        locale=_locale(traits, context_locale) if locale_event else state.locale,
         event_count=state.event_count + len(events),
         watermark=events[-1].order_key,
+        user_id_at=user_id_event.order_key if user_id_event is not None else state.user_id_at,
+        traits_at=state.traits_at,
+        context_timezone=context_zone,
+        context_locale=context_locale,
+        context_at=context_at,
+        legacy=state.legacy,
+    )
+
+
+def _later(kept: Mapping[str, OrderKey], name: str, key: OrderKey) -> bool:
+    """Whether an event at ``key`` is at least as late as what set ``name`` (the same event may
+    set a name twice: its last word stands)."""
+    at = kept.get(name)
+    return at is None or at <= key
+
+
+def reduce_seen_late(state: CustomerState, event: Event) -> CustomerState:
+    """:func:`reduce_seen` for an event older than the state's watermark: each value it would
+    set stands only if it is later than what set it so far."""
+    key = event.order_key
+    timestamp = event.timestamp
+    first, last = state.first_seen_at, state.last_seen_at
+    user_id, user_id_at = state.user_id, state.user_id_at
+    if event.user_id and (user_id_at is None or key > user_id_at):
+        user_id, user_id_at = event.user_id, key
+    context_zone, context_locale = state.context_timezone, state.context_locale
+    context_at = state.context_at
+    context = event.context
+    if context:
+        zone = context.get("timezone")
+        locale = context.get("locale")
+        context_at = dict(context_at)
+        if isinstance(zone, str) and valid_timezone(zone) and _later(context_at, "timezone", key):
+            context_zone = zone
+            context_at["timezone"] = key
+        if isinstance(locale, str) and _later(context_at, "locale", key):
+            context_locale = locale
+            context_at["locale"] = key
+    return replace(
+        state,
+        user_id=user_id,
+        user_id_at=user_id_at,
+        first_seen_at=timestamp if first is None or timestamp < first else first,
+        last_seen_at=timestamp if last is None or timestamp > last else last,
+        channels=state.channels | {event.channel},
+        timezone=_timezone(state.traits, context_zone),
+        locale=_locale(state.traits, context_locale),
+        context_timezone=context_zone,
+        context_locale=context_locale,
+        context_at=context_at,
+        event_count=state.event_count + 1,
     )
 
 
@@ -171,29 +190,31 @@ def make_traits_reducer(phone_region: str) -> Reducer:
     """The traits reducer, normalising phones with ``phone_region`` for national numbers."""
 
     def reduce_traits(state: CustomerState, event: Event) -> CustomerState:
-        """Merge the event's traits (identify, or any call's ``context.traits``), latest wins."""
+        """Merge the event's traits (identify, or any call's ``context.traits``): per trait,
+        the latest in event order wins, wherever the event falls."""
         if not event.traits:
             return state
+        key = event.order_key
         traits = dict(state.traits)
-        for key, value in event.traits.items():
-            if key == "consent":
+        traits_at = dict(state.traits_at)
+        for name, value in event.traits.items():
+            if name == "consent":
                 continue
-            name = snake_case(key)
+            name = snake_case(name)
+            if not _later(traits_at, name, key):
+                continue  # a later event set it
             if name == "email":
                 value = normalize_email(value) or value
             elif name == "phone":
                 value = normalize_phone(value, phone_region) or value
             traits[name] = value
-        timezone = state.timezone
-        zone = traits.get("timezone")
-        if isinstance(zone, str) and valid_timezone(zone):
-            timezone = zone
-        locale = traits.get("locale")
+            traits_at[name] = key
         return replace(
             state,
             traits=traits,
-            timezone=timezone,
-            locale=locale if isinstance(locale, str) else state.locale,
+            traits_at=traits_at,
+            timezone=_timezone(traits, state.context_timezone),
+            locale=_locale(traits, state.context_locale),
         )
 
     return reduce_traits
@@ -226,10 +247,21 @@ def consent_changes(event: Event) -> dict[str, bool]:
 
 
 def consent_after(consent: Consent, event: Event) -> Consent:
-    """The consent :func:`consent_changes` reads; events are folded in event time, so the
-    latest wins."""
+    """The consent :func:`consent_changes` reads: per channel, the latest event in event order
+    wins, wherever the event falls."""
     changes = consent_changes(event)
-    return replace(consent, **changes) if changes else consent
+    if not changes:
+        return consent
+    key = event.order_key
+    changed_at = dict(consent.changed_at)
+    applied = {}
+    for channel, granted in changes.items():
+        if _later(changed_at, channel, key):
+            applied[channel] = granted
+            changed_at[channel] = key
+    if not applied:
+        return consent
+    return replace(consent, changed_at=changed_at, **applied)
 
 
 def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
@@ -237,124 +269,16 @@ def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
     return _with_part(state, "consent", consent_after(state.consent, event))
 
 
-# --- cart -----------------------------------------------------------------------------------
-
-
-def _cart_item(product: Mapping[str, Any], fallback_quantity: float = 1) -> CartItem | None:
-    product_id = _text(product.get("product_id")) or _text(product.get("sku"))
-    if product_id is None:
-        return None
-    return CartItem(
-        product_id=product_id,
-        name=_text(product.get("name")),
-        price=_number(product.get("price")),
-        quantity=_number(product.get("quantity"), fallback_quantity),
-        url=_text(product.get("url")),
-        image_url=_text(product.get("image_url")),
-        category=_text(product.get("category")),
-    )
-
-
-def cart_after(cart: Cart, event: Event) -> Cart:
-    """Product Added and Removed change the cart, Cart Viewed and Checkout Started with products
-    replace it with what the shop shows, Order Completed clears it."""
-    name = event.name
-    if name == "Order Completed":
-        return Cart(items=(), updated_at=event.timestamp)
-    if name == "Product Added":
-        added = _cart_item(event.properties)
-        if added is None:
-            return cart
-        items = list(cart.items)
-        for index, item in enumerate(items):
-            if item.product_id == added.product_id:
-                items[index] = replace(added, quantity=item.quantity + added.quantity)
-                break
-        else:
-            items.append(added)
-        return Cart(items=tuple(items), updated_at=event.timestamp)
-    if name == "Product Removed":
-        product_id = _text(event.properties.get("product_id")) or _text(event.properties.get("sku"))
-        removed_quantity = event.properties.get("quantity")
-        items = []
-        for item in cart.items:
-            if item.product_id != product_id:
-                items.append(item)
-            elif isinstance(removed_quantity, int | float) and removed_quantity < item.quantity:
-                items.append(replace(item, quantity=item.quantity - removed_quantity))
-        return Cart(items=tuple(items), updated_at=event.timestamp)
-    # Cart Viewed / Checkout Started: a snapshot of the cart when products are listed.
-    products = event.properties.get("products")
-    if not isinstance(products, list):
-        return cart
-    snapshot = tuple(item for item in map(_cart_item, products) if item is not None)
-    return Cart(items=snapshot, updated_at=event.timestamp)
+# --- cart and orders (engine/state/cart.py, orders.py) -----------------------------------------
 
 
 def reduce_cart(state: CustomerState, event: Event) -> CustomerState:
-    """The state with :func:`cart_after`."""
+    """The state with :func:`~engine.state.cart.cart_after`."""
     return _with_part(state, "cart", cart_after(state.cart, event))
 
 
-# --- orders ---------------------------------------------------------------------------------
-
-
-def _amount(properties: Mapping[str, Any]) -> float | None:
-    for key in ("total", "revenue", "value"):
-        value = properties.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    products = properties.get("products")
-    if isinstance(products, list) and products:
-        return sum(_number(p.get("price")) * _number(p.get("quantity"), 1) for p in products)
-    return None
-
-
-def _find_order(recent: tuple[Order, ...], order_id: str | None) -> Order | None:
-    for order in recent:
-        if order.order_id == order_id:
-            return order
-    return None
-
-
-def orders_after(orders: Orders, event: Event) -> Orders:
-    """Order Completed counts an order (once per order_id), Order Refunded takes money back."""
-    order_id = _text(event.properties.get("order_id"))
-    if event.name == "Order Refunded":
-        amount = _amount(event.properties)
-        if amount is None:
-            original = _find_order(orders.recent, order_id)
-            amount = original.total if original is not None else 0.0
-        return replace(
-            orders,
-            total=round(orders.total - amount, 2),
-            refunded=round(orders.refunded + amount, 2),
-        )
-    total = _amount(event.properties) or 0.0
-    products = event.properties.get("products")
-    order = Order(
-        order_id=order_id,
-        at=event.timestamp,
-        total=total,
-        channel=event.channel,
-        currency=_text(event.properties.get("currency")),
-        products=tuple(products) if isinstance(products, list) else (),
-    )
-    previous = _find_order(orders.recent, order_id) if order_id else None
-    if previous is not None:  # the same order reported again (e.g. by web and POS): an update
-        recent = tuple(order if o is previous else o for o in orders.recent)
-        return replace(orders, total=round(orders.total - previous.total + total, 2), recent=recent)
-    return replace(
-        orders,
-        count=orders.count + 1,
-        total=round(orders.total + total, 2),
-        last_at=event.timestamp,
-        recent=(*orders.recent, order)[-RECENT_ORDERS_KEPT:],
-    )
-
-
 def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
-    """The state with :func:`orders_after`."""
+    """The state with :func:`~engine.state.orders.orders_after`."""
     return _with_part(state, "orders", orders_after(state.orders, event))
 
 
@@ -362,7 +286,7 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
 
 _CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
 _ORDER_EVENTS = ("Order Completed", "Order Refunded")
-_ORDER_KEY = attrgetter("timestamp", "message_id")  # Event.order_key, read in C
+_ORDER_KEY = attrgetter("timestamp", "arrival")  # Event.order_key, read in C
 _TRACK = EventType.TRACK  # once: on Python 3.11 EventType.TRACK goes through EnumType.__getattr__
 
 
@@ -411,7 +335,13 @@ class StateReducer:
     instead of one or two per event: such an event's other reducers keep to their own parts of
     the state (consent, cart, orders: ``_PART_OF``), which are worked out on their own and
     given to the run. An event with traits ends the run: the traits reducer reads and sets the
-    time zone and locale, which the seen reducer keeps too."""
+    time zone and locale, which the seen reducer keeps too.
+
+    A late event (older than the state's watermark: received after later ones) folds in on its
+    own (:meth:`apply_late`): each part keeps the order key of what set it, so the late event
+    changes only what it would have set had it come in order. The history is read again only
+    for a state kept before those keys were (``legacy``) or a cart changed more often since
+    its last reset than it keeps (:class:`~engine.state.cart.NeedsHistory`)."""
 
     def __init__(self, phone_region: str = "US") -> None:
         reduce_traits = make_traits_reducer(phone_region)
@@ -444,24 +374,42 @@ class StateReducer:
         return index.by_type[event.type]
 
     def apply(self, state: CustomerState, event: Event) -> CustomerState:
-        """``state`` after ``event``; the caller keeps event-time order (see :meth:`fold`)."""
+        """``state`` after ``event``, later than every event the state holds (see
+        :meth:`extend` for any event)."""
         state = reduce_seen(state, event)
         for reducer in self._changing(event):
             state = reducer(state, event)
         return state
 
-    def fold(self, events: Iterable[Event], state: CustomerState | None = None) -> CustomerState:
-        """``state`` (empty by default) after ``events`` in event-time order."""
-        result = state if state is not None else CustomerState()
-        return self._apply_ordered(result, sorted(events, key=_ORDER_KEY))
+    def apply_late(self, state: CustomerState, event: Event) -> CustomerState:
+        """``state`` after ``event``, older than the state's watermark: as if it had come in
+        its place in event order. Raises :class:`~engine.state.cart.NeedsHistory` when the
+        state no longer keeps what that takes."""
+        state = reduce_seen_late(state, event)
+        for reducer in self._changing(event):  # each part keeps to event order by itself
+            state = reducer(state, event)
+        return state
+
+    def fold(self, events: Iterable[Event]) -> CustomerState:
+        """The state of ``events`` (a whole history, in any order)."""
+        return self._apply_ordered(CustomerState(), sorted(events, key=_ORDER_KEY))
 
     def extend(self, state: CustomerState, events: list[Event]) -> CustomerState | None:
-        """``state`` after newer ``events``, or ``None`` when one is older than the watermark and
-        the caller must fold the whole history again."""
+        """``state`` after ``events``, in any order and late or not; ``None`` when the caller
+        must fold the whole history again (see the class)."""
         ordered = sorted(events, key=_ORDER_KEY)
-        if state.watermark is not None and ordered and ordered[0].order_key <= state.watermark:
+        watermark = state.watermark
+        if watermark is None or not ordered or ordered[0].order_key > watermark:
+            return self._apply_ordered(state, ordered)  # in order: most batches
+        if state.legacy:
             return None
-        return self._apply_ordered(state, ordered)
+        newer = bisect_right(ordered, watermark, key=_ORDER_KEY)
+        try:
+            for event in ordered[:newer]:
+                state = self.apply_late(state, event)
+        except NeedsHistory:
+            return None
+        return self._apply_ordered(state, ordered[newer:]) if newer < len(ordered) else state
 
     def _apply_ordered(self, state: CustomerState, ordered: list[Event]) -> CustomerState:
         """``state`` after ``ordered`` (in event-time order), as :meth:`apply` one by one would

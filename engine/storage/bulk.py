@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 EVENT_COLUMNS = (
+    "seq",
     "message_id",
     "type",
     "name",
@@ -65,7 +66,7 @@ class BulkWriter:
     """Dialect-aware ``executemany`` statements for events, identities and profiles."""
 
     def __init__(self, dialect_name: str) -> None:
-        postgres = dialect_name == "postgresql"
+        postgres = self.postgres = dialect_name == "postgresql"
         mark = "%s" if postgres else "?"
         json_mark = "%s::jsonb" if postgres else "?"
         self.time: Callable[[datetime | None], datetime | str | None] = (
@@ -79,9 +80,7 @@ class BulkWriter:
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
             f"VALUES ({marks(EVENT_COLUMNS, ('payload',))})"
         )
-        self._insert_inbox = (
-            f"INSERT INTO journey_inbox (message_id, timestamp) VALUES ({mark}, {mark})"
-        )
+        self._insert_inbox = f"INSERT INTO journey_inbox (message_id, timestamp, seq) VALUES ({mark}, {mark}, {mark})"
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         self._insert_customers = (
             f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
@@ -102,11 +101,29 @@ class BulkWriter:
         event also enters the journey inbox, in the same transaction."""
         time = self.time
         converted = [
-            (m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
-            for m, ty, n, ts, c, u, a, ch, p, s, r in rows
+            (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
+            for q, m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
         self._run(conn, self._insert_events, converted)
-        self._run(conn, self._insert_inbox, [(row[0], row[3]) for row in converted])
+        self._run(conn, self._insert_inbox, [(row[1], row[4], row[0]) for row in converted])
+
+    def next_sequences(self, conn: sa.Connection, count: int) -> list[int]:
+        """``count`` new ``events.seq`` values, increasing: the arrival order of the events
+        about to be logged. On PostgreSQL drawn from the column's sequence (concurrent writers
+        get distinct values); on SQLite the ones after the largest logged (SQLite has one
+        writer at a time, and a writer that got in between makes this batch's insert fail
+        and be retried)."""
+        if count <= 0:
+            return []
+        if self.postgres:
+            found = conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('events', 'seq'))"
+                " FROM generate_series(1, %s)",
+                (count,),
+            )
+            return sorted(value for (value,) in found)
+        last = conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM events").scalar_one()
+        return list(range(last + 1, last + 1 + count))
 
     def insert_identities(
         self, conn: sa.Connection, rows: Iterable[tuple[str, str, datetime]]

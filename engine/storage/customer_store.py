@@ -7,7 +7,7 @@ identities, merges and profiles) in one transaction: all of it lands or none of 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -87,8 +87,10 @@ class MergeRecord:
 def event_row(
     event: Event, customer_id: str, source: str | None, received_at: datetime
 ) -> tuple[Any, ...]:
-    """The ``events`` row of ``event``, in :class:`BulkWriter` column order."""
+    """The ``events`` row of ``event``, in :class:`BulkWriter` column order; its arrival is
+    its sequence number in the log."""
     return (
+        event.arrival,
         event.message_id,
         event.type.value,
         event.name,
@@ -118,6 +120,7 @@ def event_from_row(row: Any) -> Event:
         properties=payload.get("properties") or {},
         traits=payload.get("traits") or {},
         context=payload.get("context") or {},
+        arrival=row.seq,
     )
 
 
@@ -202,7 +205,7 @@ class CustomerStore:
         query = (
             sa.select(events)
             .where(events.c.customer_id == customer_id)
-            .order_by(events.c.timestamp.desc(), events.c.message_id.desc())
+            .order_by(events.c.timestamp.desc(), events.c.seq.desc())
             .limit(limit)
         )
         return [
@@ -279,6 +282,12 @@ class CustomerStore:
     def insert_events(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         """Append :func:`event_row` rows to the event log."""
         self.bulk.insert_events(conn, rows)
+
+    def arrived(self, conn: sa.Connection, fresh: Sequence[Event]) -> list[Event]:
+        """``fresh`` (events about to be logged, in the order received), each with its arrival
+        set to the log sequence number it will be stored under."""
+        sequences = self.bulk.next_sequences(conn, len(fresh))
+        return [replace(event, arrival=seq) for event, seq in zip(fresh, sequences, strict=True)]
 
     def insert_identities(
         self, conn: sa.Connection, new_keys: Iterable[tuple[str, str, datetime]]

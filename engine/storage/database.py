@@ -7,8 +7,8 @@ survives a crash, which is what "durable before accepted" needs. PostgreSQL is u
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,13 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+SQLITE_SYNCHRONOUS = "FULL"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
@@ -52,6 +55,47 @@ def create_engine(url: str) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+Begin = Callable[[bool], AbstractContextManager[None]]
+"""Begins a transaction on a connection; ``begin(False)``: one whose commit needs no fsync."""
+
+
+@contextmanager
+def transactions(connection: sa.Connection) -> Iterator[Begin]:
+    """Transactions on ``connection``, one after another, each synced or not. An unsynced one
+    (``begin(False)``) does not wait for the disk to commit (SQLite ``synchronous=NORMAL``,
+    PostgreSQL ``synchronous_commit=off``): still atomic and safe from a dying process, but a
+    power cut or an OS crash may lose it. For writes that are harmless to lose, where an fsync
+    per commit would cost more than the work. The setting is the session's: it is changed only
+    when a transaction wants the other one, and put back at the end."""
+    sqlite = connection.dialect.name == "sqlite"
+    synced_now = [True]
+
+    def set_synced(synced: bool) -> None:
+        if sqlite:
+            connection.exec_driver_sql(
+                f"PRAGMA synchronous={SQLITE_SYNCHRONOUS if synced else 'NORMAL'}"
+            )
+        else:
+            connection.exec_driver_sql(
+                f"SET synchronous_commit TO {'DEFAULT' if synced else 'off'}"
+            )
+        connection.commit()  # (SQLite's pragma is refused within a transaction)
+        synced_now[0] = synced
+
+    @contextmanager
+    def begin(synced: bool = True) -> Iterator[None]:
+        if synced != synced_now[0]:
+            set_synced(synced)
+        with connection.begin():
+            yield
+
+    try:
+        yield begin
+    finally:
+        if not synced_now[0]:
+            set_synced(True)
 
 
 def _alembic_config(connection: sa.Connection) -> AlembicConfig:
@@ -78,13 +122,19 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 
 def upgrade(engine: sa.Engine, to: str = "head") -> None:
-    """Apply every migration the database lacks (up to revision ``to``); safe to call on every
-    start."""
+    """Apply every migration the database lacks (up to revision ``to``) in one transaction, so
+    a process killed halfway leaves the schema as it was; safe to call on every start."""
     try:
         if current_revision(engine) == (head_revision() if to == "head" else to):
             return
         with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
+            if connection.dialect.name == "sqlite":
+                # Python's sqlite3 opens a transaction before INSERT/UPDATE/DELETE only, so each
+                # CREATE TABLE would commit on its own: begin one explicitly (IMMEDIATE: take the
+                # write lock now, waiting for busy_timeout, rather than fail to upgrade a reader
+                # later). Only this connection, only now: the rest of the engine is unchanged.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            elif connection.dialect.name == "postgresql":
                 # processes starting together (workers, a service) upgrade one at a time; the
                 # lock goes with the transaction, and the next one finds nothing left to do
                 connection.execute(

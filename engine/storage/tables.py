@@ -117,7 +117,8 @@ merges = sa.Table(
 # - ``journey_inbox``: events logged but not yet seen by the journey engine; ingest adds a row in
 #   the same transaction as the event, the engine deletes it in the transaction that advances the
 #   journeys, so a crash in between replays the event instead of losing the trigger. It keeps the
-#   event's time (migration 0007) so a batch reads the backlog in order by its own index.
+#   event's time (migration 0007) and arrival sequence (0009) so a batch reads the backlog in
+#   order by its own index.
 # - ``campaign_versions``: every campaign version a journey entered with, as the schema's JSON.
 # - ``journeys``: one customer in one campaign from one entry; ``state`` is where it is.
 # - ``journey_timers``: durable waits and deferred sends, by due time.
@@ -131,7 +132,8 @@ journey_inbox = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(255), primary_key=True),
     sa.Column("timestamp", UTCDateTime(), nullable=False),  # the event's, so it is taken in order
-    sa.Index("ix_journey_inbox_time", "timestamp", "message_id"),
+    sa.Column("seq", Sequence, nullable=False),  # the event's arrival (migration 0009): ties
+    sa.Index("ix_journey_inbox_time", "timestamp", "seq"),
 )
 
 campaign_versions = sa.Table(
@@ -201,6 +203,7 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("provider_id", sa.String(255)),
+    sa.Column("claimed_by", sa.String(255)),  # the dispatch holding a `sending` row
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -304,4 +307,24 @@ api_keys = sa.Table(
     sa.Column("rate", sa.Float()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
+)
+
+# --- the rejects store (migration 0010) ------------------------------------------------------
+# - ``rejects``: every event refused, by file ingest (``source`` the file, ``position`` the line)
+#   or the HTTP API (``source`` ``http:<key id>:<request id>``, ``position`` the index in the
+#   batch, none for a single call), with the reason, the field, the message and the raw event.
+#   ``digest`` (of the reason, field and raw text) keeps a reject sent again once.
+
+rejects = sa.Table(
+    "rejects",
+    metadata,
+    sa.Column("id", Sequence, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("position", sa.Integer()),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("raw", sa.Text(), nullable=False),
+    sa.Column("rejected_at", UTCDateTime(), nullable=False),
 )

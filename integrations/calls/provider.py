@@ -198,4 +198,4 @@ def calllist_provider(settings: Mapping[str, Any], context: ProviderContext) -> 
     """``provider: calllist``: calls as entries of the call lists in the project database."""
     calllist_settings(settings, context)
     assert context.database_url is not None  # calllist_settings checked it
-    return CallListProvider(open_database(context.database_url))
+    return CallListProvider(open_database(context.database_url), clock=context.clock)

@@ -128,6 +128,7 @@ def facebook_provider(settings: Mapping[str, Any], context: ProviderContext) -> 
         chosen.ad_account_id,
         customer_file_source=chosen.customer_file_source,
         redact=Redactor(secret_values(token, secret)),
+        clock=context.clock,
     )
 
 

@@ -111,13 +111,16 @@ def _send(
                 reply_to=str(fields.get("reply_to") or from_email),
             )
         campaign_id = str(campaign["id"])
-        ready = (when(campaign.get("create_time")) or transport.clock()) + SETTLE
-        if transport.clock() < ready:
+        # settled by Mailchimp's clock (create_time is its own), retried on the pass's clock
+        wall = transport.wall_clock()
+        ready = (when(campaign.get("create_time")) or wall) + SETTLE
+        if wall < ready:
+            retry_at = transport.clock() + (ready - wall)
             return DeliveryOutcome(
                 DeliveryStatus.FAILED,
-                f"tagged {issue.tag}; campaign {campaign_id} is sent at {ready:%H:%M:%S}, once"
-                " every recipient is tagged",
-                retry_at=ready,
+                f"tagged {issue.tag}; campaign {campaign_id} is sent at {retry_at:%H:%M:%S},"
+                " once every recipient is tagged",
+                retry_at=retry_at,
             )
         html, text = content(first)
         fill_and_send(transport, campaign_id, html, text)

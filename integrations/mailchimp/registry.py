@@ -61,9 +61,10 @@ def _unset_mailchimp_keys(
 
 
 def mailchimp_transport(
-    settings: MailchimpSettings, context: ProviderContext, clock: Clock = utc_now
+    settings: MailchimpSettings, context: ProviderContext, wall_clock: Clock = utc_now
 ) -> Transport:
-    """The SDK clients with the keys read from the environment."""
+    """The SDK clients with the keys read from the environment, dating retries on the passes'
+    clock (``context.clock``); ``wall_clock`` is what Mailchimp's own times compare with."""
     where = f"providers.{context.channel}"
     marketing = read_secret(
         context.environ, settings.api_key_env, "the Mailchimp Marketing API key", where
@@ -82,7 +83,8 @@ def mailchimp_transport(
         timeout=settings.timeout,
         host=settings.host,
         transactional_host=settings.transactional_host,
-        clock=clock,
+        clock=context.clock,
+        wall_clock=wall_clock,
     )
 
 
@@ -98,12 +100,13 @@ def newsletter_campaigns(settings: Mapping[str, Any]) -> list[str]:
     list_campaigns=newsletter_campaigns,
 )
 def mailchimp_provider(
-    settings: Mapping[str, Any], context: ProviderContext, clock: Clock = utc_now
+    settings: Mapping[str, Any], context: ProviderContext, wall_clock: Clock = utc_now
 ) -> ChannelProvider:
-    """``provider: mailchimp`` for the email channel; ``clock`` dates retries."""
+    """``provider: mailchimp`` for the email channel; retries are dated on ``context.clock``,
+    Mailchimp's own times compared with ``wall_clock`` (a test's stand-in shares its clock)."""
     read = mailchimp_settings(settings, context)
     kind = MailchimpNewsletters if read.newsletters else MailchimpEmail
-    return kind(read, mailchimp_transport(read, context, clock))
+    return kind(read, mailchimp_transport(read, context, wall_clock))
 
 
 def mailchimp_commerce(provider: MailchimpEmail) -> MailchimpCommerce:

@@ -129,10 +129,12 @@ class Transport:
         host: str | None = None,
         transactional_host: str | None = None,
         clock: Clock = utc_now,
+        wall_clock: Clock = utc_now,
         connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.redact = Redactor([marketing_key, transactional_key or ""])
-        self.clock = clock
+        self.clock = clock  # the passes' clock: retries are dated on it
+        self.wall_clock = wall_clock  # Mailchimp's times (Retry-After dates, create_time) are real
         self._slots = threading.BoundedSemaphore(connections)
         self._seen = threading.local()
         self._marketing = mailchimp_marketing.Client({"api_key": marketing_key, "timeout": timeout})
@@ -199,7 +201,8 @@ class Transport:
         reason = getattr(response, "reason", "") or ""
         detail = self.redact(problem_text(status, body, reason))
         header = response.headers.get("Retry-After") if response is not None else None
-        wait = retry_after(header, self.clock())  # (a failed Response is falsy: `is not None`)
+        # (a failed Response is falsy: `is not None`)
+        wait = retry_after(header, self.wall_clock())
         if status == 504 and sends:  # a gateway timeout: the request may have been carried out
             return MailchimpError(detail, Failure.UNKNOWN, status=status)
         if status == 429 or status >= 500 or (status == 403 and not str(body or "").strip()):

@@ -84,15 +84,19 @@ def outbox_settings(settings: Mapping[str, Any], context: ProviderContext) -> _F
 def outbox_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: outbox``: email as ``.eml`` files, or ad-audience changes as JSON lines."""
     chosen = outbox_settings(settings, context)
-    path = _folder(chosen, context)
+    path, clock = _folder(chosen, context), context.clock
     if isinstance(chosen, _EmailSettings):
         sender = chosen.sender
         return _made(
             "email",
             path,
-            lambda: FileEmailOutbox(path, sender) if sender else FileEmailOutbox(path),
+            lambda: (
+                FileEmailOutbox(path, sender, clock=clock)
+                if sender
+                else FileEmailOutbox(path, clock=clock)
+            ),
         )
-    return _made("ads", path, lambda: FileAdsOutbox(path))
+    return _made("ads", path, lambda: FileAdsOutbox(path, clock=clock))
 
 
 def csv_settings(settings: Mapping[str, Any], context: ProviderContext) -> _FolderSettings:
@@ -106,7 +110,7 @@ def csv_settings(settings: Mapping[str, Any], context: ProviderContext) -> _Fold
 def csv_provider(settings: Mapping[str, Any], context: ProviderContext) -> ChannelProvider:
     """``provider: csv``: calls as CSV call lists, one file per list."""
     path = _folder(csv_settings(settings, context), context)
-    return _made("call", path, lambda: CsvCallList(path))
+    return _made("call", path, lambda: CsvCallList(path, clock=context.clock))
 
 
 def build_file_providers(

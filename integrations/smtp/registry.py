@@ -120,4 +120,4 @@ def smtp_provider(settings: Mapping[str, Any], context: ProviderContext) -> Chan
         password=password,
         tls=tls_context(smtp.ca_file, context, where),
     )
-    return SmtpEmail(server, smtp.sender, where=where)
+    return SmtpEmail(server, smtp.sender, clock=context.clock, where=where)

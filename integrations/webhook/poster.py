@@ -96,12 +96,14 @@ class HttpWebhook:
         target: WebhookTarget,
         *,
         clock: Clock = utc_now,
+        wall_clock: Clock = utc_now,
         retry_after: timedelta = RETRY_AFTER,
         where: str = "providers.webhook",
     ) -> None:
         self.target = target
         self.idempotent = target.receiver_dedupes
-        self._clock = clock
+        self._clock = clock  # the passes' clock: retries are dated on it
+        self._wall = wall_clock  # the receiver checks the signed timestamp against real time
         self._retry_after = retry_after
         self._where = where
         self._redact = Redactor([target.secret])
@@ -129,8 +131,8 @@ class HttpWebhook:
             return self._failed(f"no url named {name}; add it under {self._where}.urls")
         body = str(delivery.fields.get("body") or "")
         data = body.encode()
-        now = self._clock()
-        timestamp = int(now.timestamp())
+        now, wall = self._clock(), self._wall()
+        timestamp = int(wall.timestamp())
         headers = {
             **self.target.headers,
             "Content-Type": content_type(body),
@@ -157,10 +159,15 @@ class HttpWebhook:
             return self._no_answer(now, name, exc)
         finally:
             conn.close()
-        return self._answered(now, name, response, answer)
+        return self._answered(now, wall, name, response, answer)
 
     def _answered(
-        self, now: datetime, name: str, response: http.client.HTTPResponse, answer: bytes
+        self,
+        now: datetime,
+        wall: datetime,
+        name: str,
+        response: http.client.HTTPResponse,
+        answer: bytes,
     ) -> DeliveryOutcome:
         status = response.status
         said = f"{name}: {status} {response.reason}"
@@ -169,7 +176,7 @@ class HttpWebhook:
         text = " ".join(answer.decode("utf-8", "replace").split())[:_ANSWER_LIMIT]
         detail = f"{said}: {text}" if text else said
         if status in RETRY_STATUSES or status >= 500:
-            delay = retry_after(response.getheader("Retry-After"), now) or self._retry_after
+            delay = retry_after(response.getheader("Retry-After"), wall) or self._retry_after
             return DeliveryOutcome(DeliveryStatus.FAILED, self._redact(detail), now + delay)
         if 300 <= status < 400:
             where = response.getheader("Location") or "elsewhere"

@@ -161,4 +161,4 @@ def http_provider(settings: Mapping[str, Any], context: ProviderContext) -> Chan
         receiver_dedupes=hooks.receiver_dedupes,
         tls=tls_context(hooks.ca_file, context, where),
     )
-    return HttpWebhook(target, where=where)
+    return HttpWebhook(target, clock=context.clock, where=where)

@@ -89,3 +89,41 @@ def test_the_exit_at_the_timeouts_instant_ends_the_journey_first(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+def test_an_order_received_after_its_add_in_the_same_instant_ends_the_journey(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Events of one instant apply in the order received, never by messageId: the order's id
+    sorts before the add's, yet it came second, so it ends the journey, in the durable
+    runtime as in ``simulate``, and leaves the cart empty."""
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "cart.yaml").write_text(CART)
+    add = {
+        "type": "track",
+        "event": "Product Added",
+        "userId": "ann",
+        "messageId": "z-add",
+        "timestamp": AT.isoformat(),
+        "properties": {"product_id": "boots", "price": 240},
+    }
+    order = {**add, "event": "Order Completed", "messageId": "a-order"}
+    order["properties"] = {"order_id": "A1", "revenue": 240}
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps({"type": "batch", "batch": [add, order]}) + b"\n")
+    clock = Clock(AT)
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        clock.now = AT + timedelta(hours=3)
+        durable.run_once()
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
+        assert [line.split()[5] for line in expected] == ["enter", "exit"]
+        assert decision_lines(followup.engine) == expected
+        profile = followup.profile("ann")
+        assert profile is not None and profile.state.cart.items == ()
+    finally:
+        followup.close()

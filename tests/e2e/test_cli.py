@@ -8,8 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from engine.storage.tables import events
 from tests.e2e.cli import run_followup
+from tests.service.test_cli import invoke
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -223,3 +226,47 @@ def test_preview_renders_a_template_as_the_customer_gets_it(tmp_path: Path) -> N
     assert "<" not in text.stdout and "1 × 120.00" in text.stdout
     missing = run(tmp_path, "preview", "nope.html", "--customer", "u1")
     assert missing.returncode == 2 and "no such template" in missing.stderr
+
+
+def test_file_rejects_land_in_the_rejects_store(tmp_path: Path, database_url: str) -> None:
+    """``followup rejects list`` is the one place to look: a file's rejects are kept there too
+    (and in FILE.rejects.jsonl, with exit code 1 as before), on SQLite and PostgreSQL alike,
+    NUL and year-10000 times included."""
+    path = tmp_path / "mixed.jsonl"
+    nul_event = {**CART[0], "messageId": "m-nul", "properties": {"name": "Bo\x00ots"}}
+    late = {**CART[1], "messageId": "m-late", "timestamp": "9999-12-31T23:59:59-01:00"}
+    path.write_bytes(
+        orjson.dumps(CART[0])
+        + b"\n{oops\n"
+        + b'{"a": "nul\x00byte"}\n'
+        + orjson.dumps(nul_event)
+        + b"\n"
+        + orjson.dumps(late)
+        + b"\n"
+    )
+    env = {"FOLLOWUP_DATABASE_URL": database_url}
+    result = run(tmp_path, "ingest", str(path), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "followup rejects list" in result.stdout
+    again = invoke(tmp_path, "ingest", str(path), env=env)  # each reject is kept once
+    assert again.exit_code == 1, again.output
+    listed = run(tmp_path, "rejects", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    kept = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["source"], r["position"], r["reason"], r["field"]) for r in kept] == [
+        (str(path), 5, "bad_timestamp", "timestamp"),
+        (str(path), 3, "invalid_json", ""),
+        (str(path), 2, "invalid_json", ""),
+    ]
+    assert kept[1]["raw"] == '{"a": "nul\ufffdbyte"}'
+    assert orjson.loads(kept[0]["raw"])["messageId"] == "m-late"
+    table = invoke(tmp_path, "rejects", "list", "--limit", "1", env=env)
+    assert "bad_timestamp" in table.stdout and "invalid_json" not in table.stdout
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        names = conn.execute(sa.select(events.c.message_id, events.c.payload)).all()
+    engine.dispose()
+    assert {m: p.get("properties", {}).get("name") for m, p in names} == {
+        "m1": "Boots",
+        "m-nul": "Bo\ufffdots",
+    }

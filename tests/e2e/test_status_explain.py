@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
 from engine.cli.app import app
-from engine.durable.outbox import UNKNOWN_DETAIL
+from engine.durable.claims import UNKNOWN_DETAIL
 from engine.storage.tables import outbox
 from tests.e2e.cli import run_followup
 

@@ -139,7 +139,7 @@ def add_customer(conn: sa.Connection, cid: str, merged: str | None = None) -> No
 def add_event(
     conn: sa.Connection, message_id: str, name: str, customer: str, when: datetime, inbox: bool
 ) -> None:
-    conn.execute(
+    logged = conn.execute(
         events.insert().values(
             message_id=message_id,
             type="track" if name else "identify",
@@ -152,7 +152,8 @@ def add_event(
         )
     )
     if inbox:
-        conn.execute(journey_inbox.insert().values(message_id=message_id, timestamp=when))
+        seq = logged.inserted_primary_key[0]
+        conn.execute(journey_inbox.insert().values(message_id=message_id, timestamp=when, seq=seq))
 
 
 def test_status_counts_journeys_per_version_timers_outbox_and_inbox(db: sa.Engine) -> None:

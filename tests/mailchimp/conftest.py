@@ -33,11 +33,11 @@ def make_provider(
     marketing: str, transactional: str, clock: Clock = lambda: FIXED_NOW, **settings: Any
 ) -> MailchimpEmail:
     """The provider through its registered factory, pointed at ``marketing``/``transactional``."""
-    context = ProviderContext("email", Path("."), ENVIRON)
+    context = ProviderContext("email", Path("."), ENVIRON, clock=clock)
     provider = mailchimp_provider(
         {**SETTINGS, "host": marketing, "transactional_host": transactional, **settings},
         context,
-        clock=clock,
+        wall_clock=clock,  # the stand-in dates its campaigns on the test's clock too
     )
     assert isinstance(provider, MailchimpEmail)
     return provider

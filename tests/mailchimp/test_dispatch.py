@@ -13,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.storage.tables import outbox
 from integrations.mailchimp import subscriber_hash
 from tests.durable.harness import Clock, make_project, open_followup
-from tests.mailchimp.conftest import make_provider
+from tests.mailchimp.conftest import ENVIRON, SETTINGS, make_provider
 from tests.mailchimp.standin import RETRY_AFTER_SECONDS, StandIn
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -157,3 +158,43 @@ def test_an_unsubscribe_reaches_the_member_through_the_dispatcher(
     # two changes (the identify's consent, the unsubscribe), each sent the consent as it stands
     # now; the one that met the 500 took a second attempt
     assert sorted(rows) == [("delivered", 1), ("delivered", 2)]
+
+
+def test_retries_are_dated_on_the_pass_clock_when_it_runs_ahead(
+    tmp_path: Path, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``followup tick --now`` a year ahead of the wall clock, the provider built from
+    followup.yaml as ``tick`` builds it: a send meeting 500s is retried 30 s later on the pass's
+    clock, not at once (dated by the wall clock, every retry was due already and the pass burned
+    all 8 attempts in a few seconds)."""
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    ahead = Clock(datetime.now(UTC).replace(microsecond=0) + timedelta(days=365))
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "welcome.yaml").write_text(
+        "campaign: welcome\ntrigger: {event: Subscribed}\nsteps:\n"
+        "  - send: email\n    template: welcome.html\n    subject: Welcome\n"
+    )
+    email = {**SETTINGS, "host": stand_in.url, "transactional_host": f"{stand_in.url}/api/1.3"}
+    config = ProjectConfig(
+        database_url=f"sqlite:///{tmp_path / 'f.db'}", providers={"email": email}
+    )
+    followup = Followup(Project(config, project), ahead)
+    try:
+        stand_in.world.faults[("send", "ann@example.com")] = ["500"] * 8
+        followup.identify(
+            user_id="ann",
+            traits={"email": "ann@example.com", "consent": {"email": True}},
+            timestamp=ahead.now - timedelta(minutes=2),
+        )
+        followup.track("Subscribed", user_id="ann", timestamp=ahead.now - timedelta(minutes=1))
+        durable = DurableProject(followup)
+        durable.run_once()
+        query = sa.select(outbox).where(outbox.c.action == "send")
+        with followup.engine.connect() as conn:
+            row = conn.execute(query).one()
+    finally:
+        followup.close()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at == ahead.now + timedelta(seconds=30)  # the first backoff
+    assert stand_in.world.sent == {}

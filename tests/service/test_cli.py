@@ -8,6 +8,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -56,14 +59,19 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
         time.sleep(0.1)
 
 
-def _keys(cwd: Path, *args: str) -> Result:
-    """``followup keys ARGS`` in ``cwd``, in this process (the real command, no subprocess)."""
+def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """``followup ARGS`` in ``cwd``, in this process (the real command, no subprocess)."""
     here = Path.cwd()
     os.chdir(cwd)
     try:
-        return CliRunner().invoke(app, ["keys", *args], env={"COLUMNS": "250"})
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250", **(env or {})})
     finally:
         os.chdir(here)
+
+
+def _keys(cwd: Path, *args: str) -> Result:
+    """``followup keys ARGS`` in ``cwd``."""
+    return invoke(cwd, "keys", *args)
 
 
 def _create_key(cwd: Path, *args: str) -> tuple[str, str]:
@@ -101,24 +109,42 @@ def test_rates_are_read_per_second() -> None:
             parse_rate(bad)
 
 
-def test_serve_ingests_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    _, key = _create_key(tmp_path)
+@dataclass
+class Serving:
+    """A ``followup serve`` process with a write key; ``stderr`` once it has stopped."""
+
+    url: str
+    key: str
+    process: subprocess.Popen[str]
+    stderr: str = ""
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[Serving]:
+    """``followup serve`` in ``root`` with a new write key, stopped with SIGTERM at the end."""
+    _, key = _create_key(root)
     port = _free_port()
-    service = _start(tmp_path, "serve", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
+    process = _start(root, "serve", "--port", str(port))
+    served = Serving(f"http://127.0.0.1:{port}", key, process)
     try:
-        _wait_healthy(url, service)
+        _wait_healthy(served.url, process)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, served.stderr = process.communicate(timeout=60)
+
+
+def test_serve_ingests_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    with serving(tmp_path) as service:
         answer = httpx.post(
-            f"{url}/v1/track",
-            auth=(key, ""),
+            f"{service.url}/v1/track",
+            auth=(service.key, ""),
             json={"event": "Product Viewed", "userId": "u1", "messageId": "m1"},
             headers={"X-Request-Id": "cli-test-1"},
         )
         assert answer.json() == {"success": True, "accepted": 1, "duplicates": 0}
-    finally:
-        service.send_signal(signal.SIGTERM)
-        _, stderr = service.communicate(timeout=60)
-    assert service.returncode == 0, stderr
+    stderr = service.stderr
+    assert service.process.returncode == 0, stderr
     lines = [orjson.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     (logged,) = [line for line in lines if line.get("request_id") == "cli-test-1"]
     assert (logged["route"], logged["status"]) == ("/v1/track", 200)

@@ -48,7 +48,8 @@ def test_metrics_count_events_and_rejects(service: Running) -> None:
         ]
         assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
         bad = [{"type": "track", "userId": "u"}, {"type": "track", "event": "x"}]
-        assert client.post("/v1/batch", json={"batch": bad}).status_code == 400
+        assert client.post("/v1/batch", json={"batch": bad}).json()["rejected"] == 2
+        assert client.post("/v1/batch", content=b"[").status_code == 400
     assert httpx.post(f"{service.url}/v1/track", json={}).status_code == 401
     samples = _samples(service)
     assert samples[("followup_events_received_total", (("type", "track"),))] == 2
@@ -59,7 +60,7 @@ def test_metrics_count_events_and_rejects(service: Running) -> None:
     assert samples[("followup_rejects_total", (("reason", "unauthorized"),))] == 1
     assert samples[("followup_outbox_lag_seconds", ())] == 0
     latency = ("followup_http_request_seconds_count", (("route", "/v1/batch"), ("status", "200")))
-    assert samples[latency] == 1
+    assert samples[latency] == 2
 
 
 def test_each_request_is_logged_as_json_with_its_id(

@@ -161,10 +161,16 @@ def test_missing_message_id_is_a_stable_content_hash() -> None:
     assert first == content_message_id(track(properties={"a": 1, "b": 2}))
 
 
-def test_order_key_breaks_time_ties_by_message_id() -> None:
-    [a] = parse_message(track(messageId="a"))
-    [b] = parse_message(track(messageId="b"))
-    assert sorted([b, a], key=lambda e: e.order_key) == [a, b]
+def test_order_key_breaks_time_ties_by_arrival_never_message_id() -> None:
+    [a] = parse_message(track(messageId="a"), arrival=2)
+    [b] = parse_message(track(messageId="b"), arrival=1)
+    assert sorted([a, b], key=lambda e: e.order_key) == [b, a]
+
+
+def test_a_batch_numbers_its_events_in_array_order() -> None:
+    batch = {"type": "batch", "batch": [track(messageId="z"), track(messageId="a")]}
+    events = parse_message(batch, arrival=7)
+    assert [(e.message_id, e.arrival) for e in events] == [("z", 7), ("a", 8)]
 
 
 @pytest.mark.parametrize(
@@ -182,3 +188,141 @@ def test_timestamps_in_every_rfc_3339_spelling(text: str, expected: datetime) ->
     assert rejection(track(timestamp="2024-05-06 09:00:00 utc")).reason is (
         RejectReason.BAD_TIMESTAMP
     )
+
+
+RECEIVED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _without_timestamp(**fields: object) -> dict[str, object]:
+    message = track(**fields)
+    del message["timestamp"]
+    return message
+
+
+def test_client_clock_skew_is_corrected_with_sent_at() -> None:
+    """Segment's rule: timestamp = receivedAt - (sentAt - originalTimestamp). The client's clock
+    is 1 h fast and it held the event 2 s before sending it."""
+    message = _without_timestamp(
+        originalTimestamp="2024-06-01T12:59:58Z", sentAt="2024-06-01T13:00:00Z"
+    )
+    [event] = parse_message(message, default_timestamp=RECEIVED)
+    assert event.timestamp == datetime(2024, 6, 1, 11, 59, 58, tzinfo=UTC)
+
+
+def test_a_batch_sent_at_corrects_each_message_without_its_own() -> None:
+    late = _without_timestamp(messageId="late", originalTimestamp="2024-06-01T12:59:50Z")
+    own = _without_timestamp(
+        messageId="own", originalTimestamp="2024-06-01T12:00:00Z", sentAt="2024-06-01T12:00:01Z"
+    )
+    events = parse_message(
+        {"batch": [late, own], "sentAt": "2024-06-01T13:00:00Z"}, default_timestamp=RECEIVED
+    )
+    assert [e.timestamp for e in events] == [
+        datetime(2024, 6, 1, 11, 59, 50, tzinfo=UTC),
+        datetime(2024, 6, 1, 11, 59, 59, tzinfo=UTC),
+    ]
+    [alone] = parse_message(late, default_timestamp=RECEIVED, sent_at="2024-06-01T13:00:00Z")
+    assert alone.timestamp == events[0].timestamp
+
+
+def test_an_explicit_timestamp_is_kept_as_given() -> None:
+    """A server library or an import sets ``timestamp``: it is the event time, not corrected."""
+    message = track(originalTimestamp="2024-06-01T12:59:58Z", sentAt="2024-06-01T13:00:00Z")
+    [event] = parse_message(message, default_timestamp=RECEIVED)
+    assert event.timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def test_original_timestamp_without_sent_at_is_taken_as_is() -> None:
+    message = _without_timestamp(originalTimestamp="2024-06-01T11:00:00Z")
+    [received] = parse_message(message, default_timestamp=RECEIVED)
+    [from_file] = parse_message(message)
+    assert received.timestamp == from_file.timestamp == datetime(2024, 6, 1, 11, tzinfo=UTC)
+
+
+def test_a_file_line_is_corrected_with_its_own_received_at() -> None:
+    """An export of a Segment or RudderStack warehouse keeps receivedAt with each message."""
+    message = _without_timestamp(
+        originalTimestamp="2024-06-01T12:59:58Z",
+        sentAt="2024-06-01T13:00:00Z",
+        receivedAt="2024-06-01T12:00:00Z",
+    )
+    [event] = parse_message(message)
+    assert event.timestamp == datetime(2024, 6, 1, 11, 59, 58, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),
+        ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "1899-12-31T23:59:59Z"}, "timestamp"),
+        ({"timestamp": "2024-05-01T10:00:00+24:00"}, "timestamp"),
+        ({"timestamp": 1714557600}, "timestamp"),
+        ({"originalTimestamp": "2024-06-01T12:00:00Z", "sentAt": "soon"}, "sentAt"),
+        ({"originalTimestamp": "noon", "sentAt": "2024-06-01T12:00:00Z"}, "originalTimestamp"),
+        (
+            {"originalTimestamp": "1900-01-01T00:00:00Z", "sentAt": "2999-12-31T00:00:00Z"},
+            "originalTimestamp",
+        ),
+    ],
+)
+def test_every_timestamp_is_parsed_or_refused_naming_the_field(
+    fields: dict[str, object], field: str
+) -> None:
+    message = {**_without_timestamp(), **fields}
+    with pytest.raises(EventInvalid) as info:
+        parse_message(message, default_timestamp=RECEIVED)
+    assert (info.value.reason, info.value.field) == (RejectReason.BAD_TIMESTAMP, field)
+
+
+@pytest.mark.parametrize("library", ["server", "browser", "mobile", "Server"])
+def test_a_library_channel_is_kept_apart_from_the_shop_channel(library: str) -> None:
+    """RudderStack's libraries send ``channel: server|web|mobile``, Segment's spec names
+    ``server|browser|mobile``: where the library runs, not where the customer shopped."""
+    [event] = parse_message(track(channel=library, context={"ip": "1.2.3.4"}))
+    assert event.channel == "web"
+    assert event.context == {"ip": "1.2.3.4", "libraryChannel": library.lower()}
+    [pos] = parse_message(track(channel=library, context={"channel": "pos"}))
+    assert pos.channel == "pos"
+    [call] = parse_message(track(event="Call Completed", context={"channel": library}))
+    assert call.channel == "call"
+    assert call.context == {"channel": library, "libraryChannel": library.lower()}
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def test_json_nested_past_the_limit_is_refused_naming_where() -> None:
+    [ok] = parse_message(track(properties=_nested(30)))
+    assert ok.properties == _nested(30)
+    with pytest.raises(EventInvalid) as info:
+        parse_message(track(properties=_nested(300)))
+    error = info.value
+    assert error.reason is RejectReason.INVALID_FIELD
+    assert error.field.startswith("properties.k.k.k")
+    assert "deeper than 32 levels" in error.message
+    listed = track(context={"a": [[[[_nested(40)]]]]})
+    with pytest.raises(EventInvalid) as info:
+        parse_message(listed)
+    assert info.value.field.startswith("context.a[0][0][0][0].k")
+
+
+def test_nul_characters_become_the_replacement_character() -> None:
+    """PostgreSQL refuses U+0000 in text and jsonb; SQLite would keep it: so no backend gets it."""
+    [event] = parse_message(
+        track(
+            userId="u\x001",
+            event="Product\x00Added",
+            properties={"na\x00me": "bo\x00ots", "tags": ["a\x00"]},
+            context={"traits": {"email": "x@y.z\x00"}},
+        )
+    )
+    assert event.user_id == "u\ufffd1"
+    assert event.name == "Product\ufffdAdded"
+    assert event.properties == {"na\ufffdme": "bo\ufffdots", "tags": ["a\ufffd"]}
+    assert event.traits == {"email": "x@y.z\ufffd"}

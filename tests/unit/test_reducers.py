@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from engine.events import Event, parse_message
+from engine.state.cart import CHANGES_KEPT
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer, snake_case
 
 START = datetime(2024, 5, 1, 10, tzinfo=UTC)
 reducer = StateReducer("US")
+_arrivals = itertools.count(1)  # each event made here arrives after the ones made before
 
 
 def ev(kind: str, minute: int = 0, **fields: Any) -> Event:
@@ -26,7 +29,7 @@ def ev(kind: str, minute: int = 0, **fields: Any) -> Event:
     }
     if kind != "identify":
         message["event"] = kind
-    [event] = parse_message(message)
+    [event] = parse_message(message, arrival=next(_arrivals))
     return event
 
 
@@ -48,7 +51,8 @@ def test_seen_times_channels_count_and_user_id() -> None:
     assert state.channels == {"web", "pos"}
     assert state.event_count == 2
     assert state.user_id == "u1"
-    assert state.watermark == (START + timedelta(minutes=5), "Product Viewed-5")
+    assert state.watermark is not None
+    assert state.watermark[0] == START + timedelta(minutes=5)
 
 
 def test_timezone_and_locale_from_context_unless_traits_say() -> None:
@@ -259,11 +263,58 @@ def test_fold_of_runs_of_views_is_the_state_of_one_event_at_a_time() -> None:
     assert one_by_one.consent.ads and [i.product_id for i in one_by_one.cart.items] == ["p2"]
 
 
-def test_extend_applies_newer_events_and_refuses_older_ones() -> None:
+def test_extend_folds_newer_and_late_events_to_the_state_of_all_of_them() -> None:
     base = fold(added("p1", 10, 5))
-    extended = reducer.extend(base, [added("p2", 1, 6)])
-    assert extended is not None and len(extended.cart.items) == 2
-    assert reducer.extend(base, [added("p0", 1, 4)]) is None
+    newer, late = added("p2", 1, 6), added("p0", 1, 4)
+    extended = reducer.extend(base, [late, newer])
+    assert extended is not None
+    assert [item.product_id for item in extended.cart.items] == ["p0", "p1", "p2"]
+    assert extended.event_count == 3 and extended.watermark == newer.order_key
+
+
+def test_a_late_event_never_undoes_what_a_later_one_set() -> None:
+    later = [
+        ev("identify", 10, userId="u2", traits={"email": "new@x.com", "consent": {"email": False}}),
+        ev("Order Completed", 11, properties={"order_id": "o1", "total": 30}),
+        ev("Page", 12, context={"timezone": "Europe/Paris", "locale": "fr-FR"}),
+    ]
+    state = reducer.fold(later)
+    late = [
+        ev(
+            "identify", 1, traits={"email": "old@x.com", "plan": "gold", "consent": {"email": True}}
+        ),
+        added("p1", 10, 2),  # before the order: the order emptied the cart
+        ev("Page", 3, userId="u9", context={"timezone": "Asia/Tokyo", "locale": "ja-JP"}),
+        ev("Order Refunded", 4, properties={"order_id": "o1"}),  # before its order: nothing
+    ]
+    for event in late:
+        extended = reducer.extend(state, [event])
+        assert extended is not None
+        state = extended
+    assert state.traits == {"email": "new@x.com", "plan": "gold"}  # plan: only the late one
+    assert state.user_id == "u1" and not state.consent.email  # the latest, not the late u9
+    assert state.cart.items == () and state.orders.total == 30 and state.orders.refunded == 0
+    assert (state.timezone, state.locale) == ("Europe/Paris", "fr-FR")
+    assert state.first_seen_at == START + timedelta(minutes=1) and state.event_count == 7
+    assert state == reducer.fold([*later, *late])
+
+
+def test_a_state_kept_without_keys_folds_its_history_again_for_a_late_event() -> None:
+    kept = state_to_json(fold(added("p1", 10, 5)))
+    for name in ("traits_at", "user_id_at", "context_at"):
+        del kept[name]  # as written before arrival order (migration 0009)
+    legacy = state_from_json(kept)
+    assert legacy.legacy
+    assert reducer.extend(legacy, [added("p0", 1, 4)]) is None
+    newer = reducer.extend(legacy, [added("p2", 1, 6)])
+    assert newer is not None and newer.legacy and len(newer.cart.items) == 2
+
+
+def test_a_cart_changed_more_than_it_keeps_needs_the_history_for_an_older_change() -> None:
+    state = fold(*(added(f"p{n}", 1, 10 + n) for n in range(CHANGES_KEPT + 1)))
+    assert state.cart.compacted and len(state.cart.items) == CHANGES_KEPT + 1
+    assert reducer.extend(state, [added("early", 1, 1)]) is None  # before what is kept
+    assert reducer.extend(state, [added("late", 1, 10 + CHANGES_KEPT)]) is not None
 
 
 @pytest.mark.parametrize("minute", [0, 3])

@@ -72,7 +72,7 @@ def build(
     context = ProviderContext("webhook", root, {"HOOK_SECRET": secret})
     built = http_provider({**config, **settings}, context)
     assert isinstance(built, HttpWebhook)
-    return HttpWebhook(built.target, clock=CLOCK)
+    return HttpWebhook(built.target, clock=CLOCK, wall_clock=CLOCK)
 
 
 def closed_port() -> int:
@@ -236,3 +236,22 @@ def test_an_unknown_url_name_fails_for_good(tmp_path: Path) -> None:
     outcome = provider.deliver(a_hook("erp"))
     assert (outcome.status, outcome.retry_at) == (DeliveryStatus.FAILED, None)
     assert outcome.detail == "no url named erp; add it under providers.webhook.urls"
+
+
+def test_a_pass_ahead_of_the_wall_clock_dates_retries_on_its_clock_and_signs_real_time(
+    tmp_path: Path,
+) -> None:
+    """``followup tick --now`` a year ahead: the retry is dated on the pass's clock (else it is
+    due at once and every attempt burns in one pass); the receiver, checking the signature
+    against its own clock, still takes the request."""
+    ahead = CLOCK.now + timedelta(days=365)
+    context = ProviderContext("webhook", tmp_path, {"K": SECRET}, clock=lambda: ahead)
+    with webhook_receiver() as hook:
+        hook.receiver.replies.append(Reply(503))
+        config = {"provider": "http", "urls": {"crm": hook.url}, "secret_env": "K"}
+        outcome = http_provider(config, context).deliver(a_hook())
+    assert (outcome.status, outcome.retry_at) == (
+        DeliveryStatus.FAILED,
+        ahead + timedelta(minutes=1),
+    )
+    assert [r.verified for r in hook.receiver.requests] == [True]

@@ -1,0 +1,210 @@
+"""The claims of a dispatch on outbox rows, and the outcomes it writes back.
+
+A row is claimed (``pending`` -> ``sending``, attempts + 1, ``claimed_by`` the dispatch's
+holder) right before its provider is called, in a transaction of its own: one row, or the one
+batch a :class:`~engine.channels.BatchProvider` is about to get. Its outcome is kept and written
+in the next claim's transaction, so before the next call, or at the end of the page: a process
+that dies leaves at most the row (or batch) in flight ``sending``. Each write names the row as
+it must still be (claimed by this holder at this attempt; or, for a row settled without a call,
+still ``pending`` at the attempt read), so it never undoes what another dispatch did since.
+
+:func:`retake` gives back the rows a dead holder left ``sending`` (see
+:mod:`engine.durable.holders`), and those whose holder cannot be told once their lease is over.
+
+A claim or an outcome of a provider that deduplicates is harmless to lose (the row is sent again
+and deduplicated), so unless an outcome of another provider rides along, the transaction does
+not wait for the disk (:func:`~engine.storage.database.transactions`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.durable.holders import Holder, Holders
+from engine.storage.database import Begin
+from engine.storage.tables import outbox
+
+UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
+
+
+def _param(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=column.type)
+
+
+ROW = outbox.c.id == sa.bindparam("b_id")
+AT_ATTEMPT = outbox.c.attempts == sa.bindparam("b_attempts")
+NOW = _param("b_now", outbox.c.updated_at)
+OUTCOME = {
+    "status": sa.bindparam("b_status"),
+    "detail": sa.bindparam("b_detail"),
+    "updated_at": NOW,
+}
+
+# A claim, of a row still as it was read
+CLAIM = (
+    outbox.update()
+    .where(ROW, outbox.c.status == "pending", AT_ATTEMPT)
+    .values(
+        status="sending",
+        attempts=sa.bindparam("b_attempts") + 1,
+        updated_at=NOW,
+        claimed_by=sa.bindparam("b_holder"),
+    )
+)
+# The outcome of a call: the row as this holder claimed it
+SETTLE = (
+    outbox.update()
+    .where(ROW, outbox.c.claimed_by == sa.bindparam("b_holder"), AT_ATTEMPT)
+    .values(
+        **OUTCOME,
+        provider_id=sa.func.coalesce(
+            _param("b_provider_id", outbox.c.provider_id), outbox.c.provider_id
+        ),
+        next_attempt_at=sa.func.coalesce(
+            _param("b_retry_at", outbox.c.next_attempt_at), outbox.c.next_attempt_at
+        ),
+        claimed_by=None,
+    )
+)
+# The outcome of a row settled without a call (skipped, failed): still as it was read
+DECIDE = outbox.update().where(ROW, outbox.c.status == "pending", AT_ATTEMPT).values(**OUTCOME)
+
+
+class Claims:
+    """One dispatch's claims, on its connection (``begin`` starts its transactions)."""
+
+    def __init__(self, conn: sa.Connection, begin: Begin, holder: str) -> None:
+        self.conn = conn
+        self.begin = begin
+        self.holder = holder
+        self._kept: dict[sa.Update, list[dict[str, Any]]] = {SETTLE: [], DECIDE: []}
+        self._synced = False  # whether an outcome kept must wait for the disk
+
+    def claim(self, rows: Sequence[Any], now: datetime, *, synced: bool) -> set[int]:
+        """Claim ``rows`` (read ``pending``), writing the outcomes kept so far in the same
+        transaction; the ids claimed (another dispatch may have taken some meanwhile)."""
+        claimed: set[int] = set()
+        with self.begin(synced or self._synced):
+            self._write()
+            for row in rows:
+                taken = self.conn.execute(
+                    CLAIM,
+                    {
+                        "b_id": row.id,
+                        "b_attempts": row.attempts,
+                        "b_now": now,
+                        "b_holder": self.holder,
+                    },
+                )
+                if taken.rowcount:
+                    claimed.add(row.id)
+        return claimed
+
+    def settle(
+        self,
+        row: Any,
+        now: datetime,
+        status: str,
+        detail: str,
+        *,
+        synced: bool,
+        provider_id: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Keep the outcome of a claimed row's call, for the next write."""
+        self._kept[SETTLE].append(
+            {
+                "b_id": row.id,
+                "b_holder": self.holder,
+                "b_attempts": row.attempts + 1,
+                "b_status": status,
+                "b_detail": detail or None,
+                "b_now": now,
+                "b_provider_id": provider_id,
+                "b_retry_at": retry_at,
+            }
+        )
+        self._synced |= synced
+
+    def decide(self, row: Any, now: datetime, status: str, detail: str, *, synced: bool) -> None:
+        """Keep the outcome of a row settled without a call, for the next write."""
+        self._kept[DECIDE].append(
+            {
+                "b_id": row.id,
+                "b_attempts": row.attempts,
+                "b_status": status,
+                "b_detail": detail or None,
+                "b_now": now,
+            }
+        )
+        self._synced |= synced
+
+    def flush(self) -> None:
+        """Write the outcomes kept so far, in a transaction of their own."""
+        if any(self._kept.values()):
+            with self.begin(self._synced):
+                self._write()
+
+    def _write(self) -> None:
+        for statement, params in self._kept.items():
+            if params:
+                self.conn.execute(statement, params)
+                params.clear()
+        self._synced = False
+
+
+def retake(
+    db: sa.Engine,
+    holders: Holders,
+    resend: Callable[[str], bool],
+    now: datetime,
+    lease: timedelta,
+) -> Counter[str]:
+    """Give back the rows left ``sending`` by a dead holder, or past ``lease`` when it cannot
+    be told whether their holder is alive: ``pending`` again when ``resend(channel)`` (its
+    provider deduplicates), else ``unknown``. A live holder keeps its rows. Counts by
+    ``channel:reclaimed`` and ``channel:unknown``."""
+    found: Counter[str] = Counter()
+    with db.begin() as conn:
+        held = list(
+            conn.execute(
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.channel,
+                    outbox.c.attempts,
+                    outbox.c.claimed_by,
+                    outbox.c.updated_at,
+                ).where(outbox.c.status == "sending")
+            )
+        )
+        known = holders.judge(conn, {row.claimed_by for row in held if row.claimed_by})
+        for row in held:
+            holder = known.get(row.claimed_by, Holder.UNKNOWN)
+            if holder is Holder.ALIVE or (
+                holder is Holder.UNKNOWN and row.updated_at > now - lease
+            ):
+                continue
+            again = resend(row.channel)
+            values: dict[str, Any] = (
+                {"status": "pending", "claimed_by": None}
+                if again
+                else {"status": "unknown", "detail": UNKNOWN_DETAIL}
+            )
+            taken = conn.execute(
+                outbox.update()
+                .where(
+                    outbox.c.id == row.id,
+                    outbox.c.status == "sending",
+                    outbox.c.attempts == row.attempts,
+                    outbox.c.claimed_by.is_not_distinct_from(row.claimed_by),
+                )
+                .values(updated_at=now, **values)
+            )
+            if taken.rowcount:
+                found[f"{row.channel}:{'reclaimed' if again else 'unknown'}"] += 1
+    return found

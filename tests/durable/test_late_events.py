@@ -1,0 +1,132 @@
+"""Late events in the durable runtime (docs/runtime.md, "Late events"): an event that reaches
+the engine after later events or timers of its customer were taken.
+
+- A late trigger enters the customer as of its event time; steps whose time has passed are
+  taken by the same pass, at their own times.
+- A send decided but not yet delivered is checked at delivery against the profile as it stands:
+  a late ``Unsubscribed`` older than the send stops it.
+- A late ``Subscribed`` older than a later ``Unsubscribed`` leaves the customer unsubscribed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from engine.api import Followup
+from engine.durable.project import DurableProject
+from engine.storage.tables import outbox
+from tests.durable.harness import Clock, decision_lines, ingest_file, make_project, open_followup
+
+CART = """campaign: cart
+trigger: {event: Product Added}
+audience: customer.email
+steps:
+  - wait: 1h
+  - send: email
+    template: abandoned_cart.html
+    subject: reminder
+"""
+T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+_ids = iter(range(1, 1000))
+
+
+def _message(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    message = {"userId": "ann", "messageId": f"m{next(_ids)}", "timestamp": at.isoformat()}
+    if kind == "identify":
+        message.update(type="identify", traits=fields)
+    else:
+        message.update(type="track", event=kind, properties=fields)
+    return message
+
+
+def _send(followup: Followup, folder: Path, *messages: dict[str, Any]) -> None:
+    path = folder / f"batch-{next(_ids)}.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    ingest_file(followup, path)
+
+
+def _sends(followup: Followup) -> list[tuple[datetime, str, str | None]]:
+    query = sa.select(outbox.c.decided_at, outbox.c.status, outbox.c.detail)
+    with followup.engine.connect() as conn:
+        return [(r.decided_at, r.status, r.detail) for r in conn.execute(query.order_by("id"))]
+
+
+def _shop(database_url: str, folder: Path, clock: Clock) -> Followup:
+    project = make_project(folder, [])
+    (project / "campaigns" / "cart.yaml").write_text(CART)
+    return open_followup(project, database_url, clock)
+
+
+def test_a_late_trigger_enters_as_of_its_time(database_url: str, tmp_path: Path) -> None:
+    clock = Clock(T)
+    followup = _shop(database_url, tmp_path, clock)
+    try:
+        consent = {"email": "ann@example.com", "consent": {"email": True}}
+        _send(followup, tmp_path, _message("identify", T - timedelta(days=1), **consent))
+        durable = DurableProject(followup)
+        clock.now = T + timedelta(hours=3)
+        durable.run_once()  # nothing yet
+        _send(followup, tmp_path, _message("Product Added", T, product_id="boots", price=90))
+        durable.run_once()
+        assert [(at, status) for at, status, _ in _sends(followup)] == [
+            (T + timedelta(hours=1), "delivered")
+        ]
+    finally:
+        followup.close()
+
+
+def test_a_late_unsubscribe_older_than_a_pending_send_stops_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(T)
+    followup = _shop(database_url, tmp_path, clock)
+    try:
+        consent = {"email": "ann@example.com", "consent": {"email": True}}
+        _send(
+            followup,
+            tmp_path,
+            _message("identify", T - timedelta(days=1), **consent),
+            _message("Product Added", T, product_id="boots", price=90),
+        )
+        durable = DurableProject(followup)
+        clock.now = T + timedelta(hours=2)
+        durable.runtime.tick()  # the send is decided; the dispatcher has not run yet
+        assert [status for _, status, _ in _sends(followup)] == ["pending"]
+        _send(followup, tmp_path, _message("Unsubscribed", T + timedelta(minutes=30)))
+        durable.run_once()
+        assert [(status, detail) for _, status, detail in _sends(followup)] == [
+            ("skipped", "no_consent")
+        ]
+    finally:
+        followup.close()
+
+
+def test_a_late_subscribe_does_not_undo_a_later_unsubscribe(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(T)
+    followup = _shop(database_url, tmp_path, clock)
+    try:
+        _send(
+            followup,
+            tmp_path,
+            _message("identify", T - timedelta(days=2), email="ann@example.com"),
+            _message("Unsubscribed", T - timedelta(hours=1)),
+            _message("Product Added", T, product_id="boots", price=90),
+        )
+        # the signup of the day before comes in late: older than the unsubscribe, it loses
+        _send(followup, tmp_path, _message("Subscribed", T - timedelta(days=1)))
+        profile = followup.profile("ann")
+        assert profile is not None and not profile.state.consent.email
+        clock.now = T + timedelta(hours=2)
+        DurableProject(followup).run_once()
+        sends = [line.split()[5:] for line in decision_lines(followup.engine)]
+        assert sends == [["enter", "None", "None"], ["send", "skipped", "no_consent"]]
+        assert _sends(followup) == []
+    finally:
+        followup.close()
