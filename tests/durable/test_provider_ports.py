@@ -21,7 +21,7 @@ from engine.channels import (
 )
 from engine.durable.project import DurableProject
 from engine.storage.tables import outbox
-from tests.durable.harness import Clock, make_project, open_followup
+from tests.durable.harness import Clock, make_project, open_followup, shopper
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 
@@ -147,14 +147,7 @@ def test_a_batch_provider_gets_the_due_deliveries_of_its_channel_together(
     batcher = AudienceBatcher()
     durable.dispatcher.providers = {**durable.dispatcher.providers, "ads": batcher}
     for user in ("ann", "bob", "cid"):
-        followup.identify(
-            user_id=user,
-            traits={"email": f"{user}@example.com", "consent": {"email": True, "ads": True}},
-            timestamp=T0 - timedelta(minutes=5),
-        )
-        followup.track(
-            "Product Added", user_id=user, properties={"product_id": "p", "price": 30}, timestamp=T0
-        )
+        shopper(followup, user, T0)
     durable.run_once()
     clock.now = T0 + timedelta(days=1, hours=2)
     durable.run_once()  # the audience adds are due: one batch, which fails and is retried
