@@ -17,13 +17,15 @@ for ingest. On SQLite there is one writer at a time and nothing to claim.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine.storage.customer_store import chunks
+from engine.events import Event
+from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
     customers,
     events,
@@ -184,3 +186,52 @@ def merged_by(conn: sa.Connection, message_ids: Sequence[str]) -> dict[str, tupl
         for message_id, merged_id in conn.execute(query.order_by(merges.c.id)):
             merged[message_id] = (*merged.get(message_id, ()), merged_id)
     return merged
+
+
+@dataclass
+class Taken:
+    """The customers a batch holds and works on, with their due inbox events in inbox order."""
+
+    ids: list[str]  # claimed live customers, in claim order
+    events: list[Event]
+    owners: dict[str, str]  # message id -> customer
+    merged: dict[str, tuple[str, ...]]  # message id -> profiles it merged (held too)
+
+    @classmethod
+    def of(cls, ids: Sequence[str], rows: Sequence[Any], merged: Mapping[str, Any]) -> Taken:
+        """``ids`` with their event ``rows`` and what those merged."""
+        owners = {row.message_id: row.customer_id for row in rows}
+        return cls(
+            list(ids),
+            [event_from_row(row) for row in rows],
+            owners,
+            {m: found for m, found in merged.items() if m in owners},
+        )
+
+    def loading(self) -> set[str]:
+        """Every profile to load: the customers and the profiles merged into them."""
+        return set(self.ids) | {m for found in self.merged.values() for m in found}
+
+    def only(self, ids: Sequence[str]) -> Taken:
+        """The part of this batch that concerns ``ids``."""
+        keep = set(ids)
+        events = [e for e in self.events if self.owners[e.message_id] in keep]
+        owners = {e.message_id: self.owners[e.message_id] for e in events}
+        merged = {m: found for m, found in self.merged.items() if m in owners}
+        return Taken([c for c in self.ids if c in keep], events, owners, merged)
+
+
+def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], now: datetime) -> Taken:
+    """What a batch does for the claimed customers ``ids``: every event of theirs due in the
+    inbox, with the profiles those events merged into them, claimed too. A customer whose merged
+    profile another pass holds is left for a later batch."""
+    rows = due_events(conn, ids, now)
+    merged = merged_by(conn, [row.message_id for row in rows])
+    wanted = {merged_id for found in merged.values() for merged_id in found}
+    missing = wanted - claims.these(conn, wanted) if wanted else set()
+    if missing:
+        owners = {row.message_id: row.customer_id for row in rows}
+        left = {owners[m] for m, found in merged.items() if missing.intersection(found)}
+        ids = [customer_id for customer_id in ids if customer_id not in left]
+        rows = [row for row in rows if row.customer_id not in left]
+    return Taken.of(ids, rows, merged)

@@ -28,13 +28,13 @@ from engine.clock import Clock
 from engine.config import ProjectConfig
 from engine.durable.batches import (
     Claims,
+    Taken,
     after,
-    due_events,
     event_owners,
     inbox_batch,
     looks_batch,
     merged_away,
-    merged_by,
+    take,
     timer_batch,
 )
 from engine.durable.book import CampaignBook
@@ -47,7 +47,7 @@ from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import Policies, SendPolicies
 from engine.state.reducers import consent_changes
-from engine.storage.customer_store import chunks, event_from_row
+from engine.storage.customer_store import chunks
 from engine.storage.tables import (
     journey_inbox,
     outbox,
@@ -183,21 +183,6 @@ class DurableRuntime:
             )
         summary.count(save(conn, self.book, loaded, now, self.enrich))
 
-    def _take(self, conn: sa.Connection, ids: Sequence[str], now: datetime) -> Taken:
-        """What a batch does for the claimed customers ``ids``: every event of theirs due in the
-        inbox, with the profiles those events merged into them, claimed too. A customer whose
-        merged profile another pass holds is left for a later batch."""
-        rows = due_events(conn, ids, now)
-        merged = merged_by(conn, [row.message_id for row in rows])
-        wanted = {merged_id for found in merged.values() for merged_id in found}
-        missing = wanted - self.claims.these(conn, wanted) if wanted else set()
-        owners = {row.message_id: row.customer_id for row in rows}
-        if missing:
-            left = {owners[m] for m, found in merged.items() if missing.intersection(found)}
-            ids = [customer_id for customer_id in ids if customer_id not in left]
-            rows = [row for row in rows if row.customer_id not in left]
-        return Taken.of(ids, rows, merged)
-
     def _work(
         self,
         conn: sa.Connection,
@@ -247,7 +232,7 @@ class DurableRuntime:
         """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
             ids = self.claims.first(conn, inbox_batch(now, self.batch_size), event_owners)
-            taken = self._take(conn, ids, now)
+            taken = take(conn, self.claims, ids, now)
             if not taken.events:
                 return 0
             self._work(conn, taken, now, summary)
@@ -296,7 +281,7 @@ class DurableRuntime:
         running = sorted(c.id for c in self.book.active)
         with self.db.begin() as conn:
             ids = self.claims.first(conn, timer_batch(now, self.batch_size, running))
-            taken = self._take(conn, ids, now)
+            taken = take(conn, self.claims, ids, now)
             if not taken.ids:
                 return 0
             self._work(conn, taken, now, summary)
@@ -370,7 +355,7 @@ class DurableRuntime:
         with self.db.begin() as conn:
             claimed = self.claims.first(conn, looks_batch(now, self.batch_size), live=False)
             gone = merged_away(conn, claimed)
-            taken = self._take(conn, [c for c in claimed if c not in gone], now)
+            taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
             done = sorted(gone) + taken.ids
             for part in chunks(done):
                 conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(part)))
@@ -424,7 +409,7 @@ class DurableRuntime:
                     )
                     return done
                 held = self.claims.these(conn, ids)
-                taken = self._take(conn, list(takewhile(held.__contains__, ids)), now)
+                taken = take(conn, self.claims, list(takewhile(held.__contains__, ids)), now)
                 kept = set(taken.ids)
                 prefix = list(takewhile(kept.__contains__, ids))
                 if not prefix:  # the next customer is another pass's: a later pass goes on
@@ -459,39 +444,6 @@ def _on_live(
 ) -> Callable[[JourneyEngine], None]:
     """``act`` at ``due`` on those of ``customer_ids`` still live when it runs."""
     return lambda engine: act(engine, due, _live(engine, customer_ids))
-
-
-@dataclass
-class Taken:
-    """The customers a batch holds and works on, with their due inbox events in inbox order."""
-
-    ids: list[str]  # claimed live customers, in claim order
-    events: list[Event]
-    owners: dict[str, str]  # message id -> customer
-    merged: dict[str, tuple[str, ...]]  # message id -> profiles it merged (held too)
-
-    @classmethod
-    def of(cls, ids: Sequence[str], rows: Sequence[Any], merged: Mapping[str, Any]) -> Taken:
-        """``ids`` with their event ``rows`` and what those merged."""
-        owners = {row.message_id: row.customer_id for row in rows}
-        return cls(
-            list(ids),
-            [event_from_row(row) for row in rows],
-            owners,
-            {m: found for m, found in merged.items() if m in owners},
-        )
-
-    def loading(self) -> set[str]:
-        """Every profile to load: the customers and the profiles merged into them."""
-        return set(self.ids) | {m for found in self.merged.values() for m in found}
-
-    def only(self, ids: Sequence[str]) -> Taken:
-        """The part of this batch that concerns ``ids``."""
-        keep = set(ids)
-        events = [e for e in self.events if self.owners[e.message_id] in keep]
-        owners = {e.message_id: self.owners[e.message_id] for e in events}
-        merged = {m: found for m, found in self.merged.items() if m in owners}
-        return Taken([c for c in self.ids if c in keep], events, owners, merged)
 
 
 def _full_sweep_name(book: CampaignBook) -> str | None:
