@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from engine.events import Event
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 
+# A customer's logged events (a survivor's include those of the profiles merged into them).
+History = Callable[[str], list[Event]]
+
 
 class StoredCustomers:
-    """A few customers' stored states, with who each event belongs to and what it merged.
+    """A few customers as the journey engine has seen them, with who each event belongs to and
+    what it merged.
 
-    The engine sees a profile as it is stored when it runs (in a live shop, moments after the
-    event); ``simulate`` sees it as of each event. Events a campaign makes (``update`` steps) are
-    folded in here and kept in :attr:`appended` for the runtime to log.
+    Ingest folds an event into the stored profile as soon as it arrives; the engine may take it
+    later (a pass runs every so often, a backlog takes several). So each customer is held here as
+    the engine's *view*: the profile of the events the engine has taken (``customers.
+    engine_state``, kept while ingest is ahead of the engine), and each event the engine takes is
+    folded into it, in the order taken. Conditions, templates and policies then see the profile
+    as of the moment decided, as ``simulate`` does, not the events ingest has logged since.
+    Events a campaign makes (``update`` steps) are folded in too and kept in :attr:`appended`
+    for the runtime to log.
     """
 
     def __init__(
         self,
-        states: Mapping[str, CustomerState],
+        views: Mapping[str, CustomerState],
         owner_of_event: Mapping[str, str],
         merged_by_event: Mapping[str, tuple[str, ...]],
         reducer: StateReducer,
+        history: History,
     ) -> None:
-        self._states = dict(states)
+        self._states = dict(views)
         self._owner = owner_of_event
         self._merged = merged_by_event
         self._reducer = reducer
+        self._history = history
         self._survivor: dict[str, str] = {}
+        self.changed: set[str] = set()  # customers whose view this batch changed
         self.appended: list[tuple[str, Event]] = []
 
     def ids(self) -> list[str]:
@@ -41,25 +53,41 @@ class StoredCustomers:
         return customer_id in self._states and customer_id not in self._survivor
 
     def state(self, customer_id: str) -> CustomerState:
-        """The state of ``customer_id`` (a merged one's is its survivor's)."""
+        """The view of ``customer_id`` (a merged one's is its survivor's)."""
         return self._states[self._survivor.get(customer_id, customer_id)]
 
     def apply(self, event: Event) -> Resolved:
-        """The stored owner of ``event`` and the profiles it merged into them."""
+        """Take ``event`` into its stored owner's view; the profiles it merged into them."""
         customer_id = self._owner[event.message_id]
         merged = self._merged.get(event.message_id, ())
         for merged_id in merged:
             self._survivor[merged_id] = customer_id
+        if customer_id in self._states:
+            view = None if merged else self._reducer.extend(self._states[customer_id], [event])
+            # a merge joins two histories (one log now): the survivor's view is their events up
+            # to this one, as simulate folds them
+            self._states[customer_id] = view or self._taken_so_far(customer_id, event)
+            self.changed.add(customer_id)
         return Resolved(customer_id, merged)
+
+    def _taken_so_far(self, customer_id: str, event: Event) -> CustomerState:
+        key = event.order_key
+        history = self._history(customer_id)
+        return self._reducer.fold(e for e in history if e.order_key <= key)
 
     def survivors(self) -> dict[str, str]:
         """``merged id -> survivor id`` for the merges the engine was told of."""
         return dict(self._survivor)
 
+    def views(self) -> dict[str, CustomerState]:
+        """The view of each loaded live customer."""
+        return {cid: state for cid, state in self._states.items() if cid not in self._survivor}
+
     def append(self, customer_id: str, event: Event) -> None:
         """Fold a campaign's own event into the customer and keep it to be logged."""
         self.appended.append((customer_id, event))
-        state = self.state(customer_id)
-        extended = self._reducer.extend(state, [event])
+        survivor = self._survivor.get(customer_id, customer_id)
+        extended = self._reducer.extend(self.state(survivor), [event])
         if extended is not None:
-            self._states[customer_id] = extended
+            self._states[survivor] = extended
+            self.changed.add(survivor)

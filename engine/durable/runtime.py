@@ -39,7 +39,7 @@ from engine.durable.batches import (
 )
 from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
-from engine.durable.store import Enrich, Loaded, load, save
+from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
@@ -227,6 +227,7 @@ class DurableRuntime:
         self._mirror_rows(conn, taken.events, taken.owners, loaded, now)
         for part in chunks([event.message_id for event in taken.events]):
             conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
+        save_views(conn, loaded)
 
     def _event_batch(self, summary: TickSummary, now: datetime) -> int:
         """The customers of the next events in the inbox, with all they have due."""

@@ -31,12 +31,16 @@ from engine.journeys.snapshot import (
     timer_journey,
 )
 from engine.policies import SendPolicies
+from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 from engine.storage.customer_store import CustomerStore, chunks
 from engine.storage.tables import (
     campaign_members,
+    customers,
     decisions,
+    events,
+    journey_inbox,
     journey_timers,
     journeys,
     outbox,
@@ -61,6 +65,7 @@ class Loaded:
     # is written back with the survivor's id, or the survivor's batches would not find it
     before: dict[str, tuple[str, str, Any]]
     timer_ids: list[int] = field(default_factory=list)
+    viewed_apart: set[str] = field(default_factory=set)  # views read from engine_state
 
 
 def _in(column: sa.ColumnElement[Any], values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
@@ -88,8 +93,14 @@ def load(
     run long after its events counts what simulate counts."""
     ids = set(customer_ids)
     store = CustomerStore(conn.dialect.name)
-    states = store.states(conn, sorted(ids))
-    customers = StoredCustomers(states, owner_of_event or {}, merged_by_event or {}, reducer)
+    views, apart = engine_views(conn, ids)
+    stored = StoredCustomers(
+        views,
+        owner_of_event or {},
+        merged_by_event or {},
+        reducer,
+        lambda customer_id: store.history(conn, [customer_id]),
+    )
 
     journey_rows: dict[str, Any] = {}
     for where in _in(journeys.c.customer_id, ids):
@@ -112,13 +123,13 @@ def load(
 
     engine = JourneyEngine(
         book.active,
-        customers,
+        stored,
         Dispatcher(policies),
         default_timezone,
         include_drafts=False,
         held=held,
     )
-    loaded = Loaded(engine, customers, ids, {})
+    loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart)
     for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):
         campaign = book.get(conn, row.campaign_id, row.campaign_version)
         journey = decode_journey(
@@ -147,6 +158,56 @@ def load(
     for (customer_id, channel), times in sent.items():
         engine.dispatcher.remember(customer_id, channel, times)
     return loaded
+
+
+def engine_views(
+    conn: sa.Connection, customer_ids: Iterable[str]
+) -> tuple[dict[str, CustomerState], set[str]]:
+    """Each live customer as the engine has seen them: ``engine_state`` while ingest has
+    folded events the engine has not taken yet, else the profile itself; and which came from
+    ``engine_state``."""
+    views: dict[str, CustomerState] = {}
+    apart: set[str] = set()
+    columns = (customers.c.id, customers.c.engine_state, customers.c.state)
+    for where in _in(customers.c.id, customer_ids):
+        query = sa.select(*columns).where(where, customers.c.merged_into.is_(None))
+        for customer_id, seen, state in conn.execute(query):
+            if seen is not None:
+                apart.add(customer_id)
+            views[customer_id] = state_from_json(seen if seen is not None else state)
+    return views, apart
+
+
+def save_views(conn: sa.Connection, loaded: Loaded) -> None:
+    """Keep the engine's view of the customers a batch changed or read apart from their
+    profile: none (the profile itself) once the engine has taken every logged event of theirs,
+    else the view. Call it after the batch's inbox rows are gone."""
+    views = loaded.customers.views()
+    changed = loaded.customers.changed & views.keys()
+    touched = sorted(changed | (loaded.viewed_apart & views.keys()))
+    if not touched:
+        return
+    waiting: set[str] = set()
+    for where in _in(events.c.customer_id, touched):
+        query = (
+            sa.select(events.c.customer_id)
+            .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
+            .where(where)
+            .distinct()
+        )
+        waiting.update(conn.scalars(query))
+    rows = [
+        {"b_id": cid, "b_view": state_to_json(views[cid]) if cid in waiting else None}
+        for cid in touched
+        if cid not in waiting or cid in changed  # a view kept and unchanged stays as it is
+    ]
+    if rows:
+        statement = (
+            customers.update()
+            .where(customers.c.id == sa.bindparam("b_id"))
+            .values(engine_state=sa.bindparam("b_view"))
+        )
+        conn.execute(statement, rows)
 
 
 def _settled(journey: Journey, now: datetime) -> bool:

@@ -208,13 +208,19 @@ class Ingestor:
 
         for survivor_id, merged_ids in absorbed.items():
             self.store.reassign(conn, merged_ids, survivor_id)
-        self.store.insert_events(conn, rows)
+        # the engine's own events (``known``) it has seen: no inbox row, no view kept apart
+        self.store.insert_events(conn, rows, taken=known.keys())
         self.store.insert_identities(
             conn,
             ((key, resolution.final(cid), at) for key, (cid, at) in resolution.new_keys.items()),
         )
         versions = {cid: versioned.version for cid, versioned in loaded.items()}
-        written = self.store.save_states(conn, states, versions, now)
+        ahead = {
+            resolution.final(customer_id)
+            for (event, _), customer_id in zip(fresh, customer_of_event, strict=True)
+            if event.message_id not in known
+        }
+        written = self.store.save_states(conn, states, versions, now, ahead)
         merged_from_db = {m for merged_ids in absorbed.values() for m in merged_ids}
         self.store.record_merges(conn, resolution.merges, merged_from_db, now)
 

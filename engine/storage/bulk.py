@@ -10,13 +10,16 @@ SQLAlchemy, which reads both forms back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+
+from engine.state.codec import state_to_json
+from engine.state.profile import CustomerState
 
 EVENT_COLUMNS = (
     "seq",
@@ -62,6 +65,9 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+EMPTY_VIEW = json_text(state_to_json(CustomerState()))  # a new customer, as the engine saw them
+
+
 class BulkWriter:
     """Dialect-aware ``executemany`` statements for events, identities and profiles."""
 
@@ -82,30 +88,40 @@ class BulkWriter:
         )
         self._insert_inbox = f"INSERT INTO journey_inbox (message_id, timestamp, seq) VALUES ({mark}, {mark}, {mark})"
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
+        inserted = (*_CUSTOMER_COLUMNS, "engine_state")
         self._insert_customers = (
-            f"INSERT INTO customers (id, {', '.join(_CUSTOMER_COLUMNS)}) "
-            f"VALUES ({mark}, {marks(_CUSTOMER_COLUMNS, ('state',))})"
+            f"INSERT INTO customers (id, {', '.join(inserted)}) "
+            f"VALUES ({mark}, {marks(inserted, ('state', 'engine_state'))})"
         )
         assignments = ", ".join(
             f"{c} = {json_mark if c == 'state' else mark}" for c in _CUSTOMER_COLUMNS
         )
         self._update_customers = f"UPDATE customers SET {assignments} WHERE id = {mark}"
+        # the engine's view keeps the state before ingest got ahead of it (SET reads the old row)
+        self._update_customers_ahead = (
+            f"UPDATE customers SET engine_state = coalesce(engine_state, state), {assignments}"
+            f" WHERE id = {mark}"
+        )
 
     @staticmethod
     def _run(conn: sa.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             conn.exec_driver_sql(statement, rows)
 
-    def insert_events(self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    def insert_events(
+        self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]], taken: Collection[str] = ()
+    ) -> None:
         """Rows in :data:`EVENT_COLUMNS` order, times and payload still as Python values; each
-        event also enters the journey inbox, in the same transaction."""
+        event also enters the journey inbox, in the same transaction, but those whose
+        messageId is in ``taken`` (the engine made them and has seen them)."""
         time = self.time
         converted = [
             (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
             for q, m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
         self._run(conn, self._insert_events, converted)
-        self._run(conn, self._insert_inbox, [(row[1], row[4], row[0]) for row in converted])
+        inbox = [(row[1], row[4], row[0]) for row in converted if row[1] not in taken]
+        self._run(conn, self._insert_inbox, inbox)
 
     def next_sequences(self, conn: sa.Connection, count: int) -> list[int]:
         """``count`` new ``events.seq`` values, increasing: the arrival order of the events
@@ -137,23 +153,31 @@ class BulkWriter:
         conn: sa.Connection,
         inserts: list[tuple[Any, ...]],
         updates: list[tuple[Any, ...]],
+        ahead: Collection[str] = (),
     ) -> None:
         """``(id, user_id, email, phone, first_seen_at, last_seen_at, state_json, version,
-        updated_at)`` rows to insert, and the same rows to update by id."""
+        updated_at)`` rows to insert, and the same rows to update by id. ``ahead`` holds the
+        customers whose new events the journey engine has yet to take: their engine view
+        (``engine_state``) keeps the profile as it was before (empty for a new one), if it
+        is not kept already."""
         time = self.time
         self._run(
             conn,
             self._insert_customers,
             [
-                (i, u, e, p, time(f), time(la), s, v, time(up))
+                (i, u, e, p, time(f), time(la), s, v, time(up), EMPTY_VIEW if i in ahead else None)
                 for i, u, e, p, f, la, s, v, up in inserts
             ],
         )
-        self._run(
-            conn,
-            self._update_customers,
-            [
-                (u, e, p, time(f), time(la), s, v, time(up), i)
-                for i, u, e, p, f, la, s, v, up in updates
-            ],
-        )
+        for statement, rows in (
+            (self._update_customers, [row for row in updates if row[0] not in ahead]),
+            (self._update_customers_ahead, [row for row in updates if row[0] in ahead]),
+        ):
+            self._run(
+                conn,
+                statement,
+                [
+                    (u, e, p, time(f), time(la), s, v, time(up), i)
+                    for i, u, e, p, f, la, s, v, up in rows
+                ],
+            )

@@ -6,7 +6,7 @@ identities, merges and profiles) in one transaction: all of it lands or none of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -279,9 +279,12 @@ class CustomerStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def insert_events(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Append :func:`event_row` rows to the event log."""
-        self.bulk.insert_events(conn, rows)
+    def insert_events(
+        self, conn: sa.Connection, rows: list[tuple[Any, ...]], taken: Collection[str] = ()
+    ) -> None:
+        """Append :func:`event_row` rows to the event log (and, but those whose messageId is
+        in ``taken``, to the journey engine's inbox)."""
+        self.bulk.insert_events(conn, rows, taken)
 
     def arrived(self, conn: sa.Connection, fresh: Sequence[Event]) -> list[Event]:
         """``fresh`` (events about to be logged, in the order received), each with its arrival
@@ -315,9 +318,12 @@ class CustomerStore:
         states: dict[str, CustomerState],
         versions: dict[str, int],
         now: datetime,
+        ahead: Collection[str] = (),
     ) -> dict[str, VersionedState]:
         """Insert or update the profiles in ``states``; ``versions`` holds the stored version of
-        those that exist. Returns what was written, at its new version."""
+        those that exist; ``ahead`` the customers whose new events the journey engine has yet
+        to take (see :meth:`BulkWriter.write_customers`). Returns what was written, at its
+        new version."""
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         written: dict[str, VersionedState] = {}
@@ -336,7 +342,7 @@ class CustomerStore:
             )
             (updates if customer_id in versions else inserts).append(row)
             written[customer_id] = VersionedState(version, state)
-        self.bulk.write_customers(conn, inserts, updates)
+        self.bulk.write_customers(conn, inserts, updates, ahead)
         return written
 
     def record_merges(
