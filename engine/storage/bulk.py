@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 
 from engine.state.codec import state_to_json
@@ -66,6 +67,25 @@ def json_text(value: Any) -> str:
 
 
 EMPTY_VIEW = json_text(state_to_json(CustomerState()))  # a new customer, as the engine saw them
+
+
+def _copy(
+    conn: sa.Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """``rows`` into ``table`` by PostgreSQL's ``COPY``, in the connection's transaction: a
+    third of the time of an ``INSERT`` per row (benchmarks/README.md). A unique-key race or a
+    deadlock is raised as SQLAlchemy's error, as an ``INSERT`` would raise it, so callers retry
+    it the same way."""
+    if not rows:
+        return
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 class BulkWriter:
@@ -119,8 +139,12 @@ class BulkWriter:
             (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
             for q, m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
-        self._run(conn, self._insert_events, converted)
         inbox = [(row[1], row[4], row[0]) for row in converted if row[1] not in taken]
+        if self.postgres:
+            _copy(conn, "events", EVENT_COLUMNS, converted)
+            _copy(conn, "journey_inbox", ("message_id", "timestamp", "seq"), inbox)
+            return
+        self._run(conn, self._insert_events, converted)
         self._run(conn, self._insert_inbox, inbox)
 
     def next_sequences(self, conn: sa.Connection, count: int) -> list[int]:

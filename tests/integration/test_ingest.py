@@ -287,3 +287,34 @@ def test_two_writers_never_see_a_stale_cached_state(database_url: str, tmp_path:
     finally:
         first.close()
         second.close()
+
+
+def test_an_event_another_writer_logged_meanwhile_is_a_duplicate(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unique key on messageId catches what the dedupe lookup missed (a writer that
+    committed in between): the batch is retried and the event counted once, whether the rows
+    went in by ``INSERT`` (SQLite) or ``COPY`` (PostgreSQL)."""
+    from engine.config import Project, ProjectConfig
+
+    project = Project(ProjectConfig(database_url=database_url), tmp_path)
+    first, second = Followup(project), Followup(project)
+    try:
+        added = message("Product Added", 0, "m1", userId="u", properties={"price": 10})
+        first.ingest_messages([added])
+        store = second.ingestor.store
+        lookup = store.existing_message_ids
+        lookups: list[int] = []
+
+        def racing(conn: sa.Connection, ids: list[str]) -> set[str]:
+            lookups.append(len(ids))  # the first ran before the other writer committed
+            return set() if len(lookups) == 1 else lookup(conn, ids)
+
+        monkeypatch.setattr(store, "existing_message_ids", racing)
+        summary = second.ingest_messages([added])
+        assert len(lookups) == 2  # the unique key refused the first attempt
+        assert (summary.accepted, summary.duplicates) == (0, 1)
+        assert count(first, events) == 1
+    finally:
+        first.close()
+        second.close()
