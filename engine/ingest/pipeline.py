@@ -43,6 +43,7 @@ class IngestSummary:
     customers_created: int = 0
     merges: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    logged: set[str] = field(default_factory=set)  # messageIds found in the log already
 
     @property
     def rejected_total(self) -> int:
@@ -57,6 +58,7 @@ class IngestSummary:
         self.customers_created += other.customers_created
         self.merges += other.merges
         self.rejections.extend(other.rejections)
+        self.logged |= other.logged
 
 
 class Ingestor:
@@ -120,7 +122,7 @@ class Ingestor:
                 self.cache.update(written)
                 return summary
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-                if attempt == MAX_ATTEMPTS or not _is_retryable(exc):
+                if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -146,6 +148,7 @@ class Ingestor:
                 seen.add(event.message_id)
                 fresh.append((event, source))
         logged = self.store.existing_message_ids(conn, [e.message_id for e, _ in fresh])
+        summary.logged = logged
         if logged:
             summary.duplicates += sum(1 for e, _ in fresh if e.message_id in logged)
             fresh = [(e, s) for e, s in fresh if e.message_id not in logged]
@@ -230,7 +233,7 @@ class Ingestor:
         return summary, written
 
 
-def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+def is_retryable(exc: sa.exc.DBAPIError) -> bool:
     """A unique-key race with a concurrent writer, a deadlock or a busy database."""
     if isinstance(exc, sa.exc.IntegrityError):
         return True

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from engine.errors import FollowupError
 from engine.events import Event
-from engine.ingest.pipeline import Ingestor, IngestSummary
+from engine.ingest.pipeline import Ingestor, IngestSummary, is_retryable
 
 WRITE_ATTEMPTS = 8
 
@@ -81,8 +81,8 @@ class GroupWriter:
 
     def _write(self, group: list[_Submission]) -> None:
         try:
-            counts = self._counts(group)
-            self._commit([(e, s.source) for s in group for e in s.events])
+            written = self._commit([(e, s.source) for s in group for e in s.events])
+            counts = _counts(group, written.logged)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
             if len(group) > 1:
                 for submission in group:
@@ -93,31 +93,33 @@ class GroupWriter:
         for submission, summary in zip(group, counts, strict=True):
             submission.future.set_result(summary)
 
-    def _counts(self, group: list[_Submission]) -> list[IngestSummary]:
-        """Accepted and duplicate events per request, in order: a messageId logged already, or
-        sent earlier in the group, is a duplicate (as the ingestor itself decides)."""
-        ids = [event.message_id for s in group for event in s.events]
-        with self.ingestor.engine.connect() as conn:
-            seen = self.ingestor.store.existing_message_ids(conn, ids)
-        counts = []
-        for submission in group:
-            summary = IngestSummary()
-            for event in submission.events:
-                if event.message_id in seen:
-                    summary.duplicates += 1
-                else:
-                    seen.add(event.message_id)
-                    summary.accepted += 1
-            counts.append(summary)
-        return counts
-
-    def _commit(self, batch: list[tuple[Event, str]]) -> None:
+    def _commit(self, batch: list[tuple[Event, str]]) -> IngestSummary:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                self.ingestor.write_batch(batch)
-                return
+                return self.ingestor.write_batch(batch)
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                 # another process won the race; it has committed by the next attempt
+                if not is_retryable(exc):
+                    raise
                 if attempt == WRITE_ATTEMPTS:
                     raise WriteConflict("the database stayed busy; retry the request") from exc
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _counts(group: list[_Submission], logged: set[str]) -> list[IngestSummary]:
+    """Accepted and duplicate events per request, in order: a messageId the committed write
+    found logged already, or sent earlier in the group, is a duplicate (as the ingestor
+    decided)."""
+    seen = set(logged)
+    counts = []
+    for submission in group:
+        summary = IngestSummary()
+        for event in submission.events:
+            if event.message_id in seen:
+                summary.duplicates += 1
+            else:
+                seen.add(event.message_id)
+                summary.accepted += 1
+        counts.append(summary)
+    return counts

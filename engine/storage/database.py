@@ -46,6 +46,10 @@ def create_engine(url: str) -> sa.Engine:
         # psycopg prepares a statement after 5 runs; ingest's long IN (...) lookups then get a
         # generic plan that scans the table (seen in benchmarks/: 28x the floor instead of ~10x)
         options["connect_args"] = {"prepare_threshold": None}
+        # followup serve answers up to 40 requests at once (the thread pool) beside its writer:
+        # with SQLAlchemy's default 5 kept connections most write-key lookups connected anew,
+        # 18% of the service's CPU under load (benchmarks/README.md)
+        options["pool_size"] = 20
     try:
         engine = sa.create_engine(
             url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **options
