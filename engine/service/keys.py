@@ -64,6 +64,9 @@ class KeyStore:
 
     def __init__(self, db: sa.Engine) -> None:
         self.db = db
+        # every request looks its key up: a single read needs no transaction, and without one
+        # the connection goes back to the pool with no ROLLBACK round trip (half the cost)
+        self._reads = db.execution_options(isolation_level="AUTOCOMMIT")
 
     def create(self, name: str, rate: float | None, now: datetime) -> tuple[WriteKey, str]:
         """A new key: its record, and the key itself (shown once, never stored)."""
@@ -111,7 +114,7 @@ class KeyStore:
     def authenticate(self, key: str) -> WriteKey | None:
         """The active key ``key`` is, or ``None`` (unknown or revoked)."""
         digest = hash_key(key)
-        with self.db.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None

@@ -50,10 +50,11 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 JSONType: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+# whole documents written often and never queried inside (profile states): PostgreSQL ``json``,
+# kept as text, not parsed into ``jsonb`` on every write (migration 0013)
+DocumentJSON: sa.types.TypeEngine[Any] = sa.JSON()
 # the same, with Python ``None`` written as SQL NULL (not JSON ``null``)
-NullableJSON: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True).with_variant(
-    JSONB(none_as_null=True), "postgresql"
-)
+NullableDocumentJSON: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True)
 Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 events = sa.Table(
@@ -84,10 +85,10 @@ customers = sa.Table(
     sa.Column("phone", sa.String(32)),
     sa.Column("first_seen_at", UTCDateTime()),
     sa.Column("last_seen_at", UTCDateTime(), index=True),
-    sa.Column("state", JSONType),
+    sa.Column("state", DocumentJSON),
     # the profile as of the events the journey engine has taken, while ingest is ahead of it
     # (migration 0012); empty when it is the profile itself
-    sa.Column("engine_state", NullableJSON),
+    sa.Column("engine_state", NullableDocumentJSON),
     sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # only the merged rows (migration 0008): a full index let SQLite answer "merged_into IS NULL"
