@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -49,6 +50,17 @@ def make_project(folder: Path, campaigns: list[str] | None = None) -> Path:
 def open_followup(folder: Path, database_url: str, clock: Clock) -> Followup:
     """The engine of the project in ``folder`` on ``database_url``."""
     return Followup(Project(ProjectConfig(database_url=database_url), folder), clock)
+
+
+def message(message_id: str, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    """Ann's message: an ``identify`` with ``fields`` as traits, else a ``track`` of ``kind``
+    with them as properties."""
+    found: dict[str, Any] = {"userId": "ann", "messageId": message_id, "timestamp": at.isoformat()}
+    if kind == "identify":
+        found.update(type="identify", traits=fields)
+    else:
+        found.update(type="track", event=kind, properties=fields)
+    return found
 
 
 def shopper(followup: Followup, user: str, at: datetime) -> None:

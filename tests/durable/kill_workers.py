@@ -12,10 +12,10 @@ under two journeys). Deadlocks and other errors in the worker logs are counted.
 
 The stream is stamped days in the past, so every wait of both campaigns is due when the workers
 run and the wall clock they use decides nothing. Each customer's events arrive in one ingest
-batch, so no event is late (a late event may stop nothing already delivered). A customer shops
-in one session: the durable engine reads a profile as stored when it runs, ``simulate`` as of
-each event, and a cart changed after the abandoned-cart's one-day wait would differ for that
-reason alone (``--revisits`` adds such customers, to see it).
+batch, so no event is late (a late event may stop nothing already delivered). ``--revisits``
+adds customers who come back days later and change their cart after the abandoned-cart's
+one-day wait: the engine must decide that wait on the cart as it was then, as ``simulate`` does
+(its view of the profile, docs/runtime.md), not on the cart ingest has stored since.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -27,6 +26,7 @@ from tests.durable.harness import (
     decision_lines,
     ingest_file,
     make_project,
+    message,
     open_followup,
     plan_lines,
 )
@@ -34,29 +34,20 @@ from tests.durable.harness import (
 T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 
 
-def _message(n: int, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
-    message = {"userId": "ann", "messageId": f"m{n}", "timestamp": at.isoformat()}
-    if kind == "identify":
-        message.update(type="identify", traits=fields)
-    else:
-        message.update(type="track", event=kind, properties=fields)
-    return message
-
-
 def _events(folder: Path) -> Path:
     lines = [
-        _message(
-            1,
+        message(
+            "m1",
             "identify",
             T - timedelta(days=1),
             email="ann@example.com",
             phone="+14155550100",
             consent={"email": True, "ads": True, "call": True},
         ),
-        _message(2, "Product Added", T, product_id="socks", price=20, quantity=1),
+        message("m2", "Product Added", T, product_id="socks", price=20, quantity=1),
         # a later visit, after the cart step's day: the cart is worth 260 from then on
-        _message(3, "Product Added", T + timedelta(days=2), product_id="boots", price=240),
-        _message(4, "Page", T + timedelta(days=2, minutes=5)),
+        message("m3", "Product Added", T + timedelta(days=2), product_id="boots", price=240),
+        message("m4", "Page", T + timedelta(days=2, minutes=5)),
     ]
     path = folder / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))

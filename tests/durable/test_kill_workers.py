@@ -1,7 +1,8 @@
 """Two ``followup worker`` processes on PostgreSQL and Redis, SIGKILLed while they work through
 a shop's events, deliver exactly what ``simulate`` plans: nothing missing, nothing twice,
-nothing unplanned, and no deadlock (see :mod:`tests.durable.kill_workers`, which runs more
-rounds: ``python -m tests.durable.kill_workers --rounds 20``)."""
+nothing unplanned, and no deadlock, also for customers who come back to their cart days later
+(see :mod:`tests.durable.kill_workers`, which runs more
+rounds: ``python -m tests.durable.kill_workers --rounds 20 --revisits 150``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_killed_workers_deliver_what_simulate_plans(seed: int, tmp_path: Path) -
             connection.ensure_connection(max_retries=1)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the broker
         need_service("redis", exc)
-    found = run_round(tmp_path, seed, kills=2, customers=600)
+    found = run_round(tmp_path, seed, kills=2, customers=600, revisits=60)
     assert found.kills == 2
     assert (found.missing, found.unplanned, found.duplicates) == (0, 0, 0), found.line()
     assert found.deadlocks == 0 and found.errors == [], (

@@ -20,7 +20,14 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.durable.project import DurableProject
 from engine.storage.tables import outbox
-from tests.durable.harness import Clock, decision_lines, ingest_file, make_project, open_followup
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    ingest_file,
+    make_project,
+    message,
+    open_followup,
+)
 
 CART = """campaign: cart
 trigger: {event: Product Added}
@@ -36,12 +43,7 @@ _ids = iter(range(1, 1000))
 
 
 def _message(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
-    message = {"userId": "ann", "messageId": f"m{next(_ids)}", "timestamp": at.isoformat()}
-    if kind == "identify":
-        message.update(type="identify", traits=fields)
-    else:
-        message.update(type="track", event=kind, properties=fields)
-    return message
+    return message(f"m{next(_ids)}", kind, at, **fields)
 
 
 def _send(followup: Followup, folder: Path, *messages: dict[str, Any]) -> None:
