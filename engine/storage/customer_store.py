@@ -379,8 +379,14 @@ class CustomerStore:
         ]
         if fresh:
             conn.execute(customers.insert(), fresh)
-        stale = [
-            {"b_id": r.merged_id, "merged_into": r.survivor_id, "state": None, "updated_at": now}
+        stale = [  # the engine's view of them goes too: the survivor's is folded anew
+            {
+                "b_id": r.merged_id,
+                "merged_into": r.survivor_id,
+                "state": None,
+                "engine_state": None,
+                "updated_at": now,
+            }
             for r in records
             if r.merged_id in existing
         ]

@@ -103,3 +103,48 @@ def test_the_view_is_kept_while_ingest_is_ahead_and_cleared_once_caught_up(
             assert conn.scalar(sa.select(sa.func.count()).select_from(journey_inbox)) == 0
     finally:
         followup.close()
+
+
+def test_a_merge_taken_later_decides_on_the_joined_profile_of_that_moment(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A visitor's cart and Ann's profile, logged as two customers, are merged by a login
+    that came before the cart but arrives after it; the engine takes all of it in one pass
+    after ingest: the same plan as simulate (the cart is Ann's, with her email), and the merged
+    profile keeps no view of its own."""
+    project = make_project(tmp_path, ["abandoned_cart"])
+    identify = message(
+        "m1",
+        "identify",
+        T - timedelta(days=1),
+        email="ann@example.com",
+        consent={"email": True, "ads": True},
+    )
+    added = message("m2", "Product Added", T, product_id="socks", price=20)
+    del added["userId"]
+    added["anonymousId"] = "a1"
+    login = {**message("m3", "Page", T - timedelta(minutes=10)), "anonymousId": "a1"}
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(orjson.dumps(identify) + b"\n" + orjson.dumps(added) + b"\n")
+    second.write_bytes(orjson.dumps(login) + b"\n")
+    clock = Clock(T + timedelta(days=9))
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, first)
+        ingest_file(followup, second)
+        merged = sa.select(customers.c.engine_state).where(customers.c.merged_into.is_not(None))
+        with followup.engine.connect() as conn:
+            assert conn.scalars(merged).all() == [None]
+        DurableProject(followup).run_once()
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [
+            e
+            for path in (first, second)
+            for r in read_jsonl(path)
+            for e in getattr(r, "events", [])
+        ]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
+        assert any(" email " in line for line in expected)
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
