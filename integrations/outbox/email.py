@@ -20,6 +20,7 @@ from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
@@ -41,6 +42,43 @@ from integrations.outbox._files import (
     io_failed,
     safe_name,
 )
+
+# headers a mail client or a mailbox provider reads as a URL: written as given, never encoded
+_VERBATIM = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+_MAX_LINE = 998  # RFC 5322's hard limit for a line
+
+
+class WirePolicy(EmailPolicy):
+    """``policy.SMTP``, but a ``List-Unsubscribe`` longer than a line is written whole, as
+    ``<https://…>``. The standard policy folds a long header with no whitespace by RFC 2047
+    encoding it (``=?utf-8?q?=3Chttps=3A//…?=``), and Gmail's and Yahoo's bulk-sender rules then
+    find no link to unsubscribe by (RFC 2369 and RFC 8058 allow folding at whitespace only)."""
+
+    def fold(self, name: str, value: str) -> str:
+        if _verbatim(name, value):
+            return f"{name}: {value}{self.linesep}"
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if _verbatim(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        folded: bytes = super().fold_binary(name, value)
+        return folded
+
+
+def _verbatim(name: str, value: str) -> bool:
+    text = str(value)
+    return (
+        name.lower() in _VERBATIM
+        and text.isascii()
+        and text.isprintable()
+        and len(name) + 2 + len(text) <= _MAX_LINE
+    )
+
+
+WIRE_POLICY = WirePolicy(linesep="\r\n")
+"""How a message goes out: to a file of the outbox or over SMTP."""
 
 STALE_TEMP_AGE = timedelta(minutes=15)
 """A temporary file older than this at start-up is a crash's leftover, not a write in progress."""
@@ -169,7 +207,7 @@ class FileEmailOutbox:
         if final.exists():
             return DeliveryOutcome(DeliveryStatus.DELIVERED, ALREADY, provider_id=final.name)
         try:
-            data = build_message(delivery, self.sender).as_bytes(policy=policy.SMTP)
+            data = build_message(delivery, self.sender).as_bytes(policy=WIRE_POLICY)
         except (MessageInvalid, ValueError, TypeError, email_errors.MessageError) as error:
             return failed(str(error))
         try:

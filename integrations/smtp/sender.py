@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import errors as email_errors
-from email import policy
 from typing import Literal
 
 from engine.channels import (
@@ -39,7 +38,7 @@ from engine.channels import (
 )
 from engine.clock import Clock, utc_now
 from engine.secrets import Redactor
-from integrations.outbox.email import MessageInvalid, build_message
+from integrations.outbox.email import WIRE_POLICY, MessageInvalid, build_message
 from integrations.smtp.replies import CLOSING, Refused, describe_connect_error, reply_text
 
 Security = Literal["starttls", "ssl", "none"]
@@ -170,7 +169,7 @@ class SmtpEmail:
             return self._failed(f"the address {recipient} needs SMTPUTF8, which is not supported")
         try:
             message = build_message(delivery, self.sender)
-            data = message.as_bytes(policy=policy.SMTP)
+            data = message.as_bytes(policy=WIRE_POLICY)
         except (MessageInvalid, ValueError, TypeError, email_errors.MessageError) as error:
             return self._failed(str(error))
         message_id = str(message["Message-ID"])
