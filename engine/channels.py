@@ -31,12 +31,16 @@ class DeliveryAction(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
-    """How a delivery ended: done, failed (``retry_at`` says if and when to try again), or
-    unknown (the provider may or may not have acted; reported, never resent blindly)."""
+    """How a delivery ended: done, failed (``retry_at`` says if and when to try again),
+    unknown (the provider may or may not have acted; reported, never resent blindly), or
+    skipped: refused for the customer's sake, not sent and not a fault (the provider's
+    suppression list, a do-not-call phone); the detail starts with the skip reason, as the
+    plan's do (``suppressed: …``)."""
 
     DELIVERED = "delivered"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,7 +318,9 @@ class OutboxDispatcher:
             status = "delivered"
             claims.settle(row, now, status, detail, synced=synced, provider_id=outcome.provider_id)
             return status
-        if outcome.status is DeliveryStatus.UNKNOWN:
+        if outcome.status is DeliveryStatus.SKIPPED:
+            status = "skipped"
+        elif outcome.status is DeliveryStatus.UNKNOWN:
             status = "unknown"
         elif outcome.retry_at is not None and row.attempts + 1 < MAX_ATTEMPTS:
             status = "pending"

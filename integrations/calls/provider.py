@@ -8,8 +8,8 @@ database, for ``followup calls export`` to hand to the dialer inside the custome
 
 The cells are those of the CSV call list (:func:`integrations.outbox.calls.call_row`: E.164
 phone, one-line names defused against spreadsheet formulas, the local window, priority, reason,
-cart value). A phone on the do-not-call list (``call_dnc``) fails for good with
-``suppressed: do-not-call``. The entry is unique by delivery key, so a repeated delivery is
+cart value). A phone on the do-not-call list (``call_dnc``) is skipped with
+``suppressed: do-not-call`` (not sent, not a failure). The entry is unique by delivery key, so a repeated delivery is
 recognised (``idempotent``).
 """
 
@@ -117,7 +117,8 @@ class CallListProvider:
         try:
             with self.engine.begin() as conn:
                 if dnc_contains(conn, phone):
-                    return failed(f"{DNC_DETAIL}: {phone} is on the do-not-call list")
+                    detail = f"{DNC_DETAIL}: {phone} is on the do-not-call list"
+                    return DeliveryOutcome(DeliveryStatus.SKIPPED, detail)
                 added = add_entry(conn, values)
         except sa.exc.DBAPIError as error:  # the message may quote customer data: name it only
             reason = type(error.orig).__name__ if error.orig is not None else type(error).__name__

@@ -36,6 +36,9 @@ from integrations.mailchimp.settings import MailchimpSettings
 from integrations.mailchimp.transport import Failure, MailchimpError, Transport
 
 SENT = ("sent", "queued", "scheduled")
+# reject reasons that mean the address is on Mailchimp's rejection list (its suppression list):
+# the send is skipped as suppressed, not failed; the others (invalid, rule, ...) are failures
+SUPPRESSING = frozenset({"hard-bounce", "soft-bounce", "spam", "unsub", "custom"})
 BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_MANDRILL_TAGS = 100
@@ -102,6 +105,10 @@ def sent_outcome(results: Any) -> DeliveryOutcome:
             DeliveryStatus.DELIVERED, f"transactional: {status}", None, provider_id
         )
     reason = first.get("reject_reason") or "no reason given"
+    if status == "rejected" and reason in SUPPRESSING:  # Mailchimp's rejection list: a skip
+        return DeliveryOutcome(
+            DeliveryStatus.SKIPPED, f"suppressed: {status}: {reason}", None, provider_id
+        )
     return DeliveryOutcome(DeliveryStatus.FAILED, f"{status}: {reason}", None, provider_id)
 
 

@@ -122,7 +122,7 @@ def test_do_not_call_puts_the_phone_on_the_list(
         rows = [tuple(row) for row in conn.execute(sa.select(call_dnc))]
     assert rows == [("+14155550100", f"outcome of {ENTRY}", FIXED_NOW)]
     again = provider.deliver(call(recipient(jane), journey="j_0002"))
-    assert (again.status, again.retry_at) == (DeliveryStatus.FAILED, None)
+    assert (again.status, again.retry_at) == (DeliveryStatus.SKIPPED, None)
     assert again.detail.startswith("suppressed: do-not-call")
 
 

@@ -73,13 +73,13 @@ def test_a_call_becomes_one_entry_however_often_it_is_delivered(
     assert entry_id(key) == entry_id(key) and entry_id(key) != entry_id("j_0001:4")
 
 
-def test_a_do_not_call_phone_is_refused_for_good(
+def test_a_do_not_call_phone_is_skipped_as_suppressed(
     provider: CallListProvider, followup: Followup, jane: str
 ) -> None:
     with followup.engine.begin() as conn:
         dnc_add(conn, ["+14155550100"], "test", FIXED_NOW)
     outcome = provider.deliver(call(recipient(jane)))
-    assert outcome.status is DeliveryStatus.FAILED
+    assert outcome.status is DeliveryStatus.SKIPPED  # not sent, and not a fault
     assert outcome.retry_at is None  # permanent: never retried
     assert outcome.detail == "suppressed: do-not-call: +14155550100 is on the do-not-call list"
     assert entries(followup.engine) == []

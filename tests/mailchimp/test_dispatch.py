@@ -93,7 +93,7 @@ def test_faults_through_the_dispatcher_end_delivered_once_failed_or_unknown(
         dan=("unknown", unknown, 1),
         eve=("failed", "400 Invalid Resource: Your merge fields were invalid.; FNAME: ", 1),
         fay=("delivered", "transactional: sent", 1),
-        gus=("failed", "rejected: hard-bounce", 1),
+        gus=("skipped", "suppressed: rejected: hard-bounce", 1),
     )
     with followup.engine.connect() as conn:
         due = dict(
@@ -120,7 +120,7 @@ def test_faults_through_the_dispatcher_end_delivered_once_failed_or_unknown(
         dan=("unknown", unknown, 1),
         eve=("failed", "400 Invalid Resource", 1),
         fay=("delivered", "transactional: sent", 1),
-        gus=("failed", "rejected: hard-bounce", 1),
+        gus=("skipped", "suppressed: rejected: hard-bounce", 1),
     )
     # what reached "Mailchimp": each delivered welcome once, cid's (which went) once, no more
     went = {"ann", "bob", "cid", "fay"} & set(rows)

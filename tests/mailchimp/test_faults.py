@@ -117,12 +117,12 @@ def test_repeated_server_errors_back_off_further_each_time(stand_in: StandIn) ->
     assert stand_in.world.sent["ann@example.com"] == 1
 
 
-def test_a_rejected_recipient_fails_for_good_with_the_reason(stand_in: StandIn) -> None:
+def test_a_recipient_on_the_rejection_list_is_skipped_as_suppressed(stand_in: StandIn) -> None:
     stand_in.world.bounced.add("ann@example.com")
     outcome = provider_for(stand_in).deliver(delivery())
     assert (outcome.status, outcome.detail, outcome.retry_at) == (
-        DeliveryStatus.FAILED,
-        "rejected: hard-bounce",
+        DeliveryStatus.SKIPPED,
+        "suppressed: rejected: hard-bounce",
         None,
     )
 
