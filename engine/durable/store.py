@@ -212,6 +212,8 @@ def save_views(conn: sa.Connection, loaded: Loaded) -> None:
 
 def _settled(journey: Journey, now: datetime) -> bool:
     """Whether nothing can change the journey any more (so it need not be loaded again)."""
+    if journey.kept_audiences:  # an ads opt-out still takes the customer out of them
+        return False
     if journey.status == "exited":
         return True
     if journey.status != "completed" or journey.audiences:

@@ -80,6 +80,9 @@ class Journey:
     trigger: Event | None = None  # what `event` means in later steps
     parked: bool = False  # on a send deferred by quiet or calling hours, resumed once it goes
     audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
+    # audiences added with ``remove_on_exit: false``: kept after the journey, left only when
+    # the customer withdraws ads consent
+    kept_audiences: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(order=True, slots=True)
@@ -391,12 +394,15 @@ class JourneyEngine:
             self._leave_audiences(journey, at)  # a converted customer stops seeing the ad
 
     def _check_ads_consent(self, customer_id: str, at: datetime) -> None:
-        """Ads consent withdrawn: out of every audience. The state is read only when there is
-        an audience to leave: reading it folds the customer's latest events."""
-        holding = [j for j in self._by_customer.get(customer_id, ()) if j.audiences]
+        """Ads consent withdrawn: out of every audience, those kept after a journey
+        (``remove_on_exit: false``) too. The state is read only when there is an audience to
+        leave: reading it folds the customer's latest events."""
+        holding = [
+            j for j in self._by_customer.get(customer_id, ()) if j.audiences or j.kept_audiences
+        ]
         if holding and not self.customers.state(customer_id).consent.ads:
             for journey in holding:
-                self._leave_audiences(journey, at)
+                self._leave_audiences(journey, at, kept=True)
 
     def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
         """A goal event converts one journey per campaign: the latest entry whose window holds
@@ -606,18 +612,24 @@ class JourneyEngine:
         self._line(journey, _EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
-    def _leave_audiences(self, journey: Journey, at: datetime) -> None:
-        """Remove the customer from the journey's ad audiences, except those another journey
-        of theirs still holds."""
-        if not journey.audiences:
+    def _leave_audiences(self, journey: Journey, at: datetime, kept: bool = False) -> None:
+        """Remove the customer from the journey's ad audiences (with ``kept``, also those it
+        keeps after its end), except those another journey of theirs still holds."""
+        leaving = {**journey.kept_audiences, **journey.audiences} if kept else journey.audiences
+        if not leaving:
             return
         held = {
             audience
             for other in self._by_customer.get(journey.customer_id, ())
-            if other is not journey and other.status != "exited"
-            for audience in other.audiences
+            if other is not journey
+            for audience in (
+                *other.kept_audiences,
+                *(other.audiences if other.status != "exited" else ()),
+            )
         }
-        for audience, step in sorted(journey.audiences.items()):
+        if kept:
+            journey.kept_audiences.clear()
+        for audience, step in sorted(leaving.items()):
             if audience not in held:
                 removal = {"audience": audience}
                 variant = position.variant_at(journey.campaign.steps, step)
@@ -774,8 +786,9 @@ class JourneyEngine:
             reason=outcome.reason,
             fields=pending.fields,
         )
-        if outcome.status == "sent" and pending.holds_audience:
-            journey.audiences[str(pending.fields["audience"])] = pending.step
+        if outcome.status == "sent" and pending.action == "audience_add":
+            held = journey.audiences if pending.holds_audience else journey.kept_audiences
+            held[str(pending.fields["audience"])] = pending.step
         return outcome.status or "skipped"
 
     # --- the plan ----------------------------------------------------------------------------
@@ -839,6 +852,6 @@ def _reacted_to(campaign: Campaign) -> set[str]:
 def _finished(journey: Journey) -> bool:
     """Whether no event or timer can change ``journey`` any more: it ended, shows no ad, and
     has no conversion to wait for (an exited journey converts nothing)."""
-    if journey.status == "active" or journey.audiences:
+    if journey.status == "active" or journey.audiences or journey.kept_audiences:
         return False
     return journey.status == "exited" or journey.campaign.goal is None or journey.converted

@@ -98,6 +98,7 @@ def encode_journey(journey: Journey) -> dict[str, Any]:
         "trigger": encode_event(journey.trigger) if journey.trigger is not None else None,
         "parked": journey.parked,
         "audiences": dict(journey.audiences),
+        "kept_audiences": dict(journey.kept_audiences),
     }
 
 
@@ -132,6 +133,7 @@ def decode_journey(
         trigger=decode_event(trigger) if trigger is not None else None,
         parked=data["parked"],
         audiences=dict(data["audiences"]),
+        kept_audiences=dict(data.get("kept_audiences") or {}),  # none before it was kept
     )
 
 

@@ -410,3 +410,33 @@ def test_an_exit_event_ends_only_what_still_runs(scenario: Scenario) -> None:
     assert ("u1@example.com", "exit") not in actions
     assert ("u2@example.com", "exit") in actions
     assert ("u2@example.com", "audience_remove") in actions
+
+
+RETARGET = """
+campaign: retarget
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - send: ads
+    audience: past-visitors
+    remove_on_exit: false
+"""
+
+
+def test_an_ads_opt_out_leaves_even_the_audiences_kept_after_a_journey(
+    scenario: Scenario,
+) -> None:
+    """``remove_on_exit: false`` keeps the customer in the audience after the journey ends (an
+    order exits it, and they stay); withdrawing ads consent still takes them out, once."""
+    scenario.campaign(RETARGET)
+    scenario.customer()
+    added(scenario, 0)
+    scenario.event("Order Completed", 60, properties={"revenue": 10})
+    scenario.customer(minutes=2 * DAY, consent={"ads": False})
+    scenario.customer(minutes=3 * DAY, consent={"ads": False})
+    got = [
+        (minutes, action, status)
+        for minutes, action, _step, status in brief(scenario.plan())
+        if action.startswith("audience")
+    ]
+    assert got == [(0, "audience_add", "sent"), (2 * DAY, "audience_remove", "sent")]
