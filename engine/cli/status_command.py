@@ -343,6 +343,8 @@ NOT_ENTERED = {
     "already_active": "a journey of this campaign was already running (entry.while_active: ignore)",
 }
 _ADDRESSES = {"email": "email address", "call": "phone number", "sms": "phone number"}
+# a decided send, by its outbox row's status: the outcome text after it says the rest
+_SEND_VERBS = {"delivered": "sent", "pending": "queued", "sending": "queued"}
 _FIELD_ORDER = ("template", "subject", "audience", "list", "priority", "reason", "url", "variant")
 
 
@@ -429,13 +431,17 @@ def decision_text(decision: Decision, customer_id: str) -> str:
     verb = {"audience_add": "add to audience", "audience_remove": "remove from audience"}.get(
         action, "sent"
     )
-    what = f"{decision.channel or '?'} {verb}" if action != "send" else f"{decision.channel} sent"
     described = _fields_text(fields)
     step = f" step {decision.step}:" if decision.step is not None else ":"
     if decision.status == "skipped":
         extra = f"; {described}" if described else ""
-        what = what.removesuffix(" sent")
+        what = (
+            (decision.channel or "?") if action == "send" else f"{decision.channel or '?'} {verb}"
+        )
         return f"{head}{step} {what} skipped: {decision.reason} ({reason_text(decision)}){extra}"
+    if action == "send":  # "sent" once the provider confirmed it, not when it was decided
+        verb = _SEND_VERBS.get(decision.outcome.status if decision.outcome else "", "decided")
+    what = f"{decision.channel or '?'} {verb}"
     extra = f" ({described})" if described else ""
     return f"{head}{step} {what}{extra} — {outcome_text(decision.outcome, decision.channel)}"
 

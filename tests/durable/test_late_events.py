@@ -18,7 +18,9 @@ import orjson
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.cli.status_command import decision_text
 from engine.durable.project import DurableProject
+from engine.durable.reports import explain_customer
 from engine.storage.tables import outbox
 from tests.durable.harness import (
     Clock,
@@ -56,6 +58,15 @@ def _sends(followup: Followup) -> list[tuple[datetime, str, str | None]]:
     query = sa.select(outbox.c.decided_at, outbox.c.status, outbox.c.detail)
     with followup.engine.connect() as conn:
         return [(r.decided_at, r.status, r.detail) for r in conn.execute(query.order_by("id"))]
+
+
+def _explained(followup: Followup) -> str:
+    """``followup explain`` of Ann, a line per decision."""
+    customer = followup.customer_id("ann")
+    assert customer is not None
+    with followup.engine.connect() as conn:
+        decided = explain_customer(conn, customer).decisions
+    return "\n".join(decision_text(decision, customer) for decision in decided)
 
 
 def _shop(database_url: str, folder: Path, clock: Clock) -> Followup:
@@ -99,11 +110,14 @@ def test_a_late_unsubscribe_older_than_a_pending_send_stops_it(
         clock.now = T + timedelta(hours=2)
         durable.runtime.tick()  # the send is decided; the dispatcher has not run yet
         assert [status for _, status, _ in _sends(followup)] == ["pending"]
+        assert "step 1: email queued (template" in _explained(followup)  # not "sent" yet
         _send(followup, tmp_path, _message("Unsubscribed", T + timedelta(minutes=30)))
         durable.run_once()
         assert [(status, detail) for _, status, detail in _sends(followup)] == [
             ("skipped", "no_consent")
         ]
+        explained = _explained(followup)
+        assert "step 1: email decided (template" in explained and " sent" not in explained
     finally:
         followup.close()
 
