@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
 from engine.errors import InputError
-from engine.events import Rejection, RejectReason
+from engine.events import Event, Rejection, RejectReason, parse_message
 from engine.ingest.csv_mapping import load_mapping, read_csv
 from engine.ingest.pipeline import Accepted
+from engine.journeys.plan import PlanAction
+from engine.journeys.simulate import simulate
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "docs" / "examples"
 
 
 def test_the_pos_example_becomes_pos_orders_email_only_rows_included() -> None:
@@ -26,7 +31,7 @@ def test_the_pos_example_becomes_pos_orders_email_only_rows_included() -> None:
     assert first.properties == {
         "order_id": "R-1001",
         "store": "Paris-01",
-        "total": 89.9,
+        "revenue": 89.9,
         "currency": "EUR",
     }
     assert first.traits == {"email": "ann@example.com", "phone": "+33 1 42 68 53 00"}
@@ -79,3 +84,31 @@ def test_bad_mappings_say_what_is_wrong(tmp_path: Path, text: str, problem: str)
     with pytest.raises(InputError, match=problem) as info:
         load_mapping(path)
     assert str(path) in str(info.value)
+
+
+def _online(kind: str, at: str, message_id: str, **fields: object) -> Event:
+    """Ann's (``L-889``, the POS's customer number) message from the web shop."""
+    message = {"type": kind, "userId": "L-889", "timestamp": at, "messageId": message_id}
+    [event] = parse_message({**message, **fields})
+    return event
+
+
+def test_an_in_store_order_converts_the_cart_abandoned_online_with_its_amount() -> None:
+    """The example mapping writes the amount where the example campaigns' goals read it."""
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    records = read_csv(EXAMPLES / "pos_sales.csv", mapping)
+    in_store = next(r.events[0] for r in records if isinstance(r, Accepted))
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    added = {"event": "Product Added", "properties": {"product_id": "p1", "price": 30}}
+    online = [
+        _online("identify", "2024-05-01T09:00:00Z", "i1", traits=consent),
+        _online("track", "2024-05-02T09:00:00Z", "a1", **added),
+    ]
+    campaigns = load_campaigns([ROOT / "campaigns"]).require().values()
+    plan = simulate(campaigns, [*online, in_store], ProjectConfig())
+    converted = [
+        (line.campaign, line.fields.get("value"))
+        for line in plan
+        if line.action is PlanAction.CONVERT
+    ]
+    assert ("abandoned-cart", 89.9) in converted
