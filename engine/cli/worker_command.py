@@ -35,6 +35,11 @@ def worker(
     # a node name of its own: two workers on one machine must not share a control queue
     argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency}"]
     argv.append(f"--hostname=followup-{os.getpid()}@%h")
+    # gossip (and mingle, its start-up sync) serve Celery's own coordination, which followup
+    # does not use: passes coordinate in the database. A solo worker in a long pass sends no
+    # heartbeat meanwhile, and every peer's gossip logged "missed heartbeat" for it. Heartbeat
+    # events stay on for monitors (Flower).
+    argv += ["--without-gossip", "--without-mingle"]
     argv += ["--pool=solo"] if concurrency == 1 else ["--pool=prefork"]
     if beat:
         argv.append("--beat")
