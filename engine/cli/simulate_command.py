@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,13 @@ import typer
 from rich.table import Table
 
 from engine.campaigns.loader import load_campaigns
+from engine.campaigns.schema import (
+    Campaign,
+    CampaignStatus,
+    EventTrigger,
+    ScheduleTrigger,
+    SegmentTrigger,
+)
 from engine.campaigns.validate import load_config
 from engine.cli.context import (
     EXIT_ERROR,
@@ -25,7 +33,8 @@ from engine.events import Event, EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import Accepted
 from engine.journeys.plan import PlanLine, plan_text
-from engine.journeys.simulate import simulate as run_simulation
+from engine.journeys.simulate import Simulation
+from engine.journeys.simulate import simulation as run_simulation
 from engine.journeys.summary import summarize
 
 
@@ -76,11 +85,11 @@ def simulate(
     if end is not None:
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
-    plan = run_simulation(campaign_models, accepted, project.config, end)
+    simulated = run_simulation(campaign_models, accepted, project.config, end)
     if summary:
-        print_summary(plan)
+        print_summary(simulated.plan, campaigns=campaign_models, simulated=simulated)
     else:
-        sys.stdout.write(plan_text(plan))
+        sys.stdout.write(plan_text(simulated.plan))
     if rejected:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -89,30 +98,62 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{key} {count:,}" for key, count in sorted(counter.items())) or "-"
 
 
-def print_summary(plan: list[PlanLine], title: str = "simulated plan, per campaign") -> None:
+def print_summary(
+    plan: list[PlanLine],
+    title: str = "simulated plan, per campaign",
+    campaigns: Sequence[Campaign] = (),
+    simulated: Simulation | None = None,
+) -> None:
     """Figures per campaign of ``plan``: entered, held out, sent and skipped, exits, conversions
-    and revenue."""
+    and revenue; with ``campaigns``, a row for each, and for one that nobody entered, why (from
+    ``simulated``). Never an empty table: with no row, a sentence saying why."""
+    figures = summarize(plan)
+    quiet = {c.id: _why_none(c, simulated) for c in campaigns if c.id not in figures}
+    if not figures and not quiet:
+        console.print(f"{title}: no campaign acted (no campaigns, or no events)")
+        return
     table = Table(title=title, title_justify="left")
-    for column in (
-        "campaign",
-        "entered",
-        "held out",
-        "sent",
-        "skipped",
-        "exited",
-        "converted",
-        "revenue",
-    ):
+    columns = ["campaign", "entered", "held out", "sent", "skipped", "exited", "converted"]
+    for column in [*columns, "revenue", *(["why none"] if quiet else [])]:
         table.add_column(column)
-    for campaign, figures in summarize(plan).items():
+    for campaign, found in sorted({**figures, **dict.fromkeys(quiet)}.items()):
+        if found is None:
+            table.add_row(campaign, "0", "0", "-", "-", "-", "0", "0.00", quiet[campaign])
+            continue
         table.add_row(
             campaign,
-            f"{figures.entered:,}",
-            f"{figures.held_out:,}",
-            _counts(figures.sent),
-            _counts(figures.skipped),
-            _counts(figures.exited),
-            f"{figures.converted:,}",
-            f"{figures.revenue:,.2f}",
+            f"{found.entered:,}",
+            f"{found.held_out:,}",
+            _counts(found.sent),
+            _counts(found.skipped),
+            _counts(found.exited),
+            f"{found.converted:,}",
+            f"{found.revenue:,.2f}",
+            *([""] if quiet else []),
         )
     console.print(table)
+
+
+def _why_none(campaign: Campaign, simulated: Simulation | None) -> str:
+    """Why ``campaign`` has no line in the plan, in a few words."""
+    if campaign.status is CampaignStatus.PAUSED:
+        return "paused: not simulated"
+    if simulated is None:
+        return "no entries"
+    trigger = campaign.trigger
+    refused = simulated.refused.get(campaign.id, Counter())
+    if isinstance(trigger, EventTrigger) and not simulated.triggered[campaign.id]:
+        return f"no entries: no {trigger.event!r} events"
+    reasons = []
+    if simulated.where_refused[campaign.id]:
+        reasons.append(f"`where:` refused {simulated.where_refused[campaign.id]:,}")
+    reasons += [f"{reason} refused {count:,}" for reason, count in sorted(refused.items())]
+    if not reasons:
+        reasons.append(
+            "no tick in the simulated period"
+            if isinstance(trigger, ScheduleTrigger)
+            else f"the segment held for nobody: `{trigger.segment.source}`"
+            if isinstance(trigger, SegmentTrigger)
+            else "every trigger came while a journey ran (restart)"
+        )
+    return "no entries: " + ", ".join(reasons)

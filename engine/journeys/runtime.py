@@ -8,6 +8,7 @@ when :meth:`JourneyEngine.advance_to` is told; waits are timers in a queue, neve
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -145,6 +146,9 @@ class JourneyEngine:
         self.held = held
         self.plan: list[PlanLine] = []
         self.refused: list[EntryRefused] = []
+        # per campaign: trigger events seen, and those its ``where:`` refused (for summaries)
+        self.triggered: Counter[str] = Counter()
+        self.where_refused: Counter[str] = Counter()
         self.held_steps: list[Timer] = []  # steps of held journeys, to take once resumed
         # (due, sequence, timer): tuples compare in C, where Timer's generated ordering runs
         # Python code for every comparison the heap makes
@@ -374,10 +378,13 @@ class JourneyEngine:
             for campaign in self._by_event.get(event.name, ()):
                 trigger = campaign.trigger
                 assert isinstance(trigger, EventTrigger)
+                self.triggered[campaign.id] += 1
                 if trigger.where is None or trigger.where.holds(
                     names(customer_id, self.customers.state(customer_id), event, at)
                 ):
                     self._try_enter(campaign, customer_id, at, event)
+                else:
+                    self.where_refused[campaign.id] += 1
         if self._segments:
             self._check_segments(customer_id, at)
 

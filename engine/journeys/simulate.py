@@ -7,8 +7,9 @@ The same events and campaigns give the same plan, byte for byte.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 
@@ -29,6 +30,18 @@ EVENT_ORDER = attrgetter("timestamp", "arrival")
 PLAN_ORDER = attrgetter("at", "journey", "sequence")
 
 
+@dataclass(frozen=True)
+class Simulation:
+    """A simulation's plan, and per campaign what came of its triggers without a plan line:
+    trigger events seen, those its ``where:`` refused, and the entries refused by reason
+    (``audience``, ``once``, ``cooldown``, ``already_active``)."""
+
+    plan: list[PlanLine]
+    triggered: Counter[str] = field(default_factory=Counter)
+    where_refused: Counter[str] = field(default_factory=Counter)
+    refused: dict[str, Counter[str]] = field(default_factory=dict)
+
+
 def simulate(
     campaigns: Iterable[Campaign],
     events: Iterable[Event],
@@ -39,6 +52,16 @@ def simulate(
     event). ``events`` come in the order received: events of one instant apply in that order
     (their ``arrival`` numbers, as :func:`~engine.ingest.jsonl.read_jsonl` gives them, or their
     places here when those do not increase). Duplicate messageIds count once."""
+    return simulation(campaigns, events, config, until).plan
+
+
+def simulation(
+    campaigns: Iterable[Campaign],
+    events: Iterable[Event],
+    config: ProjectConfig,
+    until: datetime | None = None,
+) -> Simulation:
+    """:func:`simulate`, with what came of each campaign's triggers (for ``--summary``)."""
     with no_full_collections():
         return _simulate(campaigns, events, config, until)
 
@@ -48,7 +71,7 @@ def _simulate(
     events: Iterable[Event],
     config: ProjectConfig,
     until: datetime | None,
-) -> list[PlanLine]:
+) -> Simulation:
     ordered = sorted(
         (e for e in received_order(events) if until is None or e.timestamp <= until),
         key=EVENT_ORDER,
@@ -63,13 +86,17 @@ def _simulate(
         config.timezone,
     )
     if not ordered:
-        return []
+        return Simulation([])
     engine.start(ordered[0].timestamp)
     for event in ordered:
         engine.advance_before(event.timestamp)
         engine.on_event(event)
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
-    return sorted(engine.plan, key=PLAN_ORDER)
+    refused: dict[str, Counter[str]] = {}
+    for entry in engine.refused:
+        refused.setdefault(entry.campaign, Counter())[entry.reason] += 1
+    plan = sorted(engine.plan, key=PLAN_ORDER)
+    return Simulation(plan, engine.triggered, engine.where_refused, refused)
 
 
 def received_order(events: Iterable[Event]) -> list[Event]:
