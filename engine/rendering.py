@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader
+from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.campaigns.expressions import sandbox
@@ -89,3 +89,31 @@ def render_email(
     html, text = render_body(templates, template, scope)
     rendered_subject = sandbox().from_string(subject).render(**scope)
     return RenderedEmail(" ".join(rendered_subject.split()), html, text)
+
+
+def template_problem(error: Exception, templates: Path, template: str) -> str:
+    """``error`` as a person fixes it: ``file:line: message`` and the line itself, found in the
+    syntax error or in the template's frame of the traceback (Jinja2 gives rendering errors the
+    template's file and line); the bare message when no line is known."""
+    found: tuple[str, int] | None = None
+    if isinstance(error, TemplateSyntaxError) and error.lineno:
+        found = (error.filename or str(templates / template), error.lineno)
+    else:
+        trace = error.__traceback__
+        folder = str(templates.resolve())
+        while trace is not None:  # the innermost template frame is the line that failed
+            filename = trace.tb_frame.f_code.co_filename
+            if filename.startswith(folder) or filename.endswith(f"/{template}"):
+                found = (filename, trace.tb_lineno)
+            trace = trace.tb_next
+    message = getattr(error, "message", None) or str(error)
+    if not isinstance(error, TemplateError):  # a ZeroDivisionError, a KeyError: say which
+        message = f"{type(error).__name__}: {message}"
+    if found is None:
+        return f"{templates / template}: {message}"
+    filename, line = found
+    try:
+        source = Path(filename).read_text(encoding="utf-8").splitlines()[line - 1].strip()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return f"{filename}:{line}: {message}"
+    return f"{filename}:{line}: {message}\n    {source}"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from jinja2 import TemplateError
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
 from engine.journeys.context import names
-from engine.rendering import render_email
+from engine.rendering import render_email, template_problem
 
 
 def preview(
@@ -35,8 +34,8 @@ def preview(
         scope = names(profile.id, profile.state, None, followup.clock())
         try:
             email = render_email(folder, template, subject, scope)
-        except TemplateError as exc:
-            raise fail(f"{template}: {exc}") from exc
+        except Exception as exc:
+            raise fail(template_problem(exc, folder, template)) from exc
     if subject:
         console.out(f"Subject: {email.subject}\n")
     console.out(email.text if text else email.html, highlight=False)

@@ -228,6 +228,27 @@ def test_preview_renders_a_template_as_the_customer_gets_it(tmp_path: Path) -> N
     assert missing.returncode == 2 and "no such template" in missing.stderr
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("{% for item in %}", "Expected an expression"),  # syntax
+        ("{{ customer.first_name | shout }}", "No filter named 'shout'"),  # compile
+        ("{{ customer.cart.items[3].name.upper() }}", "tuple object has no element 3"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),  # a Python error
+    ],
+)
+def test_preview_of_a_broken_template_names_its_line(tmp_path: Path, body: str, error: str) -> None:
+    (tmp_path / "templates").mkdir()
+    page = tmp_path / "templates" / "broken.html"
+    page.write_text(f"<p>Hello</p>\n<p>{body}</p>\n")
+    assert run(tmp_path, "ingest", str(write_jsonl(tmp_path / "e.jsonl", CART))).returncode == 0
+    result = run(tmp_path, "preview", "broken.html", "--customer", "u1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    shown = " ".join(result.stderr.split())
+    assert f"{page}:2: {error}" in shown and f"<p>{body}</p>" in shown
+
+
 def test_file_rejects_land_in_the_rejects_store(tmp_path: Path, database_url: str) -> None:
     """``followup rejects list`` is the one place to look: a file's rejects are kept there too
     (and in FILE.rejects.jsonl, with exit code 1 as before), on SQLite and PostgreSQL alike,
