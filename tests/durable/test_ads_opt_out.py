@@ -26,15 +26,8 @@ from tests.durable.harness import (
     open_followup,
     plan_lines,
 )
+from tests.journeys.scenario import RETARGET
 
-RETARGET = """campaign: retarget
-trigger: {event: Product Added}
-exit: [{event: Order Completed}]
-steps:
-  - send: ads
-    audience: past-visitors
-    remove_on_exit: false
-"""
 T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 
 

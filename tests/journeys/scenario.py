@@ -15,6 +15,15 @@ from engine.journeys.plan import PlanLine
 from engine.journeys.simulate import simulate
 
 T0 = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)  # a Monday
+# an ad audience kept after the journey: only an ads opt-out takes the customer out
+RETARGET = """campaign: retarget
+trigger: {event: Product Added}
+exit: [{event: Order Completed}]
+steps:
+  - send: ads
+    audience: past-visitors
+    remove_on_exit: false
+"""
 
 
 class Scenario:

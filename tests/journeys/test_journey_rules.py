@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.journeys.plan import plan_text
-from tests.journeys.scenario import T0, Scenario, brief
+from tests.journeys.scenario import RETARGET, T0, Scenario, brief
 
 CART = """
 campaign: cart
@@ -410,17 +410,6 @@ def test_an_exit_event_ends_only_what_still_runs(scenario: Scenario) -> None:
     assert ("u1@example.com", "exit") not in actions
     assert ("u2@example.com", "exit") in actions
     assert ("u2@example.com", "audience_remove") in actions
-
-
-RETARGET = """
-campaign: retarget
-trigger: {event: Product Added}
-exit: [{event: Order Completed}]
-steps:
-  - send: ads
-    audience: past-visitors
-    remove_on_exit: false
-"""
 
 
 def test_an_ads_opt_out_leaves_even_the_audiences_kept_after_a_journey(
