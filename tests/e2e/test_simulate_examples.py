@@ -119,5 +119,7 @@ def test_summary_gives_figures_per_campaign(project: Path) -> None:
         "exit_event 1",
         "1",
         "24.00",
+        "",  # why none: it has entries
     ]
     assert "no_consent 1" in rows["call-center-follow-up"]
+    assert "no entries: the segment held for nobody" in rows["win-back"]
