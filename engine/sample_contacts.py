@@ -2,23 +2,27 @@
 
 The Taobao and CDNOW data sets carry behaviour only: no addresses, no consent, no time zone. For
 the ``make run`` demo, :func:`build_contacts` writes one ``identify`` per customer of a sample
-file, at their first event: an address at ``example.com`` (reserved, never delivered), the time
-zone of the data set's country, and email consent for a stable share of customers (chosen by a
-hash of the id, so every build is the same). Nothing here is real data; the behaviour is.
+file, at their first event: a name of the data set's country (Faker, seeded by a hash of the id),
+an address at ``example.com`` (reserved, never delivered), the time zone of the data set's
+country, and email consent for a stable share of customers (chosen by a hash of the id). Every
+build is the same. Nothing here is real data; the behaviour is.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
+from faker import Faker
 
 from engine.errors import InputError
 
 ZONES = {"tb": "Asia/Shanghai", "cdnow": "America/New_York"}
+LOCALES = {"tb": "zh_CN", "cdnow": "en_US"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +39,23 @@ def _share(user_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+@cache
+def _faker(locale: str) -> Faker:
+    return Faker(locale)
+
+
+def _name(user_id: str) -> tuple[str, str]:
+    """A first and last name of the customer's country, the same for ``user_id`` every time
+    (with one Faker version)."""
+    fake = _faker(LOCALES.get(user_id.split("-")[0], "en_US"))
+    fake.seed_instance(int(_share(f"name\x1f{user_id}") * 2**32))
+    return fake.first_name(), fake.last_name()
+
+
 def contact(user_id: str, first_seen: str, email_share: float) -> dict[str, Any]:
     """The identify message that gives ``user_id`` a synthetic address and consent."""
     consented = _share(user_id) < email_share
+    first, last = _name(user_id)
     return {
         "type": "identify",
         "userId": user_id,
@@ -45,7 +63,8 @@ def contact(user_id: str, first_seen: str, email_share: float) -> dict[str, Any]
         "timestamp": first_seen,
         "traits": {
             "email": f"{user_id}@example.com",
-            "firstName": user_id.split("-")[-1],
+            "firstName": first,
+            "lastName": last,
             "timezone": ZONES.get(user_id.split("-")[0], "UTC"),
             "consent": {"email": consented, "ads": consented},
         },
