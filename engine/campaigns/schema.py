@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -196,6 +197,12 @@ class ScheduleTrigger(StrictModel):
     what = "a schedule trigger"
     schedule: Cron
     timezone: TimeZone | None = Field(default=None, description="IANA zone; default the project's")
+    misfire_grace: Duration = Field(
+        default=timedelta(hours=1),
+        description="How late a tick may still run after passes stopped (APScheduler's "
+        "misfire_grace_time); missed ticks are coalesced into the latest within it, older "
+        "ones are skipped",
+    )
 
 
 class SegmentTrigger(StrictModel):

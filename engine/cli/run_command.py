@@ -74,6 +74,11 @@ def _report(result: PassResult, at: datetime) -> None:
         f"decided {decided}; outbox {delivered}",
         soft_wrap=True,
     )
+    for schedule, count in sorted(engine.ticks_skipped.items()):
+        console.print(
+            f"{schedule}: {count:,} missed tick(s) skipped: later than its misfire_grace",
+            soft_wrap=True,
+        )
 
 
 def tick(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.campaigns.durations import format_duration
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.channels import DeliveryAction
 from engine.clock import Clock
@@ -42,7 +44,7 @@ from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
-from engine.journeys.plan import PlanLine
+from engine.journeys.plan import PlanLine, format_time
 from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import Policies, SendPolicies
@@ -65,6 +67,9 @@ LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 
+log = logging.getLogger("followup.durable")
+
+
 @dataclass
 class TickSummary:
     """What one pass did."""
@@ -75,6 +80,7 @@ class TickSummary:
     swept_customers: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     lines: list[PlanLine] = field(default_factory=list)
+    ticks_skipped: Counter[str] = field(default_factory=Counter)  # by schedule, past the grace
 
     def count(self, lines: list[PlanLine]) -> None:
         """Keep the plan lines decided, and count them by action and status."""
@@ -311,14 +317,51 @@ class DurableRuntime:
         self, campaign: Campaign, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
     ) -> int:
         zone = self.config.timezone
+        name = f"schedule:{campaign.id}"
+        self._coalesce(name, trigger, summary, now)
         return self._every_customer(
-            f"schedule:{campaign.id}",
+            name,
             next_tick(trigger, now, zone),  # first seen: the next tick, not one now
             now,
             summary,
             lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
             # the next tick after now: missed ticks are not caught up
             lambda due: next_tick(trigger, max(due, now), zone),
+        )
+
+    def _coalesce(
+        self, name: str, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
+    ) -> None:
+        """After passes stopped (downtime, a cron that did not run), APScheduler's model: the
+        ticks missed by more than ``misfire_grace`` are skipped, the rest coalesce into the
+        latest, so a weekly newsletter 11 weeks behind sends at most this week's issue, never
+        the oldest one 11 weeks late. A tick already under way (a crash mid-run) goes on."""
+        zone = self.config.timezone
+        with self.db.begin() as conn:
+            query = sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+            if self.claims.lock:
+                query = query.with_for_update(skip_locked=True)
+            row = conn.execute(query).first()
+            if row is None or row.after_customer is not None or row.due_at > now:
+                return
+            if now - row.due_at <= trigger.misfire_grace:
+                return  # on time enough; a later tick due by now is not missed yet
+            # the latest tick due by now and within the grace, else the next one to come
+            due = next_tick(trigger, now - trigger.misfire_grace, zone)
+            while due <= now and (following := next_tick(trigger, due, zone)) <= now:
+                due = following
+            skipped = _ticks_between(trigger, row.due_at, due, zone)
+            conn.execute(
+                schedule_ticks.update().where(schedule_ticks.c.name == name).values(due_at=due)
+            )
+        summary.ticks_skipped[name] += skipped
+        log.warning(
+            "%s: %s tick(s) from %s missed by more than misfire_grace %s: skipped; %s",
+            name,
+            f"{skipped:,}" if skipped < MAX_COUNTED_TICKS else f"{MAX_COUNTED_TICKS:,}+",
+            format_time(row.due_at),
+            format_duration(trigger.misfire_grace),
+            f"runs the tick of {format_time(due)}" if due <= now else f"next {format_time(due)}",
         )
 
     def _segments(self, summary: TickSummary, now: datetime) -> None:
@@ -431,6 +474,18 @@ class DurableRuntime:
                 )
                 summary.events += len(taken.events)
                 done += len(prefix)
+
+
+MAX_COUNTED_TICKS = 10_000  # a missed every-minute schedule is counted this far, no further
+
+
+def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:
+    """How many ticks of ``trigger`` fall in ``[first, until)`` (at most MAX_COUNTED_TICKS)."""
+    count, tick = 0, first
+    while tick < until and count < MAX_COUNTED_TICKS:
+        count += 1
+        tick = next_tick(trigger, tick, zone)
+    return count
 
 
 def _live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:

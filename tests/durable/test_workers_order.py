@@ -196,7 +196,8 @@ def test_a_schedule_tick_stops_at_a_customer_another_pass_holds(
             )
         durable = DurableProject(followup)
         durable.runtime.tick()  # first seen: the tick is next Monday, 09:00 in Paris
-        clock.now = T0 + timedelta(hours=1)
+        # half an hour after that tick (07:00 UTC): within its misfire_grace
+        clock.now = T0 - timedelta(hours=1, minutes=30)
         with followup.engine.connect() as conn:
             ids = sorted(conn.scalars(sa.select(customers.c.id)))
         failures: list[BaseException] = []
