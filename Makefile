@@ -33,6 +33,8 @@ run: $(VENV)/.installed $(SAMPLE) $(CONTACTS)
 	$(BIN)/followup validate
 	$(BIN)/followup simulate --events docs/examples/stories/events.jsonl --summary
 	$(BIN)/followup tick --now $(DEMO_NOW) --summary
+	@echo "One cart the demo recovered, decision by decision:"
+	$(BIN)/followup explain --customer tb-1000028 --campaign abandoned-cart
 
 # The Mailchimp contract tests serve the vendor specs with Stoplight Prism, pinned by
 # tests/mailchimp/package-lock.json; without npm they skip (fail under FOLLOWUP_REQUIRE_SERVICES=1).

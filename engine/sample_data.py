@@ -3,7 +3,9 @@
 Two public data sets (see ``../shared/data/README.md``) become ``track`` messages:
 
 * Taobao UserBehavior slice (``taobao_userbehavior_sample.csv``): views, adds to cart, wishlist
-  adds and purchases of 43 users. The data has no prices, so none are invented.
+  adds and purchases of 43 users. The data has no prices: each item gets one from a seeded price
+  list (:func:`item_price`, the same on every build), so carts have a value and the demo's
+  abandoned-cart campaign acts on the real behaviour; orders carry it as ``revenue``.
 * CDNOW (``cdnow_master.txt``): 69,659 purchases of 23,570 customers, day resolution.
 
 messageIds and order ids are derived from the source row, so a rebuild gives identical output and
@@ -13,6 +15,7 @@ replaying it twice dedupes. A bad row is an :class:`~engine.errors.InputError` n
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import tempfile
 from collections import Counter
@@ -108,16 +111,30 @@ def taobao_events(path: Path) -> Iterator[dict[str, Any]]:
             )
         user_id, product, cat = f"tb-{user_n}", str(item_n), str(category_n)
         properties: dict[str, Any]
+        price = item_price(product)
         if behaviour == "buy":
             properties = {
                 "order_id": f"{user_id}-{product}-{ts}",
-                "products": [{"product_id": product, "category": cat, "quantity": 1}],
+                "revenue": price,
+                "currency": "CNY",
+                "products": [
+                    {"product_id": product, "category": cat, "price": price, "quantity": 1}
+                ],
             }
         else:
-            properties = {"product_id": product, "category": cat}
+            properties = {"product_id": product, "category": cat, "price": price}
             if behaviour == "cart":
                 properties["quantity"] = 1
         yield _track(event, user_id, timestamp, f"tb-{row}", properties)
+
+
+def item_price(item_id: str) -> float:
+    """The seeded list price of a Taobao item, 9.90 to 600 on a log scale (as many under 77 as
+    over): from a hash of the id, so every build gives the same price."""
+    digest = hashlib.sha256(f"taobao-price\x1f{item_id}".encode()).digest()
+    share = int.from_bytes(digest[:8], "big") / 2**64
+    price: float = round(9.9 * (600 / 9.9) ** share, 1)
+    return price
 
 
 @functools.lru_cache(maxsize=4096)

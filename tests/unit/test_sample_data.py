@@ -17,8 +17,11 @@ from engine.sample_data import (
     SampleSummary,
     build_sample,
     cdnow_events,
+    item_price,
     taobao_events,
 )
+
+PRICE = 21.1  # item 2268318's seeded price
 
 REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -58,23 +61,40 @@ def test_each_taobao_behaviour_maps_to_its_segment_event(tmp_path: Path) -> None
         "timestamp": "2017-11-24T17:21:10Z",
         "messageId": "tb-1",
         "channel": "web",
-        "properties": {"product_id": "2268318", "category": "2520377"},
+        "properties": {"product_id": "2268318", "category": "2520377", "price": PRICE},
     }
     assert (cart["event"], cart["messageId"]) == ("Product Added", "tb-2")
-    assert cart["properties"] == {"product_id": "2268318", "category": "2520377", "quantity": 1}
+    assert cart["properties"] == {
+        "product_id": "2268318",
+        "category": "2520377",
+        "price": PRICE,
+        "quantity": 1,
+    }
     assert (fav["event"], fav["properties"]) == (
         "Product Added to Wishlist",
-        {"product_id": "2268318", "category": "2520377"},
+        {"product_id": "2268318", "category": "2520377", "price": PRICE},
     )
     assert buy["event"] == "Order Completed"
     assert buy["properties"] == {
         "order_id": "tb-1-2268318-1511544100",
-        "products": [{"product_id": "2268318", "category": "2520377", "quantity": 1}],
+        "revenue": PRICE,
+        "currency": "CNY",
+        "products": [
+            {"product_id": "2268318", "category": "2520377", "price": PRICE, "quantity": 1}
+        ],
     }
     assert (other["userId"], other["messageId"]) == ("tb-7", "tb-5")
     for event in (pv, cart, fav, buy, other):
-        assert "price" not in orjson.dumps(event).decode()  # the data has no prices
         assert parse_message(event)[0].message_id == event["messageId"]
+
+
+def test_taobao_items_get_a_seeded_price_the_same_every_build() -> None:
+    """The data has no prices: a seeded list gives each item one, so carts have a value."""
+    prices = [item_price(str(item)) for item in range(2_000)]
+    assert prices == [item_price(str(item)) for item in range(2_000)]
+    assert item_price("2268318") == PRICE
+    assert min(prices) >= 9.9 and max(prices) <= 600
+    assert 0.3 < sum(price < 77 for price in prices) / len(prices) < 0.7  # a log scale
 
 
 def test_cdnow_rows_become_orders_with_padded_ids_and_day_timestamps(tmp_path: Path) -> None:
