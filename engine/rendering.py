@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError
+from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.campaigns.expressions import sandbox
+from engine.events import Event
+from engine.journeys.context import names
+from engine.state.profile import CustomerState
 
 _BLOCKS = {"p", "div", "tr", "br", "li", "h1", "h2", "h3", "h4", "table", "ul", "ol", "title"}
 
@@ -91,10 +95,26 @@ def render_email(
     return RenderedEmail(" ".join(rendered_subject.split()), html, text)
 
 
-def template_problem(error: Exception, templates: Path, template: str) -> str:
-    """``error`` as a person fixes it: ``file:line: message`` and the line itself, found in the
-    syntax error or in the template's frame of the traceback (Jinja2 gives rendering errors the
-    template's file and line); the bare message when no line is known."""
+@dataclass(frozen=True, slots=True)
+class TemplateFault:
+    """Where a template failed and why: the file, the line (``None`` when unknown), the
+    message, and the source line itself (empty when unknown)."""
+
+    file: str
+    line: int | None
+    message: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.file}: {self.message}"
+        shown = f"{self.file}:{self.line}: {self.message}"
+        return f"{shown}\n    {self.source}" if self.source else shown
+
+
+def template_fault(error: Exception, templates: Path, template: str) -> TemplateFault:
+    """Where ``error`` happened in ``template``, found in the syntax error or in the template's
+    frame of the traceback (Jinja2 gives rendering errors the template's file and line)."""
     found: tuple[str, int] | None = None
     if isinstance(error, TemplateSyntaxError) and error.lineno:
         found = (error.filename or str(templates / template), error.lineno)
@@ -110,10 +130,83 @@ def template_problem(error: Exception, templates: Path, template: str) -> str:
     if not isinstance(error, TemplateError):  # a ZeroDivisionError, a KeyError: say which
         message = f"{type(error).__name__}: {message}"
     if found is None:
-        return f"{templates / template}: {message}"
+        return TemplateFault(str(templates / template), None, message)
     filename, line = found
     try:
         source = Path(filename).read_text(encoding="utf-8").splitlines()[line - 1].strip()
     except (OSError, IndexError, UnicodeDecodeError):
-        return f"{filename}:{line}: {message}"
-    return f"{filename}:{line}: {message}\n    {source}"
+        source = ""
+    return TemplateFault(filename, line, message, source)
+
+
+def template_problem(error: Exception, templates: Path, template: str) -> str:
+    """``error`` as a person fixes it: ``file:line: message`` and the line itself; the bare
+    message when no line is known (see :func:`template_fault`)."""
+    return str(template_fault(error, templates, template))
+
+
+class BodyCheck:
+    """Renders email bodies from ``templates`` as sends are decided, so that a body that cannot
+    render for a customer is a ``render_error`` skip in the plan rather than a send that fails
+    at the provider. The first fault of each template is kept (``problems``) for the run to
+    report.
+
+    A template that never reads ``now`` (nor does any template it includes) renders the same
+    for the same customer state and trigger: its answer is kept until the state changes, so a
+    weekly newsletter to an unchanged list renders each customer once, not every week."""
+
+    def __init__(self, templates: Path) -> None:
+        self.templates = templates
+        self.problems: dict[str, TemplateFault] = {}
+        self._environment = template_environment(templates)
+        self._timeless: dict[str, bool] = {}
+        # (template, customer) -> (the state and trigger it was rendered for, whether it did)
+        self._answers: dict[tuple[str, str], tuple[CustomerState, Event | None, bool]] = {}
+
+    def __call__(
+        self,
+        template: str,
+        customer_id: str,
+        state: CustomerState,
+        event: Event | None,
+        at: datetime,
+    ) -> bool:
+        """Whether ``template`` renders for the customer at ``at``."""
+        timeless = self._timeless.get(template)
+        if timeless is None:
+            timeless = self._timeless[template] = not self._reads_now(template, set())
+        key = (template, customer_id)
+        if timeless:
+            known = self._answers.get(key)
+            if known is not None and known[0] is state and known[1] is event:
+                return known[2]
+        try:
+            self._environment.get_template(template).render(**names(customer_id, state, event, at))
+            renders = True
+        except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run
+            if template not in self.problems:
+                self.problems[template] = template_fault(exc, self.templates, template)
+            renders = False
+        if timeless:
+            self._answers[key] = (state, event, renders)
+        return renders
+
+    def _reads_now(self, template: str, seen: set[str]) -> bool:
+        """Whether the template, or one it includes, may read ``now`` (by its text: a template
+        that cannot be read counts as reading it, and so is never kept)."""
+        if template in seen:
+            return False
+        seen.add(template)
+        loader = self._environment.loader
+        try:
+            assert loader is not None
+            source = loader.get_source(self._environment, template)[0]
+            parsed = self._environment.parse(source)
+        except Exception:  # noqa: BLE001 - rendering will say what is wrong
+            return True
+        if "now" in source:
+            return True
+        for included in meta.find_referenced_templates(parsed):
+            if included is None or self._reads_now(included, seen):
+                return True
+        return False

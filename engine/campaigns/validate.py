@@ -10,8 +10,9 @@ validates without secrets). A campaign a provider sends as one content to a whol
 problem.
 
 Given sample data (a JSONL file of events, or the project database), the names campaigns and
-templates read are checked against it too (:mod:`engine.campaigns.name_warnings`): those are
-warnings, which leave a project valid.
+templates read are checked against it too (:mod:`engine.campaigns.name_warnings`), and with a
+JSONL file each email's subject and body are rendered on the profiles it makes
+(:mod:`engine.journeys.render_sample`): those are warnings, which leave a project valid.
 """
 
 from __future__ import annotations
@@ -146,6 +147,12 @@ def validate_project(
     warnings = [finding for finding in sample_findings if finding.severity == "warning"]
     if sample is not None:
         warnings += name_warnings(loaded.campaigns.values(), sample, template_files)
+    if sample is not None and events is not None:
+        from engine.journeys.render_sample import render_warnings  # folds profiles: when asked
+
+        warnings += render_warnings(
+            loaded.campaigns.values(), events, templates, project.config.phone_region
+        )
     return ValidationReport(
         tuple(sorted(set(problems))),
         len(loaded.campaigns),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from engine.campaigns.loader import load_campaigns
+from engine.campaigns.loader import display_path, load_campaigns
 from engine.campaigns.schema import (
     Campaign,
     CampaignStatus,
@@ -85,7 +86,15 @@ def simulate(
     if end is not None:
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
-    simulated = run_simulation(campaign_models, accepted, project.config, end)
+    templates = project.path(project.config.templates)
+    simulated = run_simulation(campaign_models, accepted, project.config, end, templates)
+    for fault in simulated.render_problems.values():
+        shown = replace(fault, file=display_path(Path(fault.file)))
+        errors.print(
+            f"warning: {shown}\n    sends with this template are skipped (render_error)",
+            soft_wrap=True,
+            markup=False,
+        )
     if summary:
         print_summary(simulated.plan, campaigns=campaign_models, simulated=simulated)
     else:

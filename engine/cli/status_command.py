@@ -327,7 +327,7 @@ SKIP_REASONS = {
     "suppressed": "the address or phone is on the project's suppression list",
     "no_address": "no {address} known for the customer",
     "exited": "the journey had already ended",
-    "render_error": "the subject template failed to render for this customer",
+    "render_error": "the subject or body template failed to render for this customer",
     "policy": "blocked by a project policy",
 }
 EXIT_REASONS = {

@@ -17,6 +17,7 @@ from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.runtime import DurableRuntime, TickSummary
 from engine.policies import Policies
 from engine.providers import build_providers
+from engine.rendering import BodyCheck
 from engine.unsubscribe import UnsubscribeLinks, signing_key
 
 
@@ -52,12 +53,13 @@ class DurableProject:
             unsubscribe_base=config.server.base_url,
             clock=followup.clock,
         )
+        templates = project.path(config.templates)
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
             config,
             followup.ingestor,
-            SendContent(project.path(config.templates), policies.calling_hours, self.links),
+            SendContent(templates, policies.calling_hours, self.links),
             followup.clock,
             crash=crash,
             consent_channels=frozenset(
@@ -68,6 +70,7 @@ class DurableProject:
                 for channel, p in providers.items()
                 if isinstance(p, ActivityListener) and p.synced_events
             },
+            check_body=BodyCheck(templates),
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,

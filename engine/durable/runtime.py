@@ -45,7 +45,7 @@ from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine, format_time
-from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, next_tick
+from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, RendersBody, next_tick
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import Policies, SendPolicies
 from engine.state.reducers import consent_changes
@@ -105,8 +105,10 @@ class DurableRuntime:
         crash: CrashPoint = no_crash,
         consent_channels: frozenset[str] = frozenset(),
         synced_events: Mapping[str, frozenset[str]] | None = None,
+        check_body: RendersBody | None = None,
     ) -> None:
         self.db = db
+        self.check_body = check_body
         self.consent_channels = consent_channels
         self.synced_events = dict(synced_events or {})  # channel -> event names it mirrors
         self.book = book
@@ -160,6 +162,7 @@ class DurableRuntime:
             reducer=self.ingestor.reducer,
             default_timezone=self.config.timezone,
             now=now,
+            check_body=self.check_body,
             **events,
         )
         loaded.engine.book_segment_looks(SweepGrid(*LOOK_GRID))

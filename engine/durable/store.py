@@ -22,7 +22,7 @@ from engine.durable.customers import StoredCustomers
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.plan import PlanAction, PlanLine, format_time
-from engine.journeys.runtime import Journey, JourneyEngine
+from engine.journeys.runtime import Journey, JourneyEngine, RendersBody
 from engine.journeys.snapshot import (
     decode_journey,
     decode_timer_payload,
@@ -84,6 +84,7 @@ def load(
     owner_of_event: Mapping[str, str] | None = None,
     merged_by_event: Mapping[str, tuple[str, ...]] | None = None,
     decides_from: datetime | None = None,
+    check_body: RendersBody | None = None,
 ) -> Loaded:
     """A fresh engine with everything the given customers hold (locked on PostgreSQL).
 
@@ -128,6 +129,7 @@ def load(
         default_timezone,
         include_drafts=False,
         held=held,
+        check_body=check_body,
     )
     loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart)
     for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):

@@ -7,7 +7,7 @@ whose journey exited in the meantime is skipped with the reason ``exited``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,9 +71,12 @@ class Dispatcher:
         state: CustomerState,
         at: datetime,
         journey_exited: bool = False,
+        renders: Callable[[], bool] | None = None,
     ) -> DispatchOutcome:
         """What happens to ``pending`` now. A journey that exited meanwhile skips its sends
-        (audience removals go on)."""
+        (audience removals go on). ``renders`` says whether the content renders, asked only of
+        a send the policies let through: one that cannot is skipped (``render_error``) and
+        not counted by the caps."""
         if journey_exited and pending.action != "audience_remove":
             return DispatchOutcome("skipped", "exited")
         history = self._sent.setdefault((customer_id, pending.channel), [])
@@ -83,6 +86,8 @@ class Dispatcher:
         if decision.verdict is _SKIP:
             reason = decision.reason.value if decision.reason is not None else "policy"
             return DispatchOutcome("skipped", reason)
+        if renders is not None and not renders():
+            return DispatchOutcome("skipped", "render_error")
         if pending.action != "audience_remove":
             history.append(at)
         return DispatchOutcome("sent")

@@ -60,6 +60,9 @@ _TRACK = EventType.TRACK
 _RESTART = WhileActive.RESTART
 _ENTER, _EXIT, _CONVERT = PlanAction.ENTER, PlanAction.EXIT, PlanAction.CONVERT
 _PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAction}
+# whether an email's body template renders for (customer, state, trigger event, now): a send
+# whose body cannot render is skipped when decided, as one whose subject cannot
+RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
 
 
@@ -137,6 +140,7 @@ class JourneyEngine:
         default_timezone: str,
         include_drafts: bool = True,
         held: frozenset[str] = frozenset(),
+        check_body: RendersBody | None = None,
     ) -> None:
         runnable = {CampaignStatus.ACTIVE} | ({CampaignStatus.DRAFT} if include_drafts else set())
         self.campaigns = sorted((c for c in campaigns if c.status in runnable), key=lambda c: c.id)
@@ -144,6 +148,7 @@ class JourneyEngine:
         self.dispatcher = dispatcher
         self.default_timezone = default_timezone
         self.held = held
+        self.check_body = check_body
         self.plan: list[PlanLine] = []
         self.refused: list[EntryRefused] = []
         # per campaign: trigger events seen, and those its ``where:`` refused (for summaries)
@@ -766,6 +771,15 @@ class JourneyEngine:
         pending = PendingSend(journey.id, path, step.send, action, fields, at, holds)
         return self._deliver(pending, at)
 
+    def _body_check(
+        self, journey: Journey, state: Any, template: str, at: datetime
+    ) -> Callable[[], bool]:
+        """Whether the email body renders for the journey's customer now (asked only of a
+        send the policies let through: most sends never render)."""
+        check = self.check_body
+        assert check is not None
+        return lambda: check(template, journey.customer_id, state, journey.trigger, at)
+
     def _render(self, text: str, scope: dict[str, Any]) -> str:
         if "{" not in text and not text.endswith("\n"):
             return text  # plain text renders as itself (Jinja2 would only drop a final newline)
@@ -779,7 +793,10 @@ class JourneyEngine:
         journey = self._journeys[pending.journey]
         state = self.customers.state(journey.customer_id)
         exited = journey.status == "exited"
-        outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited)
+        renders = None
+        if self.check_body is not None and pending.channel == "email" and pending.action == "send":
+            renders = self._body_check(journey, state, str(pending.fields["template"]), at)
+        outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited, renders)
         if outcome.defer_until is not None:
             self._push(outcome.defer_until, "send", pending)
             return "deferred"

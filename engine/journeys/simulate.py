@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
+from pathlib import Path
 
 from engine.campaigns.schema import Campaign
 from engine.config import ProjectConfig
@@ -22,6 +23,7 @@ from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
 from engine.policies import Policies, SendPolicies
+from engine.rendering import BodyCheck, TemplateFault
 from engine.state.reducers import StateReducer
 
 DEFAULT_HORIZON = timedelta(days=7)
@@ -40,6 +42,8 @@ class Simulation:
     triggered: Counter[str] = field(default_factory=Counter)
     where_refused: Counter[str] = field(default_factory=Counter)
     refused: dict[str, Counter[str]] = field(default_factory=dict)
+    # per email template, the first reason its body could not render (sends skipped for it)
+    render_problems: dict[str, TemplateFault] = field(default_factory=dict)
 
 
 def simulate(
@@ -47,12 +51,15 @@ def simulate(
     events: Iterable[Event],
     config: ProjectConfig,
     until: datetime | None = None,
+    templates: Path | None = None,
 ) -> list[PlanLine]:
     """The plan the campaigns make for ``events``, to ``until`` (default: a week after the last
     event). ``events`` come in the order received: events of one instant apply in that order
     (their ``arrival`` numbers, as :func:`~engine.ingest.jsonl.read_jsonl` gives them, or their
-    places here when those do not increase). Duplicate messageIds count once."""
-    return simulation(campaigns, events, config, until).plan
+    places here when those do not increase). Duplicate messageIds count once. With
+    ``templates``, email bodies are rendered as sends are decided: a body that cannot render
+    is a ``render_error`` skip, as a subject that cannot."""
+    return simulation(campaigns, events, config, until, templates).plan
 
 
 def simulation(
@@ -60,10 +67,11 @@ def simulation(
     events: Iterable[Event],
     config: ProjectConfig,
     until: datetime | None = None,
+    templates: Path | None = None,
 ) -> Simulation:
     """:func:`simulate`, with what came of each campaign's triggers (for ``--summary``)."""
     with no_full_collections():
-        return _simulate(campaigns, events, config, until)
+        return _simulate(campaigns, events, config, until, templates)
 
 
 def _simulate(
@@ -71,6 +79,7 @@ def _simulate(
     events: Iterable[Event],
     config: ProjectConfig,
     until: datetime | None,
+    templates: Path | None,
 ) -> Simulation:
     ordered = sorted(
         (e for e in received_order(events) if until is None or e.timestamp <= until),
@@ -79,11 +88,13 @@ def _simulate(
     policies = SendPolicies(
         Policies.model_validate(config.policies), config.timezone, config.phone_region
     )
+    bodies = BodyCheck(templates) if templates is not None else None
     engine = JourneyEngine(
         campaigns,
         InMemoryCustomers(StateReducer(config.phone_region), config.phone_region),
         Dispatcher(policies),
         config.timezone,
+        check_body=bodies,
     )
     if not ordered:
         return Simulation([])
@@ -96,7 +107,8 @@ def _simulate(
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[entry.reason] += 1
     plan = sorted(engine.plan, key=PLAN_ORDER)
-    return Simulation(plan, engine.triggered, engine.where_refused, refused)
+    problems = bodies.problems if bodies is not None else {}
+    return Simulation(plan, engine.triggered, engine.where_refused, refused, problems)
 
 
 def received_order(events: Iterable[Event]) -> list[Event]:

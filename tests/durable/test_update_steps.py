@@ -33,7 +33,7 @@ steps:
         vip: event.properties.revenue >= 100
         email: "'changed@example.com'"
   - send: email
-    template: post_purchase.html
+    template: welcome.html
     subject: Thanks
 """
 
@@ -42,7 +42,7 @@ trigger:
   segment: customer.traits.vip
 steps:
   - send: email
-    template: post_purchase.html
+    template: welcome.html
     subject: Welcome to the club
 """
 

@@ -187,3 +187,28 @@ def test_an_event_comes_before_the_timers_due_at_its_instant(project: Path) -> N
     events(project, IDENTIFY, CART, unsubscribe)
     sends = [line for line in plan(simulate(project)) if line["action"] == "send"]
     assert [(line["status"], line.get("reason")) for line in sends] == [("skipped", "no_consent")]
+
+
+def test_a_body_that_cannot_render_is_a_render_error_skip_with_a_warning(project: Path) -> None:
+    """Simulate renders each email's body as the send is decided: one that fails for this
+    customer is skipped (``render_error``) and stderr names the template line, once."""
+    (project / "templates" / "cart.html").write_text(
+        "<p>Hello</p>\n<p>{{ customer.cart.value / customer.traits.visits }} per visit</p>\n"
+    )
+    campaign(project, EMAIL_CAMPAIGN)
+    identify = {**IDENTIFY, "traits": {**IDENTIFY["traits"], "visits": 0}}
+    events(project, identify, CART)
+    result = simulate(project)
+    sends = [line for line in plan(result) if line["action"] == "send"]
+    assert [(line["status"], line["reason"]) for line in sends] == [("skipped", "render_error")]
+    assert (
+        "warning: templates/cart.html:2: ZeroDivisionError: float division by zero" in result.stderr
+    )
+    assert "{{ customer.cart.value / customer.traits.visits }}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    checked = run_followup(project, "validate", "--events", "events.jsonl")
+    assert checked.returncode == 0, checked.stderr
+    shown = checked.stdout + checked.stderr
+    assert "templates/cart.html:2:1: warning: fails to render for customer" in shown
+    assert "(campaign cart)" in shown and "ZeroDivisionError" in shown

@@ -1,0 +1,87 @@
+"""A body that cannot render for a customer is a ``render_error`` skip decided with the send,
+in simulate and in the durable engine alike (as a subject that cannot render already was),
+not a send that fails only at the provider."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from engine.storage.tables import outbox
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    ingest_file,
+    message,
+    open_followup,
+    plan_lines,
+)
+
+T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+CAMPAIGN = """\
+campaign: visits
+trigger: {event: Product Added}
+steps:
+  - send: email
+    template: per_visit.html
+    subject: Your cart
+"""
+TEMPLATE = "<p>Hello</p>\n<p>{{ customer.cart.value / customer.traits.visits }} per visit</p>\n"
+
+
+def _project(folder: Path) -> Path:
+    (folder / "campaigns").mkdir()
+    (folder / "templates").mkdir()
+    (folder / "campaigns" / "visits.yaml").write_text(CAMPAIGN)
+    (folder / "templates" / "per_visit.html").write_text(TEMPLATE)
+    return folder
+
+
+def _events(folder: Path) -> Path:
+    lines = [
+        message("m1", "identify", T, email="ann@example.com", consent={"email": True}, visits=0),
+        message("m2", "Product Added", T + timedelta(minutes=1), product_id="p", price=30),
+    ]
+    path = folder / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
+    return path
+
+
+def test_simulate_skips_a_send_whose_body_cannot_render(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    events = [e for r in read_jsonl(_events(tmp_path)) for e in getattr(r, "events", [])]
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    plan = simulate(campaigns, events, ProjectConfig(), templates=project / "templates")
+    (send,) = [line for line in plan if line.action.value == "send"]
+    assert (send.status, send.reason) == ("skipped", "render_error")
+
+
+def test_the_durable_engine_decides_the_same_skip(database_url: str, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    path = _events(tmp_path)
+    clock = Clock(T + timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, path)
+        DurableProject(followup).run_once()
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+        templates = project / "templates"
+        expected = plan_lines(
+            plan_text(simulate(campaigns, events, ProjectConfig(), templates=templates))
+        )
+        assert any(line.endswith(" send skipped render_error") for line in expected)
+        assert decision_lines(followup.engine) == expected
+        with followup.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
+    finally:
+        followup.close()
