@@ -148,15 +148,38 @@ class OutboxDispatcher:
 
     def _due(self, now: datetime) -> list[Any]:
         """The next page of due rows, read, not claimed: each is claimed right before its
-        call, and one another dispatch claimed meanwhile is passed over."""
+        call, and one another dispatch claimed meanwhile is passed over.
+
+        A journey's messages go out in the order its steps sent them: a ``send`` waits while an
+        earlier ``send`` of its journey is ``pending`` (a retry) or ``sending``; each row comes
+        with ``failed_before``, the step of an earlier send of its journey that failed for
+        good, if any (the row is then skipped, see :meth:`_prepare`)."""
         running = sorted(c.id for c in self.book.active)
+        earlier = outbox.alias("earlier")
+        # only ``journey_id`` is indexable here, the rest are expressions: the lookup goes by
+        # journey (a few rows of ix_outbox_journey) whatever the statistics say; PostgreSQL
+        # took ix_outbox_due or the primary key on stale ones after a big pass (31 s a page
+        # of 200 on 60,000 rows, against 4 ms)
+        status = sa.func.lower(earlier.c.status)
+        of_journey_before = (
+            earlier.c.journey_id == outbox.c.journey_id,
+            earlier.c.action == "send",
+            earlier.c.id + 0 < outbox.c.id,
+        )
+        unsettled_before = sa.exists().where(*of_journey_before, status.in_(("pending", "sending")))
+        failed_before = (
+            sa.select(sa.func.min(earlier.c.step))
+            .where(*of_journey_before, status == "failed")
+            .scalar_subquery()
+        )
         query = (
-            sa.select(outbox)
+            sa.select(outbox, failed_before.label("failed_before"))
             .where(
                 outbox.c.status == "pending",
                 outbox.c.next_attempt_at <= now,
                 # consent changes belong to no campaign
                 sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
+                sa.or_(outbox.c.action != "send", ~unsettled_before),
             )
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(self.batch_size)
@@ -216,6 +239,9 @@ class OutboxDispatcher:
         provider = self.providers.get(row.channel)
         if state is None:
             return self._record(row, now, "skipped", "no_address: the customer is gone")
+        if row.failed_before is not None:
+            detail = f"earlier_failed: step {row.failed_before} of this journey was not delivered"
+            return self._record(row, now, "skipped", detail)
         if provider is None:
             return self._record(row, now, "failed", f"no provider for channel {row.channel!r}")
         action = DeliveryAction(row.action)

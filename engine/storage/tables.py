@@ -213,6 +213,7 @@ outbox = sa.Table(
     sa.Column("provider_id", sa.String(255)),
     sa.Column("claimed_by", sa.String(255)),  # the dispatch holding a `sending` row
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_journey", "journey_id", "id"),
 )
 
 decisions = sa.Table(

@@ -1,0 +1,115 @@
+"""A journey's messages arrive in the order its steps sent them: a later send waits while an
+earlier send of the same journey is pending (retried) or being sent, and is skipped with the
+reason ``earlier_failed`` when the earlier one failed for good."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from engine.channels import Delivery, DeliveryOutcome, DeliveryStatus
+from engine.durable.outbox import OutboxDispatcher
+from engine.durable.project import DurableProject
+from engine.storage.tables import outbox
+from tests.durable.harness import Clock, ingest_file, message, open_followup
+
+T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+TWO_EMAILS = """\
+campaign: welcome
+trigger: {event: Signed Up}
+steps:
+  - send: email
+    template: hello.html
+    subject: First
+  - wait: 1h
+  - send: email
+    template: hello.html
+    subject: Second
+"""
+
+
+class _FlakyFirst:
+    """Email that fails the first attempt of the subject ``First``: for a while (retried at
+    ``retry_at``) or for good (``retry_at`` None). Keeps the subjects it delivered, in order."""
+
+    name = "flaky"
+    idempotent = True
+
+    def __init__(self, retry_at: datetime | None) -> None:
+        self.retry_at = retry_at
+        self.failed = False
+        self.delivered: list[str] = []
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        subject = str(delivery.fields["subject"])
+        if subject == "First" and not self.failed:
+            self.failed = True
+            return DeliveryOutcome(DeliveryStatus.FAILED, "421 try later", self.retry_at)
+        self.delivered.append(subject)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED, "ok")
+
+
+def _run(
+    tmp_path: Path, database_url: str, retry_at: datetime | None, hours: int
+) -> tuple[_FlakyFirst, list[tuple[Any, ...]]]:
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "campaigns" / "welcome.yaml").write_text(TWO_EMAILS)
+    (tmp_path / "templates" / "hello.html").write_text("<p>Hello</p>\n")
+    lines = [
+        message("m1", "identify", T, email="ann@example.com", consent={"email": True}),
+        message("m2", "Signed Up", T),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
+    clock = Clock(T)
+    followup = open_followup(tmp_path, database_url, clock)
+    provider = _FlakyFirst(retry_at)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        dispatcher = OutboxDispatcher(
+            followup.engine,
+            {"email": provider},
+            durable.runtime.policies,
+            durable.book,
+            "UTC",
+            clock,
+        )
+        for hour in range(hours + 1):  # a pass every hour, as cron would run one
+            clock.now = T + timedelta(hours=hour)
+            durable.runtime.tick()
+            dispatcher.dispatch()
+        with followup.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.step, outbox.c.status, outbox.c.detail).order_by(outbox.c.id)
+            )
+            return provider, [tuple(row) for row in rows]
+    finally:
+        followup.close()
+
+
+def test_a_later_email_waits_for_the_retry_of_an_earlier_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    provider, rows = _run(tmp_path, database_url, T + timedelta(hours=2, minutes=30), hours=3)
+    assert provider.delivered == ["First", "Second"]
+    assert [(step, status) for step, status, _ in rows] == [
+        ("0", "delivered"),
+        ("2", "delivered"),
+    ]
+
+
+def test_a_later_email_is_skipped_when_an_earlier_one_failed_for_good(
+    tmp_path: Path, database_url: str
+) -> None:
+    provider, rows = _run(tmp_path, database_url, None, hours=2)
+    assert provider.delivered == []
+    assert rows == [
+        ("0", "failed", "421 try later"),
+        ("2", "skipped", "earlier_failed: step 0 of this journey was not delivered"),
+    ]
