@@ -27,8 +27,10 @@ from engine.channels import (
 )
 from engine.clock import Clock, utc_now
 from engine.errors import ConfigError, SettingProblem
+from engine.rates import Rate, parse_rate
 
 GROUP = "followup.providers"
+RATE = "rate"
 CHANNELS = ("email", "ads", "call", "webhook")
 DEFAULTS: Mapping[str, Mapping[str, str]] = {
     "email": {"provider": "outbox", "path": "outbox/email"},
@@ -80,8 +82,24 @@ def channel_settings(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
             raise ConfigError(
                 f"{where}: unknown {channel} provider {name!r}{hint(name, provider_names())}"
             )
-        chosen[channel] = settings
+        # ``rate`` is the core's (a throttle shared by every process): not the provider's own
+        chosen[channel] = {key: value for key, value in settings.items() if key != RATE}
     return chosen
+
+
+def provider_rates(section: Mapping[str, Any]) -> dict[str, Rate]:
+    """The rate each configured provider is held to (``rate: 20/s``), by channel; raises
+    :class:`ConfigError` for a rate that is not one."""
+    rates: dict[str, Rate] = {}
+    if not isinstance(section, Mapping):
+        return rates
+    for channel, settings in section.items():
+        if isinstance(settings, Mapping) and settings.get(RATE) is not None:
+            try:
+                rates[str(channel)] = parse_rate(settings[RATE])
+            except ValueError as exc:
+                raise ConfigError(f"providers.{channel}.rate: {exc}") from None
+    return rates
 
 
 def build_providers(
@@ -121,7 +139,8 @@ def check_provider_settings(
     factory = provider_factory(str(settings.get("provider")))
     if not isinstance(factory, SettingsCheckingFactory):
         return None
-    return list(factory.check_settings(settings, context))
+    own = {key: value for key, value in settings.items() if key != RATE}
+    return list(factory.check_settings(own, context))
 
 
 def list_content_campaigns(section: Mapping[str, Any]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.campaigns.expressions import check_template, template_references
 from engine.campaigns.list_content import check_list_content
@@ -59,6 +59,7 @@ from engine.providers import (
     list_content_campaigns,
     provider_names,
 )
+from engine.rates import parse_rate
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".txt", ".text", ".md", ".mjml", ".j2", ".jinja", ".jinja2")
 
@@ -68,6 +69,16 @@ class ProviderSetting(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
     provider: str = Field(min_length=1)
+    rate: str | None = Field(
+        default=None, description="calls per second, minute or hour, shared by every process"
+    )
+
+    @field_validator("rate")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
 
 
 class Providers(StrictModel):

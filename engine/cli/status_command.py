@@ -45,6 +45,7 @@ from engine.durable.reports import (
 )
 from engine.events import EventInvalid, parse_timestamp
 from engine.journeys.plan import format_time
+from engine.providers import provider_rates
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
@@ -139,6 +140,10 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "segment_looks": {
             "due": report.segment_looks_due,
             "next_at": _time(report.next_segment_look_at),
+        },
+        "throttles": {
+            t.channel: {"rate": t.rate, "waiting": t.waiting, "full_at": _time(t.full_at)}
+            for t in report.throttles
         },
     }
 
@@ -257,6 +262,17 @@ def print_status(report: StatusReport) -> None:
         console.print("inbox: empty (every logged event has been taken by the journey engine)")
     totals = ", ".join(f"{n:,} {s}" for s, n in report.outbox.items() if n) or "empty"
     console.print(f"outbox: {totals}", soft_wrap=True)
+    for throttle in report.throttles:
+        full = (
+            f", bucket full again {format_time(throttle.full_at.replace(microsecond=0))}"
+            if throttle.full_at is not None
+            else ", bucket full"
+        )
+        console.print(
+            f"throttle: {throttle.channel} at {throttle.rate} (providers.{throttle.channel}.rate)"
+            f"; {throttle.waiting:,} row(s) put off for a turn{full}",
+            soft_wrap=True,
+        )
     if report.next_sweep_at is not None:
         booked = f"{report.segment_looks_due:,} customers due"
         if report.next_segment_look_at is not None:
@@ -311,7 +327,8 @@ def status(
             for cid, found in loaded.campaigns.items()
         }
         with followup.engine.connect() as conn:
-            report = status_report(conn, current, at or followup.clock())
+            rates = provider_rates(followup.project.config.providers)
+            report = status_report(conn, current, at or followup.clock(), rates=rates)
     if as_json:
         console.out(_dumps(status_json(report)), highlight=False)
         return

@@ -73,6 +73,16 @@ SETTLE = (
 )
 # The outcome of a row settled without a call (skipped, failed): still as it was read
 DECIDE = outbox.update().where(ROW, outbox.c.status == "pending", AT_ATTEMPT).values(**OUTCOME)
+# A row put off without a call (a throttle): still pending, due later, no attempt counted
+POSTPONE = (
+    outbox.update()
+    .where(ROW, outbox.c.status == "pending", AT_ATTEMPT)
+    .values(
+        detail=sa.bindparam("b_detail"),
+        updated_at=NOW,
+        next_attempt_at=_param("b_until", outbox.c.next_attempt_at),
+    )
+)
 
 
 class Claims:
@@ -82,7 +92,7 @@ class Claims:
         self.conn = conn
         self.begin = begin
         self.holder = holder
-        self._kept: dict[sa.Update, list[dict[str, Any]]] = {SETTLE: [], DECIDE: []}
+        self._kept: dict[sa.Update, list[dict[str, Any]]] = {SETTLE: [], DECIDE: [], POSTPONE: []}
         self._synced = False  # whether an outcome kept must wait for the disk
 
     def claim(self, rows: Sequence[Any], now: datetime, *, synced: bool) -> set[int]:
@@ -143,6 +153,19 @@ class Claims:
             }
         )
         self._synced |= synced
+
+    def postpone(self, row: Any, now: datetime, until: datetime, detail: str) -> None:
+        """Keep ``row`` pending until ``until`` without a call, for the next write (a
+        provider's throttle had no turn for it)."""
+        self._kept[POSTPONE].append(
+            {
+                "b_id": row.id,
+                "b_attempts": row.attempts,
+                "b_detail": detail,
+                "b_now": now,
+                "b_until": until,
+            }
+        )
 
     def flush(self) -> None:
         """Write the outcomes kept so far, in a transaction of their own."""

@@ -18,8 +18,9 @@ campaign wait.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +45,9 @@ from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.holders import Holders, holders_for
+from engine.durable.throttles import MAX_SLEEP, Throttles
 from engine.policies import SendPolicies
+from engine.rates import Rate
 from engine.state.codec import encode_cart_items
 from engine.state.profile import CustomerState
 from engine.storage.customer_store import CustomerStore
@@ -94,6 +97,9 @@ class OutboxDispatcher:
         batch_size: int = 200,
         crash: CrashPoint = no_crash,
         holders: Holders | None = None,
+        rates: Mapping[str, Rate] | None = None,
+        throttles: Throttles | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.db = db
         self.providers = providers
@@ -107,6 +113,9 @@ class OutboxDispatcher:
         self.holders = holders or holders_for(db)
         self._store = CustomerStore(db.dialect.name)
         self._claims: Claims | None = None  # while a dispatch runs
+        self.rates = dict(rates or {})  # channel -> the rate its provider is held to
+        self.throttles = throttles or Throttles(db)
+        self.sleep = sleep
 
     def dispatch(self) -> Counter[str]:
         """Retake the rows of dead holders, then deliver every due row; counts by outcome.
@@ -189,11 +198,13 @@ class OutboxDispatcher:
 
     def _deliver(self, page: list[Any], now: datetime, outcomes: Counter[str]) -> None:
         """Check, claim and call each row of ``page``: one by one, and for a batch provider
-        the channel's rows of the page as one batch, after the others."""
+        the channel's rows of the page as one batch, after the others. A throttled provider
+        takes its turn before each call (or batch); a row it has no turn for soon is put off."""
         claims = self._claims
         assert claims is not None
         states = self._states([row.customer_id for row in page])
         batches: dict[str, list[tuple[Any, Delivery]]] = {}
+        put_off: dict[str, datetime] = {}  # channel -> when its throttle has a turn again
         for row in page:
             prepared = self._prepare(row, states.get(row.customer_id), now)
             if isinstance(prepared, str):
@@ -202,16 +213,48 @@ class OutboxDispatcher:
                 prepared.action not in MIRRORED
             ):
                 batches.setdefault(row.channel, []).append((row, prepared))
+            elif not self._turn(row.channel, now, put_off):
+                self._put_off([row], now, put_off, outcomes)
             elif self._claim(claims, [row], now):
                 status = self._settle(row, self._call(row, prepared, now), now)
                 outcomes[f"{row.channel}:{status}"] += 1
         for channel, prepared_batch in batches.items():
+            if not self._turn(channel, now, put_off):
+                self._put_off([row for row, _ in prepared_batch], now, put_off, outcomes)
+                continue
             claimed = self._claim(claims, [row for row, _ in prepared_batch], now)
             batch = [(row, delivery) for row, delivery in prepared_batch if row.id in claimed]
             if not batch:
                 continue
             for (row, _), outcome in zip(batch, self._call_batch(channel, batch, now), strict=True):
                 outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
+
+    def _turn(self, channel: str, now: datetime, put_off: dict[str, datetime]) -> bool:
+        """Whether a call on ``channel`` may go now, after waiting its turn of the provider's
+        throttle (at most a second); if not, ``put_off`` says until when."""
+        rate = self.rates.get(channel)
+        if rate is None:
+            return True
+        if channel in put_off:  # no turn for this page's earlier row: none for this one
+            return False
+        wait = self.throttles.take(channel, rate)
+        if wait > MAX_SLEEP:
+            put_off[channel] = now + timedelta(seconds=wait)
+            return False
+        if wait > 0:
+            self.sleep(wait)
+        return True
+
+    def _put_off(
+        self, rows: list[Any], now: datetime, put_off: dict[str, datetime], outcomes: Counter[str]
+    ) -> None:
+        claims = self._claims
+        assert claims is not None
+        for row in rows:
+            rate = self.rates[row.channel]
+            detail = f"throttled: providers.{row.channel}.rate is {rate}"
+            claims.postpone(row, now, put_off[row.channel], detail)
+            outcomes[f"{row.channel}:throttled"] += 1
 
     def _claim(self, claims: Claims, rows: list[Any], now: datetime) -> set[int]:
         provider = self.providers[rows[0].channel]

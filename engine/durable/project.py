@@ -16,7 +16,7 @@ from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.runtime import DurableRuntime, TickSummary
 from engine.policies import Policies
-from engine.providers import build_providers
+from engine.providers import build_providers, provider_rates
 from engine.rendering import BodyCheck
 from engine.unsubscribe import UnsubscribeLinks, signing_key
 
@@ -81,6 +81,7 @@ class DurableProject:
             followup.clock,
             lease=lease,
             crash=crash,
+            rates=provider_rates(config.providers),
         )
 
     def close(self) -> None:

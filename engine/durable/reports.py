@@ -12,6 +12,7 @@ Only SQLAlchemy Core reads, on the caller's connection; the results are small fr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.durable.store import outbox_key
+from engine.rates import Rate
 from engine.storage.customer_store import chunks
 from engine.storage.tables import (
     campaign_versions,
@@ -32,6 +34,7 @@ from engine.storage.tables import (
     outbox,
     schedule_ticks,
     segment_looks,
+    throttles,
 )
 
 OUTBOX_STATUSES = ("pending", "sending", "delivered", "skipped", "failed", "unknown")
@@ -121,6 +124,17 @@ class CampaignStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ThrottleStatus:
+    """A provider held to a rate: the rows it put off, waiting for a turn, and when its
+    bucket is full again (``None``: before its first call, or already full)."""
+
+    channel: str
+    rate: str
+    waiting: int
+    full_at: datetime | None
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """The whole project: campaigns, the inbox backlog and the outbox rows to check."""
 
@@ -134,6 +148,7 @@ class StatusReport:
     next_sweep_at: datetime | None  # the next re-evaluation of segment triggers
     segment_looks_due: int = 0  # customers that sweep will look at, by now
     next_segment_look_at: datetime | None = None  # the earliest look booked after now
+    throttles: tuple[ThrottleStatus, ...] = ()
 
     @property
     def outbox(self) -> dict[str, int]:
@@ -175,10 +190,11 @@ def status_report(
     current: Mapping[str, CurrentCampaign],
     now: datetime,
     failed_limit: int = 20,
+    rates: Mapping[str, Rate] | None = None,
 ) -> StatusReport:
     """Every campaign of the files (``current``, by id) and every other one that still has
     running journeys, timers or undelivered outbox rows; ``now`` decides which timers are
-    overdue."""
+    overdue; ``rates`` are the providers' throttles, reported with what they hold back."""
     by_version: dict[str, dict[str, dict[str, int]]] = {}
     query = sa.select(
         journeys.c.campaign_id, journeys.c.campaign_version, journeys.c.status, sa.func.count()
@@ -295,6 +311,7 @@ def status_report(
         sa.select(sa.func.min(segment_looks.c.due_at)).where(segment_looks.c.due_at > now)
     )
     return StatusReport(
+        throttles=_throttles(conn, rates or {}),
         at=now,
         campaigns=tuple(campaigns),
         inbox_backlog=int(backlog or 0),
@@ -529,3 +546,28 @@ def recorded_campaigns(conn: sa.Connection) -> set[str]:
     found = set(conn.scalars(sa.select(campaign_versions.c.campaign_id).distinct()))
     found.update(conn.scalars(sa.select(decisions.c.campaign_id).distinct()))
     return found
+
+
+def _throttles(conn: sa.Connection, rates: Mapping[str, Rate]) -> tuple[ThrottleStatus, ...]:
+    if not rates:
+        return ()
+    waiting: dict[str, int] = dict(
+        conn.execute(
+            sa.select(outbox.c.channel, sa.func.count())
+            .where(outbox.c.status == "pending", outbox.c.detail.like("throttled:%"))
+            .group_by(outbox.c.channel)
+        ).all()
+    )
+    full: dict[str, float] = dict(conn.execute(sa.select(throttles.c.name, throttles.c.tat)).all())
+    wall = time.time()
+    return tuple(
+        ThrottleStatus(
+            channel,
+            str(rate),
+            int(waiting.get(channel, 0)),
+            datetime.fromtimestamp(full[channel], UTC)
+            if channel in full and full[channel] > wall
+            else None,
+        )
+        for channel, rate in sorted(rates.items())
+    )

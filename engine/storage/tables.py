@@ -216,6 +216,13 @@ outbox = sa.Table(
     sa.Index("ix_outbox_journey", "journey_id", "id"),
 )
 
+throttles = sa.Table(
+    "throttles",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # the channel whose provider it holds
+    sa.Column("tat", sa.Float(precision=53), nullable=False),  # wall seconds: full again
+)
+
 decisions = sa.Table(
     "decisions",
     metadata,

@@ -1,0 +1,145 @@
+"""Provider throttles (``rate: 20/s`` under a provider): one bucket on the database, shared by
+every process, and a dispatcher that waits its turn or puts a row off."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from engine.api import Followup
+from engine.config import Project, ProjectConfig
+from engine.cli.status_command import status_json
+from engine.durable.project import DurableProject
+from engine.durable.reports import status_report
+from engine.durable.throttles import Throttles
+from engine.rates import Rate, parse_rate
+from engine.storage.database import open_database
+from engine.storage.tables import outbox
+from tests.durable.harness import Clock, ingest_file, message
+
+TAKER = """
+import sys, time, orjson
+from engine.durable.throttles import Throttles
+from engine.rates import Rate
+from engine.storage.database import open_database
+read = []
+def wall():
+    read.append(time.time())
+    return read[-1]
+throttles = Throttles(open_database(sys.argv[1]), wall=wall)
+slots = []
+for _ in range(int(sys.argv[2])):
+    wait = throttles.take("email", Rate(50, 1), max_wait=60)
+    slots.append(read[-1] + wait)  # the turn taken, from the time the bucket was read at
+print(orjson.dumps(slots).decode())
+"""
+
+
+def test_rates_read_as_calls_per_second_minute_or_hour() -> None:
+    assert parse_rate("20/s") == Rate(20, 1)
+    assert parse_rate("600 / min") == Rate(600, 60)
+    assert str(parse_rate("10000/h")) == "10000/h"
+    for wrong in ("20", "0/s", "20/fortnight", 20):
+        with pytest.raises(ValueError, match="not a rate"):
+            parse_rate(wrong)
+
+
+def test_processes_together_keep_to_the_rate(database_url: str) -> None:
+    """Four processes take 40 turns each of one 50/s bucket: whatever their interleaving, any
+    100 calls of the 160 span a second at least (the 50 the full bucket holds, then one every
+    20 ms); a lost update would let two processes take one turn."""
+    open_database(database_url).dispose()  # migrated once, before the processes race
+    takers = [
+        subprocess.Popen(
+            [sys.executable, "-c", TAKER, database_url, "40"], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    slots = sorted(slot for taker in takers for slot in orjson.loads(taker.communicate()[0]))
+    assert all(taker.returncode == 0 for taker in takers)
+    assert len(slots) == 160
+    tight = min(later - first for first, later in zip(slots, slots[100:], strict=False))
+    assert tight >= 1.0 - 1e-3
+
+
+def test_a_turn_too_far_off_is_not_taken(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        wall = [1000.0]
+        throttles = Throttles(db, wall=lambda: wall[0])
+        hourly = Rate(2, 3600)
+        assert [throttles.take("call", hourly) for _ in range(2)] == [0.0, 0.0]
+        assert throttles.take("call", hourly) == pytest.approx(1800.0)
+        assert throttles.take("call", hourly) == pytest.approx(1800.0)  # nothing was reserved
+        wall[0] += 1800
+        assert throttles.take("call", hourly) == 0.0
+    finally:
+        db.dispose()
+
+
+T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+WELCOME = """\
+campaign: welcome
+trigger: {event: Signed Up}
+steps:
+  - send: email
+    template: hello.html
+    subject: Welcome
+"""
+
+
+def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
+    tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "campaigns" / "welcome.yaml").write_text(WELCOME)
+    (tmp_path / "templates" / "hello.html").write_text("<p>Hello</p>\n")
+    lines = []
+    for n in range(3):
+        lines.append(
+            {
+                **message(
+                    f"i{n}", "identify", T, email=f"u{n}@example.com", consent={"email": True}
+                ),
+                "userId": f"u{n}",
+            }
+        )
+        lines.append({**message(f"s{n}", "Signed Up", T), "userId": f"u{n}"})
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
+    clock = Clock(T + timedelta(minutes=1))
+    providers = {"email": {"provider": "outbox", "path": "outbox/email", "rate": "2/h"}}
+    config = ProjectConfig(database_url=database_url, providers=providers)
+    followup = Followup(Project(config, tmp_path), clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        assert durable.dispatcher.rates == {"email": Rate(2, 3600)}
+        result = durable.run_once()
+        assert result.outbox["email:delivered"] == 2
+        assert result.outbox["email:throttled"] == 1
+        with followup.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    outbox.c.status, outbox.c.detail, outbox.c.next_attempt_at, outbox.c.attempts
+                ).where(outbox.c.status == "pending")
+            ).all()
+        ((_status, detail, due, attempts),) = rows
+        assert detail == "throttled: providers.email.rate is 2/h"
+        assert attempts == 0
+        assert timedelta(minutes=29) < due - clock.now <= timedelta(minutes=30)
+        with followup.engine.connect() as conn:
+            report = status_report(conn, {}, clock.now, rates=durable.dispatcher.rates)
+        (throttle,) = report.throttles
+        assert (throttle.channel, throttle.rate, throttle.waiting) == ("email", "2/h", 1)
+        assert throttle.full_at is not None
+        assert status_json(report)["throttles"]["email"]["waiting"] == 1
+    finally:
+        followup.close()
