@@ -47,6 +47,22 @@ def make_project(folder: Path, campaigns: list[str] | None = None) -> Path:
     return folder
 
 
+def one_campaign_project(folder: Path, campaign: str, templates: dict[str, str]) -> Path:
+    """``folder`` with one campaign file (YAML text) and the given templates, by file name."""
+    (folder / "campaigns").mkdir()
+    (folder / "templates").mkdir()
+    (folder / "campaigns" / "campaign.yaml").write_text(campaign)
+    for name, text in templates.items():
+        (folder / "templates" / name).write_text(text)
+    return folder
+
+
+def write_messages(path: Path, messages: list[dict[str, Any]]) -> Path:
+    """``messages`` as a JSONL file at ``path``."""
+    path.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    return path
+
+
 def open_followup(folder: Path, database_url: str, clock: Clock) -> Followup:
     """The engine of the project in ``folder`` on ``database_url``."""
     return Followup(Project(ProjectConfig(database_url=database_url), folder), clock)

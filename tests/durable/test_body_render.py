@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
@@ -22,8 +21,10 @@ from tests.durable.harness import (
     decision_lines,
     ingest_file,
     message,
+    one_campaign_project,
     open_followup,
     plan_lines,
+    write_messages,
 )
 
 T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
@@ -39,11 +40,7 @@ TEMPLATE = "<p>Hello</p>\n<p>{{ customer.cart.value / customer.traits.visits }} 
 
 
 def _project(folder: Path) -> Path:
-    (folder / "campaigns").mkdir()
-    (folder / "templates").mkdir()
-    (folder / "campaigns" / "visits.yaml").write_text(CAMPAIGN)
-    (folder / "templates" / "per_visit.html").write_text(TEMPLATE)
-    return folder
+    return one_campaign_project(folder, CAMPAIGN, {"per_visit.html": TEMPLATE})
 
 
 def _events(folder: Path) -> Path:
@@ -51,9 +48,7 @@ def _events(folder: Path) -> Path:
         message("m1", "identify", T, email="ann@example.com", consent={"email": True}, visits=0),
         message("m2", "Product Added", T + timedelta(minutes=1), product_id="p", price=30),
     ]
-    path = folder / "events.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
-    return path
+    return write_messages(folder / "events.jsonl", lines)
 
 
 def test_simulate_skips_a_send_whose_body_cannot_render(tmp_path: Path) -> None:

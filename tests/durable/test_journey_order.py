@@ -8,14 +8,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from engine.channels import Delivery, DeliveryOutcome, DeliveryStatus
 from engine.durable.outbox import OutboxDispatcher
 from engine.durable.project import DurableProject
 from engine.storage.tables import outbox
-from tests.durable.harness import Clock, ingest_file, message, open_followup
+from tests.durable.harness import (
+    Clock,
+    ingest_file,
+    message,
+    one_campaign_project,
+    open_followup,
+    write_messages,
+)
 
 T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 TWO_EMAILS = """\
@@ -56,16 +62,12 @@ class _FlakyFirst:
 def _run(
     tmp_path: Path, database_url: str, retry_at: datetime | None, hours: int
 ) -> tuple[_FlakyFirst, list[tuple[Any, ...]]]:
-    (tmp_path / "campaigns").mkdir()
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "campaigns" / "welcome.yaml").write_text(TWO_EMAILS)
-    (tmp_path / "templates" / "hello.html").write_text("<p>Hello</p>\n")
+    one_campaign_project(tmp_path, TWO_EMAILS, {"hello.html": "<p>Hello</p>\n"})
     lines = [
         message("m1", "identify", T, email="ann@example.com", consent={"email": True}),
         message("m2", "Signed Up", T),
     ]
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
+    events = write_messages(tmp_path / "events.jsonl", lines)
     clock = Clock(T)
     followup = open_followup(tmp_path, database_url, clock)
     provider = _FlakyFirst(retry_at)

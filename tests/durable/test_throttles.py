@@ -13,15 +13,21 @@ import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
-from engine.config import Project, ProjectConfig
 from engine.cli.status_command import status_json
+from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.durable.reports import status_report
 from engine.durable.throttles import Throttles
 from engine.rates import Rate, parse_rate
 from engine.storage.database import open_database
 from engine.storage.tables import outbox
-from tests.durable.harness import Clock, ingest_file, message
+from tests.durable.harness import (
+    Clock,
+    ingest_file,
+    message,
+    one_campaign_project,
+    write_messages,
+)
 
 TAKER = """
 import sys, time, orjson
@@ -97,10 +103,7 @@ steps:
 def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
     tmp_path: Path, database_url: str
 ) -> None:
-    (tmp_path / "campaigns").mkdir()
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "campaigns" / "welcome.yaml").write_text(WELCOME)
-    (tmp_path / "templates" / "hello.html").write_text("<p>Hello</p>\n")
+    one_campaign_project(tmp_path, WELCOME, {"hello.html": "<p>Hello</p>\n"})
     lines = []
     for n in range(3):
         lines.append(
@@ -112,8 +115,7 @@ def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
             }
         )
         lines.append({**message(f"s{n}", "Signed Up", T), "userId": f"u{n}"})
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in lines))
+    events = write_messages(tmp_path / "events.jsonl", lines)
     clock = Clock(T + timedelta(minutes=1))
     providers = {"email": {"provider": "outbox", "path": "outbox/email", "rate": "2/h"}}
     config = ProjectConfig(database_url=database_url, providers=providers)
