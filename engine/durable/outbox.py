@@ -177,12 +177,18 @@ class OutboxDispatcher:
         )
         unsettled_before = sa.exists().where(*of_journey_before, status.in_(("pending", "sending")))
         failed_before = (
-            sa.select(sa.func.min(earlier.c.step))
+            sa.select(earlier.c.step)
             .where(*of_journey_before, status == "failed")
+            .order_by(earlier.c.id + 0)  # the earliest, not by walking the primary key
+            .limit(1)
             .scalar_subquery()
         )
         query = (
-            sa.select(outbox, failed_before.label("failed_before"))
+            sa.select(
+                outbox,
+                # only a send waits for, or is skipped after, an earlier send
+                sa.case((outbox.c.action == "send", failed_before)).label("failed_before"),
+            )
             .where(
                 outbox.c.status == "pending",
                 outbox.c.next_attempt_at <= now,
@@ -282,7 +288,7 @@ class OutboxDispatcher:
         provider = self.providers.get(row.channel)
         if state is None:
             return self._record(row, now, "skipped", "no_address: the customer is gone")
-        if row.failed_before is not None:
+        if row.failed_before is not None and row.action == "send":
             detail = f"earlier_failed: step {row.failed_before} of this journey was not delivered"
             return self._record(row, now, "skipped", detail)
         if provider is None:

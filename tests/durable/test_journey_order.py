@@ -115,3 +115,73 @@ def test_a_later_email_is_skipped_when_an_earlier_one_failed_for_good(
         ("0", "failed", "421 try later"),
         ("2", "skipped", "earlier_failed: step 0 of this journey was not delivered"),
     ]
+
+
+AD_THEN_EMAIL = """\
+campaign: welcome
+trigger: {event: Signed Up}
+exit: [{event: Order Completed}]
+steps:
+  - send: ads
+    audience: warm
+  - send: email
+    template: hello.html
+    subject: First
+  - wait: 5h
+"""
+
+
+class _Refuses:
+    """Email that fails every delivery for good."""
+
+    name = "refuses"
+    idempotent = True
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        return DeliveryOutcome(DeliveryStatus.FAILED, "550 no such user")
+
+
+class _Audiences:
+    """Ads that take every audience change, keeping the actions in order."""
+
+    name = "audiences"
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.actions: list[str] = []
+
+    def deliver(self, delivery: Delivery) -> DeliveryOutcome:
+        self.actions.append(delivery.action.value)
+        return DeliveryOutcome(DeliveryStatus.DELIVERED, "ok")
+
+
+def test_an_audience_removal_is_not_held_by_a_failed_email(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Found by review: the failed email of a journey made its audience removal a skip, and the
+    customer stayed in the audience after the journey ended."""
+    one_campaign_project(tmp_path, AD_THEN_EMAIL, {"hello.html": "<p>Hello</p>\n"})
+    consent = {"email": True, "ads": True}
+    lines = [
+        message("m1", "identify", T, email="ann@example.com", consent=consent),
+        message("m2", "Signed Up", T),
+        message("m3", "Order Completed", T + timedelta(hours=1), revenue=10),
+    ]
+    events = write_messages(tmp_path / "events.jsonl", lines)
+    clock = Clock(T)
+    followup = open_followup(tmp_path, database_url, clock)
+    ads = _Audiences()
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        providers = {"email": _Refuses(), "ads": ads}
+        dispatcher = OutboxDispatcher(
+            followup.engine, providers, durable.runtime.policies, durable.book, "UTC", clock
+        )
+        for hour in range(3):
+            clock.now = T + timedelta(hours=hour)
+            durable.runtime.tick()
+            dispatcher.dispatch()
+    finally:
+        followup.close()
+    assert ads.actions == ["audience_add", "audience_remove"]
