@@ -7,6 +7,7 @@ sandbox refuses private attributes and unsafe calls, and a missing value renders
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -155,8 +156,15 @@ class BodyCheck:
     for the same customer state and trigger: its answer is kept until the state changes, so a
     weekly newsletter to an unchanged list renders each customer once, not every week."""
 
-    def __init__(self, templates: Path) -> None:
+    def __init__(
+        self,
+        templates: Path,
+        unsubscribe_url: Callable[[str, datetime], str] = lambda customer_id, _at: (
+            f"https://followup.invalid/unsubscribe/{customer_id}"
+        ),
+    ) -> None:
         self.templates = templates
+        self.unsubscribe_url = unsubscribe_url  # (customer, at) -> the link the email carries
         self.problems: dict[str, TemplateFault] = {}
         self._environment = template_environment(templates)
         self._timeless: dict[str, bool] = {}
@@ -181,7 +189,9 @@ class BodyCheck:
             if known is not None and known[0] is state and known[1] is event:
                 return known[2]
         try:
-            self._environment.get_template(template).render(**names(customer_id, state, event, at))
+            scope = names(customer_id, state, event, at)
+            scope["unsubscribe_url"] = self.unsubscribe_url(customer_id, at)
+            self._environment.get_template(template).render(**scope)
             renders = True
         except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run
             if template not in self.problems:
@@ -190,6 +200,11 @@ class BodyCheck:
         if timeless:
             self._answers[key] = (state, event, renders)
         return renders
+
+    def forget(self) -> None:
+        """Drop the answers kept (a long-running process, between passes: each pass loads
+        its customers' states afresh, so the old ones would only be held)."""
+        self._answers.clear()
 
     def _reads_now(self, template: str, seen: set[str]) -> bool:
         """Whether the template, or one it includes, may read ``now`` (by its text: a template

@@ -54,6 +54,8 @@ class DurableProject:
             clock=followup.clock,
         )
         templates = project.path(config.templates)
+        links = self.links
+        self.bodies = BodyCheck(templates, lambda customer, at: links.url(customer, "email", at))
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
@@ -70,7 +72,7 @@ class DurableProject:
                 for channel, p in providers.items()
                 if isinstance(p, ActivityListener) and p.synced_events
             },
-            check_body=BodyCheck(templates),
+            check_body=self.bodies,
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,
@@ -94,5 +96,6 @@ class DurableProject:
 
     def run_once(self) -> PassResult:
         """Decide everything due, then deliver everything decided."""
+        self.bodies.forget()
         summary = self.runtime.tick()
         return PassResult(summary, self.dispatcher.dispatch())

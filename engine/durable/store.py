@@ -131,6 +131,7 @@ def load(
         held=held,
         check_body=check_body,
     )
+    engine.decided_states = {}  # the content stored is rendered from the decided-on state
     loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart)
     for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):
         campaign = book.get(conn, row.campaign_id, row.campaign_version)
@@ -295,7 +296,9 @@ def save(
             continue
         journey = by_id[line.journey]
         assert line.step is not None and line.channel is not None
-        fields = {**line.fields, **enrich(line, journey, engine.customers.state(line.customer.id))}
+        decided = (engine.decided_states or {}).get((line.journey, line.step))
+        decided_on = decided if decided is not None else engine.customers.state(line.customer.id)
+        fields = {**line.fields, **enrich(line, journey, decided_on)}
         sends.append(
             {
                 "key": outbox_key(line.journey, line.step, line.action.value),

@@ -149,6 +149,9 @@ class JourneyEngine:
         self.default_timezone = default_timezone
         self.held = held
         self.check_body = check_body
+        # (journey, step) -> the customer's state a send was decided ``sent`` on, when kept
+        # (the durable engine renders the content it stores from it, not from a later state)
+        self.decided_states: dict[tuple[str, str], Any] | None = None
         self.plan: list[PlanLine] = []
         self.refused: list[EntryRefused] = []
         # per campaign: trigger events seen, and those its ``where:`` refused (for summaries)
@@ -797,6 +800,8 @@ class JourneyEngine:
         if self.check_body is not None and pending.channel == "email" and pending.action == "send":
             renders = self._body_check(journey, state, str(pending.fields["template"]), at)
         outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited, renders)
+        if self.decided_states is not None and outcome.status == "sent":
+            self.decided_states[(journey.id, pending.step)] = state
         if outcome.defer_until is not None:
             self._push(outcome.defer_until, "send", pending)
             return "deferred"

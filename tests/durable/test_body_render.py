@@ -80,3 +80,40 @@ def test_the_durable_engine_decides_the_same_skip(database_url: str, tmp_path: P
             assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
     finally:
         followup.close()
+
+
+def test_the_body_sent_is_rendered_from_the_state_the_send_was_decided_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Found by review: the outbox rendered the body from the state at the end of the batch,
+    so a trait changed after the decision, in the same batch, failed a send decided ``sent``."""
+    project = _project(tmp_path)
+    lines = [
+        message("m1", "identify", T, email="ann@example.com", consent={"email": True}, visits=4),
+        message("m2", "Product Added", T + timedelta(minutes=1), product_id="p", price=30),
+        message("m3", "identify", T + timedelta(minutes=2), visits=0),
+    ]
+    path = write_messages(tmp_path / "events.jsonl", lines)
+    followup = open_followup(project, database_url, Clock(T + timedelta(hours=1)))
+    try:
+        ingest_file(followup, path)
+        DurableProject(followup).run_once()
+        with followup.engine.connect() as conn:
+            status, fields = conn.execute(sa.select(outbox.c.status, outbox.c.fields)).one()
+    finally:
+        followup.close()
+    assert status == "delivered"
+    assert "7.5 per visit" in fields["html"]
+
+
+def test_a_body_may_read_its_unsubscribe_link(tmp_path: Path) -> None:
+    project = one_campaign_project(
+        tmp_path,
+        CAMPAIGN,
+        {"per_visit.html": "<a href=\"{{ unsubscribe_url.split('?')[0] }}\">x</a>"},
+    )
+    events = [e for r in read_jsonl(_events(tmp_path)) for e in getattr(r, "events", [])]
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    plan = simulate(campaigns, events, ProjectConfig(), templates=project / "templates")
+    (send,) = [line for line in plan if line.action.value == "send"]
+    assert (send.status, send.reason) == ("sent", None)
