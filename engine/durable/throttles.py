@@ -45,7 +45,9 @@ class Throttles:
             if tat is None:  # the first call: a full bucket (another process may add it too)
                 insert_new(conn, throttles, [{"name": name, "tat": now}])
                 tat = conn.execute(query).scalar_one()
-            start = max(float(tat), now)
+            # never more than a bucket and the longest reserved wait ahead: a slower rate before
+            # (or another host's clock) must not hold a faster one back for long
+            start = min(max(float(tat), now), now + rate.seconds + max_wait)
             wait = max(0.0, start + rate.interval - rate.seconds - now)
             if wait > max_wait:
                 return wait

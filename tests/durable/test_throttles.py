@@ -85,6 +85,8 @@ def test_a_turn_too_far_off_is_not_taken(database_url: str) -> None:
         assert throttles.take("call", hourly) == pytest.approx(1800.0)  # nothing was reserved
         wall[0] += 1800
         assert throttles.take("call", hourly) == 0.0
+        # a faster rate now: held back a bucket's time at most, not the hour the old one had
+        assert throttles.take("call", Rate(100, 1)) <= 2.0
     finally:
         db.dispose()
 
