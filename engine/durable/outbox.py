@@ -116,6 +116,9 @@ class OutboxDispatcher:
         self.rates = dict(rates or {})  # channel -> the rate its provider is held to
         self.throttles = throttles or Throttles(db)
         self.sleep = sleep
+        # while a dispatch runs: channel -> when its throttle has the next turn for a row put
+        # off (each row put off takes the one after: they come due in their order, spread)
+        self._put_off_until: dict[str, datetime] = {}
 
     def dispatch(self) -> Counter[str]:
         """Retake the rows of dead holders, then deliver every due row; counts by outcome.
@@ -124,6 +127,7 @@ class OutboxDispatcher:
         ``sending``; its holder is dead once it returns, so the next dispatch retakes it."""
         outcomes: Counter[str] = Counter()
         now = self.clock()
+        self._put_off_until = {}
         with self._claiming() as claims:
             outcomes.update(self.recover(now))
             while page := self._due(now):
@@ -210,7 +214,7 @@ class OutboxDispatcher:
         assert claims is not None
         states = self._states([row.customer_id for row in page])
         batches: dict[str, list[tuple[Any, Delivery]]] = {}
-        put_off: dict[str, datetime] = {}  # channel -> when its throttle has a turn again
+        put_off = self._put_off_until
         for row in page:
             prepared = self._prepare(row, states.get(row.customer_id), now)
             if isinstance(prepared, str):
@@ -241,7 +245,7 @@ class OutboxDispatcher:
         rate = self.rates.get(channel)
         if rate is None:
             return True
-        if channel in put_off:  # no turn for this page's earlier row: none for this one
+        if channel in put_off:  # no turn for an earlier row of this dispatch: none for this one
             return False
         wait = self.throttles.take(channel, rate)
         if wait > MAX_SLEEP:
@@ -254,13 +258,17 @@ class OutboxDispatcher:
     def _put_off(
         self, rows: list[Any], now: datetime, put_off: dict[str, datetime], outcomes: Counter[str]
     ) -> None:
+        """Keep ``rows`` (one call's: a row, or a batch) pending until their throttle's next
+        turn, and move that turn on by one interval for the rows put off after them."""
         claims = self._claims
         assert claims is not None
+        channel = rows[0].channel
+        rate = self.rates[channel]
+        detail = f"throttled: providers.{channel}.rate is {rate}"
         for row in rows:
-            rate = self.rates[row.channel]
-            detail = f"throttled: providers.{row.channel}.rate is {rate}"
-            claims.postpone(row, now, put_off[row.channel], detail)
-            outcomes[f"{row.channel}:throttled"] += 1
+            claims.postpone(row, now, put_off[channel], detail)
+            outcomes[f"{channel}:throttled"] += 1
+        put_off[channel] += timedelta(seconds=rate.interval)
 
     def _claim(self, claims: Claims, rows: list[Any], now: datetime) -> set[int]:
         provider = self.providers[rows[0].channel]

@@ -107,7 +107,7 @@ def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
 ) -> None:
     one_campaign_project(tmp_path, WELCOME, {"hello.html": "<p>Hello</p>\n"})
     lines = []
-    for n in range(3):
+    for n in range(4):
         lines.append(
             {
                 **message(
@@ -128,22 +128,25 @@ def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
         assert durable.dispatcher.rates == {"email": Rate(2, 3600)}
         result = durable.run_once()
         assert result.outbox["email:delivered"] == 2
-        assert result.outbox["email:throttled"] == 1
+        assert result.outbox["email:throttled"] == 2
         with followup.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(
-                    outbox.c.status, outbox.c.detail, outbox.c.next_attempt_at, outbox.c.attempts
-                ).where(outbox.c.status == "pending")
+                sa.select(outbox.c.detail, outbox.c.next_attempt_at, outbox.c.attempts)
+                .where(outbox.c.status == "pending")
+                .order_by(outbox.c.id)
             ).all()
-        ((_status, detail, due, attempts),) = rows
-        assert detail == "throttled: providers.email.rate is 2/h"
-        assert attempts == 0
-        assert timedelta(minutes=29) < due - clock.now <= timedelta(minutes=30)
+        # in their order, each at its own turn: 30 minutes apart at 2/h
+        assert [(detail, attempts) for detail, _due, attempts in rows] == [
+            ("throttled: providers.email.rate is 2/h", 0)
+        ] * 2
+        first, second = (due - clock.now for _detail, due, _attempts in rows)
+        assert timedelta(minutes=29) < first <= timedelta(minutes=30)
+        assert second - first == timedelta(minutes=30)
         with followup.engine.connect() as conn:
             report = status_report(conn, {}, clock.now, rates=durable.dispatcher.rates)
         (throttle,) = report.throttles
-        assert (throttle.channel, throttle.rate, throttle.waiting) == ("email", "2/h", 1)
+        assert (throttle.channel, throttle.rate, throttle.waiting) == ("email", "2/h", 2)
         assert throttle.full_at is not None
-        assert status_json(report)["throttles"]["email"]["waiting"] == 1
+        assert status_json(report)["throttles"]["email"]["waiting"] == 2
     finally:
         followup.close()
