@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from engine.campaigns.expressions import sandbox
 from engine.campaigns.loader import LoadedCampaign, Problem, display_path
@@ -23,7 +22,7 @@ from engine.ingest.pipeline import Accepted
 from engine.journeys.context import names
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.simulate import EVENT_ORDER, received_order
-from engine.rendering import template_environment, template_fault
+from engine.rendering import BodyCheck, template_environment
 from engine.state.reducers import StateReducer
 
 SAMPLE_PROFILES = 1_000  # customers each send is rendered for, at most
@@ -87,29 +86,28 @@ def _first_failure(
     templates: Path,
     shown_events: str,
 ) -> Problem | None:
-    """The warning for the first sample customer the send's subject or body fails for."""
+    """The warning for the first sample customer the send's subject or body fails for (the
+    body rendered as the run renders it, :class:`~engine.rendering.BodyCheck`)."""
     try:
-        body = template_environment(templates).get_template(step.template)
+        template_environment(templates).get_template(step.template)
     except Exception:  # noqa: BLE001 - a missing or invalid template is validate's own error
         return None
     subject = sandbox().from_string(step.subject)
+    bodies = BodyCheck(templates)
     for customer_id, event in sample:
         state = customers.state(customer_id)
         at = event.timestamp if event is not None else state.last_seen_at or datetime.now(UTC)
-        scope: dict[str, Any] = names(customer_id, state, event, at)
         who = (
             f"for customer {customer_id} of {shown_events} "
             f"(campaign {campaign.campaign.campaign}); the send would be skipped (render_error)"
         )
         try:
-            subject.render(**scope)
+            subject.render(**names(customer_id, state, event, at))
         except Exception as exc:  # noqa: BLE001 - reported, as the run would skip the send
             message = f"the subject fails to render {who}: {type(exc).__name__}: {exc}"
             return campaign.source.problem((*loc, "subject"), message).as_warning()
-        try:
-            body.render(**scope)
-        except Exception as exc:  # noqa: BLE001 - as for the subject
-            fault = template_fault(exc, templates, step.template)
+        if not bodies(step.template, customer_id, state, event, at):
+            fault = bodies.problems[step.template]
             message = f"fails to render {who}: {fault.message}"
             return Problem(display_path(Path(fault.file)), fault.line or 1, 1, message, "warning")
     return None
