@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -774,15 +775,6 @@ class JourneyEngine:
         pending = PendingSend(journey.id, path, step.send, action, fields, at, holds)
         return self._deliver(pending, at)
 
-    def _body_check(
-        self, journey: Journey, state: Any, template: str, at: datetime
-    ) -> Callable[[], bool]:
-        """Whether the email body renders for the journey's customer now (asked only of a
-        send the policies let through: most sends never render)."""
-        check = self.check_body
-        assert check is not None
-        return lambda: check(template, journey.customer_id, state, journey.trigger, at)
-
     def _render(self, text: str, scope: dict[str, Any]) -> str:
         if "{" not in text and not text.endswith("\n"):
             return text  # plain text renders as itself (Jinja2 would only drop a final newline)
@@ -798,7 +790,11 @@ class JourneyEngine:
         exited = journey.status == "exited"
         renders = None
         if self.check_body is not None and pending.channel == "email" and pending.action == "send":
-            renders = self._body_check(journey, state, str(pending.fields["template"]), at)
+            template = str(pending.fields["template"])
+            # asked only of a send the policies let through: most sends never render
+            renders = partial(
+                self.check_body, template, journey.customer_id, state, journey.trigger, at
+            )
         outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited, renders)
         if self.decided_states is not None and outcome.status == "sent":
             self.decided_states[(journey.id, pending.step)] = state
