@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from engine.clock import Clock, utc_now
 from engine.config import Project, load_project
+from engine.double_opt_in import signups_held_back
 from engine.events import EventInvalid, Rejection, parse_message
 from engine.ingest.pipeline import Accepted, Ingestor, IngestSummary
 from engine.profiles import (
@@ -44,7 +45,8 @@ class Followup:
         self.clock = clock
         self.phone_region = project.config.phone_region
         self.engine: sa.Engine = open_database(project.database_url)
-        self.reducer = StateReducer(self.phone_region)
+        held = signups_held_back(project.config.policies)
+        self.reducer = StateReducer(self.phone_region, held)
         self.ingestor = Ingestor(self.engine, self.reducer, self.phone_region, clock)
 
     @classmethod

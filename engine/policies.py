@@ -30,14 +30,16 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from engine.campaigns.durations import Duration, TimeWindow, format_duration
-from engine.campaigns.schema import StrictModel
+from engine.campaigns.expressions import TemplateText
+from engine.campaigns.schema import StrictModel, TemplateName, Text, rule_error
 from engine.contact import normalize_email, normalize_phone
+from engine.events import Event
 from engine.state.profile import CustomerState
 
 Channel = Literal["email", "ads", "call", "webhook"]  # the channels ``policies:`` may name
@@ -54,6 +56,50 @@ class FrequencyCap(StrictModel):
     per: Duration
 
 
+class DoubleOptIn(StrictModel):
+    """``policies.double_opt_in``: ``[email]``, or this mapping."""
+
+    what = "double_opt_in"
+    channels: tuple[Text, ...] = Field(
+        default=("email",), min_length=1, description="the channels a signup must confirm"
+    )
+    lists: tuple[Text, ...] = Field(
+        default=(),
+        description="only signups to these lists (properties.list) confirm; default every one",
+    )
+    template: TemplateName = Field(
+        default="confirm_subscription.html", description="the confirmation email's body"
+    )
+    subject: TemplateText = "Please confirm your subscription"
+    expires: Duration = Field(
+        default=timedelta(days=7), description="how long the link in the email can be used"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        """``[email]``: the channels alone."""
+        return {"channels": data} if isinstance(data, list | tuple) else data
+
+    @field_validator("channels")
+    @classmethod
+    def _by_email(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in channels:
+            if channel != "email":
+                raise rule_error(
+                    f"double opt-in confirms a signup by a link in an email, so it holds for "
+                    f"email only, not {channel!r}; write double_opt_in: [email]"
+                )
+        return channels
+
+    def holds_back(self, channel: str, event: Event) -> bool:
+        """Whether ``event`` (a ``Subscribed`` for ``channel``) waits for its confirmation
+        instead of granting consent."""
+        if channel not in self.channels:
+            return False
+        return not self.lists or event.properties.get("list") in self.lists
+
+
 class Policies(StrictModel):
     """``policies:`` in ``followup.yaml``."""
 
@@ -62,6 +108,7 @@ class Policies(StrictModel):
     quiet_hours: dict[Channel, TimeWindow] = Field(default_factory=dict)
     calling_hours: TimeWindow | None = None
     suppression: tuple[str, ...] = ()
+    double_opt_in: DoubleOptIn | None = None
 
 
 class PolicyVerdict(enum.StrEnum):
@@ -234,11 +281,12 @@ class SendPolicies:
         """The skip a send on ``channel`` gets now whatever the time: no consent, no address or
         suppressed; ``None`` when none applies. Checked again just before a provider is called,
         so an unsubscribe takes effect at once for every pending send."""
-        for check in (self._consent, self._address, self._suppression):
-            decision = check(channel, customer)
-            if decision is not None:
-                return decision
-        return None
+        return self._consent(channel, customer) or self.unreachable(channel, customer)
+
+    def unreachable(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
+        """The skip even a transactional send (a double opt-in confirmation) gets: no address
+        for ``channel``, or suppressed; ``None`` when neither applies."""
+        return self._address(channel, customer) or self._suppression(channel, customer)
 
     def _consent(self, channel: str, customer: CustomerState) -> PolicyDecision | None:
         consent = customer.consent

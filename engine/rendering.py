@@ -19,6 +19,7 @@ from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.campaigns.expressions import sandbox
+from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
 from engine.events import Event
 from engine.journeys.context import names
 from engine.state.profile import CustomerState
@@ -191,6 +192,7 @@ class BodyCheck:
         try:
             scope = names(customer_id, state, event, at)
             scope["unsubscribe_url"] = self.unsubscribe_url(customer_id, at)
+            scope["confirm_url"] = f"{CONFIRM_PLACEHOLDER}{customer_id}"
             self._environment.get_template(template).render(**scope)
             renders = True
         except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run

@@ -37,7 +37,8 @@ from engine.campaigns.fast_context import QuickRun
 from engine.errors import FollowupError
 
 EXPRESSION_NAMES = ("customer", "event", "now", "days", "hours", "minutes")
-TEMPLATE_ONLY_NAMES = ("unsubscribe_url",)  # an email body also sees its unsubscribe link
+# an email body also sees its unsubscribe link, and a double opt-in confirmation its link
+TEMPLATE_ONLY_NAMES = ("unsubscribe_url", "confirm_url")
 
 # None marks a value whose own attributes are not checked (a string, a list, free-form traits).
 Fields: TypeAlias = Mapping[str, "Fields | None"]

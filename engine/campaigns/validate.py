@@ -153,9 +153,18 @@ def validate_project(
             setting = to_lists[campaign.campaign.campaign]
             problems += check_list_content(campaign, setting, by_name)
     problems += check_template_files(template_files, _template_names(templates))
+    # here: engine.double_opt_in builds on this package, which imports this module
+    from engine.campaigns.double_opt_in_checks import double_opt_in_findings
+
+    shown = config_path or (Path.cwd() / CONFIG_FILE if shown_config else None)
+    opt_in = double_opt_in_findings(
+        shown, project.config.policies, loaded.campaigns.values(), templates
+    )
+    problems += [finding for finding in opt_in if finding.severity == "error"]
     sample, sample_findings = _sample(project, events, sample_database)
     problems += [finding for finding in sample_findings if finding.severity == "error"]
     warnings = [finding for finding in sample_findings if finding.severity == "warning"]
+    warnings += [finding for finding in opt_in if finding.severity == "warning"]
     if sample is not None:
         warnings += name_warnings(loaded.campaigns.values(), sample, template_files)
     if sample is not None and events is not None:

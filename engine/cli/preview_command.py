@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
+from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
 from engine.journeys.context import names
 from engine.rendering import render_email, template_problem
 
@@ -32,6 +33,7 @@ def preview(
         if not (folder / template).is_file():
             raise fail(f"{folder / template}: no such template")
         scope = names(profile.id, profile.state, None, followup.clock())
+        scope["confirm_url"] = f"{CONFIRM_PLACEHOLDER}{profile.id}"  # a double opt-in's link
         try:
             email = render_email(folder, template, subject, scope)
         except Exception as exc:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from engine.campaigns.double_opt_in_checks import reserved_id_problems
 from engine.campaigns.loader import display_path, load_campaigns
 from engine.campaigns.schema import (
     Campaign,
@@ -30,6 +31,7 @@ from engine.cli.context import (
     console,
     errors,
 )
+from engine.double_opt_in import with_confirmation
 from engine.events import Event, EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import Accepted
@@ -60,7 +62,8 @@ def simulate(
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
     project, _channels, problems = load_config(config_path(ctx))
     loaded = load_campaigns([campaigns or project.path(project.config.campaigns)])
-    problems = [*problems, *loaded.problems]
+    reserved = reserved_id_problems(loaded.campaigns.values(), project.config.policies)
+    problems = [*problems, *loaded.problems, *reserved]
     if problems:
         for problem in problems:
             errors.print(str(problem), soft_wrap=True, markup=False)
@@ -96,7 +99,8 @@ def simulate(
             markup=False,
         )
     if summary:
-        print_summary(simulated.plan, campaigns=campaign_models, simulated=simulated)
+        every = with_confirmation(campaign_models, project.config.policies)  # the built-in too
+        print_summary(simulated.plan, campaigns=every, simulated=simulated)
     else:
         sys.stdout.write(plan_text(simulated.plan))
     if rejected:

@@ -26,9 +26,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.api import Followup
-from engine.campaigns.loader import CampaignSet, load_campaigns
+from engine.campaigns.loader import CampaignSet, campaign_version, load_campaigns
 from engine.campaigns.schema import Campaign, EventTrigger, ScheduleTrigger, SegmentTrigger
 from engine.cli.context import ConfigOption, console, errors, fail, open_engine
+from engine.double_opt_in import CAMPAIGN_ID, with_confirmation
 from engine.durable.reports import (
     REMOVED,
     CampaignStatus,
@@ -70,6 +71,19 @@ def _campaigns(followup: Followup) -> CampaignSet:
             soft_wrap=True,
         )
     return loaded
+
+
+def _current(followup: Followup, loaded: CampaignSet) -> dict[str, CurrentCampaign]:
+    """Each campaign's status and version now: the files', and the built-in double opt-in
+    campaign's when the policy is on."""
+    current = {
+        cid: CurrentCampaign(found.campaign.status.value, found.version)
+        for cid, found in loaded.campaigns.items()
+    }
+    policies = followup.project.config.policies
+    for campaign in with_confirmation([], policies) if CAMPAIGN_ID not in current else []:
+        current[campaign.id] = CurrentCampaign(campaign.status.value, campaign_version(campaign))
+    return current
 
 
 # --- followup status -----------------------------------------------------------------------
@@ -322,10 +336,7 @@ def status(
             raise fail(f"--now: {exc.message}") from None
     with open_engine(ctx) as followup:
         loaded = _campaigns(followup)
-        current = {
-            cid: CurrentCampaign(found.campaign.status.value, found.version)
-            for cid, found in loaded.campaigns.items()
-        }
+        current = _current(followup, loaded)
         with followup.engine.connect() as conn:
             rates = provider_rates(followup.project.config.providers)
             report = status_report(conn, current, at or followup.clock(), rates=rates)
@@ -602,10 +613,7 @@ def explain(
                 f"no customer is known as {customer!r} (id, userId, email, phone or anonymousId)"
             )
         loaded = _campaigns(followup)
-        current = {
-            cid: CurrentCampaign(found.campaign.status.value, found.version)
-            for cid, found in loaded.campaigns.items()
-        }
+        current = _current(followup, loaded)
         with followup.engine.connect() as conn:
             unknown = campaign is not None and campaign not in current
             if unknown and campaign not in recorded_campaigns(conn):

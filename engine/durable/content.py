@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.campaigns.expressions import sandbox
 from engine.campaigns.schema import AnyStep, CallSend, Campaign, EmailSend, WebhookSend, walk_steps
+from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
+from engine.confirm_links import ConfirmLinks
+from engine.double_opt_in import is_transactional
 from engine.durable.store import scope_of
 from engine.journeys.plan import PlanAction, PlanLine
 from engine.journeys.runtime import Journey
@@ -40,9 +44,11 @@ class SendContent:
         templates: Path,
         calling_hours: tuple[Any, Any] | None = None,
         links: UnsubscribeLinks | None = None,
+        confirm: tuple[ConfirmLinks, timedelta] | None = None,
     ) -> None:
         self.templates = templates
         self.links = links
+        self.confirm = confirm  # the links confirming a signup, and how long they last
         start, end = calling_hours or DEFAULT_CALLING_HOURS
         self.window = (start.strftime("%H:%M"), end.strftime("%H:%M"))
 
@@ -57,7 +63,9 @@ class SendContent:
             if step.reply_to:
                 fields["reply_to"] = step.reply_to
             scope = scope_of(journey, state, line.at)
-            if self.links is not None:
+            if is_transactional(journey.campaign.id):
+                scope["confirm_url"] = self._confirm_url(journey)
+            elif self.links is not None:
                 fields["unsubscribe_url"] = scope["unsubscribe_url"] = self.links.url(
                     journey.customer_id, "email", line.at
                 )
@@ -84,3 +92,14 @@ class SendContent:
             except Exception as exc:  # noqa: BLE001 - as for email
                 return {"render_error": f"{type(exc).__name__}: {exc}"}
         return {}
+
+    def _confirm_url(self, journey: Journey) -> str:
+        """The link that confirms the signup ``journey`` (of the double opt-in campaign)
+        entered on: valid from the signup's time for the policy's ``expires``."""
+        trigger = journey.trigger
+        listed = trigger.properties.get("list") if trigger is not None else None
+        if self.confirm is None:
+            return f"{CONFIRM_PLACEHOLDER}{journey.customer_id}"
+        links, ttl = self.confirm
+        list_ = None if listed is None else str(listed)
+        return links.url(journey.customer_id, "email", list_, journey.entered_at, ttl)

@@ -41,6 +41,7 @@ from engine.channels import (
     Recipient,
 )
 from engine.clock import Clock
+from engine.double_opt_in import is_transactional
 from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
 from engine.durable.crash_points import CrashPoint, no_crash
@@ -317,7 +318,12 @@ class OutboxDispatcher:
             fields["cart"] = _cart(state)
             fields["opted_in"] = bool(getattr(state.consent, row.channel, False))
         elif action is not DeliveryAction.AUDIENCE_REMOVE:
-            blocked = self.policies.blocked(row.channel, state)
+            check = (
+                self.policies.unreachable
+                if is_transactional(row.campaign_id)
+                else self.policies.blocked
+            )
+            blocked = check(row.channel, state)
             if blocked is not None and blocked.reason is not None:
                 return self._record(row, now, "skipped", blocked.reason.value)
         if "render_error" in fields:

@@ -10,6 +10,8 @@ from datetime import timedelta
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.channels import ActivityListener, ConsentListener
+from engine.confirm_links import ConfirmLinks
+from engine.double_opt_in import with_confirmation
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.crash_points import CrashPoint, no_crash
@@ -41,9 +43,8 @@ class DurableProject:
         project = followup.project
         config = project.config
         self.followup = followup
-        self.book = CampaignBook(
-            load_campaigns([project.path(config.campaigns)]).require().values()
-        )
+        campaigns = load_campaigns([project.path(config.campaigns)]).require().values()
+        self.book = CampaignBook(with_confirmation(campaigns, config.policies))
         policies = Policies.model_validate(config.policies)
         self.links = UnsubscribeLinks(signing_key(project.root), config.server.base_url)
         providers = build_providers(
@@ -55,13 +56,17 @@ class DurableProject:
         )
         templates = project.path(config.templates)
         links = self.links
+        confirm = None
+        if policies.double_opt_in is not None:
+            confirm_links = ConfirmLinks(signing_key(project.root), config.server.base_url)
+            confirm = (confirm_links, policies.double_opt_in.expires)
         self.bodies = BodyCheck(templates, lambda customer, at: links.url(customer, "email", at))
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
             config,
             followup.ingestor,
-            SendContent(templates, policies.calling_hours, self.links),
+            SendContent(templates, policies.calling_hours, self.links, confirm),
             followup.clock,
             crash=crash,
             consent_channels=frozenset(

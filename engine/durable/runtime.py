@@ -263,13 +263,14 @@ class DurableRuntime:
         if not self.consent_channels and not self.synced_events:
             return
         survivors = loaded.customers.survivors()
+        held = self.ingestor.reducer.holds_back
         rows = []
         for event in batch:
             owner = owners.get(event.message_id)
             if owner is None:
                 continue
             customer_id = survivors.get(owner, owner)
-            for channel in sorted(consent_changes(event).keys() & self.consent_channels):
+            for channel in sorted(consent_changes(event, held).keys() & self.consent_channels):
                 key = f"consent:{channel}:{event.message_id}"
                 rows.append(
                     _mirror_row(key, customer_id, channel, DeliveryAction.CONSENT, {}, event, now)

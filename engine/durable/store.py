@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.double_opt_in import TRANSACTIONAL
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
 from engine.journeys.context import names
@@ -154,6 +155,7 @@ def load(
             where,
             outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
             outbox.c.status != "skipped",
+            outbox.c.campaign_id.not_in(TRANSACTIONAL),  # confirmations count for no cap
             outbox.c.decided_at >= earliest - history,
         )
         for customer_id, channel, at in conn.execute(query):

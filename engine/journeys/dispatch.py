@@ -72,13 +72,22 @@ class Dispatcher:
         at: datetime,
         journey_exited: bool = False,
         renders: Callable[[], bool] | None = None,
+        transactional: bool = False,
     ) -> DispatchOutcome:
         """What happens to ``pending`` now. A journey that exited meanwhile skips its sends
         (audience removals go on). ``renders`` says whether the content renders, asked only of
         a send the policies let through: one that cannot is skipped (``render_error``) and
-        not counted by the caps."""
+        not counted by the caps. A ``transactional`` send (a double opt-in confirmation)
+        needs only an address that is not suppressed, and is not counted by the caps."""
         if journey_exited and pending.action != "audience_remove":
             return DispatchOutcome("skipped", "exited")
+        if transactional:
+            unreachable = self.policies.unreachable(pending.channel, state)
+            if unreachable is not None and unreachable.reason is not None:
+                return DispatchOutcome("skipped", unreachable.reason.value)
+            if renders is not None and not renders():
+                return DispatchOutcome("skipped", "render_error")
+            return DispatchOutcome("sent")
         history = self._sent.setdefault((customer_id, pending.channel), [])
         decision = self.policies.decide(pending.channel, pending.action, state, at, history)
         if decision.verdict is _DEFER:

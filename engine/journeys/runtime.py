@@ -37,6 +37,7 @@ from engine.campaigns.schema import (
     WhileActive,
     walk_steps,
 )
+from engine.double_opt_in import is_transactional
 from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey
 from engine.journeys import steps as position
 from engine.journeys.audience_memo import TickAudience
@@ -795,7 +796,15 @@ class JourneyEngine:
             renders = partial(
                 self.check_body, template, journey.customer_id, state, journey.trigger, at
             )
-        outcome = self.dispatcher.decide(pending, journey.customer_id, state, at, exited, renders)
+        outcome = self.dispatcher.decide(
+            pending,
+            journey.customer_id,
+            state,
+            at,
+            exited,
+            renders,
+            transactional=is_transactional(journey.campaign.id),
+        )
         if self.decided_states is not None and outcome.status == "sent":
             self.decided_states[(journey.id, pending.step)] = state
         if outcome.defer_until is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.campaigns.schema import Campaign
 from engine.config import ProjectConfig
+from engine.double_opt_in import signups_held_back, with_confirmation
 from engine.events import Event
 from engine.gc_pauses import no_full_collections
 from engine.journeys.dispatch import Dispatcher
@@ -89,9 +90,10 @@ def _simulate(
         Policies.model_validate(config.policies), config.timezone, config.phone_region
     )
     bodies = BodyCheck(templates) if templates is not None else None
+    reducer = StateReducer(config.phone_region, signups_held_back(config.policies))
     engine = JourneyEngine(
-        campaigns,
-        InMemoryCustomers(StateReducer(config.phone_region), config.phone_region),
+        with_confirmation(campaigns, config.policies),
+        InMemoryCustomers(reducer, config.phone_region),
         Dispatcher(policies),
         config.timezone,
         check_body=bodies,

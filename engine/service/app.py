@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from engine.api import Followup
-from engine.service import ops, tracking, unsubscribe_page, webhooks
+from engine.confirm_links import ConfirmLinks
+from engine.service import confirm_page, ops, tracking, unsubscribe_page, webhooks
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
 from engine.service.logs import LOGGER, RequestLogMiddleware
@@ -103,13 +104,16 @@ def create_app(
 ) -> FastAPI:
     """The service of ``followup``'s project; webhook secrets are read from ``environ``."""
     project = followup.project
+    key, base_url = signing_key(project.root), project.config.server.base_url
     if links is None:
-        links = UnsubscribeLinks(signing_key(project.root), project.config.server.base_url)
-    ctx = ServiceContext(followup, links, dict(os.environ if environ is None else environ))
+        links = UnsubscribeLinks(key, base_url)
+    environ = dict(os.environ if environ is None else environ)
+    ctx = ServiceContext(followup, links, ConfirmLinks(key, base_url), environ)
     app = FastAPI(
         title="followup",
         version=API_VERSION,
-        description="Segment-shaped event ingest, unsubscribe links and webhooks of followup.",
+        description="Segment-shaped event ingest, unsubscribe and confirmation links and webhooks "
+        "of followup.",
         docs_url=None,
         redoc_url=None,
     )
@@ -119,7 +123,8 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
-    for router in (tracking.router, unsubscribe_page.router, webhooks.router, ops.router):
+    routers = (tracking, unsubscribe_page, confirm_page, webhooks, ops)
+    for router in (module.router for module in routers):
         app.include_router(router)
     app.add_middleware(RequestLogMiddleware, metrics=ctx.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

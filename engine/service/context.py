@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.api import Followup
 from engine.config import LimitsConfig
+from engine.confirm_links import ConfirmLinks
 from engine.events import Event, Rejection, RejectReason
 from engine.ingest.pipeline import IngestSummary
 from engine.ingest.rejects import RejectStore
@@ -26,6 +27,7 @@ class ServiceContext:
 
     followup: Followup
     links: UnsubscribeLinks
+    confirm_links: ConfirmLinks
     environ: Mapping[str, str]
     keys: KeyStore = field(init=False)
     limiter: RateLimiter = field(default_factory=RateLimiter)

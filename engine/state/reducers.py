@@ -24,6 +24,7 @@ from engine.state.profile import CONSENT_CHANNELS, Consent, CustomerState
 from engine.state.values import replace
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
+PartReducer = Callable[[Any, Event], Any]
 
 
 def _with_part(state: CustomerState, name: str, part: Any) -> CustomerState:
@@ -81,7 +82,7 @@ def reduce_seen_run(
     every event the state holds) that no other reducer concerns: the same state as applying
     them one by one, built once. Most events (product views, pages without traits) only change
     what this reducer keeps. ``parts``: the consent, cart or orders that the events' own
-    reducers made (see ``_PART_OF``)."""
+    reducers made (see ``StateReducer._part_of``)."""
     user_id = state.user_id
     user_id_event = zone_event = locale_event = None
     first = state.first_seen_at
@@ -228,15 +229,29 @@ def _channel_name(value: object) -> str | None:
     return value.strip().lower() if isinstance(value, str) else None
 
 
-def consent_changes(event: Event) -> dict[str, bool]:
-    """The consent an event sets, by channel: ``Subscribed``/``Unsubscribed`` for
-    ``properties.channel`` (email when absent), or an identify's ``traits.consent``."""
+# A ``Subscribed`` this holds back waits for its confirmation (policies.double_opt_in): it grants
+# no consent until a ``Subscription Confirmed`` for the channel does. Given the signup's channel.
+HoldsBack = Callable[[str, Event], bool]
+CONSENT_EVENTS = ("Subscribed", "Unsubscribed", "Subscription Confirmed")
+
+
+def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[str, bool]:
+    """The consent an event sets, by channel: ``Subscribed`` grants and ``Unsubscribed``
+    withdraws it for ``properties.channel`` (email when absent), as does an identify's
+    ``traits.consent``. Under double opt-in (``holds_back`` given) a signup it holds back sets
+    nothing, and ``Subscription Confirmed`` grants."""
     changes: dict[str, bool] = {}
-    if event.type is EventType.TRACK and event.name in ("Subscribed", "Unsubscribed"):
+    if event.type is EventType.TRACK and event.name in CONSENT_EVENTS:
         named = event.properties.get("channel")
         channel = "email" if named is None or named == "" else _channel_name(named)
         if channel in CONSENT_CHANNELS:
-            changes[channel] = event.name == "Subscribed"
+            if event.name == "Unsubscribed":
+                changes[channel] = False
+            elif holds_back is None:
+                if event.name == "Subscribed":
+                    changes[channel] = True
+            elif event.name == "Subscription Confirmed" or not holds_back(channel, event):
+                changes[channel] = True
     consent_traits = event.traits.get("consent") if event.traits else None
     if isinstance(consent_traits, dict):
         for key, value in consent_traits.items():
@@ -246,10 +261,10 @@ def consent_changes(event: Event) -> dict[str, bool]:
     return changes
 
 
-def consent_after(consent: Consent, event: Event) -> Consent:
+def consent_after(consent: Consent, event: Event, holds_back: HoldsBack | None = None) -> Consent:
     """The consent :func:`consent_changes` reads: per channel, the latest event in event order
     wins, wherever the event falls."""
-    changes = consent_changes(event)
+    changes = consent_changes(event, holds_back)
     if not changes:
         return consent
     key = event.order_key
@@ -264,9 +279,18 @@ def consent_after(consent: Consent, event: Event) -> Consent:
     return replace(consent, changed_at=changed_at, **applied)
 
 
-def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
-    """The state with :func:`consent_after`."""
-    return _with_part(state, "consent", consent_after(state.consent, event))
+def make_consent_reducer(holds_back: HoldsBack | None) -> tuple[Reducer, PartReducer]:
+    """The consent reducer and its part reducer, holding back the signups ``holds_back``
+    names (see :data:`HoldsBack`)."""
+
+    def part_after(consent: Consent, event: Event) -> Consent:
+        return consent_after(consent, event, holds_back)
+
+    def reduce_consent(state: CustomerState, event: Event) -> CustomerState:
+        """The state with :func:`consent_after`."""
+        return _with_part(state, "consent", part_after(state.consent, event))
+
+    return reduce_consent, part_after
 
 
 # --- cart and orders (engine/state/cart.py, orders.py) -----------------------------------------
@@ -317,23 +341,13 @@ class _ReducerIndex:
         )
 
 
-# The reducers that keep to their own part of the state, which reduce_seen neither reads nor
-# sets, and that part's own reducer: applied before or after reduce_seen, the state is the same.
-PartReducer = Callable[[Any, Event], Any]
-_PART_OF: dict[Reducer, tuple[str, PartReducer]] = {
-    reduce_consent: ("consent", consent_after),
-    reduce_cart: ("cart", cart_after),
-    reduce_orders: ("orders", orders_after),
-}
-
-
 class StateReducer:
     """Applies the reducers an event concerns, and folds an event history into a state.
 
     A fold takes a run of events without traits (most of a shop's stream: product views,
     pages, cart events) in one step with :func:`reduce_seen_run`, making one state for the run
     instead of one or two per event: such an event's other reducers keep to their own parts of
-    the state (consent, cart, orders: ``_PART_OF``), which are worked out on their own and
+    the state (consent, cart, orders: ``_part_of``), which are worked out on their own and
     given to the run. An event with traits ends the run: the traits reducer reads and sets the
     time zone and locale, which the seen reducer keeps too.
 
@@ -343,11 +357,20 @@ class StateReducer:
     for a state kept before those keys were (``legacy``) or a cart changed more often since
     its last reset than it keeps (:class:`~engine.state.cart.NeedsHistory`)."""
 
-    def __init__(self, phone_region: str = "US") -> None:
+    def __init__(self, phone_region: str = "US", holds_back: HoldsBack | None = None) -> None:
+        self.holds_back = holds_back  # the signups that wait for a confirmation, if any
         reduce_traits = make_traits_reducer(phone_region)
+        reduce_consent, consent_part = make_consent_reducer(holds_back)
+        # The reducers that keep to their own part of the state, which reduce_seen neither
+        # reads nor sets, and that part's own reducer: applied before or after reduce_seen,
+        # the state is the same.
+        self._part_of: dict[Reducer, tuple[str, PartReducer]] = {
+            reduce_consent: ("consent", consent_part),
+            reduce_cart: ("cart", cart_after),
+            reduce_orders: ("orders", orders_after),
+        }
         by_name: dict[str, tuple[Reducer, ...]] = {
-            "Subscribed": (reduce_traits, reduce_consent),
-            "Unsubscribed": (reduce_traits, reduce_consent),
+            **dict.fromkeys(CONSENT_EVENTS, (reduce_traits, reduce_consent)),
             "Order Completed": (reduce_traits, reduce_orders, reduce_cart),
             "Order Refunded": (reduce_traits, reduce_orders),
         }
@@ -363,7 +386,7 @@ class StateReducer:
         self._index = _ReducerIndex(by_type, by_name, (reduce_traits,))
         # the traits reducer leaves a state unchanged when the event carries no traits
         self._index_without_traits = self._index.without(reduce_traits)
-        assert self._index_without_traits.reducers() <= _PART_OF.keys()  # see _apply_ordered
+        assert self._index_without_traits.reducers() <= self._part_of.keys()  # see _apply_ordered
 
     def _changing(self, event: Event) -> tuple[Reducer, ...]:
         """The reducers besides :func:`reduce_seen` that can change a state with ``event`` (the
@@ -416,7 +439,7 @@ class StateReducer:
         make it."""
         run: list[Event] = []
         parts: dict[str, Any] = {}  # the run's consent, cart and orders so far
-        changing = self._changing
+        changing, part_of = self._changing, self._part_of
         for event in ordered:
             if event.traits:
                 if run:
@@ -425,7 +448,7 @@ class StateReducer:
                 state = self.apply(state, event)
                 continue
             for reducer in changing(event):  # consent, cart, orders: by their parts
-                name, part_after = _PART_OF[reducer]
+                name, part_after = part_of[reducer]
                 parts[name] = part_after(
                     parts[name] if name in parts else getattr(state, name), event
                 )
