@@ -27,6 +27,7 @@ from engine.channels import (
     DeliveryStatus,
     ProviderCheck,
 )
+from engine.double_opt_in import is_transactional
 from integrations.mailchimp.activity import SYNCED_EVENTS, NotSyncable, mirror
 from integrations.mailchimp.audience import Audience, tag_names
 from integrations.mailchimp.commerce import MailchimpCommerce
@@ -148,8 +149,10 @@ class MailchimpEmail:
         except UnsendableMessage as error:
             return DeliveryOutcome(DeliveryStatus.FAILED, str(error))
         try:
-            self.audience.upsert(recipient)
-            self.audience.tag(recipient.email, tag_names(delivery.fields.get("tags")))
+            # a double opt-in confirmation touches no member: one made by a send is subscribed
+            if not is_transactional(delivery.campaign):
+                self.audience.upsert(recipient)
+                self.audience.tag(recipient.email, tag_names(delivery.fields.get("tags")))
             if journey is not None:
                 self.transport.marketing(
                     lambda client: client.customerJourneys.trigger(
