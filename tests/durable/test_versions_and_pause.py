@@ -68,8 +68,8 @@ def test_a_journey_keeps_the_version_it_entered_with(shop: tuple[Path, Followup,
     sends = _sends(followup)
     ann = [subject for customer, subject, _ in sends if "you left" in subject]
     cat = [subject for customer, subject, _ in sends if "come back for" in subject]
-    assert ann == ["Ann, you left 1 items behind"]
-    assert cat == ["Cat, come back for 1 items behind"]
+    assert ann == ["Ann, you left 1 item behind"]
+    assert cat == ["Cat, come back for 1 item behind"]
     with followup.engine.connect() as conn:
         versions = set(conn.execute(sa.select(journeys.c.campaign_version)).scalars())
     assert len(versions) == 2
@@ -89,7 +89,7 @@ def test_pausing_holds_journeys_and_entries(shop: tuple[Path, Followup, Clock]) 
     clock.now = T0 + timedelta(hours=5)
     DurableProject(followup).run_once()
     assert [(subject, status) for _c, subject, status in _sends(followup)] == [
-        ("Ann, you left 1 items behind", "delivered")
+        ("Ann, you left 1 item behind", "delivered")
     ]
 
 

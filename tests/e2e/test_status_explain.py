@@ -165,7 +165,7 @@ def test_explain_says_why_each_message_went_or_not(shop: Path) -> None:
         "2024-05-06T09:00:00Z abandoned-cart j_c463e1e9dd4d6e5c entered",
         (
             "2024-05-06T10:00:00Z abandoned-cart j_c463e1e9dd4d6e5c step 1: email sent "
-            '(template abandoned_cart.html, subject "Ann, you left 1 items behind") '
+            '(template abandoned_cart.html, subject "Ann, you left 1 item behind") '
             "— delivered 2024-05-20T00:00:00Z"
         ),
         (
