@@ -74,6 +74,7 @@ class ProjectConfig(BaseModel):
     )
     policies: dict[str, Any] = Field(default_factory=dict)
     providers: dict[str, Any] = Field(default_factory=dict)
+    reports: dict[str, Any] = Field(default_factory=dict)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
     _known_zone = field_validator("timezone")(check_time_zone)

@@ -231,6 +231,7 @@ def load_config(
         fallback = {k: v for k, v in fallback.items() if isinstance(v, str)}
         config = ProjectConfig.model_validate(fallback)
     problems += _check_policies(data.get("policies"), source)
+    problems += _check_reports(data.get("reports"), source)
     channels, provider_problems = _provider_channels(data.get("providers"), source)
     project = Project(config, root)
     if check_providers and channels is not None and not provider_problems:
@@ -242,6 +243,14 @@ def _check_policies(data: Any, source: SourceMap) -> list[Problem]:
     if not isinstance(data, dict):  # absent, or already reported by ProjectConfig
         return []
     return validate_document(Policies, data, source, ("policies",))[1]
+
+
+def _check_reports(data: Any, source: SourceMap) -> list[Problem]:
+    if not isinstance(data, dict):  # absent, or already reported by ProjectConfig
+        return []
+    from engine.reports.settings import ReportSettings  # see validate_project
+
+    return validate_document(ReportSettings, data, source, ("reports",))[1]
 
 
 def _provider_channels(data: Any, source: SourceMap) -> tuple[frozenset[str] | None, list[Problem]]:

@@ -15,6 +15,7 @@ from engine.cli.plugins import add_plugin_commands
 from engine.cli.preview_command import preview
 from engine.cli.providers_command import providers_app
 from engine.cli.rejects_command import rejects_app
+from engine.cli.report_command import report
 from engine.cli.run_command import run, tick
 from engine.cli.serve_command import serve
 from engine.cli.simulate_command import simulate
@@ -50,6 +51,7 @@ app.command()(run)
 app.command()(serve)
 app.command()(status)
 app.command()(explain)
+app.command()(report)
 app.command()(worker)
 app.command("enqueue-pass")(enqueue_pass)
 

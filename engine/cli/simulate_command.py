@@ -31,14 +31,17 @@ from engine.cli.context import (
     console,
     errors,
 )
+from engine.cli.report_command import report_text, settings_of
+from engine.config import ProjectConfig
 from engine.double_opt_in import with_confirmation
 from engine.events import Event, EventInvalid, parse_timestamp
 from engine.ingest.jsonl import read_jsonl
 from engine.ingest.pipeline import Accepted
 from engine.journeys.plan import PlanLine, plan_text
-from engine.journeys.simulate import Simulation
+from engine.journeys.simulate import Simulation, received_order
 from engine.journeys.simulate import simulation as run_simulation
 from engine.journeys.summary import summarize
+from engine.reports.settings import ReportSettings
 
 
 def simulate(
@@ -57,9 +60,19 @@ def simulate(
     summary: Annotated[
         bool, typer.Option("--summary", help="Print figures per campaign instead of the plan.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write the report of the plan (REPORTS.md) to this .json or .html file.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
+    if report is not None and report.suffix not in (".json", ".html"):
+        errors.print(f"--report {report}: name a .json or .html file", markup=False)
+        raise typer.Exit(EXIT_ERROR)
     project, _channels, problems = load_config(config_path(ctx))
     loaded = load_campaigns([campaigns or project.path(project.config.campaigns)])
     reserved = reserved_id_problems(loaded.campaigns.values(), project.config.policies)
@@ -90,7 +103,9 @@ def simulate(
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     templates = project.path(project.config.templates)
-    simulated = run_simulation(campaign_models, accepted, project.config, end, templates)
+    settings = settings_of(project.config.reports) if report is not None else None
+    watch = frozenset({settings.conversion}) if settings is not None else frozenset()
+    simulated = run_simulation(campaign_models, accepted, project.config, end, templates, watch)
     for fault in simulated.render_problems.values():
         shown = replace(fault, file=display_path(Path(fault.file)))
         errors.print(
@@ -98,6 +113,8 @@ def simulate(
             soft_wrap=True,
             markup=False,
         )
+    if report is not None and settings is not None:
+        _write_report(report, simulated, accepted, campaign_models, project.config, settings)
     if summary:
         every = with_confirmation(campaign_models, project.config.policies)  # the built-in too
         print_summary(simulated.plan, campaigns=every, simulated=simulated)
@@ -105,6 +122,24 @@ def simulate(
         sys.stdout.write(plan_text(simulated.plan))
     if rejected:
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _write_report(
+    path: Path,
+    simulated: Simulation,
+    events: list[Event],
+    campaigns: list[Campaign],
+    config: ProjectConfig,
+    settings: ReportSettings,
+) -> None:
+    """The report of the simulated plan, as JSON or HTML by the file's suffix."""
+    from engine.reports.from_plan import plan_report
+
+    every = {c.id: c for c in with_confirmation(campaigns, config.policies)}
+    found, days = plan_report(simulated, received_order(events), every, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_text(found, days, path.suffix[1:]))
+    errors.print(f"wrote the report of the plan to {path}", markup=False)
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -48,7 +48,7 @@ from engine.journeys.context import (
     journey_id,
     names,
 )
-from engine.journeys.customers import Customers
+from engine.journeys.customers import Customers, Resolved
 from engine.journeys.dispatch import Dispatcher, PendingSend
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.journeys.wakeups import Probe, SweepGrid
@@ -178,6 +178,7 @@ class JourneyEngine:
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
         self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
         self._simulating = False  # start() was called: the engine keeps its own clock
+        self.last_resolved: Resolved | None = None  # whose the last event was (for reports)
         self._subjects: dict[str, Callable[..., str]] = {}
         # the event names a running journey reacts to (exits, goals, waits for an event), of
         # every campaign a journey here runs; by id, the campaign kept so the id stays its own
@@ -370,7 +371,7 @@ class JourneyEngine:
 
     def on_event(self, event: Event) -> None:
         """An event arrives at its own time (call :meth:`advance_before` first)."""
-        resolved = self.customers.apply(event)
+        resolved = self.last_resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
         if customer_id in self._by_customer:  # most events come from customers in no journey
             self._forget_finished(customer_id)

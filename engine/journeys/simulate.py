@@ -45,6 +45,10 @@ class Simulation:
     refused: dict[str, Counter[str]] = field(default_factory=dict)
     # per email template, the first reason its body could not render (sends skipped for it)
     render_problems: dict[str, TemplateFault] = field(default_factory=dict)
+    # the customer of each event of the names ``watch`` asked for (by messageId), and which
+    # customer each merged profile went into: for reports
+    owners: dict[str, str] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)
 
 
 def simulate(
@@ -69,10 +73,12 @@ def simulation(
     config: ProjectConfig,
     until: datetime | None = None,
     templates: Path | None = None,
+    watch: frozenset[str] = frozenset(),
 ) -> Simulation:
-    """:func:`simulate`, with what came of each campaign's triggers (for ``--summary``)."""
+    """:func:`simulate`, with what came of each campaign's triggers (for ``--summary``) and
+    the customer of each event named in ``watch`` (for ``--report``)."""
     with no_full_collections():
-        return _simulate(campaigns, events, config, until, templates)
+        return _simulate(campaigns, events, config, until, templates, watch)
 
 
 def _simulate(
@@ -81,6 +87,7 @@ def _simulate(
     config: ProjectConfig,
     until: datetime | None,
     templates: Path | None,
+    watch: frozenset[str] = frozenset(),
 ) -> Simulation:
     ordered = sorted(
         (e for e in received_order(events) if until is None or e.timestamp <= until),
@@ -101,16 +108,26 @@ def _simulate(
     if not ordered:
         return Simulation([])
     engine.start(ordered[0].timestamp)
+    owners: dict[str, str] = {}
+    merged_into: dict[str, str] = {}
     for event in ordered:
         engine.advance_before(event.timestamp)
         engine.on_event(event)
+        resolved = engine.last_resolved
+        assert resolved is not None
+        for merged_id in resolved.merged:
+            merged_into[merged_id] = resolved.customer_id
+        if event.name in watch:
+            owners[event.message_id] = resolved.customer_id
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
     refused: dict[str, Counter[str]] = {}
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[entry.reason] += 1
     plan = sorted(engine.plan, key=PLAN_ORDER)
     problems = bodies.problems if bodies is not None else {}
-    return Simulation(plan, engine.triggered, engine.where_refused, refused, problems)
+    return Simulation(
+        plan, engine.triggered, engine.where_refused, refused, problems, owners, merged_into
+    )
 
 
 def received_order(events: Iterable[Event]) -> list[Event]:

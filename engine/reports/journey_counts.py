@@ -1,0 +1,273 @@
+"""What the decisions say per campaign, counted in SQL where the decisions are: journeys and
+their holdout groups, conversions, exits, skips, the funnel per step and the variants of splits
+(../shared/design/REPORTS.md, "Counting per campaign" to "Funnel").
+
+The queries read any table shaped like ``decisions`` (engine/storage/tables.py): the durable
+engine's own, or the plan of a simulation loaded into an in-memory SQLite table
+(:mod:`engine.reports.from_plan`), so a backtest and the live report count the same way. A
+journey counts when its entry is in the period; its lines count with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+CHANNEL_ACTIONS = ("send", "audience_add")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``since <= at < until``; ``None`` leaves that side open."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self, column: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
+        """The conditions that keep ``column`` in the period."""
+        found = []
+        if self.since is not None:
+            found.append(column >= self.since)
+        if self.until is not None:
+            found.append(column < self.until)
+        return found
+
+    def holds(self, at: datetime) -> bool:
+        """Whether ``at`` is in the period."""
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+ALL_TIME = Period()
+
+
+@dataclass
+class Group:
+    """Journeys of one campaign on one side of its holdout."""
+
+    journeys: int = 0
+    converted: int = 0
+    revenue: float = 0.0
+    exited: int = 0
+
+
+@dataclass
+class StepCounts:
+    """One channel step of a campaign: journeys that reached it, sent, skipped by reason, and
+    those whose journey exited after it, before any later step acted."""
+
+    reached: int = 0
+    sent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    exited: int = 0
+
+
+@dataclass
+class VariantCounts:
+    """The treatment journeys that took one variant of a split."""
+
+    journeys: int = 0
+    converted: int = 0
+    revenue: float = 0.0
+
+
+@dataclass
+class CampaignCounts:
+    """Everything counted of one campaign's journeys in the period."""
+
+    treatment: Group = field(default_factory=Group)
+    control: Group = field(default_factory=Group)
+    steps: dict[str, StepCounts] = field(default_factory=dict)
+    # split step path -> variant -> counts
+    variants: dict[str, dict[str, VariantCounts]] = field(default_factory=dict)
+
+
+def _number(column: sa.ColumnElement[Any], key: str, dialect: str) -> sa.ColumnElement[Any]:
+    """``column[key]`` when it is a JSON number, else 0 (a goal value that failed is null)."""
+    if dialect == "postgresql":
+        kind = sa.func.jsonb_typeof(column.op("->")(key))
+        value = sa.cast(column.op("->>")(key), sa.Float)
+        return sa.case((kind == "number", value), else_=0.0)
+    path = f'$."{key}"'
+    kind = sa.func.json_type(column, path)
+    return sa.case((kind.in_(("integer", "real")), sa.func.json_extract(column, path)), else_=0.0)
+
+
+def _flag(column: sa.ColumnElement[Any], key: str, dialect: str) -> sa.ColumnElement[Any]:
+    """1 when ``column[key]`` is JSON ``true``, else 0."""
+    if dialect == "postgresql":
+        return sa.case((column.op("->>")(key) == "true", 1), else_=0)
+    return sa.case((sa.func.json_type(column, f'$."{key}"') == "true", 1), else_=0)
+
+
+def _text(column: sa.ColumnElement[Any], key: str, dialect: str) -> sa.ColumnElement[Any]:
+    """``column[key]`` as text (null when absent)."""
+    if dialect == "postgresql":
+        return column.op("->>")(key)
+    return sa.func.json_extract(column, f'$."{key}"')
+
+
+def journeys_query(table: sa.Table, period: Period, dialect: str) -> sa.Subquery:
+    """One row per journey entered in the period: campaign, held out, converted, the value
+    of its conversions, exited."""
+    t = table.c
+    is_enter = t.action == "enter"
+    is_convert = t.action == "convert"
+    grouped = (
+        sa.select(
+            t.campaign_id.label("campaign_id"),
+            t.journey_id.label("journey_id"),
+            sa.func.min(sa.case((is_enter, t.at))).label("entered_at"),
+            sa.func.max(sa.case((is_enter, _flag(t.fields, "holdout", dialect)), else_=0)).label(
+                "held_out"
+            ),
+            sa.func.max(sa.case((is_convert, 1), else_=0)).label("converted"),
+            sa.func.sum(
+                sa.case((is_convert, _number(t.fields, "value", dialect)), else_=0.0)
+            ).label("value"),
+            sa.func.max(sa.case((t.action == "exit", 1), else_=0)).label("exited"),
+        )
+        .where(t.journey_id.is_not(None))
+        .group_by(t.campaign_id, t.journey_id)
+        .subquery("journeys_grouped")
+    )
+    return (
+        sa.select(grouped)
+        .where(grouped.c.entered_at.is_not(None), *period.where(grouped.c.entered_at))
+        .subquery("journeys_in_period")
+    )
+
+
+def count_campaigns(
+    conn: sa.Connection, table: sa.Table, period: Period
+) -> dict[str, CampaignCounts]:
+    """The counts of every campaign with a journey entered in the period."""
+    dialect = conn.dialect.name
+    journeys = journeys_query(table, period, dialect)
+    found: dict[str, CampaignCounts] = {}
+    _groups(conn, journeys, found)
+    _steps(conn, table, journeys, found)
+    _exits(conn, table, journeys, found)
+    _variants(conn, table, journeys, found, dialect)
+    return found
+
+
+def _groups(conn: sa.Connection, journeys: sa.Subquery, found: dict[str, CampaignCounts]) -> None:
+    j = journeys.c
+    query = sa.select(
+        j.campaign_id,
+        j.held_out,
+        sa.func.count(),
+        sa.func.sum(j.converted),
+        sa.func.sum(sa.case((j.converted == 1, j.value), else_=0.0)),
+        sa.func.sum(j.exited),
+    ).group_by(j.campaign_id, j.held_out)
+    for campaign, held_out, count, converted, value, exited in conn.execute(query):
+        counts = found.setdefault(campaign, CampaignCounts())
+        group = counts.control if held_out else counts.treatment
+        group.journeys += int(count)
+        group.converted += int(converted or 0)
+        group.revenue += float(value or 0.0)
+        group.exited += int(exited or 0)
+
+
+def _steps(
+    conn: sa.Connection, table: sa.Table, journeys: sa.Subquery, found: dict[str, CampaignCounts]
+) -> None:
+    t, j = table.c, journeys.c
+    lines = (
+        sa.select(t.campaign_id, t.step, t.status, t.reason, t.journey_id)
+        .join_from(table, journeys, sa.and_(t.journey_id == j.journey_id))
+        .where(t.action.in_(CHANNEL_ACTIONS))
+        .subquery("channel_lines")
+    )
+    c = lines.c
+    by_status = sa.select(c.campaign_id, c.step, c.status, c.reason, sa.func.count()).group_by(
+        c.campaign_id, c.step, c.status, c.reason
+    )
+    for campaign, step, status, reason, count in conn.execute(by_status):
+        counts = found.setdefault(campaign, CampaignCounts()).steps.setdefault(step, StepCounts())
+        if status == "sent":
+            counts.sent += int(count)
+        else:
+            counts.skipped[reason or "unknown"] += int(count)
+    reached = sa.select(c.campaign_id, c.step, sa.func.count(sa.distinct(c.journey_id))).group_by(
+        c.campaign_id, c.step
+    )
+    for campaign, step, count in conn.execute(reached):
+        found[campaign].steps[step].reached = int(count)
+
+
+def _exits(
+    conn: sa.Connection, table: sa.Table, journeys: sa.Subquery, found: dict[str, CampaignCounts]
+) -> None:
+    """Per step, the exited journeys whose last channel line before the exit was at it."""
+    t, j = table.c, journeys.c
+    exits = (
+        sa.select(t.journey_id, sa.func.min(t.at).label("exit_at"))
+        .join_from(table, journeys, t.journey_id == j.journey_id)
+        .where(t.action == "exit")
+        .group_by(t.journey_id)
+        .subquery("exits")
+    )
+    e = exits.c
+    ranked = (
+        sa.select(
+            t.campaign_id,
+            t.step,
+            sa.func.row_number()
+            .over(partition_by=t.journey_id, order_by=(t.at.desc(), t.id.desc()))
+            .label("rank"),
+        )
+        .join_from(table, exits, t.journey_id == e.journey_id)
+        .where(t.action.in_(CHANNEL_ACTIONS), t.at <= e.exit_at)
+        .subquery("last_lines")
+    )
+    r = ranked.c
+    query = (
+        sa.select(r.campaign_id, r.step, sa.func.count())
+        .where(r.rank == 1)
+        .group_by(r.campaign_id, r.step)
+    )
+    for campaign, step, count in conn.execute(query):
+        found[campaign].steps[step].exited += int(count)
+
+
+def _variants(
+    conn: sa.Connection,
+    table: sa.Table,
+    journeys: sa.Subquery,
+    found: dict[str, CampaignCounts],
+    dialect: str,
+) -> None:
+    """Per split step and variant, the treatment journeys with a line in that variant (a
+    journey counts once per variant it took, whatever its lines)."""
+    t, j = table.c, journeys.c
+    variant = _text(t.fields, "variant", dialect)
+    query = (
+        sa.select(t.campaign_id, t.journey_id, t.step, variant, j.converted, j.value)
+        .distinct()
+        .join_from(table, journeys, t.journey_id == j.journey_id)
+        .where(t.action.in_(CHANNEL_ACTIONS), j.held_out == 0, variant.is_not(None))
+    )
+    taken: set[tuple[str, str, str, str]] = set()
+    for campaign, journey, step, name, converted, value in conn.execute(query):
+        split = split_path(str(step), str(name))
+        if (campaign, journey, split, name) in taken:
+            continue
+        taken.add((campaign, journey, split, name))
+        variants = found.setdefault(campaign, CampaignCounts()).variants.setdefault(split, {})
+        counts = variants.setdefault(str(name), VariantCounts())
+        counts.journeys += 1
+        counts.converted += int(converted or 0)
+        counts.revenue += float(value or 0.0) if converted else 0.0
+
+
+def split_path(step: str, variant: str) -> str:
+    """The path of the split step whose ``variant`` the step at ``step`` is in:
+    ``"2"`` for ``"2.A.0"``."""
+    marker = f".{variant}."
+    return step[: step.rindex(marker)] if marker in step else step

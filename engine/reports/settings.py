@@ -1,0 +1,44 @@
+"""``reports:`` in ``followup.yaml``: which event is an order, what it is worth, and how orders
+are attributed to touches (../shared/design/REPORTS.md). Every key is optional."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field
+
+from engine.campaigns.durations import Duration
+from engine.campaigns.expressions import ExpressionField
+from engine.campaigns.schema import StrictModel, Text
+from engine.reports.attribution import DEFAULT_HALF_LIFE, DEFAULT_WINDOWS, Model
+
+DEFAULT_CONVERSION = "Order Completed"
+
+
+class ReportSettings(StrictModel):
+    """``reports:``."""
+
+    what = "reports"
+    conversion: Text = Field(default=DEFAULT_CONVERSION, description="the event that is an order")
+    value: ExpressionField | None = Field(
+        default=None,
+        description="an order's value (default event.properties.revenue, else total, else 0)",
+    )
+    model: Model = Model.LAST_TOUCH
+    windows: dict[Text, Duration] = Field(
+        default_factory=lambda: dict(DEFAULT_WINDOWS),
+        description="how long after a touch on each channel an order is credited to it (0d: "
+        "never); channels left out keep their default",
+    )
+    half_life: Duration = Field(default=DEFAULT_HALF_LIFE, description="time_decay only")
+
+    def channel_windows(self) -> dict[str, timedelta]:
+        """The windows of every channel: the defaults, with the configured ones over them."""
+        return {**DEFAULT_WINDOWS, **self.windows}
+
+
+def report_settings(reports: Mapping[str, Any]) -> ReportSettings:
+    """The settings of ``reports:`` as ``followup.yaml`` has it (validated)."""
+    return ReportSettings.model_validate(dict(reports))

@@ -1,0 +1,157 @@
+"""Reports through the CLI on a worked example: Ann gets a cart email, a promo email and a cart
+ad, then orders 100 online; Bo orders 50 in the store with no touch. Each attribution model
+credits Ann's order as REPORTS.md says; ``followup report`` reads the same from the database
+after ``tick``; ``reports:`` is validated at its line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.durable.harness import write_messages
+from tests.e2e.cli import run_followup
+
+CART = """\
+campaign: cart
+trigger: {event: Product Added}
+steps:
+  - send: email
+    template: plain.html
+    subject: Your cart
+  - wait: 1d
+  - send: ads
+    audience: carts
+"""
+PROMO = """\
+campaign: promo
+trigger: {event: Subscribed}
+steps:
+  - send: email
+    template: plain.html
+    subject: Ten percent off
+"""
+
+
+def _track(user: str, n: int, at: str, name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "messageId": f"{user}-{n}",
+        "timestamp": at,
+        "event": name,
+        "properties": properties,
+    }
+
+
+EVENTS = [
+    {
+        "type": "identify",
+        "userId": "ann",
+        "messageId": "ann-0",
+        "timestamp": "2024-05-06T09:00:00Z",
+        "traits": {"email": "ann@example.com", "consent": {"email": True, "ads": True}},
+    },
+    _track("ann", 1, "2024-05-06T10:00:00Z", "Product Added", product_id="p", price=100),
+    _track("ann", 2, "2024-05-06T11:00:00Z", "Subscribed"),
+    _track("ann", 3, "2024-05-07T12:00:00Z", "Order Completed", revenue=100),
+    {
+        **_track("bo", 1, "2024-05-07T15:00:00Z", "Order Completed", total=50),
+        "context": {"channel": "pos"},
+    },
+]
+
+
+def _project(folder: Path, reports: str = "") -> Path:
+    (folder / "campaigns").mkdir(parents=True)
+    (folder / "templates").mkdir()
+    (folder / "campaigns" / "cart.yaml").write_text(CART)
+    (folder / "campaigns" / "promo.yaml").write_text(PROMO)
+    (folder / "templates" / "plain.html").write_text("<p>Hello</p>\n")
+    (folder / "followup.yaml").write_text(reports)
+    write_messages(folder / "events.jsonl", EVENTS)
+    return folder
+
+
+def _backtest(folder: Path) -> dict[str, Any]:
+    result = run_followup(folder, "simulate", "--events", "events.jsonl", "--report", "r.json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") > 3  # the plan is still printed
+    report: dict[str, Any] = orjson.loads((folder / "r.json").read_bytes())
+    return report
+
+
+def _credit(report: dict[str, Any]) -> dict[str, float]:
+    return {c["campaign"]: round(c["attributed_revenue"], 6) for c in report["campaigns"]}
+
+
+# hours before the order: cart email 26, promo email 25, cart ad 2
+DECAY = [2 ** (-26 / 168), 2 ** (-25 / 168), 2 ** (-2 / 168)]
+
+
+@pytest.mark.parametrize(
+    ("model", "cart", "promo"),
+    [
+        ("last_touch", 100.0, 0.0),
+        ("first_touch", 100.0, 0.0),
+        ("linear", 200 / 3, 100 / 3),
+        ("position", 80.0, 20.0),
+        ("time_decay", 100 * (DECAY[0] + DECAY[2]) / sum(DECAY), 100 * DECAY[1] / sum(DECAY)),
+    ],
+)
+def test_each_model_credits_the_worked_example(
+    tmp_path: Path, model: str, cart: float, promo: float
+) -> None:
+    report = _backtest(_project(tmp_path, f"reports:\n  model: {model}\n"))
+    assert report["model"] == model
+    assert _credit(report) == {"cart": round(cart, 6), "promo": round(promo, 6)}
+    orders = report["orders"]
+    assert (orders["count"], orders["revenue"]) == (2, 150.0)
+    assert math.isclose(orders["attributed_count"], 1.0)
+    assert orders["by_source"]["pos"] == {
+        "count": 1,
+        "revenue": 50.0,
+        "attributed_count": 0.0,
+        "attributed_revenue": 0.0,
+    }
+    assert report["channels"]["email"]["touches"] == 2
+    assert report["channels"]["ads"]["touches"] == 1
+
+
+def test_an_ad_past_its_window_earns_nothing(tmp_path: Path) -> None:
+    report = _backtest(_project(tmp_path, "reports:\n  windows: {ads: 1h}\n"))
+    assert _credit(report) == {"cart": 0.0, "promo": 100.0}  # last touch: the promo email
+
+
+def test_followup_report_reads_the_database_after_tick(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    assert run_followup(folder, "ingest", "events.jsonl").returncode == 0
+    # one pass at the end: the sends are delivered then, after the order: nothing credited
+    assert run_followup(folder, "tick").returncode == 0
+    found = run_followup(folder, "report", "--format", "json", "--model", "linear")
+    assert found.returncode == 0, found.stderr
+    report = orjson.loads(found.stdout)
+    assert report["model"] == "linear"
+    assert report["orders"]["count"] == 2
+    assert {c["campaign"]: c["journeys"] for c in report["campaigns"]} == {"cart": 1, "promo": 1}
+    table = run_followup(folder, "report", "--campaign", "cart")
+    assert table.returncode == 0, table.stderr
+    assert "cart" in table.stdout and "promo" not in table.stdout
+    html = run_followup(folder, "report", "--format", "html", "--out", "out/report.html")
+    assert html.returncode == 0, html.stderr
+    assert (folder / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    since = run_followup(folder, "report", "--format", "json", "--since", "2024-05-07T13:00:00Z")
+    assert orjson.loads(since.stdout)["orders"]["count"] == 1  # Bo's only
+    bad = run_followup(folder, "report", "--campaign", "nope")
+    assert bad.returncode == 2 and "no campaign 'nope'" in bad.stderr
+
+
+def test_validate_names_a_bad_reports_setting(tmp_path: Path) -> None:
+    folder = _project(tmp_path, "reports:\n  model: last_click\n  windows: {email: soon}\n")
+    checked = run_followup(folder, "validate")
+    assert checked.returncode == 1
+    assert "followup.yaml:2:" in checked.stdout
+    assert "followup.yaml:3:" in checked.stdout
