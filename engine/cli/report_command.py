@@ -12,14 +12,12 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from engine.campaigns.loader import load_campaigns
-from engine.campaigns.schema import Campaign
 from engine.cli.context import ConfigOption, console, fail, open_engine
-from engine.double_opt_in import with_confirmation
 from engine.events import EventInvalid, parse_timestamp
 from engine.reports.attribution import Model
 from engine.reports.html import Timeline, render_html
 from engine.reports.journey_counts import Period
+from engine.reports.project import project_campaigns, project_report
 from engine.reports.settings import ReportSettings, report_settings
 
 FORMATS = ("table", "json", "html")
@@ -41,16 +39,16 @@ def report(
     if format not in FORMATS:
         raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     period = Period(_time(since, "--since"), _time(until, "--until"))
-    from engine.reports.from_database import database_report
-
     with open_engine(ctx) as followup:
-        project = followup.project
-        settings = settings_of(project.config.reports, model)
-        campaigns = project_campaigns(project.path(project.config.campaigns), project.config)
+        campaigns = project_campaigns(followup.project)
         if campaign is not None and campaign not in campaigns:
             raise fail(f"no campaign {campaign!r} (the campaigns: {', '.join(sorted(campaigns))})")
-        with followup.engine.connect() as conn:
-            found, days = database_report(conn, campaigns, settings, period, campaign)
+        try:
+            found, days = project_report(followup, period, model, campaign, campaigns)
+        except ValidationError as exc:
+            raise fail(
+                f"reports: in followup.yaml is invalid (run followup validate): {exc}"
+            ) from None
     emit(found, days, format, out)
 
 
@@ -63,21 +61,12 @@ def _time(value: str | None, option: str) -> Any:
         raise fail(f"{option}: {exc.message}") from None
 
 
-def settings_of(reports: dict[str, Any], model: Model | None = None) -> ReportSettings:
-    """``reports:`` of the config (``followup validate`` names a problem's line), with
-    ``model`` over its model."""
+def settings_of(reports: dict[str, Any]) -> ReportSettings:
+    """``reports:`` of the config (``followup validate`` names a problem's line)."""
     try:
-        settings = report_settings(reports)
+        return report_settings(reports)
     except ValidationError as exc:
         raise fail(f"reports: in followup.yaml is invalid (run followup validate): {exc}") from None
-    return settings.model_copy(update={"model": model}) if model is not None else settings
-
-
-def project_campaigns(folder: Path, config: Any) -> dict[str, Campaign]:
-    """The campaigns of the files in ``folder`` (those that load) and the built-in ones."""
-    loaded = load_campaigns([folder])
-    files = [item.campaign for item in loaded.campaigns.values()]
-    return {c.id: c for c in with_confirmation(files, config.policies)}
 
 
 def emit(found: dict[str, Any], days: Timeline, format: str, out: Path | None) -> None:
