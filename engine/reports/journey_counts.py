@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.storage.tables import UTCDateTime
+
 CHANNEL_ACTIONS = ("send", "audience_add")
 
 
@@ -146,16 +148,36 @@ def count_campaigns(
 ) -> dict[str, CampaignCounts]:
     """The counts of every campaign with a journey entered in the period."""
     dialect = conn.dialect.name
-    journeys = journeys_query(table, period, dialect)
-    found: dict[str, CampaignCounts] = {}
-    _groups(conn, journeys, found)
-    _steps(conn, table, journeys, found)
-    _exits(conn, table, journeys, found)
-    _variants(conn, table, journeys, found, dialect)
+    # the journeys, kept once in a temporary table: joined as a subquery, SQLite would work the
+    # grouping out again for every line (155 s for 20,000 sends; 0.4 s kept)
+    journeys = sa.Table(
+        "report_journeys",
+        sa.MetaData(),
+        sa.Column("campaign_id", sa.String(64)),
+        sa.Column("journey_id", sa.String(32), index=True),
+        sa.Column("entered_at", UTCDateTime()),
+        sa.Column("held_out", sa.Integer()),
+        sa.Column("converted", sa.Integer()),
+        sa.Column("value", sa.Float()),
+        sa.Column("exited", sa.Integer()),
+        prefixes=["TEMPORARY"],
+    )
+    journeys.drop(conn, checkfirst=True)
+    journeys.create(conn)
+    try:
+        grouped = journeys_query(table, period, dialect)
+        conn.execute(journeys.insert().from_select(list(grouped.c.keys()), sa.select(grouped)))
+        found: dict[str, CampaignCounts] = {}
+        _groups(conn, journeys, found)
+        _steps(conn, table, journeys, found)
+        _exits(conn, table, journeys, found)
+        _variants(conn, table, journeys, found, dialect)
+    finally:
+        journeys.drop(conn)
     return found
 
 
-def _groups(conn: sa.Connection, journeys: sa.Subquery, found: dict[str, CampaignCounts]) -> None:
+def _groups(conn: sa.Connection, journeys: sa.Table, found: dict[str, CampaignCounts]) -> None:
     j = journeys.c
     query = sa.select(
         j.campaign_id,
@@ -175,7 +197,7 @@ def _groups(conn: sa.Connection, journeys: sa.Subquery, found: dict[str, Campaig
 
 
 def _steps(
-    conn: sa.Connection, table: sa.Table, journeys: sa.Subquery, found: dict[str, CampaignCounts]
+    conn: sa.Connection, table: sa.Table, journeys: sa.Table, found: dict[str, CampaignCounts]
 ) -> None:
     t, j = table.c, journeys.c
     lines = (
@@ -202,7 +224,7 @@ def _steps(
 
 
 def _exits(
-    conn: sa.Connection, table: sa.Table, journeys: sa.Subquery, found: dict[str, CampaignCounts]
+    conn: sa.Connection, table: sa.Table, journeys: sa.Table, found: dict[str, CampaignCounts]
 ) -> None:
     """Per step, the exited journeys whose last channel line before the exit was at it."""
     t, j = table.c, journeys.c
@@ -239,7 +261,7 @@ def _exits(
 def _variants(
     conn: sa.Connection,
     table: sa.Table,
-    journeys: sa.Subquery,
+    journeys: sa.Table,
     found: dict[str, CampaignCounts],
     dialect: str,
 ) -> None:
