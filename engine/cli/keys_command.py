@@ -1,6 +1,7 @@
-"""``followup keys create|list|revoke``: write keys of the HTTP ingest API.
+"""``followup keys create|list|revoke``: keys of the HTTP service.
 
-A key is printed once, when it is made; only its SHA-256 is stored.
+A ``write`` key (the default) sends events to the ingest API; a ``dashboard`` key logs in to the
+read-only dashboard. A key is printed once, when it is made; only its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
 from engine.journeys.plan import format_time
-from engine.service.keys import KeyStore
+from engine.service.keys import ROLES, WRITE, KeyStore
 
 keys_app = typer.Typer(
-    help="Write keys of the HTTP ingest API (followup serve).", no_args_is_help=True
+    help="Keys of the HTTP service (followup serve): write keys for the ingest API, dashboard "
+    "keys for the dashboard.",
+    no_args_is_help=True,
 )
 
 
@@ -41,28 +44,37 @@ def create(
         str | None,
         typer.Option(help="Requests a second allowed with this key, e.g. 50/s (default: none)."),
     ] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="write: sends events to the ingest API; dashboard: logs in to /dashboard."
+        ),
+    ] = WRITE,
     config: ConfigOption = None,
 ) -> None:
-    """Make a write key and print it (the only time it is shown)."""
+    """Make a key and print it (the only time it is shown)."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     per_second = parse_rate(rate) if rate is not None else None
     with open_engine(ctx) as followup:
-        record, key = KeyStore(followup.engine).create(name, per_second, followup.clock())
-    console.print(f"created {record.id} ({escape(name)}); the key, shown only now:")
+        record, key = KeyStore(followup.engine).create(name, per_second, followup.clock(), role)
+    console.print(f"created {record.id} ({escape(name)}, {role}); the key, shown only now:")
     console.print(key, soft_wrap=True)
 
 
 @keys_app.command("list")
 def list_keys(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Every write key (never the key itself): id, name, prefix, rate, created, revoked."""
+    """Every key (never the key itself): id, name, role, prefix, rate, created, revoked."""
     with open_engine(ctx) as followup:
         found = KeyStore(followup.engine).list()
     table = Table(box=box.SIMPLE)
-    for column in ("id", "name", "prefix", "rate", "created", "revoked"):
+    for column in ("id", "name", "role", "prefix", "rate", "created", "revoked"):
         table.add_column(column)
     for key in found:
         table.add_row(
             key.id,
             escape(key.name),
+            key.role,
             key.prefix + "…",
             f"{key.rate:g}/s" if key.rate is not None else "-",
             format_time(key.created_at),
@@ -77,7 +89,7 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (followup keys list).")],
     config: ConfigOption = None,
 ) -> None:
-    """Stop accepting a write key at once."""
+    """Stop accepting a key at once (a dashboard key's sessions end too)."""
     with open_engine(ctx) as followup:
         record = KeyStore(followup.engine).revoke(key_id, followup.clock())
     if record.revoked_at is None:  # pragma: no cover - revoke always sets it

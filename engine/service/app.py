@@ -1,4 +1,5 @@
-"""The ASGI app: Segment-shaped ingest, unsubscribe links, webhooks and operations endpoints.
+"""The ASGI app: Segment-shaped ingest, unsubscribe links, webhooks, operations endpoints and the
+read-only dashboard behind a login.
 
 ``create_app(followup)`` builds it for one project's engine; ``followup serve`` runs it with
 uvicorn (see :mod:`engine.service.server`).
@@ -21,6 +22,8 @@ from engine.api import Followup
 from engine.confirm_links import ConfirmLinks
 from engine.service import confirm_page, ops, tracking, unsubscribe_page, webhooks
 from engine.service.context import ServiceContext
+from engine.service.dashboard import login as dashboard_login
+from engine.service.dashboard import pages as dashboard
 from engine.service.errors import ApiError
 from engine.service.logs import LOGGER, RequestLogMiddleware
 from engine.service.models import REQUEST_MODELS, Problem
@@ -108,7 +111,7 @@ def create_app(
     if links is None:
         links = UnsubscribeLinks(key, base_url)
     environ = dict(os.environ if environ is None else environ)
-    ctx = ServiceContext(followup, links, ConfirmLinks(key, base_url), environ)
+    ctx = ServiceContext(followup, links, ConfirmLinks(key, base_url), environ, key)
     app = FastAPI(
         title="followup",
         version=API_VERSION,
@@ -123,7 +126,7 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
-    routers = (tracking, unsubscribe_page, confirm_page, webhooks, ops)
+    routers = (tracking, unsubscribe_page, confirm_page, webhooks, ops, dashboard_login, dashboard)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.add_middleware(RequestLogMiddleware, metrics=ctx.metrics)

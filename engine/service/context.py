@@ -1,4 +1,5 @@
-"""What every handler of the service shares: the engine, keys, limits, links and metrics."""
+"""What every handler of the service shares: the engine, keys, limits, links, metrics and the
+dashboard's sessions."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine.confirm_links import ConfirmLinks
 from engine.events import Event, Rejection, RejectReason
 from engine.ingest.pipeline import IngestSummary
 from engine.ingest.rejects import RejectStore
+from engine.service.dashboard.session import Sessions
 from engine.service.keys import KeyStore
 from engine.service.limits import RateLimiter
 from engine.service.metrics import ServiceMetrics
@@ -29,7 +31,9 @@ class ServiceContext:
     links: UnsubscribeLinks
     confirm_links: ConfirmLinks
     environ: Mapping[str, str]
+    signing_key: bytes
     keys: KeyStore = field(init=False)
+    sessions: Sessions = field(init=False)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     metrics: ServiceMetrics = field(init=False)
     writer: GroupWriter = field(init=False)
@@ -37,6 +41,8 @@ class ServiceContext:
 
     def __post_init__(self) -> None:
         self.keys = KeyStore(self.followup.engine)
+        base_url = self.followup.project.config.server.base_url
+        self.sessions = Sessions.of(self.signing_key, self.keys, base_url)
         self.rejects = RejectStore(self.followup.engine)
         self.metrics = ServiceMetrics(self.followup.engine, self.followup.clock)
         self.writer = GroupWriter(self.followup.ingestor)

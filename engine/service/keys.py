@@ -1,4 +1,7 @@
-"""Write keys of the ingest API: made once, shown once, kept only as their SHA-256.
+"""Keys of the HTTP service: made once, shown once, kept only as their SHA-256.
+
+A key has a role: a ``write`` key sends events to the ingest API, a ``dashboard`` key logs in to
+the read-only dashboard; neither is accepted for the other.
 
 A key is ``fu_`` and 43 characters of ``secrets.token_urlsafe`` (256 bits), so a plain SHA-256 is
 enough to keep it (no salt or slow hash needed for a random key of that size). A request's key is
@@ -19,6 +22,9 @@ from engine.errors import FollowupError
 from engine.storage.tables import api_keys
 
 KEY_PREFIX = "fu_"
+WRITE = "write"
+DASHBOARD = "dashboard"
+ROLES = (WRITE, DASHBOARD)
 
 
 class UnknownKey(FollowupError):
@@ -27,7 +33,8 @@ class UnknownKey(FollowupError):
 
 @dataclass(frozen=True, slots=True)
 class WriteKey:
-    """A stored key (never the key itself): its id, name, rate and whether it is revoked."""
+    """A stored key (never the key itself): its id, name, rate, role and whether it is
+    revoked."""
 
     id: str
     name: str
@@ -35,6 +42,7 @@ class WriteKey:
     rate: float | None
     created_at: datetime
     revoked_at: datetime | None
+    role: str = WRITE
 
     @property
     def active(self) -> bool:
@@ -56,6 +64,7 @@ def _from_row(row: sa.Row[tuple[object, ...]]) -> WriteKey:
         rate=mapping["rate"],
         created_at=mapping["created_at"],
         revoked_at=mapping["revoked_at"],
+        role=mapping["role"],
     )
 
 
@@ -68,8 +77,12 @@ class KeyStore:
         # the connection goes back to the pool with no ROLLBACK round trip (half the cost)
         self._reads = db.execution_options(isolation_level="AUTOCOMMIT")
 
-    def create(self, name: str, rate: float | None, now: datetime) -> tuple[WriteKey, str]:
-        """A new key: its record, and the key itself (shown once, never stored)."""
+    def create(
+        self, name: str, rate: float | None, now: datetime, role: str = WRITE
+    ) -> tuple[WriteKey, str]:
+        """A new key of ``role``: its record, and the key itself (shown once, never stored)."""
+        if role not in ROLES:
+            raise ValueError(f"a key's role is one of {', '.join(ROLES)}, not {role!r}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = WriteKey(
             id="key_" + secrets.token_hex(6),
@@ -78,6 +91,7 @@ class KeyStore:
             rate=rate,
             created_at=now,
             revoked_at=None,
+            role=role,
         )
         with self.db.begin() as conn:
             conn.execute(
@@ -88,6 +102,7 @@ class KeyStore:
                     prefix=record.prefix,
                     rate=rate,
                     created_at=now,
+                    role=role,
                 )
             )
         return record, key
@@ -111,12 +126,19 @@ class KeyStore:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one()
         return _from_row(row)
 
-    def authenticate(self, key: str) -> WriteKey | None:
-        """The active key ``key`` is, or ``None`` (unknown or revoked)."""
+    def authenticate(self, key: str, role: str = WRITE) -> WriteKey | None:
+        """The active key of ``role`` that ``key`` is, or ``None`` (unknown, revoked or of
+        another role)."""
         digest = hash_key(key)
         with self._reads.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
         found = _from_row(row)
-        return found if found.active else None
+        return found if found.active and found.role == role else None
+
+    def find(self, key_id: str) -> WriteKey | None:
+        """The key whose id is ``key_id`` (revoked or not), or ``None``."""
+        with self._reads.connect() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+        return _from_row(row) if row is not None else None

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.ingest.pipeline import IngestSummary
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
-from engine.service.keys import WriteKey
+from engine.service.keys import WRITE, WriteKey
 from engine.service.limits import BodyTooLarge, read_body, retry_after
 from engine.service.models import REQUEST_EXAMPLES, REQUEST_MODELS, Problem, Tracked
 from engine.service.parsing import Parsed, parse_request
@@ -62,7 +62,7 @@ def basic_auth_key(request: Request) -> str | None:
 def _check_key(ctx: ServiceContext, key: str | None) -> WriteKey:
     if key is None:
         raise ApiError(401, "unauthorized", _SEND_KEY, headers=_UNAUTHORIZED)
-    found = ctx.keys.authenticate(key)
+    found = ctx.keys.authenticate(key, WRITE)
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked write key", headers=_UNAUTHORIZED)
     rate = found.rate if found.rate is not None else ctx.limits.rate

@@ -310,8 +310,9 @@ call_dnc = sa.Table(
 )
 
 # --- the HTTP service (migration 0005) -------------------------------------------------------
-# - ``api_keys``: write keys of the ingest API; only the SHA-256 of a key is kept, and a revoked
-#   key keeps its row (``revoked_at``) so ``followup keys list`` still shows it.
+# - ``api_keys``: keys of the HTTP service; only the SHA-256 of a key is kept, and a revoked
+#   key keeps its row (``revoked_at``) so ``followup keys list`` still shows it. ``role``
+#   (migration 0016): ``write`` keys send events, ``dashboard`` keys log in to the dashboard.
 
 api_keys = sa.Table(
     "api_keys",
@@ -323,6 +324,7 @@ api_keys = sa.Table(
     sa.Column("rate", sa.Float()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime()),
+    sa.Column("role", sa.String(16), nullable=False, server_default="write"),
 )
 
 # --- the rejects store (migration 0010) ------------------------------------------------------

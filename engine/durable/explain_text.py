@@ -1,0 +1,245 @@
+"""Why a customer did or did not get a message, in plain English: the lines of ``followup
+explain`` and of the dashboard's customer page, from :func:`engine.durable.reports.explain_customer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.campaigns.loader import CampaignSet, campaign_version
+from engine.campaigns.schema import Campaign, EventTrigger, ScheduleTrigger, SegmentTrigger
+from engine.double_opt_in import CAMPAIGN_ID, with_confirmation
+from engine.durable.reports import (
+    CurrentCampaign,
+    Decision,
+    Explanation,
+    JourneyState,
+    Outcome,
+)
+from engine.journeys.plan import format_time
+
+
+def current_campaigns(loaded: CampaignSet, policies: dict[str, Any]) -> dict[str, CurrentCampaign]:
+    """Each campaign's status and version now: the files', and the built-in double opt-in
+    campaign's when the policy is on."""
+    current = {
+        cid: CurrentCampaign(found.campaign.status.value, found.version)
+        for cid, found in loaded.campaigns.items()
+    }
+    for campaign in with_confirmation([], policies) if CAMPAIGN_ID not in current else []:
+        current[campaign.id] = CurrentCampaign(campaign.status.value, campaign_version(campaign))
+    return current
+
+
+SKIP_REASONS = {
+    "no_consent": "no {channel} consent",
+    "frequency_cap": "over the project's {channel} frequency cap",
+    "holdout": "held out: in the campaign's control group, never contacted",
+    "suppressed": "the address or phone is on the project's suppression list",
+    "no_address": "no {address} known for the customer",
+    "exited": "the journey had already ended",
+    "render_error": "the subject or body template failed to render for this customer",
+    "policy": "blocked by a project policy",
+}
+EXIT_REASONS = {
+    "exit_event": "exited on {event}",
+    "restarted": "exited: restarted by a new trigger (entry.while_active: restart)",
+    "merged": "exited: the profile was merged into one already running this campaign "
+    "(one journey per campaign survives a merge)",
+}
+NOT_ENTERED = {
+    "audience": "the customer did not match the campaign's audience at the trigger",
+    "once": "entry.once: the customer entered this campaign before",
+    "cooldown": "the customer entered this campaign within its entry.cooldown",
+    "already_active": "a journey of this campaign was already running (entry.while_active: ignore)",
+}
+_ADDRESSES = {"email": "email address", "call": "phone number", "sms": "phone number"}
+# a decided send, by its outbox row's status: the outcome text after it says the rest
+_SEND_VERBS = {"delivered": "sent", "pending": "queued", "sending": "queued"}
+_FIELD_ORDER = ("template", "subject", "audience", "list", "priority", "reason", "url", "variant")
+
+
+def _plain(reason: str, channel: str | None) -> str | None:
+    template = SKIP_REASONS.get(reason)
+    if template is None:
+        return None
+    name = channel or "channel"
+    return template.format(channel=name, address=_ADDRESSES.get(name, "email address or phone"))
+
+
+def reason_text(decision: Decision) -> str:
+    """A short plain-English explanation of the decision's reason."""
+    reason = decision.reason or ""
+    if decision.action == "not_entered":
+        return NOT_ENTERED.get(reason, reason)
+    if decision.action == "exit":
+        event = str(decision.fields.get("event", "an exit event"))
+        return EXIT_REASONS.get(reason, f"exited: {reason}").format(event=event)
+    return _plain(reason, decision.channel) or reason
+
+
+def _fields_text(fields: Mapping[str, Any]) -> str:
+    parts = []
+    for key in _FIELD_ORDER:
+        value = fields.get(key)
+        if value is None or value == "":
+            continue
+        text = f'"{value}"' if key == "subject" else str(value)
+        parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
+def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
+    """What became of a channel action decided ``sent``: its outbox row."""
+    if outcome is None:
+        return "no outbox row (not handed to delivery)"
+    detail = f": {outcome.detail}" if outcome.detail else ""
+    match outcome.status:
+        case "delivered":
+            return f"delivered {format_time(outcome.updated_at)}"
+        case "pending":
+            tried = f", {outcome.attempts} attempt(s) so far{detail}" if outcome.attempts else ""
+            return f"waiting for delivery (due {format_time(outcome.next_attempt_at)}{tried})"
+        case "sending":
+            return f"being delivered (claimed {format_time(outcome.updated_at)})"
+        case "skipped":
+            why = outcome.detail or "no detail"
+            reason, _, rest = why.partition(":")
+            if reason == "exited" and rest:  # a late exit event settled it, not the delivery
+                return f"not delivered: skipped {format_time(outcome.updated_at)}, {why}"
+            plain = _plain(reason, channel)
+            if plain is not None and not rest:
+                why += f" ({plain})"
+            return f"not delivered: checked again at delivery {format_time(outcome.updated_at)}, skipped: {why}"
+        case "failed":
+            return f"FAILED {format_time(outcome.updated_at)}{detail}"
+        case "unknown":
+            return f"UNKNOWN outcome{detail}; check by hand whether it reached the customer"
+    return f"{outcome.status}{detail}"
+
+
+def decision_text(decision: Decision, customer_id: str) -> str:
+    """One decision as a line a person reads."""
+    head = f"{format_time(decision.at)} {decision.campaign_id}"
+    if decision.journey_id:
+        head += f" {decision.journey_id}"
+    if decision.customer_id != customer_id:
+        head += f" (as merged profile {decision.customer_id})"
+    fields = decision.fields
+    action = decision.action
+    if action == "enter":
+        held = " (held out: control group, never contacted)" if fields.get("holdout") else ""
+        return f"{head} entered{held}"
+    if action == "not_entered":
+        return f"{head} not entered: {decision.reason} ({reason_text(decision)})"
+    if action == "exit":
+        return f"{head} {reason_text(decision)}"
+    if action == "convert":
+        value = fields.get("value")
+        worth = f" (value {value})" if value is not None else ""
+        control = " [control group]" if fields.get("holdout") else ""
+        return f"{head} converted by {fields.get('event', 'the goal event')}{worth}{control}"
+    verb = {"audience_add": "add to audience", "audience_remove": "remove from audience"}.get(
+        action, "sent"
+    )
+    described = _fields_text(fields)
+    step = f" step {decision.step}:" if decision.step is not None else ":"
+    if decision.status == "skipped":
+        extra = f"; {described}" if described else ""
+        what = (
+            (decision.channel or "?") if action == "send" else f"{decision.channel or '?'} {verb}"
+        )
+        return f"{head}{step} {what} skipped: {decision.reason} ({reason_text(decision)}){extra}"
+    if action == "send":  # "sent" once the provider confirmed it, not when it was decided
+        verb = _SEND_VERBS.get(decision.outcome.status if decision.outcome else "", "decided")
+    what = f"{decision.channel or '?'} {verb}"
+    extra = f" ({described})" if described else ""
+    return f"{head}{step} {what}{extra} — {outcome_text(decision.outcome, decision.channel)}"
+
+
+def journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) -> str:
+    file = current.get(journey.campaign_id)
+    version = f"version {journey.version}"
+    if file is not None and file.version != journey.version:
+        version = f"older version {journey.version} (the file is now {file.version})"
+    text = (
+        f"{journey.campaign_id} {journey.id} entered {format_time(journey.entered_at)}: "
+        f"{journey.status}, {version}"
+    )
+    if journey.status == "active":
+        if file is None:
+            text += "; held: the campaign file is gone"
+        elif file.status != "active":
+            text += f"; held: the campaign is {file.status}"
+        if journey.next_due_at is not None:
+            text += f"; next step due {format_time(journey.next_due_at)}"
+        else:
+            text += "; waiting for an event"
+    return text
+
+
+def _trigger_hint(campaign: Campaign, explanation: Explanation) -> str:
+    trigger = campaign.trigger
+    if isinstance(trigger, EventTrigger):
+        seen = explanation.events.get(trigger.event, 0)
+        if not seen:
+            return (
+                f"{campaign.id}: no {trigger.event!r} event seen for this customer "
+                f"(the campaign's trigger)"
+            )
+        where = f" none matched `where: {trigger.where.source}`, or" if trigger.where else ""
+        return (
+            f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but{where} they came before "
+            f"the campaign was running (an event triggers only the campaigns active when the "
+            f"engine takes it)"
+        )
+    if isinstance(trigger, ScheduleTrigger):
+        audience = f" matching `{campaign.audience.source}`" if campaign.audience else ""
+        return (
+            f"{campaign.id}: scheduled ({trigger.schedule}); every customer{audience} enters at "
+            f"each tick, and none has been run for this customer yet"
+        )
+    assert isinstance(trigger, SegmentTrigger)
+    return (
+        f"{campaign.id}: enters when `{trigger.segment.source}` turns true for the customer; "
+        f"it has not"
+    )
+
+
+def why_nothing(
+    explanation: Explanation, campaigns: Mapping[str, Campaign], campaign_id: str | None
+) -> list[str]:
+    """What may explain that no decision was recorded."""
+    hints = []
+    if explanation.pending_events:
+        hints.append(
+            f"{explanation.pending_events} of the customer's events wait for the journey engine: "
+            f"run `followup tick` (or keep `followup run` going)"
+        )
+    if campaign_id is not None:
+        campaign = campaigns.get(campaign_id)
+        if campaign is None:
+            hints.append(f"{campaign_id}: its campaign file is gone; nothing new can happen")
+        elif campaign.status.value == "paused":
+            hints.append(
+                f"{campaign_id} is paused: no new entries, its pending steps are held until it "
+                f"is active again"
+            )
+        elif campaign.status.value == "draft":
+            hints.append(f"{campaign_id} is a draft: only `validate` and `simulate` run it")
+        else:
+            hints.append(_trigger_hint(campaign, explanation))
+        return hints
+    seen = ", ".join(f"{name} ×{n}" for name, n in explanation.events.items()) or "none"
+    hints.append(f"the customer's events: {seen}")
+    running = [c for c in campaigns.values() if c.status.value == "active"]
+    if not running:
+        hints.append("no campaign is active (paused and draft campaigns take no entries)")
+    hints.extend(_trigger_hint(c, explanation) for c in sorted(running, key=lambda c: c.id))
+    hints.extend(
+        f"{c.id} is {c.status.value}: it takes no new entries"
+        for c in sorted(campaigns.values(), key=lambda c: c.id)
+        if c.status.value != "active"
+    )
+    return hints

@@ -1,0 +1,67 @@
+"""``/dashboard/login`` and ``/dashboard/logout``: a dashboard key starts a session (a signed
+cookie, :mod:`engine.service.dashboard.session`); logging out clears it."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from engine.service.dashboard.render import render
+from engine.service.dashboard.session import PATH
+from engine.service.dashboard.web import LOGIN, layout, page, redirect, service, session
+from engine.service.keys import DASHBOARD
+from engine.service.limits import BodyTooLarge, read_body
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+FORM_BYTES = 4096
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after the login: a dashboard page of this server, else the overview."""
+    if (
+        target
+        and target.startswith(PATH)
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.split("?")[0] != LOGIN
+    ):
+        return target
+    return PATH
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    """The login form (a dashboard key); a valid session goes straight on."""
+    target = _safe_next(request.query_params.get("next"))
+    if await session(request) is not None:
+        return redirect(target)
+    return page(render("login.html", **layout(next=target, error=None, signed_in=False)))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the key (a dashboard key, active) and start a session."""
+    ctx = service(request)
+    try:
+        body = await read_body(request, FORM_BYTES)
+        fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    except (BodyTooLarge, UnicodeDecodeError):
+        fields = {}
+    target = _safe_next(fields.get("next"))
+    key = fields.get("key", "").strip()
+    found = await run_in_threadpool(ctx.keys.authenticate, key, DASHBOARD) if key else None
+    if found is None:
+        error = "Unknown or revoked key, or not a dashboard key."
+        return page(
+            render("login.html", **layout(next=target, error=error, signed_in=False)), status=401
+        )
+    return redirect(target, ctx.sessions.start(found, ctx.followup.clock()))
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session: clear the cookie and go back to the login page."""
+    return redirect(LOGIN, service(request).sessions.end())
