@@ -100,18 +100,33 @@ def _touches_of(
     survivor: Any,
 ) -> dict[str, list[tuple[str, Touch]]]:
     """The period's touches of ``buyers`` (and of the profiles merged into them), in plan
-    order: by decision time, then journey, then the order decided."""
+    order: by decision time, then journey, then the order decided. The ids go into a
+    temporary table the outbox is joined with: one query, however many buyers."""
     ids = set(buyers) | {merged for merged in merged_into if survivor(merged) in buyers}
+    wanted = sa.Table(
+        "report_buyers",
+        sa.MetaData(),
+        sa.Column("customer_id", sa.String(32), primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    wanted.drop(conn, checkfirst=True)
+    wanted.create(conn)
     o = outbox.c
-    rows: list[Any] = []
-    for part in chunks(sorted(ids)):
-        query = sa.select(
-            o.id, o.customer_id, o.campaign_id, o.journey_id, o.channel, o.decided_at, o.updated_at
-        ).where(o.customer_id.in_(part), *_delivered(period))
-        rows.extend(conn.execute(query))
-    rows.sort(key=lambda r: (r.decided_at, r.journey_id, r.id))
-    found: dict[str, list[tuple[str, Touch]]] = {}
-    for sequence, row in enumerate(rows):
-        touch = Touch(row.updated_at, row.channel, row.campaign_id, sequence)
-        found.setdefault(survivor(row.customer_id), []).append((row.campaign_id, touch))
-    return found
+    try:
+        for part in chunks(sorted(ids), 10_000):
+            conn.execute(wanted.insert(), [{"customer_id": customer} for customer in part])
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {wanted.name}"))
+        query = (
+            sa.select(o.customer_id, o.campaign_id, o.channel, o.updated_at)
+            .join_from(outbox, wanted, o.customer_id == wanted.c.customer_id)
+            .where(*_delivered(period))
+            .order_by(o.decided_at, o.journey_id, o.id)
+        )
+        found: dict[str, list[tuple[str, Touch]]] = {}
+        for sequence, (customer, campaign, channel, at) in enumerate(conn.execute(query)):
+            touch = Touch(at, channel, campaign, sequence)
+            found.setdefault(survivor(customer), []).append((campaign, touch))
+        return found
+    finally:
+        wanted.drop(conn)

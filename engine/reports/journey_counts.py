@@ -167,6 +167,8 @@ def count_campaigns(
     try:
         grouped = journeys_query(table, period, dialect)
         conn.execute(journeys.insert().from_select(list(grouped.c.keys()), sa.select(grouped)))
+        if dialect == "postgresql":  # a temporary table has no statistics until analyzed
+            conn.execute(sa.text(f"ANALYZE {journeys.name}"))
         found: dict[str, CampaignCounts] = {}
         _groups(conn, journeys, found)
         _steps(conn, table, journeys, found)
