@@ -49,6 +49,20 @@ def parse_duration(value: object) -> timedelta:
     return result
 
 
+def parse_span(value: object) -> timedelta:
+    """``value`` as a :class:`timedelta` of zero or more (``0d``: never, in a window)."""
+    if isinstance(value, timedelta):
+        result = value
+    elif value is None:
+        raise ValueError(f"a duration is missing; {DURATION_HINT}")
+    else:
+        text = value.strip() if isinstance(value, str) else str(value)
+        result = timedelta(0) if text == "0" else _parse_text(text)
+    if result < timedelta(0):
+        raise ValueError(f"a duration cannot be negative; {DURATION_HINT}")
+    return result
+
+
 def _parse_text(text: str) -> timedelta:
     short = _SHORT.fullmatch(text)
     if short:
@@ -127,6 +141,12 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "examples": ["30m", "1h", "2d", "1w", "PT1H"]}),
+]
+Span = Annotated[  # a Duration that may be zero
+    timedelta,
+    BeforeValidator(parse_span),
+    PlainSerializer(lambda value: format_duration(value) if value else "0d", return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["0d", "30m", "5d"]}),
 ]
 Percent = Annotated[
     float,

@@ -37,12 +37,33 @@ class Order:
 
 @dataclass
 class Figures:
-    """Orders (or touches) and the credit they carry."""
+    """Orders (or touches) and the credit they carry. Sums are taken with :func:`math.fsum`,
+    correctly rounded once: shares of an order that add up to exactly 1 make whole orders."""
 
     count: int = 0
-    revenue: float = 0.0
-    attributed_count: float = 0.0
-    attributed_revenue: float = 0.0
+    values: list[float] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+    worth: list[float] = field(default_factory=list)
+
+    def credit(self, share: float, worth: float) -> None:
+        """Add the credit of one touch for one order."""
+        self.shares.append(share)
+        self.worth.append(worth)
+
+    @property
+    def revenue(self) -> float:
+        """The value of the orders counted."""
+        return math.fsum(self.values)
+
+    @property
+    def attributed_count(self) -> float:
+        """The orders credited, in shares."""
+        return math.fsum(self.shares)
+
+    @property
+    def attributed_revenue(self) -> float:
+        """The value credited."""
+        return math.fsum(self.worth)
 
 
 @dataclass
@@ -123,8 +144,7 @@ def attribute(
                 found.channels.setdefault(touch.channel, Figures()),
                 found.campaigns.setdefault(campaign_of[id(touch)], Figures()),
             ):
-                figures.attributed_count += share
-                figures.attributed_revenue += worth
+                figures.credit(share, worth)
             found.daily_attributed[(_day(order.at), touch.channel)] += worth
     return found
 
@@ -132,7 +152,7 @@ def attribute(
 def _count_order(found: Attributed, order: Order) -> None:
     for figures in (found.orders, found.by_source.setdefault(order.source, Figures())):
         figures.count += 1
-        figures.revenue += order.value
+        figures.values.append(order.value)
     found.daily_revenue[(_day(order.at), order.source)] += order.value
 
 

@@ -20,7 +20,13 @@ from engine.reports.attribution import Touch
 from engine.reports.build import build_report, timeline
 from engine.reports.credit import Order, attribute, order_value, survivor_of
 from engine.reports.html import Timeline
-from engine.reports.journey_counts import ALL_TIME, CHANNEL_ACTIONS, Period, count_campaigns
+from engine.reports.journey_counts import (
+    ALL_TIME,
+    CHANNEL_ACTIONS,
+    Period,
+    count_campaigns,
+    split_steps,
+)
 from engine.reports.settings import ReportSettings
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import customers, decisions, events, outbox
@@ -43,7 +49,7 @@ def database_report(
         ).all()
     )
     survivor = survivor_of(merged_into)
-    counts = count_campaigns(conn, decisions, period)
+    counts = count_campaigns(conn, decisions, period, split_steps(campaigns))
     orders = list(_orders(conn, settings, period, survivor))
     touches = _touches_of(conn, {order.customer for order in orders}, merged_into, period, survivor)
     attributed = attribute(orders, _touch_counts(conn, period), touches, settings)

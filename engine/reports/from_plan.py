@@ -19,7 +19,7 @@ from engine.reports.attribution import Touch
 from engine.reports.build import build_report, timeline
 from engine.reports.credit import Order, attribute, by_customer, order_value, survivor_of
 from engine.reports.html import Timeline
-from engine.reports.journey_counts import ALL_TIME, Period, count_campaigns
+from engine.reports.journey_counts import ALL_TIME, Period, count_campaigns, split_steps
 from engine.reports.settings import ReportSettings
 from engine.storage.tables import decisions
 
@@ -41,7 +41,7 @@ def plan_report(
     touches all the same."""
     plan = sorted(simulation.plan, key=PLAN_ORDER)
     survivor = survivor_of(simulation.merged_into)
-    counts = _counts(plan, period)
+    counts = _counts(plan, period, split_steps(campaigns))
     records = [
         (
             survivor(line.customer.id),
@@ -74,7 +74,7 @@ def plan_report(
     return report, timeline(attributed)
 
 
-def _counts(plan: list[PlanLine], period: Period) -> Any:
+def _counts(plan: list[PlanLine], period: Period, splits: Mapping[str, tuple[str, ...]]) -> Any:
     """The plan's lines in an in-memory ``decisions`` table, counted."""
     db = sa.create_engine("sqlite://")
     try:
@@ -83,7 +83,7 @@ def _counts(plan: list[PlanLine], period: Period) -> Any:
             rows = [_row(line) for line in plan]
             for start in range(0, len(rows), _BATCH):
                 conn.execute(decisions.insert(), rows[start : start + _BATCH])
-            return count_campaigns(conn, decisions, period)
+            return count_campaigns(conn, decisions, period, splits)
     finally:
         db.dispose()
 

@@ -11,12 +11,14 @@ journey counts when its entry is in the period; its lines count with it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from engine.campaigns.schema import Campaign, SplitStep, walk_steps
 from engine.storage.tables import UTCDateTime
 
 CHANNEL_ACTIONS = ("send", "audience_add")
@@ -143,10 +145,23 @@ def journeys_query(table: sa.Table, period: Period, dialect: str) -> sa.Subquery
     )
 
 
+def split_steps(campaigns: Mapping[str, Campaign]) -> dict[str, tuple[str, ...]]:
+    """The paths of each campaign's split steps."""
+    return {
+        cid: tuple(path for path, _, step in walk_steps(c.steps) if isinstance(step, SplitStep))
+        for cid, c in campaigns.items()
+    }
+
+
 def count_campaigns(
-    conn: sa.Connection, table: sa.Table, period: Period
+    conn: sa.Connection,
+    table: sa.Table,
+    period: Period,
+    splits: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, CampaignCounts]:
-    """The counts of every campaign with a journey entered in the period."""
+    """The counts of every campaign with a journey entered in the period. ``splits`` names
+    each campaign's split steps (:func:`split_steps`), so that a journey down a nested split
+    counts for the outer variant too; without it, lines count for their innermost one."""
     dialect = conn.dialect.name
     # the journeys, kept once in a temporary table: joined as a subquery, SQLite would work the
     # grouping out again for every line (155 s for 20,000 sends; 0.4 s kept)
@@ -173,7 +188,7 @@ def count_campaigns(
         _groups(conn, journeys, found)
         _steps(conn, table, journeys, found)
         _exits(conn, table, journeys, found)
-        _variants(conn, table, journeys, found, dialect)
+        _variants(conn, table, journeys, found, dialect, splits or {})
     finally:
         journeys.drop(conn)
     return found
@@ -266,6 +281,7 @@ def _variants(
     journeys: sa.Table,
     found: dict[str, CampaignCounts],
     dialect: str,
+    splits: Mapping[str, tuple[str, ...]],
 ) -> None:
     """Per split step and variant, the treatment journeys with a line in that variant (a
     journey counts once per variant it took, whatever its lines)."""
@@ -279,15 +295,27 @@ def _variants(
     )
     taken: set[tuple[str, str, str, str]] = set()
     for campaign, journey, step, name, converted, value in conn.execute(query):
-        split = split_path(str(step), str(name))
-        if (campaign, journey, split, name) in taken:
-            continue
-        taken.add((campaign, journey, split, name))
-        variants = found.setdefault(campaign, CampaignCounts()).variants.setdefault(split, {})
-        counts = variants.setdefault(str(name), VariantCounts())
-        counts.journeys += 1
-        counts.converted += int(converted or 0)
-        counts.revenue += float(value or 0.0) if converted else 0.0
+        for split, chosen in _taken(str(step), str(name), splits.get(campaign)):
+            if (campaign, journey, split, chosen) in taken:
+                continue
+            taken.add((campaign, journey, split, chosen))
+            variants = found.setdefault(campaign, CampaignCounts()).variants.setdefault(split, {})
+            counts = variants.setdefault(chosen, VariantCounts())
+            counts.journeys += 1
+            counts.converted += int(converted or 0)
+            counts.revenue += float(value or 0.0) if converted else 0.0
+
+
+def _taken(step: str, innermost: str, splits: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """The (split step, variant) pairs a line at ``step`` lies under: every split of the
+    campaign whose path is a prefix of it; without the campaign's splits, the innermost."""
+    if not splits:
+        return [(split_path(step, innermost), innermost)]
+    return [
+        (split, step[len(split) + 1 :].split(".", 1)[0])
+        for split in splits
+        if step.startswith(f"{split}.")
+    ]
 
 
 def split_path(step: str, variant: str) -> str:

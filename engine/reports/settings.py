@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.campaigns.durations import Duration
+from engine.campaigns.durations import Duration, Span
 from engine.campaigns.expressions import ExpressionField
 from engine.campaigns.schema import StrictModel, Text
 from engine.reports.attribution import DEFAULT_HALF_LIFE, DEFAULT_WINDOWS, Model
@@ -27,7 +27,7 @@ class ReportSettings(StrictModel):
         description="an order's value (default event.properties.revenue, else total, else 0)",
     )
     model: Model = Model.LAST_TOUCH
-    windows: dict[Text, Duration] = Field(
+    windows: dict[Text, Span] = Field(
         default_factory=lambda: dict(DEFAULT_WINDOWS),
         description="how long after a touch on each channel an order is credited to it (0d: "
         "never); channels left out keep their default",
