@@ -7,7 +7,7 @@ SAMPLE := build/sample/events.jsonl
 CONTACTS := build/sample/contacts.jsonl
 DEMO_NOW ?= 2017-12-10T00:00:00Z
 
-.PHONY: run test lint bench bench-ingest bench-campaigns bench-service bench-service-profile clean
+.PHONY: run test lint bench bench-ingest bench-campaigns bench-service bench-service-profile bench-reports clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ run: $(VENV)/.installed $(SAMPLE) $(CONTACTS)
 	$(BIN)/followup tick --now $(DEMO_NOW) --summary
 	@echo "One cart the demo recovered, decision by decision:"
 	$(BIN)/followup explain --customer tb-1000028 --campaign abandoned-cart
+	$(BIN)/followup report --format html --out build/report.html
 
 # The Mailchimp contract tests serve the vendor specs with Stoplight Prism, pinned by
 # tests/mailchimp/package-lock.json; without npm they skip (fail under FOLLOWUP_REQUIRE_SERVICES=1).
@@ -52,7 +53,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: bench-ingest bench-campaigns bench-service
+bench: bench-ingest bench-campaigns bench-service bench-reports
+
+# followup report over 1M sends and 100k orders beside plain GROUP BYs; BENCH_ARGS, e.g.
+# BENCH_ARGS="--sends 100000 --backends sqlite" for a quick run.
+bench-reports: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.reports.run $(BENCH_ARGS)
 
 bench-ingest: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.ingest.run
