@@ -320,22 +320,7 @@ def save(
         )
     insert_new(conn, outbox, sends)
     _skip_after_exit(conn, lines, now)
-    records = [
-        {
-            "at": line.at,
-            "campaign_id": line.campaign,
-            "journey_id": line.journey,
-            "customer_id": line.customer.id,
-            "action": line.action.value,
-            "step": line.step,
-            "channel": line.channel,
-            "status": line.status,
-            "reason": line.reason,
-            "fields": dict(line.fields),
-            "recorded_at": now,
-        }
-        for line in lines
-    ]
+    records = [decision_record(line, now) for line in lines]
     records += [
         {
             "at": refused.at,
@@ -355,6 +340,23 @@ def save(
     if records:
         conn.execute(decisions.insert(), records)
     return lines
+
+
+def decision_record(line: PlanLine, recorded_at: datetime) -> dict[str, Any]:
+    """The ``decisions`` row of a plan line."""
+    return {
+        "at": line.at,
+        "campaign_id": line.campaign,
+        "journey_id": line.journey,
+        "customer_id": line.customer.id,
+        "action": line.action.value,
+        "step": line.step,
+        "channel": line.channel,
+        "status": line.status,
+        "reason": line.reason,
+        "fields": dict(line.fields),
+        "recorded_at": recorded_at,
+    }
 
 
 def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign
+from engine.durable.store import decision_record
 from engine.events import Event
 from engine.journeys.plan import PlanAction, PlanLine
 from engine.journeys.simulate import PLAN_ORDER, Simulation
@@ -80,25 +81,9 @@ def _counts(plan: list[PlanLine], period: Period, splits: Mapping[str, tuple[str
     try:
         decisions.create(db)
         with db.begin() as conn:
-            rows = [_row(line) for line in plan]
+            rows = [decision_record(line, line.at) for line in plan]
             for start in range(0, len(rows), _BATCH):
                 conn.execute(decisions.insert(), rows[start : start + _BATCH])
             return count_campaigns(conn, decisions, period, splits)
     finally:
         db.dispose()
-
-
-def _row(line: PlanLine) -> dict[str, Any]:
-    return {
-        "at": line.at,
-        "campaign_id": line.campaign,
-        "journey_id": line.journey,
-        "customer_id": line.customer.id,
-        "action": line.action.value,
-        "step": line.step,
-        "channel": line.channel,
-        "status": line.status,
-        "reason": line.reason,
-        "fields": dict(line.fields),
-        "recorded_at": line.at,
-    }

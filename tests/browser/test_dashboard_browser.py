@@ -31,8 +31,8 @@ from engine.service.app import create_app
 from engine.service.keys import KeyStore
 from engine.service.server import BackgroundServer
 from engine.storage.tables import outbox
-from tests.browser.shop import T0, run_shop
 from tests.conftest import need_service
+from tests.durable.shop import T0, run_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
