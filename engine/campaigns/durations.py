@@ -38,12 +38,7 @@ _CLOCK = re.compile(r"(?P<hour>\d{1,2}):(?P<minute>\d{2})")
 
 def parse_duration(value: object) -> timedelta:
     """``value`` as a positive :class:`timedelta`; ``ValueError`` says what to write instead."""
-    if isinstance(value, timedelta):
-        result = value
-    elif value is None:
-        raise ValueError(f"a duration is missing; {DURATION_HINT}")
-    else:
-        result = _parse_text(value.strip() if isinstance(value, str) else str(value))
+    result = parse_span(value)
     if result <= timedelta(0):
         raise ValueError(f"a duration must be longer than zero; {DURATION_HINT}")
     return result
