@@ -31,7 +31,7 @@ run: $(VENV)/.installed $(SAMPLE) $(CONTACTS)
 	$(BIN)/followup customers show tb-1 --events 8
 	$(BIN)/followup customers show cdnow-00002 --events 8
 	$(BIN)/followup validate
-	$(BIN)/followup simulate --events docs/examples/stories/events.jsonl --summary
+	$(BIN)/followup simulate --events docs/examples/stories/events.jsonl --summary --report build/stories-report.html
 	$(BIN)/followup tick --now $(DEMO_NOW) --summary
 	@echo "One cart the demo recovered, decision by decision:"
 	$(BIN)/followup explain --customer tb-1000028 --campaign abandoned-cart

@@ -140,6 +140,9 @@ def print_tables(found: dict[str, Any]) -> None:
 def _lift(holdout: dict[str, Any] | None) -> str:
     if holdout is None:
         return "no holdout"
+    for group in ("control", "treatment"):
+        if not holdout[group]["journeys"]:
+            return f"no {group} journeys yet"
     lift = holdout["lift"]
     low, high = lift["ci95"]
     verdict = "significant" if lift["significant"] else "not significant"

@@ -195,23 +195,57 @@ def _variants(counts: CampaignCounts, campaign: Campaign | None) -> dict[str, li
     return found
 
 
+DAYS_BY_DAY = 92  # a longer period is shown by week
+DAYS_BY_WEEK = 731  # a longer one by month
+
+
 def timeline(attributed: Attributed) -> Timeline:
-    """The figures per day for the charts over time, every day from the first to the last."""
-    days = sorted(
-        {day for day, _ in attributed.daily_attributed}
-        | {day for day, _ in attributed.daily_revenue}
-    )
-    if days:
-        first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
-        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-    channels = sorted({channel for _, channel in attributed.daily_attributed})
-    sources = sorted({source for _, source in attributed.daily_revenue})
+    """The figures over time for the charts: per day from the first to the last, or per week
+    (from Monday) over a period past three months, or per month past two years."""
+    dated = {day for day, _ in attributed.daily_attributed} | {
+        day for day, _ in attributed.daily_revenue
+    }
+    if not dated:
+        return Timeline((), {}, {})
+    first, last = date.fromisoformat(min(dated)), date.fromisoformat(max(dated))
+    span = (last - first).days
+    unit = "day" if span <= DAYS_BY_DAY else "week" if span <= DAYS_BY_WEEK else "month"
+    labels = _labels(first, last, unit)
+    index = {label: n for n, label in enumerate(labels)}
+    attributed_by: dict[str, list[float]] = {}
+    for (day, channel), value in attributed.daily_attributed.items():
+        attributed_by.setdefault(channel, [0.0] * len(labels))[index[_bucket(day, unit)]] += value
+    revenue_by: dict[str, list[float]] = {}
+    for (day, source), value in attributed.daily_revenue.items():
+        revenue_by.setdefault(source, [0.0] * len(labels))[index[_bucket(day, unit)]] += value
     return Timeline(
-        days=tuple(days),
-        attributed_by_channel={
-            c: tuple(attributed.daily_attributed[(day, c)] for day in days) for c in channels
-        },
-        revenue_by_source={
-            s: tuple(attributed.daily_revenue[(day, s)] for day in days) for s in sources
-        },
+        days=tuple(labels),
+        attributed_by_channel={c: tuple(v) for c, v in sorted(attributed_by.items())},
+        revenue_by_source={s: tuple(v) for s, v in sorted(revenue_by.items())},
+        unit=unit,
     )
+
+
+def _bucket(day: str, unit: str) -> str:
+    """The label of the ``unit`` an ISO ``day`` falls in."""
+    found = date.fromisoformat(day)
+    if unit == "week":
+        return (found - timedelta(days=found.weekday())).isoformat()
+    if unit == "month":
+        return found.strftime("%Y-%m")
+    return day
+
+
+def _labels(first: date, last: date, unit: str) -> list[str]:
+    """Every ``unit`` label from the one of ``first`` to the one of ``last``."""
+    labels: list[str] = []
+    day = first
+    while day <= last:
+        label = _bucket(day.isoformat(), unit)
+        if not labels or labels[-1] != label:
+            labels.append(label)
+        day += timedelta(days=1 if unit == "day" else 7 if unit == "week" else 28)
+    end = _bucket(last.isoformat(), unit)
+    if labels[-1] != end:
+        labels.append(end)
+    return labels

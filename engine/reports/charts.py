@@ -206,6 +206,7 @@ def line_chart(
     unit: Unit,
     y_label: str,
     plot_height: float = 180.0,
+    x_label: str = "day (UTC)",
 ) -> Markup:
     """One polyline per series over consecutive days, with a legend, y ticks and the first,
     middle and last day labelled."""
@@ -233,7 +234,7 @@ def line_chart(
         anchor = "middle" if len(days) == 1 or 0 < index < len(days) - 1 else "start"
         anchor = "end" if index == len(days) - 1 and len(days) > 1 else anchor
         parts.append(_text(x_of(index), bottom + 16, days[index], anchor))
-    parts.append(_text((_PLOT_LEFT + right) / 2, bottom + 32, "day (UTC)", "middle", "axis-title"))
+    parts.append(_text((_PLOT_LEFT + right) / 2, bottom + 32, x_label, "middle", "axis-title"))
     for number, line in enumerate(series):
         parts.extend(_polyline(line, colour(number), x_of, y_of))
     return _svg(title, bottom + 40, parts, "line-chart")

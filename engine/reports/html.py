@@ -33,11 +33,13 @@ from engine.reports.charts import (
 
 @dataclass(frozen=True)
 class Timeline:
-    """Figures per day (UTC dates, ISO strings, ascending, consecutive) for the charts over time."""
+    """Figures per period of time (``unit``: day, week or month; UTC; labels are ISO dates,
+    a week's Monday, or ``YYYY-MM``; ascending, consecutive) for the charts over time."""
 
     days: tuple[str, ...]
     attributed_by_channel: Mapping[str, tuple[float, ...]]  # channel -> attributed revenue per day
     revenue_by_source: Mapping[str, tuple[float, ...]]  # order source -> order revenue per day
+    unit: str = "day"
 
     def __post_init__(self) -> None:
         for name, values in [*self.attributed_by_channel.items(), *self.revenue_by_source.items()]:
@@ -54,6 +56,7 @@ class _Daily:
     chart: Markup
     names: tuple[str, ...]
     rows: tuple[tuple[str, tuple[float, ...], float], ...]  # day, value per name, total
+    unit: str = "day"
 
 
 @dataclass(frozen=True)
@@ -96,19 +99,21 @@ def render_html(
             order_share=_ratio(orders["attributed_count"], orders["count"]),
             revenue_share=_ratio(orders["attributed_revenue"], orders["revenue"]),
             by_channel=_daily(
-                "Attributed revenue per day, by channel",
+                f"Attributed revenue per {timeline.unit}, by channel",
                 timeline.days,
                 timeline.attributed_by_channel,
                 "attributed revenue",
+                unit=timeline.unit,
             ),
             sources=_sorted_items(orders["by_source"]),
             sources_chart=_sources_chart(orders["by_source"]),
             by_source=_daily(
-                "Order revenue per day, by source",
+                f"Order revenue per {timeline.unit}, by source",
                 timeline.days,
                 timeline.revenue_by_source,
                 "revenue",
                 plot_height=120.0,
+                unit=timeline.unit,
             ),
             channels=_sorted_items(report["channels"]),
             campaigns=[_campaign(c) for c in report["campaigns"]],
@@ -158,13 +163,14 @@ def _daily(
     series: Mapping[str, Sequence[float]],
     y_label: str,
     plot_height: float = 180.0,
+    unit: str = "day",
 ) -> _Daily:
     names = tuple(sorted(series))
     lines = [Series(name, tuple(finite(v) for v in series[name])) for name in names]
     per_day = [tuple(line.values[index] for line in lines) for index in range(len(days))]
     rows = tuple((day, values, sum(values)) for day, values in zip(days, per_day, strict=True))
-    chart = line_chart(title, days, lines, "money", y_label, plot_height)
-    return _Daily(chart, names, rows)
+    chart = line_chart(title, days, lines, "money", y_label, plot_height, f"{unit} (UTC)")
+    return _Daily(chart, names, rows, unit)
 
 
 def _sources_chart(by_source: Mapping[str, Mapping[str, float]]) -> Markup:

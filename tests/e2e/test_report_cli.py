@@ -139,6 +139,7 @@ def test_followup_report_reads_the_database_after_tick(tmp_path: Path) -> None:
     table = run_followup(folder, "report", "--campaign", "cart")
     assert table.returncode == 0, table.stderr
     assert "cart" in table.stdout and "promo" not in table.stdout
+    assert "no holdout" in table.stdout
     html = run_followup(folder, "report", "--format", "html", "--out", "out/report.html")
     assert html.returncode == 0, html.stderr
     assert (folder / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
@@ -216,3 +217,15 @@ def test_the_documented_reports_block_is_valid(tmp_path: Path) -> None:
     checked = run_followup(folder, "validate")
     assert checked.returncode == 0, checked.stdout
     assert _credit(_backtest(folder)) == {"cart": 100.0, "promo": 0.0}
+
+
+def test_a_lift_without_a_control_group_is_not_shown_as_a_figure() -> None:
+    """Nobody held out yet: the table says so rather than "+50.0 pts (+0.0 to +0.0)"."""
+    from engine.cli.report_command import _lift
+
+    group = {"journeys": 2, "converted": 1, "rate": 0.5, "revenue": 10.0}
+    empty = {"journeys": 0, "converted": 0, "rate": 0.0, "revenue": 0.0}
+    lift = {"absolute": 0.5, "relative": None, "ci95": [0.0, 0.0], "significant": False}
+    holdout = {"treatment": group, "control": empty, "lift": lift}
+    assert _lift(holdout) == "no control journeys yet"
+    assert _lift({**holdout, "control": group}).startswith("+50.0 pts")
