@@ -241,6 +241,7 @@ class SendPolicies:
         self._calling_hours = policies.calling_hours or DEFAULT_CALLING_HOURS
         self._quiet_hours: dict[str, tuple[time, time]] = dict(policies.quiet_hours.items())
         self._caps: dict[str, tuple[FrequencyCap, ...]] = dict(policies.frequency_caps.items())
+        self.double_opt_in = policies.double_opt_in
 
     @property
     def cap_history(self) -> timedelta | None:

@@ -69,8 +69,16 @@ def reserved_id_problems(
 
 
 def _template_problems(config_path: Path, policy: DoubleOptIn, templates: Path) -> list[Problem]:
-    if (templates / policy.template).is_file():
-        return []
+    template = templates / policy.template
+    if template.is_file():
+        if "confirm_url" in template.read_text(errors="replace"):
+            return []
+        _, source, _ = read_yaml(config_path)
+        message = (
+            f"the confirmation email's template {display_path(template)} has no "
+            "{{ confirm_url }}: nobody could confirm a signup"
+        )
+        return [source.problem(("policies", "double_opt_in"), message).as_warning()]
     _, source, _ = read_yaml(config_path)
     where = display_path(templates / policy.template)
     message = (

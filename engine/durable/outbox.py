@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.campaigns.durations import format_duration
 from engine.channels import (
     ActivityListener,
     BatchProvider,
@@ -318,11 +319,11 @@ class OutboxDispatcher:
             fields["cart"] = _cart(state)
             fields["opted_in"] = bool(getattr(state.consent, row.channel, False))
         elif action is not DeliveryAction.AUDIENCE_REMOVE:
-            check = (
-                self.policies.unreachable
-                if is_transactional(row.campaign_id)
-                else self.policies.blocked
-            )
+            transactional = is_transactional(row.campaign_id)
+            stale = self._stale_confirmation(row, state, now) if transactional else None
+            if stale is not None:
+                return self._record(row, now, "skipped", stale)
+            check = self.policies.unreachable if transactional else self.policies.blocked
             blocked = check(row.channel, state)
             if blocked is not None and blocked.reason is not None:
                 return self._record(row, now, "skipped", blocked.reason.value)
@@ -348,6 +349,21 @@ class OutboxDispatcher:
             ),
             fields=fields,
         )
+
+    def _stale_confirmation(self, row: Any, state: CustomerState, now: datetime) -> str | None:
+        """Why a double opt-in confirmation decided at ``row.decided_at`` (the signup) must
+        not go out now, if it must not: the customer consents already, withdrew consent since
+        the signup, or the link would have expired (a backlog, a late signup)."""
+        consent = state.consent
+        if getattr(consent, row.channel, False):
+            return f"already_consented: the customer consents to {row.channel} now"
+        changed = consent.changed_at.get(row.channel)
+        if changed is not None and changed[0] > row.decided_at:
+            return "unsubscribed: consent was withdrawn after the signup"
+        policy = self.policies.double_opt_in
+        if policy is not None and now >= row.decided_at + policy.expires:
+            return f"expired: the link lasts {format_duration(policy.expires)} from the signup"
+        return None
 
     def _call(self, row: Any, delivery: Delivery, now: datetime) -> DeliveryOutcome:
         provider = self.providers[row.channel]

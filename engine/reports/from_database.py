@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign
+from engine.double_opt_in import TRANSACTIONAL
 from engine.reports.attribution import Touch
 from engine.reports.build import build_report, timeline
 from engine.reports.credit import Order, attribute, order_value, survivor_of
@@ -62,6 +63,7 @@ def _delivered(period: Period) -> list[sa.ColumnElement[bool]]:
         o.status == "delivered",
         o.action.in_(CHANNEL_ACTIONS),
         o.campaign_id != "",  # consent and activity syncs belong to no campaign
+        o.campaign_id.not_in(TRANSACTIONAL),  # a double opt-in confirmation markets nothing
         *period.where(o.updated_at),
     ]
 

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign
+from engine.double_opt_in import is_transactional
 from engine.durable.store import decision_record
 from engine.events import Event
 from engine.journeys.plan import PlanAction, PlanLine
@@ -50,7 +51,10 @@ def plan_report(
             Touch(line.at, str(line.channel), line.campaign, n),
         )
         for n, line in enumerate(plan)
-        if line.action in TOUCH_ACTIONS and line.status == "sent" and period.holds(line.at)
+        if line.action in TOUCH_ACTIONS
+        and line.status == "sent"
+        and period.holds(line.at)
+        and not is_transactional(line.campaign)  # a double opt-in confirmation markets nothing
     ]
     tally = Counter((campaign, touch.channel) for _, campaign, touch in records)
     orders = [

@@ -44,7 +44,22 @@ def _check(ctx: ServiceContext, token: str) -> tuple[Signup, dict[str, Any]]:
     if not TOKEN.fullmatch(token):
         raise InvalidToken("malformed confirmation token")
     signup = ctx.confirm_links.verify(token, ctx.followup.clock())
-    return signup, customer_fields(ctx, signup.customer_id)
+    who = customer_fields(ctx, signup.customer_id)
+    _still_wanted(ctx, signup)
+    return signup, who
+
+
+def _still_wanted(ctx: ServiceContext, signup: Signup) -> None:
+    """:class:`InvalidToken` when the customer withdrew consent on the signup's channel after
+    signing up: an old link must not subscribe them again."""
+    profile = ctx.followup.profile(signup.customer_id, recent=0)
+    if profile is None:
+        return
+    consent = profile.state.consent
+    changed = consent.changed_at.get(signup.channel)
+    granted = bool(getattr(consent, signup.channel, False))
+    if not granted and changed is not None and changed[0] > signup.signed_up_at:
+        raise InvalidToken("you unsubscribed after signing up; sign up again for a new link")
 
 
 def _record(ctx: ServiceContext, token: str, ip: str | None, agent: str | None) -> Signup:

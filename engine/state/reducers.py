@@ -239,7 +239,7 @@ def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[s
     """The consent an event sets, by channel: ``Subscribed`` grants and ``Unsubscribed``
     withdraws it for ``properties.channel`` (email when absent), as does an identify's
     ``traits.consent``. Under double opt-in (``holds_back`` given) a signup it holds back sets
-    nothing, and ``Subscription Confirmed`` grants."""
+    nothing, and a ``Subscription Confirmed`` of such a signup (its channel and list) grants."""
     changes: dict[str, bool] = {}
     if event.type is EventType.TRACK and event.name in CONSENT_EVENTS:
         named = event.properties.get("channel")
@@ -250,7 +250,10 @@ def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[s
             elif holds_back is None:
                 if event.name == "Subscribed":
                     changes[channel] = True
-            elif event.name == "Subscription Confirmed" or not holds_back(channel, event):
+            elif event.name == "Subscribed":
+                if not holds_back(channel, event):
+                    changes[channel] = True
+            elif holds_back(channel, event):  # confirms a signup of the policy's channels, lists
                 changes[channel] = True
     consent_traits = event.traits.get("consent") if event.traits else None
     if isinstance(consent_traits, dict):

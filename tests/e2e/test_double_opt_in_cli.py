@@ -161,3 +161,11 @@ def test_validate_explains_a_bad_policy_at_its_line(tmp_path: Path) -> None:
     checked = run_followup(folder, "validate")
     assert checked.returncode == 1
     assert "followup.yaml:2:" in checked.stdout
+
+
+def test_validate_warns_a_confirmation_template_without_its_link(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "templates" / "confirm_subscription.html").write_text("<p>Hello</p>\n")
+    checked = run_followup(folder, "validate")
+    assert checked.returncode == 0  # a warning: the file may be work in progress
+    assert "followup.yaml:2:" in checked.stdout and "has no {{ confirm_url }}" in checked.stdout

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import email
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import sqlalchemy as sa
 
 from engine.api import Followup
@@ -27,7 +28,7 @@ from engine.journeys.simulate import simulate
 from engine.service.app import create_app
 from engine.service.keys import KeyStore
 from engine.service.server import BackgroundServer
-from engine.storage.tables import events
+from engine.storage.tables import events, outbox
 from tests.conftest import FIXED_NOW
 from tests.durable.harness import Clock, decision_lines, plan_lines, write_messages
 from tests.e2e.test_double_opt_in_cli import project
@@ -174,3 +175,96 @@ def test_a_signup_is_confirmed_by_its_link_and_starts_the_welcome(
         server.stop()
         engine.close()
         service_engine.close()
+
+
+def _track(user: str, n: int, at: datetime, name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": name,
+        "userId": user,
+        "messageId": f"{user}-{n}",
+        "timestamp": at.isoformat(),
+        "properties": properties,
+    }
+
+
+def test_a_stale_confirmation_is_not_sent_and_an_old_link_subscribes_no_one(
+    tmp_path: Path,
+) -> None:
+    """Found by review: a confirmation decided at the signup but delivered later went out to
+    a customer who had unsubscribed or confirmed meanwhile, or with a link already expired;
+    and the old link of an unsubscribed customer subscribed them again."""
+    root = project(tmp_path, "")
+    clock = Clock(FIXED_NOW)
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    config = ProjectConfig.model_validate({"database_url": url, "policies": POLICIES})
+    engine = Followup(Project(config, root), clock)
+    server = BackgroundServer(create_app(engine, environ={})).start()
+    try:
+        config = config.model_copy(
+            update={"server": config.server.model_copy(update={"public_url": server.url})}
+        )
+        live = Followup(Project(config, root), clock)
+        t = FIXED_NOW
+        messages = [
+            *_signup("kim"),  # unsubscribes a minute after signing up
+            _track("kim", 3, t + timedelta(minutes=1), "Unsubscribed"),
+            *_signup("lu"),  # confirms (elsewhere) before the pass
+            _track("lu", 3, t + timedelta(minutes=2), "Subscription Confirmed"),
+            *_signup("old"),
+            *_signup("ann"),
+        ]
+        for n, days in (("old-1", 9), ("old-2", 8)):  # a backfilled signup
+            late = next(m for m in messages if m["messageId"] == n)
+            late["timestamp"] = (t - timedelta(days=days)).isoformat()
+        path = write_messages(tmp_path / "events.jsonl", messages)
+        live.ingestor.ingest(list(read_jsonl(path)))
+        clock.now = t + timedelta(minutes=5)
+        DurableProject(live).run_once()
+        with live.engine.connect() as conn:
+            rows = {
+                row.customer_id: (row.status, (row.detail or "").split(":")[0])
+                for row in conn.execute(
+                    sa.select(outbox).where(outbox.c.campaign_id == "double-opt-in")
+                )
+            }
+        by_user = {live.customer_id(user): user for user in ("kim", "lu", "old", "ann")}
+        found = {by_user[customer]: outcome for customer, outcome in rows.items()}
+        assert found["kim"] == ("skipped", "unsubscribed")
+        assert found["lu"] == ("skipped", "already_consented")
+        assert found["old"] == ("skipped", "expired")
+        assert found["ann"][0] == "delivered"
+
+        # ann's link, after she unsubscribed, subscribes no one
+        _, link = _link(root, "ann")
+        unsubscribe = _track("ann", 9, clock.now + timedelta(minutes=1), "Unsubscribed")
+        live.ingest_messages([unsubscribe])
+        clock.now += timedelta(minutes=2)
+        refused = httpx.post(link)
+        assert refused.status_code == 400 and "unsubscribed after signing up" in refused.text
+        assert live.profile("ann").state.consent.email is False  # type: ignore[union-attr]
+        live.close()
+    finally:
+        server.stop()
+        engine.close()
+
+
+def test_a_confirmation_is_no_touch_of_the_reports(tmp_path: Path) -> None:
+    """Found by review: the confirmation email took the credit of orders (first touch gave it
+    all). It is transactional: its confirmations count, not its sends."""
+    root = project(tmp_path, "")
+    messages = [
+        *_signup("cat"),
+        _track("cat", 3, FIXED_NOW + timedelta(hours=5), "Order Completed", revenue=50),
+    ]
+    write_messages(root / "events.jsonl", messages)
+    (root / "followup.yaml").write_text("policies:\n  double_opt_in: [email]\n")
+    from tests.e2e.cli import run_followup
+
+    result = run_followup(root, "simulate", "--events", "events.jsonl", "--report", "r.json")
+    assert result.returncode == 0, result.stderr
+    report = orjson.loads((root / "r.json").read_bytes())
+    (opt_in,) = [c for c in report["campaigns"] if c["campaign"] == "double-opt-in"]
+    assert opt_in["touches"] == {} and opt_in["attributed_revenue"] == 0.0
+    assert opt_in["steps"][0]["sent"] == 1
+    assert report["orders"]["attributed_count"] == 0.0

@@ -81,6 +81,18 @@ def test_the_policy_holds_back_only_its_channels_and_lists() -> None:
     assert held.fold([listed]).consent.email is False
 
 
+def test_a_confirmation_grants_only_what_the_policy_holds_back() -> None:
+    """A `Subscription Confirmed` for a channel or list the policy does not confirm grants
+    nothing (found by review: any such event granted sms consent)."""
+    held = reducer({"lists": ["newsletter"]})
+    sms = ev("Subscription Confirmed", 1, properties={"channel": "sms", "list": "newsletter"})
+    assert held.fold([sms]).consent.sms is False
+    other = ev("Subscription Confirmed", 1, properties={"list": "offers"})
+    assert held.fold([other]).consent.email is False
+    listed = ev("Subscription Confirmed", 1, properties={"list": "newsletter"})
+    assert held.fold([listed]).consent.email is True
+
+
 def test_consent_from_identify_traits_is_not_held_back() -> None:
     """Traits carry consent the shop already holds (an import), not a signup."""
     held = reducer(["email"])
