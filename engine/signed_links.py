@@ -82,9 +82,9 @@ class SignedTokens:
 
     def make(self, data: dict[str, Any], expires: datetime) -> str:
         """A token for ``data``, valid until ``expires``."""
-        fields: dict[str, Any] = {"p": self.purpose} if self.purpose is not None else {}
-        fields.update(data)
-        fields["exp"] = int(expires.timestamp())
+        fields: dict[str, Any] = {**data, "exp": int(expires.timestamp())}
+        if self.purpose is not None:
+            fields["p"] = self.purpose  # never one the data names
         payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
 
@@ -100,7 +100,7 @@ class SignedTokens:
         try:
             data = json.loads(_unb64(payload))
             expires = datetime.fromtimestamp(int(data["exp"]), UTC)
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        except (binascii.Error, ValueError, KeyError, TypeError, OverflowError, OSError) as exc:
             raise InvalidToken(malformed) from exc
         if not isinstance(data, dict) or data.get("p") != self.purpose:
             raise InvalidToken(f"the token is for another kind of link, not {self.what}")

@@ -111,3 +111,35 @@ def test_entries_per_day(followup: Followup) -> None:
     assert everything.of("none") == (0, 0, 0)
     assert last_days.days == ("2024-05-11", "2024-05-12")
     assert last_days.of("cart") == (1, 1)
+
+
+def test_a_long_period_makes_a_short_trend_line(followup: Followup) -> None:
+    """Found by review: a custom period from year 1 built a point per day (22 MB pages that
+    starved ingest); the line starts at the first entry and sums days into 120 points at most."""
+    first = datetime(1997, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "at": first + timedelta(days=n * 30),
+            "campaign_id": "cart",
+            "journey_id": f"j{n}",
+            "customer_id": f"c{n}",
+            "action": "enter",
+            "fields": {},
+            "recorded_at": first,
+        }
+        for n in range(250)  # about twenty years
+    ]
+    with followup.engine.begin() as conn:
+        conn.execute(decisions.insert(), rows)
+    with followup.engine.connect() as conn:
+        since = Period(datetime(1900, 1, 1, tzinfo=UTC), None)
+        found = daily_entries(conn, since, NOW)
+    assert found.days[0] == "1997-01-01"
+    assert len(found.days) <= 120
+    assert sum(found.of("cart")) == 250
+
+
+def test_dates_out_of_range_are_form_errors() -> None:
+    for bad in ({"since": "0001-01-01"}, {"until": "9999-12-31"}, {"since": "20240101"}):
+        refused = pick_period({"range": "custom", **bad}, NOW)
+        assert refused.error is not None, bad

@@ -115,7 +115,14 @@ def test_a_login_goes_back_to_the_page_asked_for_and_never_elsewhere(
     with _http(service) as http:
         back = http.post("/dashboard/login", data={"key": key, "next": "/dashboard/outbox"})
         assert back.headers["location"] == "/dashboard/outbox"
-        for elsewhere in ("https://evil.example", "//evil.example/dashboard", "/v1/track"):
+        elsewhere_all = (
+            "https://evil.example",
+            "//evil.example/dashboard",
+            "/v1/track",
+            "/dashboard/../unsubscribe/x",  # found by review: out of the dashboard by ..
+            "/dashboard/login/",
+        )
+        for elsewhere in elsewhere_all:
             sent = http.post("/dashboard/login", data={"key": key, "next": elsewhere})
             assert sent.headers["location"] == "/dashboard", elsewhere
 

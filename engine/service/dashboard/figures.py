@@ -4,6 +4,7 @@ caller's connection; the dashboard runs them in a worker thread."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class PeriodChoice:
 
 
 def _day(text: str) -> datetime:
+    """The start of a ``YYYY-MM-DD`` UTC day of the years 1900 to 2999 (``ValueError``)."""
+    if not re.fullmatch(r"(19|2\d)\d\d-\d\d-\d\d", text):
+        raise ValueError(f"not a YYYY-MM-DD date: {text!r}")
     return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
 
 
@@ -98,6 +102,9 @@ def _day_of(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str
     return sa.func.date(column)  # SQLite keeps UTC times as naive text
 
 
+MAX_POINTS = 120  # a trend line over a longer period sums its days into this many points
+
+
 @dataclass(frozen=True)
 class DailyEntries:
     """Journeys entered per UTC day, per campaign, every day of the range."""
@@ -130,11 +137,25 @@ def daily_entries(conn: sa.Connection, period: Period, now: datetime) -> DailyEn
         last = max([now.date(), *(date.fromisoformat(on) for on in seen[-1:])])
     first = first or (date.fromisoformat(seen[0]) if seen else None)
     last = last or (date.fromisoformat(seen[-1]) if seen else None)
+    if seen and first is not None and last is not None and (last - first).days > MAX_POINTS:
+        # a long period (all time, a custom one): from the first entry on, not year 1
+        first, last = (
+            max(first, date.fromisoformat(seen[0])),
+            min(last, date.fromisoformat(seen[-1])),
+        )
     if first is None or last is None or last < first:
         return DailyEntries((), {})
-    days = tuple((first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1))
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     campaigns = sorted({campaign for campaign, _ in counts})
-    return DailyEntries(days, {c: tuple(counts.get((c, on), 0) for on in days) for c in campaigns})
+    per_day = {c: [counts.get((c, on), 0) for on in days] for c in campaigns}
+    step = -(-len(days) // MAX_POINTS)  # days per point: at most MAX_POINTS points
+    return DailyEntries(
+        tuple(days[::step]),
+        {
+            c: tuple(sum(values[n : n + step]) for n in range(0, len(values), step))
+            for c, values in per_day.items()
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

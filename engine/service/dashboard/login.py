@@ -3,7 +3,8 @@ cookie, :mod:`engine.service.dashboard.session`); logging out clears it."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import posixpath
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -21,15 +22,18 @@ FORM_BYTES = 4096
 
 def _safe_next(target: str | None) -> str:
     """Where to go after the login: a dashboard page of this server, else the overview."""
+    if not target or "\\" in target:
+        return PATH
+    parts = urlsplit(target)
+    path = posixpath.normpath(parts.path) if parts.path else ""
     if (
-        target
-        and target.startswith(PATH)
-        and not target.startswith("//")
-        and "\\" not in target
-        and target.split("?")[0] != LOGIN
+        parts.scheme
+        or parts.netloc
+        or not (path == PATH or path.startswith(f"{PATH}/"))
+        or path == LOGIN
     ):
-        return target
-    return PATH
+        return PATH
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 @router.get("/login")
