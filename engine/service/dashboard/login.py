@@ -45,9 +45,31 @@ async def login_form(request: Request) -> Response:
     return page(render("login.html", **layout(next=target, error=None, signed_in=False)))
 
 
+def cross_site(request: Request) -> bool:
+    """Whether a form post comes from another site's page (the browser says so in
+    ``Sec-Fetch-Site``, else ``Origin`` names another host): the session cookie is ``Lax``,
+    so a link from a mail opens the dashboard, and the two forms that change it check this."""
+    fetched = request.headers.get("sec-fetch-site")
+    if fetched is not None:
+        return fetched == "cross-site"
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+
+
+def _refused() -> Response:
+    return page(render("login.html", **layout(next=PATH, error=_CROSS, signed_in=False)), 403)
+
+
+_CROSS = "This form was sent from another site; open the dashboard and log in here."
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the key (a dashboard key, active) and start a session."""
+    if cross_site(request):
+        return _refused()
     ctx = service(request)
     try:
         body = await read_body(request, FORM_BYTES)
@@ -68,4 +90,6 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     """End the session: clear the cookie and go back to the login page."""
+    if cross_site(request):
+        return _refused()
     return redirect(LOGIN, service(request).sessions.end())

@@ -3,7 +3,7 @@ request against the key itself, so revoking the key ends its sessions at once.
 
 The cookie ``followup_session`` holds a token of :class:`engine.signed_links.SignedTokens`
 (purpose ``dashboard-session``, signed with the project's key) with the key's id and an expiry
-12 hours after the login. It is ``HttpOnly``, ``SameSite=Strict``, ``Path=/dashboard``, and
+12 hours after the login. It is ``HttpOnly``, ``SameSite=Lax``, ``Path=/dashboard``, and
 ``Secure`` when the server's public URL is https.
 """
 
@@ -36,9 +36,7 @@ class Sessions:
 
     def _header(self, value: str, max_age: int) -> str:
         secure = "; Secure" if self.secure else ""
-        return (
-            f"{COOKIE}={value}; Max-Age={max_age}; Path={PATH}; HttpOnly; SameSite=Strict{secure}"
-        )
+        return f"{COOKIE}={value}; Max-Age={max_age}; Path={PATH}; HttpOnly; SameSite=Lax{secure}"
 
     def start(self, key: WriteKey, now: datetime) -> str:
         """The ``Set-Cookie`` value of a new session for the dashboard key ``key``."""
