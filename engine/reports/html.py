@@ -74,7 +74,10 @@ class _Split:
 
 
 @dataclass(frozen=True)
-class _Campaign:
+class CampaignFigures:
+    """A campaign of the report with its charts: funnel, lift, variants (the HTML report's
+    and the dashboard's)."""
+
     data: Mapping[str, Any]
     anchor: str
     funnel: Markup
@@ -116,7 +119,7 @@ def render_html(
                 unit=timeline.unit,
             ),
             channels=_sorted_items(report["channels"]),
-            campaigns=[_campaign(c) for c in report["campaigns"]],
+            campaigns=[campaign_figures(c) for c in report["campaigns"]],
         )
     )
 
@@ -186,7 +189,8 @@ def _sources_chart(by_source: Mapping[str, Mapping[str, float]]) -> Markup:
     )
 
 
-def _campaign(campaign: Mapping[str, Any]) -> _Campaign:
+def campaign_figures(campaign: Mapping[str, Any]) -> CampaignFigures:
+    """The charts of one campaign of the report."""
     name = str(campaign["campaign"])
     steps = campaign["steps"]
     funnel = bar_chart(
@@ -199,7 +203,7 @@ def _campaign(campaign: Mapping[str, Any]) -> _Campaign:
         "count",
     )
     holdout = campaign["holdout"]
-    return _Campaign(
+    return CampaignFigures(
         data=campaign,
         anchor="campaign-" + re.sub(r"\s+", "-", name),
         funnel=funnel,

@@ -22,8 +22,8 @@ from engine.campaigns.loader import load_campaigns
 from engine.durable.explain_text import current_campaigns, decision_text, journey_text, why_nothing
 from engine.durable.reports import explain_customer, status_report
 from engine.providers import provider_rates
-from engine.reports.charts import Series, bar_chart, finite, interval_chart, line_chart, rate_chart
-from engine.reports.html import lift_sentence
+from engine.reports.charts import Series, bar_chart, finite, line_chart
+from engine.reports.html import campaign_figures
 from engine.reports.project import project_campaigns, project_report
 from engine.service.context import ServiceContext
 from engine.service.dashboard.figures import (
@@ -134,53 +134,19 @@ def _campaign_page(ctx: ServiceContext, campaign_id: str, choice: PeriodChoice) 
         followup, choice.period, only=campaign_id, campaigns=campaigns
     )
     campaign = report["campaigns"][0]
-    steps = campaign["steps"]
-    funnel = bar_chart(
-        f"Funnel of {campaign_id}: journeys that reached and were sent each step",
-        [f"step {s['step']}" for s in steps],
-        [
-            Series("reached", tuple(finite(s["reached"]) for s in steps)),
-            Series("sent", tuple(finite(s["sent"]) for s in steps)),
-        ],
-        "count",
-    )
-    holdout = campaign["holdout"]
-    lift_chart, sentence = None, None
-    if holdout is not None:
-        if _lift_cell(campaign) is None:
-            group = "treatment" if not holdout["treatment"]["journeys"] else "control"
-            sentence = f"The {group} group has no journeys yet: lift cannot be measured."
-        else:
-            lift = holdout["lift"]
-            lower, upper = lift["ci95"]
-            lift_chart = interval_chart(
-                f"Lift of {campaign_id} with its 95% interval", lift["absolute"], lower, upper
-            )
-            sentence = lift_sentence(holdout)
-    splits = [
-        (
-            step,
-            rate_chart(
-                f"Conversion rate by variant at step {step} of {campaign_id}, with 95% intervals",
-                [str(v["variant"]) for v in variants],
-                [finite(v["rate"]) for v in variants],
-                [(finite(v["ci95"][0]), finite(v["ci95"][1])) for v in variants],
-            ),
-            variants,
-        )
-        for step, variants in sorted(campaign["variants"].items())
-    ]
+    figures = campaign_figures(campaign)
+    lift = figures.lift
     return render(
         "campaign.html",
         **layout(
             choice,
             c=campaign,
             model=str(report["model"]).replace("_", " "),
-            funnel=funnel,
-            reasons=sorted({reason for s in steps for reason in s["skipped"]}),
-            lift_chart=lift_chart,
-            sentence=sentence,
-            splits=splits,
+            funnel=figures.funnel,
+            reasons=figures.reasons,
+            lift_chart=lift.chart if lift is not None else None,
+            sentence=lift.sentence if lift is not None else None,
+            splits=[(split.step, split.chart, split.variants) for split in figures.splits],
             decisions=decisions,
             quote=quote,
         ),
