@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from engine.api import Followup
 from engine.errors import FollowupError
+from engine.events import EventInvalid, parse_timestamp
 
 # Piped output (make run, CI logs, `| less`) gets room for the tables unless COLUMNS says otherwise.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140
@@ -37,6 +39,17 @@ def config_path(ctx: typer.Context) -> Path | None:
     """The ``--config`` given to the command, or else to ``followup`` itself, if any."""
     value = ctx.params.get("config") or ctx.find_root().params.get("config")
     return Path(value) if value else None
+
+
+def time_option(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time given as ``option`` (``None`` when not given); a bad one ends the
+    command with ``error: OPTION: ...``."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, option)
+    except EventInvalid as exc:
+        raise fail(f"{option}: {exc.message}") from None
 
 
 def fail(message: str) -> typer.Exit:

@@ -12,8 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from engine.cli.context import ConfigOption, console, fail, open_engine
-from engine.events import EventInvalid, parse_timestamp
+from engine.cli.context import ConfigOption, console, fail, open_engine, time_option
 from engine.reports.attribution import Model
 from engine.reports.html import Timeline, render_html
 from engine.reports.journey_counts import Period
@@ -38,7 +37,7 @@ def report(
     """What the campaigns brought in: orders, attribution, lift, variants and funnels."""
     if format not in FORMATS:
         raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
-    period = Period(_time(since, "--since"), _time(until, "--until"))
+    period = Period(time_option(since, "--since"), time_option(until, "--until"))
     with open_engine(ctx) as followup:
         campaigns = project_campaigns(followup.project)
         if campaign is not None and campaign not in campaigns:
@@ -50,15 +49,6 @@ def report(
                 f"reports: in followup.yaml is invalid (run followup validate): {exc}"
             ) from None
     emit(found, days, format, out)
-
-
-def _time(value: str | None, option: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value, option)
-    except EventInvalid as exc:
-        raise fail(f"{option}: {exc.message}") from None
 
 
 def settings_of(reports: dict[str, Any]) -> ReportSettings:

@@ -24,12 +24,19 @@ from rich.table import Table
 
 from engine.api import Followup
 from engine.channels import ProviderContext
-from engine.cli.context import EXIT_PROBLEMS, ConfigOption, config_path, console, errors, fail
+from engine.cli.context import (
+    EXIT_PROBLEMS,
+    ConfigOption,
+    config_path,
+    console,
+    errors,
+    fail,
+    time_option,
+)
 from engine.clock import Clock, utc_now
 from engine.config import Project, load_project
 from engine.contact import normalize_phone
 from engine.errors import FollowupError
-from engine.events import EventInvalid, parse_timestamp
 from integrations.calls import (
     EntryStatus,
     OutcomeRejected,
@@ -51,15 +58,6 @@ dnc_app = typer.Typer(help="The company do-not-call list (E.164 phones).", no_ar
 calls_app.add_typer(dnc_app, name="dnc")
 
 PhonesArgument = Annotated[list[str], typer.Argument(help="Phone numbers, national or +E.164.")]
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value, option)
-    except EventInvalid as exc:
-        raise fail(f"{option}: {exc.message}") from None
 
 
 def _open(ctx: typer.Context, clock: Clock = utc_now) -> Followup:
@@ -93,7 +91,7 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write the dialer CSV of the entries callable today and mark them exported."""
-    at = _time(now, "--now") or utc_now()
+    at = time_option(now, "--now") or utc_now()
     followup = _open(ctx, lambda: at)
     try:
         target = out or _default_out(followup.project, list_name, at)
@@ -239,7 +237,7 @@ def outcome(
         parsed = parse_outcome(result)
     except ValueError as exc:
         raise fail(f"--outcome: {exc}") from None
-    when = _time(at, "--at")
+    when = time_option(at, "--at")
     followup = _open(ctx)
     try:
         report = OutcomeReport(entry, parsed, when or followup.clock(), agent, note)
