@@ -385,23 +385,39 @@ class DurableRuntime:
             at_due=False,  # a sweep looks at now, after the timers due by now
         )
         row = self._due(SEGMENTS, now)
-        if row is not None and row.due_at > now:
+        origin = now if row is None else row.due_at  # the next sweep of the hourly grid
+        if origin > now:
             return
-        while (taken := self._looks_batch(summary, now)) > 0:
-            summary.swept_customers += taken
+        sweep = origin
+        while (at := self._next_sweep(sweep, now)) is not None:
+            while (taken := self._looks_batch(summary, now, at)) > 0:
+                summary.swept_customers += taken
+            sweep = at + SEGMENT_SWEEP
         with self.db.begin() as conn:
             conn.execute(
                 schedule_ticks.update()
                 .where(schedule_ticks.c.name == SEGMENTS)
-                .values(due_at=now + SEGMENT_SWEEP, after_customer=None)
+                .values(due_at=_grid_after(origin, now), after_customer=None)
             )
 
-    def _looks_batch(self, summary: TickSummary, now: datetime) -> int:
-        """Sweep a batch of the customers whose segment look is due, with all they have due;
-        the sweep books each one's next look after ``now``. A customer merged away is dropped
-        (its survivor was checked). Returns how many looks it took."""
+    def _next_sweep(self, sweep: datetime, now: datetime) -> datetime | None:
+        """The first sweep of the hourly grid, from ``sweep`` on and by ``now``, that a look is
+        due at: the first at or after the earliest look (``None``: none by ``now``). A pass
+        that runs late sweeps each hour it missed, as ``simulate`` does."""
+        with self.db.connect() as conn:
+            earliest = conn.scalar(sa.select(sa.func.min(segment_looks.c.due_at)))
+        if earliest is None:
+            return None
+        at = max(sweep, _grid_after(sweep, earliest - _MICROSECOND))
+        return at if at <= now else None
+
+    def _looks_batch(self, summary: TickSummary, now: datetime, at: datetime) -> int:
+        """Sweep at ``at`` (a sweep of the grid, by ``now``) a batch of the customers whose
+        segment look is due by then, with all they have due; the sweep books each one's next
+        look after ``at``. A customer merged away is dropped (its survivor was checked).
+        Returns how many looks it took."""
         with self.db.begin() as conn:
-            claimed = self.claims.first(conn, looks_batch(now, self.batch_size), live=False)
+            claimed = self.claims.first(conn, looks_batch(at, self.batch_size), live=False)
             gone = merged_away(conn, claimed)
             taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
             done = sorted(gone) + taken.ids
@@ -413,7 +429,8 @@ class DurableRuntime:
                     taken,
                     now,
                     summary,
-                    lambda engine: engine.sweep_segments(now, _live(engine, taken.ids)),
+                    lambda engine: engine.sweep_segments(at, _live(engine, taken.ids)),
+                    at,
                 )
         summary.events += len(taken.events)
         return len(done)
@@ -490,6 +507,16 @@ def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, z
         count += 1
         tick = next_tick(trigger, tick, zone)
     return count
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _grid_after(origin: datetime, moment: datetime) -> datetime:
+    """The first sweep of the hourly grid through ``origin`` that is after ``moment``."""
+    if moment < origin:
+        return origin
+    return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
 
 
 def _live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:

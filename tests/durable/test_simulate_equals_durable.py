@@ -1,0 +1,220 @@
+"""Property: on any event stream, the durable engine decides what ``simulate`` plans.
+
+Hypothesis draws a stream (a few shoppers, anonymous browsing and sign-ins that merge profiles,
+carts, orders, refunds, signups and unsubscribes, calls, over four months) and the times the
+passes run (irregular gaps, as cron and backlogs make them, but a pass within each schedule
+tick's ``misfire_grace``: a tick missed by more is skipped by design). Each event is ingested
+when the clock reaches it. The decisions log must equal simulate's plan, line for line, with
+the example campaigns (event, schedule and segment triggers, waits for a time of day and for an
+event, branches, exits, goals, holdouts), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from tests.conftest import _empty_postgres
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    make_project,
+    open_followup,
+    plan_lines,
+    write_messages,
+)
+
+START = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)  # a Monday
+SPAN = timedelta(days=120)  # long enough for win-back (90 days without an order)
+HORIZON = timedelta(days=7)  # simulate's default: a week after the last event
+USERS = ("ann", "bob", "cy", "dee")
+KINDS = (
+    "identify",
+    "Product Added",
+    "Order Completed",
+    "Order Refunded",
+    "Subscribed",
+    "Unsubscribed",
+    "Call Completed",
+    "Product Viewed",
+)
+
+
+@st.composite
+def _message(draw: st.DrawFn, number: int) -> dict[str, Any]:
+    user = draw(st.sampled_from(USERS))
+    kind = draw(st.sampled_from(KINDS))
+    at = START + timedelta(seconds=draw(st.integers(0, int(SPAN.total_seconds()))))
+    found: dict[str, Any] = {"messageId": f"m{number}", "timestamp": at.isoformat()}
+    anonymous = draw(st.booleans()) and draw(st.booleans())  # a quarter browse signed out
+    if anonymous:
+        found["anonymousId"] = f"{user}-device"
+    else:
+        found["userId"] = user
+        if draw(st.booleans()):  # signed in on the device: merges what it browsed
+            found["anonymousId"] = f"{user}-device"
+    if kind == "identify":
+        traits: dict[str, Any] = {}
+        if draw(st.booleans()):
+            traits["email"] = f"{user}@example.com"
+        if draw(st.booleans()):
+            traits["consent"] = {"email": draw(st.booleans()), "ads": draw(st.booleans())}
+        if draw(st.booleans()):
+            traits["first_name"] = user.title()
+        if draw(st.booleans()):
+            traits["timezone"] = draw(st.sampled_from(["Europe/Paris", "America/New_York"]))
+        found.update(type="identify", traits=traits)
+        return found
+    properties: dict[str, Any] = {}
+    if kind == "Product Added":
+        properties = {"product_id": "p1", "price": draw(st.sampled_from([0, 20, 45]))}
+    elif kind in ("Order Completed", "Order Refunded"):
+        properties = {"order_id": f"o{number}", "revenue": draw(st.sampled_from([30, 80]))}
+    elif kind == "Subscribed":
+        properties = {"list": draw(st.sampled_from(["newsletter", "offers"]))}
+    elif kind == "Call Completed":
+        properties = {"outcome": draw(st.sampled_from(["interested", "busy"]))}
+    found.update(type="track", event=kind, properties=properties)
+    return found
+
+
+@st.composite
+def _stream(draw: st.DrawFn) -> list[dict[str, Any]]:
+    count = draw(st.integers(1, 30))
+    return [draw(_message(number)) for number in range(count)]
+
+
+# gaps between passes: minutes to a day and a half (a backlog; timers fall due in between)
+_GAPS = st.lists(st.integers(1, 36 * 60), min_size=40, max_size=40)
+
+
+def _mondays_nine_paris(first: datetime, last: datetime) -> list[datetime]:
+    """The weekly newsletter's ticks (Mondays 09:00 Europe/Paris) between the two times."""
+    paris = ZoneInfo("Europe/Paris")
+    day = first.astimezone(paris).date()
+    ticks = []
+    while (tick := datetime.combine(day, time(9), paris).astimezone(UTC)) <= last:
+        if day.weekday() == 0 and tick > first:
+            ticks.append(tick)
+        day += timedelta(days=1)
+    return ticks
+
+
+def _pass_times(first: datetime, end: datetime, gaps: list[int]) -> list[datetime]:
+    """Pass times from ``first`` to ``end``: the drawn gaps (repeated), and one pass soon
+    after each schedule tick (within its hour of grace)."""
+    times = {first, end}
+    now, index = first, 0
+    while now < end:
+        now += timedelta(minutes=gaps[index % len(gaps)])
+        index += 1
+        times.add(min(now, end))
+    for number, tick in enumerate(_mondays_nine_paris(first, end)):
+        times.add(tick + timedelta(minutes=gaps[number % len(gaps)] % 60))
+    return sorted(t for t in times if t <= end)
+
+
+def _simulated(project: Path, events: Path) -> list[str]:
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    accepted = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+    return plan_lines(plan_text(simulate(campaigns, accepted, ProjectConfig())))
+
+
+def _durable(project: Path, events: Path, url: str, passes: Callable[[datetime], list[datetime]]):
+    records = sorted(
+        (r for r in read_jsonl(events) if getattr(r, "events", None)),
+        key=lambda r: r.events[0].timestamp,
+    )
+    first = records[0].events[0].timestamp
+    clock = Clock(first)
+    followup = open_followup(project, url, clock)
+    try:
+        taken = 0
+        durable = DurableProject(followup)  # first seen at the first event, as simulate starts
+        for now in passes(first):
+            clock.now = now
+            arrived = taken
+            while arrived < len(records) and records[arrived].events[0].timestamp <= now:
+                arrived += 1
+            followup.ingestor.ingest(records[taken:arrived])
+            taken = arrived
+            durable.run_once()
+        return decision_lines(followup.engine)
+    finally:
+        followup.close()
+
+
+def _check(messages: list[dict[str, Any]], gaps: list[int], url_of: Callable[[Path], str]) -> None:
+    """The durable decisions equal the plan (``FOLLOWUP_DUMP_FAILING``: a file to keep the
+    stream and the gaps of a failing example in)."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        project = make_project(root / "project")
+        events = write_messages(root / "events.jsonl", messages)
+        last = max(datetime.fromisoformat(m["timestamp"]) for m in messages)
+        try:
+            expected = _simulated(project, events)
+            actual = _durable(
+                project,
+                events,
+                url_of(root),
+                lambda first: _pass_times(first, last + HORIZON, gaps),
+            )
+            assert actual == expected
+        except BaseException:
+            if dump := os.environ.get("FOLLOWUP_DUMP_FAILING"):
+                Path(dump).write_bytes(orjson.dumps({"messages": messages, "gaps": gaps}))
+            raise
+
+
+def _settings(examples: int) -> settings:
+    """``examples`` streams (``FOLLOWUP_PROPERTY_EXAMPLES`` for a longer search), the same ones
+    every run unless ``FOLLOWUP_PROPERTY_RANDOM=1`` asks for new ones."""
+    return settings(
+        max_examples=int(os.environ.get("FOLLOWUP_PROPERTY_EXAMPLES", examples)),
+        derandomize=os.environ.get("FOLLOWUP_PROPERTY_RANDOM") != "1",
+        deadline=None,
+        # shrinking a stream costs minutes of passes: FOLLOWUP_DUMP_FAILING keeps it instead
+        phases=[Phase.explicit, Phase.generate]
+        if os.environ.get("FOLLOWUP_DUMP_FAILING")
+        else list(Phase),
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        database=None,
+    )
+
+
+@_settings(12)
+@given(messages=_stream(), gaps=_GAPS)
+def test_durable_on_sqlite_decides_the_simulated_plan(
+    messages: list[dict[str, Any]], gaps: list[int]
+) -> None:
+    _check(messages, gaps, lambda root: f"sqlite:///{root / 'followup.db'}")
+
+
+@pytest.mark.external_service
+@_settings(5)
+@given(messages=_stream(), gaps=_GAPS)
+def test_durable_on_postgresql_decides_the_simulated_plan(
+    postgres_url: str, messages: list[dict[str, Any]], gaps: list[int]
+) -> None:
+    def emptied(_root: Path) -> str:
+        _empty_postgres(postgres_url)
+        return postgres_url
+
+    _check(messages, gaps, emptied)
