@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.campaigns.delivery_floor import deliver_floor
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
@@ -76,6 +77,17 @@ def _messages(customers: int) -> list[dict[str, object]]:
     return out
 
 
+def _copy_database(followup: Followup, url: str) -> Path | None:
+    """A copy of the SQLite database as it is (the floor delivers the same rows from it)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    source = Path(url.removeprefix("sqlite:///"))
+    target = WORK / "floor.db"
+    with followup.engine.connect() as conn:
+        conn.exec_driver_sql(f"VACUUM INTO '{target}'")
+    return target if source.exists() else None
+
+
 def _timed(label: str, count: int, work: object) -> None:
     start = time.perf_counter()
     work()  # type: ignore[operator]
@@ -120,7 +132,15 @@ def main() -> None:
         clock.now = T0 + timedelta(milliseconds=n, hours=2)  # every wait of 1h is over
         _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
         if not args.no_delivery:
+            floor_db = _copy_database(followup, url)
             _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
+            if floor_db is not None:
+                now = clock.now.isoformat()
+                _timed(
+                    "  floor: the same rows by sqlite3, group commit",
+                    n,
+                    lambda: deliver_floor(floor_db, WORK / "floor-outbox", now),
+                )
         (WORK / "campaigns" / "lapsed.yaml").write_text(LAPSED)
         durable.close()
         durable = DurableProject(followup)

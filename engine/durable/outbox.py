@@ -84,6 +84,12 @@ def is_idempotent(provider: ChannelProvider) -> bool:
     return bool(getattr(provider, "idempotent", False))
 
 
+def throttles_each(provider: ChannelProvider) -> bool:
+    """Whether a throttle counts each delivery of a batch this provider takes (its batches
+    only group the writes of single messages), rather than the batch as one call."""
+    return bool(getattr(provider, "throttled_per_delivery", False))
+
+
 class OutboxDispatcher:
     """Delivers due outbox rows through the providers, by channel."""
 
@@ -231,7 +237,12 @@ class OutboxDispatcher:
                 status = self._settle(row, self._call(row, prepared, now), now)
                 outcomes[f"{row.channel}:{status}"] += 1
         for channel, prepared_batch in batches.items():
-            if not self._turn(channel, now, put_off):
+            if throttles_each(self.providers[channel]):  # a turn per message of the batch
+                for row, delivery in list(prepared_batch):
+                    if not self._turn(channel, now, put_off):
+                        self._put_off([row], now, put_off, outcomes)
+                        prepared_batch.remove((row, delivery))
+            elif not self._turn(channel, now, put_off):
                 self._put_off([row for row, _ in prepared_batch], now, put_off, outcomes)
                 continue
             claimed = self._claim(claims, [row for row, _ in prepared_batch], now)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from email import errors as email_errors
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
@@ -33,6 +34,7 @@ from engine.channels import (
     Recipient,
 )
 from engine.clock import Clock, utc_now
+from integrations.outbox import wire_bytes
 from integrations.outbox._files import (
     ALREADY,
     as_utc,
@@ -41,11 +43,34 @@ from integrations.outbox._files import (
     fsync_dir,
     io_failed,
     safe_name,
+    sync_files,
 )
 
 # headers a mail client or a mailbox provider reads as a URL: written as given, never encoded
 _VERBATIM = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 _MAX_LINE = 998  # RFC 5322's hard limit for a line
+
+
+class CachedHeaderRegistry(HeaderRegistry):
+    """The standard header registry, but each header class is made once: the standard one
+    builds a new class with ``type()`` for every header of every message, which was most of
+    the time it took to build a message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
+_HEADERS = CachedHeaderRegistry()
+BUILD_POLICY = policy.default.clone(header_factory=_HEADERS)
+"""How a message is built: :data:`email.policy.default` with the header classes made once."""
 
 
 class WirePolicy(EmailPolicy):
@@ -77,8 +102,10 @@ def _verbatim(name: str, value: str) -> bool:
     )
 
 
-WIRE_POLICY = WirePolicy(linesep="\r\n")
+WIRE_POLICY = WirePolicy(linesep="\r\n", header_factory=_HEADERS)
 """How a message goes out: to a file of the outbox or over SMTP."""
+
+_TEMP_NUMBERS = itertools.count()  # next() is atomic: threads never share a number
 
 STALE_TEMP_AGE = timedelta(minutes=15)
 """A temporary file older than this at start-up is a crash's leftover, not a write in progress."""
@@ -119,7 +146,7 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
         raise MessageInvalid("no body: neither text nor html")
     from_ = str(fields.get("from") or sender)
     try:
-        message = EmailMessage(policy=policy.default)
+        message = EmailMessage(policy=BUILD_POLICY)
         message["To"] = _address(recipient, email)
         message["From"] = from_
         if fields.get("reply_to"):
@@ -153,6 +180,81 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
     return message
 
 
+def message_bytes(delivery: Delivery, sender: str) -> bytes:
+    """The delivery as the bytes of an email on the wire (see :func:`build_message`): written
+    directly when every header is plain (:mod:`integrations.outbox.wire_bytes`), the same
+    bytes either way. Raises :class:`MessageInvalid`."""
+    plain = _plain_bytes(delivery, sender)
+    if plain is not None:
+        return plain
+    return build_message(delivery, sender).as_bytes(policy=WIRE_POLICY)
+
+
+def _plain_bytes(delivery: Delivery, sender: str) -> bytes | None:
+    """The message's bytes, written directly; ``None`` when a header needs quoting, encoding
+    or folding (the standard package then builds it), or the delivery is not a message."""
+    fields = delivery.fields
+    recipient = delivery.recipient
+    email = recipient.email
+    text, html = fields.get("text"), fields.get("html")
+    name = " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
+    from_ = str(fields.get("from") or sender)
+    reply_to = str(fields["reply_to"]) if fields.get("reply_to") else None
+    if not (
+        email
+        and (text or html)
+        and wire_bytes.plain_name(name)
+        and wire_bytes.plain_addr_spec(email)
+        and wire_bytes.plain_address(from_)
+        and (reply_to is None or wire_bytes.plain_address(reply_to))
+    ):
+        return None
+    before = [("To", f"{name} <{email}>" if name else email), ("From", from_)]
+    if reply_to is not None:
+        before.append(("Reply-To", reply_to))
+    before += [
+        ("Subject", str(fields.get("subject") or "")),
+        ("Date", format_datetime(as_utc(delivery.due_at))),
+        ("Message-ID", message_id(delivery.key, from_)),
+    ]
+    after = [
+        ("X-Followup-Key", delivery.key),
+        ("X-Followup-Campaign", delivery.campaign),
+        ("X-Followup-Journey", delivery.journey),
+        ("X-Followup-Step", delivery.step),
+    ]
+    tags = fields.get("tags")
+    if tags:
+        tags = [tags] if isinstance(tags, str) else tags
+        after.append(("X-Followup-Tags", ", ".join(str(tag) for tag in tags)))
+    lines = wire_bytes.header_lines(before)
+    listed = _plain_list_unsubscribe(str(fields.get("unsubscribe_url") or ""))
+    rest = wire_bytes.header_lines(after)
+    if lines is None or listed is None or rest is None:
+        return None
+    return wire_bytes.message(
+        lines + listed + rest,
+        str(text) if text else None,
+        str(html) if html else None,
+        f"followup-{_digest(delivery.key)}",
+        BUILD_POLICY,
+    )
+
+
+def _plain_list_unsubscribe(url: str) -> str | None:
+    """The List-Unsubscribe lines for ``url`` ("" without one), ``None`` unless written as
+    given."""
+    if not url:
+        return ""
+    value = f"<{url}>"
+    if not _verbatim("List-Unsubscribe", value) or "=?" in url or " " in url:
+        return None
+    found = f"List-Unsubscribe: {value}\r\n"
+    if url.lower().startswith("https://"):
+        found += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    return found
+
+
 def _address(recipient: Recipient, email: str) -> Address:
     name = " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
     return Address(display_name=name, addr_spec=email)
@@ -179,6 +281,7 @@ class FileEmailOutbox:
 
     name = "outbox"
     idempotent = True  # a repeated key is found and not carried again
+    throttled_per_delivery = True  # a batch is a group commit of messages: a rate counts each
 
     def __init__(
         self,
@@ -201,36 +304,84 @@ class FileEmailOutbox:
 
     def deliver(self, delivery: Delivery) -> DeliveryOutcome:
         """Write ``delivery`` as ``<journey>-<step>.eml`` unless it is already there."""
+        return self.deliver_batch([delivery])[0]
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        """Write each delivery unless its file is already there, with one group commit: every
+        message to a temporary file, one sync of the file system (:func:`sync_files`), then
+        each published by its link and the folder synced once. A delivery the file system
+        refused is failed with a retry time, and the rest of the batch goes on."""
+        outcomes: list[DeliveryOutcome | None] = [None] * len(deliveries)
+        staged: list[tuple[int, Path, Path]] = []  # (index, temporary file, final name)
+        try:
+            for index, delivery in enumerate(deliveries):
+                found = self._staged(delivery)
+                if isinstance(found, DeliveryOutcome):
+                    outcomes[index] = found
+                    continue
+                final, data = found
+                try:
+                    staged.append((index, self._write_temp(final, data), final))
+                except OSError as error:
+                    outcomes[index] = io_failed(error, self._clock, self._retry_after)
+            self._publish_all(staged, outcomes)
+        finally:
+            for _, temp, _ in staged:
+                temp.unlink(missing_ok=True)
+        return [outcome or failed("not written") for outcome in outcomes]
+
+    def _staged(self, delivery: Delivery) -> DeliveryOutcome | tuple[Path, bytes]:
+        """The outcome of ``delivery`` known before writing (a file already there, a message
+        that cannot be built), else its final path and its bytes."""
         if delivery.action is not DeliveryAction.SEND:
             return failed(f"the email outbox cannot {delivery.action.value}")
         final = self.path / message_file_name(delivery)
         if final.exists():
             return DeliveryOutcome(DeliveryStatus.DELIVERED, ALREADY, provider_id=final.name)
         try:
-            data = build_message(delivery, self.sender).as_bytes(policy=WIRE_POLICY)
+            return final, message_bytes(delivery, self.sender)
         except (MessageInvalid, ValueError, TypeError, email_errors.MessageError) as error:
             return failed(str(error))
-        try:
-            published = self._write_once(final, data)
-        except OSError as error:
-            return io_failed(error, self._clock, self._retry_after)
-        detail = "written to the outbox" if published else ALREADY
-        return DeliveryOutcome(DeliveryStatus.DELIVERED, detail, provider_id=final.name)
 
-    def _write_once(self, final: Path, data: bytes) -> bool:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=self.path)
-        temp = Path(temp_name)
-        try:
+    def _write_temp(self, final: Path, data: bytes) -> Path:
+        """``data`` in a new temporary file beside ``final``: ``.<name>.<pid>-<n>.tmp``, made
+        with ``O_EXCL`` (a name left by a dead process of the same pid is passed over)."""
+        while True:
+            temp = self.path / f".{final.name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            published = _publish(temp, final)
-        finally:
-            temp.unlink(missing_ok=True)
+            return temp
+
+    def _publish_all(
+        self, staged: list[tuple[int, Path, Path]], outcomes: list[DeliveryOutcome | None]
+    ) -> None:
+        """Make the staged files durable, then give each its name; the folder synced once."""
+        if not staged:
+            return
+        try:
+            sync_files(self.path, [temp for _, temp, _ in staged])
+        except OSError as error:
+            for index, _, _ in staged:
+                outcomes[index] = io_failed(error, self._clock, self._retry_after)
+            return
+        published = False
+        for index, temp, final in staged:
+            try:
+                new = _publish(temp, final)
+            except OSError as error:
+                outcomes[index] = io_failed(error, self._clock, self._retry_after)
+                continue
+            published |= new
+            detail = "written to the outbox" if new else ALREADY
+            outcomes[index] = DeliveryOutcome(
+                DeliveryStatus.DELIVERED, detail, provider_id=final.name
+            )
         if published:
             fsync_dir(self.path)
-        return published
 
     def remove_stale_temp_files(self) -> int:
         """Remove temporary files a crash left behind (older than :data:`STALE_TEMP_AGE`, so a

@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -230,16 +229,77 @@ def test_email_disk_failure_is_retried_later(
 ) -> None:
     outbox = FileEmailOutbox(tmp_path, clock=lambda: NOW, retry_after=timedelta(minutes=2))
 
-    def disk_full(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    def disk_full(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", disk_full)
     outcome = outbox.deliver(an_email())
 
     assert outcome.status is DeliveryStatus.FAILED
     assert outcome.detail == "cannot write the outbox: No space left on device"
     assert outcome.retry_at == NOW + timedelta(minutes=2)
     assert os.listdir(tmp_path) == []
+
+
+def test_email_batch_is_one_group_commit_with_an_outcome_per_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is written, synced once, then published: each delivery gets its own outcome
+    (written, already there, cannot be made) and the messages are the bytes one by one gives."""
+    one_by_one = tmp_path / "one"
+    for step in ("1", "3"):
+        FileEmailOutbox(one_by_one).deliver(an_email(step))
+    batch_folder = tmp_path / "batch"
+    outbox = FileEmailOutbox(batch_folder)
+    outbox.deliver(an_email("2"))
+    syncs: list[list[Path]] = []
+    real_sync = email_outbox.sync_files
+
+    def counted(folder: Path, files: Any) -> None:
+        syncs.append(list(files))
+        real_sync(folder, files)
+
+    monkeypatch.setattr(email_outbox, "sync_files", counted)
+    outcomes = outbox.deliver_batch(
+        [an_email("1"), an_email("2"), an_email("x", text=None, html=None), an_email("3")]
+    )
+
+    assert [(o.status, o.detail) for o in outcomes] == [
+        (DeliveryStatus.DELIVERED, "written to the outbox"),
+        (DeliveryStatus.DELIVERED, "already in the outbox"),
+        (DeliveryStatus.FAILED, "no body: neither text nor html"),
+        (DeliveryStatus.DELIVERED, "written to the outbox"),
+    ]
+    assert [len(files) for files in syncs] == [2]
+    assert sorted(os.listdir(batch_folder)) == [f"j_0123abcd-{n}.eml" for n in (1, 2, 3)]
+    for step in ("1", "3"):
+        name = f"j_0123abcd-{step}.eml"
+        assert (batch_folder / name).read_bytes() == (one_by_one / name).read_bytes()
+
+
+def test_email_batch_the_disk_refused_publishes_nothing_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = FileEmailOutbox(tmp_path, clock=lambda: NOW, retry_after=timedelta(minutes=2))
+
+    def disk_failed(folder: Path, files: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(email_outbox, "sync_files", disk_failed)
+    outcomes = outbox.deliver_batch([an_email("1"), an_email("2")])
+
+    assert {(o.status, o.detail, o.retry_at) for o in outcomes} == {
+        (
+            DeliveryStatus.FAILED,
+            "cannot write the outbox: Input/output error",
+            NOW + timedelta(minutes=2),
+        )
+    }
+    assert os.listdir(tmp_path) == []  # no message, no temporary file
 
 
 @pytest.mark.parametrize(
