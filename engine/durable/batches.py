@@ -18,7 +18,7 @@ for ingest. On SQLite there is one writer at a time and nothing to claim.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -163,7 +163,11 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
     rows: list[Any] = []
     for part in chunks(sorted(customer_ids)):
         query = (
-            sa.select(events, *(column.label(f"inbox_{column.name}") for column in INBOX_ORDER))
+            sa.select(
+                events,
+                *(column.label(f"inbox_{column.name}") for column in INBOX_ORDER),
+                journey_inbox.c.customer_id.label("received_as"),
+            )
             .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
             .where(
                 events.c.customer_id.in_(part),
@@ -196,6 +200,9 @@ class Taken:
     events: list[Event]
     owners: dict[str, str]  # message id -> customer
     merged: dict[str, tuple[str, ...]]  # message id -> profiles it merged (held too)
+    # message id -> the profile it was received as, where a merge ingest made since moved it
+    # (held too: the engine takes it as that profile's until it takes the merge)
+    received_as: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ids: Sequence[str], rows: Sequence[Any], merged: Mapping[str, Any]) -> Taken:
@@ -206,11 +213,14 @@ class Taken:
             [event_from_row(row) for row in rows],
             owners,
             {m: found for m, found in merged.items() if m in owners},
+            _received_as(rows),
         )
 
     def loading(self) -> set[str]:
-        """Every profile to load: the customers and the profiles merged into them."""
-        return set(self.ids) | {m for found in self.merged.values() for m in found}
+        """Every profile to load: the customers, the profiles merged into them, and those their
+        events were received as."""
+        merged = {m for found in self.merged.values() for m in found}
+        return set(self.ids) | merged | set(self.received_as.values())
 
     def only(self, ids: Sequence[str]) -> Taken:
         """The part of this batch that concerns ``ids``."""
@@ -218,7 +228,17 @@ class Taken:
         events = [e for e in self.events if self.owners[e.message_id] in keep]
         owners = {e.message_id: self.owners[e.message_id] for e in events}
         merged = {m: found for m, found in self.merged.items() if m in owners}
-        return Taken([c for c in self.ids if c in keep], events, owners, merged)
+        received_as = {m: c for m, c in self.received_as.items() if m in owners}
+        return Taken([c for c in self.ids if c in keep], events, owners, merged, received_as)
+
+
+def _received_as(rows: Sequence[Any]) -> dict[str, str]:
+    """The rows' events that a merge since moved: message id -> the profile received as."""
+    return {
+        row.message_id: row.received_as
+        for row in rows
+        if row.received_as is not None and row.received_as != row.customer_id
+    }
 
 
 def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], now: datetime) -> Taken:
@@ -227,11 +247,14 @@ def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], now: datetime)
     profile another pass holds is left for a later batch."""
     rows = due_events(conn, ids, now)
     merged = merged_by(conn, [row.message_id for row in rows])
+    received_as = _received_as(rows)
     wanted = {merged_id for found in merged.values() for merged_id in found}
+    wanted |= set(received_as.values())
     missing = wanted - claims.these(conn, wanted) if wanted else set()
     if missing:
         owners = {row.message_id: row.customer_id for row in rows}
         left = {owners[m] for m, found in merged.items() if missing.intersection(found)}
+        left |= {owners[m] for m, profile in received_as.items() if profile in missing}
         ids = [customer_id for customer_id in ids if customer_id not in left]
         rows = [row for row in rows if row.customer_id not in left]
     return Taken.of(ids, rows, merged)

@@ -59,6 +59,8 @@ class StoredCustomers:
     def apply(self, event: Event) -> Resolved:
         """Take ``event`` into its stored owner's view; the profiles it merged into them."""
         customer_id = self._owner[event.message_id]
+        while customer_id in self._survivor:  # received as a profile merged since
+            customer_id = self._survivor[customer_id]
         merged = self._merged.get(event.message_id, ())
         for merged_id in merged:
             self._survivor[merged_id] = customer_id

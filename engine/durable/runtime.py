@@ -209,7 +209,8 @@ class DurableRuntime:
             conn,
             taken.loading(),
             now,
-            owner_of_event=taken.owners,
+            # the engine takes each event as the profile it was received as, until the merge
+            owner_of_event={**taken.owners, **taken.received_as},
             merged_by_event=taken.merged,
             # the earliest decision: the first event, the act (the customers' due timers,
             # ``load`` adds itself)

@@ -67,6 +67,8 @@ class Loaded:
     before: dict[str, tuple[str, str, Any]]
     timer_ids: list[int] = field(default_factory=list)
     viewed_apart: set[str] = field(default_factory=set)  # views read from engine_state
+    # profiles ingest merged that the engine has not merged yet: their view is kept until it does
+    merged_ahead: set[str] = field(default_factory=set)
 
 
 def _in(column: sa.ColumnElement[Any], values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
@@ -96,6 +98,8 @@ def load(
     ids = set(customer_ids)
     store = CustomerStore(conn.dialect.name)
     views, apart = engine_views(conn, ids)
+    ahead = merged_views(conn, ids - views.keys())
+    views.update(ahead)
     stored = StoredCustomers(
         views,
         owner_of_event or {},
@@ -133,7 +137,7 @@ def load(
         check_body=check_body,
     )
     engine.decided_states = {}  # the content stored is rendered from the decided-on state
-    loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart)
+    loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart, merged_ahead=set(ahead))
     for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):
         campaign = book.get(conn, row.campaign_id, row.campaign_version)
         journey = decode_journey(
@@ -183,16 +187,28 @@ def engine_views(
     return views, apart
 
 
+def merged_views(conn: sa.Connection, customer_ids: Iterable[str]) -> dict[str, CustomerState]:
+    """The engine's view of each of ``customer_ids`` that ingest has merged away: kept in
+    ``engine_state`` at the merge (empty for a profile created and merged in one batch)."""
+    views: dict[str, CustomerState] = {}
+    columns = (customers.c.id, customers.c.engine_state)
+    for where in _in(customers.c.id, customer_ids):
+        query = sa.select(*columns).where(where, customers.c.merged_into.is_not(None))
+        for customer_id, seen in conn.execute(query):
+            views[customer_id] = state_from_json(seen) if seen is not None else CustomerState()
+    return views
+
+
 def save_views(conn: sa.Connection, loaded: Loaded) -> None:
     """Keep the engine's view of the customers a batch changed or read apart from their
     profile: none (the profile itself) once the engine has taken every logged event of theirs,
     else the view. Call it after the batch's inbox rows are gone."""
     views = loaded.customers.views()
     changed = loaded.customers.changed & views.keys()
-    touched = sorted(changed | (loaded.viewed_apart & views.keys()))
-    if not touched:
+    touched = sorted(changed | ((loaded.viewed_apart | loaded.merged_ahead) & views.keys()))
+    if not touched and not loaded.merged_ahead:
         return
-    waiting: set[str] = set()
+    waiting: set[str] = loaded.merged_ahead & views.keys()  # not merged by the engine yet
     for where in _in(events.c.customer_id, touched):
         query = (
             sa.select(events.c.customer_id)
@@ -206,6 +222,8 @@ def save_views(conn: sa.Connection, loaded: Loaded) -> None:
         for cid in touched
         if cid not in waiting or cid in changed  # a view kept and unchanged stays as it is
     ]
+    # merged by the engine now: their view has gone into the survivor's
+    rows += [{"b_id": cid, "b_view": None} for cid in sorted(loaded.merged_ahead - views.keys())]
     if rows:
         statement = (
             customers.update()

@@ -212,7 +212,13 @@ class Ingestor:
         for survivor_id, merged_ids in absorbed.items():
             self.store.reassign(conn, merged_ids, survivor_id)
         # the engine's own events (``known``) it has seen: no inbox row, no view kept apart
-        self.store.insert_events(conn, rows, taken=known.keys())
+        # whose each event was as received: a merge later in the batch (or in a later one)
+        # moves it, but the engine takes it as theirs until it takes the merge
+        received_as = {
+            event.message_id: customer_id
+            for (event, _), customer_id in zip(fresh, customer_of_event, strict=True)
+        }
+        self.store.insert_events(conn, rows, taken=known.keys(), owners=received_as)
         self.store.insert_identities(
             conn,
             ((key, resolution.final(cid), at) for key, (cid, at) in resolution.new_keys.items()),

@@ -11,7 +11,7 @@ SQLAlchemy, which reads both forms back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from engine.state.codec import state_to_json
 from engine.state.profile import CustomerState
 
+INBOX_COLUMNS = ("message_id", "timestamp", "seq", "customer_id")
 EVENT_COLUMNS = (
     "seq",
     "message_id",
@@ -143,7 +144,7 @@ class BulkWriter:
         self._insert_events = (
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks(EVENT_COLUMNS)})"
         )
-        self._insert_inbox = f"INSERT INTO journey_inbox (message_id, timestamp, seq) VALUES ({mark}, {mark}, {mark})"
+        self._insert_inbox = f"INSERT INTO journey_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ({marks(INBOX_COLUMNS)})"
         self._insert_identities = f"INSERT INTO identities (key, customer_id, first_seen_at) VALUES ({mark}, {mark}, {mark})"
         inserted = (*_CUSTOMER_COLUMNS, "engine_state")
         self._insert_customers = (
@@ -163,20 +164,30 @@ class BulkWriter:
             conn.exec_driver_sql(statement, rows)
 
     def insert_events(
-        self, conn: sa.Connection, rows: Iterable[tuple[Any, ...]], taken: Collection[str] = ()
+        self,
+        conn: sa.Connection,
+        rows: Iterable[tuple[Any, ...]],
+        taken: Collection[str] = (),
+        owners: Mapping[str, str] | None = None,
     ) -> None:
         """Rows in :data:`EVENT_COLUMNS` order, times and payload still as Python values; each
         event also enters the journey inbox, in the same transaction, but those whose
-        messageId is in ``taken`` (the engine made them and has seen them)."""
+        messageId is in ``taken`` (the engine made them and has seen them), with its customer
+        when received (``owners`` by messageId; default the row's)."""
         time = self.time
         converted = [
             (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
             for q, m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
-        inbox = [(row[1], row[4], row[0]) for row in converted if row[1] not in taken]
+        owner = owners or {}
+        inbox = [
+            (row[1], row[4], row[0], owner.get(row[1], row[5]))
+            for row in converted
+            if row[1] not in taken
+        ]
         if self.postgres:
             _copy(conn, "events", EVENT_COLUMNS, converted)
-            _copy(conn, "journey_inbox", ("message_id", "timestamp", "seq"), inbox)
+            _copy(conn, "journey_inbox", INBOX_COLUMNS, inbox)
             return
         self._run(conn, self._insert_events, converted)
         self._run(conn, self._insert_inbox, inbox)

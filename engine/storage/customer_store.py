@@ -6,7 +6,7 @@ identities, merges and profiles) in one transaction: all of it lands or none of 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -286,11 +286,16 @@ class CustomerStore:
     # --- writes -----------------------------------------------------------------------------
 
     def insert_events(
-        self, conn: sa.Connection, rows: list[tuple[Any, ...]], taken: Collection[str] = ()
+        self,
+        conn: sa.Connection,
+        rows: list[tuple[Any, ...]],
+        taken: Collection[str] = (),
+        owners: Mapping[str, str] | None = None,
     ) -> None:
         """Append :func:`event_row` rows to the event log (and, but those whose messageId is
-        in ``taken``, to the journey engine's inbox)."""
-        self.bulk.insert_events(conn, rows, taken)
+        in ``taken``, to the journey engine's inbox, with the customer each was received as:
+        ``owners`` by messageId, default the row's)."""
+        self.bulk.insert_events(conn, rows, taken, owners)
 
     def arrived(self, conn: sa.Connection, fresh: Sequence[Event]) -> list[Event]:
         """``fresh`` (events about to be logged, in the order received), each with its arrival
@@ -379,17 +384,20 @@ class CustomerStore:
         ]
         if fresh:
             conn.execute(customers.insert(), fresh)
-        stale = [  # the engine's view of them goes too: the survivor's is folded anew
-            {
-                "b_id": r.merged_id,
-                "merged_into": r.survivor_id,
-                "state": None,
-                "engine_state": None,
-                "updated_at": now,
-            }
+        stale = [
+            {"b_id": r.merged_id, "merged_into": r.survivor_id, "updated_at": now}
             for r in records
             if r.merged_id in existing
         ]
         if stale:
-            statement = customers.update().where(customers.c.id == sa.bindparam("b_id"))
+            # the engine's view of them stays until it takes the merging event (their events
+            # before it are still theirs to the engine): the view kept, else the profile
+            statement = (
+                customers.update()
+                .where(customers.c.id == sa.bindparam("b_id"))
+                .values(
+                    state=None,
+                    engine_state=sa.func.coalesce(customers.c.engine_state, customers.c.state),
+                )
+            )
             conn.execute(statement, stale)

@@ -126,7 +126,8 @@ merges = sa.Table(
 #   the same transaction as the event, the engine deletes it in the transaction that advances the
 #   journeys, so a crash in between replays the event instead of losing the trigger. It keeps the
 #   event's time (migration 0007) and arrival sequence (0009) so a batch reads the backlog in
-#   order by its own index.
+#   order by its own index, and whose the event was when logged (0017): a merge ingest made
+#   since is the engine's to take at the merging event.
 # - ``campaign_versions``: every campaign version a journey entered with, as the schema's JSON.
 # - ``journeys``: one customer in one campaign from one entry; ``state`` is where it is.
 # - ``journey_timers``: durable waits and deferred sends, by due time.
@@ -141,6 +142,8 @@ journey_inbox = sa.Table(
     sa.Column("message_id", sa.String(255), primary_key=True),
     sa.Column("timestamp", UTCDateTime(), nullable=False),  # the event's, so it is taken in order
     sa.Column("seq", Sequence, nullable=False),  # the event's arrival (migration 0009): ties
+    # whose the event was when logged, before later merges moved it (migration 0017)
+    sa.Column("customer_id", sa.String(32)),
     sa.Index("ix_journey_inbox_time", "timestamp", "seq"),
 )
 
