@@ -6,7 +6,8 @@ passes run (irregular gaps, as cron and backlogs make them, but a pass within ea
 tick's ``misfire_grace``: a tick missed by more is skipped by design). Each event is ingested
 when the clock reaches it. The decisions log must equal simulate's plan, line for line, with
 the example campaigns (event, schedule and segment triggers, waits for a time of day and for an
-event, branches, exits, goals, holdouts), on SQLite and on PostgreSQL.
+event, branches, exits, goals, holdouts) and one with a split, an update step, ads and calls,
+under frequency caps and quiet hours, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
-from engine.config import ProjectConfig
+from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
@@ -35,7 +37,6 @@ from tests.durable.harness import (
     Clock,
     decision_lines,
     make_project,
-    open_followup,
     plan_lines,
     write_messages,
 )
@@ -75,7 +76,11 @@ def _message(draw: st.DrawFn, number: int, devices: bool, span: timedelta) -> di
         if draw(st.booleans()):
             traits["email"] = f"{user}@example.com"
         if draw(st.booleans()):
-            traits["consent"] = {"email": draw(st.booleans()), "ads": draw(st.booleans())}
+            traits["phone"] = f"+1415555{USERS.index(user):04d}"
+        if draw(st.booleans()):
+            traits["consent"] = {
+                channel: draw(st.booleans()) for channel in ("email", "ads", "call")
+            }
         if draw(st.booleans()):
             traits["first_name"] = user.title()
         if draw(st.booleans()):
@@ -133,10 +138,52 @@ def _pass_times(first: datetime, end: datetime, gaps: list[int]) -> list[datetim
     return sorted(t for t in times if t <= end)
 
 
+# A campaign with what the examples leave out (a split, an update step, ads and calls), and
+# project policies (caps across campaigns, quiet hours, calling hours) that defer and skip
+BROWSE_NUDGE = """campaign: browse-nudge
+trigger: {event: Product Viewed}
+audience: customer.consent.email or customer.consent.ads
+entry: {cooldown: 2d}
+exit:
+  - event: Order Completed
+steps:
+  - update: {traits: {nudged: "true"}}  # an expression: the value true
+  - split:
+      - name: A
+        weight: 50%
+        steps:
+          - send: email
+            template: cross_sell.html
+            subject: "Still thinking it over?"
+      - name: B
+        weight: 50%
+        steps:
+          - send: ads
+            audience: browsers
+  - wait: 2h
+  - if: customer.traits.nudged and customer.orders.count == 0
+    then:
+      - send: call
+        list: nudges
+"""
+POLICIES = {
+    "frequency_caps": {"email": [{"max": 1, "per": "1d"}, {"max": 3, "per": "7d"}]},
+    "quiet_hours": {"email": "21:00-08:00"},
+}
+
+
+def _project(folder: Path) -> Path:
+    """The example campaigns, and the one above."""
+    project = make_project(folder)
+    (project / "campaigns" / "browse_nudge.yaml").write_text(BROWSE_NUDGE)
+    return project
+
+
 def _simulated(project: Path, events: Path) -> list[str]:
     campaigns = load_campaigns([project / "campaigns"]).require().values()
     accepted = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-    return plan_lines(plan_text(simulate(campaigns, accepted, ProjectConfig())))
+    config = ProjectConfig(policies=POLICIES)
+    return plan_lines(plan_text(simulate(campaigns, accepted, config)))
 
 
 def _durable(
@@ -148,7 +195,8 @@ def _durable(
     )
     first = records[0].events[0].timestamp
     clock = Clock(first)
-    followup = open_followup(project, url, clock)
+    config = ProjectConfig(database_url=url, policies=POLICIES)
+    followup = Followup(Project(config, project), clock)
     try:
         taken = 0
         durable = DurableProject(followup)  # first seen at the first event, as simulate starts
@@ -170,7 +218,7 @@ def _check(messages: list[dict[str, Any]], gaps: list[int], url_of: Callable[[Pa
     stream and the gaps of a failing example in)."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        project = make_project(root / "project")
+        project = _project(root / "project")
         events = write_messages(root / "events.jsonl", messages)
         last = max(datetime.fromisoformat(m["timestamp"]) for m in messages)
         try:
