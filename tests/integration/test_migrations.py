@@ -6,7 +6,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.storage.database import current_revision, head_revision, open_database, upgrade
+from engine.storage.database import (
+    HEAD_REVISION,
+    current_revision,
+    head_revision,
+    open_database,
+    upgrade,
+)
 from engine.storage.tables import metadata
 
 
@@ -108,3 +114,9 @@ def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None
             ]
     finally:
         engine.dispose()
+
+
+def test_the_head_revision_named_in_code_is_the_newest_script() -> None:
+    """``HEAD_REVISION`` lets a command find the schema up to date without loading Alembic:
+    a new migration must move it too."""
+    assert head_revision() == HEAD_REVISION
