@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.durable.holders import Holder, Holders
+from engine.durable.outbox_status import OutboxStatus
 from engine.storage.database import Begin
 from engine.storage.tables import outbox
 
@@ -48,9 +49,9 @@ OUTCOME = {
 # A claim, of a row still as it was read
 CLAIM = (
     outbox.update()
-    .where(ROW, outbox.c.status == "pending", AT_ATTEMPT)
+    .where(ROW, outbox.c.status == OutboxStatus.PENDING, AT_ATTEMPT)
     .values(
-        status="sending",
+        status=OutboxStatus.SENDING,
         attempts=sa.bindparam("b_attempts") + 1,
         updated_at=NOW,
         claimed_by=sa.bindparam("b_holder"),
@@ -72,11 +73,15 @@ SETTLE = (
     )
 )
 # The outcome of a row settled without a call (skipped, failed): still as it was read
-DECIDE = outbox.update().where(ROW, outbox.c.status == "pending", AT_ATTEMPT).values(**OUTCOME)
+DECIDE = (
+    outbox.update()
+    .where(ROW, outbox.c.status == OutboxStatus.PENDING, AT_ATTEMPT)
+    .values(**OUTCOME)
+)
 # A row put off without a call (a throttle): still pending, due later, no attempt counted
 POSTPONE = (
     outbox.update()
-    .where(ROW, outbox.c.status == "pending", AT_ATTEMPT)
+    .where(ROW, outbox.c.status == OutboxStatus.PENDING, AT_ATTEMPT)
     .values(
         detail=sa.bindparam("b_detail"),
         updated_at=NOW,
@@ -119,7 +124,7 @@ class Claims:
         self,
         row: Any,
         now: datetime,
-        status: str,
+        status: OutboxStatus,
         detail: str,
         *,
         synced: bool,
@@ -141,7 +146,9 @@ class Claims:
         )
         self._synced |= synced
 
-    def decide(self, row: Any, now: datetime, status: str, detail: str, *, synced: bool) -> None:
+    def decide(
+        self, row: Any, now: datetime, status: OutboxStatus, detail: str, *, synced: bool
+    ) -> None:
         """Keep the outcome of a row settled without a call, for the next write."""
         self._kept[DECIDE].append(
             {
@@ -202,7 +209,7 @@ def retake(
                     outbox.c.attempts,
                     outbox.c.claimed_by,
                     outbox.c.updated_at,
-                ).where(outbox.c.status == "sending")
+                ).where(outbox.c.status == OutboxStatus.SENDING)
             )
         )
         known = holders.judge(conn, {row.claimed_by for row in held if row.claimed_by})
@@ -214,15 +221,15 @@ def retake(
                 continue
             again = resend(row.channel)
             values: dict[str, Any] = (
-                {"status": "pending", "claimed_by": None}
+                {"status": OutboxStatus.PENDING, "claimed_by": None}
                 if again
-                else {"status": "unknown", "detail": UNKNOWN_DETAIL}
+                else {"status": OutboxStatus.UNKNOWN, "detail": UNKNOWN_DETAIL}
             )
             taken = conn.execute(
                 outbox.update()
                 .where(
                     outbox.c.id == row.id,
-                    outbox.c.status == "sending",
+                    outbox.c.status == OutboxStatus.SENDING,
                     outbox.c.attempts == row.attempts,
                     outbox.c.claimed_by.is_not_distinct_from(row.claimed_by),
                 )

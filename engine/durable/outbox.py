@@ -47,6 +47,7 @@ from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
 from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.holders import Holders, holders_for
+from engine.durable.outbox_status import UNSETTLED, OutboxStatus
 from engine.durable.throttles import MAX_SLEEP, Throttles
 from engine.policies import SendPolicies
 from engine.rates import Rate
@@ -187,10 +188,10 @@ class OutboxDispatcher:
             earlier.c.action == "send",
             earlier.c.id + 0 < outbox.c.id,
         )
-        unsettled_before = sa.exists().where(*of_journey_before, status.in_(("pending", "sending")))
+        unsettled_before = sa.exists().where(*of_journey_before, status.in_(UNSETTLED))
         failed_before = (
             sa.select(earlier.c.step)
-            .where(*of_journey_before, status == "failed")
+            .where(*of_journey_before, status == OutboxStatus.FAILED)
             .order_by(earlier.c.id + 0)  # the earliest, not by walking the primary key
             .limit(1)
             .scalar_subquery()
@@ -202,7 +203,7 @@ class OutboxDispatcher:
                 sa.case((outbox.c.action == "send", failed_before)).label("failed_before"),
             )
             .where(
-                outbox.c.status == "pending",
+                outbox.c.status == OutboxStatus.PENDING,
                 outbox.c.next_attempt_at <= now,
                 # consent changes belong to no campaign
                 sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
@@ -225,7 +226,7 @@ class OutboxDispatcher:
         put_off = self._put_off_until
         for row in page:
             prepared = self._prepare(row, states.get(row.customer_id), now)
-            if isinstance(prepared, str):
+            if isinstance(prepared, OutboxStatus):
                 outcomes[f"{row.channel}:{prepared}"] += 1
             elif isinstance(self.providers[row.channel], BatchProvider) and (
                 prepared.action not in MIRRORED
@@ -303,29 +304,33 @@ class OutboxDispatcher:
                         found[customer_id] = state
             return found
 
-    def _prepare(self, row: Any, state: CustomerState | None, now: datetime) -> Delivery | str:
+    def _prepare(
+        self, row: Any, state: CustomerState | None, now: datetime
+    ) -> Delivery | OutboxStatus:
         """The delivery for ``row``, or the status it was settled with here (skipped, failed)."""
         fields = dict(row.fields)
         provider = self.providers.get(row.channel)
         if state is None:
-            return self._record(row, now, "skipped", "no_address: the customer is gone")
+            return self._record(row, now, OutboxStatus.SKIPPED, "no_address: the customer is gone")
         if row.failed_before is not None and row.action == "send":
             detail = f"earlier_failed: step {row.failed_before} of this journey was not delivered"
-            return self._record(row, now, "skipped", detail)
+            return self._record(row, now, OutboxStatus.SKIPPED, detail)
         if provider is None:
-            return self._record(row, now, "failed", f"no provider for channel {row.channel!r}")
+            return self._record(
+                row, now, OutboxStatus.FAILED, f"no provider for channel {row.channel!r}"
+            )
         action = DeliveryAction(row.action)
         if action is DeliveryAction.CONSENT:
             if not isinstance(provider, ConsentListener):
                 return self._record(
-                    row, now, "skipped", "not_synced: the provider keeps no consent"
+                    row, now, OutboxStatus.SKIPPED, "not_synced: the provider keeps no consent"
                 )
             # the consent as it stands now (the latest event by event time), not as the row said
             fields["granted"] = bool(getattr(state.consent, row.channel, False))
         elif action is DeliveryAction.ACTIVITY:
             if not isinstance(provider, ActivityListener):
                 return self._record(
-                    row, now, "skipped", "not_synced: the provider mirrors no activity"
+                    row, now, OutboxStatus.SKIPPED, "not_synced: the provider mirrors no activity"
                 )
             fields["cart"] = _cart(state)
             fields["opted_in"] = bool(getattr(state.consent, row.channel, False))
@@ -333,13 +338,15 @@ class OutboxDispatcher:
             transactional = is_transactional(row.campaign_id)
             stale = self._stale_confirmation(row, state, now) if transactional else None
             if stale is not None:
-                return self._record(row, now, "skipped", stale)
+                return self._record(row, now, OutboxStatus.SKIPPED, stale)
             check = self.policies.unreachable if transactional else self.policies.blocked
             blocked = check(row.channel, state)
             if blocked is not None and blocked.reason is not None:
-                return self._record(row, now, "skipped", blocked.reason.value)
+                return self._record(row, now, OutboxStatus.SKIPPED, blocked.reason.value)
         if "render_error" in fields:
-            return self._record(row, now, "failed", f"render_error: {fields['render_error']}")
+            return self._record(
+                row, now, OutboxStatus.FAILED, f"render_error: {fields['render_error']}"
+            )
         return Delivery(
             key=row.key,
             campaign=row.campaign_id,
@@ -424,30 +431,30 @@ class OutboxDispatcher:
         self.crash("outbox_delivered")
         return outcomes
 
-    def _settle(self, row: Any, outcome: DeliveryOutcome, now: datetime) -> str:
+    def _settle(self, row: Any, outcome: DeliveryOutcome, now: datetime) -> OutboxStatus:
         """Keep what the provider did with the claimed ``row``; the status it ends in."""
         claims = self._claims
         assert claims is not None
         synced = not is_idempotent(self.providers[row.channel])
         detail = outcome.detail
         if outcome.status is DeliveryStatus.DELIVERED:
-            status = "delivered"
+            status = OutboxStatus.DELIVERED
             claims.settle(row, now, status, detail, synced=synced, provider_id=outcome.provider_id)
             return status
         if outcome.status is DeliveryStatus.SKIPPED:
-            status = "skipped"
+            status = OutboxStatus.SKIPPED
         elif outcome.status is DeliveryStatus.UNKNOWN:
-            status = "unknown"
+            status = OutboxStatus.UNKNOWN
         elif outcome.retry_at is not None and row.attempts + 1 < MAX_ATTEMPTS:
-            status = "pending"
+            status = OutboxStatus.PENDING
             claims.settle(row, now, status, detail, synced=synced, retry_at=outcome.retry_at)
             return status
         else:
-            status = "failed"
+            status = OutboxStatus.FAILED
         claims.settle(row, now, status, detail, synced=synced)
         return status
 
-    def _record(self, row: Any, now: datetime, status: str, detail: str) -> str:
+    def _record(self, row: Any, now: datetime, status: OutboxStatus, detail: str) -> OutboxStatus:
         """Keep the outcome of ``row``, settled here without a call (skipped, failed)."""
         claims = self._claims
         assert claims is not None

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.durable.outbox_status import OPEN, OutboxStatus
 from engine.durable.store import outbox_key
 from engine.rates import Rate
 from engine.storage.customer_store import chunks
@@ -37,10 +38,10 @@ from engine.storage.tables import (
     throttles,
 )
 
-OUTBOX_STATUSES = ("pending", "sending", "delivered", "skipped", "failed", "unknown")
+OUTBOX_STATUSES = tuple(OutboxStatus)
 JOURNEY_STATUSES = ("active", "completed", "exited")
 CHANNEL_ACTIONS = frozenset({"send", "audience_add", "audience_remove"})
-OPEN_OUTBOX = ("pending", "sending", "failed", "unknown")  # rows that keep a campaign reported
+OPEN_OUTBOX = OPEN  # rows that keep a campaign reported
 REMOVED = "removed"  # the status of a campaign whose file is gone
 SCHEDULE_PREFIX = "schedule:"
 SEGMENTS = "segments"
@@ -288,18 +289,18 @@ def status_report(
         _outbox_row(row)
         for row in conn.execute(
             sa.select(outbox)
-            .where(outbox.c.status == "unknown")
+            .where(outbox.c.status == OutboxStatus.UNKNOWN)
             .order_by(outbox.c.updated_at, outbox.c.id)
         )
     )
     failed_total = conn.scalar(
-        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "failed")
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == OutboxStatus.FAILED)
     )
     failed = tuple(
         _outbox_row(row)
         for row in conn.execute(
             sa.select(outbox)
-            .where(outbox.c.status == "failed")
+            .where(outbox.c.status == OutboxStatus.FAILED)
             .order_by(outbox.c.updated_at.desc(), outbox.c.id.desc())
             .limit(failed_limit)
         )
@@ -554,7 +555,7 @@ def _throttles(conn: sa.Connection, rates: Mapping[str, Rate]) -> tuple[Throttle
     waiting: dict[str, int] = dict(
         conn.execute(
             sa.select(outbox.c.channel, sa.func.count())
-            .where(outbox.c.status == "pending", outbox.c.detail.like("throttled:%"))
+            .where(outbox.c.status == OutboxStatus.PENDING, outbox.c.detail.like("throttled:%"))
             .group_by(outbox.c.channel)
         ).all()
     )

@@ -41,6 +41,7 @@ from engine.durable.batches import (
 )
 from engine.durable.book import CampaignBook
 from engine.durable.crash_points import CrashPoint, no_crash
+from engine.durable.outbox_status import OutboxStatus
 from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
@@ -564,7 +565,7 @@ def _mirror_row(
         "channel": channel,
         "action": action.value,
         "fields": fields,
-        "status": "pending",
+        "status": OutboxStatus.PENDING,
         "decided_at": event.timestamp,
         "next_attempt_at": now,
         "updated_at": now,

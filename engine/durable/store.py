@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from engine.double_opt_in import TRANSACTIONAL
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
+from engine.durable.outbox_status import OutboxStatus
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.plan import PlanAction, PlanLine, format_time
@@ -158,7 +159,7 @@ def load(
         query = sa.select(outbox.c.customer_id, outbox.c.channel, outbox.c.decided_at).where(
             where,
             outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
-            outbox.c.status != "skipped",
+            outbox.c.status != OutboxStatus.SKIPPED,
             outbox.c.campaign_id.not_in(TRANSACTIONAL),  # confirmations count for no cap
             outbox.c.decided_at >= earliest - history,
         )
@@ -329,7 +330,7 @@ def save(
                 "channel": line.channel,
                 "action": line.action.value,
                 "fields": fields,
-                "status": "pending",
+                "status": OutboxStatus.PENDING,
                 "attempts": 0,
                 "decided_at": line.at,
                 "next_attempt_at": line.at,
@@ -390,7 +391,7 @@ def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) 
     for where in _in(outbox.c.journey_id, exits):
         query = sa.select(
             outbox.c.id, outbox.c.key, outbox.c.journey_id, outbox.c.action, outbox.c.decided_at
-        ).where(where, outbox.c.status == "pending")
+        ).where(where, outbox.c.status == OutboxStatus.PENDING)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows.extend(conn.execute(query))
@@ -408,7 +409,7 @@ def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) 
         conn.execute(
             outbox.update()
             .where(outbox.c.id == row.id)
-            .values(status="skipped", detail=detail, updated_at=now)
+            .values(status=OutboxStatus.SKIPPED, detail=detail, updated_at=now)
         )
 
 
