@@ -38,10 +38,10 @@ from engine.storage.tables import (
     throttles,
 )
 
-OUTBOX_STATUSES = tuple(OutboxStatus)
+OUTBOX_STATUSES = tuple(status.value for status in OutboxStatus)  # plain str: JSON keys
 JOURNEY_STATUSES = ("active", "completed", "exited")
 CHANNEL_ACTIONS = frozenset({"send", "audience_add", "audience_remove"})
-OPEN_OUTBOX = OPEN  # rows that keep a campaign reported
+OPEN_OUTBOX = tuple(status.value for status in OPEN)  # rows that keep a campaign reported
 REMOVED = "removed"  # the status of a campaign whose file is gone
 SCHEDULE_PREFIX = "schedule:"
 SEGMENTS = "segments"
