@@ -239,10 +239,9 @@ class OutboxDispatcher:
                 outcomes[f"{row.channel}:{status}"] += 1
         for channel, prepared_batch in batches.items():
             if throttles_each(self.providers[channel]):  # a turn per message of the batch
-                for row, delivery in list(prepared_batch):
-                    if not self._turn(channel, now, put_off):
-                        self._put_off([row], now, put_off, outcomes)
-                        prepared_batch.remove((row, delivery))
+                prepared_batch = self._with_turns(channel, prepared_batch, now, outcomes)
+                if not prepared_batch:
+                    continue
             elif not self._turn(channel, now, put_off):
                 self._put_off([row for row, _ in prepared_batch], now, put_off, outcomes)
                 continue
@@ -252,6 +251,24 @@ class OutboxDispatcher:
                 continue
             for (row, _), outcome in zip(batch, self._call_batch(channel, batch, now), strict=True):
                 outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
+
+    def _with_turns(
+        self,
+        channel: str,
+        prepared: list[tuple[Any, Delivery]],
+        now: datetime,
+        outcomes: Counter[str],
+    ) -> list[tuple[Any, Delivery]]:
+        """Those of a batch's rows the channel's throttle has a turn for, each taking one; the
+        others are put off."""
+        put_off = self._put_off_until
+        allowed = []
+        for row, delivery in prepared:
+            if self._turn(channel, now, put_off):
+                allowed.append((row, delivery))
+            else:
+                self._put_off([row], now, put_off, outcomes)
+        return allowed
 
     def _turn(self, channel: str, now: datetime, put_off: dict[str, datetime]) -> bool:
         """Whether a call on ``channel`` may go now, after waiting its turn of the provider's

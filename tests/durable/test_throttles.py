@@ -150,3 +150,36 @@ def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
         assert status_json(report)["throttles"]["email"]["waiting"] == 2
     finally:
         followup.close()
+
+
+def test_a_batch_with_no_turn_for_any_message_is_put_off_whole(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The file outbox takes a page as one batch, but a throttle counts each message: with
+    the bucket empty, every row of the page is put off, and the dispatch goes on."""
+    one_campaign_project(tmp_path, WELCOME, {"hello.html": "<p>Hello</p>\n"})
+
+    def signups(first: int, path: Path) -> Path:
+        lines = []
+        for n in range(first, first + 2):
+            identify = message(
+                f"i{n}", "identify", T, email=f"u{n}@example.com", consent={"email": True}
+            )
+            lines += [{**identify, "userId": f"u{n}"}]
+            lines += [{**message(f"s{n}", "Signed Up", T), "userId": f"u{n}"}]
+        return write_messages(path, lines)
+
+    clock = Clock(T + timedelta(minutes=1))
+    providers = {"email": {"provider": "outbox", "path": "outbox/email", "rate": "2/h"}}
+    config = ProjectConfig(database_url=database_url, providers=providers)
+    followup = Followup(Project(config, tmp_path), clock)
+    try:
+        ingest_file(followup, signups(0, tmp_path / "first.jsonl"))
+        durable = DurableProject(followup)
+        assert durable.run_once().outbox["email:delivered"] == 2  # the bucket is empty now
+        ingest_file(followup, signups(2, tmp_path / "second.jsonl"))
+        result = durable.run_once()
+        assert result.outbox["email:delivered"] == 0
+        assert result.outbox["email:throttled"] == 2
+    finally:
+        followup.close()
