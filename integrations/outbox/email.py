@@ -49,6 +49,7 @@ from integrations.outbox._files import (
 # headers a mail client or a mailbox provider reads as a URL: written as given, never encoded
 _VERBATIM = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 _MAX_LINE = 998  # RFC 5322's hard limit for a line
+ONE_CLICK = "List-Unsubscribe=One-Click"  # List-Unsubscribe-Post's one value (RFC 8058)
 
 
 class CachedHeaderRegistry(HeaderRegistry):
@@ -157,8 +158,8 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
         unsubscribe = str(fields.get("unsubscribe_url") or "")
         if unsubscribe:
             message["List-Unsubscribe"] = f"<{unsubscribe}>"
-            if unsubscribe.lower().startswith("https://"):  # one-click needs HTTPS (RFC 8058)
-                message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            if _one_click(unsubscribe):
+                message["List-Unsubscribe-Post"] = ONE_CLICK
         message["X-Followup-Key"] = delivery.key
         message["X-Followup-Campaign"] = delivery.campaign
         message["X-Followup-Journey"] = delivery.journey
@@ -197,7 +198,7 @@ def _plain_bytes(delivery: Delivery, sender: str) -> bytes | None:
     recipient = delivery.recipient
     email = recipient.email
     text, html = fields.get("text"), fields.get("html")
-    name = " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
+    name = _display_name(recipient)
     from_ = str(fields.get("from") or sender)
     reply_to = str(fields["reply_to"]) if fields.get("reply_to") else None
     if not (
@@ -250,14 +251,22 @@ def _plain_list_unsubscribe(url: str) -> str | None:
     if not _verbatim("List-Unsubscribe", value) or "=?" in url or " " in url:
         return None
     found = f"List-Unsubscribe: {value}\r\n"
-    if url.lower().startswith("https://"):
-        found += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    if _one_click(url):
+        found += f"List-Unsubscribe-Post: {ONE_CLICK}\r\n"
     return found
 
 
+def _one_click(url: str) -> bool:
+    """Whether the unsubscribe link takes a one-click POST: it needs HTTPS (RFC 8058)."""
+    return url.lower().startswith("https://")
+
+
+def _display_name(recipient: Recipient) -> str:
+    return " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
+
+
 def _address(recipient: Recipient, email: str) -> Address:
-    name = " ".join(part for part in (recipient.first_name, recipient.last_name) if part)
-    return Address(display_name=name, addr_spec=email)
+    return Address(display_name=_display_name(recipient), addr_spec=email)
 
 
 def _publish(temp: Path, final: Path) -> bool:

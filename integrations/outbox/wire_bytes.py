@@ -4,9 +4,9 @@ for it, a tenth of the time.
 Building a message with :class:`email.message.EmailMessage` costs about a millisecond: a header
 object is parsed for each header, then folded again to be written. Most messages followup sends
 need none of that: every header is short printable ASCII with nothing to quote or encode. For
-those, :func:`plain_message_bytes` writes the very bytes the package would (headers in the same
-order, the bodies encoded by the package's own ``_encode_text``); for any other it returns
-``None`` and the caller builds the message the standard way. ``tests/unit/test_wire_bytes.py``
+those, :func:`message` writes the very bytes the package would (headers in the same order, the
+bodies encoded by the package's own ``_encode_text``); for any other the checks here say no and
+the caller (``integrations.outbox.email._plain_bytes``) builds the message the standard way. ``tests/unit/test_wire_bytes.py``
 draws deliveries and requires the two to agree byte for byte.
 """
 
@@ -71,9 +71,7 @@ def body_part(text: str, subtype: str, policy: EmailPolicy[Any]) -> tuple[str, b
     headers = (
         f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
     )
-    lines = NLCRE.split(payload)
-    body = CRLF.join(lines[:-1]) + CRLF if len(lines) > 1 else ""
-    body += lines[-1]
+    body = CRLF.join(NLCRE.split(payload))
     return headers, body.encode("ascii", "surrogateescape")
 
 
