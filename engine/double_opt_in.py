@@ -14,7 +14,7 @@ no confirmation; a second signup within ten minutes gets no second email.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.campaigns.durations import format_duration
@@ -22,6 +22,7 @@ from engine.campaigns.schema import Campaign
 from engine.errors import FollowupError
 from engine.events import Event
 from engine.policies import DoubleOptIn
+from engine.state.profile import Consent
 
 CAMPAIGN_ID = "double-opt-in"
 CONFIRMED = "Subscription Confirmed"
@@ -80,6 +81,14 @@ def with_confirmation(campaigns: Iterable[Campaign], policies: dict[str, Any]) -
             "(policies.double_opt_in); give your campaign another id"
         )
     return [*found, confirmation_campaign(policy)]
+
+
+def withdrawn_since(consent: Consent, channel: str, signed_up_at: datetime) -> bool:
+    """Whether consent on ``channel`` was withdrawn after a signup at ``signed_up_at``: its
+    confirmation must neither go out nor subscribe the customer again."""
+    changed = consent.changed_at.get(channel)
+    granted = bool(getattr(consent, channel, False))
+    return not granted and changed is not None and changed[0] > signed_up_at
 
 
 def is_transactional(campaign_id: str) -> bool:

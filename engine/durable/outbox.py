@@ -42,7 +42,7 @@ from engine.channels import (
     Recipient,
 )
 from engine.clock import Clock
-from engine.double_opt_in import is_transactional
+from engine.double_opt_in import is_transactional, withdrawn_since
 from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
 from engine.durable.crash_points import CrashPoint, no_crash
@@ -392,8 +392,7 @@ class OutboxDispatcher:
         consent = state.consent
         if getattr(consent, row.channel, False):
             return f"already_consented: the customer consents to {row.channel} now"
-        changed = consent.changed_at.get(row.channel)
-        if changed is not None and changed[0] > row.decided_at:
+        if withdrawn_since(consent, row.channel, row.decided_at):
             return "unsubscribed: consent was withdrawn after the signup"
         policy = self.policies.double_opt_in
         if policy is not None and now >= row.decided_at + policy.expires:

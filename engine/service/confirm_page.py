@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from engine.confirm_links import Signup
-from engine.double_opt_in import CONFIRMED
+from engine.double_opt_in import CONFIRMED, withdrawn_since
 from engine.journeys.plan import format_time
 from engine.service.context import ServiceContext
 from engine.service.limits import BodyTooLarge, read_body
@@ -55,10 +55,7 @@ def _still_wanted(ctx: ServiceContext, signup: Signup) -> None:
     profile = ctx.followup.profile(signup.customer_id, recent=0)
     if profile is None:
         return
-    consent = profile.state.consent
-    changed = consent.changed_at.get(signup.channel)
-    granted = bool(getattr(consent, signup.channel, False))
-    if not granted and changed is not None and changed[0] > signup.signed_up_at:
+    if withdrawn_since(profile.state.consent, signup.channel, signup.signed_up_at):
         raise InvalidToken("you unsubscribed after signing up; sign up again for a new link")
 
 
