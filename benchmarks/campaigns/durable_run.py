@@ -81,11 +81,10 @@ def _copy_database(followup: Followup, url: str) -> Path | None:
     """A copy of the SQLite database as it is (the floor delivers the same rows from it)."""
     if not url.startswith("sqlite:///"):
         return None
-    source = Path(url.removeprefix("sqlite:///"))
     target = WORK / "floor.db"
     with followup.engine.connect() as conn:
         conn.exec_driver_sql(f"VACUUM INTO '{target}'")
-    return target if source.exists() else None
+    return target
 
 
 def _timed(label: str, count: int, work: object) -> None:
