@@ -40,6 +40,7 @@ from engine.campaigns.expressions import TemplateText
 from engine.campaigns.schema import StrictModel, TemplateName, Text, rule_error
 from engine.contact import normalize_email, normalize_phone
 from engine.events import Event
+from engine.journeys.outcomes import SkipReason
 from engine.state.profile import CustomerState
 
 Channel = Literal["email", "ads", "call", "webhook"]  # the channels ``policies:`` may name
@@ -117,15 +118,6 @@ class PolicyVerdict(enum.StrEnum):
     ALLOW = "allow"
     SKIP = "skip"
     DEFER = "defer"
-
-
-class SkipReason(enum.StrEnum):
-    """Why a due send is skipped; the ``reason`` of a skipped plan line."""
-
-    NO_CONSENT = "no_consent"
-    FREQUENCY_CAP = "frequency_cap"
-    SUPPRESSED = "suppressed"
-    NO_ADDRESS = "no_address"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from engine.durable.reports import (
     JourneyState,
     Outcome,
 )
+from engine.journeys.outcomes import NOT_ENTERED, ExitReason, NotEntered, SkipReason
 from engine.journeys.plan import format_time
 
 
@@ -32,27 +33,29 @@ def current_campaigns(loaded: CampaignSet, policies: dict[str, Any]) -> dict[str
     return current
 
 
-SKIP_REASONS = {
-    "no_consent": "no {channel} consent",
-    "frequency_cap": "over the project's {channel} frequency cap",
-    "holdout": "held out: in the campaign's control group, never contacted",
-    "suppressed": "the address or phone is on the project's suppression list",
-    "no_address": "no {address} known for the customer",
-    "exited": "the journey had already ended",
-    "render_error": "the subject or body template failed to render for this customer",
-    "policy": "blocked by a project policy",
+SKIP_REASONS: dict[str, str] = {
+    SkipReason.NO_CONSENT: "no {channel} consent",
+    SkipReason.FREQUENCY_CAP: "over the project's {channel} frequency cap",
+    SkipReason.HOLDOUT: "held out: in the campaign's control group, never contacted",
+    SkipReason.SUPPRESSED: "the address or phone is on the project's suppression list",
+    SkipReason.NO_ADDRESS: "no {address} known for the customer",
+    SkipReason.EXITED: "the journey had already ended",
+    SkipReason.RENDER_ERROR: "the subject or body template failed to render for this customer",
+    SkipReason.POLICY: "blocked by a project policy",
 }
-EXIT_REASONS = {
-    "exit_event": "exited on {event}",
-    "restarted": "exited: restarted by a new trigger (entry.while_active: restart)",
-    "merged": "exited: the profile was merged into one already running this campaign "
+EXIT_REASONS: dict[str, str] = {
+    ExitReason.EXIT_EVENT: "exited on {event}",
+    ExitReason.RESTARTED: "exited: restarted by a new trigger (entry.while_active: restart)",
+    ExitReason.MERGED: "exited: the profile was merged into one already running this campaign "
     "(one journey per campaign survives a merge)",
 }
-NOT_ENTERED = {
-    "audience": "the customer did not match the campaign's audience at the trigger",
-    "once": "entry.once: the customer entered this campaign before",
-    "cooldown": "the customer entered this campaign within its entry.cooldown",
-    "already_active": "a journey of this campaign was already running (entry.while_active: ignore)",
+NOT_ENTERED_REASONS: dict[str, str] = {
+    NotEntered.AUDIENCE: "the customer did not match the campaign's audience at the trigger",
+    NotEntered.ONCE: "entry.once: the customer entered this campaign before",
+    NotEntered.COOLDOWN: "the customer entered this campaign within its entry.cooldown",
+    NotEntered.ALREADY_ACTIVE: (
+        "a journey of this campaign was already running (entry.while_active: ignore)"
+    ),
 }
 _ADDRESSES = {"email": "email address", "call": "phone number", "sms": "phone number"}
 # a decided send, by its outbox row's status: the outcome text after it says the rest
@@ -71,8 +74,8 @@ def _plain(reason: str, channel: str | None) -> str | None:
 def reason_text(decision: Decision) -> str:
     """A short plain-English explanation of the decision's reason."""
     reason = decision.reason or ""
-    if decision.action == "not_entered":
-        return NOT_ENTERED.get(reason, reason)
+    if decision.action == NOT_ENTERED:
+        return NOT_ENTERED_REASONS.get(reason, reason)
     if decision.action == "exit":
         event = str(decision.fields.get("event", "an exit event"))
         return EXIT_REASONS.get(reason, f"exited: {reason}").format(event=event)
@@ -106,7 +109,9 @@ def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
         case "skipped":
             why = outcome.detail or "no detail"
             reason, _, rest = why.partition(":")
-            if reason == "exited" and rest:  # a late exit event settled it, not the delivery
+            if (
+                reason == SkipReason.EXITED and rest
+            ):  # a late exit event settled it, not the delivery
                 return f"not delivered: skipped {format_time(outcome.updated_at)}, {why}"
             plain = _plain(reason, channel)
             if plain is not None and not rest:
@@ -131,7 +136,7 @@ def decision_text(decision: Decision, customer_id: str) -> str:
     if action == "enter":
         held = " (held out: control group, never contacted)" if fields.get("holdout") else ""
         return f"{head} entered{held}"
-    if action == "not_entered":
+    if action == NOT_ENTERED:
         return f"{head} not entered: {decision.reason} ({reason_text(decision)})"
     if action == "exit":
         return f"{head} {reason_text(decision)}"

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from engine.durable.outbox_status import OPEN, OutboxStatus
 from engine.durable.store import outbox_key
+from engine.journeys.outcomes import JourneyStatus
 from engine.rates import Rate
 from engine.storage.customer_store import chunks
 from engine.storage.tables import (
@@ -39,7 +40,7 @@ from engine.storage.tables import (
 )
 
 OUTBOX_STATUSES = tuple(status.value for status in OutboxStatus)  # plain str: JSON keys
-JOURNEY_STATUSES = ("active", "completed", "exited")
+JOURNEY_STATUSES = tuple(status.value for status in JourneyStatus)  # plain str: JSON keys
 CHANNEL_ACTIONS = frozenset({"send", "audience_add", "audience_remove"})
 OPEN_OUTBOX = tuple(status.value for status in OPEN)  # rows that keep a campaign reported
 REMOVED = "removed"  # the status of a campaign whose file is gone

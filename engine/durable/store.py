@@ -23,6 +23,7 @@ from engine.durable.customers import StoredCustomers
 from engine.durable.outbox_status import OutboxStatus
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
+from engine.journeys.outcomes import NOT_ENTERED, JourneyStatus, SendStatus, TimerKind
 from engine.journeys.plan import PlanAction, PlanLine, format_time
 from engine.journeys.runtime import Journey, JourneyEngine, RendersBody
 from engine.journeys.snapshot import (
@@ -147,7 +148,8 @@ def load(
         engine.load_journey(journey)
         loaded.before[row.id] = (row.customer_id, row.status, row.state)
     for row in timer_rows:
-        engine.load_timer(row.due_at, row.kind, decode_timer_payload(row.kind, row.payload))
+        kind = TimerKind(row.kind)
+        engine.load_timer(row.due_at, kind, decode_timer_payload(kind, row.payload))
         loaded.timer_ids.append(row.id)
     for where in _in(campaign_members.c.customer_id, ids):
         for row in conn.execute(sa.select(campaign_members).where(where)):
@@ -238,9 +240,9 @@ def _settled(journey: Journey, now: datetime) -> bool:
     """Whether nothing can change the journey any more (so it need not be loaded again)."""
     if journey.kept_audiences:  # an ads opt-out still takes the customer out of them
         return False
-    if journey.status == "exited":
+    if journey.status is JourneyStatus.EXITED:
         return True
-    if journey.status != "completed" or journey.audiences:
+    if journey.status is not JourneyStatus.COMPLETED or journey.audiences:
         return False
     goal = journey.campaign.goal
     if goal is None or journey.converted:
@@ -313,7 +315,7 @@ def save(
     lines = sorted(engine.plan, key=lambda line: line.sort_key)
     sends = []
     for line in lines:
-        if line.action not in CHANNEL_ACTIONS or line.status != "sent":
+        if line.action not in CHANNEL_ACTIONS or line.status != SendStatus.SENT:
             continue
         journey = by_id[line.journey]
         assert line.step is not None and line.channel is not None
@@ -346,7 +348,7 @@ def save(
             "campaign_id": refused.campaign,
             "journey_id": None,
             "customer_id": refused.customer_id,
-            "action": "not_entered",
+            "action": NOT_ENTERED,
             "step": None,
             "channel": None,
             "status": None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.journeys.outcomes import SendStatus, SkipReason
 from engine.policies import CHANNELS, PolicyVerdict, SendPolicies
 from engine.state.profile import CustomerState
 from engine.values import quick_init
@@ -39,9 +40,16 @@ class PendingSend:
 class DispatchOutcome:
     """``sent`` or ``skipped`` (with the reason), or deferred to ``defer_until``."""
 
-    status: str | None = None
-    reason: str | None = None
+    status: SendStatus | None = None
+    reason: SkipReason | None = None
     defer_until: datetime | None = None
+
+
+_SKIPPED = SendStatus.SKIPPED
+# the outcomes without a detail of their own, made once (frozen values)
+_SENT = DispatchOutcome(SendStatus.SENT)
+_EXITED = DispatchOutcome(_SKIPPED, SkipReason.EXITED)
+_RENDER_ERROR = DispatchOutcome(_SKIPPED, SkipReason.RENDER_ERROR)
 
 
 class Dispatcher:
@@ -80,23 +88,22 @@ class Dispatcher:
         not counted by the caps. A ``transactional`` send (a double opt-in confirmation)
         needs only an address that is not suppressed, and is not counted by the caps."""
         if journey_exited and pending.action != "audience_remove":
-            return DispatchOutcome("skipped", "exited")
+            return _EXITED
         if transactional:
             unreachable = self.policies.unreachable(pending.channel, state)
             if unreachable is not None and unreachable.reason is not None:
-                return DispatchOutcome("skipped", unreachable.reason.value)
+                return DispatchOutcome(_SKIPPED, unreachable.reason)
             if renders is not None and not renders():
-                return DispatchOutcome("skipped", "render_error")
-            return DispatchOutcome("sent")
+                return _RENDER_ERROR
+            return _SENT
         history = self._sent.setdefault((customer_id, pending.channel), [])
         decision = self.policies.decide(pending.channel, pending.action, state, at, history)
         if decision.verdict is _DEFER:
             return DispatchOutcome(defer_until=decision.until)
         if decision.verdict is _SKIP:
-            reason = decision.reason.value if decision.reason is not None else "policy"
-            return DispatchOutcome("skipped", reason)
+            return DispatchOutcome(_SKIPPED, decision.reason or SkipReason.POLICY)
         if renders is not None and not renders():
-            return DispatchOutcome("skipped", "render_error")
+            return _RENDER_ERROR
         if pending.action != "audience_remove":
             history.append(at)
-        return DispatchOutcome("sent")
+        return _SENT

@@ -50,6 +50,14 @@ from engine.journeys.context import (
 )
 from engine.journeys.customers import Customers, Resolved
 from engine.journeys.dispatch import Dispatcher, PendingSend
+from engine.journeys.outcomes import (
+    ExitReason,
+    JourneyStatus,
+    NotEntered,
+    SendStatus,
+    SkipReason,
+    TimerKind,
+)
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
@@ -62,6 +70,11 @@ _TRACK = EventType.TRACK
 _RESTART = WhileActive.RESTART
 _ENTER, _EXIT, _CONVERT = PlanAction.ENTER, PlanAction.EXIT, PlanAction.CONVERT
 _PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAction}
+_ACTIVE, _COMPLETED, _EXITED = JourneyStatus.ACTIVE, JourneyStatus.COMPLETED, JourneyStatus.EXITED
+_RESUME, _TIMEOUT, _SEND = TimerKind.RESUME, TimerKind.TIMEOUT, TimerKind.SEND
+_TICK, _SWEEP = TimerKind.TICK, TimerKind.SWEEP
+_SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
+_DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
 # whether an email's body template renders for (customer, state, trigger event, now): a send
 # whose body cannot render is skipped when decided, as one whose subject cannot
 RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]
@@ -80,7 +93,7 @@ class Journey:
     entry_key: OrderKey  # exit and goal events must come after this, in event order
     at: position.Position
     generation: int = 0
-    status: str = "active"  # active | completed | exited
+    status: JourneyStatus = JourneyStatus.ACTIVE
     waiting_for: WaitForEvent | None = None
     converted: bool = False
     trigger: Event | None = None  # what `event` means in later steps
@@ -97,7 +110,7 @@ class Timer:
 
     due: datetime
     sequence: int
-    kind: str = field(compare=False)  # resume | timeout | send | tick | sweep
+    kind: TimerKind = field(compare=False)
     payload: Any = field(compare=False)
 
 
@@ -108,7 +121,7 @@ class EntryRefused:
     at: datetime
     campaign: str
     customer_id: str
-    reason: str  # audience | once | cooldown | already_active
+    reason: NotEntered
 
 
 def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:
@@ -195,7 +208,7 @@ class JourneyEngine:
         self._journeys[journey.id] = journey
         self._by_customer.setdefault(journey.customer_id, []).append(journey)
 
-    def load_timer(self, due: datetime, kind: str, payload: Any) -> None:
+    def load_timer(self, due: datetime, kind: TimerKind, payload: Any) -> None:
         """Take back a kept timer (load them in due order, as kept)."""
         self._push(due, kind, payload)
 
@@ -261,7 +274,7 @@ class JourneyEngine:
                 self._schedule_next_tick(campaign, at)
         if self._segments:
             self._grid = SweepGrid(at, SEGMENT_SWEEP)
-            self._push(at + SEGMENT_SWEEP, "sweep", None)
+            self._push(at + SEGMENT_SWEEP, _SWEEP, None)
 
     def advance_to(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in time order."""
@@ -278,33 +291,34 @@ class JourneyEngine:
         while timers and timers[0][0] < event_time:
             self._fire(heapq.heappop(timers)[2])
 
-    def _push(self, due: datetime, kind: str, payload: Any) -> None:
+    def _push(self, due: datetime, kind: TimerKind, payload: Any) -> None:
         self._sequence += 1
         timer = Timer(due, self._sequence, kind, payload)
         heapq.heappush(self._timers, (due, self._sequence, timer))
 
     def _fire(self, timer: Timer) -> None:
         at = timer.due
-        if timer.kind in ("resume", "timeout"):
+        kind = timer.kind
+        if kind is _RESUME or kind is _TIMEOUT:
             journey_ref, generation = timer.payload
             journey = self._journeys[journey_ref]
-            if journey.status != "active" or journey.generation != generation:
+            if journey.status is not _ACTIVE or journey.generation != generation:
                 return
-            if timer.kind == "timeout":
+            if kind is _TIMEOUT:
                 wait = position.current(journey.at).step
                 assert isinstance(wait, WaitStep)
                 journey.waiting_for = None
                 journey.at = position.enter_branch(journey.at, wait.else_, "else")
             self._run(journey, at, journey.trigger)
-        elif timer.kind == "send":
+        elif kind is _SEND:
             pending = timer.payload
             outcome = self._deliver(pending, at)
             journey = self._journeys[pending.journey]
-            if outcome != "deferred" and journey.parked and journey.status == "active":
+            if outcome != _DEFERRED and journey.parked and journey.status is _ACTIVE:
                 journey.parked = False
                 journey.at = position.advance(journey.at)
                 self._run(journey, at, journey.trigger)
-        elif timer.kind == "tick":
+        elif kind is _TICK:
             campaign = timer.payload
             audience = self._ticks.get(campaign.id)
             if audience is None:
@@ -312,15 +326,15 @@ class JourneyEngine:
             else:
                 self._enter_audience(campaign, audience, at)
             self._schedule_next_tick(campaign, at)
-        elif timer.kind == "sweep":
+        elif kind is _SWEEP:
             booked = self._grid.due(at) if self._grid is not None else self.customers.ids()
             self.sweep_segments(at, [c for c in booked if self.customers.has(c)])
-            self._push(at + SEGMENT_SWEEP, "sweep", None)
+            self._push(at + SEGMENT_SWEEP, _SWEEP, None)
 
     def _schedule_next_tick(self, campaign: Campaign, after: datetime) -> None:
         trigger = campaign.trigger
         assert isinstance(trigger, ScheduleTrigger)
-        self._push(next_tick(trigger, after, self.default_timezone), "tick", campaign)
+        self._push(next_tick(trigger, after, self.default_timezone), _TICK, campaign)
 
     def enter_scheduled(
         self, campaign: Campaign, at: datetime, customer_ids: Iterable[str]
@@ -353,7 +367,7 @@ class JourneyEngine:
         if not self._simulating:
             return
         kept = self._by_customer.get(customer_id)
-        if kept and any(j.status != "active" and _finished(j) for j in kept):
+        if kept and any(j.status is not _ACTIVE and _finished(j) for j in kept):
             kept[:] = [j for j in kept if not _finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
@@ -404,7 +418,7 @@ class JourneyEngine:
         waits for it, and the ad audiences a conversion ends."""
         at = event.timestamp
         order_key = event.order_key
-        journeys = [j for j in kept if j.status != "exited" and order_key > j.entry_key]
+        journeys = [j for j in kept if j.status is not _EXITED and order_key > j.entry_key]
         converted = self._convert(journeys, event) if journeys else []
         for journey in journeys:
             self._on_journey_event(journey, event)
@@ -455,11 +469,11 @@ class JourneyEngine:
         at = event.timestamp
         if any(rule.event == event.name for rule in campaign.exit):
             # a completed journey has nothing left to end, unless it still shows an ad
-            if journey.status == "active" or journey.audiences:
-                self._exit(journey, at, "exit_event", {"event": event.name})
+            if journey.status is _ACTIVE or journey.audiences:
+                self._exit(journey, at, ExitReason.EXIT_EVENT, {"event": event.name})
             return
         waiting = journey.waiting_for
-        if journey.status == "active" and waiting is not None and waiting.event == event.name:
+        if journey.status is _ACTIVE and waiting is not None and waiting.event == event.name:
             wait = position.current(journey.at).step
             assert isinstance(wait, WaitStep)
             journey.waiting_for = None
@@ -482,14 +496,14 @@ class JourneyEngine:
         for journey in moved:
             journey.customer_id = survivor_id
             twin = next(
-                (j for j in kept if j.campaign.id == journey.campaign.id and j.status == "active"),
+                (j for j in kept if j.campaign.id == journey.campaign.id and j.status is _ACTIVE),
                 None,
             )
             kept.append(journey)
-            if journey.status == "active" and twin is not None:
+            if journey.status is _ACTIVE and twin is not None:
                 # one journey per campaign survives a merge: the one that entered first
                 later = max((journey, twin), key=lambda j: (j.entered_at, j.id))
-                self._exit(later, at, "merged")
+                self._exit(later, at, ExitReason.MERGED)
         kept.sort(key=lambda j: (j.entered_at, j.id))
 
     def _check_segments(self, customer_id: str, at: datetime) -> None:
@@ -560,7 +574,7 @@ class JourneyEngine:
             if last is not None and cooldown and not campaign.entry.once and at - last < cooldown:
                 looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
             if any(
-                j.campaign.id == campaign.id and j.status == "active"
+                j.campaign.id == campaign.id and j.status is _ACTIVE
                 for j in self._by_customer.get(customer_id, ())
             ):
                 looks.append(grid.index_after(at))
@@ -575,14 +589,14 @@ class JourneyEngine:
             names(customer_id, self.customers.state(customer_id), event, at)
         ):
             if event is not None:  # a tick or sweep misses most customers: not worth a record
-                self._refuse(campaign, customer_id, at, "audience")
+                self._refuse(campaign, customer_id, at, NotEntered.AUDIENCE)
             return False
         entry = campaign.entry
         campaign_id = campaign.id
         running = [
             j
             for j in self._by_customer.get(customer_id, ())
-            if j.campaign.id == campaign_id and j.status == "active"
+            if j.campaign.id == campaign_id and j.status is _ACTIVE
         ]
         # A restart debounces the running journey (the abandoned cart's latest add); it is not
         # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
@@ -593,13 +607,14 @@ class JourneyEngine:
             and last is not None
             and (entry.once or (entry.cooldown and at - last < entry.cooldown))
         ):
-            self._refuse(campaign, customer_id, at, "once" if entry.once else "cooldown")
+            refusal = NotEntered.ONCE if entry.once else NotEntered.COOLDOWN
+            self._refuse(campaign, customer_id, at, refusal)
             return False
         if running and not restart:
-            self._refuse(campaign, customer_id, at, "already_active")
+            self._refuse(campaign, customer_id, at, NotEntered.ALREADY_ACTIVE)
             return False
         for journey in running:
-            self._exit(journey, at, "restarted")
+            self._exit(journey, at, ExitReason.RESTARTED)
         message_id = event.message_id if event is not None else "schedule"
         journey = Journey(
             id=journey_id(campaign_id, customer_id, at, message_id),
@@ -619,13 +634,19 @@ class JourneyEngine:
         self._run(journey, at, event)
         return True
 
-    def _refuse(self, campaign: Campaign, customer_id: str, at: datetime, reason: str) -> None:
+    def _refuse(
+        self, campaign: Campaign, customer_id: str, at: datetime, reason: NotEntered
+    ) -> None:
         self.refused.append(EntryRefused(at, campaign.id, customer_id, reason))
 
     def _exit(
-        self, journey: Journey, at: datetime, reason: str, fields: dict[str, Any] | None = None
+        self,
+        journey: Journey,
+        at: datetime,
+        reason: ExitReason,
+        fields: dict[str, Any] | None = None,
     ) -> None:
-        journey.status = "exited"
+        journey.status = _EXITED
         journey.generation += 1
         self._line(journey, _EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
@@ -642,7 +663,7 @@ class JourneyEngine:
             if other is not journey
             for audience in (
                 *other.kept_audiences,
-                *(other.audiences if other.status != "exited" else ()),
+                *(other.audiences if other.status is not _EXITED else ()),
             )
         }
         if kept:
@@ -663,13 +684,13 @@ class JourneyEngine:
     def _run(self, journey: Journey, at: datetime, event: Event | None) -> None:
         """Take steps until the journey waits or completes."""
         if self.held and journey.campaign.id in self.held:
-            self.held_steps.append(Timer(at, 0, "resume", (journey.id, journey.generation)))
+            self.held_steps.append(Timer(at, 0, _RESUME, (journey.id, journey.generation)))
             return
-        while journey.status == "active":
+        while journey.status is _ACTIVE:
             frame = position.current(journey.at)
             step = frame.step
             if step is None:
-                journey.status = "completed"
+                journey.status = _COMPLETED
                 return
             state = self.customers.state(journey.customer_id)
             if isinstance(step, WaitStep):
@@ -691,9 +712,8 @@ class JourneyEngine:
                 self._update(journey, step, frame.path, at, scope)
                 journey.at = position.advance(journey.at)
             else:
-                if self._send_step(journey, step, frame.path, frame.variant, at, scope) == (
-                    "deferred"
-                ):
+                taken = self._send_step(journey, step, frame.path, frame.variant, at, scope)
+                if taken == _DEFERRED:
                     journey.parked = True  # held on this step until the send goes out
                     return
                 journey.at = position.advance(journey.at)
@@ -702,7 +722,7 @@ class JourneyEngine:
         spec = step.wait
         if isinstance(spec, WaitForEvent):
             journey.waiting_for = spec
-            self._push(at + spec.timeout, "timeout", (journey.id, journey.generation))
+            self._push(at + spec.timeout, _TIMEOUT, (journey.id, journey.generation))
             return True
         if isinstance(spec, WaitUntil):
             zone = state.timezone or self.default_timezone
@@ -710,7 +730,7 @@ class JourneyEngine:
         else:
             due = at + spec
         journey.at = position.advance(journey.at)
-        self._push(due, "resume", (journey.id, journey.generation))
+        self._push(due, _RESUME, (journey.id, journey.generation))
         return True
 
     def _update(
@@ -743,13 +763,13 @@ class JourneyEngine:
         """Take a send step; returns ``sent``, ``skipped`` or ``deferred``."""
         fields: dict[str, Any] = {}
         action = "send"
-        reason = "holdout" if journey.held_out else None
+        reason = SkipReason.HOLDOUT if journey.held_out else None
         if step.send == "email":
             fields = {"template": step.template}
             try:
                 fields["subject"] = self._render(step.subject, scope)
             except Exception:  # noqa: BLE001 - a template that fails skips this send, not the run
-                reason = reason or "render_error"
+                reason = reason or SkipReason.RENDER_ERROR
         elif isinstance(step, AdsSend):
             action = "audience_add"
             fields = {"audience": step.audience}
@@ -768,11 +788,11 @@ class JourneyEngine:
                 at,
                 step=path,
                 channel=step.send,
-                status="skipped",
+                status=_SKIPPED,
                 reason=reason,
                 fields=fields,
             )
-            return "skipped"
+            return _SKIPPED
         holds = isinstance(step, AdsSend) and step.remove_on_exit
         pending = PendingSend(journey.id, path, step.send, action, fields, at, holds)
         return self._deliver(pending, at)
@@ -789,7 +809,7 @@ class JourneyEngine:
         """Decide a due send now: ``sent``, ``skipped``, or ``deferred`` (queued again)."""
         journey = self._journeys[pending.journey]
         state = self.customers.state(journey.customer_id)
-        exited = journey.status == "exited"
+        exited = journey.status is _EXITED
         renders = None
         if self.check_body is not None and pending.channel == "email" and pending.action == "send":
             template = str(pending.fields["template"])
@@ -806,11 +826,11 @@ class JourneyEngine:
             renders,
             transactional=is_transactional(journey.campaign.id),
         )
-        if self.decided_states is not None and outcome.status == "sent":
+        if self.decided_states is not None and outcome.status is _SENT:
             self.decided_states[(journey.id, pending.step)] = state
         if outcome.defer_until is not None:
-            self._push(outcome.defer_until, "send", pending)
-            return "deferred"
+            self._push(outcome.defer_until, _SEND, pending)
+            return _DEFERRED
         self._line(
             journey,
             _PLAN_ACTION[pending.action],
@@ -821,10 +841,10 @@ class JourneyEngine:
             reason=outcome.reason,
             fields=pending.fields,
         )
-        if outcome.status == "sent" and pending.action == "audience_add":
+        if outcome.status is _SENT and pending.action == "audience_add":
             held = journey.audiences if pending.holds_audience else journey.kept_audiences
             held[str(pending.fields["audience"])] = pending.step
-        return outcome.status or "skipped"
+        return outcome.status or _SKIPPED
 
     # --- the plan ----------------------------------------------------------------------------
 
@@ -836,8 +856,8 @@ class JourneyEngine:
         *,
         step: str | None = None,
         channel: str | None = None,
-        status: str | None = None,
-        reason: str | None = None,
+        status: SendStatus | None = None,
+        reason: SkipReason | ExitReason | None = None,
         fields: Mapping[str, Any] | None = None,
     ) -> None:
         state = self.customers.state(journey.customer_id)
@@ -887,6 +907,6 @@ def _reacted_to(campaign: Campaign) -> set[str]:
 def _finished(journey: Journey) -> bool:
     """Whether no event or timer can change ``journey`` any more: it ended, shows no ad, and
     has no conversion to wait for (an exited journey converts nothing)."""
-    if journey.status == "active" or journey.audiences or journey.kept_audiences:
+    if journey.status is _ACTIVE or journey.audiences or journey.kept_audiences:
         return False
-    return journey.status == "exited" or journey.campaign.goal is None or journey.converted
+    return journey.status is _EXITED or journey.campaign.goal is None or journey.converted

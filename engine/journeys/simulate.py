@@ -122,7 +122,7 @@ def _simulate(
     engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
     refused: dict[str, Counter[str]] = {}
     for entry in engine.refused:
-        refused.setdefault(entry.campaign, Counter())[entry.reason] += 1
+        refused.setdefault(entry.campaign, Counter())[str(entry.reason)] += 1
     plan = sorted(engine.plan, key=PLAN_ORDER)
     problems = bodies.problems if bodies is not None else {}
     return Simulation(

@@ -14,6 +14,7 @@ from engine.campaigns.schema import AnyStep, Campaign, IfStep, SplitStep, WaitFo
 from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey, parse_timestamp
 from engine.journeys import steps as position
 from engine.journeys.dispatch import PendingSend
+from engine.journeys.outcomes import JourneyStatus, TimerKind
 from engine.journeys.runtime import Journey
 
 
@@ -127,7 +128,7 @@ def decode_journey(
         entry_key=_entry_key(data["entry_key"]),
         at=at,
         generation=data["generation"],
-        status=status,
+        status=JourneyStatus(status),
         waiting_for=waiting_for,
         converted=data["converted"],
         trigger=decode_event(trigger) if trigger is not None else None,
@@ -137,9 +138,9 @@ def decode_journey(
     )
 
 
-def encode_timer_payload(kind: str, payload: Any) -> dict[str, Any]:
+def encode_timer_payload(kind: TimerKind, payload: Any) -> dict[str, Any]:
     """A journey timer's payload as JSON: a deferred send, or the journey and its generation."""
-    if kind == "send":
+    if kind == TimerKind.SEND:
         assert isinstance(payload, PendingSend)
         return {
             "journey": payload.journey,
@@ -154,9 +155,9 @@ def encode_timer_payload(kind: str, payload: Any) -> dict[str, Any]:
     return {"journey": journey, "generation": generation}
 
 
-def decode_timer_payload(kind: str, data: dict[str, Any]) -> Any:
+def decode_timer_payload(kind: TimerKind, data: dict[str, Any]) -> Any:
     """The payload :func:`encode_timer_payload` wrote."""
-    if kind == "send":
+    if kind == TimerKind.SEND:
         return PendingSend(
             data["journey"],
             data["step"],
@@ -169,9 +170,9 @@ def decode_timer_payload(kind: str, data: dict[str, Any]) -> Any:
     return (data["journey"], data["generation"])
 
 
-def timer_journey(kind: str, payload: Any) -> str:
+def timer_journey(kind: TimerKind, payload: Any) -> str:
     """The journey a timer belongs to."""
-    return payload.journey if kind == "send" else str(payload[0])
+    return payload.journey if kind == TimerKind.SEND else str(payload[0])
 
 
 def _entry_key(data: list[Any]) -> OrderKey:

@@ -31,7 +31,7 @@ def summarize(lines: Iterable[PlanLine]) -> dict[str, CampaignFigures]:
             campaign.entered += 1
             campaign.held_out += bool(line.fields.get("holdout"))
         elif line.action is PlanAction.EXIT:
-            campaign.exited[line.reason or "-"] += 1
+            campaign.exited[str(line.reason or "-")] += 1
         elif line.action is PlanAction.CONVERT:
             campaign.converted += 1
             value = line.fields.get("value")
@@ -41,5 +41,5 @@ def summarize(lines: Iterable[PlanLine]) -> dict[str, CampaignFigures]:
             what = line.channel if line.action is PlanAction.SEND else line.action.value
             campaign.sent[what or "-"] += 1
         else:
-            campaign.skipped[line.reason or "-"] += 1
+            campaign.skipped[str(line.reason or "-")] += 1
     return dict(sorted(figures.items()))

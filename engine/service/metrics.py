@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from engine.clock import Clock
+from engine.journeys.outcomes import JourneyStatus
 from engine.storage.tables import journeys, outbox
 
 
@@ -42,7 +43,7 @@ class DatabaseCollector(Collector):
             with self.db.connect() as conn:
                 for campaign, count in conn.execute(
                     sa.select(journeys.c.campaign_id, sa.func.count())
-                    .where(journeys.c.status == "active")
+                    .where(journeys.c.status == JourneyStatus.ACTIVE)
                     .group_by(journeys.c.campaign_id)
                 ):
                     active.add_metric([campaign], count)

@@ -84,7 +84,9 @@ def brief(lines: list[PlanLine]) -> list[tuple[Any, ...]]:
             (line.at - T0) / timedelta(minutes=1),
             line.action.value,
             line.step,
-            line.status if line.reason is None else f"{line.status or ''}:{line.reason}",
+            f"{line.status or ''}:{line.reason}"
+            if line.reason is not None
+            else line.status and str(line.status),
         )
         for line in lines
     ]
