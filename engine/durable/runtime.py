@@ -46,7 +46,8 @@ from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine, format_time
-from engine.journeys.runtime import SEGMENT_SWEEP, JourneyEngine, RendersBody, next_tick
+from engine.journeys.runtime import JourneyEngine, RendersBody
+from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import Policies, SendPolicies
 from engine.state.reducers import consent_changes

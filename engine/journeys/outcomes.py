@@ -26,8 +26,7 @@ class TimerKind(enum.StrEnum):
     RESUME = "resume"  # a wait ends: take the next step
     TIMEOUT = "timeout"  # a wait for an event ends without it: the ``else`` branch
     SEND = "send"  # a send deferred by quiet or calling hours is decided again
-    TICK = "tick"  # simulate: a schedule-triggered campaign's tick
-    SWEEP = "sweep"  # simulate: the hourly segment sweep
+    CALL = "call"  # the caller's own action (simulate's schedule ticks and segment sweeps)
 
 
 class SendStatus(enum.StrEnum):

@@ -1,8 +1,10 @@
-"""The journey engine: events and the clock in, journey decisions out, on a virtual clock.
+"""The journey engine: events and the time in, journey decisions out.
 
 Deterministic: the same campaigns and events give the same plan, byte for byte. Time only moves
-when :meth:`JourneyEngine.advance_to` is told; waits are timers in a queue, never sleeps.
-``simulate`` runs it over a file of events; every decision is a :class:`PlanLine` with its reason.
+when :meth:`JourneyEngine.advance_to` is told; waits are timers in a queue, never sleeps. The
+engine keeps no clock of its own: schedule ticks and segment sweeps are its caller's, booked with
+:meth:`JourneyEngine.call_at` (``simulate``'s :mod:`engine.journeys.virtual_clock`) or acted on
+directly (the durable runtime's passes). Every decision is a :class:`PlanLine` with its reason.
 """
 
 from __future__ import annotations
@@ -11,12 +13,9 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from croniter import croniter
 
 from engine.campaigns.expressions import Expression, sandbox
 from engine.campaigns.intervals import holds_throughout
@@ -27,7 +26,6 @@ from engine.campaigns.schema import (
     CampaignStatus,
     EventTrigger,
     IfStep,
-    ScheduleTrigger,
     SegmentTrigger,
     SplitStep,
     UpdateStep,
@@ -40,7 +38,6 @@ from engine.campaigns.schema import (
 from engine.double_opt_in import is_transactional
 from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey
 from engine.journeys import steps as position
-from engine.journeys.audience_memo import TickAudience
 from engine.journeys.context import (
     CustomerView,
     choose_variant,
@@ -62,7 +59,6 @@ from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.journeys.wakeups import Probe, SweepGrid
 from engine.policies import next_local_time
 
-SEGMENT_SWEEP = timedelta(hours=1)
 # Enum members and values looked up once, here: on Python 3.11 ``EventType.TRACK`` goes through
 # ``EnumType.__getattr__`` and ``PlanAction("send")`` through ``EnumType.__call__`` (each about
 # a microsecond), and the hot paths take them for every event and every plan line.
@@ -72,13 +68,14 @@ _ENTER, _EXIT, _CONVERT = PlanAction.ENTER, PlanAction.EXIT, PlanAction.CONVERT
 _PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAction}
 _ACTIVE, _COMPLETED, _EXITED = JourneyStatus.ACTIVE, JourneyStatus.COMPLETED, JourneyStatus.EXITED
 _RESUME, _TIMEOUT, _SEND = TimerKind.RESUME, TimerKind.TIMEOUT, TimerKind.SEND
-_TICK, _SWEEP = TimerKind.TICK, TimerKind.SWEEP
+_CALL = TimerKind.CALL
 _SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
 _DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
 # whether an email's body template renders for (customer, state, trigger event, now): a send
 # whose body cannot render is skipped when decided, as one whose subject cannot
 RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]
-AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
+# a caller's own action at a time (a schedule tick, a segment sweep), told the time
+Action = Callable[[datetime], None]
 
 
 @dataclass(slots=True)
@@ -106,7 +103,7 @@ class Journey:
 
 @dataclass(order=True, slots=True)
 class Timer:
-    """A wait, a wait-for timeout, a deferred send, a schedule tick or a segment sweep."""
+    """A wait, a wait-for timeout, a deferred send, or a caller's action (:data:`Action`)."""
 
     due: datetime
     sequence: int
@@ -124,20 +121,6 @@ class EntryRefused:
     reason: NotEntered
 
 
-def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:
-    """The first tick of ``trigger`` after ``after``, on local wall time (so the night the
-    clocks go back ticks once)."""
-    zone = ZoneInfo(trigger.timezone or default_timezone)
-    wall = after.astimezone(zone).replace(tzinfo=None)
-    ticks = croniter(trigger.schedule, wall)
-    while True:
-        following = ticks.get_next(datetime)
-        midnight = datetime.combine(following.date(), time(0), tzinfo=zone)
-        due = next_local_time(max(after, midnight), following.time(), zone.key)
-        if due > after:
-            return due
-
-
 class JourneyEngine:
     """Runs campaigns over customers; collects the plan.
 
@@ -145,6 +128,8 @@ class JourneyEngine:
     (:mod:`engine.durable`) loads a few customers' journeys, timers and entries into it, lets it
     decide, and writes back what changed: the same decisions, on the same code. Journeys of a
     campaign in ``held`` (paused) keep their place and take no step until it is active again.
+    With ``prune_finished`` (a caller that keeps every customer loaded for the whole run, and
+    writes nothing back), journeys nothing can change any more leave their customer's list.
     """
 
     def __init__(
@@ -156,6 +141,7 @@ class JourneyEngine:
         include_drafts: bool = True,
         held: frozenset[str] = frozenset(),
         check_body: RendersBody | None = None,
+        prune_finished: bool = False,
     ) -> None:
         runnable = {CampaignStatus.ACTIVE} | ({CampaignStatus.DRAFT} if include_drafts else set())
         self.campaigns = sorted((c for c in campaigns if c.status in runnable), key=lambda c: c.id)
@@ -186,11 +172,11 @@ class JourneyEngine:
             if isinstance(campaign.trigger, EventTrigger):
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
         self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
-        self._grid: SweepGrid | None = None  # simulate's sweeps: who needs a look, when
-        # the durable runtime's last segment check per customer, to search from when saved
+        self._grid: SweepGrid | None = None  # the segment looks booked: who, at which sweep
+        # the last segment check per customer, to search from when saved (the durable runtime)
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
-        self._ticks: dict[str, TickAudience] = {}  # simulate: who each scheduled tick looks at
-        self._simulating = False  # start() was called: the engine keeps its own clock
+        self._watchers: list[Callable[[str], None]] = []  # told of each state changed
+        self._prune_finished = prune_finished
         self.last_resolved: Resolved | None = None  # whose the last event was (for reports)
         self._subjects: dict[str, Callable[..., str]] = {}
         # the event names a running journey reacts to (exits, goals, waits for an event), of
@@ -234,15 +220,20 @@ class JourneyEngine:
         keys = self._last_entry.keys() | self._segment_was.keys()
         return {key: (self._last_entry.get(key), self._segment_was.get(key, False)) for key in keys}
 
-    def book_segment_looks(self, grid: SweepGrid) -> None:
+    def book_segment_looks(self, grid: SweepGrid, search_when_saved: bool = True) -> None:
         """Book on ``grid`` each customer's next look at the segment campaigns, whenever their
-        segments are checked, for a runtime that keeps the bookings (:meth:`segment_looks`).
-        The search for when a condition turns waits for :meth:`segment_looks` and runs once per
-        customer, from their last check: a batch with many events of one customer searches
-        once, and the earlier checks' answers lie in the past."""
+        segments are checked. With ``search_when_saved`` (a runtime that keeps the bookings,
+        :meth:`segment_looks`), the search for when a condition turns waits for
+        :meth:`segment_looks` and runs once per customer, from their last check: a batch with
+        many events of one customer searches once, and the earlier checks' answers lie in the
+        past."""
         if self._segments:
             self._grid = grid
-            self._turns_later = {}
+            self._turns_later = {} if search_when_saved else None
+
+    def watch_states(self, watcher: Callable[[str], None]) -> None:
+        """Tell ``watcher`` the id of each customer whose state changes (an event, an update)."""
+        self._watchers.append(watcher)
 
     def segment_looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
@@ -261,21 +252,6 @@ class JourneyEngine:
 
     # --- the clock ---------------------------------------------------------------------------
 
-    def start(self, at: datetime) -> None:
-        """Start the clock at ``at``: schedule ticks and segment sweeps from there."""
-        self._simulating = True
-        self._ticks = {
-            c.id: TickAudience()
-            for c in self.campaigns
-            if isinstance(c.trigger, ScheduleTrigger) and c.audience is not None
-        }
-        for campaign in self.campaigns:
-            if isinstance(campaign.trigger, ScheduleTrigger):
-                self._schedule_next_tick(campaign, at)
-        if self._segments:
-            self._grid = SweepGrid(at, SEGMENT_SWEEP)
-            self._push(at + SEGMENT_SWEEP, _SWEEP, None)
-
     def advance_to(self, until: datetime) -> None:
         """Fire every timer due at or before ``until``, in time order."""
         timers = self._timers
@@ -290,6 +266,11 @@ class JourneyEngine:
         timers = self._timers
         while timers and timers[0][0] < event_time:
             self._fire(heapq.heappop(timers)[2])
+
+    def call_at(self, due: datetime, action: Action) -> None:
+        """Call ``action(due)`` when the engine advances to ``due``: after the timers due at
+        that instant booked before it, before those booked after it."""
+        self._push(due, _CALL, action)
 
     def _push(self, due: datetime, kind: TimerKind, payload: Any) -> None:
         self._sequence += 1
@@ -318,62 +299,30 @@ class JourneyEngine:
                 journey.parked = False
                 journey.at = position.advance(journey.at)
                 self._run(journey, at, journey.trigger)
-        elif kind is _TICK:
-            campaign = timer.payload
-            audience = self._ticks.get(campaign.id)
-            if audience is None:
-                self.enter_scheduled(campaign, at, self.customers.ids())
-            else:
-                self._enter_audience(campaign, audience, at)
-            self._schedule_next_tick(campaign, at)
-        elif kind is _SWEEP:
-            booked = self._grid.due(at) if self._grid is not None else self.customers.ids()
-            self.sweep_segments(at, [c for c in booked if self.customers.has(c)])
-            self._push(at + SEGMENT_SWEEP, _SWEEP, None)
-
-    def _schedule_next_tick(self, campaign: Campaign, after: datetime) -> None:
-        trigger = campaign.trigger
-        assert isinstance(trigger, ScheduleTrigger)
-        self._push(next_tick(trigger, after, self.default_timezone), _TICK, campaign)
+        elif kind is _CALL:
+            timer.payload(at)
 
     def enter_scheduled(
         self, campaign: Campaign, at: datetime, customer_ids: Iterable[str]
     ) -> None:
         """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
         for customer_id in customer_ids:
+            self._prune(customer_id)
             self._try_enter(campaign, customer_id, at, None)
 
-    def _enter_audience(self, campaign: Campaign, audience: TickAudience, at: datetime) -> None:
-        """A tick in ``simulate``: only the customers not known to be outside the audience."""
-        condition = campaign.audience
-        assert condition is not None
-        until = at + AUDIENCE_HORIZON
-        for customer_id in audience.due(at):
-            if not self.customers.has(customer_id):
-                continue  # merged away
-            state = self.customers.state(customer_id)
-            scope = {"customer": CustomerView(customer_id, state), "event": None}
-            if holds_throughout(condition, scope, at, until) is False:
-                audience.outside(customer_id, until)
-                continue
-            audience.inside(customer_id)
-            self._forget_finished(customer_id)
-            self._try_enter(campaign, customer_id, at, None)
-
-    def _forget_finished(self, customer_id: str) -> None:
-        """In ``simulate``, drop from the customer's list the journeys nothing can touch any
-        more (ended, no ad audience held, no conversion to come), so a weekly newsletter's
-        thousand finished journeys do not slow every later look at the customer."""
-        if not self._simulating:
+    def _prune(self, customer_id: str) -> None:
+        """With ``prune_finished``, drop from the customer's list the journeys nothing can
+        touch any more (ended, no ad audience held, no conversion to come), so a weekly
+        newsletter's thousand finished journeys do not slow every later look at them."""
+        if not self._prune_finished:
             return
         kept = self._by_customer.get(customer_id)
         if kept and any(j.status is not _ACTIVE and _finished(j) for j in kept):
             kept[:] = [j for j in kept if not _finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
-        """Tell the scheduled campaigns' audiences that the customer's state changed."""
-        for audience in self._ticks.values():
-            audience.changed(customer_id)
+        for watcher in self._watchers:
+            watcher(customer_id)
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
         """Re-evaluate the segment triggers as time passes, for these customers."""
@@ -388,8 +337,8 @@ class JourneyEngine:
         resolved = self.last_resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
         if customer_id in self._by_customer:  # most events come from customers in no journey
-            self._forget_finished(customer_id)
-        if self._ticks:
+            self._prune(customer_id)
+        if self._watchers:
             self._state_changed(customer_id)
         at = event.timestamp
         for merged_id in resolved.merged:

@@ -23,6 +23,7 @@ from engine.journeys.dispatch import Dispatcher
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
+from engine.journeys.virtual_clock import VirtualClock
 from engine.policies import Policies, SendPolicies
 from engine.rendering import BodyCheck, TemplateFault
 from engine.state.reducers import StateReducer
@@ -104,10 +105,11 @@ def _simulate(
         Dispatcher(policies),
         config.timezone,
         check_body=bodies,
+        prune_finished=True,  # every customer stays loaded; nothing is written back
     )
     if not ordered:
         return Simulation([])
-    engine.start(ordered[0].timestamp)
+    VirtualClock(engine, ordered[0].timestamp)
     owners: dict[str, str] = {}
     merged_into: dict[str, str] = {}
     for event in ordered:

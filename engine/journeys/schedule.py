@@ -1,0 +1,28 @@
+"""When schedule ticks and segment sweeps fall, for every clock that books them."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from engine.campaigns.schema import ScheduleTrigger
+from engine.policies import next_local_time
+
+SEGMENT_SWEEP = timedelta(hours=1)
+"""Segment triggers are looked at on an hourly grid from the clock's first moment."""
+
+
+def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:
+    """The first tick of ``trigger`` after ``after``, on local wall time (so the night the
+    clocks go back ticks once)."""
+    zone = ZoneInfo(trigger.timezone or default_timezone)
+    wall = after.astimezone(zone).replace(tzinfo=None)
+    ticks = croniter(trigger.schedule, wall)
+    while True:
+        following = ticks.get_next(datetime)
+        midnight = datetime.combine(following.date(), time(0), tzinfo=zone)
+        due = next_local_time(max(after, midnight), following.time(), zone.key)
+        if due > after:
+            return due
