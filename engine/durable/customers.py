@@ -54,13 +54,17 @@ class StoredCustomers:
 
     def state(self, customer_id: str) -> CustomerState:
         """The view of ``customer_id`` (a merged one's is its survivor's)."""
-        return self._states[self._survivor.get(customer_id, customer_id)]
+        return self._states[self._live(customer_id)]
+
+    def _live(self, customer_id: str) -> str:
+        """The profile ``customer_id`` is now, after the merges the engine was told of."""
+        while customer_id in self._survivor:
+            customer_id = self._survivor[customer_id]
+        return customer_id
 
     def apply(self, event: Event) -> Resolved:
         """Take ``event`` into its stored owner's view; the profiles it merged into them."""
-        customer_id = self._owner[event.message_id]
-        while customer_id in self._survivor:  # received as a profile merged since
-            customer_id = self._survivor[customer_id]
+        customer_id = self._live(self._owner[event.message_id])  # received as one merged since
         merged = self._merged.get(event.message_id, ())
         for merged_id in merged:
             self._survivor[merged_id] = customer_id
@@ -73,13 +77,22 @@ class StoredCustomers:
         return Resolved(customer_id, merged)
 
     def _taken_so_far(self, customer_id: str, event: Event) -> CustomerState:
+        """The survivor's view at ``event``: their logged history up to it, with the events
+        the campaigns made for them or the profiles merged in during this batch (logged
+        only when the batch is saved)."""
         key = event.order_key
         history = self._history(customer_id)
-        return self._reducer.fold(e for e in history if e.order_key <= key)
+        logged = {e.message_id for e in history}
+        made = [
+            e
+            for cid, e in self.appended
+            if self._live(cid) == customer_id and e.message_id not in logged
+        ]
+        return self._reducer.fold(e for e in [*history, *made] if e.order_key <= key)
 
     def survivors(self) -> dict[str, str]:
-        """``merged id -> survivor id`` for the merges the engine was told of."""
-        return dict(self._survivor)
+        """``merged id -> live survivor id`` for the merges the engine was told of."""
+        return {merged_id: self._live(merged_id) for merged_id in self._survivor}
 
     def views(self) -> dict[str, CustomerState]:
         """The view of each loaded live customer."""
@@ -88,7 +101,7 @@ class StoredCustomers:
     def append(self, customer_id: str, event: Event) -> None:
         """Fold a campaign's own event into the customer and keep it to be logged."""
         self.appended.append((customer_id, event))
-        survivor = self._survivor.get(customer_id, customer_id)
+        survivor = self._live(customer_id)
         extended = self._reducer.extend(self.state(survivor), [event])
         if extended is not None:
             self._states[survivor] = extended

@@ -136,8 +136,11 @@ class Ingestor:
         ``update`` steps make together with the journey that made them). ``known`` gives the
         customer of an event by messageId: such an event is theirs, without identity resolution
         (an ``update`` step's event carries no id of its own, and a trait it writes, even an
-        email, links nothing)."""
+        email, links nothing); a customer ingest has merged away since is its survivor."""
         known = known or {}
+        if known:  # a profile merged away since: the log is the live profile's
+            moved = self.store.survivors(conn, known.values())
+            known = {message_id: moved.get(cid, cid) for message_id, cid in known.items()}
         summary = IngestSummary()
         fresh: list[tuple[Event, str]] = []
         seen: set[str] = set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
@@ -100,5 +101,81 @@ def test_a_cart_added_signed_out_is_the_anonymous_profiles_until_the_sign_in(
         assert (sends, entered) == (0, 0)
         assert cleared is None  # merged by the engine too: its view went into the survivor's
         assert decision_lines(followup.engine) == planned
+    finally:
+        followup.close()
+
+
+NUDGE = """\
+campaign: nudge
+name: Nudge
+status: active
+trigger: {event: Product Viewed}
+steps:
+  - update: {traits: {nudged: "true"}}
+  - wait: 1h
+  - if: customer.traits.nudged
+    then:
+      - send: call
+        list: nudges
+"""
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["one-pass", "sign-in-taken-later"])
+def test_a_trait_a_campaign_writes_for_a_profile_merged_ahead_reaches_the_survivor(
+    database_url: str, tmp_path: Path, apart: bool
+) -> None:
+    """The engine takes a signed-out view while ingest has already merged the device into the
+    shopper; the ``update`` step's trait is the device profile's, then the survivor's from the
+    merge on. It was lost twice: taken in one pass, the merge folded the survivor's logged
+    history, which did not hold the batch's own trait yet; taken apart (the sign-in stamped
+    ahead of the clock), the trait was logged under the profile merged away."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "nudge.yaml").write_text(NUDGE)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            {
+                "type": "identify",
+                "userId": "ann",
+                "messageId": "known",
+                "timestamp": (T - timedelta(days=1)).isoformat(),
+                "traits": {"email": "ann@example.com"},
+            },
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "anonymousId": "device-1",
+                "messageId": "viewed",
+                "timestamp": T.isoformat(),
+                "properties": {},
+            },
+            {
+                "type": "identify",
+                "userId": "ann",
+                "anonymousId": "device-1",
+                "messageId": "signed-in",
+                "timestamp": (T + timedelta(minutes=10)).isoformat(),
+                "traits": {},
+            },
+        ],
+    )
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    accepted = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+    planned = plan_lines(plan_text(simulate(campaigns, accepted, ProjectConfig())))
+    assert any(" call send skipped " in line for line in planned)
+    clock = Clock(T - timedelta(days=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        durable = DurableProject(followup)
+        ingest_file(followup, events)  # the sign-in merges the device's profile at once
+        if apart:  # the view is taken; the sign-in, beyond the clock's skew, waits
+            clock.now = T + timedelta(minutes=1)
+            assert durable.run_once().engine.events == 2
+        clock.now = T + timedelta(hours=3)
+        durable.run_once()
+        assert decision_lines(followup.engine) == planned
+        with followup.engine.connect() as conn:
+            live = conn.scalars(sa.select(customers.c.id).where(customers.c.merged_into.is_(None)))
+            assert len(list(live)) == 1  # the trait did not bring the device's profile back
     finally:
         followup.close()
