@@ -43,9 +43,9 @@ from engine.channels import (
 )
 from engine.clock import Clock
 from engine.double_opt_in import is_transactional, withdrawn_since
+from engine.drive.crash_points import CrashPoint, no_crash
 from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
-from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.holders import Holders, holders_for
 from engine.durable.outbox_status import UNSETTLED, OutboxStatus
 from engine.durable.throttles import MAX_SLEEP, Throttles

@@ -12,9 +12,9 @@ from engine.campaigns.loader import load_campaigns
 from engine.channels import ActivityListener, ConsentListener
 from engine.confirm_links import ConfirmLinks
 from engine.double_opt_in import with_confirmation
+from engine.drive.crash_points import CrashPoint, no_crash
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
-from engine.durable.crash_points import CrashPoint, no_crash
 from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.runtime import DurableRuntime, TickSummary
 from engine.policies import Policies

@@ -177,7 +177,7 @@ class JourneyEngine:
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
         self._watchers: list[Callable[[str], None]] = []  # told of each state changed
         self._prune_finished = prune_finished
-        self.last_resolved: Resolved | None = None  # whose the last event was (for reports)
+        self._resolved_watchers: list[Callable[[Event, Resolved], None]] = []
         self._subjects: dict[str, Callable[..., str]] = {}
         # the event names a running journey reacts to (exits, goals, waits for an event), of
         # every campaign a journey here runs; by id, the campaign kept so the id stays its own
@@ -234,6 +234,14 @@ class JourneyEngine:
     def watch_states(self, watcher: Callable[[str], None]) -> None:
         """Tell ``watcher`` the id of each customer whose state changes (an event, an update)."""
         self._watchers.append(watcher)
+
+    def watch_resolved(self, watcher: Callable[[Event, Resolved], None]) -> None:
+        """Tell ``watcher`` whose each event taken is, and which profiles it merged."""
+        self._resolved_watchers.append(watcher)
+
+    def next_due(self) -> datetime | None:
+        """When the first timer is due (``None``: no timer is set)."""
+        return self._timers[0][0] if self._timers else None
 
     def segment_looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
@@ -334,8 +342,10 @@ class JourneyEngine:
 
     def on_event(self, event: Event) -> None:
         """An event arrives at its own time (call :meth:`advance_before` first)."""
-        resolved = self.last_resolved = self.customers.apply(event)
+        resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
+        for resolved_watcher in self._resolved_watchers:
+            resolved_watcher(event, resolved)
         if customer_id in self._by_customer:  # most events come from customers in no journey
             self._prune(customer_id)
         if self._watchers:

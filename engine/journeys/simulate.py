@@ -2,7 +2,9 @@
 
 It starts from an empty state (only the given events count), applies events in timestamp order,
 fires every timer due in between, and returns the plan. Nothing is sent, nothing is written.
-The same events and campaigns give the same plan, byte for byte.
+The same events and campaigns give the same plan, byte for byte. It is the durable engine's
+driver (:mod:`engine.drive`) over a store in memory, one pass at the end of the simulated time,
+with schedule ticks and segment sweeps booked by :mod:`engine.journeys.virtual_clock`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from pathlib import Path
 from engine.campaigns.schema import Campaign
 from engine.config import ProjectConfig
 from engine.double_opt_in import signups_held_back, with_confirmation
+from engine.drive.driver import Driver, TickSummary
+from engine.drive.memory_store import MemoryStore
 from engine.events import Event
 from engine.gc_pauses import no_full_collections
+from engine.journeys.customers import Resolved
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.memory_customers import InMemoryCustomers
 from engine.journeys.plan import PlanLine
@@ -94,34 +99,25 @@ def _simulate(
         (e for e in received_order(events) if until is None or e.timestamp <= until),
         key=EVENT_ORDER,
     )
-    policies = SendPolicies(
-        Policies.model_validate(config.policies), config.timezone, config.phone_region
-    )
     bodies = BodyCheck(templates) if templates is not None else None
-    reducer = StateReducer(config.phone_region, signups_held_back(config.policies))
-    engine = JourneyEngine(
-        with_confirmation(campaigns, config.policies),
-        InMemoryCustomers(reducer, config.phone_region),
-        Dispatcher(policies),
-        config.timezone,
-        check_body=bodies,
-        prune_finished=True,  # every customer stays loaded; nothing is written back
-    )
+    engine = journey_engine(campaigns, config, bodies)
     if not ordered:
         return Simulation([])
     VirtualClock(engine, ordered[0].timestamp)
     owners: dict[str, str] = {}
     merged_into: dict[str, str] = {}
-    for event in ordered:
-        engine.advance_before(event.timestamp)
-        engine.on_event(event)
-        resolved = engine.last_resolved
-        assert resolved is not None
+
+    def record(event: Event, resolved: Resolved) -> None:
         for merged_id in resolved.merged:
             merged_into[merged_id] = resolved.customer_id
         if event.name in watch:
             owners[event.message_id] = resolved.customer_id
-    engine.advance_to(until or ordered[-1].timestamp + DEFAULT_HORIZON)
+
+    engine.watch_resolved(record)
+    # one pass of the driver at the end of the simulated time, on the virtual clock
+    Driver(MemoryStore(engine, ordered)).run_pass(
+        until or ordered[-1].timestamp + DEFAULT_HORIZON, TickSummary()
+    )
     refused: dict[str, Counter[str]] = {}
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[str(entry.reason)] += 1
@@ -129,6 +125,25 @@ def _simulate(
     problems = bodies.problems if bodies is not None else {}
     return Simulation(
         plan, engine.triggered, engine.where_refused, refused, problems, owners, merged_into
+    )
+
+
+def journey_engine(
+    campaigns: Iterable[Campaign], config: ProjectConfig, bodies: BodyCheck | None
+) -> JourneyEngine:
+    """An engine for every customer of a simulation, with the project's policies and the
+    built-in double opt-in campaign when it is on."""
+    policies = SendPolicies(
+        Policies.model_validate(config.policies), config.timezone, config.phone_region
+    )
+    reducer = StateReducer(config.phone_region, signups_held_back(config.policies))
+    return JourneyEngine(
+        with_confirmation(campaigns, config.policies),
+        InMemoryCustomers(reducer, config.phone_region),
+        Dispatcher(policies),
+        config.timezone,
+        check_body=bodies,
+        prune_finished=True,  # every customer stays loaded; nothing is written back
     )
 
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine.durable.crash_points import CrashPoint, no_crash
+from engine.drive.crash_points import CrashPoint, no_crash
 from engine.errors import InputError
 from engine.policies import in_window, next_local_time
 from engine.storage.tables import call_dnc, call_entries

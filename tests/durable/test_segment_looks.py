@@ -220,7 +220,7 @@ def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
 
         def run_events() -> None:
             try:
-                events._event_batch(TickSummary(), clock.now)
+                events.driver.event_batch(TickSummary(), clock.now)
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 failures.append(exc)
 
@@ -229,7 +229,7 @@ def test_a_sweep_and_an_event_of_the_same_customer_side_by_side(
         assert loaded.wait(10)
         sweeping.set()
         try:
-            sweep._looks_batch(TickSummary(), clock.now, clock.now)
+            sweep.sweep_looks(TickSummary(), clock.now, clock.now)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             failures.append(exc)
         worker.join(30)
@@ -291,7 +291,7 @@ def test_a_cooldown_over_books_no_look_in_the_past(shop: Shop, tmp_path: Path) -
     _in_out_in(shop.followup, durable, shop.clock, tmp_path)
     shop.clock.now = START + timedelta(hours=3)
     assert (
-        durable.runtime._looks_batch(TickSummary(), shop.clock.now, shop.clock.now) == 1
+        durable.runtime.sweep_looks(TickSummary(), shop.clock.now, shop.clock.now) == 1
     )  # already active
     with shop.followup.engine.connect() as conn:
         assert conn.scalar(sa.select(segment_looks.c.due_at)) > shop.clock.now

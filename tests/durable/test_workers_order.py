@@ -128,7 +128,7 @@ def test_a_pass_dying_with_a_customers_earlier_event_is_not_overtaken(
     other = DurableProject(second).runtime
     dying.batch_size = other.batch_size = 2  # the identify and the cart; the order is next
     failures: list[BaseException] = []
-    held = _in_thread(lambda: dying._event_batch(TickSummary(), clock.now), failures)
+    held = _in_thread(lambda: dying.driver.event_batch(TickSummary(), clock.now), failures)
     assert holding.wait(30)
     overtaking = _in_thread(other.tick, failures)
     _until_waiting_or_done(setup.engine, overtaking)
@@ -167,9 +167,11 @@ def test_a_timer_batch_and_an_event_batch_of_one_customer_do_not_deadlock(
     events_pass = DurableProject(first, crash=hold).runtime
     timers_pass = DurableProject(second).runtime
     failures: list[BaseException] = []
-    eventing = _in_thread(lambda: events_pass._event_batch(TickSummary(), clock.now), failures)
+    eventing = _in_thread(
+        lambda: events_pass.driver.event_batch(TickSummary(), clock.now), failures
+    )
     assert holding.wait(30)
-    timing = _in_thread(lambda: timers_pass._timer_batch(TickSummary(), clock.now), failures)
+    timing = _in_thread(lambda: timers_pass.driver.timer_batch(TickSummary(), clock.now), failures)
     _until_waiting_or_done(setup.engine, timing)
     release.set()
     eventing.join(30)

@@ -1,0 +1,18 @@
+"""One driver over one store: the loop that feeds the journey engine, whatever keeps its data.
+
+- :mod:`engine.journeys` is the engine: events and the time in, decisions out; no clock, no
+  storage.
+- :mod:`engine.drive.port` is the store port, :class:`~engine.drive.port.JourneyStore`: hand
+  out work (customers with their due events and timers), load them into an engine, keep what
+  it decided.
+- Its two stores: :class:`~engine.drive.memory_store.MemoryStore` (``simulate``: every
+  customer in one engine for the whole run, nothing written) and
+  :class:`~engine.durable.sql_store.SqlJourneyStore` (``tick``, ``run``, the Celery workers:
+  SQLite or PostgreSQL, batches claimed and committed exactly once).
+- :class:`~engine.drive.driver.Driver` is the one pass loop over either: every due event in
+  order, the timers due before and after each, then the rest due by ``now``.
+- The ticks of scheduled campaigns and the segment sweeps come from a clock:
+  :class:`~engine.journeys.virtual_clock.VirtualClock` books them on the engine for ``simulate``
+  (every tick, none missed); :class:`~engine.drive.stored_schedules.StoredSchedules` runs them
+  from the store's schedule rows between passes (missed ticks coalesce, APScheduler's model).
+"""

@@ -1,0 +1,116 @@
+"""The one pass loop over a journey store: ``simulate``, ``tick``, ``run`` and the workers.
+
+A pass at ``now`` takes the store's work until none is left: first every customer with events
+waiting, then every customer with timers due. For each piece of work the engine takes the
+customers' events in event order, each after the timers due before it (an event comes before
+the timers due at its very instant), then the timers due by ``now``; a caller's action at a time
+(a schedule tick, a segment sweep) goes in at its place. What the engine decided is kept by the
+store with the work, in one transaction where the store has them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.drive.crash_points import CrashPoint, no_crash
+from engine.drive.port import JourneyStore, Work
+from engine.journeys.plan import PlanLine
+from engine.journeys.runtime import JourneyEngine
+
+# an action on the engine at a moment of the work (a tick's entries, a segment sweep)
+Act = Callable[[JourneyEngine], None]
+
+
+@dataclass
+class TickSummary:
+    """What one pass did."""
+
+    events: int = 0
+    timer_customers: int = 0
+    scheduled_customers: int = 0
+    swept_customers: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    lines: list[PlanLine] = field(default_factory=list)
+    ticks_skipped: Counter[str] = field(default_factory=Counter)  # by schedule, past the grace
+
+    def count(self, lines: list[PlanLine]) -> None:
+        """Keep the plan lines decided, and count them by action and status."""
+        self.lines.extend(lines)
+        for line in lines:
+            label = line.action.value + (f":{line.status}" if line.status else "")
+            self.decisions[label] += 1
+
+
+class Driver:
+    """Runs passes of the journey engine over ``store``."""
+
+    def __init__(self, store: JourneyStore, crash: CrashPoint = no_crash) -> None:
+        self.store = store
+        self.crash = crash
+
+    def run_pass(self, now: datetime, summary: TickSummary) -> None:
+        """Every event due by ``now``, then every timer due by ``now``."""
+        while (taken := self.event_batch(summary, now)) > 0:
+            summary.events += taken
+        while (taken := self.timer_batch(summary, now)) > 0:
+            summary.timer_customers += taken
+
+    def event_batch(self, summary: TickSummary, now: datetime) -> int:
+        """Decide the store's next work with events due; how many events it took."""
+        with self.store.events(now) as work:
+            if work is None:
+                return 0
+            self.decide(work, now, summary)
+        self.crash("events_committed")
+        return len(work.events)
+
+    def timer_batch(self, summary: TickSummary, now: datetime) -> int:
+        """Decide the store's next work with timers due; how many customers it held."""
+        with self.store.timers(now) as work:
+            if work is None:
+                return 0
+            self.decide(work, now, summary)
+        summary.events += len(work.events)
+        return max(len(work.ids), 1)
+
+    def decide(
+        self,
+        work: Work,
+        now: datetime,
+        summary: TickSummary,
+        act: Act | None = None,
+        act_at: datetime | None = None,
+    ) -> None:
+        """Decide everything due for ``work``, in time order: each event after the timers due
+        before it, ``act`` at ``act_at`` (default ``now``), then the timers due by ``now``; and
+        have the store keep it."""
+        at = now if act_at is None else act_at
+        events = work.events
+        # the earliest decision: the first event, or the act (the store adds the due timers)
+        decides_from = min([at, *(event.timestamp for event in events[:1])])
+        engine = self.store.load(work, now, decides_from)
+        for event in events:
+            if act is not None and event.timestamp > at:
+                engine.advance_to(at)
+                act(engine)
+                act = None
+            if event.timestamp > now:  # within the clock skew: the timers due by now
+                engine.advance_to(now)
+            else:
+                engine.advance_before(event.timestamp)
+            engine.on_event(event)
+        if act is not None:
+            engine.advance_to(at)
+            act(engine)
+        engine.advance_to(now)
+        if events:
+            self.crash("events_decided")
+        summary.count(self.store.save(work, engine, now))
+
+
+def live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:
+    """Those of ``customer_ids`` not merged away by the events just applied."""
+    return [customer_id for customer_id in customer_ids if engine.customers.has(customer_id)]

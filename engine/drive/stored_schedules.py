@@ -1,0 +1,235 @@
+"""Schedule ticks and segment sweeps between passes, from a store's schedule rows.
+
+``simulate``'s clock never misses a tick (:mod:`engine.journeys.virtual_clock`); passes on a wall
+clock can: a cron that did not run, a machine that was down. Here each scheduled campaign and
+the segment sweep has a row in the store saying when it is next due and how far a run over the
+customers got, so a crash resumes and several workers share a run. Missed ticks follow
+APScheduler's model (``misfire_grace``, coalescing); segment looks are booked per customer and
+swept on the hourly grid of the first pass, each missed hour at that hour, as ``simulate`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from engine.campaigns.durations import format_duration
+from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
+from engine.drive.driver import Act as DriverAct
+from engine.drive.driver import Driver, TickSummary, live
+from engine.drive.port import ScheduleStore
+from engine.durable.book import CampaignBook
+from engine.journeys.plan import format_time
+from engine.journeys.runtime import JourneyEngine
+from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
+
+SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+MAX_COUNTED_TICKS = 10_000  # a missed every-minute schedule is counted this far, no further
+_MICROSECOND = timedelta(microseconds=1)
+
+# what a run over the customers does, at its due time, to those of a batch still live
+Act = Callable[[JourneyEngine, datetime, Sequence[str]], None]
+
+log = logging.getLogger("followup.durable")
+
+
+class StoredSchedules:
+    """The ticks of the active scheduled campaigns and the segment sweeps, from ``store``."""
+
+    def __init__(
+        self, store: ScheduleStore, driver: Driver, book: CampaignBook, default_timezone: str
+    ) -> None:
+        self.store = store
+        self.driver = driver
+        self.book = book
+        self.zone = default_timezone
+        self.full_sweep = _full_sweep_name(book)
+        # the full sweeps of other segment campaign versions; with none active, every one of
+        # them: events taken meanwhile book no looks, so the same campaigns back sweep everyone
+        store.forget_schedules(f"{SEGMENTS}:", self.full_sweep)
+
+    def run(self, now: datetime, summary: TickSummary) -> None:
+        """The ticks due by ``now``, then the segment sweeps."""
+        for campaign in self.book.active:
+            if isinstance(campaign.trigger, ScheduleTrigger):
+                summary.scheduled_customers += self._schedule(
+                    campaign, campaign.trigger, summary, now
+                )
+        self._segments(summary, now)
+
+    def _schedule(
+        self, campaign: Campaign, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
+    ) -> int:
+        name = f"schedule:{campaign.id}"
+        zone = self.zone
+        self._coalesce(name, trigger, summary, now)
+        return self._every_customer(
+            name,
+            next_tick(trigger, now, zone),  # first seen: the next tick, not one now
+            now,
+            summary,
+            lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
+            # the next tick after now: missed ticks are not caught up
+            lambda due: next_tick(trigger, max(due, now), zone),
+        )
+
+    def _coalesce(
+        self, name: str, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
+    ) -> None:
+        """After passes stopped (downtime, a cron that did not run), APScheduler's model: the
+        ticks missed by more than ``misfire_grace`` are skipped, the rest coalesce into the
+        latest, so a weekly newsletter 11 weeks behind sends at most this week's issue, never
+        the oldest one 11 weeks late. A tick already under way (a crash mid-run) goes on."""
+        zone = self.zone
+        with self.store.schedule(name) as row:
+            if row is None or row.under_way or row.due_at > now:
+                return
+            if now - row.due_at <= trigger.misfire_grace:
+                return  # on time enough; a later tick due by now is not missed yet
+            # the latest tick due by now and within the grace, else the next one to come
+            due = next_tick(trigger, now - trigger.misfire_grace, zone)
+            while due <= now and (following := next_tick(trigger, due, zone)) <= now:
+                due = following
+            missed_from = row.due_at
+            skipped = _ticks_between(trigger, missed_from, due, zone)
+            row.move(due)
+        summary.ticks_skipped[name] += skipped
+        log.warning(
+            "%s: %s tick(s) from %s missed by more than misfire_grace %s: skipped; %s",
+            name,
+            f"{skipped:,}" if skipped < MAX_COUNTED_TICKS else f"{MAX_COUNTED_TICKS:,}+",
+            format_time(missed_from),
+            format_duration(trigger.misfire_grace),
+            f"runs the tick of {format_time(due)}" if due <= now else f"next {format_time(due)}",
+        )
+
+    def _segments(self, summary: TickSummary, now: datetime) -> None:
+        """The segment sweep. Every customer is looked at once when the segment campaigns are
+        new or changed (which books each one's next look); then, every hour, only those whose
+        booked look is due."""
+        full = self.full_sweep
+        if full is None:
+            return
+        summary.swept_customers += self._every_customer(
+            full,
+            now,
+            now,
+            summary,
+            lambda engine, _due, ids: engine.sweep_segments(now, ids),
+            lambda _due: NEVER,  # once per version of the segment campaigns
+            at_due=False,  # a sweep looks at now, after the timers due by now
+        )
+        origin = self.store.record_schedule(SEGMENTS, now)  # the next sweep of the hourly grid
+        if origin > now:
+            return
+        sweep = origin
+        while (at := self._next_sweep(sweep, now)) is not None:
+            while (taken := self.looks(summary, now, at)) > 0:
+                summary.swept_customers += taken
+            sweep = at + SEGMENT_SWEEP
+        self.store.set_schedule(SEGMENTS, _grid_after(origin, now))
+
+    def _next_sweep(self, sweep: datetime, now: datetime) -> datetime | None:
+        """The first sweep of the hourly grid, from ``sweep`` on and by ``now``, that a look is
+        due at: the first at or after the earliest look (``None``: none by ``now``). A pass
+        that runs late sweeps each hour it missed, as ``simulate`` does."""
+        earliest = self.store.earliest_look()
+        if earliest is None:
+            return None
+        at = max(sweep, _grid_after(sweep, earliest - _MICROSECOND))
+        return at if at <= now else None
+
+    def looks(self, summary: TickSummary, now: datetime, at: datetime) -> int:
+        """Sweep at ``at`` (a sweep of the grid, by ``now``) a batch of the customers whose
+        segment look is due by then, with all they have due; the sweep books each one's next
+        look after ``at``. A customer merged away is dropped (its survivor was checked).
+        Returns how many looks it took."""
+        with self.store.looks(at, now) as work:
+            if work is None:
+                return 0
+            ids = list(work.ids)
+            if ids:
+                self.driver.decide(
+                    work,
+                    now,
+                    summary,
+                    lambda engine: engine.sweep_segments(at, live(engine, ids)),
+                    at,
+                )
+        summary.events += len(work.events)
+        return work.looks_taken
+
+    def _every_customer(
+        self,
+        name: str,
+        first: datetime,
+        now: datetime,
+        summary: TickSummary,
+        act: Act,
+        following: Callable[[datetime], datetime],
+        at_due: bool = True,
+    ) -> int:
+        """When the schedule ``name`` is due (``first`` when new), ``act`` on every live
+        customer, a batch per transaction that records how far it got (a crash resumes),
+        then move the schedule to ``following(due)``. Returns how many customers it went over.
+        Each customer's events and timers before ``due`` (``at_due``, a tick) or before now (a
+        sweep) are applied first, the later ones after.
+
+        The row is held by one pass at a time (another goes on with its other work). The
+        customers are taken in id order up to the first one another pass holds: the row records
+        how far it got, so none is passed over; a later pass goes on from there."""
+        self.store.record_schedule(name, first)
+        done = 0
+        while True:
+            with self.store.schedule(name) as row:
+                if row is None or row.due_at > now:  # held by another pass, or not due
+                    return done
+                due = row.due_at
+                work = row.next_customers(now)
+                if work is None:
+                    if row.finished:
+                        row.move(following(due))
+                    return done
+                ids = list(work.ids)
+                self.driver.decide(
+                    work, now, summary, _on_live(act, due, ids), due if at_due else now
+                )
+                row.advance(ids[-1])
+                summary.events += len(work.events)
+                done += len(ids)
+
+
+def _on_live(act: Act, due: datetime, customer_ids: Sequence[str]) -> DriverAct:
+    """``act`` at ``due`` on those of ``customer_ids`` still live when it runs."""
+    return lambda engine: act(engine, due, live(engine, customer_ids))
+
+
+def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:
+    """How many ticks of ``trigger`` fall in ``[first, until)`` (at most MAX_COUNTED_TICKS)."""
+    count, tick = 0, first
+    while tick < until and count < MAX_COUNTED_TICKS:
+        count += 1
+        tick = next_tick(trigger, tick, zone)
+    return count
+
+
+def _grid_after(origin: datetime, moment: datetime) -> datetime:
+    """The first sweep of the hourly grid through ``origin`` that is after ``moment``."""
+    if moment < origin:
+        return origin
+    return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
+
+
+def _full_sweep_name(book: CampaignBook) -> str | None:
+    """The schedule of the one sweep of every customer that the active segment campaigns, at
+    their versions, need (``None``: there are none)."""
+    versions = sorted(
+        (c.id, book.version_of[c.id]) for c in book.active if isinstance(c.trigger, SegmentTrigger)
+    )
+    if not versions:
+        return None
+    return f"{SEGMENTS}:{hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]}"

@@ -1,0 +1,336 @@
+"""The journey store on SQLite and PostgreSQL: work claimed, decided and kept exactly once.
+
+Each piece of work is one transaction that claims some customers (:mod:`engine.durable.batches`),
+loads everything they hold into a fresh engine and writes back what it decided
+(:mod:`engine.durable.store`). Their events leave ``journey_inbox`` in the same transaction, so a
+crash replays them and nothing is decided twice. On PostgreSQL customers are claimed with
+``FOR UPDATE SKIP LOCKED``, so any number of workers share the work, never wait on each other,
+and never apply a customer's event or timer past an earlier one another pass holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import takewhile
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.channels import DeliveryAction
+from engine.drive.port import Work
+from engine.durable.batches import (
+    Claims,
+    Taken,
+    after,
+    event_owners,
+    inbox_batch,
+    looks_batch,
+    merged_away,
+    take,
+    timer_batch,
+)
+from engine.durable.book import CampaignBook
+from engine.durable.outbox_status import OutboxStatus
+from engine.durable.store import Enrich, Loaded, load, save, save_views
+from engine.events import Event, EventType
+from engine.ingest.pipeline import Ingestor
+from engine.journeys.plan import PlanLine
+from engine.journeys.runtime import JourneyEngine, RendersBody
+from engine.journeys.wakeups import SweepGrid
+from engine.policies import SendPolicies
+from engine.state.reducers import consent_changes
+from engine.storage.customer_store import chunks
+from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
+from engine.storage.upserts import insert_new
+
+# Segment looks are booked to the microsecond, the resolution of a time: a sweep at any moment
+# finds every customer whose answer may have turned since the last (booked to the second, a turn
+# within the second before a sweep, such as a cooldown ending at the time of day of the sweep
+# that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
+LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
+
+
+@dataclass
+class SqlWork:
+    """Claimed customers and their due events, in the transaction ``conn``."""
+
+    conn: sa.Connection
+    taken: Taken
+    looks_taken: int = 0
+    loaded: Loaded | None = field(default=None, repr=False)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.taken.ids
+
+    @property
+    def events(self) -> list[Event]:
+        return self.taken.events
+
+
+class SqlScheduleRow:
+    """A ``schedule_ticks`` row, locked on PostgreSQL, in the transaction ``conn``."""
+
+    def __init__(self, store: SqlJourneyStore, conn: sa.Connection, row: Any) -> None:
+        self._store = store
+        self._conn = conn
+        self._row = row
+        self.finished = False
+
+    @property
+    def due_at(self) -> datetime:
+        return self._row.due_at  # type: ignore[no-any-return]
+
+    @property
+    def under_way(self) -> bool:
+        return self._row.after_customer is not None
+
+    def next_customers(self, now: datetime) -> SqlWork | None:
+        conn, claims = self._conn, self._store.claims
+        ids = list(conn.scalars(after(self._row.after_customer, self._store.batch_size)))
+        self.finished = not ids
+        if not ids:
+            return None
+        held = claims.these(conn, ids)
+        taken = take(conn, claims, list(takewhile(held.__contains__, ids)), now)
+        kept = set(taken.ids)
+        prefix = list(takewhile(kept.__contains__, ids))
+        if not prefix:  # the next customer is another pass's: a later pass goes on
+            return None
+        return SqlWork(conn, taken.only(prefix))
+
+    def advance(self, last_customer: str) -> None:
+        self._update(after_customer=last_customer)
+
+    def move(self, due_at: datetime) -> None:
+        self._update(due_at=due_at, after_customer=None)
+
+    def _update(self, **values: Any) -> None:
+        name = self._row.name
+        self._conn.execute(
+            schedule_ticks.update().where(schedule_ticks.c.name == name).values(**values)
+        )
+
+
+class SqlJourneyStore:
+    """Journeys, timers, the inbox, the outbox and the schedule rows of one database."""
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        book: CampaignBook,
+        policies: SendPolicies,
+        ingestor: Ingestor,
+        enrich: Enrich,
+        default_timezone: str,
+        batch_size: int = 500,
+        consent_channels: frozenset[str] = frozenset(),
+        synced_events: Mapping[str, frozenset[str]] | None = None,
+        check_body: RendersBody | None = None,
+    ) -> None:
+        self.db = db
+        self.book = book
+        self.policies = policies
+        self.ingestor = ingestor
+        self.enrich = enrich
+        self.default_timezone = default_timezone
+        self.batch_size = batch_size
+        self.consent_channels = consent_channels
+        self.synced_events = dict(synced_events or {})  # channel -> event names it mirrors
+        self.check_body = check_body
+        self.claims = Claims(db.dialect.name)
+
+    # --- work --------------------------------------------------------------------------------
+
+    @contextmanager
+    def events(self, now: datetime) -> Iterator[SqlWork | None]:
+        """The customers of the next events in the inbox, with all they have due."""
+        with self.db.begin() as conn:
+            ids = self.claims.first(conn, inbox_batch(now, self.batch_size), event_owners)
+            taken = take(conn, self.claims, ids, now)
+            yield SqlWork(conn, taken) if taken.events else None
+
+    @contextmanager
+    def timers(self, now: datetime) -> Iterator[SqlWork | None]:
+        """The customers of the next due timers, with all they have due (their events too)."""
+        running = sorted(c.id for c in self.book.active)
+        with self.db.begin() as conn:
+            ids = self.claims.first(conn, timer_batch(now, self.batch_size, running))
+            taken = take(conn, self.claims, ids, now)
+            yield SqlWork(conn, taken) if taken.ids else None
+
+    @contextmanager
+    def looks(self, at: datetime, now: datetime) -> Iterator[SqlWork | None]:
+        """The customers whose segment look is due by ``at``, their looks taken; a customer
+        merged away is dropped (its survivor was checked)."""
+        with self.db.begin() as conn:
+            claimed = self.claims.first(conn, looks_batch(at, self.batch_size), live=False)
+            gone = merged_away(conn, claimed)
+            taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
+            done = sorted(gone) + taken.ids
+            for part in chunks(done):
+                conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(part)))
+            yield SqlWork(conn, taken, looks_taken=len(done)) if done else None
+
+    def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
+        """A fresh engine with everything the work's customers hold."""
+        assert isinstance(work, SqlWork)  # the work this store handed out
+        taken = work.taken
+        work.loaded = load(
+            work.conn,
+            self.book,
+            taken.loading(),
+            policies=self.policies,
+            reducer=self.ingestor.reducer,
+            default_timezone=self.default_timezone,
+            now=now,
+            # the engine takes each event as the profile it was received as, until the merge
+            owner_of_event={**taken.owners, **taken.received_as},
+            merged_by_event=taken.merged,
+            decides_from=decides_from,
+            check_body=self.check_body,
+        )
+        work.loaded.engine.book_segment_looks(SweepGrid(*LOOK_GRID))
+        return work.loaded.engine
+
+    def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
+        """Write back what the engine decided, the mirror rows of the events, and take the
+        events out of the inbox."""
+        assert isinstance(work, SqlWork)
+        conn, loaded, taken = work.conn, work.loaded, work.taken
+        assert loaded is not None and loaded.engine is engine
+        appended = loaded.customers.appended
+        survivors = loaded.customers.survivors()
+        if appended:  # update steps: the traits a campaign wrote go into the log like any event
+            self.ingestor.write_in(
+                conn,
+                [(event, "campaign") for _cid, event in appended],
+                known={event.message_id: survivors.get(cid, cid) for cid, event in appended},
+            )
+        for merged_id, survivor_id in survivors.items():
+            # rows the dispatcher holds are being delivered (it finds the survivor itself):
+            # passed over, not waited for
+            rows = sa.select(outbox.c.id).where(outbox.c.customer_id == merged_id)
+            if self.claims.lock:
+                rows = rows.with_for_update(skip_locked=True)
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(rows.scalar_subquery()))
+                .values(customer_id=survivor_id)
+            )
+        lines = save(conn, self.book, loaded, now, self.enrich)
+        self._mirror_rows(conn, taken.events, taken.owners, survivors, now)
+        for part in chunks([event.message_id for event in taken.events]):
+            conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
+        save_views(conn, loaded)
+        return lines
+
+    def _mirror_rows(
+        self,
+        conn: sa.Connection,
+        batch: Sequence[Event],
+        owners: dict[str, str],
+        survivors: dict[str, str],
+        now: datetime,
+    ) -> None:
+        """An outbox row per change a provider keeps on its side: consent changes on a channel
+        whose provider keeps consent, shop events a provider mirrors. The dispatcher sends the
+        customer's consent or cart as they stand when the row is delivered."""
+        if not self.consent_channels and not self.synced_events:
+            return
+        held = self.ingestor.reducer.holds_back
+        rows = []
+        for event in batch:
+            owner = owners.get(event.message_id)
+            if owner is None:
+                continue
+            customer_id = survivors.get(owner, owner)
+            for channel in sorted(consent_changes(event, held).keys() & self.consent_channels):
+                key = f"consent:{channel}:{event.message_id}"
+                rows.append(
+                    _mirror_row(key, customer_id, channel, DeliveryAction.CONSENT, {}, event, now)
+                )
+            for channel, names in sorted(self.synced_events.items()):
+                if event.type is EventType.TRACK and event.name in names:
+                    fields = {"event": event.name, "properties": dict(event.properties)}
+                    key = f"activity:{channel}:{event.message_id}"
+                    rows.append(
+                        _mirror_row(
+                            key, customer_id, channel, DeliveryAction.ACTIVITY, fields, event, now
+                        )
+                    )
+        if rows:
+            insert_new(conn, outbox, rows)
+
+    # --- schedule rows -----------------------------------------------------------------------
+
+    def record_schedule(self, name: str, first: datetime) -> datetime:
+        """Record ``name`` as due at ``first`` when new (in a transaction of its own: another
+        worker may be recording it too); when it is due."""
+        with self.db.begin() as conn:
+            row = conn.execute(
+                sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+            ).first()
+            if row is None:
+                insert_new(conn, schedule_ticks, [{"name": name, "due_at": first}])
+        return first if row is None else row.due_at
+
+    @contextmanager
+    def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:
+        """The row ``name``, locked (skipped when another pass holds it) on PostgreSQL."""
+        with self.db.begin() as conn:
+            query = sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+            if self.claims.lock:
+                query = query.with_for_update(skip_locked=True)
+            row = conn.execute(query).first()
+            yield SqlScheduleRow(self, conn, row) if row is not None else None
+
+    def set_schedule(self, name: str, due_at: datetime) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                schedule_ticks.update()
+                .where(schedule_ticks.c.name == name)
+                .values(due_at=due_at, after_customer=None)
+            )
+
+    def forget_schedules(self, prefix: str, keep: str | None) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                schedule_ticks.delete().where(
+                    schedule_ticks.c.name.like(f"{prefix}%"), schedule_ticks.c.name != (keep or "")
+                )
+            )
+
+    def earliest_look(self) -> datetime | None:
+        with self.db.connect() as conn:
+            earliest: datetime | None = conn.scalar(sa.select(sa.func.min(segment_looks.c.due_at)))
+        return earliest
+
+
+def _mirror_row(
+    key: str,
+    customer_id: str,
+    channel: str,
+    action: DeliveryAction,
+    fields: dict[str, Any],
+    event: Event,
+    now: datetime,
+) -> dict[str, Any]:
+    """An outbox row of no campaign: a change a provider keeps in step on its side."""
+    return {
+        "key": key[:200],
+        "journey_id": "",
+        "step": "",
+        "campaign_id": "",
+        "customer_id": customer_id,
+        "channel": channel,
+        "action": action.value,
+        "fields": fields,
+        "status": OutboxStatus.PENDING,
+        "decided_at": event.timestamp,
+        "next_attempt_at": now,
+        "updated_at": now,
+    }
