@@ -2,13 +2,15 @@
 
     python -m benchmarks.startup.run [--before main] [--after REF] [--runs 5]
 
-``--before`` is a git ref, exported with ``git archive`` into a scratch folder; the other side is
-this checkout, or ``--after`` another ref. Both run through the venv's ``followup`` console script with ``PYTHONPATH`` naming
-the tree, so the interpreter, packages and machine are the same. The project is a scratch folder
-with the example campaigns and templates and a database made by one first ``followup tick``, so
-the timed ``tick`` is an idle pass. Runs alternate between the two versions; the table gives the
-median and the fastest of ``--runs`` wall times per command, beside the floor: the bare
-interpreter and ``import sqlalchemy``, which any command touching the database pays.
+``--before`` is a git ref, exported with ``git archive`` into a scratch folder; the other side
+is this checkout, or ``--after`` another ref. Both run through the venv's ``followup`` console
+script with ``PYTHONPATH`` naming the tree, so the interpreter, packages and machine are the
+same. The project is a scratch folder with the example campaigns and templates and a database
+made by one first ``followup tick``, so the timed ``tick`` is an idle pass. Runs alternate
+between the two versions; the table gives per command the median and the fastest of ``--runs``
+wall times and the median CPU time (user + system, steadier on a busy machine), beside the
+floor: the bare interpreter and ``import sqlalchemy``, which any command touching the database
+pays. Output that differs between the versions is named at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 FOLLOWUP = str(Path(sys.executable).parent / "followup")
@@ -37,6 +41,13 @@ FLOORS: dict[str, list[str]] = {
     'python -c "pass"': [sys.executable, "-c", "pass"],
     'python -c "import sqlalchemy"': [sys.executable, "-c", "import sqlalchemy"],
 }
+
+
+class Run(NamedTuple):
+    """One run's wall and CPU seconds."""
+
+    wall: float
+    cpu: float
 
 
 def export(ref: str, into: Path) -> Path:
@@ -73,12 +84,15 @@ def check_tree(tree: Path) -> None:
         raise SystemExit(f"PYTHONPATH={tree} imports the engine from {where}")
 
 
-def timed(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, str]:
-    """Wall seconds of one run of ``command`` and its output (exit code, stdout, stderr)."""
+def timed(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[Run, str]:
+    """Wall and CPU seconds of one run of ``command``, and its exit code and output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    return seconds, f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Run(wall, cpu), f"exit {done.returncode}\n{done.stdout}{done.stderr}"
 
 
 def comparable(output: str) -> str:
@@ -100,15 +114,15 @@ def project(into: Path) -> Path:
 
 def measure(
     trees: Mapping[str, Path], cwd: Path, runs: int
-) -> tuple[dict[tuple[str, str], list[float]], list[str]]:
-    """Wall times per (workload, version), the versions alternating; and which outputs differ."""
-    times: dict[tuple[str, str], list[float]] = {}
+) -> tuple[dict[tuple[str, str], list[Run]], list[str]]:
+    """Times per (workload, version), the versions alternating; and which outputs differ."""
+    times: dict[tuple[str, str], list[Run]] = {}
     outputs: dict[tuple[str, str], str] = {}
     for _ in range(runs):
         for name, command in {**WORKLOADS, **FLOORS}.items():
             for version, tree in trees.items():
-                seconds, output = timed(command, cwd, environment(tree))
-                times.setdefault((name, version), []).append(seconds)
+                run, output = timed(command, cwd, environment(tree))
+                times.setdefault((name, version), []).append(run)
                 outputs[name, version] = comparable(output)
     versions = list(trees)
     differ = [
@@ -117,14 +131,18 @@ def measure(
     return times, differ
 
 
-def table(times: Mapping[tuple[str, str], list[float]], versions: Sequence[str]) -> str:
-    """A markdown table: median (fastest) seconds per command and version."""
-    head = "| command | " + " | ".join(f"{v}: median (min) s" for v in versions) + " |"
-    lines = [head, "|---" * (len(versions) + 1) + "|"]
+def table(times: Mapping[tuple[str, str], list[Run]], versions: Sequence[str]) -> str:
+    """A markdown table per command and version: the median wall seconds (the fastest run's),
+    and the median CPU seconds (user + system), which another load on the machine disturbs less."""
+    head = "| command | " + " | ".join(f"{v}: wall (min) | CPU" for v in versions) + " |"
+    lines = [head, "|---" * (2 * len(versions) + 1) + "|"]
     for name in {**WORKLOADS, **FLOORS}:
-        cells = [
-            f"{statistics.median(times[name, v]):.3f} ({min(times[name, v]):.3f})" for v in versions
-        ]
+        cells = []
+        for version in versions:
+            found = times[name, version]
+            wall = statistics.median(r.wall for r in found)
+            cells.append(f"{wall:.3f} ({min(r.wall for r in found):.3f})")
+            cells.append(f"{statistics.median(r.cpu for r in found):.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -145,9 +163,11 @@ def main() -> None:
         for tree in trees.values():
             check_tree(tree)
         folder = project(root / "project")
+        load = os.getloadavg()[0]
         times, differ = measure(trees, folder, args.runs)
     print(
-        f"{args.runs} runs each, alternating; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        f"{args.runs} runs each, alternating; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+        f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     )
     print(table(times, list(trees)))
     print("outputs differ: " + (", ".join(differ) if differ else "none"))
