@@ -14,7 +14,7 @@ import difflib
 import os
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,27 @@ DEFAULTS: Mapping[str, Mapping[str, str]] = {
 
 
 @cache
+def _provider_points() -> dict[str, EntryPoint]:
+    """Every installed provider's entry point by name (the first, if two share a name), found
+    once per process: a search reads the metadata of every installed package."""
+    points: dict[str, EntryPoint] = {}
+    for point in entry_points(group=GROUP):
+        points.setdefault(point.name, point)
+    return points
+
+
 def provider_names() -> tuple[str, ...]:
     """The names of every installed provider."""
-    return tuple(sorted({point.name for point in entry_points(group=GROUP)}))
+    return tuple(sorted(_provider_points()))
 
 
 def provider_factory(name: str) -> ProviderFactory | None:
     """The factory registered as ``name``, or ``None``."""
-    for point in entry_points(group=GROUP, name=name):
-        factory: ProviderFactory = point.load()
-        return factory
-    return None
+    point = _provider_points().get(name)
+    if point is None:
+        return None
+    factory: ProviderFactory = point.load()
+    return factory
 
 
 def channel_settings(section: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

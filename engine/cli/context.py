@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from engine.api import Followup
 from engine.errors import FollowupError
-from engine.events import EventInvalid, parse_timestamp
+
+if TYPE_CHECKING:
+    from engine.api import Followup
 
 # Piped output (make run, CI logs, `| less`) gets room for the tables unless COLUMNS says otherwise.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140
@@ -46,6 +47,8 @@ def time_option(value: str | None, option: str) -> datetime | None:
     command with ``error: OPTION: ...``."""
     if value is None:
         return None
+    from engine.events import EventInvalid, parse_timestamp
+
     try:
         return parse_timestamp(value, option)
     except EventInvalid as exc:
@@ -61,6 +64,8 @@ def fail(message: str) -> typer.Exit:
 @contextmanager
 def open_engine(ctx: typer.Context) -> Iterator[Followup]:
     """The project's engine, closed afterwards; followup's own errors end the command cleanly."""
+    from engine.api import Followup
+
     try:
         followup = Followup.open(config_path(ctx))
     except FollowupError as exc:

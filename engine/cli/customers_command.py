@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -13,9 +13,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.cli.context import console, fail, open_engine
-from engine.profiles import CustomerProfile
-from engine.state.codec import profile_to_json
-from engine.state.profile import CustomerState
+
+if TYPE_CHECKING:
+    from engine.profiles import CustomerProfile
+    from engine.state.profile import CustomerState
+
 
 customers_app = typer.Typer(help="Look at unified customer profiles.", no_args_is_help=True)
 
@@ -189,6 +191,8 @@ def show_customer(
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
     """One unified profile and its recent events across channels."""
+    from engine.state.codec import profile_to_json
+
     with open_engine(ctx) as followup:
         profile = followup.profile(reference, recent=events)
     if profile is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -13,11 +13,11 @@ from rich.table import Table
 
 from engine.cli.context import EXIT_OK, EXIT_PROBLEMS, console, fail, open_engine
 from engine.errors import FollowupError
-from engine.events import Rejection
-from engine.ingest.csv_mapping import load_mapping, read_csv
-from engine.ingest.jsonl import read_jsonl
-from engine.ingest.pipeline import IngestSummary
-from engine.ingest.rejects import RejectStore
+
+if TYPE_CHECKING:
+    from engine.events import Rejection
+    from engine.ingest.pipeline import IngestSummary
+
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -68,6 +68,10 @@ def ingest(
     ] = None,
 ) -> None:
     """Ingest events; exit 1 if any record was rejected (the rest is still ingested)."""
+    from engine.ingest.csv_mapping import load_mapping, read_csv
+    from engine.ingest.jsonl import read_jsonl
+    from engine.ingest.rejects import RejectStore
+
     if not file.is_file():
         raise fail(f"{file}: no such file")
     is_csv = file.suffix.lower() == ".csv"

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
 from engine.journeys.plan import format_time
-from engine.service.keys import ROLES, WRITE, KeyStore
+from engine.service.roles import ROLES, WRITE
 
 keys_app = typer.Typer(
     help="Keys of the HTTP service (followup serve): write keys for the ingest API, dashboard "
@@ -53,6 +53,8 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Make a key and print it (the only time it is shown)."""
+    from engine.service.keys import KeyStore
+
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     per_second = parse_rate(rate) if rate is not None else None
@@ -65,6 +67,8 @@ def create(
 @keys_app.command("list")
 def list_keys(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Every key (never the key itself): id, name, role, prefix, rate, created, revoked."""
+    from engine.service.keys import KeyStore
+
     with open_engine(ctx) as followup:
         found = KeyStore(followup.engine).list()
     table = Table(box=box.SIMPLE)
@@ -90,6 +94,8 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Stop accepting a key at once (a dashboard key's sessions end too)."""
+    from engine.service.keys import KeyStore
+
     with open_engine(ctx) as followup:
         record = KeyStore(followup.engine).revoke(key_id, followup.clock())
     if record.revoked_at is None:  # pragma: no cover - revoke always sets it

@@ -1,17 +1,16 @@
 """Commands that providers bring (``followup calls`` from the call-list provider): typer apps
 registered under the entry-point group ``followup.commands``, by command name. The core lists
-them without importing any integration itself."""
+them without importing any integration itself, and loads one only when it is looked up."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-import typer
+from engine.cli.lazy import Loader
 
 GROUP = "followup.commands"
 
 
-def add_plugin_commands(app: typer.Typer) -> None:
-    """Add every registered command group to ``app``."""
-    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
-        app.add_typer(point.load(), name=point.name)
+def plugin_commands() -> dict[str, Loader]:
+    """The loader of every registered command group, by name."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point.load for point in entry_points(group=GROUP)}

@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
-from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
-from engine.journeys.context import names
-from engine.rendering import render_email, template_problem
 
 
 def preview(
@@ -25,6 +22,10 @@ def preview(
     config: ConfigOption = None,
 ) -> None:
     """Render a template with a customer's unified profile (``event`` is empty)."""
+    from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
+    from engine.journeys.context import names
+    from engine.rendering import render_email, template_problem
+
     with open_engine(ctx) as followup:
         profile = followup.profile(customer, recent=0)
         if profile is None:

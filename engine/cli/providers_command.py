@@ -8,18 +8,19 @@ setting).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from engine.channels import CheckableProvider, ProviderCheck
 from engine.cli.context import EXIT_PROBLEMS, ConfigOption, config_path, console, fail
-from engine.config import load_project
 from engine.errors import FollowupError
-from engine.providers import build_providers, channel_settings
+
+if TYPE_CHECKING:
+    from engine.channels import ProviderCheck
+
 
 providers_app = typer.Typer(
     help="The providers that carry each channel (followup.yaml providers:).",
@@ -30,6 +31,9 @@ providers_app = typer.Typer(
 @providers_app.command("list")
 def list_providers(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Show the provider of each channel and its settings (secrets are never in them)."""
+    from engine.config import load_project
+    from engine.providers import channel_settings
+
     try:
         project = load_project(config_path(ctx))
         chosen = channel_settings(project.config.providers)
@@ -53,6 +57,9 @@ def check(
     ] = None,
 ) -> None:
     """Verify each provider's credentials and reachability; nothing is sent."""
+    from engine.config import load_project
+    from engine.providers import build_providers
+
     try:
         project = load_project(config_path(ctx))
         built = build_providers(
@@ -84,6 +91,8 @@ def check(
 
 
 def _check(provider: object) -> ProviderCheck:
+    from engine.channels import CheckableProvider, ProviderCheck
+
     if not isinstance(provider, CheckableProvider):
         return ProviderCheck(True, "nothing to check: this provider needs no credentials")
     try:

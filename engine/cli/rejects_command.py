@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, open_engine
-from engine.ingest.rejects import RejectStore
 from engine.journeys.plan import format_time
 
 rejects_app = typer.Typer(
@@ -30,6 +29,8 @@ def list_rejects(
 ) -> None:
     """The rejected events kept last, newest first: where each came from, the field at fault,
     the reason and the message (with --json, the raw event too)."""
+    from engine.ingest.rejects import RejectStore
+
     with open_engine(ctx) as followup:
         found = RejectStore(followup.engine).latest(limit)
     if as_json:

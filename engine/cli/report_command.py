@@ -5,19 +5,19 @@ writes for a simulated plan."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, fail, open_engine, time_option
 from engine.reports.attribution import Model
-from engine.reports.html import Timeline, render_html
-from engine.reports.journey_counts import Period
-from engine.reports.project import project_campaigns, project_report
-from engine.reports.settings import ReportSettings, report_settings
+
+if TYPE_CHECKING:
+    from engine.reports.html import Timeline
+    from engine.reports.settings import ReportSettings
+
 
 FORMATS = ("table", "json", "html")
 
@@ -35,6 +35,11 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """What the campaigns brought in: orders, attribution, lift, variants and funnels."""
+    from pydantic import ValidationError
+
+    from engine.reports.journey_counts import Period
+    from engine.reports.project import project_campaigns, project_report
+
     if format not in FORMATS:
         raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     period = Period(time_option(since, "--since"), time_option(until, "--until"))
@@ -53,6 +58,10 @@ def report(
 
 def settings_of(reports: dict[str, Any]) -> ReportSettings:
     """``reports:`` of the config (``followup validate`` names a problem's line)."""
+    from pydantic import ValidationError
+
+    from engine.reports.settings import report_settings
+
     try:
         return report_settings(reports)
     except ValidationError as exc:
@@ -75,6 +84,8 @@ def emit(found: dict[str, Any], days: Timeline, format: str, out: Path | None) -
 
 def report_text(found: dict[str, Any], days: Timeline, format: str) -> str:
     """The report as JSON or HTML text."""
+    from engine.reports.html import render_html
+
     if format == "html":
         return render_html(found, days)
     return orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -19,19 +19,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from engine.api import Followup
 from engine.cli.context import ConfigOption, config_path, console, errors, fail
-from engine.cli.simulate_command import print_summary
 from engine.clock import Clock, utc_now
-from engine.config import load_project
-from engine.durable.project import DurableProject, PassResult
 from engine.errors import FollowupError
-from engine.events import EventInvalid, parse_timestamp
-from engine.ingest.jsonl import read_jsonl
-from engine.ingest.rejects import RejectStore
-from engine.journeys.plan import format_time
 
 if TYPE_CHECKING:
+    from engine.api import Followup
+    from engine.durable.project import DurableProject, PassResult
     from engine.service.server import BackgroundServer
 
 FAILED_PASSES_TO_STOP = 5
@@ -45,6 +39,8 @@ NowOption = Annotated[
 def _clock(now: str | None) -> Clock:
     if now is None:
         return utc_now
+    from engine.events import EventInvalid, parse_timestamp
+
     try:
         fixed = parse_timestamp(now, "--now")
     except EventInvalid as exc:
@@ -53,6 +49,10 @@ def _clock(now: str | None) -> Clock:
 
 
 def _open(ctx: typer.Context, clock: Clock) -> tuple[Followup, DurableProject]:
+    from engine.api import Followup
+    from engine.config import load_project
+    from engine.durable.project import DurableProject
+
     try:
         followup = Followup(load_project(config_path(ctx)), clock)
     except FollowupError as exc:
@@ -65,6 +65,8 @@ def _open(ctx: typer.Context, clock: Clock) -> tuple[Followup, DurableProject]:
 
 
 def _report(result: PassResult, at: datetime) -> None:
+    from engine.journeys.plan import format_time
+
     engine = result.engine
     decided = ", ".join(f"{k} {v:,}" for k, v in sorted(engine.decisions.items())) or "nothing"
     delivered = ", ".join(f"{k} {v:,}" for k, v in sorted(result.outbox.items())) or "nothing"
@@ -100,6 +102,8 @@ def tick(
         followup.close()
     _report(result, followup.clock())
     if summary:
+        from engine.cli.simulate_command import print_summary
+
         print_summary(result.engine.lines, "this pass, per campaign")
         for channel, provider in sorted(durable.dispatcher.providers.items()):
             where = getattr(provider, "path", None)
@@ -108,6 +112,9 @@ def tick(
 
 
 def _ingest_dropped(followup: Followup, folder: Path) -> None:
+    from engine.ingest.jsonl import read_jsonl
+    from engine.ingest.rejects import RejectStore
+
     done = folder / "done"
     for file in sorted(folder.glob("*.jsonl")):
         records = read_jsonl(file, phone_region=followup.phone_region)

@@ -7,14 +7,15 @@ finishes the requests in flight.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.api import Followup
 from engine.cli.context import ConfigOption, config_path, fail
-from engine.config import Project, load_project
 from engine.errors import FollowupError
+
+if TYPE_CHECKING:
+    from engine.config import Project
 
 HostOption = Annotated[
     str | None, typer.Option(help="The address to listen on (default: server.host).")
@@ -37,6 +38,8 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve the HTTP API until stopped (Ctrl-C or SIGTERM finish the requests in flight)."""
+    from engine.api import Followup
+    from engine.config import load_project
     from engine.service.app import create_app
     from engine.service.logs import configure_logging
     from engine.service.server import serve as run_server

@@ -8,40 +8,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from engine.campaigns.double_opt_in_checks import reserved_id_problems
-from engine.campaigns.loader import display_path, load_campaigns
-from engine.campaigns.schema import (
-    Campaign,
-    CampaignStatus,
-    EventTrigger,
-    ScheduleTrigger,
-    SegmentTrigger,
-)
-from engine.campaigns.validate import load_config
-from engine.cli.context import (
-    EXIT_ERROR,
-    EXIT_PROBLEMS,
-    ConfigOption,
-    config_path,
-    console,
-    errors,
-)
-from engine.cli.report_command import report_text, settings_of
-from engine.config import ProjectConfig
-from engine.double_opt_in import with_confirmation
-from engine.events import Event, EventInvalid, parse_timestamp
-from engine.ingest.jsonl import read_jsonl
-from engine.ingest.pipeline import Accepted
+from engine.cli.context import EXIT_ERROR, EXIT_PROBLEMS, ConfigOption, config_path, console, errors
 from engine.journeys.plan import PlanLine, plan_text
-from engine.journeys.simulate import Simulation, received_order
-from engine.journeys.simulate import simulation as run_simulation
-from engine.journeys.summary import summarize
-from engine.reports.settings import ReportSettings
+
+if TYPE_CHECKING:
+    from engine.campaigns.schema import Campaign
+    from engine.config import ProjectConfig
+    from engine.events import Event
+    from engine.journeys.simulate import Simulation
+    from engine.reports.settings import ReportSettings
 
 
 def simulate(
@@ -70,6 +50,16 @@ def simulate(
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
+    from engine.campaigns.double_opt_in_checks import reserved_id_problems
+    from engine.campaigns.loader import display_path, load_campaigns
+    from engine.campaigns.validate import load_config
+    from engine.cli.report_command import settings_of
+    from engine.double_opt_in import with_confirmation
+    from engine.events import EventInvalid, parse_timestamp
+    from engine.ingest.jsonl import read_jsonl
+    from engine.ingest.pipeline import Accepted
+    from engine.journeys.simulate import simulation as run_simulation
+
     if report is not None and report.suffix not in (".json", ".html"):
         errors.print(f"--report {report}: name a .json or .html file", markup=False)
         raise typer.Exit(EXIT_ERROR)
@@ -133,6 +123,9 @@ def _write_report(
     settings: ReportSettings,
 ) -> None:
     """The report of the simulated plan, as JSON or HTML by the file's suffix."""
+    from engine.cli.report_command import report_text
+    from engine.double_opt_in import with_confirmation
+    from engine.journeys.simulate import received_order
     from engine.reports.from_plan import plan_report
 
     every = {c.id: c for c in with_confirmation(campaigns, config.policies)}
@@ -155,6 +148,8 @@ def print_summary(
     """Figures per campaign of ``plan``: entered, held out, sent and skipped, exits, conversions
     and revenue; with ``campaigns``, a row for each, and for one that nobody entered, why (from
     ``simulated``). Never an empty table: with no row, a sentence saying why."""
+    from engine.journeys.summary import summarize
+
     figures = summarize(plan)
     quiet = {c.id: _why_none(c, simulated) for c in campaigns if c.id not in figures}
     if not figures and not quiet:
@@ -184,6 +179,13 @@ def print_summary(
 
 def _why_none(campaign: Campaign, simulated: Simulation | None) -> str:
     """Why ``campaign`` has no line in the plan, in a few words."""
+    from engine.campaigns.schema import (
+        CampaignStatus,
+        EventTrigger,
+        ScheduleTrigger,
+        SegmentTrigger,
+    )
+
     if campaign.status is CampaignStatus.PAUSED:
         return "paused: not simulated"
     if simulated is None:

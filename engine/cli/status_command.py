@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -25,30 +25,20 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from engine.api import Followup
-from engine.campaigns.loader import CampaignSet, load_campaigns
 from engine.cli.context import ConfigOption, console, errors, fail, open_engine
-from engine.durable.explain_text import (
-    current_campaigns,
-    decision_text,
-    journey_text,
-    reason_text,
-    why_nothing,
-)
-from engine.durable.reports import (
-    REMOVED,
-    CampaignStatus,
-    CurrentCampaign,
-    Decision,
-    OutboxRow,
-    StatusReport,
-    explain_customer,
-    recorded_campaigns,
-    status_report,
-)
-from engine.events import EventInvalid, parse_timestamp
 from engine.journeys.plan import format_time
-from engine.providers import provider_rates
+
+if TYPE_CHECKING:
+    from engine.api import Followup
+    from engine.campaigns.loader import CampaignSet
+    from engine.durable.reports import (
+        CampaignStatus,
+        CurrentCampaign,
+        Decision,
+        OutboxRow,
+        StatusReport,
+    )
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
@@ -63,6 +53,8 @@ def _dumps(document: Any) -> str:
 
 def _campaigns(followup: Followup) -> CampaignSet:
     """The campaign files now; a file with problems is reported and left out."""
+    from engine.campaigns.loader import load_campaigns
+
     folder = followup.project.path(followup.project.config.campaigns)
     loaded = load_campaigns([folder])
     if loaded.problems:
@@ -77,6 +69,8 @@ def _campaigns(followup: Followup) -> CampaignSet:
 
 def _current(followup: Followup, loaded: CampaignSet) -> dict[str, CurrentCampaign]:
     """Each campaign's status and version now (:func:`current_campaigns`)."""
+    from engine.durable.explain_text import current_campaigns
+
     return current_campaigns(loaded, followup.project.config.policies)
 
 
@@ -156,7 +150,7 @@ def status_json(report: StatusReport) -> dict[str, Any]:
     }
 
 
-_STATUS_STYLE = {"active": "green", "paused": "yellow", "draft": "dim", REMOVED: "red"}
+_STATUS_STYLE = {"active": "green", "paused": "yellow", "draft": "dim", "removed": "red"}
 _OUTBOX_STYLE = {"failed": "red", "unknown": "bold red", "pending": "yellow", "sending": "yellow"}
 
 
@@ -188,6 +182,8 @@ def _print_row_list(rows: Sequence[OutboxRow]) -> None:
 
 def print_status(report: StatusReport) -> None:
     """The report for people: a table, then what needs attention."""
+    from engine.durable.reports import REMOVED
+
     at = format_time(report.at.replace(microsecond=0))
     table = Table(
         title=f"campaigns as of {at}", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False
@@ -322,6 +318,10 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Per campaign: versions and running journeys, timers, outbox, inbox backlog."""
+    from engine.durable.reports import status_report
+    from engine.events import EventInvalid, parse_timestamp
+    from engine.providers import provider_rates
+
     at: datetime | None = None
     if now is not None:
         try:
@@ -344,6 +344,8 @@ def status(
 
 
 def _decision_json(decision: Decision, customer_id: str) -> dict[str, Any]:
+    from engine.durable.explain_text import decision_text, reason_text
+
     outcome = decision.outcome
     return {
         "at": format_time(decision.at),
@@ -388,6 +390,9 @@ def explain(
     config: ConfigOption = None,
 ) -> None:
     """Why did or didn't this customer get a message: every decision with its reason."""
+    from engine.durable.explain_text import decision_text, journey_text, why_nothing
+    from engine.durable.reports import explain_customer, recorded_campaigns
+
     with open_engine(ctx) as followup:
         profile = followup.profile(customer, recent=0)
         if profile is None:

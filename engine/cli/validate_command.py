@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 
-from engine.campaigns.validate import validate_project
 from engine.cli.context import EXIT_PROBLEMS, config_path
 
 
@@ -50,6 +49,8 @@ def validate(
     ] = False,
 ) -> None:
     """Check campaigns, templates and followup.yaml; print one line per problem or warning."""
+    from engine.campaigns.validate import validate_project
+
     report = validate_project(
         paths or None, config_path(ctx), events=events, sample_database=events is None
     )

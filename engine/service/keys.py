@@ -19,12 +19,10 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from engine.errors import FollowupError
+from engine.service.roles import ROLES, WRITE
 from engine.storage.tables import api_keys
 
 KEY_PREFIX = "fu_"
-WRITE = "write"
-DASHBOARD = "dashboard"
-ROLES = (WRITE, DASHBOARD)
 
 
 class UnknownKey(FollowupError):

@@ -21,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from engine.ingest.pipeline import IngestSummary
 from engine.service.context import ServiceContext
 from engine.service.errors import ApiError
-from engine.service.keys import WRITE, WriteKey
+from engine.service.keys import WriteKey
 from engine.service.limits import BodyTooLarge, read_body, retry_after
 from engine.service.models import REQUEST_EXAMPLES, REQUEST_MODELS, Problem, Tracked
 from engine.service.parsing import Parsed, parse_request
+from engine.service.roles import WRITE
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {

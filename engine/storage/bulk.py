@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 
 from engine.state.codec import state_to_json
@@ -80,6 +79,8 @@ def _copy(
     it the same way."""
     if not rows:
         return
+    import psycopg  # PostgreSQL only: SQLite never comes here
+
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     driver = conn.connection.driver_connection
     try:

@@ -5,20 +5,49 @@
 - :func:`export_list` — the dialer's CSV of the entries it may call today, marked ``exported``.
 - :func:`record_outcome` — a call's outcome on its entry, logged as a ``Call Completed`` event.
 - :mod:`integrations.calls.entries` — the do-not-call list and the counts by list and status.
+
+Importing the package imports none of them: each name comes from its module on first use, so
+``followup calls --help`` does not load the database layer.
 """
 
 from __future__ import annotations
 
-from integrations.calls.entries import EntryStatus, entry_id
-from integrations.calls.export import ExportSummary, export_list
-from integrations.calls.outcomes import (
-    CallOutcome,
-    OutcomeRejected,
-    OutcomeReport,
-    read_outcomes,
-    record_outcome,
-)
-from integrations.calls.provider import CallListProvider, calllist_provider
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from integrations.calls.entries import EntryStatus, entry_id
+    from integrations.calls.export import ExportSummary, export_list
+    from integrations.calls.outcomes import (
+        CallOutcome,
+        OutcomeRejected,
+        OutcomeReport,
+        read_outcomes,
+        record_outcome,
+    )
+    from integrations.calls.provider import CallListProvider, calllist_provider
+
+_MODULES = {
+    "CallListProvider": "integrations.calls.provider",
+    "CallOutcome": "integrations.calls.outcomes",
+    "EntryStatus": "integrations.calls.entries",
+    "ExportSummary": "integrations.calls.export",
+    "OutcomeRejected": "integrations.calls.outcomes",
+    "OutcomeReport": "integrations.calls.outcomes",
+    "calllist_provider": "integrations.calls.provider",
+    "entry_id": "integrations.calls.entries",
+    "export_list": "integrations.calls.export",
+    "read_outcomes": "integrations.calls.outcomes",
+    "record_outcome": "integrations.calls.outcomes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``name`` from the module that defines it, imported now."""
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_MODULES[name]), name)
+
 
 __all__ = [
     "CallListProvider",

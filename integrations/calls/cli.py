@@ -15,15 +15,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from engine.api import Followup
-from engine.channels import ProviderContext
 from engine.cli.context import (
     EXIT_PROBLEMS,
     ConfigOption,
@@ -34,21 +32,13 @@ from engine.cli.context import (
     time_option,
 )
 from engine.clock import Clock, utc_now
-from engine.config import Project, load_project
-from engine.contact import normalize_phone
 from engine.errors import FollowupError
-from integrations.calls import (
-    EntryStatus,
-    OutcomeRejected,
-    OutcomeReport,
-    export_list,
-    read_outcomes,
-    record_outcome,
-)
-from integrations.calls.entries import counts_by_list, dnc_add, dnc_entries, dnc_remove
-from integrations.calls.outcomes import parse_outcome
-from integrations.calls.provider import DEFAULT_PATH, export_folder
-from integrations.outbox._files import safe_name
+
+if TYPE_CHECKING:
+    from engine.api import Followup
+    from engine.config import Project
+    from integrations.calls import OutcomeReport
+
 
 calls_app = typer.Typer(
     help="Call lists in the database: export for the dialer, outcomes back, do-not-call.",
@@ -61,6 +51,9 @@ PhonesArgument = Annotated[list[str], typer.Argument(help="Phone numbers, nation
 
 
 def _open(ctx: typer.Context, clock: Clock = utc_now) -> Followup:
+    from engine.api import Followup
+    from engine.config import load_project
+
     try:
         return Followup(load_project(config_path(ctx)), clock)
     except FollowupError as exc:
@@ -68,6 +61,10 @@ def _open(ctx: typer.Context, clock: Clock = utc_now) -> Followup:
 
 
 def _default_out(project: Project, list_name: str, now: datetime) -> Path:
+    from engine.channels import ProviderContext
+    from integrations.calls.provider import DEFAULT_PATH, export_folder
+    from integrations.outbox._files import safe_name
+
     settings = project.config.providers.get("call")
     if isinstance(settings, dict) and settings.get("provider") == "calllist":
         context = ProviderContext("call", project.root, {}, project.database_url)
@@ -91,6 +88,8 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write the dialer CSV of the entries callable today and mark them exported."""
+    from integrations.calls import export_list
+
     at = time_option(now, "--now") or utc_now()
     followup = _open(ctx, lambda: at)
     try:
@@ -115,6 +114,8 @@ def export(
 
 
 def _counts(followup: Followup) -> dict[str, Counter[str]]:
+    from integrations.calls.entries import counts_by_list
+
     with followup.engine.connect() as conn:
         return counts_by_list(conn)
 
@@ -122,6 +123,8 @@ def _counts(followup: Followup) -> dict[str, Counter[str]]:
 @calls_app.command("lists")
 def lists(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Count the entries of each call list by status."""
+    from integrations.calls import EntryStatus
+
     followup = _open(ctx)
     try:
         counts = _counts(followup)
@@ -138,6 +141,8 @@ def lists(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 
 def _phones(followup: Followup, raw: list[str]) -> list[str]:
+    from engine.contact import normalize_phone
+
     phones: list[str] = []
     bad: list[str] = []
     for text in raw:
@@ -154,6 +159,8 @@ def dnc_add_command(
     ctx: typer.Context, phones: PhonesArgument, config: ConfigOption = None
 ) -> None:
     """Put phones on the do-not-call list: never exported, never added to a list again."""
+    from integrations.calls.entries import dnc_add
+
     followup = _open(ctx)
     wanted = _phones(followup, phones)
     try:
@@ -172,6 +179,8 @@ def dnc_remove_command(
     ctx: typer.Context, phones: PhonesArgument, config: ConfigOption = None
 ) -> None:
     """Take phones off the do-not-call list."""
+    from integrations.calls.entries import dnc_remove
+
     followup = _open(ctx)
     wanted = _phones(followup, phones)
     try:
@@ -188,6 +197,8 @@ def dnc_remove_command(
 @dnc_app.command("list")
 def dnc_list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Show the do-not-call list."""
+    from integrations.calls.entries import dnc_entries
+
     followup = _open(ctx)
     try:
         with followup.engine.connect() as conn:
@@ -208,6 +219,8 @@ def _problem(where: str, message: str) -> None:
 
 def _record(followup: Followup, report: OutcomeReport, where: str = "") -> str | None:
     """``recorded`` or ``already recorded``; ``None`` after printing why it was refused."""
+    from integrations.calls import OutcomeRejected, record_outcome
+
     try:
         return "recorded" if record_outcome(followup, report) else "already recorded"
     except OutcomeRejected as exc:
@@ -233,6 +246,9 @@ def outcome(
     config: ConfigOption = None,
 ) -> None:
     """Record how one call ended and log its Call Completed event."""
+    from integrations.calls import OutcomeReport
+    from integrations.calls.outcomes import parse_outcome
+
     try:
         parsed = parse_outcome(result)
     except ValueError as exc:
@@ -261,6 +277,8 @@ def outcomes(
     config: ConfigOption = None,
 ) -> None:
     """Record the outcomes of a dialer's results file; the good rows even when some are not."""
+    from integrations.calls import read_outcomes
+
     followup = _open(ctx)
     done: Counter[str] = Counter()
     try:

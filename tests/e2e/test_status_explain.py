@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
-from engine.cli.app import app
 from engine.durable.claims import UNKNOWN_DETAIL
 from engine.storage.tables import outbox
 from tests.e2e.cli import run_followup
@@ -25,42 +22,9 @@ STORIES = ROOT / "docs" / "examples" / "stories" / "events.jsonl"
 OLD_SUBJECT = "How do you like your order, {{ customer.first_name or 'friend' }}?"
 NEW_SUBJECT = "Your order, {{ customer.first_name or 'friend' }}: a quick review?"
 
-_REGISTERED = {
-    command.name or getattr(command.callback, "__name__", "") for command in app.registered_commands
-}
-# Until engine/cli/app.py registers the two commands, they run in a real process of their own
-_LOCAL_APP = """
-import typer
-from engine.cli.context import ConfigOption
-from engine.cli.status_command import explain, status
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-@app.callback()
-def root(config: ConfigOption = None) -> None:
-    pass
-
-app.command()(status)
-app.command()(explain)
-app()
-"""
-
 
 def followup(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``followup ARGS`` in ``cwd``."""
-    if args[0] in ("status", "explain") and not {"status", "explain"} <= _REGISTERED:
-        environment = {k: v for k, v in os.environ.items() if k != "FOLLOWUP_DATABASE_URL"}
-        environment["COLUMNS"] = "250"
-        environment["PYTHONPATH"] = str(ROOT)
-        return subprocess.run(
-            [sys.executable, "-c", _LOCAL_APP, *args],
-            check=False,
-            cwd=cwd,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
     return run_followup(cwd, *args)
 
 

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from engine.service.dashboard.render import render
 from engine.service.dashboard.session import PATH
 from engine.service.dashboard.web import LOGIN, layout, page, redirect, service, session
-from engine.service.keys import DASHBOARD
 from engine.service.limits import BodyTooLarge, read_body
+from engine.service.roles import DASHBOARD
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 FORM_BYTES = 4096

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.service.keys import DASHBOARD, KeyStore, WriteKey
+from engine.service.keys import KeyStore, WriteKey
+from engine.service.roles import DASHBOARD
 from engine.signed_links import InvalidToken, SignedTokens
 
 COOKIE = "followup_session"
