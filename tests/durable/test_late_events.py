@@ -18,7 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from engine.api import Followup
-from engine.cli.status_command import decision_text
+from engine.durable.explain_text import decision_text
 from engine.durable.project import DurableProject
 from engine.durable.reports import explain_customer
 from engine.storage.tables import outbox

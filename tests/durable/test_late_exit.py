@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
-from engine.cli.status_command import decision_text
 from engine.config import ProjectConfig
+from engine.durable.explain_text import decision_text
 from engine.durable.project import DurableProject
 from engine.durable.reports import explain_customer
 from engine.events import Event
