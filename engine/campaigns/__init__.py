@@ -10,8 +10,9 @@ the engine's pass (which needs the schema and loader) does not pay for ``followu
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from engine.lazy_exports import lazy_attribute
 
 if TYPE_CHECKING:
     from engine.campaigns.expressions import Expression, ExpressionError, compile_expression
@@ -88,9 +89,7 @@ _MODULES = {
 
 def __getattr__(name: str) -> Any:
     """``name`` from the module that defines it, imported now."""
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULES[name]), name)
+    return lazy_attribute(__name__, _MODULES, name)
 
 
 __all__ = [
