@@ -14,8 +14,8 @@ from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
 from engine.confirm_links import ConfirmLinks
 from engine.double_opt_in import is_transactional
 from engine.durable.store import scope_of
+from engine.journeys.journey import Journey
 from engine.journeys.plan import PlanAction, PlanLine
-from engine.journeys.runtime import Journey
 from engine.policies import DEFAULT_CALLING_HOURS
 from engine.rendering import render_body
 from engine.state.profile import CustomerState

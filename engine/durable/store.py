@@ -23,9 +23,10 @@ from engine.durable.customers import StoredCustomers
 from engine.durable.outbox_status import OutboxStatus
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
+from engine.journeys.journey import Journey
 from engine.journeys.outcomes import NOT_ENTERED, JourneyStatus, SendStatus, TimerKind
 from engine.journeys.plan import PlanAction, PlanLine, format_time
-from engine.journeys.runtime import Journey, JourneyEngine, RendersBody
+from engine.journeys.runtime import JourneyEngine, RendersBody
 from engine.journeys.snapshot import (
     decode_journey,
     decode_timer_payload,

@@ -12,13 +12,11 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from engine.campaigns.expressions import Expression, sandbox
-from engine.campaigns.intervals import holds_throughout
 from engine.campaigns.schema import (
     AdsSend,
     AnySend,
@@ -26,7 +24,6 @@ from engine.campaigns.schema import (
     CampaignStatus,
     EventTrigger,
     IfStep,
-    SegmentTrigger,
     SplitStep,
     UpdateStep,
     WaitForEvent,
@@ -36,10 +33,9 @@ from engine.campaigns.schema import (
     walk_steps,
 )
 from engine.double_opt_in import is_transactional
-from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey
+from engine.events import LAST_ARRIVAL, Event, EventType
 from engine.journeys import steps as position
 from engine.journeys.context import (
-    CustomerView,
     choose_variant,
     is_held_out,
     journey_id,
@@ -47,6 +43,7 @@ from engine.journeys.context import (
 )
 from engine.journeys.customers import Customers, Resolved
 from engine.journeys.dispatch import Dispatcher, PendingSend
+from engine.journeys.journey import EntryRefused, Journey, Timer, finished
 from engine.journeys.outcomes import (
     ExitReason,
     JourneyStatus,
@@ -56,7 +53,8 @@ from engine.journeys.outcomes import (
     TimerKind,
 )
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
-from engine.journeys.wakeups import Probe, SweepGrid
+from engine.journeys.segments import SegmentTriggers
+from engine.journeys.wakeups import SweepGrid
 from engine.policies import next_local_time
 
 # Enum members and values looked up once, here: on Python 3.11 ``EventType.TRACK`` goes through
@@ -76,49 +74,6 @@ _DEFERRED = "deferred"  # what taking a send step returns when the send waits fo
 RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]
 # a caller's own action at a time (a schedule tick, a segment sweep), told the time
 Action = Callable[[datetime], None]
-
-
-@dataclass(slots=True)
-class Journey:
-    """One customer in one campaign from one entry."""
-
-    id: str
-    campaign: Campaign
-    customer_id: str
-    entered_at: datetime
-    held_out: bool
-    entry_key: OrderKey  # exit and goal events must come after this, in event order
-    at: position.Position
-    generation: int = 0
-    status: JourneyStatus = JourneyStatus.ACTIVE
-    waiting_for: WaitForEvent | None = None
-    converted: bool = False
-    trigger: Event | None = None  # what `event` means in later steps
-    parked: bool = False  # on a send deferred by quiet or calling hours, resumed once it goes
-    audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
-    # audiences added with ``remove_on_exit: false``: kept after the journey, left only when
-    # the customer withdraws ads consent
-    kept_audiences: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(order=True, slots=True)
-class Timer:
-    """A wait, a wait-for timeout, a deferred send, or a caller's action (:data:`Action`)."""
-
-    due: datetime
-    sequence: int
-    kind: TimerKind = field(compare=False)
-    payload: Any = field(compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class EntryRefused:
-    """A trigger that did not start a journey, and why (for ``followup explain``)."""
-
-    at: datetime
-    campaign: str
-    customer_id: str
-    reason: NotEntered
 
 
 class JourneyEngine:
@@ -166,15 +121,11 @@ class JourneyEngine:
         self._journeys: dict[str, Journey] = {}
         self._by_customer: dict[str, list[Journey]] = {}
         self._last_entry: dict[tuple[str, str], datetime] = {}
-        self._segment_was: dict[tuple[str, str], bool] = {}
         self._by_event: dict[str, list[Campaign]] = {}
         for campaign in self.campaigns:
             if isinstance(campaign.trigger, EventTrigger):
                 self._by_event.setdefault(campaign.trigger.event, []).append(campaign)
-        self._segments = [c for c in self.campaigns if isinstance(c.trigger, SegmentTrigger)]
-        self._grid: SweepGrid | None = None  # the segment looks booked: who, at which sweep
-        # the last segment check per customer, to search from when saved (the durable runtime)
-        self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
+        self.segments = SegmentTriggers(self, self.campaigns)
         self._watchers: list[Callable[[str], None]] = []  # told of each state changed
         self._prune_finished = prune_finished
         self._resolved_watchers: list[Callable[[Event, Resolved], None]] = []
@@ -205,7 +156,7 @@ class JourneyEngine:
         if last_entry is not None:
             self._last_entry[(campaign_id, customer_id)] = last_entry
         if in_segment:
-            self._segment_was[(campaign_id, customer_id)] = True
+            self.segments.was[(campaign_id, customer_id)] = True
 
     def journeys(self) -> list[Journey]:
         """Every journey the engine holds."""
@@ -217,8 +168,9 @@ class JourneyEngine:
 
     def members(self) -> dict[tuple[str, str], tuple[datetime | None, bool]]:
         """``(campaign, customer) -> (last entry, segment true)`` for every pair known."""
-        keys = self._last_entry.keys() | self._segment_was.keys()
-        return {key: (self._last_entry.get(key), self._segment_was.get(key, False)) for key in keys}
+        was = self.segments.was
+        keys = self._last_entry.keys() | was.keys()
+        return {key: (self._last_entry.get(key), was.get(key, False)) for key in keys}
 
     def book_segment_looks(self, grid: SweepGrid, search_when_saved: bool = True) -> None:
         """Book on ``grid`` each customer's next look at the segment campaigns, whenever their
@@ -227,9 +179,7 @@ class JourneyEngine:
         :meth:`segment_looks` and runs once per customer, from their last check: a batch with
         many events of one customer searches once, and the earlier checks' answers lie in the
         past."""
-        if self._segments:
-            self._grid = grid
-            self._turns_later = {} if search_when_saved else None
+        self.segments.book_looks(grid, search_when_saved)
 
     def watch_states(self, watcher: Callable[[str], None]) -> None:
         """Tell ``watcher`` the id of each customer whose state changes (an event, an update)."""
@@ -245,13 +195,7 @@ class JourneyEngine:
 
     def segment_looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
-        if self._grid is None:
-            return {}
-        for customer_id, (at, inside) in (self._turns_later or {}).items():
-            if self.customers.has(customer_id):  # not merged away since
-                self._grid.book(customer_id, self._turn_look(customer_id, at, inside))
-        self._turns_later = {}
-        return self._grid.bookings()
+        return self.segments.looks()
 
     def _listen_for(self, campaign: Campaign) -> None:
         if id(campaign) not in self._listened:
@@ -316,7 +260,7 @@ class JourneyEngine:
         """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
         for customer_id in customer_ids:
             self._prune(customer_id)
-            self._try_enter(campaign, customer_id, at, None)
+            self.try_enter(campaign, customer_id, at, None)
 
     def _prune(self, customer_id: str) -> None:
         """With ``prune_finished``, drop from the customer's list the journeys nothing can
@@ -325,8 +269,8 @@ class JourneyEngine:
         if not self._prune_finished:
             return
         kept = self._by_customer.get(customer_id)
-        if kept and any(j.status is not _ACTIVE and _finished(j) for j in kept):
-            kept[:] = [j for j in kept if not _finished(j)]
+        if kept and any(j.status is not _ACTIVE and finished(j) for j in kept):
+            kept[:] = [j for j in kept if not finished(j)]
 
     def _state_changed(self, customer_id: str) -> None:
         for watcher in self._watchers:
@@ -334,9 +278,9 @@ class JourneyEngine:
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
         """Re-evaluate the segment triggers as time passes, for these customers."""
-        if self._segments:
+        if self.segments.campaigns:
             for customer_id in customer_ids:
-                self._check_segments(customer_id, at)
+                self.segments.check(customer_id, at)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -366,11 +310,11 @@ class JourneyEngine:
                 if trigger.where is None or trigger.where.holds(
                     names(customer_id, self.customers.state(customer_id), event, at)
                 ):
-                    self._try_enter(campaign, customer_id, at, event)
+                    self.try_enter(campaign, customer_id, at, event)
                 else:
                     self.where_refused[campaign.id] += 1
-        if self._segments:
-            self._check_segments(customer_id, at)
+        if self.segments.campaigns:
+            self.segments.check(customer_id, at)
 
     def _on_customer_event(self, kept: list[Journey], event: Event) -> None:
         """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,
@@ -442,14 +386,13 @@ class JourneyEngine:
 
     def _merge_journeys(self, merged_id: str, survivor_id: str, at: datetime) -> None:
         self.dispatcher.merge(merged_id, survivor_id)
+        self.segments.merge(merged_id, survivor_id)
         for campaign in self.campaigns:
             merged_key, survivor_key = (campaign.id, merged_id), (campaign.id, survivor_id)
             entries = [self._last_entry.pop(merged_key, None), self._last_entry.get(survivor_key)]
             known = [entry for entry in entries if entry is not None]
             if known:
                 self._last_entry[survivor_key] = max(known)
-            if self._segment_was.pop(merged_key, False):
-                self._segment_was[survivor_key] = True
         moved = self._by_customer.pop(merged_id, [])
         kept = self._by_customer.setdefault(survivor_id, [])
         for journey in moved:
@@ -465,85 +408,24 @@ class JourneyEngine:
                 self._exit(later, at, ExitReason.MERGED)
         kept.sort(key=lambda j: (j.entered_at, j.id))
 
-    def _check_segments(self, customer_id: str, at: datetime) -> None:
-        inside: dict[str, bool] = {}
-        for campaign in self._segments:
-            trigger = campaign.trigger
-            assert isinstance(trigger, SegmentTrigger)
-            state = self.customers.state(customer_id)
-            now_true = inside[campaign.id] = trigger.segment.holds(
-                names(customer_id, state, None, at)
-            )
-            key = (campaign.id, customer_id)
-            if not now_true:
-                self._segment_was[key] = False
-            elif not self._segment_was.get(key, False):
-                # true only once entered: a customer kept out (audience, cooldown) tries again
-                self._segment_was[key] = self._try_enter(campaign, customer_id, at, None)
-        if self._grid is not None:
-            self._book_next_look(customer_id, at, inside)
-
-    def _book_next_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> None:
-        """Book the first sweep after ``at`` at which a segment campaign could decide something
-        else for the customer: its condition turns (``inside``: its value at ``at``, by
-        campaign), or what keeps them out ends. A state an entry's ``update`` step changed
-        only brings the look forward (the condition differs at once), and the update books
-        the next sweep anyway."""
-        grid = self._grid
-        assert grid is not None
-        looks = self._kept_out_looks(customer_id, at, inside)
-        if self._turns_later is not None:  # the durable runtime: the search waits for the save
-            self._turns_later[customer_id] = (at, inside)
-            if looks:
-                grid.book(customer_id, min(looks))
-            return
-        grid.book(customer_id, min([self._turn_look(customer_id, at, inside), *looks]))
-
-    def _turn_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> int:
-        """The first sweep after ``at`` at which a segment condition is no longer as
-        ``inside`` says, the customer's state standing as it is."""
-        grid = self._grid
-        assert grid is not None
-        state = self.customers.state(customer_id)
-        scope = {"customer": CustomerView(customer_id, state), "event": None}
-        looks = []
-        for campaign in self._segments:
-            trigger = campaign.trigger
-            assert isinstance(trigger, SegmentTrigger)
-            looks.append(grid.first_change(_probe(trigger.segment, scope), inside[campaign.id], at))
-        return min(looks)
-
-    def _kept_out_looks(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> list[int]:
-        """For each segment campaign whose condition holds at ``at`` but that kept the customer
-        out, the sweeps at which what keeps them out may end."""
-        grid = self._grid
-        assert grid is not None
-        looks: list[int] = []
-        for campaign in self._segments:
-            key = (campaign.id, customer_id)
-            if not inside[campaign.id] or self._segment_was.get(key, False):
-                continue
-            audience = campaign.audience
-            if audience is not None:
-                state = self.customers.state(customer_id)
-                scope = {"customer": CustomerView(customer_id, state), "event": None}
-                if not audience.holds({**scope, "now": at}):
-                    looks.append(grid.first_change(_probe(audience, scope), False, at))
-            last, cooldown = self._last_entry.get(key), campaign.entry.cooldown
-            if last is not None and cooldown and not campaign.entry.once and at - last < cooldown:
-                looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
-            if any(
-                j.campaign.id == campaign.id and j.status is _ACTIVE
-                for j in self._by_customer.get(customer_id, ())
-            ):
-                looks.append(grid.index_after(at))
-        return looks
-
     # --- entry and exit ----------------------------------------------------------------------
 
-    def _try_enter(
+    def last_entry(self, campaign_id: str, customer_id: str) -> datetime | None:
+        """When the customer last entered the campaign, if ever (as far as known)."""
+        return self._last_entry.get((campaign_id, customer_id))
+
+    def running(self, customer_id: str, campaign_id: str) -> bool:
+        """Whether the customer has an active journey of the campaign."""
+        return any(
+            j.campaign.id == campaign_id and j.status is _ACTIVE
+            for j in self._by_customer.get(customer_id, ())
+        )
+
+    def try_enter(
         self, campaign: Campaign, customer_id: str, at: datetime, event: Event | None
     ) -> bool:
+        """Start a journey of ``campaign`` for the customer at ``at`` (on ``event``, or a
+        tick or segment look) unless the audience or entry rules refuse it (recorded)."""
         if campaign.audience is not None and not campaign.audience.holds(
             names(customer_id, self.customers.state(customer_id), event, at)
         ):
@@ -707,8 +589,7 @@ class JourneyEngine:
         )
         self.customers.append(journey.customer_id, event)
         self._state_changed(journey.customer_id)
-        if self._grid is not None:  # the new traits may turn a segment: look at the next sweep
-            self._grid.book(journey.customer_id, self._grid.index_after(at))
+        self.segments.look_soon(journey.customer_id, at)  # the new traits may turn a segment
 
     def _send_step(
         self,
@@ -846,11 +727,6 @@ def _value_or_none(expression: Expression, scope: Mapping[str, Any]) -> Any:
         return None
 
 
-def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:
-    """``condition`` over stretches of time, for a customer whose state stands still."""
-    return lambda start, end: holds_throughout(condition, scope, start, end)
-
-
 def _reacted_to(campaign: Campaign) -> set[str]:
     """The event names that can change a running journey of ``campaign``: its exits, its goal
     and its waits for an event (see ``_on_customer_event``)."""
@@ -861,11 +737,3 @@ def _reacted_to(campaign: Campaign) -> set[str]:
         if isinstance(step, WaitStep) and isinstance(step.wait, WaitForEvent):
             names.add(step.wait.event)
     return names
-
-
-def _finished(journey: Journey) -> bool:
-    """Whether no event or timer can change ``journey`` any more: it ended, shows no ad, and
-    has no conversion to wait for (an exited journey converts nothing)."""
-    if journey.status is _ACTIVE or journey.audiences or journey.kept_audiences:
-        return False
-    return journey.status is _EXITED or journey.campaign.goal is None or journey.converted

@@ -14,8 +14,8 @@ from engine.campaigns.schema import AnyStep, Campaign, IfStep, SplitStep, WaitFo
 from engine.events import LAST_ARRIVAL, Event, EventType, OrderKey, parse_timestamp
 from engine.journeys import steps as position
 from engine.journeys.dispatch import PendingSend
+from engine.journeys.journey import Journey
 from engine.journeys.outcomes import JourneyStatus, TimerKind
-from engine.journeys.runtime import Journey
 
 
 def _time(value: datetime) -> str:
