@@ -131,7 +131,7 @@ class StoredSchedules:
             while (taken := self.looks(summary, now, at)) > 0:
                 summary.swept_customers += taken
             sweep = at + SEGMENT_SWEEP
-        self.store.set_schedule(SEGMENTS, _grid_after(origin, now))
+        self.store.set_schedule(SEGMENTS, grid_after(origin, now))
 
     def _next_sweep(self, sweep: datetime, now: datetime) -> datetime | None:
         """The first sweep of the hourly grid, from ``sweep`` on and by ``now``, that a look is
@@ -140,7 +140,7 @@ class StoredSchedules:
         earliest = self.store.earliest_look()
         if earliest is None:
             return None
-        at = max(sweep, _grid_after(sweep, earliest - _MICROSECOND))
+        at = max(sweep, grid_after(sweep, earliest - _MICROSECOND))
         return at if at <= now else None
 
     def looks(self, summary: TickSummary, now: datetime, at: datetime) -> int:
@@ -217,8 +217,9 @@ def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, z
     return count
 
 
-def _grid_after(origin: datetime, moment: datetime) -> datetime:
-    """The first sweep of the hourly grid through ``origin`` that is after ``moment``."""
+def grid_after(origin: datetime, moment: datetime) -> datetime:
+    """The first sweep of the hourly grid through ``origin`` that is after ``moment`` (at the
+    earliest ``origin``: the sweeps before it are done)."""
     if moment < origin:
         return origin
     return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP

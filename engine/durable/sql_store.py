@@ -10,7 +10,7 @@ and never apply a customer's event or timer past an earlier one another pass hol
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from engine.channels import DeliveryAction
 from engine.drive.port import Work
+from engine.drive.stored_schedules import SEGMENTS, grid_after
 from engine.durable.batches import (
     Claims,
     Taken,
@@ -51,6 +52,7 @@ from engine.storage.upserts import insert_new
 # within the second before a sweep, such as a cooldown ending at the time of day of the sweep
 # that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
 LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass
@@ -193,8 +195,35 @@ class SqlJourneyStore:
             decides_from=decides_from,
             check_body=self.check_body,
         )
-        work.loaded.engine.book_segment_looks(SweepGrid(*LOOK_GRID))
-        return work.loaded.engine
+        engine = work.loaded.engine
+        engine.book_segment_looks(SweepGrid(*LOOK_GRID))
+        self._sweep_due_looks(work.conn, engine, work.loaded.customer_ids, now)
+        return engine
+
+    def _sweep_due_looks(
+        self, conn: sa.Connection, engine: JourneyEngine, customer_ids: set[str], now: datetime
+    ) -> None:
+        """Book on ``engine`` the segment sweeps missed for these customers: each look due by
+        ``now``, at the hourly sweep it fell to, so it comes before their later events and
+        timers (a pass run late would otherwise take an event first, and enter the customer
+        at the event rather than at the sweep, as ``simulate`` does)."""
+        if not engine.segments.campaigns:
+            return
+        origin = conn.scalar(
+            sa.select(schedule_ticks.c.due_at).where(schedule_ticks.c.name == SEGMENTS)
+        )
+        if origin is None:  # no sweep yet: the first one looks at everyone
+            return
+        due: list[tuple[datetime, str]] = []
+        for part in chunks(sorted(customer_ids)):
+            query = sa.select(segment_looks.c.due_at, segment_looks.c.customer_id).where(
+                segment_looks.c.customer_id.in_(part), segment_looks.c.due_at <= now
+            )
+            due.extend((row[0], row[1]) for row in conn.execute(query))
+        for look, customer_id in sorted(due):
+            sweep = grid_after(origin, look - _MICROSECOND)
+            if sweep <= now:
+                engine.call_at(sweep, _sweep_of(engine, customer_id))
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
         """Write back what the engine decided, the mirror rows of the events, and take the
@@ -308,6 +337,16 @@ class SqlJourneyStore:
         with self.db.connect() as conn:
             earliest: datetime | None = conn.scalar(sa.select(sa.func.min(segment_looks.c.due_at)))
         return earliest
+
+
+def _sweep_of(engine: JourneyEngine, customer_id: str) -> Callable[[datetime], None]:
+    """The segment sweep of one customer at a time, unless merged away by then."""
+
+    def sweep(at: datetime) -> None:
+        if engine.customers.has(customer_id):
+            engine.sweep_segments(at, [customer_id])
+
+    return sweep
 
 
 def _mirror_row(

@@ -138,6 +138,25 @@ def test_a_sweep_looks_only_at_the_customers_due(shop: Shop, tmp_path: Path) -> 
     assert len(_entered(shop.followup)) == 3
 
 
+def test_a_pass_run_late_sweeps_the_missed_hour_before_a_later_event(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """u00 lapses 90 days after their order; no pass ran for hours after, and the next one
+    takes an event of theirs from after the lapse: they enter at the hourly sweep the lapse
+    fell to, as simulate plans, not at the event (the pass took its events before its sweeps,
+    and the event's own look entered them)."""
+    ingest_file(shop.followup, _orders(tmp_path, {"u00": START}))
+    shop.clock.now = START + timedelta(minutes=2)  # the sweeps fall at 00:02 of each hour
+    durable = DurableProject(shop.followup)
+    assert durable.run_once().engine.swept_customers == 1
+    lapse = START + timedelta(days=90, minutes=1)
+    later = lapse + timedelta(hours=3)
+    ingest_file(shop.followup, _identify(tmp_path, "u00", later, {"first_name": "Uma"}))
+    shop.clock.now = lapse + timedelta(hours=5)
+    durable.run_once()
+    assert [line.split()[0] for line in _entered(shop.followup)] == ["2024-03-31T00:02:00Z"]
+
+
 def test_a_changed_segment_campaign_looks_at_everyone_again(shop: Shop, tmp_path: Path) -> None:
     placed = {f"u{n:02d}": START + timedelta(days=n) for n in range(10)}
     ingest_file(shop.followup, _orders(tmp_path, placed))
