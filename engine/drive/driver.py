@@ -64,7 +64,7 @@ class Driver:
             if work is None:
                 return 0
             self.decide(work, now, summary)
-        self.crash("events_committed")
+        self.committed(work)
         return len(work.events)
 
     def timer_batch(self, summary: TickSummary, now: datetime) -> int:
@@ -73,6 +73,7 @@ class Driver:
             if work is None:
                 return 0
             self.decide(work, now, summary)
+        self.committed(work)
         summary.events += len(work.events)
         return max(len(work.ids), 1)
 
@@ -109,6 +110,11 @@ class Driver:
         if events:
             self.crash("events_decided")
         summary.count(self.store.save(work, engine, now))
+
+    def committed(self, work: Work) -> None:
+        """The store committed ``work`` (a crash point once it held events)."""
+        if work.events:
+            self.crash("events_committed")
 
 
 def live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:

@@ -160,6 +160,7 @@ class StoredSchedules:
                     lambda engine: engine.sweep_segments(at, live(engine, ids)),
                     at,
                 )
+        self.driver.committed(work)
         summary.events += len(work.events)
         return work.looks_taken
 
@@ -199,8 +200,9 @@ class StoredSchedules:
                     work, now, summary, _on_live(act, due, ids), due if at_due else now
                 )
                 row.advance(ids[-1])
-                summary.events += len(work.events)
-                done += len(ids)
+            self.driver.committed(work)
+            summary.events += len(work.events)
+            done += len(ids)
 
 
 def _on_live(act: Act, due: datetime, customer_ids: Sequence[str]) -> DriverAct:

@@ -93,11 +93,14 @@ class DurableRuntime:
         self.store.synced_events = dict(synced)
 
     def tick(self) -> TickSummary:
-        """One pass: every new event, every due timer, due schedule ticks and segment sweeps."""
+        """One pass: the schedule ticks and segment sweeps due, then every other event and
+        timer due. A tick or sweep runs first because its work on a customer takes their events
+        and timers in time order around it: taken first, an event after a tick a late pass
+        runs would have been applied before the tick."""
         summary = TickSummary()
         now = self.clock()
-        self.driver.run_pass(now, summary)
         self.schedules.run(now, summary)
+        self.driver.run_pass(now, summary)
         return summary
 
     def sweep_looks(self, summary: TickSummary, now: datetime, at: datetime) -> int:

@@ -69,3 +69,32 @@ def test_misfire_grace_is_a_duration_on_the_schedule(tmp_path: Path) -> None:
     assert not problems and loaded is not None
     trigger = loaded.campaign.trigger
     assert isinstance(trigger, ScheduleTrigger) and trigger.misfire_grace == timedelta(days=1)
+
+
+def test_a_tick_run_late_comes_before_the_events_after_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The pass runs 30 minutes after the tick, within its grace; Ann unsubscribed 10 minutes
+    after it. She was subscribed at the tick, so she gets this week's issue, as simulate plans
+    (the pass took her unsubscribe first, and the tick then found her out of the audience)."""
+    project = make_project(tmp_path, ["weekly_newsletter"])
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = open_followup(project, database_url, clock)
+    try:
+        followup.identify(
+            user_id="ann",
+            traits={"email": "ann@example.com", "consent": {"email": True}},
+            timestamp=MONDAY - timedelta(days=1),
+        )
+        durable = DurableProject(followup)
+        durable.run_once()  # the schedule is first seen: its next tick is this Monday's
+        followup.identify(
+            user_id="ann",
+            traits={"consent": {"email": False}},
+            timestamp=MONDAY + timedelta(minutes=10),
+        )
+        clock.now = MONDAY + timedelta(minutes=30)
+        durable.run_once()
+        assert _entries(followup.engine) == [MONDAY]
+    finally:
+        followup.close()
