@@ -93,19 +93,14 @@ class Driver:
         # the earliest decision: the first event, or the act (the store adds the due timers)
         decides_from = min([at, *(event.timestamp for event in events[:1])])
         engine = self.store.load(work, now, decides_from)
+        if act is not None:  # after the events of its instant, before the timers due at it
+            engine.call_at(at, lambda _at: act(engine))
         for event in events:
-            if act is not None and event.timestamp > at:
-                engine.advance_to(at)
-                act(engine)
-                act = None
             if event.timestamp > now:  # within the clock skew: the timers due by now
                 engine.advance_to(now)
             else:
                 engine.advance_before(event.timestamp)
             engine.on_event(event)
-        if act is not None:
-            engine.advance_to(at)
-            act(engine)
         engine.advance_to(now)
         if events:
             self.crash("events_decided")

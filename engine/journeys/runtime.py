@@ -67,6 +67,7 @@ _PLAN_ACTION: dict[str, PlanAction] = {action.value: action for action in PlanAc
 _ACTIVE, _COMPLETED, _EXITED = JourneyStatus.ACTIVE, JourneyStatus.COMPLETED, JourneyStatus.EXITED
 _RESUME, _TIMEOUT, _SEND = TimerKind.RESUME, TimerKind.TIMEOUT, TimerKind.SEND
 _CALL = TimerKind.CALL
+_CALLS_FIRST = 2**62  # a caller's action sorts before the journey timers of its instant
 _SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
 _DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
 # whether an email's body template renders for (customer, state, trigger event, now): a send
@@ -118,6 +119,7 @@ class JourneyEngine:
         # Python code for every comparison the heap makes
         self._timers: list[tuple[datetime, int, Timer]] = []
         self._sequence = 0
+        self._calls = 0  # the caller's actions booked (call_at), ordered among themselves
         self._journeys: dict[str, Journey] = {}
         self._by_customer: dict[str, list[Journey]] = {}
         self._last_entry: dict[tuple[str, str], datetime] = {}
@@ -220,9 +222,12 @@ class JourneyEngine:
             self._fire(heapq.heappop(timers)[2])
 
     def call_at(self, due: datetime, action: Action) -> None:
-        """Call ``action(due)`` when the engine advances to ``due``: after the timers due at
-        that instant booked before it, before those booked after it."""
-        self._push(due, _CALL, action)
+        """Call ``action(due)`` when the engine advances to ``due``: after the events of that
+        instant, before the journeys' timers due at it (a tick's entries and a sweep's come
+        first, whenever the timers were set), and after the actions booked before it."""
+        self._calls += 1
+        sequence = self._calls - _CALLS_FIRST  # below every journey timer's sequence
+        heapq.heappush(self._timers, (due, sequence, Timer(due, sequence, _CALL, action)))
 
     def _push(self, due: datetime, kind: TimerKind, payload: Any) -> None:
         self._sequence += 1

@@ -9,8 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
-from engine.config import ProjectConfig
+from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
@@ -125,5 +126,87 @@ def test_an_order_received_after_its_add_in_the_same_instant_ends_the_journey(
         assert decision_lines(followup.engine) == expected
         profile = followup.profile("ann")
         assert profile is not None and profile.state.cart.items == ()
+    finally:
+        followup.close()
+
+
+MORNING = """campaign: morning
+trigger: {event: Product Viewed}
+steps:
+  - wait: {until: "09:00"}
+  - send: email
+    template: newsletter.html
+    subject: Good morning
+"""
+MONDAY_NINE = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)  # 09:00 in Paris: the newsletter's tick
+ONE_A_DAY = {"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}}
+
+
+@pytest.mark.parametrize("viewed", [timedelta(hours=11), timedelta(days=8)])
+def test_a_schedule_tick_comes_before_a_journey_timer_of_its_instant(
+    database_url: str, tmp_path: Path, viewed: timedelta
+) -> None:
+    """The newsletter's tick and Ann's wait until 09:00 fall at the same instant, and the cap
+    allows one email a day: the tick goes first, so the newsletter is sent and the morning
+    email capped, in simulate and in the durable runtime. Simulate once ordered them by when
+    each was booked (a wait set before the previous tick went first), the durable runtime put
+    the timer first."""
+    project = make_project(tmp_path, ["weekly_newsletter"])
+    (project / "campaigns" / "morning.yaml").write_text(MORNING)
+    start = MONDAY_NINE - viewed
+    lines = [
+        {
+            "type": "identify",
+            "userId": "ann",
+            "messageId": "i1",
+            "timestamp": (start - timedelta(days=1)).isoformat(),
+            "traits": {
+                "email": "ann@example.com",
+                "consent": {"email": True},
+                "timezone": "Europe/Paris",
+            },
+        },
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "ann",
+            "messageId": "v1",
+            "timestamp": (MONDAY_NINE - timedelta(hours=11)).isoformat(),
+            "properties": {},
+        },
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    if viewed > timedelta(days=7):  # the wait is set before the previous Monday's tick
+        text = MORNING.replace('{until: "09:00"}', "8d")
+        (project / "campaigns" / "morning.yaml").write_text(text)
+        lines[1]["timestamp"] = start.isoformat()
+        events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+    config = ProjectConfig(policies=ONE_A_DAY)
+    until = MONDAY_NINE + timedelta(hours=1)
+    expected = plan_lines(plan_text(simulate(campaigns, parsed, config, until)))
+    sends = [line for line in expected if " send " in line and line.startswith("2024-05-06T07")]
+    assert {s.split()[1]: s.split()[6] for s in sends} == {
+        "morning": "skipped",
+        "weekly-newsletter": "sent",
+    }
+    clock = Clock(start - timedelta(days=1))
+    followup = Followup(
+        Project(ProjectConfig(database_url=database_url, policies=ONE_A_DAY), project), clock
+    )
+    try:
+        ingest_file(followup, events)
+        clock.now = min(e.timestamp for e in parsed)
+        durable = DurableProject(followup)
+        durable.run_once()  # first seen at the first event, as simulate starts
+        for tick in (MONDAY_NINE - timedelta(weeks=1), MONDAY_NINE):
+            if tick > clock.now:
+                clock.now = tick + timedelta(minutes=30)  # within the tick's grace
+                durable.run_once()
+        clock.now = until
+        durable.run_once()
+        assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
