@@ -1,7 +1,10 @@
 """The durable runtime under load: N customers with a pending 1h wait each, then one pass that
 sweeps the N due timers (deciding N emails), then the outbox delivering them as .eml files.
 Then a segment campaign is added: the first pass looks at every customer once (booking each
-one's next look), the hourly pass after it only at the looks due.
+one's next look), the hourly pass after it only at the looks due. On SQLite each of the engine's
+phases and the delivery is followed by its floor (:mod:`benchmarks.campaigns.engine_floor`,
+:mod:`benchmarks.campaigns.delivery_floor`): the same row work by plain ``sqlite3`` on a copy of
+the database taken before the phase, and the ratio.
 
 ``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL]`` (default 20,000
 customers on a fresh SQLite file under benchmarks/.work/). Prints the rate of each phase.
@@ -12,10 +15,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.campaigns.delivery_floor import deliver_floor
+from benchmarks.campaigns.engine_floor import events_floor, timers_floor
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
@@ -77,24 +82,25 @@ def _messages(customers: int) -> list[dict[str, object]]:
     return out
 
 
-def _copy_database(followup: Followup, url: str) -> Path | None:
-    """A copy of the SQLite database as it is (the floor delivers the same rows from it)."""
+def _copy_database(followup: Followup, url: str, name: str) -> Path | None:
+    """A copy of the SQLite database as it is (a floor does the same row work on it)."""
     if not url.startswith("sqlite:///"):
         return None
-    target = WORK / "floor.db"
+    target = WORK / name
     with followup.engine.connect() as conn:
         conn.exec_driver_sql(f"VACUUM INTO '{target}'")
     return target
 
 
-def _timed(label: str, count: int, work: object) -> None:
+def _timed(label: str, count: int, work: Callable[[], object]) -> float:
     start = time.perf_counter()
-    work()  # type: ignore[operator]
+    work()
     seconds = time.perf_counter() - start
     print(f"{label}: {count:,} in {seconds:.1f} s ({count / seconds:,.0f}/s)", flush=True)
+    return seconds
 
 
-def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> None:
+def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> float:
     """One pass, timed; ``field`` of its summary must count ``expected`` (a pass that took
     less, its clock short of the last event say, would report a rate it did not reach)."""
     start = time.perf_counter()
@@ -103,6 +109,28 @@ def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> Non
     if done != expected:
         raise SystemExit(f"{label}: the pass took {done:,}, not {expected:,}")
     print(f"{label}: {done:,} in {seconds:.1f} s ({done / seconds:,.0f}/s)", flush=True)
+    return seconds
+
+
+def _floor_time(
+    copy: Path | None, count: int, floor: Callable[[Path, str], int], now: datetime
+) -> float | None:
+    """The floor of a phase on its copy of the database (``None``: not on SQLite)."""
+    if copy is None:
+        return None
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    start = time.perf_counter()
+    done = floor(copy, stamp)
+    seconds = time.perf_counter() - start
+    if done != count:
+        raise SystemExit(f"the floor did {done:,}, not {count:,}")
+    print(f"  floor: the same rows by sqlite3: {seconds:.1f} s", flush=True)
+    return seconds
+
+
+def _ratio(followup_seconds: float, floor_seconds: float | None) -> None:
+    if floor_seconds:
+        print(f"  followup / floor: {followup_seconds / floor_seconds:.1f}x", flush=True)
 
 
 def main() -> None:
@@ -127,19 +155,26 @@ def main() -> None:
         _timed("ingest (events)", 2 * n, lambda: followup.ingest_messages(_messages(n)))
         durable = DurableProject(followup)
         clock.now = T0 + timedelta(milliseconds=n, minutes=1)  # after the last event
-        _pass("events through the engine (pending timers made)", durable.runtime, "events", 2 * n)
+        copy = _copy_database(followup, url, "events-floor.db")
+        spent = _pass(
+            "events through the engine (pending timers made)", durable.runtime, "events", 2 * n
+        )
+        _ratio(spent, _floor_time(copy, 2 * n, events_floor, clock.now))
         clock.now = T0 + timedelta(milliseconds=n, hours=2)  # every wait of 1h is over
-        _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
+        copy = _copy_database(followup, url, "timers-floor.db")
+        spent = _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
+        _ratio(spent, _floor_time(copy, n, timers_floor, clock.now))
         if not args.no_delivery:
-            floor_db = _copy_database(followup, url)
-            _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
+            floor_db = _copy_database(followup, url, "delivery-floor.db")
+            spent = _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
             if floor_db is not None:
                 now = clock.now.isoformat()
-                _timed(
+                floor_seconds = _timed(
                     "  floor: the same rows by sqlite3, group commit",
                     n,
                     lambda: deliver_floor(floor_db, WORK / "floor-outbox", now),
                 )
+                _ratio(spent, floor_seconds)
         (WORK / "campaigns" / "lapsed.yaml").write_text(LAPSED)
         durable.close()
         durable = DurableProject(followup)
