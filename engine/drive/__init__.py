@@ -14,5 +14,6 @@
 - The ticks of scheduled campaigns and the segment sweeps come from a clock:
   :class:`~engine.journeys.virtual_clock.VirtualClock` books them on the engine for ``simulate``
   (every tick, none missed); :class:`~engine.drive.stored_schedules.StoredSchedules` runs them
-  from the store's schedule rows between passes (missed ticks coalesce, APScheduler's model).
+  first in each durable pass, from the store's schedule rows (missed ticks coalesce,
+  APScheduler's model).
 """

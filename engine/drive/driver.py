@@ -75,7 +75,7 @@ class Driver:
             self.decide(work, now, summary)
         self.committed(work)
         summary.events += len(work.events)
-        return max(len(work.ids), 1)
+        return max(len(work.ids), 1)  # the memory store's work names no customer: one round
 
     def decide(
         self,
@@ -86,8 +86,9 @@ class Driver:
         act_at: datetime | None = None,
     ) -> None:
         """Decide everything due for ``work``, in time order: each event after the timers due
-        before it, ``act`` at ``act_at`` (default ``now``), then the timers due by ``now``; and
-        have the store keep it."""
+        before it, ``act`` at ``act_at`` (default ``now``: after the events of that instant,
+        before the journeys' timers due at it), then the timers due by ``now``; and have the
+        store keep it."""
         at = now if act_at is None else act_at
         events = work.events
         # the earliest decision: the first event, or the act (the store adds the due timers)

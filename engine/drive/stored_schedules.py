@@ -1,4 +1,4 @@
-"""Schedule ticks and segment sweeps between passes, from a store's schedule rows.
+"""Schedule ticks and segment sweeps in durable passes, from a store's schedule rows.
 
 ``simulate``'s clock never misses a tick (:mod:`engine.journeys.virtual_clock`); passes on a wall
 clock can: a cron that did not run, a machine that was down. Here each scheduled campaign and
