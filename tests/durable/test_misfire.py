@@ -9,6 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from engine.api import Followup
 from engine.campaigns.loader import load_file
 from engine.campaigns.schema import ScheduleTrigger
 from engine.durable.project import DurableProject
@@ -24,20 +25,26 @@ def _entries(followup_engine: sa.Engine) -> list[datetime]:
         return list(conn.scalars(query))
 
 
+def _subscribed(database_url: str, folder: Path, clock: Clock) -> tuple[Followup, DurableProject]:
+    """The newsletter's project with Ann on the list since Sunday, and a first pass before
+    the Monday tick (the schedule is first seen: its next tick is this Monday's)."""
+    followup = open_followup(make_project(folder, ["weekly_newsletter"]), database_url, clock)
+    followup.identify(
+        user_id="ann",
+        traits={"email": "ann@example.com", "consent": {"email": True}},
+        timestamp=MONDAY - timedelta(days=1),
+    )
+    durable = DurableProject(followup)
+    durable.run_once()
+    return followup, durable
+
+
 def test_after_eleven_weeks_down_only_the_latest_tick_within_the_grace_runs(
     database_url: str, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path, ["weekly_newsletter"])
     clock = Clock(MONDAY - timedelta(minutes=30))
-    followup = open_followup(project, database_url, clock)
+    followup, durable = _subscribed(database_url, tmp_path, clock)
     try:
-        followup.identify(
-            user_id="ann",
-            traits={"email": "ann@example.com", "consent": {"email": True}},
-            timestamp=MONDAY - timedelta(days=1),
-        )
-        durable = DurableProject(followup)
-        durable.run_once()  # the schedule is first seen: its next tick is this Monday's
         clock.now = MONDAY + timedelta(minutes=10)
         durable.run_once()
         assert _entries(followup.engine) == [MONDAY]
@@ -77,17 +84,9 @@ def test_a_tick_run_late_comes_before_the_events_after_it(
     """The pass runs 30 minutes after the tick, within its grace; Ann unsubscribed 10 minutes
     after it. She was subscribed at the tick, so she gets this week's issue, as simulate plans
     (the pass took her unsubscribe first, and the tick then found her out of the audience)."""
-    project = make_project(tmp_path, ["weekly_newsletter"])
     clock = Clock(MONDAY - timedelta(minutes=30))
-    followup = open_followup(project, database_url, clock)
+    followup, durable = _subscribed(database_url, tmp_path, clock)
     try:
-        followup.identify(
-            user_id="ann",
-            traits={"email": "ann@example.com", "consent": {"email": True}},
-            timestamp=MONDAY - timedelta(days=1),
-        )
-        durable = DurableProject(followup)
-        durable.run_once()  # the schedule is first seen: its next tick is this Monday's
         followup.identify(
             user_id="ann",
             traits={"consent": {"email": False}},
