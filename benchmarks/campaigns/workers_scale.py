@@ -1,0 +1,132 @@
+"""Durable passes on PostgreSQL: one worker against several, on the same due work.
+
+    python -m benchmarks.campaigns.workers_scale [--customers N] [--workers 1 2 4]
+        [--admin postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+N customers each with a cart whose 1h wait is over (the abandoned cart of ``durable_run``) are
+prepared once in a template database; each run copies it (``CREATE DATABASE ... TEMPLATE``) and
+starts K worker processes at once, each running one engine pass (``followup tick``'s engine
+part, no delivery) at the same clock. Workers share the pass by claiming customers with ``FOR
+UPDATE SKIP LOCKED``. Each worker reports when its pass began and ended (after its imports);
+the run's time is from the first start to the last end. Prints the seconds and the speed-up over
+one worker; on this machine the workers share its CPUs with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from benchmarks.campaigns.durable_run import CAMPAIGN, T0, WORK, _Clock, _messages
+from engine.api import Followup
+from engine.config import Project, ProjectConfig
+from engine.durable.project import DurableProject
+from engine.storage.tables import journey_timers, outbox
+
+PROJECT = WORK.parent / "workers-scale"
+TEMPLATE = "followup_workers_template"
+
+
+def _url(admin: str, name: str) -> str:
+    return sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def _recreate(admin: str, name: str, template: str | None = None) -> None:
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
+    engine.dispose()
+
+
+def _prepare(admin: str, customers: int) -> datetime:
+    """The template database: every customer's cart taken, its wait due; the pass's clock."""
+    shutil.rmtree(PROJECT, ignore_errors=True)
+    (PROJECT / "campaigns").mkdir(parents=True)
+    (PROJECT / "templates").mkdir()
+    (PROJECT / "campaigns" / "cart.yaml").write_text(CAMPAIGN)
+    (PROJECT / "templates" / "cart.html").write_text("<p>Hi {{ customer.first_name }}</p>")
+    _recreate(admin, TEMPLATE)
+    clock = _Clock()
+    followup = Followup(Project(ProjectConfig(database_url=_url(admin, TEMPLATE)), PROJECT), clock)
+    try:
+        followup.ingest_messages(_messages(customers))
+        durable = DurableProject(followup)
+        clock.now = T0 + timedelta(milliseconds=customers, minutes=1)
+        durable.runtime.tick()  # the journeys and their timers
+        durable.close()
+    finally:
+        followup.close()
+    return T0 + timedelta(milliseconds=customers, hours=2)
+
+
+def _worker(url: str, now: str) -> None:
+    """One pass at ``now``; prints its start, end and how many timer customers it took."""
+    clock = _Clock()
+    clock.now = datetime.fromisoformat(now)
+    followup = Followup(Project(ProjectConfig(database_url=url), PROJECT), clock)
+    try:
+        runtime = DurableProject(followup).runtime
+        start = time.time()
+        took = runtime.tick().timer_customers
+        print(json.dumps({"start": start, "end": time.time(), "took": took}), flush=True)
+    finally:
+        followup.close()
+
+
+def _run(admin: str, workers: int, now: datetime, customers: int) -> float:
+    name = f"followup_workers_{workers}"
+    _recreate(admin, name, TEMPLATE)
+    args = [sys.executable, "-m", "benchmarks.campaigns.workers_scale", "--worker"]
+    processes = [
+        subprocess.Popen(
+            [*args, _url(admin, name), now.isoformat()], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(workers)
+    ]
+    reports = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in processes]
+    engine = sa.create_engine(_url(admin, name))
+    with engine.connect() as conn:  # each email decided once, whoever took it
+        decided = conn.scalar(sa.select(sa.func.count()).select_from(outbox))
+        left = conn.scalar(sa.select(sa.func.count()).select_from(journey_timers))
+    engine.dispose()
+    if (decided, left) != (customers, 0):
+        raise SystemExit(f"{workers} workers: {decided:,} emails, {left:,} timers left")
+    took = sum(r["took"] for r in reports)
+    if took > customers:  # a worker claimed customers another had just done
+        print(f"  ({workers} workers claimed {took:,} customers for {customers:,})")
+    return max(r["end"] for r in reports) - min(r["start"] for r in reports)
+
+
+def main() -> None:
+    """Prepare the due work once, then time each number of workers on a copy of it."""
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        _worker(sys.argv[2], sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    now = _prepare(args.admin, args.customers)
+    single = None
+    for workers in args.workers:
+        seconds = _run(args.admin, workers, now, args.customers)
+        single = single or seconds
+        print(
+            f"{workers} worker(s): {args.customers:,} due timers decided in {seconds:.1f} s"
+            f" ({args.customers / seconds:,.0f}/s), {single / seconds:.2f}x one worker",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
