@@ -11,7 +11,7 @@ store with the work, in one transaction where the store has them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,8 +111,3 @@ class Driver:
         """The store committed ``work`` (a crash point once it held events)."""
         if work.events:
             self.crash("events_committed")
-
-
-def live(engine: JourneyEngine, customer_ids: Sequence[str]) -> list[str]:
-    """Those of ``customer_ids`` not merged away by the events just applied."""
-    return [customer_id for customer_id in customer_ids if engine.customers.has(customer_id)]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from engine.campaigns.durations import format_duration
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.drive.driver import Act as DriverAct
-from engine.drive.driver import Driver, TickSummary, live
+from engine.drive.driver import Driver, TickSummary
 from engine.drive.port import ScheduleStore
 from engine.durable.book import CampaignBook
 from engine.journeys.plan import format_time
@@ -157,7 +157,7 @@ class StoredSchedules:
                     work,
                     now,
                     summary,
-                    lambda engine: engine.sweep_segments(at, live(engine, ids)),
+                    lambda engine: engine.sweep_segments(at, ids),
                     at,
                 )
         self.driver.committed(work)
@@ -197,7 +197,7 @@ class StoredSchedules:
                     return done
                 ids = list(work.ids)
                 self.driver.decide(
-                    work, now, summary, _on_live(act, due, ids), due if at_due else now
+                    work, now, summary, _acting(act, due, ids), due if at_due else now
                 )
                 row.advance(ids[-1])
             self.driver.committed(work)
@@ -205,9 +205,9 @@ class StoredSchedules:
             done += len(ids)
 
 
-def _on_live(act: Act, due: datetime, customer_ids: Sequence[str]) -> DriverAct:
-    """``act`` at ``due`` on those of ``customer_ids`` still live when it runs."""
-    return lambda engine: act(engine, due, live(engine, customer_ids))
+def _acting(act: Act, due: datetime, customer_ids: Sequence[str]) -> DriverAct:
+    """``act`` at ``due`` on ``customer_ids`` (the engine passes over those merged away)."""
+    return lambda engine: act(engine, due, customer_ids)
 
 
 def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:

@@ -10,10 +10,11 @@ and never apply a customer's event or timer past an earlier one another pass hol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import takewhile
 from typing import Any
 
@@ -111,10 +112,7 @@ class SqlScheduleRow:
         self._update(due_at=due_at, after_customer=None)
 
     def _update(self, **values: Any) -> None:
-        name = self._row.name
-        self._conn.execute(
-            schedule_ticks.update().where(schedule_ticks.c.name == name).values(**values)
-        )
+        _update_schedule(self._conn, self._row.name, **values)
 
 
 class SqlJourneyStore:
@@ -223,7 +221,7 @@ class SqlJourneyStore:
         for look, customer_id in sorted(due):
             sweep = grid_after(origin, look - _MICROSECOND)
             if sweep <= now:
-                engine.call_at(sweep, _sweep_of(engine, customer_id))
+                engine.call_at(sweep, partial(engine.sweep_segments, customer_ids=[customer_id]))
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
         """Write back what the engine decided, the mirror rows of the events, and take the
@@ -319,11 +317,7 @@ class SqlJourneyStore:
 
     def set_schedule(self, name: str, due_at: datetime) -> None:
         with self.db.begin() as conn:
-            conn.execute(
-                schedule_ticks.update()
-                .where(schedule_ticks.c.name == name)
-                .values(due_at=due_at, after_customer=None)
-            )
+            _update_schedule(conn, name, due_at=due_at, after_customer=None)
 
     def forget_schedules(self, prefix: str, keep: str | None) -> None:
         with self.db.begin() as conn:
@@ -339,14 +333,9 @@ class SqlJourneyStore:
         return earliest
 
 
-def _sweep_of(engine: JourneyEngine, customer_id: str) -> Callable[[datetime], None]:
-    """The segment sweep of one customer at a time, unless merged away by then."""
-
-    def sweep(at: datetime) -> None:
-        if engine.customers.has(customer_id):
-            engine.sweep_segments(at, [customer_id])
-
-    return sweep
+def _update_schedule(conn: sa.Connection, name: str, **values: Any) -> None:
+    """Set ``values`` on the ``schedule_ticks`` row ``name``."""
+    conn.execute(schedule_ticks.update().where(schedule_ticks.c.name == name).values(**values))
 
 
 def _mirror_row(

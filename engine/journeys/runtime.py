@@ -262,10 +262,13 @@ class JourneyEngine:
     def enter_scheduled(
         self, campaign: Campaign, at: datetime, customer_ids: Iterable[str]
     ) -> None:
-        """A tick of a schedule-triggered campaign: every customer matching its audience enters."""
+        """A tick of a schedule-triggered campaign: every customer matching its audience enters
+        (of ``customer_ids``, those not merged away by the events taken)."""
+        customers = self.customers
         for customer_id in customer_ids:
-            self._prune(customer_id)
-            self.try_enter(campaign, customer_id, at, None)
+            if customers.has(customer_id):
+                self._prune(customer_id)
+                self.try_enter(campaign, customer_id, at, None)
 
     def _prune(self, customer_id: str) -> None:
         """With ``prune_finished``, drop from the customer's list the journeys nothing can
@@ -282,10 +285,13 @@ class JourneyEngine:
             watcher(customer_id)
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
-        """Re-evaluate the segment triggers as time passes, for these customers."""
+        """Re-evaluate the segment triggers as time passes, for these customers (those not
+        merged away by the events taken)."""
         if self.segments.campaigns:
+            customers = self.customers
             for customer_id in customer_ids:
-                self.segments.check(customer_id, at)
+                if customers.has(customer_id):
+                    self.segments.check(customer_id, at)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -421,10 +427,15 @@ class JourneyEngine:
 
     def running(self, customer_id: str, campaign_id: str) -> bool:
         """Whether the customer has an active journey of the campaign."""
-        return any(
-            j.campaign.id == campaign_id and j.status is _ACTIVE
+        return bool(self._active(customer_id, campaign_id))
+
+    def _active(self, customer_id: str, campaign_id: str) -> list[Journey]:
+        """The customer's active journeys of the campaign (one, but for a merge or restart)."""
+        return [
+            j
             for j in self._by_customer.get(customer_id, ())
-        )
+            if j.campaign.id == campaign_id and j.status is _ACTIVE
+        ]
 
     def try_enter(
         self, campaign: Campaign, customer_id: str, at: datetime, event: Event | None
@@ -439,11 +450,7 @@ class JourneyEngine:
             return False
         entry = campaign.entry
         campaign_id = campaign.id
-        running = [
-            j
-            for j in self._by_customer.get(customer_id, ())
-            if j.campaign.id == campaign_id and j.status is _ACTIVE
-        ]
+        running = self._active(customer_id, campaign_id)
         # A restart debounces the running journey (the abandoned cart's latest add); it is not
         # a re-entry, so the cooldown does not hold it back. ``once`` allows one journey, ever.
         restart = bool(running) and entry.while_active is _RESTART and not entry.once

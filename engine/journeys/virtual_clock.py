@@ -82,6 +82,5 @@ class VirtualClock:
 
     def _sweep(self, at: datetime) -> None:
         assert self._grid is not None
-        customers = self.engine.customers
-        self.engine.sweep_segments(at, [c for c in self._grid.due(at) if customers.has(c)])
+        self.engine.sweep_segments(at, self._grid.due(at))
         self.engine.call_at(at + SEGMENT_SWEEP, self._sweep)
