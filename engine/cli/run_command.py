@@ -25,6 +25,7 @@ from engine.errors import FollowupError
 
 if TYPE_CHECKING:
     from engine.api import Followup
+    from engine.drive.partitions import Partition
     from engine.durable.project import DurableProject, PassResult
     from engine.service.server import BackgroundServer
 
@@ -33,6 +34,31 @@ FAILED_PASSES_TO_STOP = 5
 NowOption = Annotated[
     str | None,
     typer.Option(help="The clock for this pass, ISO 8601 (default: now); for replays and tests."),
+]
+
+
+def _partition(text: str | None) -> Partition:
+    """``--partition i/N`` (default: the whole), checked."""
+    from engine.drive.partitions import WHOLE, Partition
+
+    if text is None:
+        return WHOLE
+    try:
+        return Partition.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+PartitionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--partition",
+        metavar="I/N",
+        callback=lambda text: text if text is None else str(_partition(text)),
+        help="Decide for the I-th of N partitions of the customers only (counted from 0): "
+        "N workers, one partition each, share a pass without sharing a customer. "
+        "See docs/scale.md.",
+    ),
 ]
 
 
@@ -48,7 +74,9 @@ def _clock(now: str | None) -> Clock:
     return lambda: fixed
 
 
-def _open(ctx: typer.Context, clock: Clock) -> tuple[Followup, DurableProject]:
+def _open(
+    ctx: typer.Context, clock: Clock, partition: str | None = None
+) -> tuple[Followup, DurableProject]:
     from engine.api import Followup
     from engine.config import load_project
     from engine.durable.project import DurableProject
@@ -58,7 +86,7 @@ def _open(ctx: typer.Context, clock: Clock) -> tuple[Followup, DurableProject]:
     except FollowupError as exc:
         raise fail(str(exc)) from exc
     try:
-        return followup, DurableProject(followup)
+        return followup, DurableProject(followup, partition=_partition(partition))
     except FollowupError as exc:
         followup.close()
         raise fail(str(exc)) from exc
@@ -68,6 +96,8 @@ def _report(result: PassResult, at: datetime) -> None:
     from engine.journeys.plan import format_time
 
     engine = result.engine
+    if engine.partition_taken:
+        console.print(f"{format_time(at)}: the partition is another pass's: left to it")
     decided = ", ".join(f"{k} {v:,}" for k, v in sorted(engine.decisions.items())) or "nothing"
     delivered = ", ".join(f"{k} {v:,}" for k, v in sorted(result.outbox.items())) or "nothing"
     console.print(
@@ -89,10 +119,11 @@ def tick(
     summary: Annotated[
         bool, typer.Option("--summary", help="Also print figures per campaign for this pass.")
     ] = False,
+    partition: PartitionOption = None,
     config: ConfigOption = None,
 ) -> None:
     """One pass for cron: decide what is due, deliver the outbox, exit."""
-    followup, durable = _open(ctx, _clock(now))
+    followup, durable = _open(ctx, _clock(now), partition)
     try:
         result = durable.run_once()
     except FollowupError as exc:
@@ -155,12 +186,13 @@ def run(
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Also serve the HTTP API (followup serve).")
     ] = False,
+    partition: PartitionOption = None,
     config: ConfigOption = None,
 ) -> None:
     """The embedded engine: a pass every --interval seconds until stopped."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    followup, durable = _open(ctx, utc_now)
+    followup, durable = _open(ctx, utc_now, partition)
     http = _start_http(followup) if serve else None
     stop = threading.Event()
     failures: list[BaseException] = []  # the passes failed in a row

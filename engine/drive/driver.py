@@ -35,6 +35,7 @@ class TickSummary:
     decisions: Counter[str] = field(default_factory=Counter)
     lines: list[PlanLine] = field(default_factory=list)
     ticks_skipped: Counter[str] = field(default_factory=Counter)  # by schedule, past the grace
+    partition_taken: bool = False  # the pass's partition was another pass's: nothing done
 
     def count(self, lines: list[PlanLine]) -> None:
         """Keep the plan lines decided, and count them by action and status."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.drive.partitions import WHOLE, Partition
 from engine.events import Event
 from engine.storage.customer_store import chunks, event_from_row
 from engine.storage.tables import (
@@ -40,27 +41,41 @@ CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time 
 INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.seq)
 
 
-def inbox_batch(now: datetime, size: int) -> sa.Select[Any]:
-    """The next ``size`` events waiting in the inbox, in inbox order, up to ``now`` (a later one
-    waits for its time). Read by the inbox's own time index, so a batch costs the same whatever
-    the backlog."""
+def inbox_batch(now: datetime, size: int, partition: Partition = WHOLE) -> sa.Select[Any]:
+    """The next ``size`` events of ``partition`` waiting in the inbox, in inbox order, up to
+    ``now`` (a later one waits for its time). Read by the inbox's own time index, so a batch
+    costs the same whatever the backlog."""
     return _page(journey_inbox.c.message_id, INBOX_ORDER, size).where(
-        journey_inbox.c.timestamp <= now + CLOCK_SKEW
+        journey_inbox.c.timestamp <= now + CLOCK_SKEW, *partition_of(journey_inbox, partition)
     )
 
 
-def timer_batch(now: datetime, size: int, running: Sequence[str]) -> sa.Select[Any]:
-    """The customers of the next ``size`` timers due by ``now`` (of running campaigns)."""
+def timer_batch(
+    now: datetime, size: int, running: Sequence[str], partition: Partition = WHOLE
+) -> sa.Select[Any]:
+    """The customers of the next ``size`` timers of ``partition`` due by ``now`` (of running
+    campaigns)."""
     order = (journey_timers.c.due_at, journey_timers.c.id)
     return _page(journey_timers.c.customer_id, order, size).where(
-        journey_timers.c.due_at <= now, journey_timers.c.campaign_id.in_(running)
+        journey_timers.c.due_at <= now,
+        journey_timers.c.campaign_id.in_(running),
+        *partition_of(journey_timers, partition),
     )
 
 
-def looks_batch(now: datetime, size: int) -> sa.Select[Any]:
-    """The customers of the next ``size`` segment looks due by ``now``."""
+def looks_batch(now: datetime, size: int, partition: Partition = WHOLE) -> sa.Select[Any]:
+    """The customers of the next ``size`` segment looks of ``partition`` due by ``now``."""
     order = (segment_looks.c.due_at, segment_looks.c.customer_id)
-    return _page(segment_looks.c.customer_id, order, size).where(segment_looks.c.due_at <= now)
+    return _page(segment_looks.c.customer_id, order, size).where(
+        segment_looks.c.due_at <= now, *partition_of(segment_looks, partition)
+    )
+
+
+def partition_of(table: sa.Table, partition: Partition) -> list[sa.ColumnElement[bool]]:
+    """The condition that a row of ``table`` (one with a ``bucket``) is ``partition``'s."""
+    if partition.whole:
+        return []
+    return [table.c.bucket >= partition.lo, table.c.bucket < partition.hi]
 
 
 def _page(
@@ -71,12 +86,22 @@ def _page(
     return query.order_by(*order).limit(size)
 
 
-def after(customer_id: str | None, size: int) -> sa.Select[Any]:
-    """The next ``size`` live customers by id after ``customer_id`` (a schedule's progress)."""
+def after(
+    conn: sa.Connection, customer_id: str | None, size: int, partition: Partition = WHOLE
+) -> list[str]:
+    """The next ``size`` live customers of ``partition`` by id after ``customer_id`` (a
+    schedule's progress). The customers table keeps no bucket: a partition reads the ids of
+    every partition and keeps its own (ids only, by the primary key)."""
     query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
-    if customer_id is not None:
-        query = query.where(customers.c.id > customer_id)
-    return query.order_by(customers.c.id).limit(size)
+    found: list[str] = []
+    while len(found) < size:
+        page = query if customer_id is None else query.where(customers.c.id > customer_id)
+        ids = list(conn.scalars(page.order_by(customers.c.id).limit(size * partition.count)))
+        found.extend(c for c in ids if partition.whole or partition.holds(c))
+        if len(ids) < size * partition.count:
+            break
+        customer_id = ids[-1]
+    return found[:size]
 
 
 class Claims:

@@ -13,6 +13,7 @@ from engine.channels import ActivityListener, ConsentListener
 from engine.confirm_links import ConfirmLinks
 from engine.double_opt_in import with_confirmation
 from engine.drive.crash_points import CrashPoint, no_crash
+from engine.drive.partitions import WHOLE, Partition
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
 from engine.durable.outbox import LEASE, OutboxDispatcher
@@ -39,6 +40,7 @@ class DurableProject:
         followup: Followup,
         lease: timedelta = LEASE,
         crash: CrashPoint = no_crash,
+        partition: Partition = WHOLE,
     ) -> None:
         project = followup.project
         config = project.config
@@ -78,6 +80,7 @@ class DurableProject:
                 if isinstance(p, ActivityListener) and p.synced_events
             },
             check_body=self.bodies,
+            partition=partition,
         )
         self.dispatcher = OutboxDispatcher(
             followup.engine,

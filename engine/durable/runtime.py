@@ -17,8 +17,10 @@ from engine.clock import Clock
 from engine.config import ProjectConfig
 from engine.drive.crash_points import CrashPoint, no_crash
 from engine.drive.driver import Driver, TickSummary
+from engine.drive.partitions import WHOLE, Partition
 from engine.drive.stored_schedules import StoredSchedules
 from engine.durable.book import CampaignBook
+from engine.durable.partition_lease import partition_lease
 from engine.durable.sql_store import SqlJourneyStore
 from engine.durable.store import Enrich
 from engine.ingest.pipeline import Ingestor
@@ -44,6 +46,7 @@ class DurableRuntime:
         consent_channels: frozenset[str] = frozenset(),
         synced_events: Mapping[str, frozenset[str]] | None = None,
         check_body: RendersBody | None = None,
+        partition: Partition = WHOLE,
     ) -> None:
         self.book = book
         self.clock = clock
@@ -63,6 +66,7 @@ class DurableRuntime:
             consent_channels,
             synced_events,
             check_body,
+            partition,
         )
         self.driver = Driver(self.store, crash)
         self.schedules = StoredSchedules(self.store, self.driver, book, config.timezone)
@@ -92,15 +96,24 @@ class DurableRuntime:
     def synced_events(self, synced: Mapping[str, frozenset[str]]) -> None:
         self.store.synced_events = dict(synced)
 
+    @property
+    def partition(self) -> Partition:
+        return self.store.partition
+
     def tick(self) -> TickSummary:
-        """One pass: the schedule ticks and segment sweeps due, then every other event and
-        timer due. A tick or sweep runs first because its work on a customer takes their events
-        and timers in time order around it: taken first, an event after a tick a late pass
-        runs would have been applied before the tick."""
+        """One pass over this runtime's partition of the customers: the schedule ticks and
+        segment sweeps due, then every other event and timer due. A tick or sweep runs first
+        because its work on a customer takes their events and timers in time order around it:
+        taken first, an event after a tick a late pass runs would have been applied before the
+        tick. A partition another pass holds is left to it (``summary.partition_taken``)."""
         summary = TickSummary()
-        now = self.clock()
-        self.schedules.run(now, summary)
-        self.driver.run_pass(now, summary)
+        with partition_lease(self.store.db, self.partition) as held:
+            if not held:
+                summary.partition_taken = True
+                return summary
+            now = self.clock()
+            self.schedules.run(now, summary)
+            self.driver.run_pass(now, summary)
         return summary
 
     def sweep_looks(self, summary: TickSummary, now: datetime, at: datetime) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import DeliveryAction
+from engine.drive.partitions import WHOLE, Partition
 from engine.drive.port import Work
 from engine.drive.stored_schedules import SEGMENTS, grid_after
 from engine.durable.batches import (
@@ -31,6 +32,7 @@ from engine.durable.batches import (
     inbox_batch,
     looks_batch,
     merged_away,
+    partition_of,
     take,
     timer_batch,
 )
@@ -93,7 +95,8 @@ class SqlScheduleRow:
 
     def next_customers(self, now: datetime) -> SqlWork | None:
         conn, claims = self._conn, self._store.claims
-        ids = list(conn.scalars(after(self._row.after_customer, self._store.batch_size)))
+        store = self._store
+        ids = after(conn, self._row.after_customer, store.batch_size, store.partition)
         self.finished = not ids
         if not ids:
             return None
@@ -130,6 +133,7 @@ class SqlJourneyStore:
         consent_channels: frozenset[str] = frozenset(),
         synced_events: Mapping[str, frozenset[str]] | None = None,
         check_body: RendersBody | None = None,
+        partition: Partition = WHOLE,
     ) -> None:
         self.db = db
         self.book = book
@@ -142,6 +146,7 @@ class SqlJourneyStore:
         self.synced_events = dict(synced_events or {})  # channel -> event names it mirrors
         self.check_body = check_body
         self.claims = Claims(db.dialect.name)
+        self.partition = partition  # the customers whose work this store hands out
 
     # --- work --------------------------------------------------------------------------------
 
@@ -149,7 +154,9 @@ class SqlJourneyStore:
     def events(self, now: datetime) -> Iterator[SqlWork | None]:
         """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
-            ids = self.claims.first(conn, inbox_batch(now, self.batch_size), event_owners)
+            ids = self.claims.first(
+                conn, inbox_batch(now, self.batch_size, self.partition), event_owners
+            )
             taken = take(conn, self.claims, ids, now)
             yield SqlWork(conn, taken) if taken.events else None
 
@@ -158,7 +165,9 @@ class SqlJourneyStore:
         """The customers of the next due timers, with all they have due (their events too)."""
         running = sorted(c.id for c in self.book.active)
         with self.db.begin() as conn:
-            ids = self.claims.first(conn, timer_batch(now, self.batch_size, running))
+            ids = self.claims.first(
+                conn, timer_batch(now, self.batch_size, running, self.partition)
+            )
             taken = take(conn, self.claims, ids, now)
             yield SqlWork(conn, taken) if taken.ids else None
 
@@ -167,7 +176,9 @@ class SqlJourneyStore:
         """The customers whose segment look is due by ``at``, their looks taken; a customer
         merged away is dropped (its survivor was checked)."""
         with self.db.begin() as conn:
-            claimed = self.claims.first(conn, looks_batch(at, self.batch_size), live=False)
+            claimed = self.claims.first(
+                conn, looks_batch(at, self.batch_size, self.partition), live=False
+            )
             gone = merged_away(conn, claimed)
             taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
             done = sorted(gone) + taken.ids
@@ -208,7 +219,9 @@ class SqlJourneyStore:
         if not engine.segments.campaigns:
             return
         origin = conn.scalar(
-            sa.select(schedule_ticks.c.due_at).where(schedule_ticks.c.name == SEGMENTS)
+            sa.select(schedule_ticks.c.due_at).where(
+                schedule_ticks.c.name == self.partition.row_name(SEGMENTS)
+            )
         )
         if origin is None:  # no sweep yet: the first one looks at everyone
             return
@@ -296,20 +309,48 @@ class SqlJourneyStore:
 
     def record_schedule(self, name: str, first: datetime) -> datetime:
         """Record ``name`` as due at ``first`` when new (in a transaction of its own: another
-        worker may be recording it too); when it is due."""
+        worker may be recording it too); when it is due.
+
+        Each partition keeps its own row of a schedule (:meth:`Partition.row_name`). A row new
+        to this count of partitions starts where the rows of another count got to (the passes
+        were split differently until now), and a row of this count left behind while passes
+        ran split another way moves up to them: the latest of theirs, so that no customer's
+        tick runs twice. Change the count between ticks; a tick under way goes on in its rows.
+        """
+        mine = self.partition.row_name(name)
         with self.db.begin() as conn:
-            row = conn.execute(
-                sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
-            ).first()
+            rows = [
+                row
+                for row in conn.execute(
+                    sa.select(schedule_ticks).where(
+                        schedule_ticks.c.name.startswith(name, autoescape=True)
+                    )
+                )
+                if row.name == name or row.name.startswith(f"{name}#")
+            ]
+            row = next((row for row in rows if row.name == mine), None)
+            others: list[datetime] = [
+                row.due_at for row in rows if _count_of(row.name) != self.partition.count
+            ]
+            ahead = max(others, default=None)
             if row is None:
-                insert_new(conn, schedule_ticks, [{"name": name, "due_at": first}])
-        return first if row is None else row.due_at
+                due = first if ahead is None else ahead
+                insert_new(conn, schedule_ticks, [{"name": mine, "due_at": due}])
+                return due
+            if ahead is not None and row.after_customer is None and row.due_at < ahead:
+                _update_schedule(conn, mine, due_at=ahead)
+                return ahead
+            due_at: datetime = row.due_at
+            return due_at
 
     @contextmanager
     def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:
-        """The row ``name``, locked (skipped when another pass holds it) on PostgreSQL."""
+        """This partition's row of ``name``, locked (skipped when another pass holds it) on
+        PostgreSQL."""
         with self.db.begin() as conn:
-            query = sa.select(schedule_ticks).where(schedule_ticks.c.name == name)
+            query = sa.select(schedule_ticks).where(
+                schedule_ticks.c.name == self.partition.row_name(name)
+            )
             if self.claims.lock:
                 query = query.with_for_update(skip_locked=True)
             row = conn.execute(query).first()
@@ -317,20 +358,36 @@ class SqlJourneyStore:
 
     def set_schedule(self, name: str, due_at: datetime) -> None:
         with self.db.begin() as conn:
-            _update_schedule(conn, name, due_at=due_at, after_customer=None)
-
-    def forget_schedules(self, prefix: str, keep: str | None) -> None:
-        with self.db.begin() as conn:
-            conn.execute(
-                schedule_ticks.delete().where(
-                    schedule_ticks.c.name.like(f"{prefix}%"), schedule_ticks.c.name != (keep or "")
-                )
+            _update_schedule(
+                conn, self.partition.row_name(name), due_at=due_at, after_customer=None
             )
 
+    def forget_schedules(self, prefix: str, keep: str | None) -> None:
+        """Delete the rows of the schedules named from ``prefix`` but ``keep`` (every
+        partition's rows of it are kept)."""
+        with self.db.begin() as conn:
+            names = conn.scalars(
+                sa.select(schedule_ticks.c.name).where(
+                    schedule_ticks.c.name.startswith(prefix, autoescape=True)
+                )
+            )
+            gone = [n for n in names if keep is None or n.partition("#")[0] != keep]
+            for part in chunks(gone):
+                conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
+
     def earliest_look(self) -> datetime | None:
+        query = sa.select(sa.func.min(segment_looks.c.due_at)).where(
+            *partition_of(segment_looks, self.partition)
+        )
         with self.db.connect() as conn:
-            earliest: datetime | None = conn.scalar(sa.select(sa.func.min(segment_looks.c.due_at)))
+            earliest: datetime | None = conn.scalar(query)
         return earliest
+
+
+def _count_of(row_name: str) -> int:
+    """How many partitions the passes that keep the schedule row ``row_name`` were split in."""
+    _name, split, spelled = row_name.partition("#")
+    return Partition.parse(spelled).count if split else 1
 
 
 def _update_schedule(conn: sa.Connection, name: str, **values: Any) -> None:

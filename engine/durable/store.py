@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.double_opt_in import TRANSACTIONAL
+from engine.drive.partitions import bucket_of
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
 from engine.durable.outbox_status import OutboxStatus
@@ -297,6 +298,7 @@ def save(
                 "campaign_id": journey.campaign.id,
                 "kind": timer.kind,
                 "payload": encode_timer_payload(timer.kind, timer.payload),
+                "bucket": bucket_of(journey.customer_id),
             }
         )
     if timer_rows:
@@ -421,7 +423,7 @@ def _save_segment_looks(conn: sa.Connection, loaded: Loaded) -> None:
     needs none (the survivor was checked)."""
     gone = set(loaded.customers.survivors())
     looks = [
-        {"customer_id": customer_id, "due_at": due}
+        {"customer_id": customer_id, "due_at": due, "bucket": bucket_of(customer_id)}
         for customer_id, due in sorted(loaded.engine.segment_looks().items())
         if customer_id not in gone
     ]

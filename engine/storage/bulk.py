@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from engine.drive.partitions import bucket_of
 from engine.state.codec import state_to_json
 from engine.state.profile import CustomerState
 
-INBOX_COLUMNS = ("message_id", "timestamp", "seq", "customer_id")
+INBOX_COLUMNS = ("message_id", "timestamp", "seq", "customer_id", "bucket")
 EVENT_COLUMNS = (
     "seq",
     "message_id",
@@ -182,7 +183,7 @@ class BulkWriter:
         ]
         owner = owners or {}
         inbox = [
-            (row[1], row[4], row[0], owner.get(row[1], row[5]))
+            (row[1], row[4], row[0], owner.get(row[1], row[5]), bucket_of(row[5]))
             for row in converted
             if row[1] not in taken
         ]

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from engine.drive.partitions import bucket_of
 from engine.events import Event, EventType
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.storage.bulk import BulkWriter, json_text
-from engine.storage.tables import customers, events, identities, merges
+from engine.storage.tables import customers, events, identities, journey_inbox, merges
 
 T = TypeVar("T")
 CHUNK = 900  # below SQLite's bound-parameter limit on old builds
@@ -338,6 +339,16 @@ class CustomerStore:
                 .where(events.c.customer_id.in_(part))
                 .values(customer_id=survivor_id)
             )
+        # their events waiting for the journey engine are the survivor's partition's now
+        conn.execute(
+            journey_inbox.update()
+            .where(
+                journey_inbox.c.message_id.in_(
+                    sa.select(events.c.message_id).where(events.c.customer_id == survivor_id)
+                )
+            )
+            .values(bucket=bucket_of(survivor_id))
+        )
 
     def save_states(
         self,

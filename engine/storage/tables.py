@@ -144,6 +144,8 @@ journey_inbox = sa.Table(
     sa.Column("seq", Sequence, nullable=False),  # the event's arrival (migration 0009): ties
     # whose the event was when logged, before later merges moved it (migration 0017)
     sa.Column("customer_id", sa.String(32)),
+    # the bucket of the customer it belongs to now (migration 0018; engine.drive.partitions)
+    sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),
     sa.Index("ix_journey_inbox_time", "timestamp", "seq"),
 )
 
@@ -183,6 +185,7 @@ journey_timers = sa.Table(
     sa.Column("campaign_id", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("payload", JSONType, nullable=False),
+    sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),  # 0018
 )
 
 campaign_members = sa.Table(
@@ -262,6 +265,7 @@ segment_looks = sa.Table(
     metadata,
     sa.Column("customer_id", sa.String(32), primary_key=True),
     sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),  # 0018
     # in the order a sweep takes them (migration 0008): a million looks due at one instant are
     # read 500 at a time, not sorted whole for every batch
     sa.Index("ix_segment_looks_due", "due_at", "customer_id"),

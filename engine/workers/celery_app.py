@@ -4,15 +4,18 @@ number of workers on any number of machines.
 Tasks:
 
 - ``followup.pass`` — one pass of :meth:`DurableProject.run_once`: new events, due timers,
-  schedule ticks and segment sweeps, then the outbox. Passes are safe to run side by side: on
-  PostgreSQL, each batch claims its customers with ``FOR UPDATE SKIP LOCKED``, so two workers
-  never decide or send the same thing, never reorder a customer's events and never wait on each
-  other (see docs/runtime.md, "Several workers").
+  schedule ticks and segment sweeps, then the outbox; given a partition (``"i/N"``), for that
+  partition's customers only (:mod:`engine.drive.partitions`). Passes are safe to run side by
+  side: on PostgreSQL, each batch claims its customers with ``FOR UPDATE SKIP LOCKED``, so two
+  workers never decide or send the same thing, never reorder a customer's events and never wait
+  on each other; passes over different partitions do not even page over the same rows, and a
+  partition another pass holds is left to it (see docs/scale.md).
 - ``followup.ingest`` — a list of Segment messages into the event log (what the HTTP API or a
   shop's queue hands over), validated and deduplicated like any ingest.
 
-Celery beat enqueues ``followup.pass`` every ``interval`` seconds (``followup worker --beat``
-runs it inside one worker; run it in exactly one place). Tasks are acknowledged late and a lost
+Celery beat enqueues ``followup.pass`` every ``interval`` seconds, one per partition with
+``partitions`` above 1 (``followup worker --beat`` runs it inside one worker; run it in exactly
+one place). Tasks are acknowledged late and a lost
 worker's task goes back to the queue: a pass is idempotent, so running one again is harmless.
 The broker is Redis or RabbitMQ: ``--broker``, ``FOLLOWUP_BROKER_URL``, else local Redis.
 
@@ -33,6 +36,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 
 from engine.api import Followup
 from engine.config import load_project
+from engine.drive.partitions import WHOLE, Partition
 from engine.durable.project import DurableProject
 
 BROKER_ENV = "FOLLOWUP_BROKER_URL"
@@ -49,25 +53,49 @@ class _ProjectHolder:
     def __init__(self, config: Path | None) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._durable: DurableProject | None = None
+        self._followup: Followup | None = None
+        self._durable: dict[Partition, DurableProject] = {}
 
-    def durable(self) -> DurableProject:
+    def durable(self, partition: Partition = WHOLE) -> DurableProject:
+        """The project's durable runtime over ``partition``, opened at its first task."""
         with self._lock:
-            if self._durable is None:
-                followup = Followup(load_project(self.config))
-                self._durable = DurableProject(followup)
-            return self._durable
+            if self._followup is None:
+                self._followup = Followup(load_project(self.config))
+            if partition not in self._durable:
+                self._durable[partition] = DurableProject(self._followup, partition=partition)
+            return self._durable[partition]
 
     def close(self, **_signal: object) -> None:
         """Close the providers and the database of the project this process opened, if any
         (a Celery signal receiver: its keyword arguments are ignored)."""
         with self._lock:
-            durable, self._durable = self._durable, None
-        if durable is not None:
-            try:
+            followup, self._followup = self._followup, None
+            durables, self._durable = list(self._durable.values()), {}
+        try:
+            for durable in durables:
                 durable.close()
-            finally:
-                durable.followup.close()
+        finally:
+            if followup is not None:
+                followup.close()
+
+
+def pass_arguments(partitions: int) -> list[tuple[str, ...]]:
+    """The arguments of one round of passes: none for the whole, else each partition's."""
+    if partitions == 1:
+        return [()]
+    return [(str(Partition(index, partitions)),) for index in range(partitions)]
+
+
+def beat_schedule(interval: float, partitions: int) -> dict[str, dict[str, Any]]:
+    """Beat's entries: a pass every ``interval`` seconds, one per partition."""
+    return {
+        "followup-pass" + (f"-{args[0]}" if args else ""): {
+            "task": PASS_TASK,
+            "schedule": interval,
+            "args": args,
+        }
+        for args in pass_arguments(partitions)
+    }
 
 
 def broker_url(broker: str | None = None) -> str:
@@ -80,9 +108,11 @@ def create_app(
     broker: str | None = None,
     interval: float = 60.0,
     queue: str = DEFAULT_QUEUE,
+    partitions: int = 1,
 ) -> Celery:
     """The Celery app of the project at ``config`` (default ``./followup.yaml``); its tasks go
-    to ``queue`` (one queue per project on a shared broker)."""
+    to ``queue`` (one queue per project on a shared broker); beat enqueues a pass per each of
+    ``partitions``."""
     app = Celery("followup", broker=broker_url(broker))
     app.conf.update(
         task_default_queue=queue,
@@ -92,7 +122,7 @@ def create_app(
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"followup-pass": {"task": PASS_TASK, "schedule": interval}},
+        beat_schedule=beat_schedule(interval, partitions),
     )
     holder = _ProjectHolder(config)
     # Weak receivers (bound methods): they go when this app and its tasks do. Both signals
@@ -101,9 +131,12 @@ def create_app(
     worker_process_shutdown.connect(holder.close)
 
     @app.task(name=PASS_TASK)  # type: ignore[untyped-decorator]
-    def run_pass() -> dict[str, Any]:
-        result = holder.durable().run_once()
+    def run_pass(partition: str | None = None) -> dict[str, Any]:
+        split = WHOLE if partition is None else Partition.parse(partition)
+        result = holder.durable(split).run_once()
         return {
+            "partition": str(split),
+            "partition_taken": result.engine.partition_taken,
             "events": result.engine.events,
             "decisions": dict(result.engine.decisions),
             "outbox": dict(result.outbox),

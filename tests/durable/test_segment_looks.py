@@ -124,7 +124,9 @@ def test_a_sweep_looks_only_at_the_customers_due(shop: Shop, tmp_path: Path) -> 
     first = durable.run_once().engine
     assert first.swept_customers == 20  # new segment campaigns: everyone once
     with shop.followup.engine.connect() as conn:
-        looks = dict(conn.execute(sa.select(segment_looks)).all())
+        looks = dict(
+            conn.execute(sa.select(segment_looks.c.customer_id, segment_looks.c.due_at)).all()
+        )
     assert len(looks) == 20
     # each look falls when the 90 days since the order are over, to the second
     for user, at in placed.items():

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import Project, ProjectConfig
+from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
@@ -110,6 +111,8 @@ def _stream(draw: st.DrawFn, devices: bool, span: timedelta = SPAN) -> list[dict
 # between). Hypothesis starts from, and shrinks towards, the first: a day, not a pass a minute
 # for months (10,000 passes)
 _GAPS = st.lists(st.sampled_from([1440, 4320, 720, 60, 1, 240, 17, 2880]), min_size=40, max_size=40)
+# how many partitions each pass is split in (one after another; a merge can join two)
+_PARTITIONS = st.sampled_from([1, 2, 3])
 
 
 def _mondays_nine_paris(first: datetime, last: datetime) -> list[datetime]:
@@ -187,8 +190,14 @@ def _simulated(project: Path, events: Path) -> list[str]:
 
 
 def _durable(
-    project: Path, events: Path, url: str, passes: Callable[[datetime], list[datetime]]
+    project: Path,
+    events: Path,
+    url: str,
+    passes: Callable[[datetime], list[datetime]],
+    partitions: int = 1,
 ) -> list[str]:
+    """The decisions of passes at the ``passes`` times, each split in ``partitions`` (run one
+    after another: a partition's pass goes to the end before the next one's starts)."""
     records = sorted(
         (r for r in read_jsonl(events) if getattr(r, "events", None)),
         key=lambda r: r.events[0].timestamp,
@@ -199,7 +208,11 @@ def _durable(
     followup = Followup(Project(config, project), clock)
     try:
         taken = 0
-        durable = DurableProject(followup)  # first seen at the first event, as simulate starts
+        # first seen at the first event, as simulate starts
+        split = [
+            DurableProject(followup, partition=Partition(index, partitions))
+            for index in range(partitions)
+        ]
         for now in passes(first):
             clock.now = now
             arrived = taken
@@ -207,15 +220,22 @@ def _durable(
                 arrived += 1
             followup.ingestor.ingest(records[taken:arrived])
             taken = arrived
-            durable.run_once()
+            for durable in split:
+                durable.run_once()
         return decision_lines(followup.engine)
     finally:
         followup.close()
 
 
-def _check(messages: list[dict[str, Any]], gaps: list[int], url_of: Callable[[Path], str]) -> None:
-    """The durable decisions equal the plan (``FOLLOWUP_DUMP_FAILING``: a file to keep the
-    stream and the gaps of a failing example in)."""
+def _check(
+    messages: list[dict[str, Any]],
+    gaps: list[int],
+    url_of: Callable[[Path], str],
+    partitions: int = 1,
+) -> None:
+    """The durable decisions, passes split in ``partitions``, equal the plan
+    (``FOLLOWUP_DUMP_FAILING``: a file to keep the stream, the gaps and the partitions of a
+    failing example in)."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         project = _project(root / "project")
@@ -228,11 +248,14 @@ def _check(messages: list[dict[str, Any]], gaps: list[int], url_of: Callable[[Pa
                 events,
                 url_of(root),
                 lambda first: _pass_times(first, last + HORIZON, gaps),
+                partitions,
             )
             assert actual == expected
         except BaseException:
             if dump := os.environ.get("FOLLOWUP_DUMP_FAILING"):
-                Path(dump).write_bytes(orjson.dumps({"messages": messages, "gaps": gaps}))
+                Path(dump).write_bytes(
+                    orjson.dumps({"messages": messages, "gaps": gaps, "partitions": partitions})
+                )
             raise
 
 
@@ -262,23 +285,24 @@ def test_durable_on_sqlite_decides_the_simulated_plan(
 
 
 @_settings(20)
-@given(messages=_stream(devices=True), gaps=_GAPS)
+@given(messages=_stream(devices=True), gaps=_GAPS, partitions=_PARTITIONS)
 def test_durable_with_merges_decides_the_simulated_plan(
-    messages: list[dict[str, Any]], gaps: list[int]
+    messages: list[dict[str, Any]], gaps: list[int], partitions: int
 ) -> None:
     """Anonymous browsing and sign-ins that merge profiles, ingested ahead of the engine or
-    not: the engine takes each event as the profile it was received as, until the merge."""
-    _check(messages, gaps, lambda root: f"sqlite:///{root / 'followup.db'}")
+    not: the engine takes each event as the profile it was received as, until the merge;
+    passes split in partitions (a merge joins profiles of two partitions)."""
+    _check(messages, gaps, lambda root: f"sqlite:///{root / 'followup.db'}", partitions)
 
 
 @pytest.mark.external_service
 @_settings(8)
-@given(messages=_stream(devices=True, span=SHORT_SPAN), gaps=_GAPS)
+@given(messages=_stream(devices=True, span=SHORT_SPAN), gaps=_GAPS, partitions=_PARTITIONS)
 def test_durable_on_postgresql_decides_the_simulated_plan(
-    postgres_url: str, messages: list[dict[str, Any]], gaps: list[int]
+    postgres_url: str, messages: list[dict[str, Any]], gaps: list[int], partitions: int
 ) -> None:
     def emptied(_root: Path) -> str:
         _empty_postgres(postgres_url)
         return postgres_url
 
-    _check(messages, gaps, emptied)
+    _check(messages, gaps, emptied, partitions)

@@ -1,5 +1,6 @@
 """Scale-out on Celery with real brokers (Redis, RabbitMQ) and PostgreSQL: two worker processes
-take the passes and ingest batches from the queue; each welcome email is written exactly once."""
+take the passes (of everyone, or one per partition) and ingest batches from the queue; each
+welcome email is written exactly once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from engine.workers.celery_app import INGEST_TASK, PASS_TASK, create_app
+from engine.workers.celery_app import (
+    INGEST_TASK,
+    PASS_TASK,
+    beat_schedule,
+    create_app,
+    pass_arguments,
+)
 from tests.conftest import need_service
 from tests.durable.harness import make_project
 from tests.e2e.cli import FOLLOWUP
@@ -56,9 +63,9 @@ def _wait_for(condition: object, timeout: float) -> bool:
 
 
 @pytest.mark.external_service
-@pytest.mark.parametrize("broker", sorted(BROKERS))
+@pytest.mark.parametrize(("broker", "partitions"), [("rabbitmq", 1), ("redis", 1), ("redis", 2)])
 def test_two_workers_share_passes_and_ingest_from_the_broker(
-    broker: str, tmp_path: Path, empty_postgres: str
+    broker: str, partitions: int, tmp_path: Path, empty_postgres: str
 ) -> None:
     url = BROKERS[broker]
     try:
@@ -91,9 +98,13 @@ def test_two_workers_share_passes_and_ingest_from_the_broker(
         app.send_task(INGEST_TASK, args=[messages])  # the same messages again: deduplicated
         outbox = project / "outbox" / "email"
 
+        def enqueue_round() -> None:  # what beat does: one pass, or one per partition
+            for args in pass_arguments(partitions):
+                app.send_task(PASS_TASK, args=args)
+
         def delivered() -> int:
             for _ in range(2):
-                app.send_task(PASS_TASK)
+                enqueue_round()
             return len(list(outbox.glob("*.eml"))) if outbox.exists() else 0
 
         # the held-out customers (10%) get none: wait until the count stops growing
@@ -101,7 +112,7 @@ def test_two_workers_share_passes_and_ingest_from_the_broker(
         time.sleep(3)
         settled = len(list(outbox.glob("*.eml")))
         for _ in range(6):
-            app.send_task(PASS_TASK)
+            enqueue_round()
         time.sleep(5)
         files = sorted(path.name for path in outbox.glob("*.eml"))
         assert len(files) == settled == len(set(files))
@@ -126,3 +137,12 @@ def test_two_workers_share_passes_and_ingest_from_the_broker(
     where = text.find("Traceback")
     assert where < 0, text[where : where + 4000]
     assert "missed heartbeat" not in text
+
+
+def test_beat_enqueues_a_pass_per_partition() -> None:
+    assert beat_schedule(30.0, 1) == {
+        "followup-pass": {"task": PASS_TASK, "schedule": 30.0, "args": ()}
+    }
+    split = beat_schedule(30.0, 3)
+    assert [entry["args"] for entry in split.values()] == [("0/3",), ("1/3",), ("2/3",)]
+    assert {entry["task"] for entry in split.values()} == {PASS_TASK}

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from engine.drive.partitions import bucket_of
 from engine.storage.database import (
     HEAD_REVISION,
     current_revision,
@@ -107,10 +108,11 @@ def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None
         upgrade(engine)
         with engine.connect() as conn:
             rows = conn.execute(sa.select(journey_inbox).order_by(journey_inbox.c.message_id))
-            # and 0009 the log's sequence numbers; 0017's owner as received is unknown for them
+            # and 0009 the log's sequence numbers; 0017's owner as received is unknown for them;
+            # 0018 the bucket of their event's customer
             assert [tuple(row) for row in rows] == [
-                ("m1", at.replace(minute=1), 1, None),
-                ("m2", at.replace(minute=2), 2, None),
+                ("m1", at.replace(minute=1), 1, None, bucket_of("c1")),
+                ("m2", at.replace(minute=2), 2, None, bucket_of("c1")),
             ]
     finally:
         engine.dispose()

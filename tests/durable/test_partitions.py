@@ -1,0 +1,219 @@
+"""Passes split in partitions of the customers: each decides for its own customers only, every
+row of due work carries its customer's bucket, a schedule's rows follow a change in the count
+of partitions without running a tick twice, and a partition another pass holds is left to it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.api import Followup
+from engine.drive.partitions import WHOLE, Partition, bucket_of
+from engine.durable.partition_lease import PARTITION_LEASES, partition_lease
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.storage.tables import (
+    customers,
+    decisions,
+    events,
+    journey_inbox,
+    journey_timers,
+    schedule_ticks,
+    segment_looks,
+)
+from tests.durable.harness import STORIES, Clock, make_project, open_followup
+
+MONDAY = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)  # 09:00 in Paris: the newsletter's tick
+READERS = [f"reader-{n:02d}" for n in range(24)]
+
+
+def _entered(db: sa.Engine) -> list[str]:
+    query = sa.select(decisions.c.customer_id).where(decisions.c.action == "enter")
+    with db.connect() as conn:
+        return sorted(conn.scalars(query))
+
+
+def _customers(db: sa.Engine, partition: Partition = WHOLE) -> list[str]:
+    """The ids of the live customers ``partition`` holds."""
+    query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+    with db.connect() as conn:
+        return sorted(c for c in conn.scalars(query) if partition.holds(c))
+
+
+def _newsletter(folder: Path, database_url: str, clock: Clock) -> Followup:
+    """The newsletter's project with :data:`READERS` subscribed since Sunday."""
+    followup = open_followup(make_project(folder, ["weekly_newsletter"]), database_url, clock)
+    for reader in READERS:
+        followup.identify(
+            user_id=reader,
+            traits={"email": f"{reader}@example.com", "consent": {"email": True}},
+            timestamp=MONDAY - timedelta(days=1),
+        )
+    return followup
+
+
+def _split(followup: Followup, count: int) -> list[DurableProject]:
+    return [DurableProject(followup, partition=Partition(i, count)) for i in range(count)]
+
+
+def test_each_partition_decides_for_its_own_customers_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, database_url, clock)
+    try:
+        first, *others = split = _split(followup, 3)
+        for durable in split:  # first seen: each partition's row is due at this Monday's tick
+            durable.run_once()
+        clock.now = MONDAY + timedelta(minutes=5)
+        summary = first.run_once().engine
+        ours = _customers(followup.engine, Partition(0, 3))
+        assert 0 < len(ours) < len(READERS)
+        assert summary.scheduled_customers == len(ours)
+        assert _entered(followup.engine) == ours
+        for durable in others:
+            durable.run_once()
+        assert _entered(followup.engine) == _customers(followup.engine)  # each reader once
+        with followup.engine.connect() as conn:
+            rows = dict(
+                conn.execute(sa.select(schedule_ticks.c.name, schedule_ticks.c.due_at)).all()
+            )
+        next_monday = MONDAY + timedelta(weeks=1)
+        assert {name: due for name, due in rows.items() if name.startswith("schedule:")} == {
+            f"schedule:weekly-newsletter#{i}/3": next_monday for i in range(3)
+        }
+    finally:
+        followup.close()
+
+
+def test_a_new_count_of_partitions_goes_on_where_the_last_got_to(tmp_path: Path) -> None:
+    """Workers added or taken away between ticks: the rows of the new count start at the next
+    tick the old ones were at; none runs a tick again."""
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, f"sqlite:///{tmp_path / 'followup.db'}", clock)
+    try:
+        for durable in _split(followup, 2):
+            durable.run_once()
+        clock.now = MONDAY + timedelta(minutes=5)
+        for durable in _split(followup, 2):
+            durable.run_once()
+        everyone = _customers(followup.engine)
+        assert _entered(followup.engine) == everyone and len(everyone) == len(READERS)
+        clock.now = MONDAY + timedelta(minutes=20)  # now three workers, then one
+        for durable in [*_split(followup, 3), DurableProject(followup)]:
+            assert durable.run_once().engine.scheduled_customers == 0
+        assert _entered(followup.engine) == everyone
+        clock.now = MONDAY + timedelta(weeks=1, minutes=5)  # the whole, a week on
+        assert DurableProject(followup).run_once().engine.scheduled_customers == len(READERS)
+        clock.now = MONDAY + timedelta(weeks=1, minutes=10)  # back to two: the whole was ahead
+        for durable in _split(followup, 2):
+            assert durable.run_once().engine.scheduled_customers == 0
+        assert _entered(followup.engine) == sorted(everyone * 2)
+    finally:
+        followup.close()
+
+
+def test_every_row_of_due_work_carries_its_customers_bucket(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Inbox rows (those a sign-in moved to the shopper too), timers and segment looks: a
+    partition finds each customer's work by their bucket."""
+    clock = Clock(datetime(2024, 5, 1, tzinfo=UTC))
+    followup = open_followup(make_project(tmp_path), database_url, clock)
+    try:
+        followup.ingestor.ingest(list(read_jsonl(STORIES / "events.jsonl")))
+        # a device browses, then its shopper signs in on it: its waiting events are theirs now
+        at = datetime(2024, 5, 2, tzinfo=UTC)
+        viewed = {"productId": "p1", "price": 30}
+        followup.ingest_messages(
+            [
+                {
+                    "type": "identify",
+                    "userId": "bea",
+                    "messageId": "b1",
+                    "timestamp": at.isoformat(),
+                    "traits": {"email": "bea@example.com"},
+                },
+                *(
+                    {
+                        "type": "track",
+                        "event": "Product Viewed",
+                        "anonymousId": f"dev-{n}",
+                        "messageId": f"v{n}",
+                        "timestamp": at.isoformat(),
+                        "properties": viewed,
+                    }
+                    for n in range(8)
+                ),
+            ],
+            source="test",
+        )
+        followup.ingest_messages(
+            [
+                {
+                    "type": "identify",
+                    "userId": "bea",
+                    "anonymousId": f"dev-{n}",
+                    "messageId": f"s{n}",
+                    "timestamp": (at + timedelta(minutes=1)).isoformat(),
+                }
+                for n in range(8)
+            ],
+            source="test",
+        )
+        with followup.engine.connect() as conn:
+            inbox = conn.execute(
+                sa.select(journey_inbox.c.bucket, events.c.customer_id).join(
+                    events, events.c.message_id == journey_inbox.c.message_id
+                )
+            ).all()
+            moved = conn.scalar(
+                sa.select(sa.func.count()).where(
+                    journey_inbox.c.customer_id.is_not(None),
+                    journey_inbox.c.customer_id != events.c.customer_id,
+                    events.c.message_id == journey_inbox.c.message_id,
+                )
+            )
+        assert inbox and all(bucket == bucket_of(owner) for bucket, owner in inbox)
+        assert moved  # the stories sign in after browsing anonymously
+        clock.now = datetime(2024, 5, 12, tzinfo=UTC)
+        DurableProject(followup).run_once()
+        with followup.engine.connect() as conn:
+            timers = conn.execute(sa.select(journey_timers.c.bucket, journey_timers.c.customer_id))
+            looks = conn.execute(sa.select(segment_looks.c.bucket, segment_looks.c.customer_id))
+            rows = [*timers, *looks]
+        assert rows and all(bucket == bucket_of(owner) for bucket, owner in rows)
+    finally:
+        followup.close()
+
+
+@pytest.mark.external_service
+def test_a_partition_another_pass_holds_is_left_to_it(empty_postgres: str, tmp_path: Path) -> None:
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, empty_postgres, clock)
+    try:
+        durable = DurableProject(followup, partition=Partition(1, 2))
+        durable.run_once()
+        clock.now = MONDAY + timedelta(minutes=5)
+        with partition_lease(followup.engine, Partition(1, 2)) as held:
+            assert held
+            with followup.engine.connect() as conn:  # the lease is a session advisory lock
+                locks = conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND classid = CAST(:space AS oid) AND granted"
+                    ),
+                    {"space": PARTITION_LEASES},
+                )
+            assert locks == 1
+            summary = durable.run_once().engine
+            assert summary.partition_taken and summary.scheduled_customers == 0
+            assert _entered(followup.engine) == []
+        summary = durable.run_once().engine  # let go: the next pass takes it
+        assert not summary.partition_taken
+        assert _entered(followup.engine) == _customers(followup.engine, Partition(1, 2))
+    finally:
+        followup.close()
