@@ -36,6 +36,7 @@ from engine.storage.tables import (
     segment_looks,
 )
 
+AFTER_PAGE = 20_000  # the most ids a schedule's run reads at once to find its partition's
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 # The order events are taken from the inbox in, the one place it is written.
 INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.seq)
@@ -93,12 +94,13 @@ def after(
     schedule's progress). The customers table keeps no bucket: a partition reads the ids of
     every partition and keeps its own (ids only, by the primary key)."""
     query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+    read = min(size * partition.count, max(size, AFTER_PAGE))
     found: list[str] = []
     while len(found) < size:
         page = query if customer_id is None else query.where(customers.c.id > customer_id)
-        ids = list(conn.scalars(page.order_by(customers.c.id).limit(size * partition.count)))
+        ids = list(conn.scalars(page.order_by(customers.c.id).limit(read)))
         found.extend(c for c in ids if partition.whole or partition.holds(c))
-        if len(ids) < size * partition.count:
+        if len(ids) < read:
             break
         customer_id = ids[-1]
     return found[:size]

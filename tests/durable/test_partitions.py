@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
-from engine.drive.partitions import WHOLE, Partition, bucket_of
+from engine.drive.partitions import BUCKETS, WHOLE, Partition, bucket_of
 from engine.durable.partition_lease import PARTITION_LEASES, partition_lease
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
@@ -55,8 +55,12 @@ def _newsletter(folder: Path, database_url: str, clock: Clock) -> Followup:
     return followup
 
 
-def _split(followup: Followup, count: int) -> list[DurableProject]:
-    return [DurableProject(followup, partition=Partition(i, count)) for i in range(count)]
+def _split(followup: Followup, count: int, batch_size: int = 500) -> list[DurableProject]:
+    """A pass per partition of ``count``, in batches of ``batch_size`` customers."""
+    split = [DurableProject(followup, partition=Partition(i, count)) for i in range(count)]
+    for durable in split:
+        durable.runtime.batch_size = batch_size
+    return split
 
 
 def test_each_partition_decides_for_its_own_customers_only(
@@ -65,7 +69,7 @@ def test_each_partition_decides_for_its_own_customers_only(
     clock = Clock(MONDAY - timedelta(minutes=30))
     followup = _newsletter(tmp_path, database_url, clock)
     try:
-        first, *others = split = _split(followup, 3)
+        first, *others = split = _split(followup, 3, batch_size=2)  # a tick in many batches
         for durable in split:  # first seen: each partition's row is due at this Monday's tick
             durable.run_once()
         clock.now = MONDAY + timedelta(minutes=5)
@@ -204,9 +208,11 @@ def test_a_partition_another_pass_holds_is_left_to_it(empty_postgres: str, tmp_p
                 locks = conn.scalar(
                     sa.text(
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                        " AND classid = CAST(:space AS oid) AND granted"
+                        " AND database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                        " AND classid = CAST(:space AS oid) AND objid = :key AND granted"
                     ),
-                    {"space": PARTITION_LEASES},
+                    {"space": PARTITION_LEASES, "key": 2 * BUCKETS + 1},
                 )
             assert locks == 1
             summary = durable.run_once().engine
