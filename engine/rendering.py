@@ -17,6 +17,8 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
+from lxml import etree
+from lxml import html as lxml_html
 
 from engine.campaigns.expressions import sandbox
 from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
@@ -36,7 +38,65 @@ class RenderedEmail:
     text: str
 
 
+_SKIPPED = frozenset({"style", "script", "head"})
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def html_to_text(html: str) -> str:
+    """A plain-text alternative of an HTML email: blocks on their own lines, links spelled out,
+    style, script and head left out. Parsed by libxml2 (lxml): a tree, so a ``<br>`` ends one
+    line and a block closed by the next one ends too; what libxml2 refuses (an XML declaration
+    in text) goes through the standard library's parser instead."""
+    try:
+        parts = _tree_parts(html)
+    except (ValueError, etree.ParserError):
+        parts = _parser_parts(html)
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parts).splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _tree_parts(html: str) -> list[str]:
+    """The text of ``html`` in document order, a line break at each block's start and end,
+    each link's address after its text."""
+    if not html.strip():
+        return []
+    parts: list[str] = []
+    append = parts.append
+    skipped = 0
+    href: str | None = None
+    root = lxml_html.document_fromstring(html)
+    for event, element in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+        tag = element.tag if isinstance(element.tag, str) else None  # None: a comment
+        if tag is None:  # a comment or processing instruction: only the text after it
+            if element.tail and not skipped:
+                append(element.tail)
+            continue
+        if event == "start":
+            if tag in _SKIPPED:
+                skipped += 1
+            elif tag == "a":
+                href = element.get("href")
+            elif tag in _BLOCKS:
+                append("\n")
+            if element.text and not skipped:
+                append(element.text)
+            continue
+        if tag in _SKIPPED:
+            skipped = max(0, skipped - 1)
+        elif tag == "a" and href and href != "#":
+            append(f" ({href})")
+            href = None
+        elif tag in _BLOCKS and tag != "br":  # a line break is one, not a block's two
+            append("\n")
+        if element.tail and not skipped:
+            append(element.tail)
+    return parts
+
+
 class _TextExtractor(HTMLParser):
+    """The same parts by the standard library's parser, event by event (no tree)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
@@ -44,7 +104,7 @@ class _TextExtractor(HTMLParser):
         self._href: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script", "head"):
+        if tag in _SKIPPED:
             self._skip += 1
         elif tag == "a":
             self._href = dict(attrs).get("href")
@@ -52,12 +112,12 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head"):
+        if tag in _SKIPPED:
             self._skip = max(0, self._skip - 1)
         elif tag == "a" and self._href and self._href != "#":
             self.parts.append(f" ({self._href})")
             self._href = None
-        elif tag in _BLOCKS:
+        elif tag in _BLOCKS and tag != "br":
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -65,13 +125,11 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-def html_to_text(html: str) -> str:
-    """A plain-text alternative of an HTML email: blocks on their own lines, links spelled out."""
+def _parser_parts(html: str) -> list[str]:
     extractor = _TextExtractor()
     extractor.feed(html)
-    text = "".join(extractor.parts)
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    extractor.close()
+    return extractor.parts
 
 
 @cache
