@@ -213,7 +213,10 @@ class BodyCheck:
 
     A template that never reads ``now`` (nor does any template it includes) renders the same
     for the same customer state and trigger: its answer is kept until the state changes, so a
-    weekly newsletter to an unchanged list renders each customer once, not every week."""
+    weekly newsletter to an unchanged list renders each customer once, not every week.
+
+    With ``keep_rendered`` (the durable runtime), the HTML of each body rendered is kept for
+    :meth:`take`: the content written with the send is that body, not a second rendering."""
 
     def __init__(
         self,
@@ -221,14 +224,22 @@ class BodyCheck:
         unsubscribe_url: Callable[[str, datetime], str] = lambda customer_id, _at: (
             f"https://followup.invalid/unsubscribe/{customer_id}"
         ),
+        keep_rendered: bool = False,
     ) -> None:
         self.templates = templates
         self.unsubscribe_url = unsubscribe_url  # (customer, at) -> the link the email carries
+        self.keep_rendered = keep_rendered
         self.problems: dict[str, TemplateFault] = {}
         self._environment = template_environment(templates)
         self._timeless: dict[str, bool] = {}
+        self._reads_confirm: dict[str, bool] = {}
         # (template, customer) -> (the state and trigger it was rendered for, whether it did)
         self._answers: dict[tuple[str, str], tuple[CustomerState, Event | None, bool]] = {}
+        # (template, customer, at) -> the state, trigger and unsubscribe link rendered with,
+        # and the HTML (keep_rendered)
+        self._rendered: dict[
+            tuple[str, str, datetime], tuple[CustomerState, Event | None, str, str]
+        ] = {}
 
     def __call__(
         self,
@@ -241,7 +252,7 @@ class BodyCheck:
         """Whether ``template`` renders for the customer at ``at``."""
         timeless = self._timeless.get(template)
         if timeless is None:
-            timeless = self._timeless[template] = not self._reads_now(template, set())
+            timeless = self._timeless[template] = not self._reads(template, "now", set())
         key = (template, customer_id)
         if timeless:
             known = self._answers.get(key)
@@ -249,10 +260,12 @@ class BodyCheck:
                 return known[2]
         try:
             scope = names(customer_id, state, event, at)
-            scope["unsubscribe_url"] = self.unsubscribe_url(customer_id, at)
+            scope["unsubscribe_url"] = unsubscribe = self.unsubscribe_url(customer_id, at)
             scope["confirm_url"] = f"{CONFIRM_PLACEHOLDER}{customer_id}"
-            self._environment.get_template(template).render(**scope)
+            html = self._environment.get_template(template).render(**scope)
             renders = True
+            if self.keep_rendered:
+                self._rendered[(template, customer_id, at)] = (state, event, unsubscribe, html)
         except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run
             if template not in self.problems:
                 self.problems[template] = template_fault(exc, self.templates, template)
@@ -261,14 +274,39 @@ class BodyCheck:
             self._answers[key] = (state, event, renders)
         return renders
 
-    def forget(self) -> None:
-        """Drop the answers kept (a long-running process, between passes: each pass loads
-        its customers' states afresh, so the old ones would only be held)."""
-        self._answers.clear()
+    def take(
+        self,
+        template: str,
+        customer_id: str,
+        state: CustomerState,
+        event: Event | None,
+        at: datetime,
+        unsubscribe_url: str | None,
+    ) -> str | None:
+        """The HTML this check rendered for the send, if it rendered it with exactly that
+        scope (the same state and trigger objects, the same link, and a template that does not
+        read ``confirm_url``, which a check fills with a placeholder); handed over once."""
+        kept = self._rendered.pop((template, customer_id, at), None)
+        if kept is None or kept[0] is not state or kept[1] is not event:
+            return None
+        if kept[2] != unsubscribe_url:
+            return None
+        reads_confirm = self._reads_confirm.get(template)
+        if reads_confirm is None:
+            reads_confirm = self._reads_confirm[template] = self._reads(
+                template, "confirm_url", set()
+            )
+        return None if reads_confirm else kept[3]
 
-    def _reads_now(self, template: str, seen: set[str]) -> bool:
-        """Whether the template, or one it includes, may read ``now`` (by its text: a template
-        that cannot be read counts as reading it, and so is never kept)."""
+    def forget(self) -> None:
+        """Drop the answers and bodies kept (a long-running process, between passes: each
+        pass loads its customers' states afresh, so the old ones would only be held)."""
+        self._answers.clear()
+        self._rendered.clear()
+
+    def _reads(self, template: str, name: str, seen: set[str]) -> bool:
+        """Whether the template, or one it includes, may read ``name`` (by its text: a
+        template that cannot be read counts as reading it)."""
         if template in seen:
             return False
         seen.add(template)
@@ -279,9 +317,9 @@ class BodyCheck:
             parsed = self._environment.parse(source)
         except Exception:  # noqa: BLE001 - rendering will say what is wrong
             return True
-        if "now" in source:
+        if name in source:
             return True
         for included in meta.find_referenced_templates(parsed):
-            if included is None or self._reads_now(included, seen):
+            if included is None or self._reads(included, name, seen):
                 return True
         return False

@@ -17,7 +17,7 @@ from engine.durable.store import scope_of
 from engine.journeys.journey import Journey
 from engine.journeys.plan import PlanAction, PlanLine
 from engine.policies import DEFAULT_CALLING_HOURS
-from engine.rendering import render_body
+from engine.rendering import BodyCheck, html_to_text, render_body
 from engine.state.profile import CustomerState
 from engine.unsubscribe import UnsubscribeLinks
 
@@ -45,9 +45,11 @@ class SendContent:
         calling_hours: tuple[Any, Any] | None = None,
         links: UnsubscribeLinks | None = None,
         confirm: tuple[ConfirmLinks, timedelta] | None = None,
+        bodies: BodyCheck | None = None,
     ) -> None:
         self.templates = templates
         self.links = links
+        self.bodies = bodies  # the check that rendered the bodies as the sends were decided
         self.confirm = confirm  # the links confirming a signup, and how long they last
         start, end = calling_hours or DEFAULT_CALLING_HOURS
         self.window = (start.strftime("%H:%M"), end.strftime("%H:%M"))
@@ -69,8 +71,22 @@ class SendContent:
                 fields["unsubscribe_url"] = scope["unsubscribe_url"] = self.links.url(
                     journey.customer_id, "email", line.at
                 )
+            html = None
+            if self.bodies is not None and not is_transactional(journey.campaign.id):
+                html = self.bodies.take(
+                    step.template,
+                    journey.customer_id,
+                    state,
+                    journey.trigger,
+                    line.at,
+                    scope.get("unsubscribe_url"),
+                )
             try:
-                fields["html"], fields["text"] = render_body(self.templates, step.template, scope)
+                if html is None:
+                    html, text = render_body(self.templates, step.template, scope)
+                else:
+                    text = html_to_text(html)
+                fields["html"], fields["text"] = html, text
             except Exception as exc:  # noqa: BLE001 - kept with the row; the send fails, not the run
                 fields["render_error"] = f"{type(exc).__name__}: {exc}"
             return fields

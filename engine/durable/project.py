@@ -62,13 +62,15 @@ class DurableProject:
         if policies.double_opt_in is not None:
             confirm_links = ConfirmLinks(signing_key(project.root), config.server.base_url)
             confirm = (confirm_links, policies.double_opt_in.expires)
-        self.bodies = BodyCheck(templates, lambda customer, at: links.url(customer, "email", at))
+        self.bodies = BodyCheck(
+            templates, lambda customer, at: links.url(customer, "email", at), keep_rendered=True
+        )
         self.runtime = DurableRuntime(
             followup.engine,
             self.book,
             config,
             followup.ingestor,
-            SendContent(templates, policies.calling_hours, self.links, confirm),
+            SendContent(templates, policies.calling_hours, self.links, confirm, self.bodies),
             followup.clock,
             crash=crash,
             consent_channels=frozenset(

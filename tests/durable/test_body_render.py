@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from jinja2 import Template
 
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
@@ -117,3 +120,45 @@ def test_a_body_may_read_its_unsubscribe_link(tmp_path: Path) -> None:
     plan = simulate(campaigns, events, ProjectConfig(), templates=project / "templates")
     (send,) = [line for line in plan if line.action.value == "send"]
     assert (send.status, send.reason) == ("sent", None)
+
+
+def test_each_body_is_rendered_once_and_written_as_rendered(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check renders the body as the send is decided; the content written with the send
+    is that body, not a second rendering. A template that reads ``confirm_url`` (which the
+    check fills with a placeholder) is rendered again for the content."""
+    templates = {
+        "per_visit.html": "<p>{{ customer.cart.value / customer.traits.visits }} per visit</p>"
+        '<a href="{{ unsubscribe_url }}">stop</a>',
+        "confirm.html": "<p>{{ confirm_url or 'none' }}</p>",
+    }
+    campaign = CAMPAIGN + "  - send: email\n    template: confirm.html\n    subject: Again\n"
+    project = one_campaign_project(tmp_path, campaign, templates)
+    lines = [
+        message("m1", "identify", T, email="ann@example.com", consent={"email": True}, visits=4),
+        message("m2", "Product Added", T + timedelta(minutes=1), product_id="p", price=30),
+    ]
+    path = write_messages(tmp_path / "events.jsonl", lines)
+    followup = open_followup(project, database_url, Clock(T + timedelta(days=2)))
+    rendered: list[str] = []
+    original = Template.render
+
+    def counting(self: Template, *args: Any, **kwargs: Any) -> str:
+        rendered.append(str(self.name))
+        return original(self, *args, **kwargs)
+
+    try:
+        ingest_file(followup, path)
+        durable = DurableProject(followup)
+        monkeypatch.setattr(Template, "render", counting)
+        durable.run_once()
+        with followup.engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox.c.step, outbox.c.fields).order_by("step")).all()
+    finally:
+        followup.close()
+    assert sorted(rendered) == ["confirm.html", "confirm.html", "per_visit.html"]
+    (_, first), (_, second) = rows
+    assert "7.5 per visit" in first["html"] and first["unsubscribe_url"] in first["html"]
+    assert first["text"].startswith("7.5 per visit")
+    assert second["html"] == "<p>none</p>"  # rendered again: not the check's placeholder
