@@ -6,8 +6,9 @@ phases and the delivery is followed by its floor (:mod:`benchmarks.campaigns.eng
 :mod:`benchmarks.campaigns.delivery_floor`): the same row work by plain ``sqlite3`` on a copy of
 the database taken before the phase, and the ratio.
 
-``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL]`` (default 20,000
-customers on a fresh SQLite file under benchmarks/.work/). Prints the rate of each phase.
+``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL] [--template FILE]``
+(default 20,000 customers on a fresh SQLite file under benchmarks/.work/, a one-line email).
+Prints the rate of each phase.
 """
 
 from __future__ import annotations
@@ -141,12 +142,19 @@ def main() -> None:
     parser.add_argument(
         "--no-delivery", action="store_true", help="leave the outbox undelivered (big runs)"
     )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="the cart email's template (default: one line; templates/abandoned_cart.html "
+        "is the example shops copy)",
+    )
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "campaigns").mkdir(parents=True)
     (WORK / "templates").mkdir()
     (WORK / "campaigns" / "cart.yaml").write_text(CAMPAIGN)
-    (WORK / "templates" / "cart.html").write_text("<p>Hi {{ customer.first_name }}</p>")
+    template = args.template.read_text() if args.template else "<p>Hi {{ customer.first_name }}</p>"
+    (WORK / "templates" / "cart.html").write_text(template)
     url = args.database or f"sqlite:///{WORK / 'followup.db'}"
     clock = _Clock()
     followup = Followup(Project(ProjectConfig(database_url=url), WORK), clock)
