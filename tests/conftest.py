@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
-from engine.storage.tables import metadata
+from engine.storage.tables import load_integration_tables, metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "FOLLOWUP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -57,6 +57,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def _empty_postgres(url: str) -> None:
+    load_integration_tables()  # the call lists' tables too
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         tables = [t.name for t in metadata.sorted_tables]

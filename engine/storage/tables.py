@@ -271,50 +271,22 @@ segment_looks = sa.Table(
     sa.Index("ix_segment_looks_due", "due_at", "customer_id"),
 )
 
-# --- call lists (migration 0004; the ``calllist`` provider, integrations/calls/) ---------------
-# - ``call_entries``: one row per call delivery, unique by delivery key, with the dialer's cells
-#   and the entry's life: pending -> exported -> called (with its outcome), or suppressed.
-# - ``call_dnc``: the company's do-not-call list, by E.164 phone.
+# --- tables of the integrations --------------------------------------------------------------
+# An integration keeps its tables in its own package, on this ``metadata``, and names the module
+# under the ``followup.tables`` entry points (the call lists: ``integrations/calls/tables.py``,
+# created by migration 0004). :func:`load_integration_tables` imports them all, for what needs
+# the whole schema (Alembic, emptying a test database); the core never names them.
 
-call_entries = sa.Table(
-    "call_entries",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("key", sa.String(200), nullable=False, unique=True),
-    sa.Column("list_name", sa.String(128), nullable=False),
-    sa.Column("customer_id", sa.String(32), nullable=False),
-    sa.Column("phone", sa.String(32), nullable=False, index=True),
-    sa.Column("first_name", sa.String(255), nullable=False),
-    sa.Column("last_name", sa.String(255), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("window_start", sa.String(5), nullable=False),
-    sa.Column("window_end", sa.String(5), nullable=False),
-    sa.Column("priority", sa.String(16), nullable=False),
-    sa.Column("reason", sa.String(255), nullable=False),
-    sa.Column("script", sa.Text(), nullable=False),
-    sa.Column("campaign_id", sa.String(64), nullable=False),
-    sa.Column("journey_id", sa.String(32), nullable=False),
-    sa.Column("cart_value", sa.String(32), nullable=False),
-    sa.Column("due_at", UTCDateTime(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("detail", sa.Text()),
-    sa.Column("outcome", sa.String(16)),
-    sa.Column("agent", sa.String(255)),
-    sa.Column("note", sa.Text()),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
-    sa.Column("exported_at", UTCDateTime()),
-    sa.Column("called_at", UTCDateTime()),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_call_entries_list_status", "list_name", "status"),
-)
+TABLE_ENTRY_POINTS = "followup.tables"
 
-call_dnc = sa.Table(
-    "call_dnc",
-    metadata,
-    sa.Column("phone", sa.String(32), primary_key=True),
-    sa.Column("source", sa.String(255), nullable=False),
-    sa.Column("added_at", UTCDateTime(), nullable=False),
-)
+
+def load_integration_tables() -> None:
+    """Import every installed integration's table module, so ``metadata`` holds them."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=TABLE_ENTRY_POINTS):
+        entry.load()
+
 
 # --- the HTTP service (migration 0005) -------------------------------------------------------
 # - ``api_keys``: keys of the HTTP service; only the SHA-256 of a key is kept, and a revoked

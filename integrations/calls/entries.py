@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.storage.tables import call_dnc, call_entries
+from integrations.calls.tables import call_dnc, call_entries
 
 
 class EntryStatus(enum.StrEnum):

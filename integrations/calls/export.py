@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from engine.drive.crash_points import CrashPoint, no_crash
 from engine.errors import InputError
 from engine.policies import in_window, next_local_time
-from engine.storage.tables import call_dnc, call_entries
 from integrations.calls.entries import DNC_DETAIL, EntryStatus
+from integrations.calls.tables import call_dnc, call_entries
 from integrations.outbox._files import fsync_dir
 
 COLUMNS = (

@@ -26,8 +26,8 @@ from engine.api import Followup
 from engine.errors import InputError
 from engine.events import EventInvalid, parse_timestamp
 from engine.identity import ANONYMOUS, EMAIL, PHONE, USER
-from engine.storage.tables import call_entries
 from integrations.calls.entries import EntryStatus, dnc_add
+from integrations.calls.tables import call_entries
 
 EVENT = "Call Completed"
 FILE_COLUMNS = ("entry_id", "outcome", "called_at", "agent", "note")

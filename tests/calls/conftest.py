@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.channels import Delivery, DeliveryAction, Recipient
-from engine.storage.tables import call_entries
 from integrations.calls import CallListProvider
+from integrations.calls.tables import call_entries
 from tests.conftest import TickingClock
 
 DUE = datetime(2024, 6, 3, 13, 0, tzinfo=UTC)  # a Monday; 08:00 in Chicago

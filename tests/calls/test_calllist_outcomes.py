@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.channels import DeliveryStatus
 from engine.errors import InputError
-from engine.storage.tables import call_dnc, customers, events, journey_inbox
+from engine.storage.tables import customers, events, journey_inbox
 from integrations.calls import (
     CallListProvider,
     CallOutcome,
@@ -27,6 +27,7 @@ from integrations.calls import (
     record_outcome,
 )
 from integrations.calls.outcomes import _claim
+from integrations.calls.tables import call_dnc
 from tests.calls.conftest import call, entries, recipient
 from tests.conftest import FIXED_NOW
 

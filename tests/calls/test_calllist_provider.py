@@ -13,9 +13,9 @@ from engine.channels import DeliveryAction, DeliveryStatus, ProviderContext
 from engine.errors import ConfigError
 from engine.providers import build_providers
 from engine.storage.database import create_engine, open_database
-from engine.storage.tables import call_dnc
 from integrations.calls import CallListProvider, calllist_provider, entry_id
 from integrations.calls.entries import dnc_add
+from integrations.calls.tables import call_dnc
 from tests.calls.conftest import DUE, call, entries, recipient
 from tests.conftest import FIXED_NOW, TickingClock
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.storage.tables import metadata
+from engine.storage.tables import load_integration_tables, metadata
+
+load_integration_tables()  # the schema is the core's tables and the integrations' ones
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - followup always passes its connection
