@@ -44,6 +44,8 @@ from engine.channels import (
 from engine.clock import Clock
 from engine.double_opt_in import is_transactional, withdrawn_since
 from engine.drive.crash_points import CrashPoint, no_crash
+from engine.drive.partitions import WHOLE, Partition
+from engine.durable.batches import partition_of
 from engine.durable.book import CampaignBook
 from engine.durable.claims import Claims, retake
 from engine.durable.holders import Holders, holders_for
@@ -109,8 +111,10 @@ class OutboxDispatcher:
         rates: Mapping[str, Rate] | None = None,
         throttles: Throttles | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        partition: Partition = WHOLE,
     ) -> None:
         self.db = db
+        self.partition = partition  # the customers whose rows this dispatcher delivers
         self.providers = providers
         self.policies = policies
         self.book = book
@@ -169,8 +173,9 @@ class OutboxDispatcher:
         return provider is not None and is_idempotent(provider)
 
     def _due(self, now: datetime) -> list[Any]:
-        """The next page of due rows, read, not claimed: each is claimed right before its
-        call, and one another dispatch claimed meanwhile is passed over.
+        """The next page of due rows of this dispatcher's partition, read, not claimed: each is
+        claimed right before its call, and one another dispatch claimed meanwhile is passed
+        over.
 
         A journey's messages go out in the order its steps sent them: a ``send`` waits while an
         earlier ``send`` of its journey is ``pending`` (a retry) or ``sending``; each row comes
@@ -208,6 +213,7 @@ class OutboxDispatcher:
                 # consent changes belong to no campaign
                 sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
                 sa.or_(outbox.c.action != "send", ~unsettled_before),
+                *partition_of(outbox, self.partition),
             )
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(self.batch_size)

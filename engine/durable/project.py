@@ -94,6 +94,7 @@ class DurableProject:
             lease=lease,
             crash=crash,
             rates=provider_rates(config.providers),
+            partition=partition,
         )
 
     def close(self) -> None:

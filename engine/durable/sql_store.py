@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import DeliveryAction
-from engine.drive.partitions import WHOLE, Partition
+from engine.drive.partitions import WHOLE, Partition, bucket_of
 from engine.drive.port import Work
 from engine.drive.stored_schedules import SEGMENTS, grid_after
 from engine.durable.batches import (
@@ -259,7 +259,7 @@ class SqlJourneyStore:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id.in_(rows.scalar_subquery()))
-                .values(customer_id=survivor_id)
+                .values(customer_id=survivor_id, bucket=bucket_of(survivor_id))
             )
         lines = save(conn, self.book, loaded, now, self.enrich)
         self._mirror_rows(conn, taken.events, taken.owners, survivors, now)
@@ -411,6 +411,7 @@ def _mirror_row(
         "step": "",
         "campaign_id": "",
         "customer_id": customer_id,
+        "bucket": bucket_of(customer_id),
         "channel": channel,
         "action": action.value,
         "fields": fields,

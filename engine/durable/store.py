@@ -332,6 +332,7 @@ def save(
                 "step": line.step,
                 "campaign_id": line.campaign,
                 "customer_id": line.customer.id,
+                "bucket": bucket_of(line.customer.id),
                 "channel": line.channel,
                 "action": line.action.value,
                 "fields": fields,

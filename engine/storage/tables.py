@@ -218,6 +218,7 @@ outbox = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("provider_id", sa.String(255)),
     sa.Column("claimed_by", sa.String(255)),  # the dispatch holding a `sending` row
+    sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),  # 0019
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_journey", "journey_id", "id"),
 )

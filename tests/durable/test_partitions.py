@@ -1,4 +1,4 @@
-"""Passes split in partitions of the customers: each decides for its own customers only, every
+"""Passes split in partitions of the customers: each decides and delivers for its own customers only, every
 row of due work carries its customer's bucket, a schedule's rows follow a change in the count
 of partitions without running a tick twice, and a partition another pass holds is left to it."""
 
@@ -21,6 +21,7 @@ from engine.storage.tables import (
     events,
     journey_inbox,
     journey_timers,
+    outbox,
     schedule_ticks,
     segment_looks,
 )
@@ -32,6 +33,12 @@ READERS = [f"reader-{n:02d}" for n in range(24)]
 
 def _entered(db: sa.Engine) -> list[str]:
     query = sa.select(decisions.c.customer_id).where(decisions.c.action == "enter")
+    with db.connect() as conn:
+        return sorted(conn.scalars(query))
+
+
+def _delivered_to(db: sa.Engine) -> list[str]:
+    query = sa.select(outbox.c.customer_id).where(outbox.c.status == "delivered")
     with db.connect() as conn:
         return sorted(conn.scalars(query))
 
@@ -78,9 +85,11 @@ def test_each_partition_decides_for_its_own_customers_only(
         assert 0 < len(ours) < len(READERS)
         assert summary.scheduled_customers == len(ours)
         assert _entered(followup.engine) == ours
+        assert _delivered_to(followup.engine) == ours  # its own rows, none of the others
         for durable in others:
             durable.run_once()
         assert _entered(followup.engine) == _customers(followup.engine)  # each reader once
+        assert _delivered_to(followup.engine) == _customers(followup.engine)
         with followup.engine.connect() as conn:
             rows = dict(
                 conn.execute(sa.select(schedule_ticks.c.name, schedule_ticks.c.due_at)).all()
@@ -188,7 +197,8 @@ def test_every_row_of_due_work_carries_its_customers_bucket(
         with followup.engine.connect() as conn:
             timers = conn.execute(sa.select(journey_timers.c.bucket, journey_timers.c.customer_id))
             looks = conn.execute(sa.select(segment_looks.c.bucket, segment_looks.c.customer_id))
-            rows = [*timers, *looks]
+            sends = conn.execute(sa.select(outbox.c.bucket, outbox.c.customer_id))
+            rows = [*timers, *looks, *sends]
         assert rows and all(bucket == bucket_of(owner) for bucket, owner in rows)
     finally:
         followup.close()

@@ -123,3 +123,43 @@ def test_the_head_revision_named_in_code_is_the_newest_script() -> None:
     """``HEAD_REVISION`` lets a command find the schema up to date without loading Alembic:
     a new migration must move it too."""
     assert head_revision() == HEAD_REVISION
+
+
+def test_the_outbox_rows_get_their_customers_bucket(database_url: str) -> None:
+    """Migration 0019 fills each outbox row's bucket from its customer, for the rows already
+    there (0018 did the same for the inbox, above)."""
+    from datetime import UTC, datetime
+
+    from engine.drive.partitions import bucket_of
+    from engine.storage.database import create_engine
+    from engine.storage.tables import outbox
+
+    engine = create_engine(database_url)
+    try:
+        if database_url.startswith("postgresql"):
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade(engine, to="0018")
+        at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+        with engine.begin() as conn:
+            for number, customer in enumerate(["c1", "c2", "c2"]):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO outbox (key, journey_id, step, campaign_id, customer_id,"
+                        " channel, action, fields, status, attempts, decided_at,"
+                        " next_attempt_at, updated_at) VALUES (:key, 'j', '1', 'c', :customer,"
+                        " 'email', 'send', '{}', 'pending', 0, :at, :at, :at)"
+                    ),
+                    {"key": f"k{number}", "customer": customer, "at": at},
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox.c.customer_id, outbox.c.bucket)).all()
+        assert sorted(rows) == [
+            ("c1", bucket_of("c1")),
+            ("c2", bucket_of("c2")),
+            ("c2", bucket_of("c2")),
+        ]
+        assert bucket_of("c1") != bucket_of("c2")  # the rows were told apart
+    finally:
+        engine.dispose()
