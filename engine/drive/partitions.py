@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 BUCKETS = 1024  # the most partitions a pass can be split into
 
@@ -75,3 +77,21 @@ class Partition:
 
 
 WHOLE = Partition()
+
+
+def split_row_name(row_name: str) -> tuple[str, Partition]:
+    """The schedule and the partition of a row named by :meth:`Partition.row_name`."""
+    name, split, spelled = row_name.partition("#")
+    return name, Partition.parse(spelled) if split else WHOLE
+
+
+def next_due(rows: Mapping[str, datetime], name: str) -> datetime | None:
+    """When the schedule ``name`` is next due, from the due times of its rows (by row name) of
+    every count of partitions: the earliest row of the count furthest on (the rows of a count
+    the passes are no longer split in lag behind)."""
+    by_count: dict[int, list[datetime]] = {}
+    for row_name, due in rows.items():
+        schedule, partition = split_row_name(row_name)
+        if schedule == name:
+            by_count.setdefault(partition.count, []).append(due)
+    return max((min(dues) for dues in by_count.values()), default=None)

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.drive.partitions import next_due
 from engine.durable.outbox_status import OPEN, OutboxStatus
 from engine.durable.store import outbox_key
 from engine.journeys.outcomes import JourneyStatus
@@ -277,7 +278,7 @@ def status_report(
                 timers=count,
                 timers_overdue=late,
                 next_due_at=due,
-                next_tick_at=ticks.get(SCHEDULE_PREFIX + campaign_id),
+                next_tick_at=next_due(ticks, SCHEDULE_PREFIX + campaign_id),
                 outbox={status: statuses.get(status, 0) for status in OUTBOX_STATUSES}
                 | {s: n for s, n in statuses.items() if s not in OUTBOX_STATUSES},
             )
@@ -321,7 +322,7 @@ def status_report(
         unknown=unknown,
         failed=failed,
         failed_total=int(failed_total or 0),
-        next_sweep_at=ticks.get(SEGMENTS),
+        next_sweep_at=next_due(ticks, SEGMENTS),
         segment_looks_due=int(looks_due or 0),
         next_segment_look_at=_utc(next_look),
     )

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import DeliveryAction
-from engine.drive.partitions import WHOLE, Partition, bucket_of
+from engine.drive.partitions import WHOLE, Partition, bucket_of, split_row_name
 from engine.drive.port import Work
 from engine.drive.stored_schedules import SEGMENTS, grid_after
 from engine.durable.batches import (
@@ -386,8 +386,7 @@ class SqlJourneyStore:
 
 def _count_of(row_name: str) -> int:
     """How many partitions the passes that keep the schedule row ``row_name`` were split in."""
-    _name, split, spelled = row_name.partition("#")
-    return Partition.parse(spelled).count if split else 1
+    return split_row_name(row_name)[1].count
 
 
 def _update_schedule(conn: sa.Connection, name: str, **values: Any) -> None:

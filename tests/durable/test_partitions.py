@@ -14,6 +14,7 @@ from engine.api import Followup
 from engine.drive.partitions import BUCKETS, WHOLE, Partition, bucket_of
 from engine.durable.partition_lease import PARTITION_LEASES, partition_lease
 from engine.durable.project import DurableProject
+from engine.durable.reports import CurrentCampaign, status_report
 from engine.ingest.jsonl import read_jsonl
 from engine.storage.tables import (
     customers,
@@ -98,6 +99,10 @@ def test_each_partition_decides_for_its_own_customers_only(
         assert {name: due for name, due in rows.items() if name.startswith("schedule:")} == {
             f"schedule:weekly-newsletter#{i}/3": next_monday for i in range(3)
         }
+        with followup.engine.connect() as conn:  # what followup status says
+            current = {"weekly-newsletter": CurrentCampaign("active", "v")}
+            (report,) = status_report(conn, current, clock.now).campaigns
+        assert report.next_tick_at == next_monday
     finally:
         followup.close()
 

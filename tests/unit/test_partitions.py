@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 
 import pytest
 
-from engine.drive.partitions import BUCKETS, WHOLE, Partition, bucket_of
+from engine.drive.partitions import (
+    BUCKETS,
+    WHOLE,
+    Partition,
+    bucket_of,
+    next_due,
+    split_row_name,
+)
 
 
 def test_a_bucket_is_the_same_in_every_process() -> None:
@@ -57,3 +65,18 @@ def test_a_partition_is_written_i_of_n() -> None:
 def test_a_wrong_partition_says_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Partition.parse(text)
+
+
+def test_a_schedule_is_next_due_at_the_earliest_row_of_the_count_furthest_on() -> None:
+    monday, next_monday = datetime(2024, 5, 6, tzinfo=UTC), datetime(2024, 5, 13, tzinfo=UTC)
+    rows = {
+        "schedule:news": monday,  # passes were not split, then were split in two
+        "schedule:news#0/2": next_monday,
+        "schedule:news#1/2": next_monday,
+        "schedule:other#0/2": monday,
+    }
+    assert next_due(rows, "schedule:news") == next_monday
+    rows["schedule:news#1/2"] = monday  # the second partition's tick not run yet
+    assert next_due(rows, "schedule:news") == monday
+    assert next_due(rows, "schedule:none") is None
+    assert split_row_name("schedule:news#1/2") == ("schedule:news", Partition(1, 2))
