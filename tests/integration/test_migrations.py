@@ -70,20 +70,27 @@ def test_processes_starting_together_take_turns_at_the_upgrade(database_url: str
         engine.dispose()
 
 
+def _schema_at(database_url: str, revision: str) -> sa.Engine:
+    """An empty database of ``database_url`` migrated up to ``revision`` only."""
+    from engine.storage.database import create_engine
+
+    engine = create_engine(database_url)
+    if database_url.startswith("postgresql"):
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine, to=revision)
+    return engine
+
+
 def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None:
     """Migration 0007 copies each waiting event's time into the inbox, and drops an inbox row
     whose event is not in the log (the engine could never take it)."""
     from datetime import UTC, datetime
 
-    from engine.storage.database import create_engine
     from engine.storage.tables import events, journey_inbox
 
-    engine = create_engine(database_url)
+    engine = _schema_at(database_url, "0006")
     try:
-        if database_url.startswith("postgresql"):
-            with engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade(engine, to="0006")
         at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
         with engine.begin() as conn:
             conn.execute(
@@ -131,15 +138,10 @@ def test_the_outbox_rows_get_their_customers_bucket(database_url: str) -> None:
     from datetime import UTC, datetime
 
     from engine.drive.partitions import bucket_of
-    from engine.storage.database import create_engine
     from engine.storage.tables import outbox
 
-    engine = create_engine(database_url)
+    engine = _schema_at(database_url, "0018")
     try:
-        if database_url.startswith("postgresql"):
-            with engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade(engine, to="0018")
         at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
         with engine.begin() as conn:
             for number, customer in enumerate(["c1", "c2", "c2"]):
