@@ -47,7 +47,7 @@ from engine.durable.store import outbox_key
 from engine.events import parse_message
 from engine.journeys.plan import PlanAction
 from engine.journeys.simulate import simulate
-from engine.workers.celery_app import PASS_TASK, create_app
+from engine.workers.celery_app import PASS_TASK, create_app, pass_arguments
 from tests.durable.harness import Clock, make_project, open_followup
 
 BROKER = "redis://127.0.0.1:6379/15"
@@ -358,8 +358,10 @@ def run_round(
     customers: int = 600,
     revisits: int = 0,
     broker: str = BROKER,
+    partitions: int = 1,
 ) -> Round:
-    """One round in ``folder`` (see the module docstring)."""
+    """One round in ``folder`` (see the module docstring); each round of passes enqueued is
+    one pass, or one per partition of ``partitions``."""
     began = time.monotonic()
     rng = random.Random(seed)
     result = Round()
@@ -384,7 +386,8 @@ def run_round(
 
             def passes(n: int = 2) -> None:
                 for _ in range(n):
-                    app.send_task(PASS_TASK)
+                    for args in pass_arguments(partitions):
+                        app.send_task(PASS_TASK, args=args)
 
             workers = Workers(project, url, broker, queue)
             for part in parts:  # a backlog for both workers, then a kill
@@ -448,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=4, help="SIGKILLs per round")
     parser.add_argument("--customers", type=int, default=600)
     parser.add_argument("--revisits", type=int, default=0, help="carts added to days later")
+    parser.add_argument("--partitions", type=int, default=1, help="passes split in partitions")
     parser.add_argument("--folder", type=Path, default=Path("build/kill_workers"))
     parser.add_argument("--verbose", action="store_true", help="list each send that differs")
     args = parser.parse_args(argv)
@@ -460,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
 
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        found = run_round(folder, seed, args.kills, args.customers, args.revisits)
+        found = run_round(
+            folder, seed, args.kills, args.customers, args.revisits, partitions=args.partitions
+        )
         bad = found.diverged or found.errors or found.deadlocks
         failed += bool(bad)
         print(f"round {number + 1} seed {seed}: {found.line()}", flush=True)
