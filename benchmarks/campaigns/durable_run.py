@@ -20,8 +20,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from benchmarks.campaigns.delivery_floor import deliver_floor
 from benchmarks.campaigns.engine_floor import events_floor, timers_floor
+from benchmarks.campaigns.engine_floor_pg import events_floor_pg, timers_floor_pg
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
@@ -83,8 +86,21 @@ def _messages(customers: int) -> list[dict[str, object]]:
     return out
 
 
-def _copy_database(followup: Followup, url: str, name: str) -> Path | None:
-    """A copy of the SQLite database as it is (a floor does the same row work on it)."""
+def _copy_database(followup: Followup, url: str, name: str) -> Path | str | None:
+    """A copy of the database as it is (a floor does the same row work on it): a file beside
+    it on SQLite, on PostgreSQL a database made from it as a template (the URL)."""
+    if url.startswith("postgresql"):
+        copy = "floor_" + name.split(".")[0].replace("-", "_")
+        followup.engine.dispose()  # a template database must have no other connection
+        admin = sa.create_engine(
+            sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+        )
+        source = sa.make_url(url).database
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"'))
+        admin.dispose()
+        return sa.make_url(url).set(database=copy).render_as_string(hide_password=False)
     if not url.startswith("sqlite:///"):
         return None
     target = WORK / name
@@ -113,19 +129,23 @@ def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> flo
     return seconds
 
 
-def _floor_time(
-    copy: Path | None, count: int, floor: Callable[[Path, str], int], now: datetime
-) -> float | None:
-    """The floor of a phase on its copy of the database (``None``: not on SQLite)."""
+def _floor_time(copy: Path | str | None, count: int, phase: str, now: datetime) -> float | None:
+    """The floor of ``phase`` (events, timers) on its copy of the database: by sqlite3 on a
+    file, by psycopg on a PostgreSQL URL (``None``: no copy)."""
     if copy is None:
         return None
-    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
     start = time.perf_counter()
-    done = floor(copy, stamp)
+    if isinstance(copy, Path):
+        how = "sqlite3"
+        floor = events_floor if phase == "events" else timers_floor
+        done = floor(copy, now.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    else:
+        how = "psycopg"
+        done = (events_floor_pg if phase == "events" else timers_floor_pg)(copy, now)
     seconds = time.perf_counter() - start
     if done != count:
         raise SystemExit(f"the floor did {done:,}, not {count:,}")
-    print(f"  floor: the same rows by sqlite3: {seconds:.1f} s", flush=True)
+    print(f"  floor: the same rows by {how}: {seconds:.1f} s", flush=True)
     return seconds
 
 
@@ -167,15 +187,17 @@ def main() -> None:
         spent = _pass(
             "events through the engine (pending timers made)", durable.runtime, "events", 2 * n
         )
-        _ratio(spent, _floor_time(copy, 2 * n, events_floor, clock.now))
+        _ratio(spent, _floor_time(copy, 2 * n, "events", clock.now))
         clock.now = T0 + timedelta(milliseconds=n, hours=2)  # every wait of 1h is over
         copy = _copy_database(followup, url, "timers-floor.db")
         spent = _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
-        _ratio(spent, _floor_time(copy, n, timers_floor, clock.now))
+        _ratio(spent, _floor_time(copy, n, "timers", clock.now))
         if not args.no_delivery:
-            floor_db = _copy_database(followup, url, "delivery-floor.db")
+            floor_db = (
+                _copy_database(followup, url, "delivery-floor.db") if "sqlite" in url else None
+            )
             spent = _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
-            if floor_db is not None:
+            if isinstance(floor_db, Path):
                 now = clock.now.isoformat()
                 floor_seconds = _timed(
                     "  floor: the same rows by sqlite3, group commit",
