@@ -90,8 +90,9 @@ class ScheduleRow(Protocol):
 class ScheduleStore(JourneyStore, Protocol):
     """A store that keeps schedule ticks and segment looks between passes."""
 
-    def record_schedule(self, name: str, first: datetime) -> datetime:
-        """Record the schedule ``name`` as due at ``first`` when new; when it is due."""
+    def record_schedule(self, name: str, first: datetime, exact: bool = True) -> datetime | None:
+        """Record the schedule ``name`` as due at ``first`` when new; when it is due (``None``:
+        this pass must leave it, see :meth:`SqlJourneyStore.record_schedule`)."""
         ...
 
     def schedule(self, name: str) -> AbstractContextManager[ScheduleRow | None]:

@@ -123,8 +123,9 @@ class StoredSchedules:
             lambda _due: NEVER,  # once per version of the segment campaigns
             at_due=False,  # a sweep looks at now, after the timers due by now
         )
-        origin = self.store.record_schedule(SEGMENTS, now)  # the next sweep of the hourly grid
-        if origin > now:
+        # the next sweep of the hourly grid (a look is taken once, whoever sweeps it)
+        origin = self.store.record_schedule(SEGMENTS, now, exact=False)
+        if origin is None or origin > now:
             return
         sweep = origin
         while (at := self._next_sweep(sweep, now)) is not None:
@@ -183,7 +184,8 @@ class StoredSchedules:
         The row is held by one pass at a time (another goes on with its other work). The
         customers are taken in id order up to the first one another pass holds: the row records
         how far it got, so none is passed over; a later pass goes on from there."""
-        self.store.record_schedule(name, first)
+        if self.store.record_schedule(name, first) is None:
+            return 0  # passes split in another count are in the middle of a tick
         done = 0
         while True:
             with self.store.schedule(name) as row:

@@ -10,6 +10,7 @@ and never apply a customer's event or timer past an earlier one another pass hol
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from engine.storage.upserts import insert_new
 # that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
 LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
 _MICROSECOND = timedelta(microseconds=1)
+
+log = logging.getLogger("followup.durable")
 
 
 @dataclass
@@ -307,41 +310,60 @@ class SqlJourneyStore:
 
     # --- schedule rows -----------------------------------------------------------------------
 
-    def record_schedule(self, name: str, first: datetime) -> datetime:
+    def record_schedule(self, name: str, first: datetime, exact: bool = True) -> datetime | None:
         """Record ``name`` as due at ``first`` when new (in a transaction of its own: another
-        worker may be recording it too); when it is due.
+        worker may be recording it too); when it is due, or ``None`` while this pass must
+        leave it (below).
 
-        Each partition keeps its own row of a schedule (:meth:`Partition.row_name`). A row new
-        to this count of partitions starts where the rows of another count got to (the passes
-        were split differently until now), and a row of this count left behind while passes
-        ran split another way moves up to them: the latest of theirs, so that no customer's
-        tick runs twice. Change the count between ticks; a tick under way goes on in its rows.
-        """
+        Each partition keeps its own row of a schedule (:meth:`Partition.row_name`), and the
+        rows of one count of partitions are made together, at one time. When the passes are
+        split in a new count, its rows take over from the rows of the old count once those are
+        at one time with none under way (every partition of the old count has run every tick
+        before it): they start there, rows of this count left behind move up to it, and the
+        old rows go. Until then a pass of the new count leaves the schedule (``None``, logged):
+        taking over sooner would skip the tick for the customers of the old count's
+        partitions still behind, or run it twice for those ahead. ``exact=False`` (the hourly
+        segment sweeps, whose looks are taken once whoever sweeps) takes over at once, from
+        the latest of the old rows."""
+        count = self.partition.count
         mine = self.partition.row_name(name)
         with self.db.begin() as conn:
+            query = sa.select(schedule_ticks).where(
+                schedule_ticks.c.name.startswith(name, autoescape=True)
+            )
+            if self.claims.lock:  # made and taken over by one pass at a time
+                query = query.with_for_update()
             rows = [
                 row
-                for row in conn.execute(
-                    sa.select(schedule_ticks).where(
-                        schedule_ticks.c.name.startswith(name, autoescape=True)
-                    )
-                )
+                for row in conn.execute(query)
                 if row.name == name or row.name.startswith(f"{name}#")
             ]
-            row = next((row for row in rows if row.name == mine), None)
-            others: list[datetime] = [
-                row.due_at for row in rows if _count_of(row.name) != self.partition.count
-            ]
-            ahead = max(others, default=None)
-            if row is None:
-                due = first if ahead is None else ahead
-                insert_new(conn, schedule_ticks, [{"name": mine, "due_at": due}])
-                return due
-            if ahead is not None and row.after_customer is None and row.due_at < ahead:
-                _update_schedule(conn, mine, due_at=ahead)
-                return ahead
-            due_at: datetime = row.due_at
-            return due_at
+            ours = [row for row in rows if _count_of(row.name) == count]
+            others = [row for row in rows if _count_of(row.name) != count]
+            if exact and (busy := _under_way(others)):
+                log.warning(
+                    "%s: passes split in %s partition(s) are in the middle of a tick; passes"
+                    " split in %s leave it until those finish",
+                    name,
+                    " and ".join(str(c) for c in busy),
+                    count,
+                )
+                return None
+            ahead = max((row.due_at for row in others), default=None)
+            start = first if ahead is None else ahead
+            if not ours:
+                names = [Partition(index, count).row_name(name) for index in range(count)]
+                insert_new(conn, schedule_ticks, [{"name": n, "due_at": start} for n in names])
+            elif ahead is not None:
+                for row in ours:  # the old count ran every tick before ``ahead`` for everyone
+                    if row.due_at < ahead:
+                        _update_schedule(conn, row.name, due_at=ahead, after_customer=None)
+            for part in chunks([row.name for row in others]):
+                conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
+            due: datetime | None = conn.scalar(
+                sa.select(schedule_ticks.c.due_at).where(schedule_ticks.c.name == mine)
+            )
+        return due
 
     @contextmanager
     def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:
@@ -382,6 +404,20 @@ class SqlJourneyStore:
         with self.db.connect() as conn:
             earliest: datetime | None = conn.scalar(query)
         return earliest
+
+
+def _under_way(rows: Sequence[Any]) -> list[int]:
+    """The counts of partitions whose schedule ``rows`` are not all at one time with none
+    under way: passes split in that count are in the middle of a tick."""
+    by_count: dict[int, list[Any]] = {}
+    for row in rows:
+        by_count.setdefault(_count_of(row.name), []).append(row)
+    return sorted(
+        count
+        for count, of_count in by_count.items()
+        if len({row.due_at for row in of_count}) > 1
+        or any(row.after_customer is not None for row in of_count)
+    )
 
 
 def _count_of(row_name: str) -> int:

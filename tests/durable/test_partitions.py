@@ -134,6 +134,47 @@ def test_a_new_count_of_partitions_goes_on_where_the_last_got_to(tmp_path: Path)
         followup.close()
 
 
+def test_a_count_changed_in_the_middle_of_a_tick_waits_for_the_old_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by review: the rows of a new count started at the latest row of the old count,
+    so the customers of an old partition still behind never got the tick. A new count now
+    leaves the schedule until every partition of the old one has run the tick."""
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, f"sqlite:///{tmp_path / 'followup.db'}", clock)
+    try:
+        first, second = _split(followup, 2)
+        for durable in (first, second):
+            durable.run_once()
+        clock.now = MONDAY + timedelta(minutes=5)
+        first.run_once()  # partition 0/2 runs the tick; 1/2 has not yet
+        done_first = _customers(followup.engine, Partition(0, 2))
+        assert _entered(followup.engine) == done_first
+        clock.now = MONDAY + timedelta(minutes=10)  # now four workers, then one
+        for durable in [*_split(followup, 4), DurableProject(followup)]:
+            assert durable.run_once().engine.scheduled_customers == 0
+        assert "in the middle of a tick" in caplog.text
+        assert _entered(followup.engine) == done_first
+        second.run_once()  # the old count's last partition runs the tick
+        assert _entered(followup.engine) == _customers(followup.engine)
+        clock.now = MONDAY + timedelta(minutes=20)  # the four take over: nothing twice
+        for durable in _split(followup, 4):
+            assert durable.run_once().engine.scheduled_customers == 0
+        # a lone pass split in another count, the four's tick due: the four give way to it
+        clock.now = MONDAY + timedelta(weeks=1, minutes=5)
+        lone = DurableProject(followup, partition=Partition(0, 3))
+        ticked = lone.run_once().engine.scheduled_customers
+        assert ticked == len(_customers(followup.engine, Partition(0, 3)))
+        for durable in _split(followup, 4):  # leave it: the three are in the middle
+            assert durable.run_once().engine.scheduled_customers == 0
+        for durable in _split(followup, 3)[1:]:
+            durable.run_once()
+        everyone = _customers(followup.engine)
+        assert _entered(followup.engine) == sorted(everyone * 2)  # each reader once a week
+    finally:
+        followup.close()
+
+
 def test_every_row_of_due_work_carries_its_customers_bucket(
     database_url: str, tmp_path: Path
 ) -> None:
