@@ -113,6 +113,21 @@ def events_floor(database: Path, now: str) -> int:
         taken += len(rows)
 
 
+def cart_email(document: dict[str, Any], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The cart email's decision on a journey's ``document`` (moved on, in place) for a
+    customer's ``state``: its subject, and the fields the outbox row keeps."""
+    document["at"] = [["", 2, None]]
+    traits = state.get("traits", {})
+    subject = f"{traits.get('first_name') or 'Hi'}, your cart"
+    fields = {
+        "template": "cart.html",
+        "subject": subject,
+        "html": f"<p>Hi {traits.get('first_name', '')}</p>",
+        "to": traits.get("email"),
+    }
+    return subject, fields
+
+
 def timers_floor(database: Path, now: str) -> int:
     """Decide every timer due by ``now``: an email each; how many timers."""
     conn = _connect(database)
@@ -140,16 +155,7 @@ def timers_floor(database: Path, now: str) -> int:
         for _id, customer_id, journey, payload in timers:
             json.loads(payload)
             document = documents[journey]
-            document["at"] = [["", 2, None]]
-            traits = states[customer_id].get("traits", {})
-            name = traits.get("first_name") or "Hi"
-            subject = f"{name}, your cart"
-            fields = {
-                "template": "cart.html",
-                "subject": subject,
-                "html": f"<p>Hi {traits.get('first_name', '')}</p>",
-                "to": traits.get("email"),
-            }
+            subject, fields = cart_email(document, states[customer_id])
             updates.append(("completed", json.dumps(document), journey))
             key = f"{journey}:1"
             sends.append((key, journey, customer_id, json.dumps(fields), now, now, now))

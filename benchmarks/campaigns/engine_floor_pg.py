@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from benchmarks.campaigns.engine_floor import cart_email
+
 PAGE = 500  # customers per transaction, as followup's batch_size
 # Lookups by a list of ids are not prepared on the server: a generic plan made while a table was
 # small kept scanning it whole as it grew (4 s a lookup over the events phase, 20,000 customers).
@@ -151,16 +153,7 @@ def timers_floor_pg(url: str, now: datetime) -> int:
                 updates, sends, decisions = [], [], []
                 for _id, customer_id, journey, _payload in timers:
                     document = documents[journey]
-                    document["at"] = [["", 2, None]]
-                    traits = states[customer_id].get("traits", {})
-                    name = traits.get("first_name") or "Hi"
-                    subject = f"{name}, your cart"
-                    fields = {
-                        "template": "cart.html",
-                        "subject": subject,
-                        "html": f"<p>Hi {traits.get('first_name', '')}</p>",
-                        "to": traits.get("email"),
-                    }
+                    subject, fields = cart_email(document, states[customer_id])
                     updates.append(("completed", json.dumps(document), now, journey))
                     key = f"{journey}:1"
                     sends.append((key, journey, customer_id, json.dumps(fields), now, now, now))
