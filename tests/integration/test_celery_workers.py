@@ -63,7 +63,7 @@ def _wait_for(condition: object, timeout: float) -> bool:
 
 
 @pytest.mark.external_service
-@pytest.mark.parametrize(("broker", "partitions"), [("rabbitmq", 1), ("redis", 1), ("redis", 2)])
+@pytest.mark.parametrize(("broker", "partitions"), [("rabbitmq", 1), ("redis", 2)])
 def test_two_workers_share_passes_and_ingest_from_the_broker(
     broker: str, partitions: int, tmp_path: Path, empty_postgres: str
 ) -> None:
