@@ -275,7 +275,7 @@ def _settings(examples: int) -> settings:
     )
 
 
-@_settings(20)
+@_settings(12)
 @given(messages=_stream(devices=False), gaps=_GAPS)
 def test_durable_on_sqlite_decides_the_simulated_plan(
     messages: list[dict[str, Any]], gaps: list[int]
@@ -284,7 +284,7 @@ def test_durable_on_sqlite_decides_the_simulated_plan(
     _check(messages, gaps, lambda root: f"sqlite:///{root / 'followup.db'}")
 
 
-@_settings(20)
+@_settings(12)
 @given(messages=_stream(devices=True), gaps=_GAPS, partitions=_PARTITIONS)
 def test_durable_with_merges_decides_the_simulated_plan(
     messages: list[dict[str, Any]], gaps: list[int], partitions: int
@@ -296,7 +296,7 @@ def test_durable_with_merges_decides_the_simulated_plan(
 
 
 @pytest.mark.external_service
-@_settings(8)
+@_settings(6)
 @given(messages=_stream(devices=True, span=SHORT_SPAN), gaps=_GAPS, partitions=_PARTITIONS)
 def test_durable_on_postgresql_decides_the_simulated_plan(
     postgres_url: str, messages: list[dict[str, Any]], gaps: list[int], partitions: int

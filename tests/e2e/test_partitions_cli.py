@@ -13,7 +13,7 @@ from tests.e2e.cli import run_followup
 
 ROOT = Path(__file__).resolve().parents[2]
 STORIES = ROOT / "docs" / "examples" / "stories" / "events.jsonl"
-PASSES = ["2024-05-01T00:00:00Z", "2024-05-06T07:30:00Z", "2024-05-20T00:00:00Z"]
+PASSES = ["2024-05-06T07:30:00Z", "2024-05-20T00:00:00Z"]  # a tick's grace, then the end
 
 
 def _shop(folder: Path) -> Path:
