@@ -231,8 +231,7 @@ class BodyCheck:
         self.keep_rendered = keep_rendered
         self.problems: dict[str, TemplateFault] = {}
         self._environment = template_environment(templates)
-        self._timeless: dict[str, bool] = {}
-        self._reads_confirm: dict[str, bool] = {}
+        self._read_names: dict[tuple[str, str], bool] = {}  # (template, name) -> reads it
         # (template, customer) -> (the state and trigger it was rendered for, whether it did)
         self._answers: dict[tuple[str, str], tuple[CustomerState, Event | None, bool]] = {}
         # (template, customer, at) -> the state, trigger and unsubscribe link rendered with,
@@ -250,9 +249,7 @@ class BodyCheck:
         at: datetime,
     ) -> bool:
         """Whether ``template`` renders for the customer at ``at``."""
-        timeless = self._timeless.get(template)
-        if timeless is None:
-            timeless = self._timeless[template] = not self._reads(template, "now", set())
+        timeless = not self._template_reads(template, "now")
         key = (template, customer_id)
         if timeless:
             known = self._answers.get(key)
@@ -291,18 +288,20 @@ class BodyCheck:
             return None
         if kept[2] != unsubscribe_url:
             return None
-        reads_confirm = self._reads_confirm.get(template)
-        if reads_confirm is None:
-            reads_confirm = self._reads_confirm[template] = self._reads(
-                template, "confirm_url", set()
-            )
-        return None if reads_confirm else kept[3]
+        return None if self._template_reads(template, "confirm_url") else kept[3]
 
     def forget(self) -> None:
         """Drop the answers and bodies kept (a long-running process, between passes: each
         pass loads its customers' states afresh, so the old ones would only be held)."""
         self._answers.clear()
         self._rendered.clear()
+
+    def _template_reads(self, template: str, name: str) -> bool:
+        """:meth:`_reads`, worked out once per template and name."""
+        known = self._read_names.get((template, name))
+        if known is None:
+            known = self._read_names[(template, name)] = self._reads(template, name, set())
+        return known
 
     def _reads(self, template: str, name: str, seen: set[str]) -> bool:
         """Whether the template, or one it includes, may read ``name`` (by its text: a

@@ -333,11 +333,7 @@ class SqlJourneyStore:
             )
             if self.claims.lock:  # made and taken over by one pass at a time
                 query = query.with_for_update()
-            rows = [
-                row
-                for row in conn.execute(query)
-                if row.name == name or row.name.startswith(f"{name}#")
-            ]
+            rows = [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
             ours = [row for row in rows if _count_of(row.name) == count]
             others = [row for row in rows if _count_of(row.name) != count]
             if exact and (busy := _under_way(others)):
@@ -393,7 +389,7 @@ class SqlJourneyStore:
                     schedule_ticks.c.name.startswith(prefix, autoescape=True)
                 )
             )
-            gone = [n for n in names if keep is None or n.partition("#")[0] != keep]
+            gone = [n for n in names if keep is None or split_row_name(n)[0] != keep]
             for part in chunks(gone):
                 conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
 
