@@ -65,14 +65,29 @@ class DurableProject:
         self.bodies = BodyCheck(
             templates, lambda customer, at: links.url(customer, "email", at), keep_rendered=True
         )
-        self.runtime = DurableRuntime(
+        self._content = SendContent(
+            templates, policies.calling_hours, self.links, confirm, self.bodies
+        )
+        self._providers = providers
+        self._lease, self._crash = lease, crash
+        self._passes: dict[Partition, tuple[DurableRuntime, OutboxDispatcher]] = {}
+        self.runtime, self.dispatcher = self.over(partition)
+
+    def over(self, partition: Partition) -> tuple[DurableRuntime, OutboxDispatcher]:
+        """The runtime and outbox dispatcher of the passes over ``partition``, made at its
+        first pass; every partition's share this project's providers, templates and body
+        check (a process passing by 64 partitions opens one set of provider connections)."""
+        if partition in self._passes:
+            return self._passes[partition]
+        followup, config, providers = self.followup, self.followup.project.config, self._providers
+        runtime = DurableRuntime(
             followup.engine,
             self.book,
             config,
             followup.ingestor,
-            SendContent(templates, policies.calling_hours, self.links, confirm, self.bodies),
+            self._content,
             followup.clock,
-            crash=crash,
+            crash=self._crash,
             consent_channels=frozenset(
                 channel for channel, p in providers.items() if isinstance(p, ConsentListener)
             ),
@@ -84,29 +99,40 @@ class DurableProject:
             check_body=self.bodies,
             partition=partition,
         )
-        self.dispatcher = OutboxDispatcher(
+        dispatcher = OutboxDispatcher(
             followup.engine,
             providers,
-            self.runtime.policies,
+            runtime.policies,
             self.book,
             config.timezone,
             followup.clock,
-            lease=lease,
-            crash=crash,
+            lease=self._lease,
+            crash=self._crash,
             rates=provider_rates(config.providers),
             partition=partition,
         )
+        self._passes[partition] = (runtime, dispatcher)
+        return runtime, dispatcher
 
     def close(self) -> None:
         """Release what the providers hold (an SMTP connection, a database pool); each
-        provider's ``close()``, where it has one."""
-        for provider in self.dispatcher.providers.values():
+        provider's ``close()``, where it has one (once, whichever partitions it served)."""
+        providers = {
+            id(provider): provider
+            for _runtime, dispatcher in self._passes.values()
+            for provider in dispatcher.providers.values()
+        }
+        for provider in providers.values():
             close = getattr(provider, "close", None)
             if callable(close):
                 close()
 
-    def run_once(self) -> PassResult:
-        """Decide everything due, then deliver everything decided."""
+    def run_once(self, partition: Partition | None = None) -> PassResult:
+        """Decide everything due, then deliver everything decided: over ``partition``'s
+        customers, by default this project's partition's (one pass at a time)."""
+        runtime, dispatcher = (
+            (self.runtime, self.dispatcher) if partition is None else self.over(partition)
+        )
         self.bodies.forget()
-        summary = self.runtime.tick()
-        return PassResult(summary, self.dispatcher.dispatch())
+        summary = runtime.tick()
+        return PassResult(summary, dispatcher.dispatch())

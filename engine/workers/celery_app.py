@@ -19,7 +19,8 @@ one place). Tasks are acknowledged late and a lost
 worker's task goes back to the queue: a pass is idempotent, so running one again is harmless.
 The broker is Redis or RabbitMQ: ``--broker``, ``FOLLOWUP_BROKER_URL``, else local Redis.
 
-A worker process opens the project at its first task and keeps it for the next ones; when the
+A worker process opens the project at its first task and keeps it for the next ones, whatever
+their partitions (one set of provider connections a process); when the
 process ends (``worker_shutdown`` for the solo pool, ``worker_process_shutdown`` for each prefork
 child), it closes what the project opened: the providers' connections and the database pool.
 """
@@ -48,31 +49,31 @@ DEFAULT_QUEUE = "followup"
 
 class _ProjectHolder:
     """One open project per worker process, opened at its first task and closed when the
-    process shuts down."""
+    process shuts down; its passes over every partition share its providers."""
 
     def __init__(self, config: Path | None) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._followup: Followup | None = None
-        self._durable: dict[Partition, DurableProject] = {}
+        self._durable: DurableProject | None = None
 
-    def durable(self, partition: Partition = WHOLE) -> DurableProject:
-        """The project's durable runtime over ``partition``, opened at its first task."""
+    def durable(self) -> DurableProject:
+        """The project's durable runtime, opened at its first task."""
         with self._lock:
             if self._followup is None:
                 self._followup = Followup(load_project(self.config))
-            if partition not in self._durable:
-                self._durable[partition] = DurableProject(self._followup, partition=partition)
-            return self._durable[partition]
+            if self._durable is None:
+                self._durable = DurableProject(self._followup)
+            return self._durable
 
     def close(self, **_signal: object) -> None:
         """Close the providers and the database of the project this process opened, if any
         (a Celery signal receiver: its keyword arguments are ignored)."""
         with self._lock:
             followup, self._followup = self._followup, None
-            durables, self._durable = list(self._durable.values()), {}
+            durable, self._durable = self._durable, None
         try:
-            for durable in durables:
+            if durable is not None:
                 durable.close()
         finally:
             if followup is not None:
@@ -133,7 +134,7 @@ def create_app(
     @app.task(name=PASS_TASK)  # type: ignore[untyped-decorator]
     def run_pass(partition: str | None = None) -> dict[str, Any]:
         split = WHOLE if partition is None else Partition.parse(partition)
-        result = holder.durable(split).run_once()
+        result = holder.durable().run_once(split)
         return {
             "partition": str(split),
             "partition_taken": result.engine.partition_taken,

@@ -107,6 +107,31 @@ def test_each_partition_decides_for_its_own_customers_only(
         followup.close()
 
 
+def test_one_project_passes_by_every_partition_with_one_set_of_providers(
+    tmp_path: Path,
+) -> None:
+    """What a Celery worker process does: one project, a pass over whichever partition its
+    task names; each partition's customers get the tick once, through the same providers."""
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, f"sqlite:///{tmp_path / 'followup.db'}", clock)
+    try:
+        durable = DurableProject(followup)
+        split = [Partition(i, 3) for i in range(3)]
+        for partition in split:
+            durable.run_once(partition)
+        clock.now = MONDAY + timedelta(minutes=5)
+        for partition in [*split, *split]:  # the second round finds nothing due
+            durable.run_once(partition)
+        assert _entered(followup.engine) == _customers(followup.engine)
+        assert _delivered_to(followup.engine) == _customers(followup.engine)
+        dispatchers = [durable.over(partition)[1] for partition in split]
+        assert [d.partition for d in dispatchers] == split
+        assert all(d.providers is durable.dispatcher.providers for d in dispatchers)
+        assert durable.over(split[0]) == durable.over(Partition(0, 3))  # made once
+    finally:
+        followup.close()
+
+
 def test_a_new_count_of_partitions_goes_on_where_the_last_got_to(tmp_path: Path) -> None:
     """Workers added or taken away between ticks: the rows of the new count start at the next
     tick the old ones were at; none runs a tick again."""
