@@ -324,7 +324,8 @@ class SqlJourneyStore:
         taking over sooner would skip the tick for the customers of the old count's
         partitions still behind, or run it twice for those ahead. ``exact=False`` (the hourly
         segment sweeps, whose looks are taken once whoever sweeps) takes over at once, from
-        the latest of the old rows."""
+        the latest of the old rows. A row of this count gone (deleted by hand) is made again
+        as a new schedule's."""
         count = self.partition.count
         mine = self.partition.row_name(name)
         with self.db.begin() as conn:
@@ -347,19 +348,24 @@ class SqlJourneyStore:
                 return None
             ahead = max((row.due_at for row in others), default=None)
             start = first if ahead is None else ahead
-            if not ours:
-                names = [Partition(index, count).row_name(name) for index in range(count)]
-                insert_new(conn, schedule_ticks, [{"name": n, "due_at": start} for n in names])
-            elif ahead is not None:
-                for row in ours:  # the old count ran every tick before ``ahead`` for everyone
+            due: dict[str, datetime] = {row.name: row.due_at for row in ours}
+            if ahead is not None:  # the old count ran every tick before ``ahead`` for everyone
+                for row in ours:
                     if row.due_at < ahead:
                         _update_schedule(conn, row.name, due_at=ahead, after_customer=None)
+                        due[row.name] = ahead
+            missing = [Partition(i, count).row_name(name) for i in range(count)]
+            missing = [row_name for row_name in missing if row_name not in due]
             for part in chunks([row.name for row in others]):
                 conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
-            due: datetime | None = conn.scalar(
+            if not missing:
+                return due[mine]
+            # a count's rows are made together; any of them gone start again as a new schedule
+            insert_new(conn, schedule_ticks, [{"name": n, "due_at": start} for n in missing])
+            made: datetime | None = conn.scalar(  # another pass may have made it first
                 sa.select(schedule_ticks.c.due_at).where(schedule_ticks.c.name == mine)
             )
-        return due
+        return made
 
     @contextmanager
     def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:

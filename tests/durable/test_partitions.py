@@ -132,6 +132,32 @@ def test_one_project_passes_by_every_partition_with_one_set_of_providers(
         followup.close()
 
 
+def test_a_partitions_schedule_row_gone_is_made_again_as_new(tmp_path: Path) -> None:
+    """One partition's row deleted by hand: its next pass makes it again at the next tick
+    (as a new schedule would be), without touching the other partitions' rows."""
+    clock = Clock(MONDAY - timedelta(minutes=30))
+    followup = _newsletter(tmp_path, f"sqlite:///{tmp_path / 'followup.db'}", clock)
+    try:
+        split = _split(followup, 2)
+        for durable in split:
+            durable.run_once()
+        gone = "schedule:weekly-newsletter#1/2"
+        with followup.engine.begin() as conn:
+            conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name == gone))
+        clock.now = MONDAY + timedelta(minutes=5)
+        split[0].run_once()  # partition 0 runs Monday's tick and makes the row of 1 again
+        with followup.engine.connect() as conn:
+            query = sa.select(schedule_ticks.c.name, schedule_ticks.c.due_at)
+            due = {row.name: row.due_at for row in conn.execute(query)}
+        next_monday = MONDAY + timedelta(weeks=1)
+        assert due["schedule:weekly-newsletter#0/2"] == next_monday
+        assert due[gone] == next_monday  # Monday's tick is past for it: a new schedule's first
+        split[1].run_once()
+        assert _entered(followup.engine) == _customers(followup.engine, Partition(0, 2))
+    finally:
+        followup.close()
+
+
 def test_a_new_count_of_partitions_goes_on_where_the_last_got_to(tmp_path: Path) -> None:
     """Workers added or taken away between ticks: the rows of the new count start at the next
     tick the old ones were at; none runs a tick again."""
