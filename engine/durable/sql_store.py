@@ -48,6 +48,7 @@ from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks
+from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
 
@@ -305,8 +306,7 @@ class SqlJourneyStore:
                             key, customer_id, channel, DeliveryAction.ACTIVITY, fields, event, now
                         )
                     )
-        if rows:
-            insert_new(conn, outbox, rows)
+        insert_new_rows(conn, outbox, rows)
 
     # --- schedule rows -----------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 from engine.storage.customer_store import CustomerStore, chunks
+from engine.storage.driver_writes import insert_new_rows, insert_rows, update_rows, upsert_rows
 from engine.storage.tables import (
     campaign_members,
     customers,
@@ -51,7 +52,6 @@ from engine.storage.tables import (
     outbox,
     segment_looks,
 )
-from engine.storage.upserts import insert_new, upsert
 
 CHANNEL_ACTIONS = frozenset({PlanAction.SEND, PlanAction.AUDIENCE_ADD, PlanAction.AUDIENCE_REMOVE})
 
@@ -223,19 +223,14 @@ def save_views(conn: sa.Connection, loaded: Loaded) -> None:
         )
         waiting.update(conn.scalars(query))
     rows = [
-        {"b_id": cid, "b_view": state_to_json(views[cid]) if cid in waiting else None}
+        {"id": cid, "engine_state": state_to_json(views[cid]) if cid in waiting else None}
         for cid in touched
         if cid not in waiting or cid in changed  # a view kept and unchanged stays as it is
     ]
     # merged by the engine now: their view has gone into the survivor's
-    rows += [{"b_id": cid, "b_view": None} for cid in sorted(loaded.merged_ahead - views.keys())]
-    if rows:
-        statement = (
-            customers.update()
-            .where(customers.c.id == sa.bindparam("b_id"))
-            .values(engine_state=sa.bindparam("b_view"))
-        )
-        conn.execute(statement, rows)
+    gone = sorted(loaded.merged_ahead - views.keys())
+    rows += [{"id": cid, "engine_state": None} for cid in gone]
+    update_rows(conn, customers, rows, ["id"])
 
 
 def _settled(journey: Journey, now: datetime) -> bool:
@@ -283,7 +278,7 @@ def save(
                 "updated_at": now,
             }
         )
-    upsert(conn, journeys, changed, ["id"])
+    upsert_rows(conn, journeys, changed, ["id"])
 
     for part in chunks(loaded.timer_ids):
         conn.execute(journey_timers.delete().where(journey_timers.c.id.in_(part)))
@@ -301,8 +296,7 @@ def save(
                 "bucket": bucket_of(journey.customer_id),
             }
         )
-    if timer_rows:
-        conn.execute(journey_timers.insert(), timer_rows)
+    insert_rows(conn, journey_timers, timer_rows)
 
     members = [
         {"campaign_id": c, "customer_id": cid, "last_entry_at": last, "in_segment": flag}
@@ -310,8 +304,7 @@ def save(
     ]
     for where in _in(campaign_members.c.customer_id, loaded.customer_ids):
         conn.execute(campaign_members.delete().where(where))
-    if members:
-        conn.execute(campaign_members.insert(), members)
+    insert_rows(conn, campaign_members, members)
 
     _save_segment_looks(conn, loaded)
 
@@ -343,7 +336,7 @@ def save(
                 "updated_at": now,
             }
         )
-    insert_new(conn, outbox, sends)
+    insert_new_rows(conn, outbox, sends)
     _skip_after_exit(conn, lines, now)
     records = [decision_record(line, now) for line in lines]
     records += [
@@ -362,8 +355,7 @@ def save(
         }
         for refused in engine.refused
     ]
-    if records:
-        conn.execute(decisions.insert(), records)
+    insert_rows(conn, decisions, records)
     return lines
 
 
@@ -430,7 +422,7 @@ def _save_segment_looks(conn: sa.Connection, loaded: Loaded) -> None:
     ]
     for where in _in(segment_looks.c.customer_id, gone):
         conn.execute(segment_looks.delete().where(where))
-    upsert(conn, segment_looks, looks, ["customer_id"])
+    upsert_rows(conn, segment_looks, looks, ["customer_id"])
 
 
 def scope_of(journey: Journey, state: CustomerState, at: datetime) -> dict[str, Any]:

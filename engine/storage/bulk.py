@@ -51,7 +51,7 @@ _CUSTOMER_COLUMNS = (
 
 
 @lru_cache(maxsize=4096)  # batch-wide times (received_at, updated_at) repeat on every row
-def _sqlite_time(value: datetime | None) -> str | None:
+def sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not UTC:
@@ -59,7 +59,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _same_time(value: datetime | None) -> datetime | None:
+def same_time(value: datetime | None) -> datetime | None:
     return value
 
 
@@ -71,7 +71,7 @@ def json_text(value: Any) -> str:
 EMPTY_VIEW = json_text(state_to_json(CustomerState()))  # a new customer, as the engine saw them
 
 
-def _copy(
+def copy_rows(
     conn: sa.Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
     """``rows`` into ``table`` by PostgreSQL's ``COPY``, in the connection's transaction: a
@@ -118,7 +118,7 @@ def _update_customers_by_copy(
         return
     conn.exec_driver_sql(_CUSTOMER_WRITES)
     rows = [(*row, row[0] in ahead) for row in updates]
-    _copy(conn, "customer_writes", ("id", *_CUSTOMER_COLUMNS, "ahead"), rows)
+    copy_rows(conn, "customer_writes", ("id", *_CUSTOMER_COLUMNS, "ahead"), rows)
     conn.exec_driver_sql(_UPDATE_FROM_WRITES)
     conn.exec_driver_sql("TRUNCATE customer_writes")
 
@@ -136,7 +136,7 @@ class BulkWriter:
             else {}
         )
         self.time: Callable[[datetime | None], datetime | str | None] = (
-            _same_time if postgres else _sqlite_time
+            same_time if postgres else sqlite_time
         )
 
         def marks(columns: tuple[str, ...]) -> str:
@@ -188,8 +188,8 @@ class BulkWriter:
             if row[1] not in taken
         ]
         if self.postgres:
-            _copy(conn, "events", EVENT_COLUMNS, converted)
-            _copy(conn, "journey_inbox", INBOX_COLUMNS, inbox)
+            copy_rows(conn, "events", EVENT_COLUMNS, converted)
+            copy_rows(conn, "journey_inbox", INBOX_COLUMNS, inbox)
             return
         self._run(conn, self._insert_events, converted)
         self._run(conn, self._insert_inbox, inbox)
