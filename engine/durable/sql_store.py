@@ -46,6 +46,7 @@ from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine, RendersBody
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
+from engine.rendering import BodyCheck
 from engine.state.reducers import consent_changes
 from engine.storage.customer_store import chunks
 from engine.storage.driver_writes import insert_new_rows
@@ -270,6 +271,8 @@ class SqlJourneyStore:
         for part in chunks([event.message_id for event in taken.events]):
             conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
         save_views(conn, loaded)
+        if isinstance(self.check_body, BodyCheck):  # its answers hold this batch's states,
+            self.check_body.forget()  # found by identity: the next batch loads its own
         return lines
 
     def _mirror_rows(

@@ -10,6 +10,7 @@ searched for (:mod:`engine.journeys.wakeups`) and booked, and the other sweeps s
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,10 @@ class SegmentTriggers:
     """The segment campaigns among ``engine``'s, and their members' last values."""
 
     def __init__(self, engine: JourneyEngine, campaigns: Iterable[Campaign]) -> None:
-        self.engine = engine
+        # a weak reference: held strongly, the engine and this made a cycle, and a durable
+        # batch's whole engine (journeys, states, plan) was left to the cyclic collector,
+        # whose full collections then walked the heap (a fifth of a pass)
+        self.engine: JourneyEngine = weakref.proxy(engine)
         self.campaigns = [c for c in campaigns if isinstance(c.trigger, SegmentTrigger)]
         # (campaign, customer) -> the condition held at the last look and the customer entered
         self.was: dict[tuple[str, str], bool] = {}
