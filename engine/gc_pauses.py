@@ -1,4 +1,5 @@
-"""Fewer garbage-collector pauses for a long run that builds mostly lasting, acyclic objects.
+"""Fewer garbage-collector pauses: for a long run that builds mostly lasting, acyclic objects
+(``simulate``), and for a durable pass in a process that holds much before it.
 
 CPython's full collections walk every tracked object: in ``simulate`` over a million events, the
 parsed events, customer states and journeys, none of them garbage (measured: a full collection
@@ -26,3 +27,17 @@ def no_full_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(young, middle, oldest)
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Inside, the objects there before are left out of the collector's walks (``gc.freeze``):
+    a durable pass's full collections walk what the pass made, not the process's modules,
+    campaigns and caches (measured: a fifth of a pass over 20,000 customers). The objects
+    go back to the oldest generation on leaving; nested or side by side, each leaving does
+    (harmless: it only decides what later collections walk)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -51,6 +51,7 @@ from engine.durable.claims import Claims, retake
 from engine.durable.holders import Holders, holders_for
 from engine.durable.outbox_status import UNSETTLED, OutboxStatus
 from engine.durable.throttles import MAX_SLEEP, Throttles
+from engine.gc_pauses import frozen_heap
 from engine.policies import SendPolicies
 from engine.rates import Rate
 from engine.state.codec import encode_cart_items
@@ -141,7 +142,7 @@ class OutboxDispatcher:
         outcomes: Counter[str] = Counter()
         now = self.clock()
         self._put_off_until = {}
-        with self._claiming() as claims:
+        with frozen_heap(), self._claiming() as claims:
             outcomes.update(self.recover(now))
             while page := self._due(now):
                 self._deliver(page, now, outcomes)

@@ -23,6 +23,7 @@ from engine.durable.book import CampaignBook
 from engine.durable.partition_lease import partition_lease
 from engine.durable.sql_store import SqlJourneyStore
 from engine.durable.store import Enrich
+from engine.gc_pauses import frozen_heap
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.runtime import RendersBody
 from engine.policies import Policies, SendPolicies
@@ -107,7 +108,7 @@ class DurableRuntime:
         taken first, an event after a tick a late pass runs would have been applied before the
         tick. A partition another pass holds is left to it (``summary.partition_taken``)."""
         summary = TickSummary()
-        with partition_lease(self.store.db, self.partition) as held:
+        with frozen_heap(), partition_lease(self.store.db, self.partition) as held:
             if not held:
                 summary.partition_taken = True
                 return summary
