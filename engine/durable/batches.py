@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from engine.drive.partitions import WHOLE, Partition
 from engine.events import Event
-from engine.storage.customer_store import chunks, event_from_row
+from engine.storage.customer_store import among, event_from_row
 from engine.storage.tables import (
     customers,
     events,
@@ -144,11 +144,10 @@ class Claims:
         """Of ``customer_ids``, those now held by this pass (``live``: not merged away)."""
         wanted = sorted(set(customer_ids))
         held: set[str] = set()
-        for part in chunks(wanted):
-            if not self.lock and not live:
-                held.update(part)
-                continue
-            query = sa.select(customers.c.id).where(customers.c.id.in_(part))
+        if not self.lock and not live:
+            return set(wanted)
+        for where in among(conn, customers.c.id, wanted):
+            query = sa.select(customers.c.id).where(where)
             if live:
                 query = query.where(customers.c.merged_into.is_(None))
             if self.lock:
@@ -160,10 +159,8 @@ class Claims:
 def merged_away(conn: sa.Connection, customer_ids: Sequence[str]) -> set[str]:
     """Those of ``customer_ids`` merged into another profile."""
     found: set[str] = set()
-    for part in chunks(sorted(customer_ids)):
-        query = sa.select(customers.c.id).where(
-            customers.c.id.in_(part), customers.c.merged_into.is_not(None)
-        )
+    for where in among(conn, customers.c.id, customer_ids):
+        query = sa.select(customers.c.id).where(where, customers.c.merged_into.is_not(None))
         found.update(conn.scalars(query))
     return found
 
@@ -174,8 +171,8 @@ def event_owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
     query = sa.select(events.c.message_id, events.c.customer_id)
     owner = {
         message_id: customer_id
-        for part in chunks([row.message_id for row in rows])
-        for message_id, customer_id in conn.execute(query.where(events.c.message_id.in_(part)))
+        for where in among(conn, events.c.message_id, [row.message_id for row in rows])
+        for message_id, customer_id in conn.execute(query.where(where))
     }
     return [owner[row.message_id] for row in rows if row.message_id in owner]
 
@@ -188,7 +185,7 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
     if oldest is None or not customer_ids:
         return []
     rows: list[Any] = []
-    for part in chunks(sorted(customer_ids)):
+    for where in among(conn, events.c.customer_id, customer_ids):
         query = (
             sa.select(
                 events,
@@ -197,7 +194,7 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
             )
             .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
             .where(
-                events.c.customer_id.in_(part),
+                where,
                 events.c.timestamp >= oldest,
                 events.c.timestamp <= now + CLOCK_SKEW,
             )
@@ -210,10 +207,8 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
 def merged_by(conn: sa.Connection, message_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """The profiles each event merged into its customer, in merge order."""
     merged: dict[str, tuple[str, ...]] = {}
-    for part in chunks(message_ids):
-        query = sa.select(merges.c.message_id, merges.c.merged_id).where(
-            merges.c.message_id.in_(part)
-        )
+    for where in among(conn, merges.c.message_id, message_ids):
+        query = sa.select(merges.c.message_id, merges.c.merged_id).where(where)
         for message_id, merged_id in conn.execute(query.order_by(merges.c.id)):
             merged[message_id] = (*merged.get(message_id, ()), merged_id)
     return merged

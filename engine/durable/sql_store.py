@@ -48,7 +48,7 @@ from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
 from engine.state.reducers import consent_changes
-from engine.storage.customer_store import chunks
+from engine.storage.customer_store import among, chunks
 from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
@@ -268,8 +268,8 @@ class SqlJourneyStore:
             )
         lines = save(conn, self.book, loaded, now, self.enrich)
         self._mirror_rows(conn, taken.events, taken.owners, survivors, now)
-        for part in chunks([event.message_id for event in taken.events]):
-            conn.execute(journey_inbox.delete().where(journey_inbox.c.message_id.in_(part)))
+        for where in among(conn, journey_inbox.c.message_id, [e.message_id for e in taken.events]):
+            conn.execute(journey_inbox.delete().where(where))
         save_views(conn, loaded)
         if isinstance(self.check_body, BodyCheck):  # its answers hold this batch's states,
             self.check_body.forget()  # found by identity: the next batch loads its own

@@ -39,7 +39,7 @@ from engine.policies import SendPolicies
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
-from engine.storage.customer_store import CustomerStore, chunks
+from engine.storage.customer_store import CustomerStore, among
 from engine.storage.driver_writes import insert_new_rows, insert_rows, update_rows, upsert_rows
 from engine.storage.tables import (
     campaign_members,
@@ -73,10 +73,6 @@ class Loaded:
     viewed_apart: set[str] = field(default_factory=set)  # views read from engine_state
     # profiles ingest merged that the engine has not merged yet: their view is kept until it does
     merged_ahead: set[str] = field(default_factory=set)
-
-
-def _in(column: sa.ColumnElement[Any], values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
-    return [column.in_(part) for part in chunks(sorted(values))]
 
 
 def load(
@@ -113,11 +109,11 @@ def load(
     )
 
     journey_rows: dict[str, Any] = {}
-    for where in _in(journeys.c.customer_id, ids):
+    for where in among(conn, journeys.c.customer_id, ids):
         for row in conn.execute(sa.select(journeys).where(where, journeys.c.settled.is_(False))):
             journey_rows[row.id] = row
     timer_rows: list[Any] = []
-    for where in _in(journey_timers.c.customer_id, ids):
+    for where in among(conn, journey_timers.c.customer_id, ids):
         timer_rows.extend(conn.execute(sa.select(journey_timers).where(where)))
     known = {row.campaign_id for row in journey_rows.values()} | {
         row.campaign_id for row in timer_rows
@@ -127,7 +123,7 @@ def load(
         (row for row in timer_rows if row.campaign_id not in held), key=lambda r: (r.due_at, r.id)
     )
     wanted = {row.journey_id for row in timer_rows} - journey_rows.keys()
-    for where in _in(journeys.c.id, wanted):
+    for where in among(conn, journeys.c.id, wanted):
         for row in conn.execute(sa.select(journeys).where(where)):
             journey_rows[row.id] = row
 
@@ -153,13 +149,13 @@ def load(
         kind = TimerKind(row.kind)
         engine.load_timer(row.due_at, kind, decode_timer_payload(kind, row.payload))
         loaded.timer_ids.append(row.id)
-    for where in _in(campaign_members.c.customer_id, ids):
+    for where in among(conn, campaign_members.c.customer_id, ids):
         for row in conn.execute(sa.select(campaign_members).where(where)):
             engine.load_member(row.campaign_id, row.customer_id, row.last_entry_at, row.in_segment)
     sent: dict[tuple[str, str], list[datetime]] = {}
     history = policies.cap_history
     earliest = min([decides_from or now, *(row.due_at for row in timer_rows)])
-    for where in _in(outbox.c.customer_id, ids) if history is not None else []:
+    for where in among(conn, outbox.c.customer_id, ids) if history is not None else []:
         query = sa.select(outbox.c.customer_id, outbox.c.channel, outbox.c.decided_at).where(
             where,
             outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
@@ -183,7 +179,7 @@ def engine_views(
     views: dict[str, CustomerState] = {}
     apart: set[str] = set()
     columns = (customers.c.id, customers.c.engine_state, customers.c.state)
-    for where in _in(customers.c.id, customer_ids):
+    for where in among(conn, customers.c.id, customer_ids):
         query = sa.select(*columns).where(where, customers.c.merged_into.is_(None))
         for customer_id, seen, state in conn.execute(query):
             if seen is not None:
@@ -197,7 +193,7 @@ def merged_views(conn: sa.Connection, customer_ids: Iterable[str]) -> dict[str, 
     ``engine_state`` at the merge (empty for a profile created and merged in one batch)."""
     views: dict[str, CustomerState] = {}
     columns = (customers.c.id, customers.c.engine_state)
-    for where in _in(customers.c.id, customer_ids):
+    for where in among(conn, customers.c.id, customer_ids):
         query = sa.select(*columns).where(where, customers.c.merged_into.is_not(None))
         for customer_id, seen in conn.execute(query):
             views[customer_id] = state_from_json(seen) if seen is not None else CustomerState()
@@ -214,7 +210,7 @@ def save_views(conn: sa.Connection, loaded: Loaded) -> None:
     if not touched and not loaded.merged_ahead:
         return
     waiting: set[str] = loaded.merged_ahead & views.keys()  # not merged by the engine yet
-    for where in _in(events.c.customer_id, touched):
+    for where in among(conn, events.c.customer_id, touched):
         query = (
             sa.select(events.c.customer_id)
             .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
@@ -280,8 +276,8 @@ def save(
         )
     upsert_rows(conn, journeys, changed, ["id"])
 
-    for part in chunks(loaded.timer_ids):
-        conn.execute(journey_timers.delete().where(journey_timers.c.id.in_(part)))
+    for where in among(conn, journey_timers.c.id, loaded.timer_ids):
+        conn.execute(journey_timers.delete().where(where))
     timer_rows: list[Any] = []
     for timer in [*engine.timers(), *engine.held_steps]:
         journey = by_id[timer_journey(timer.kind, timer.payload)]
@@ -302,7 +298,7 @@ def save(
         {"campaign_id": c, "customer_id": cid, "last_entry_at": last, "in_segment": flag}
         for (c, cid), (last, flag) in sorted(engine.members().items())
     ]
-    for where in _in(campaign_members.c.customer_id, loaded.customer_ids):
+    for where in among(conn, campaign_members.c.customer_id, loaded.customer_ids):
         conn.execute(campaign_members.delete().where(where))
     insert_rows(conn, campaign_members, members)
 
@@ -386,7 +382,7 @@ def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) 
     if not exits:
         return
     rows: list[Any] = []
-    for where in _in(outbox.c.journey_id, exits):
+    for where in among(conn, outbox.c.journey_id, exits):
         query = sa.select(
             outbox.c.id, outbox.c.key, outbox.c.journey_id, outbox.c.action, outbox.c.decided_at
         ).where(where, outbox.c.status == OutboxStatus.PENDING)
@@ -420,7 +416,7 @@ def _save_segment_looks(conn: sa.Connection, loaded: Loaded) -> None:
         for customer_id, due in sorted(loaded.engine.segment_looks().items())
         if customer_id not in gone
     ]
-    for where in _in(segment_looks.c.customer_id, gone):
+    for where in among(conn, segment_looks.c.customer_id, gone):
         conn.execute(segment_looks.delete().where(where))
     upsert_rows(conn, segment_looks, looks, ["customer_id"])
 
