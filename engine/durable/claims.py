@@ -57,6 +57,14 @@ CLAIM = (
         claimed_by=sa.bindparam("b_holder"),
     )
 )
+# On PostgreSQL, the claim of many rows (a batch provider's) in one statement: a row each
+# was a round trip each, 3.6 s of a 13 s delivery of 20,000 emails to the file outbox
+CLAIM_MANY = sa.text(
+    "UPDATE outbox AS o SET status = :sending, attempts = o.attempts + 1, updated_at = :now,"
+    " claimed_by = :holder"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[])) AS r(id, attempts)"
+    " WHERE o.id = r.id AND o.attempts = r.attempts AND o.status = :pending RETURNING o.id"
+)
 # The outcome of a call: the row as this holder claimed it
 SETTLE = (
     outbox.update()
@@ -72,6 +80,40 @@ SETTLE = (
         claimed_by=None,
     )
 )
+# On PostgreSQL, the outcomes of many calls in one statement (as SETTLE, row by row)
+SETTLE_MANY = sa.text(
+    "UPDATE outbox AS o SET status = r.status, detail = r.detail, updated_at = :b_now,"
+    " provider_id = coalesce(r.provider_id, o.provider_id),"
+    " next_attempt_at = coalesce(r.retry_at, o.next_attempt_at), claimed_by = NULL"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]),"
+    " CAST(:statuses AS text[]), CAST(:details AS text[]), CAST(:provider_ids AS text[]),"
+    " CAST(:retry_ats AS timestamptz[]))"
+    " AS r(id, attempts, status, detail, provider_id, retry_at)"
+    " WHERE o.id = r.id AND o.claimed_by = :b_holder AND o.attempts = r.attempts"
+)
+SETTLE_MANY_FROM = 8  # outcomes; fewer go row by row
+
+
+def _one_time(outcomes: list[dict[str, Any]]) -> bool:
+    return len({o["b_now"] for o in outcomes}) == 1
+
+
+def _settle_many(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of :data:`SETTLE_MANY` for ``outcomes`` (:data:`SETTLE`'s, of one
+    holder at one time)."""
+    first = outcomes[0]
+    return {
+        "b_now": first["b_now"],
+        "b_holder": first["b_holder"],
+        "ids": [o["b_id"] for o in outcomes],
+        "attempts": [o["b_attempts"] for o in outcomes],
+        "statuses": [str(o["b_status"]) for o in outcomes],
+        "details": [o["b_detail"] for o in outcomes],
+        "provider_ids": [o["b_provider_id"] for o in outcomes],
+        "retry_ats": [o["b_retry_at"] for o in outcomes],
+    }
+
+
 # The outcome of a row settled without a call (skipped, failed): still as it was read
 DECIDE = (
     outbox.update()
@@ -106,6 +148,19 @@ class Claims:
         claimed: set[int] = set()
         with self.begin(synced or self._synced):
             self._write()
+            if len(rows) > 1 and self.conn.dialect.name == "postgresql":
+                taken = self.conn.execute(
+                    CLAIM_MANY,
+                    {
+                        "ids": [row.id for row in rows],
+                        "attempts": [row.attempts for row in rows],
+                        "now": now,
+                        "holder": self.holder,
+                        "sending": OutboxStatus.SENDING.value,
+                        "pending": OutboxStatus.PENDING.value,
+                    },
+                )
+                return set(taken.scalars())
             for row in rows:
                 taken = self.conn.execute(
                     CLAIM,
@@ -182,9 +237,14 @@ class Claims:
 
     def _write(self) -> None:
         for statement, params in self._kept.items():
-            if params:
+            if not params:
+                continue
+            many = statement is SETTLE and len(params) >= SETTLE_MANY_FROM
+            if many and self.conn.dialect.name == "postgresql" and _one_time(params):
+                self.conn.execute(SETTLE_MANY, _settle_many(params))
+            else:
                 self.conn.execute(statement, params)
-                params.clear()
+            params.clear()
         self._synced = False
 
 
