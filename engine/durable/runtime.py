@@ -115,6 +115,7 @@ class DurableRuntime:
             now = self.clock()
             self.schedules.run(now, summary)
             self.driver.run_pass(now, summary)
+            self.store.refresh_statistics()
         return summary
 
     def sweep_looks(self, summary: TickSummary, now: datetime, at: datetime) -> int:

@@ -53,6 +53,8 @@ from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
 
+ANALYZE_AFTER = 1_000  # plan lines saved before the outbox's statistics are refreshed
+
 # Segment looks are booked to the microsecond, the resolution of a time: a sweep at any moment
 # finds every customer whose answer may have turned since the last (booked to the second, a turn
 # within the second before a sweep, such as a cooldown ending at the time of day of the sweep
@@ -150,6 +152,7 @@ class SqlJourneyStore:
         self.consent_channels = consent_channels
         self.synced_events = dict(synced_events or {})  # channel -> event names it mirrors
         self.check_body = check_body
+        self.decided = 0  # plan lines saved since the outbox's statistics were refreshed
         self.claims = Claims(db.dialect.name)
         self.partition = partition  # the customers whose work this store hands out
 
@@ -271,6 +274,7 @@ class SqlJourneyStore:
         for where in among(conn, journey_inbox.c.message_id, [e.message_id for e in taken.events]):
             conn.execute(journey_inbox.delete().where(where))
         save_views(conn, loaded)
+        self.decided += len(lines)
         if isinstance(self.check_body, BodyCheck):  # its answers hold this batch's states,
             self.check_body.forget()  # found by identity: the next batch loads its own
         return lines
@@ -310,6 +314,17 @@ class SqlJourneyStore:
                         )
                     )
         insert_new_rows(conn, outbox, rows)
+
+    def refresh_statistics(self) -> None:
+        """After passes that decided many lines, on PostgreSQL, fresh statistics of the outbox:
+        until autovacuum gets to it, the planner goes on with the table as it was before, and
+        the dispatcher's page of due rows, planned for a small table, sorted the whole outbox
+        (24 ms a page, 2.4 s of delivering 20,000 emails, against 2.5 ms)."""
+        if self.decided < ANALYZE_AFTER or not self.claims.lock:
+            return
+        self.decided = 0
+        with self.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE outbox")
 
     # --- schedule rows -----------------------------------------------------------------------
 
