@@ -43,7 +43,9 @@ def among(
     if not ordered:
         return []
     if conn.dialect.name == "postgresql":
-        array = sa.bindparam(None, ordered, type_=postgresql.ARRAY(column.type))
+        # text[], not varchar(n)[]: a cast to the column's varchar(n) would cut longer values
+        kind = sa.Text() if isinstance(column.type, sa.String) else column.type
+        array = sa.bindparam(None, ordered, type_=postgresql.ARRAY(kind))
         return [column == sa.any_(array)]
     return [column.in_(part) for part in chunks(ordered)]
 

@@ -38,6 +38,20 @@ class _Statement:
     converts: tuple[Convert | None, ...]  # per column; None: written as it is
 
 
+def _utc(convert: Convert) -> Convert:
+    """``convert``, refusing a naive time as SQLAlchemy's :class:`UTCDateTime` does."""
+
+    def checked(value: Any) -> Any:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return convert(value)
+
+    return checked
+
+
+_SQLITE_UTC, _POSTGRESQL_UTC = _utc(sqlite_time), _utc(same_time)
+
+
 def _json(none_as_null: bool) -> Convert:
     if none_as_null:
         return lambda value: None if value is None else json_text(value)
@@ -48,7 +62,7 @@ def _column(column: sa.Column[Any], postgres: bool) -> tuple[Convert | None, str
     """The conversion of ``column``'s values and its placeholder (with the cast it needs)."""
     mark = "%s" if postgres else "?"
     if isinstance(column.type, UTCDateTime):
-        return (same_time if postgres else sqlite_time), mark
+        return (_POSTGRESQL_UTC if postgres else _SQLITE_UTC), mark
     if isinstance(column.type, sa.JSON):
         convert = _json(column.type.none_as_null)
         if not postgres:
@@ -156,6 +170,10 @@ def _write(
         return
     postgres = conn.dialect.name == "postgresql"
     columns = tuple(rows[0])
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"rows of {table.name} with different columns in one write")
+    if kind in ("upsert", "update"):  # a key given twice: the last row wins, as row by row
+        rows = list({tuple(row[key] for key in keys): row for row in rows}.values())
     if postgres and (kind == "insert" or len(rows) >= STAGED_FROM):
         plain = _statement(True, table, "insert", columns, ())  # the columns in row order
         tuples = _tuples(plain, rows)

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.journeys.outcomes import JourneyStatus
+from engine.storage.customer_store import among
 from engine.storage.database import open_database
 from engine.storage.driver_writes import (
     STAGED_FROM,
@@ -145,5 +146,66 @@ def test_every_kind_of_write_stores_what_core_stores(database_url: str, count: i
                 [{"b_id": row["id"], "b_view": row["engine_state"]} for row in views[count:]],
             )
             assert _stored(conn, customers, "id", "d") == _stored(conn, customers, "id", "k")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("count", [3, STAGED_FROM + 8])
+def test_a_key_given_twice_ends_with_its_last_row(database_url: str, count: int) -> None:
+    """As row by row: the last of the rows with one key wins, in few rows and in many."""
+    db = open_database(database_url)
+    try:
+        with db.begin() as conn:
+            rows = [_journey(n % 2, "d", {"n": n}) for n in range(count)]
+            upsert_rows(conn, journeys, rows, ["id"])
+            upsert(conn, journeys, [{**row, "id": "k" + row["id"][1:]} for row in rows], ["id"])
+            assert _stored(conn, journeys, "id", "d") == _stored(conn, journeys, "id", "k")
+            conn.execute(
+                customers.insert(),
+                [{"id": c, "state": {}, "version": 1, "updated_at": AT} for c in ("p0", "p1")],
+            )
+            views = [{"id": f"p{n % 2}", "engine_state": {"n": n}} for n in range(count)]
+            update_rows(conn, customers, views, ["id"])
+            kept = dict(conn.execute(sa.select(customers.c.id, customers.c.engine_state)).all())
+            assert kept == {row["id"]: row["engine_state"] for row in views}  # the last of each
+    finally:
+        db.dispose()
+
+
+def test_a_naive_time_or_rows_of_different_columns_are_refused(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        with db.begin() as conn:
+            with pytest.raises(ValueError, match="naive datetime"):
+                upsert_rows(
+                    conn,
+                    journeys,
+                    [{**_journey(0, "d", {}), "updated_at": datetime(2024, 1, 1)}],
+                    ["id"],
+                )
+            with pytest.raises(ValueError, match="different columns"):
+                insert_rows(conn, decisions, [{"at": AT}, {"at": AT, "campaign_id": "c"}])
+    finally:
+        db.dispose()
+
+
+def test_a_lookup_by_a_longer_value_finds_no_row_cut_to_the_column(database_url: str) -> None:
+    """On PostgreSQL the array is text[]: a cast to the column's varchar(32)[] would cut the
+    value and find the row of its first 32 characters."""
+    db = open_database(database_url)
+    try:
+        with db.begin() as conn:
+            conn.execute(
+                customers.insert(), [{"id": "a" * 32, "state": {}, "version": 1, "updated_at": AT}]
+            )
+            found = [
+                row
+                for where in among(conn, customers.c.id, ["a" * 32 + "-other", "b"])
+                for row in conn.scalars(sa.select(customers.c.id).where(where))
+            ]
+            assert found == []
+            assert among(conn, customers.c.id, []) == []
+            (by_id,) = among(conn, outbox.c.id, [2, 1])  # a bigint column: a bigint[] array
+            assert conn.scalars(sa.select(outbox.c.id).where(by_id)).all() == []
     finally:
         db.dispose()
