@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.durable.project import DurableProject
+from engine.gc_pauses import frozen_heap
 from engine.journeys.runtime import JourneyEngine
 from engine.state.profile import CustomerState
 from tests.durable.harness import STORIES, Clock, ingest_file, make_project, open_followup
@@ -42,3 +43,19 @@ def test_passes_leave_no_engine_and_no_state_behind(tmp_path: Path) -> None:
         assert states == before, "the body check kept a batch's states after it"
     finally:
         followup.close()
+
+
+def test_a_pass_leaves_a_heap_the_process_froze_itself_frozen() -> None:
+    """A server that preloads, freezes and forks keeps its frozen objects out of collections
+    after a pass."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
