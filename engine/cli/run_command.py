@@ -11,11 +11,12 @@ row, ``run`` stops with exit 1 for its supervisor to see.
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -161,6 +162,24 @@ def _ingest_dropped(followup: Followup, folder: Path) -> None:
             errors.print(rejection.describe(), soft_wrap=True, markup=False)
 
 
+WATCH_LOCK = ".followup-watch.lock"
+
+
+def _watch_alone(folder: Path) -> IO[bytes]:
+    """A lock on ``folder``, held while this process watches it (released when it ends): two
+    processes watching one folder raced for its files, one moving a file the other read."""
+    handle = (folder / WATCH_LOCK).open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise fail(
+            f"another followup run is watching {folder}: watch a folder from one process"
+            " (the runs of the other partitions go without --watch)"
+        ) from None
+    return handle
+
+
 def _start_http(followup: Followup) -> BackgroundServer:
     from engine.service.app import create_app
     from engine.service.logs import configure_logging
@@ -192,6 +211,10 @@ def run(
     """The embedded engine: a pass every --interval seconds until stopped."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    watching = None
+    if watch is not None:
+        watch.mkdir(parents=True, exist_ok=True)
+        watching = _watch_alone(watch)
     followup, durable = _open(ctx, utc_now, partition)
     http = _start_http(followup) if serve else None
     stop = threading.Event()
@@ -222,8 +245,6 @@ def run(
 
     signal.signal(signal.SIGTERM, ask_to_stop)
     signal.signal(signal.SIGINT, ask_to_stop)
-    if watch is not None:
-        watch.mkdir(parents=True, exist_ok=True)
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         one_pass,
@@ -245,6 +266,8 @@ def run(
         scheduler.shutdown(wait=True)  # the pass under way finishes first
         durable.close()
         followup.close()
+        if watching is not None:
+            watching.close()
     if len(failures) >= FAILED_PASSES_TO_STOP:
         last = failures[-1]
         raise fail(f"stopped after {len(failures)} failed passes: {type(last).__name__}: {last}")

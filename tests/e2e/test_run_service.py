@@ -15,6 +15,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from engine.cli.run_command import WATCH_LOCK
 from engine.identity import customer_id_for
 from engine.journeys.context import is_held_out
 from tests.durable.harness import make_project
@@ -58,8 +59,19 @@ def test_run_ingests_dropped_files_and_sends(tmp_path: Path) -> None:
     try:
         drop = project / "drop"
         deadline = time.monotonic() + 30
-        while not drop.is_dir() and time.monotonic() < deadline:
+        while not (drop / WATCH_LOCK).is_file() and time.monotonic() < deadline:
             time.sleep(0.1)
+        second = subprocess.run(  # one folder, one watcher: they raced for its files
+            [FOLLOWUP, "run", "--watch", "drop", "--interval", "0.3"],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 2
+        assert "another followup run is watching drop" in second.stderr
         lines = _signup(user, datetime.now(UTC) - timedelta(minutes=1))
         staged = drop / ".signup.tmp"
         staged.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
