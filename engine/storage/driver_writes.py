@@ -72,6 +72,19 @@ def _column(column: sa.Column[Any], postgres: bool) -> tuple[Convert | None, str
     return None, mark
 
 
+def _on_conflict(
+    kind: str, columns: tuple[str, ...], keys: tuple[str, ...], q: Callable[[str], str]
+) -> str:
+    """An insert's ``ON CONFLICT`` clause for ``kind``: none (insert), leave the row there
+    (insert_new), or set its other columns (upsert)."""
+    if kind == "insert_new":
+        return " ON CONFLICT DO NOTHING"
+    if kind != "upsert":
+        return ""
+    updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in keys)
+    return f" ON CONFLICT ({', '.join(q(c) for c in keys)}) DO UPDATE SET {updates}"
+
+
 @lru_cache(maxsize=256)
 def _statement(
     postgres: bool, table: sa.Table, kind: str, columns: tuple[str, ...], keys: tuple[str, ...]
@@ -90,12 +103,10 @@ def _statement(
     else:
         order = columns
         listed = ", ".join(q(c) for c in columns)
-        sql = f"INSERT INTO {name} ({listed}) VALUES ({', '.join(made[c][1] for c in columns)})"
-        if kind == "insert_new":
-            sql += " ON CONFLICT DO NOTHING"
-        elif kind == "upsert":
-            updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in keys)
-            sql += f" ON CONFLICT ({', '.join(q(c) for c in keys)}) DO UPDATE SET {updates}"
+        marks = ", ".join(made[c][1] for c in columns)
+        sql = f"INSERT INTO {name} ({listed}) VALUES ({marks})" + _on_conflict(
+            kind, columns, keys, q
+        )
     return _Statement(sql, order, tuple(made[c][0] for c in order))
 
 
@@ -131,12 +142,10 @@ def _staged(table: sa.Table, kind: str, columns: tuple[str, ...], keys: tuple[st
         on = " AND ".join(f"t.{q(c)} = w.{q(c)}" for c in keys)
         apply = f"UPDATE {name} AS t SET {sets} FROM {staging} AS w WHERE {on}"
     else:
-        apply = f"INSERT INTO {name} ({listed}) SELECT {listed} FROM {staging} ORDER BY n"
-        if kind == "insert_new":
-            apply += " ON CONFLICT DO NOTHING"
-        else:
-            updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in keys)
-            apply += f" ON CONFLICT ({', '.join(q(c) for c in keys)}) DO UPDATE SET {updates}"
+        apply = (
+            f"INSERT INTO {name} ({listed}) SELECT {listed} FROM {staging} ORDER BY n"
+            + _on_conflict(kind, columns, keys, q)
+        )
     return _Staged(create, staging, apply)
 
 
