@@ -142,11 +142,10 @@ class Claims:
         self, conn: sa.Connection, customer_ids: Iterable[str], live: bool = False
     ) -> set[str]:
         """Of ``customer_ids``, those now held by this pass (``live``: not merged away)."""
-        wanted = sorted(set(customer_ids))
-        held: set[str] = set()
         if not self.lock and not live:
-            return set(wanted)
-        for where in among(conn, customers.c.id, wanted):
+            return set(customer_ids)
+        held: set[str] = set()
+        for where in among(conn, customers.c.id, customer_ids):
             query = sa.select(customers.c.id).where(where)
             if live:
                 query = query.where(customers.c.merged_into.is_(None))

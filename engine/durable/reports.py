@@ -13,7 +13,7 @@ Only SQLAlchemy Core reads, on the caller's connection; the results are small fr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from engine.durable.outbox_status import OPEN, OutboxStatus
 from engine.durable.store import outbox_key
 from engine.journeys.outcomes import JourneyStatus
 from engine.rates import Rate
-from engine.storage.customer_store import chunks
+from engine.storage.customer_store import among
 from engine.storage.tables import (
     campaign_versions,
     customers,
@@ -423,8 +423,8 @@ def merged_into(conn: sa.Connection, customer_id: str) -> tuple[str, ...]:
         if not frontier:
             break
         following: list[str] = []
-        for part in chunks(sorted(frontier)):
-            query = sa.select(customers.c.id).where(customers.c.merged_into.in_(part))
+        for where in among(conn, customers.c.merged_into, frontier):
+            query = sa.select(customers.c.id).where(where)
             following.extend(cid for cid in conn.scalars(query) if cid not in found)
         found.update(following)
         frontier = following
@@ -432,14 +432,10 @@ def merged_into(conn: sa.Connection, customer_id: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _in(column: sa.ColumnElement[Any], values: Iterable[str]) -> list[sa.ColumnElement[bool]]:
-    return [column.in_(part) for part in chunks(sorted(set(values)))]
-
-
 def outcomes(conn: sa.Connection, keys: Sequence[str]) -> dict[str, Outcome]:
     """The outbox rows of the given keys, by key."""
     found: dict[str, Outcome] = {}
-    for where in _in(outbox.c.key, keys):
+    for where in among(conn, outbox.c.key, keys):
         for row in conn.execute(sa.select(outbox).where(where)):
             found[row.key] = Outcome(
                 key=row.key,
@@ -462,7 +458,7 @@ def explain_customer(
     ids = (customer_id, *merged)
 
     rows: list[Any] = []
-    for where in _in(decisions.c.customer_id, ids):
+    for where in among(conn, decisions.c.customer_id, ids):
         query = sa.select(decisions).where(where)
         if campaign_id is not None:
             query = query.where(decisions.c.campaign_id == campaign_id)
@@ -490,13 +486,13 @@ def explain_customer(
     )
 
     journey_rows: list[Any] = []
-    for where in _in(journeys.c.customer_id, ids):
+    for where in among(conn, journeys.c.customer_id, ids):
         query = sa.select(journeys).where(where)
         if campaign_id is not None:
             query = query.where(journeys.c.campaign_id == campaign_id)
         journey_rows.extend(conn.execute(query))
     next_due: dict[str, datetime] = {}
-    for where in _in(journey_timers.c.journey_id, [row.id for row in journey_rows]):
+    for where in among(conn, journey_timers.c.journey_id, [row.id for row in journey_rows]):
         query = sa.select(journey_timers.c.journey_id, journey_timers.c.due_at).where(where)
         for journey_id, due in conn.execute(query):
             if journey_id not in next_due or due < next_due[journey_id]:
@@ -516,7 +512,7 @@ def explain_customer(
 
     by_name: dict[str, int] = {}
     pending = 0
-    for where in _in(events.c.customer_id, ids):
+    for where in among(conn, events.c.customer_id, ids):
         query = (
             sa.select(events.c.type, events.c.name, sa.func.count())
             .where(where)

@@ -48,7 +48,7 @@ from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
 from engine.state.reducers import consent_changes
-from engine.storage.customer_store import among, chunks
+from engine.storage.customer_store import among
 from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
@@ -190,8 +190,8 @@ class SqlJourneyStore:
             gone = merged_away(conn, claimed)
             taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
             done = sorted(gone) + taken.ids
-            for part in chunks(done):
-                conn.execute(segment_looks.delete().where(segment_looks.c.customer_id.in_(part)))
+            for where in among(conn, segment_looks.c.customer_id, done):
+                conn.execute(segment_looks.delete().where(where))
             yield SqlWork(conn, taken, looks_taken=len(done)) if done else None
 
     def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
@@ -234,9 +234,9 @@ class SqlJourneyStore:
         if origin is None:  # no sweep yet: the first one looks at everyone
             return
         due: list[tuple[datetime, str]] = []
-        for part in chunks(sorted(customer_ids)):
+        for where in among(conn, segment_looks.c.customer_id, customer_ids):
             query = sa.select(segment_looks.c.due_at, segment_looks.c.customer_id).where(
-                segment_looks.c.customer_id.in_(part), segment_looks.c.due_at <= now
+                where, segment_looks.c.due_at <= now
             )
             due.extend((row[0], row[1]) for row in conn.execute(query))
         for look, customer_id in sorted(due):
@@ -374,8 +374,8 @@ class SqlJourneyStore:
                         due[row.name] = ahead
             missing = [Partition(i, count).row_name(name) for i in range(count)]
             missing = [row_name for row_name in missing if row_name not in due]
-            for part in chunks([row.name for row in others]):
-                conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
+            for where in among(conn, schedule_ticks.c.name, [row.name for row in others]):
+                conn.execute(schedule_ticks.delete().where(where))
             if not missing:
                 return due[mine]
             # a count's rows are made together; any of them gone start again as a new schedule
@@ -414,8 +414,8 @@ class SqlJourneyStore:
                 )
             )
             gone = [n for n in names if keep is None or split_row_name(n)[0] != keep]
-            for part in chunks(gone):
-                conn.execute(schedule_ticks.delete().where(schedule_ticks.c.name.in_(part)))
+            for where in among(conn, schedule_ticks.c.name, gone):
+                conn.execute(schedule_ticks.delete().where(where))
 
     def earliest_look(self) -> datetime | None:
         query = sa.select(sa.func.min(segment_looks.c.due_at)).where(

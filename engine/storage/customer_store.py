@@ -39,7 +39,7 @@ def among(
     single parameter however many values (an ``IN`` list binds, sends and parses one each:
     a batch's lookups of 500 customers went 1.3x quicker); elsewhere ``IN`` lists of at most
     :data:`CHUNK`."""
-    ordered = sorted(values)
+    ordered = sorted(set(values))  # a value twice could straddle two IN lists
     if not ordered:
         return []
     if conn.dialect.name == "postgresql":
