@@ -56,6 +56,7 @@ def simulate(
     from engine.cli.report_command import settings_of
     from engine.double_opt_in import with_confirmation
     from engine.events import EventInvalid, parse_timestamp
+    from engine.gc_pauses import no_full_collections
     from engine.ingest.jsonl import read_jsonl
     from engine.ingest.pipeline import Accepted
     from engine.journeys.simulate import simulation as run_simulation
@@ -83,12 +84,13 @@ def simulate(
         raise typer.Exit(EXIT_ERROR)
     accepted: list[Event] = []
     rejected = 0
-    for record in read_jsonl(events, phone_region=project.config.phone_region):
-        if isinstance(record, Accepted):
-            accepted.extend(record.events)
-        else:
-            rejected += 1
-            errors.print(f"{record.describe()} (line skipped)", soft_wrap=True, markup=False)
+    with no_full_collections():  # every event is kept: a full collection would free nothing
+        for record in read_jsonl(events, phone_region=project.config.phone_region):
+            if isinstance(record, Accepted):
+                accepted.extend(record.events)
+            else:
+                rejected += 1
+                errors.print(f"{record.describe()} (line skipped)", soft_wrap=True, markup=False)
     if end is not None:
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
