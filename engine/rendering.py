@@ -230,6 +230,7 @@ class BodyCheck:
         self.unsubscribe_url = unsubscribe_url  # (customer, at) -> the link the email carries
         self.keep_rendered = keep_rendered
         self.problems: dict[str, TemplateFault] = {}
+        self.problems_at: dict[str, datetime] = {}  # the time of the send each was met at
         self._environment = template_environment(templates)
         self._read_names: dict[tuple[str, str], bool] = {}  # (template, name) -> reads it
         # (template, customer) -> (the state and trigger it was rendered for, whether it did)
@@ -266,6 +267,7 @@ class BodyCheck:
         except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run
             if template not in self.problems:
                 self.problems[template] = template_fault(exc, self.templates, template)
+                self.problems_at[template] = at
             renders = False
         if timeless:
             self._answers[key] = (state, event, renders)

@@ -53,13 +53,14 @@ def plan_counts(plan: list[PlanLine]) -> Counter[str]:
 
 
 def _progress(frame: FrameType | None, simulate_code: object) -> dict[str, Any]:
-    """Where ``simulate`` is, from the frame the alarm interrupted."""
+    """Where ``simulate`` is, from the frame the alarm interrupted (the driver's, deciding
+    the events; in this process's part of them when split)."""
     while frame is not None and frame.f_code is not simulate_code:
         frame = frame.f_back
     if frame is None:
         return {"phase": "outside simulate"}
     local = frame.f_locals
-    ordered, event, engine = local.get("ordered"), local.get("event"), local.get("engine")
+    ordered, event, engine = local.get("events"), local.get("event"), local.get("engine")
     if ordered is None or event is None:
         return {"phase": "preparing"}
     index = ordered.index(event)
@@ -75,11 +76,14 @@ def _progress(frame: FrameType | None, simulate_code: object) -> dict[str, Any]:
 
 
 def prepare(
-    events: list[Event], campaigns: Path, budget: float | None
+    events: list[Event], campaigns: Path, budget: float | None, workers: int | None = None
 ) -> Callable[[], dict[str, Any]]:
-    """The measured call, ready to run: everything but ``simulate`` is done here."""
+    """The measured call, ready to run: everything but ``simulate`` is done here. ``workers``:
+    the processes ``simulate`` splits the customers between (default: as ``followup simulate``,
+    one per CPU; the peak memory measured is this process's alone)."""
     from engine.campaigns.loader import load_campaigns
     from engine.config import ProjectConfig
+    from engine.drive.driver import Driver
     from engine.journeys.simulate import simulate
 
     loaded = load_campaigns([campaigns])
@@ -89,14 +93,14 @@ def prepare(
     config = ProjectConfig()
 
     def on_alarm(_signum: int, frame: FrameType | None) -> None:
-        raise BudgetSpent(_progress(frame, simulate.__code__))
+        raise BudgetSpent(_progress(frame, Driver.decide.__code__))
 
     def run() -> dict[str, Any]:
         if budget:
             signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, budget)
         try:
-            plan = simulate(models, events, config, None)
+            plan = simulate(models, events, config, None, workers=workers)
         except BudgetSpent as spent:
             print(f"budget of {budget:.0f} s spent: {spent.progress}", file=sys.stderr)
             return {"events": len(events), "finished": False, "progress": spent.progress}
@@ -106,6 +110,7 @@ def prepare(
             "events": len(events),
             "finished": True,
             "campaigns": len(models),
+            "workers": workers or "as followup simulate",
             "plan_lines": len(plan),
             "counts": dict(sorted(plan_counts(plan).items())),
         }

@@ -31,7 +31,9 @@ def _prepare(args: argparse.Namespace) -> tuple[int, Callable[[], dict[str, Any]
         from benchmarks.campaigns.records import load_events
 
         events = load_events(args.file, args.cache_dir, args.limit)
-        return len(events), followup_system.prepare(events, args.campaigns, args.budget)
+        return len(events), followup_system.prepare(
+            events, args.campaigns, args.budget, args.workers
+        )
     from benchmarks.campaigns.records import load_records
 
     records = load_records(args.file, args.cache_dir, args.limit)
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", type=int, default=1, help="rule-engine: trigger rules")
     parser.add_argument("--limit", type=int, help="only the first N events of the file")
     parser.add_argument("--budget", type=float, help="followup: stop after this many seconds")
+    parser.add_argument(
+        "--workers", type=int, help="followup: processes (default: as followup simulate)"
+    )
     args = parser.parse_args(argv)
     sys.stdout.write(orjson.dumps(measure(args)).decode() + "\n")
 

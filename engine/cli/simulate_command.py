@@ -47,6 +47,15 @@ def simulate(
             help="Also write the report of the plan (REPORTS.md) to this .json or .html file.",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes to split the customers between, for the same plan (default: one "
+            "per CPU, at most 8, as free memory allows; under 50,000 events, one).",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
@@ -97,7 +106,9 @@ def simulate(
     templates = project.path(project.config.templates)
     settings = settings_of(project.config.reports) if report is not None else None
     watch = frozenset({settings.conversion}) if settings is not None else frozenset()
-    simulated = run_simulation(campaign_models, accepted, project.config, end, templates, watch)
+    simulated = run_simulation(
+        campaign_models, accepted, project.config, end, templates, watch, workers=workers
+    )
     for fault in simulated.render_problems.values():
         shown = replace(fault, file=display_path(Path(fault.file)))
         errors.print(

@@ -9,10 +9,12 @@ Lines sort by time, then journey, then the order they were decided in.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -41,6 +43,10 @@ class CustomerRef:
     email: str | None
     phone: str | None
 
+    def __reduce__(self) -> tuple[type[CustomerRef], tuple[Any, ...]]:
+        # pickled as the arguments of a call (a split simulate's parts come back pickled)
+        return (CustomerRef, (self.id, self.user_id, self.email, self.phone))
+
 
 @quick_init
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,11 @@ class PlanLine:
     status: str | None = None
     reason: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[type[PlanLine], tuple[Any, ...]]:
+        # pickled as the arguments of a call, not field by field through setattr: a third of
+        # the time to send a split simulate's plan between processes
+        return (PlanLine, _plan_line_values(self))
 
     @property
     def sort_key(self) -> tuple[datetime, str, int]:
@@ -87,6 +98,9 @@ class PlanLine:
         }
         line.update(self.fields)
         return line
+
+
+_plan_line_values = attrgetter(*(f.name for f in dataclasses.fields(PlanLine)))
 
 
 def format_time(value: datetime) -> str:

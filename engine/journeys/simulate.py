@@ -26,6 +26,7 @@ from engine.gc_pauses import no_full_collections
 from engine.journeys.customers import Resolved
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.memory_customers import InMemoryCustomers
+from engine.journeys.partitioned import PARALLEL_FROM, default_workers, run_forked, split
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
 from engine.journeys.virtual_clock import VirtualClock
@@ -51,6 +52,7 @@ class Simulation:
     refused: dict[str, Counter[str]] = field(default_factory=dict)
     # per email template, the first reason its body could not render (sends skipped for it)
     render_problems: dict[str, TemplateFault] = field(default_factory=dict)
+    render_problems_at: dict[str, datetime] = field(default_factory=dict)  # when each was met
     # the customer of each event of the names ``watch`` asked for (by messageId), and which
     # customer each merged profile went into: for reports
     owners: dict[str, str] = field(default_factory=dict)
@@ -63,14 +65,17 @@ def simulate(
     config: ProjectConfig,
     until: datetime | None = None,
     templates: Path | None = None,
+    workers: int | None = 1,
 ) -> list[PlanLine]:
     """The plan the campaigns make for ``events``, to ``until`` (default: a week after the last
     event). ``events`` come in the order received: events of one instant apply in that order
     (their ``arrival`` numbers, as :func:`~engine.ingest.jsonl.read_jsonl` gives them, or their
     places here when those do not increase). Duplicate messageIds count once. With
     ``templates``, email bodies are rendered as sends are decided: a body that cannot render
-    is a ``render_error`` skip, as a subject that cannot."""
-    return simulation(campaigns, events, config, until, templates).plan
+    is a ``render_error`` skip, as a subject that cannot. With ``workers`` over 1, customers
+    are split between that many processes (:mod:`engine.journeys.partitioned`), the same plan;
+    ``None``: as many as the CPUs and the free memory allow."""
+    return simulation(campaigns, events, config, until, templates, workers=workers).plan
 
 
 def simulation(
@@ -80,30 +85,47 @@ def simulation(
     until: datetime | None = None,
     templates: Path | None = None,
     watch: frozenset[str] = frozenset(),
+    workers: int | None = 1,
 ) -> Simulation:
     """:func:`simulate`, with what came of each campaign's triggers (for ``--summary``) and
     the customer of each event named in ``watch`` (for ``--report``)."""
+    every = list(campaigns)
     with no_full_collections():
-        return _simulate(campaigns, events, config, until, templates, watch)
+        ordered = sorted(
+            (e for e in received_order(events) if until is None or e.timestamp <= until),
+            key=EVENT_ORDER,
+        )
+        if not ordered:
+            journey_engine(every, config, None)  # a campaign set the engine refuses fails here too
+            return Simulation([])
+        # every part runs on the whole run's clock: ticks and sweeps from the first event on
+        clock = (ordered[0].timestamp, until or ordered[-1].timestamp + DEFAULT_HORIZON)
+
+        def run(part: list[Event]) -> Simulation:
+            return _simulate(every, part, config, clock, templates, watch)
+
+        if workers == 1 or len(ordered) < PARALLEL_FROM:
+            return run(ordered)
+        processes = default_workers() if workers is None else workers  # sized once parsed
+        if processes < 2:
+            return run(ordered)
+        return merged(run_forked(run, split(ordered, processes, config.phone_region)))
 
 
 def _simulate(
-    campaigns: Iterable[Campaign],
-    events: Iterable[Event],
+    campaigns: list[Campaign],
+    ordered: list[Event],
     config: ProjectConfig,
-    until: datetime | None,
+    clock: tuple[datetime, datetime],
     templates: Path | None,
-    watch: frozenset[str] = frozenset(),
+    watch: frozenset[str],
 ) -> Simulation:
-    ordered = sorted(
-        (e for e in received_order(events) if until is None or e.timestamp <= until),
-        key=EVENT_ORDER,
-    )
+    """The simulation of ``ordered`` (received and sorted, not empty) from ``clock[0]`` to
+    ``clock[1]``."""
     bodies = BodyCheck(templates) if templates is not None else None
     engine = journey_engine(campaigns, config, bodies)
-    if not ordered:
-        return Simulation([])
-    VirtualClock(engine, ordered[0].timestamp)
+    start, end = clock
+    VirtualClock(engine, start)
     owners: dict[str, str] = {}
     merged_into: dict[str, str] = {}
 
@@ -115,17 +137,46 @@ def _simulate(
 
     engine.watch_resolved(record)
     # one pass of the driver at the end of the simulated time, on the virtual clock
-    Driver(MemoryStore(engine, ordered)).run_pass(
-        until or ordered[-1].timestamp + DEFAULT_HORIZON, TickSummary()
-    )
+    Driver(MemoryStore(engine, ordered)).run_pass(end, TickSummary())
     refused: dict[str, Counter[str]] = {}
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[str(entry.reason)] += 1
     plan = sorted(engine.plan, key=PLAN_ORDER)
     problems = bodies.problems if bodies is not None else {}
+    problems_at = bodies.problems_at if bodies is not None else {}
     return Simulation(
-        plan, engine.triggered, engine.where_refused, refused, problems, owners, merged_into
+        plan,
+        engine.triggered,
+        engine.where_refused,
+        refused,
+        problems,
+        problems_at,
+        owners,
+        merged_into,
     )
+
+
+def merged(parts: list[Simulation]) -> Simulation:
+    """One simulation of the simulations of disjoint sets of customers over the same clock:
+    the plans merged in order, the counts added up; of a template's first faults, the one met
+    earliest (among those of one instant, the first part's), in the order they were met."""
+    whole = Simulation(sorted((line for part in parts for line in part.plan), key=PLAN_ORDER))
+    problems: dict[str, tuple[datetime, TemplateFault]] = {}
+    for part in parts:
+        whole.triggered.update(part.triggered)
+        whole.where_refused.update(part.where_refused)
+        for campaign, reasons in part.refused.items():
+            whole.refused.setdefault(campaign, Counter()).update(reasons)
+        for template, fault in part.render_problems.items():
+            at = part.render_problems_at[template]
+            if template not in problems or at < problems[template][0]:
+                problems[template] = (at, fault)
+        whole.owners.update(part.owners)
+        whole.merged_into.update(part.merged_into)
+    for template, (at, fault) in sorted(problems.items(), key=lambda item: item[1][0]):
+        whole.render_problems[template] = fault
+        whole.render_problems_at[template] = at
+    return whole
 
 
 def journey_engine(
