@@ -26,6 +26,7 @@ from engine.errors import FollowupError
 
 if TYPE_CHECKING:
     from engine.api import Followup
+    from engine.cli.quiet_tick import QuietProject
     from engine.drive.partitions import Partition
     from engine.durable.project import DurableProject, PassResult
     from engine.service.server import BackgroundServer
@@ -93,6 +94,30 @@ def _open(
         raise fail(str(exc)) from exc
 
 
+def _quiet_project(ctx: typer.Context) -> QuietProject | None:
+    """The project's SQLite file and fingerprint, for the quiet answer of later ticks."""
+    from engine.cli.quiet_tick import quiet_project
+
+    try:
+        return quiet_project(config_path(ctx))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # the full pass reports it, if it matters
+
+
+def _mark_quiet(followup: Followup, quiet: QuietProject) -> None:
+    """Keep the fingerprint this full pass ran with: a later tick with the same one and
+    nothing due answers without loading the engine (:mod:`engine.cli.quiet_tick`)."""
+    from engine.cli.quiet_tick import MARK, SQLITE
+    from engine.storage.tables import engine_marks
+    from engine.storage.upserts import upsert
+
+    if followup.project.database_url != SQLITE + str(quiet.database):
+        return
+    row = {"name": MARK, "value": quiet.fingerprint, "updated_at": followup.clock()}
+    with followup.engine.begin() as conn:
+        upsert(conn, engine_marks, [row], ["name"])
+
+
 def _report(result: PassResult, at: datetime) -> None:
     from engine.journeys.plan import format_time
 
@@ -124,9 +149,12 @@ def tick(
     config: ConfigOption = None,
 ) -> None:
     """One pass for cron: decide what is due, deliver the outbox, exit."""
+    quiet = _quiet_project(ctx) if partition is None else None  # the files as this pass reads them
     followup, durable = _open(ctx, _clock(now), partition)
     try:
         result = durable.run_once()
+        if quiet is not None:
+            _mark_quiet(followup, quiet)
     except FollowupError as exc:
         raise fail(str(exc)) from exc
     finally:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from engine.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0019"
+HEAD_REVISION = "0020"
 """The newest migration (``tests/integration/test_migrations.py`` checks it against the
 scripts): a database already there is found up to date without loading Alembic, which every
 command (a cron ``tick`` each minute) would otherwise pay for on start."""

@@ -272,6 +272,18 @@ segment_looks = sa.Table(
     sa.Index("ix_segment_looks_due", "due_at", "customer_id"),
 )
 
+# --- engine marks (migration 0020) -----------------------------------------------------------
+# - ``engine_marks``: small named values the engine keeps about itself; ``quiet_tick`` is the
+#   fingerprint of the last full ``followup tick`` (engine/cli/quiet_tick.py).
+
+engine_marks = sa.Table(
+    "engine_marks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # --- tables of the integrations --------------------------------------------------------------
 # An integration keeps its tables in its own package, on this ``metadata``, and names the module
 # under the ``followup.tables`` entry points (the call lists: ``integrations/calls/tables.py``,

@@ -1,0 +1,215 @@
+"""``followup tick`` with nothing due, answered from the SQLite file without loading the engine.
+
+A cron tick every minute mostly finds nothing to do, and loading the engine to find that out
+(SQLAlchemy, pydantic, the campaigns, the providers) costs most of a second. Before the command
+line is even imported, :func:`main` looks at the embedded SQLite database with the standard
+library's ``sqlite3``, read-only. It answers, with the line a full pass with nothing to do
+prints, only when all of these hold, and otherwise hands over to the full command:
+
+- the command is ``followup tick`` alone (``--now`` and ``--config`` allowed; not
+  ``--summary`` nor ``--partition``), and the project's database is a SQLite file;
+- the schema is at the newest migration, and the last full tick on this database ran with the
+  same fingerprint: followup's version, the config file, the ``FOLLOWUP_*`` environment and
+  every file under the campaigns folder (a new or changed campaign registers its version and
+  books its schedule in a full pass);
+- nothing is due by now: no event waiting for the engine (up to the clock skew a pass allows),
+  no journey timer, schedule tick (segment sweeps are ticks too) or segment look, no outbox row
+  pending and due, none left ``sending``.
+
+Anything unexpected on the way (a file that cannot be read, a table that is not there) hands
+over too: the full pass is always right, this is only quicker when it would do nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import sys
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+MARK = "quiet_tick"  # its row in engine_marks
+CONFIG_FILE = "followup.yaml"
+DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
+SQLITE = "sqlite:///"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations" / "versions"
+# --now in the forms this check reads the same as the full command: a date and time with seconds
+# (and a fraction) or not, and Z or an offset
+_NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)")
+
+CLOCK_SKEW = timedelta(minutes=5)  # as engine.durable.batches: events up to now and this are due
+# what a full pass would take, each: any row means the full pass runs
+_DUE = (
+    "SELECT 1 FROM journey_inbox WHERE timestamp <= :soon LIMIT 1",
+    "SELECT 1 FROM journey_timers WHERE due_at <= :now LIMIT 1",
+    "SELECT 1 FROM schedule_ticks WHERE due_at <= :now LIMIT 1",
+    "SELECT 1 FROM segment_looks WHERE due_at <= :now LIMIT 1",
+    "SELECT 1 FROM outbox WHERE status = 'sending' LIMIT 1",
+    "SELECT 1 FROM outbox WHERE status = 'pending' AND next_attempt_at <= :now LIMIT 1",
+)
+
+
+@dataclass(frozen=True)
+class TickRequest:
+    """A ``followup tick`` this check may answer: its ``--config`` and ``--now``, if given."""
+
+    config: Path | None
+    now: datetime | None
+
+
+@dataclass(frozen=True)
+class QuietProject:
+    """What the check needs of a project: its SQLite file and its fingerprint."""
+
+    database: Path
+    fingerprint: str
+
+
+def main() -> None:
+    """Entry point of the ``followup`` console script: the quiet answer, or the command line."""
+    if not answered_quietly(sys.argv[1:]):
+        from engine.cli.app import main as command_line
+
+        command_line()
+
+
+def answered_quietly(args: list[str]) -> bool:
+    """Whether ``args`` are a tick that had nothing to do, its line printed; else nothing is
+    printed and the full command must run."""
+    request = tick_request(args)
+    if request is None:
+        return False
+    try:
+        project = quiet_project(request.config)
+        now = request.now or datetime.now(UTC)
+        if project is None or not nothing_due(project, now):
+            return False
+    except (OSError, sqlite3.Error, ValueError, UnicodeDecodeError):
+        return False  # the full command reports what is wrong, if anything is
+    from engine.journeys.plan import format_time
+
+    sys.stdout.write(
+        f"{format_time(now)}: 0 events, timers of 0 customers, 0 scheduled, 0 swept; "
+        "decided nothing; outbox nothing\n"
+    )
+    return True
+
+
+def tick_request(args: list[str]) -> TickRequest | None:
+    """``followup [--config F] tick [--now T] [--config F]``; ``None`` for anything else."""
+    values: dict[str, str] = {}
+    command_seen = False
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "tick" and not command_seen:
+            command_seen = True
+        elif arg.split("=", 1)[0] in ("--config", "--now"):
+            name, equals, value = arg.partition("=")
+            if not equals:
+                index += 1
+                if index == len(args):
+                    return None
+                value = args[index]
+            if name == "--now" and not command_seen or name in values:
+                return None
+            values[name] = value
+        else:
+            return None
+        index += 1
+    if not command_seen:
+        return None
+    now: datetime | None = None
+    if "--now" in values:
+        if not _NOW.fullmatch(values["--now"]):
+            return None
+        now = datetime.fromisoformat(values["--now"]).astimezone(UTC)
+        if not 1900 <= now.year <= 2999:  # the full command's range: it says what is wrong
+            return None
+    return TickRequest(Path(values["--config"]) if "--config" in values else None, now)
+
+
+def quiet_project(config: Path | None) -> QuietProject | None:
+    """The SQLite file and fingerprint of the project ``config`` names (default:
+    ``./followup.yaml``, or the defaults in this folder); ``None`` when its database is not a
+    SQLite file."""
+    if config is None and (Path.cwd() / CONFIG_FILE).exists():
+        config = Path.cwd() / CONFIG_FILE
+    text = config.read_bytes() if config is not None else b""
+    settings = _settings(text)
+    if settings is None:
+        return None
+    root = config.resolve().parent if config is not None else Path.cwd()
+    url = os.environ.get(DATABASE_ENV) or str(settings.get("database_url", "sqlite:///followup.db"))
+    if not url.startswith(SQLITE) or url == SQLITE + ":memory:" or "?" in url:
+        return None
+    database = (root / url.removeprefix(SQLITE)).resolve()
+    campaigns = (root / str(settings.get("campaigns", "campaigns/"))).resolve()
+    return QuietProject(database, fingerprint(config, text, campaigns))
+
+
+def _settings(text: bytes) -> dict[str, object] | None:
+    """The config's settings; ``None`` when they are not a mapping."""
+    if not text.strip():
+        return {}
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(text, Loader=loader)
+    return data if isinstance(data, dict) else None if data is not None else {}
+
+
+def fingerprint(config: Path | None, text: bytes, campaigns: Path) -> str:
+    """The inputs of a full tick besides the database: followup's version and schema, the
+    config, the ``FOLLOWUP_*`` environment, and every file under the campaigns folder."""
+    from engine import __version__
+
+    digest = hashlib.sha256()
+    for part in (
+        __version__,
+        newest_migration(),
+        str(config and config.resolve()),
+        str(Path.cwd()),
+    ):
+        digest.update(part.encode() + b"\0")
+    digest.update(text + b"\0")
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("FOLLOWUP_"):
+            digest.update(f"{name}={value}".encode() + b"\0")
+    files = [campaigns] if campaigns.is_file() else sorted(campaigns.rglob("*"))
+    for file in files:
+        if file.is_file():
+            digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def newest_migration() -> str:
+    """The revision of the newest migration: the number its file name starts with."""
+    return max(file.name.split("_", 1)[0] for file in MIGRATIONS.glob("[0-9]*_*.py"))
+
+
+def nothing_due(project: QuietProject, now: datetime) -> bool:
+    """Whether the database is at the newest migration, marked by a full tick with the
+    project's fingerprint, and holds nothing due by ``now``."""
+    if not project.database.is_file():
+        return False
+    uri = f"file:{quote(str(project.database))}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
+        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if version != newest_migration():
+            return False
+        mark = conn.execute("SELECT value FROM engine_marks WHERE name = ?", (MARK,)).fetchone()
+        if mark is None or mark[0] != project.fingerprint:
+            return False
+        at = {"now": _stored(now), "soon": _stored(now + CLOCK_SKEW)}
+        return not any(conn.execute(query, at).fetchone() for query in _DUE)
+
+
+def _stored(at: datetime) -> str:
+    """``at`` as SQLite stores a UTC time (``engine.storage.bulk.sqlite_time``)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -1,0 +1,173 @@
+"""``followup tick`` with nothing due answers from the SQLite file (engine/cli/quiet_tick.py):
+the line a full pass prints, the decisions full passes make, and a full pass whenever anything
+is due or the campaigns, the config or the environment changed."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from engine.cli.quiet_tick import newest_migration, tick_request
+from tests.durable.harness import decision_lines
+from tests.e2e.cli import run_followup
+
+ROOT = Path(__file__).resolve().parents[2]
+STORIES = ROOT / "docs" / "examples" / "stories" / "events.jsonl"
+EXTRA = "campaign: extra\ntrigger: {event: Product Viewed}\nsteps:\n  - wait: 1h\n"
+TUESDAY = datetime(2024, 5, 7, 10, 0, tzinfo=UTC)  # no schedule tick due before the hour
+
+
+def _shop(folder: Path, events: bool = True) -> Path:
+    folder.mkdir()
+    shutil.copytree(ROOT / "campaigns", folder / "campaigns")
+    shutil.copytree(ROOT / "templates", folder / "templates")
+    if events:
+        ingested = run_followup(folder, "ingest", str(STORIES))
+        assert ingested.returncode == 0, ingested.stderr
+    return folder
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tick(shop: Path, at: datetime, *more: str, env: dict[str, str] | None = None) -> str:
+    result = run_followup(shop, "tick", "--now", _iso(at), *more, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _marked_at(shop: Path) -> str | None:
+    """When the last full tick ran (the quiet answer writes nothing)."""
+    with closing(sqlite3.connect(shop / "followup.db")) as conn:
+        row = conn.execute("SELECT updated_at FROM engine_marks WHERE name = 'quiet_tick'")
+        found = row.fetchone()
+    return found[0] if found else None
+
+
+def _full(shop: Path, at: datetime, *more: str, env: dict[str, str] | None = None) -> bool:
+    """Whether a tick at ``at`` ran a full pass."""
+    before = _marked_at(shop) if (shop / "followup.db").exists() else None
+    _tick(shop, at, *more, env=env)
+    return _marked_at(shop) != before
+
+
+def test_nothing_due_is_answered_with_the_line_of_a_full_pass(tmp_path: Path) -> None:
+    shop = _shop(tmp_path / "shop", events=False)
+    assert _full(shop, TUESDAY)
+    later = TUESDAY + timedelta(minutes=5)
+    before = _marked_at(shop)
+    out = _tick(shop, later)
+    assert _marked_at(shop) == before  # answered quietly
+    assert out == (
+        "2024-05-07T10:05:00Z: 0 events, timers of 0 customers, 0 scheduled, 0 swept; "
+        "decided nothing; outbox nothing\n"
+    )
+    assert _tick(shop, later, "--partition", "0/1") == out  # a full pass says the same
+    assert _full(shop, TUESDAY + timedelta(hours=1))  # the hourly segment sweep is due
+
+
+def test_quiet_ticks_decide_and_send_what_full_ticks_do(tmp_path: Path) -> None:
+    quiet, full = _shop(tmp_path / "quiet"), _shop(tmp_path / "full")
+    start = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
+    gaps = [0, 5, 45, 1, 20, 60, 3, 600, 1, 1440, 2]
+    answered_quietly = 0
+    at = start
+    for gap in gaps:
+        at += timedelta(minutes=gap)
+        before = _marked_at(quiet)
+        said = _tick(quiet, at)
+        answered_quietly += _marked_at(quiet) == before
+        assert said == _tick(full, at, "--partition", "0/1")  # always a full pass
+    assert answered_quietly >= 3
+    assert decision_lines_of(quiet) == decision_lines_of(full)
+    assert len(decision_lines_of(full)) >= 5
+    sent = sorted(p.name for p in (full / "outbox").rglob("*.eml"))
+    assert sent and sorted(p.name for p in (quiet / "outbox").rglob("*.eml")) == sent
+
+
+def decision_lines_of(shop: Path) -> list[str]:
+    db = sa.create_engine(f"sqlite:///{shop / 'followup.db'}")
+    try:
+        return decision_lines(db)
+    finally:
+        db.dispose()
+
+
+def test_changed_campaigns_config_environment_or_events_mean_a_full_pass(tmp_path: Path) -> None:
+    shop = _shop(tmp_path / "shop", events=False)
+    env = {"FOLLOWUP_NOTE": "a"}
+    at = TUESDAY
+    assert _full(shop, at, env=env)
+
+    def append(path: Path, text: str) -> None:
+        with path.open("a") as file:
+            file.write(text)
+
+    changes = [
+        ("a campaign edited", lambda: append(shop / "campaigns" / "welcome_series.yaml", "#\n")),
+        ("an empty folder", lambda: (shop / "campaigns" / "extra").mkdir()),
+        ("a new campaign file", lambda: append(shop / "campaigns" / "extra" / "x.yaml", EXTRA)),
+        ("the config", lambda: (shop / "followup.yaml").write_text("timezone: UTC\n")),
+        ("the environment", lambda: env.update(FOLLOWUP_NOTE="b")),
+        ("events", lambda: run_followup(shop, "ingest", str(STORIES))),
+    ]
+    for what, change in changes:
+        at += timedelta(minutes=1)
+        assert not _full(shop, at, env=env), f"before {what}"
+        change()
+        at += timedelta(minutes=1)
+        assert _full(shop, at, env=env) is (what != "an empty folder"), what
+
+
+def test_the_clock_skew_is_the_passes() -> None:
+    from engine.cli.quiet_tick import CLOCK_SKEW
+    from engine.durable.batches import CLOCK_SKEW as PASS_SKEW
+
+    assert CLOCK_SKEW == PASS_SKEW
+
+
+def test_only_a_plain_tick_is_answered(tmp_path: Path) -> None:
+    assert tick_request(["tick"]) is not None
+    request = tick_request(["--config", "f.yaml", "tick", "--now=2024-05-20T00:00:00+02:00"])
+    assert request is not None and request.config == Path("f.yaml")
+    assert request.now == datetime(2024, 5, 19, 22, tzinfo=UTC)
+    for args in (
+        ["tick", "--summary"],
+        ["tick", "--partition", "0/2"],
+        ["tick", "--now"],
+        ["tick", "--now", "yesterday"],
+        ["tick", "--now", "2024-05-20T00:00:00"],  # no offset: the full command reads it
+        ["tick", "--now", "1899-12-31T23:00:00Z"],
+        ["--now", "2024-05-20T00:00:00Z", "tick"],
+        ["tick", "tick"],
+        ["simulate"],
+        [],
+        ["--help"],
+        ["tick", "--help"],
+    ):
+        assert tick_request(args) is None, args
+
+
+def test_the_newest_migration_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "engine" / "storage" / "migrations"))
+    assert newest_migration() == ScriptDirectory.from_config(config).get_current_head()
+
+
+@pytest.mark.parametrize("config", ["database_url: postgresql://x/y\n", "- a list\n"])
+def test_a_database_that_is_not_a_sqlite_file_always_gets_the_full_pass(
+    tmp_path: Path, config: str
+) -> None:
+    from engine.cli.quiet_tick import quiet_project
+
+    (tmp_path / "followup.yaml").write_text(config)
+    assert quiet_project(tmp_path / "followup.yaml") is None
