@@ -107,6 +107,15 @@ def replay(durable: DurableProject, clock: Clock, start: datetime, end: datetime
         clock.now += timedelta(hours=1)
 
 
+def shop_decisions(shop: Path) -> list[str]:
+    """:func:`decision_lines` of the SQLite file ``followup.db`` in the folder ``shop``."""
+    db = sa.create_engine(f"sqlite:///{shop / 'followup.db'}")
+    try:
+        return decision_lines(db)
+    finally:
+        db.dispose()
+
+
 def decision_lines(db: sa.Engine) -> list[str]:
     """The decisions log as plan-like lines, in plan order (refused entries left out)."""
     query = sa.select(decisions).where(decisions.c.action != "not_entered")

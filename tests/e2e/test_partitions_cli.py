@@ -6,9 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from tests.durable.harness import decision_lines
+from tests.durable.harness import shop_decisions
 from tests.e2e.cli import run_followup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,14 +23,6 @@ def _shop(folder: Path) -> Path:
     return folder
 
 
-def _decisions(shop: Path) -> list[str]:
-    db = sa.create_engine(f"sqlite:///{shop / 'followup.db'}")
-    try:
-        return decision_lines(db)
-    finally:
-        db.dispose()
-
-
 def test_passes_split_in_partitions_decide_what_one_pass_does(tmp_path: Path) -> None:
     whole, split = _shop(tmp_path / "whole"), _shop(tmp_path / "split")
     for now in PASSES:
@@ -41,9 +31,9 @@ def test_passes_split_in_partitions_decide_what_one_pass_does(tmp_path: Path) ->
         for index in range(3):
             result = run_followup(split, "tick", "--now", now, "--partition", f"{index}/3")
             assert result.returncode == 0, result.stderr
-    decided = _decisions(whole)
+    decided = shop_decisions(whole)
     assert len(decided) >= 20
-    assert _decisions(split) == decided
+    assert shop_decisions(split) == decided
     sent = sorted(p.name for p in (whole / "outbox").rglob("*.eml"))
     assert sent and sorted(p.name for p in (split / "outbox").rglob("*.eml")) == sent
 

@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from engine.cli.quiet_tick import newest_migration, tick_request
-from tests.durable.harness import decision_lines
+from tests.durable.harness import shop_decisions
 from tests.e2e.cli import run_followup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,18 +87,10 @@ def test_quiet_ticks_decide_and_send_what_full_ticks_do(tmp_path: Path) -> None:
         answered_quietly += _marked_at(quiet) == before
         assert said == _tick(full, at, "--partition", "0/1")  # always a full pass
     assert answered_quietly >= 3
-    assert decision_lines_of(quiet) == decision_lines_of(full)
-    assert len(decision_lines_of(full)) >= 5
+    assert shop_decisions(quiet) == shop_decisions(full)
+    assert len(shop_decisions(full)) >= 5
     sent = sorted(p.name for p in (full / "outbox").rglob("*.eml"))
     assert sent and sorted(p.name for p in (quiet / "outbox").rglob("*.eml")) == sent
-
-
-def decision_lines_of(shop: Path) -> list[str]:
-    db = sa.create_engine(f"sqlite:///{shop / 'followup.db'}")
-    try:
-        return decision_lines(db)
-    finally:
-        db.dispose()
 
 
 def test_changed_campaigns_config_environment_or_events_mean_a_full_pass(tmp_path: Path) -> None:
