@@ -160,7 +160,10 @@ def _settings(text: bytes) -> dict[str, object] | None:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(text, Loader=loader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        return None  # the full command says where
     return data if isinstance(data, dict) else None if data is not None else {}
 
 

@@ -154,7 +154,9 @@ def test_the_newest_migration_is_alembics_head() -> None:
     assert newest_migration() == ScriptDirectory.from_config(config).get_current_head()
 
 
-@pytest.mark.parametrize("config", ["database_url: postgresql://x/y\n", "- a list\n"])
+@pytest.mark.parametrize(
+    "config", ["database_url: postgresql://x/y\n", "- a list\n", "timezone: [unclosed\n"]
+)
 def test_a_database_that_is_not_a_sqlite_file_always_gets_the_full_pass(
     tmp_path: Path, config: str
 ) -> None:
@@ -162,3 +164,13 @@ def test_a_database_that_is_not_a_sqlite_file_always_gets_the_full_pass(
 
     (tmp_path / "followup.yaml").write_text(config)
     assert quiet_project(tmp_path / "followup.yaml") is None
+
+
+def test_a_config_that_is_not_yaml_is_reported_by_the_full_command(tmp_path: Path) -> None:
+    shop = _shop(tmp_path / "shop", events=False)
+    _tick(shop, TUESDAY)
+    (shop / "followup.yaml").write_text("timezone: [unclosed\n")
+    result = run_followup(shop, "tick", "--now", _iso(TUESDAY + timedelta(minutes=1)))
+    assert result.returncode != 0
+    assert "followup.yaml:2:1: not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
