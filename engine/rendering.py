@@ -230,7 +230,10 @@ class BodyCheck:
         self.unsubscribe_url = unsubscribe_url  # (customer, at) -> the link the email carries
         self.keep_rendered = keep_rendered
         self.problems: dict[str, TemplateFault] = {}
-        self.problems_at: dict[str, datetime] = {}  # the time of the send each was met at
+        # the send each was met at, (time, customer): of a template's faults, the one kept is
+        # the smallest, so that which one is shown does not hang on the order of one instant's
+        # decisions (nor on how a simulation was split between processes)
+        self.problems_at: dict[str, tuple[datetime, str]] = {}
         self._environment = template_environment(templates)
         self._read_names: dict[tuple[str, str], bool] = {}  # (template, name) -> reads it
         # (template, customer) -> (the state and trigger it was rendered for, whether it did)
@@ -265,9 +268,10 @@ class BodyCheck:
             if self.keep_rendered:
                 self._rendered[(template, customer_id, at)] = (state, event, unsubscribe, html)
         except Exception as exc:  # noqa: BLE001 - the send is skipped, not the run
-            if template not in self.problems:
+            met = (at, customer_id)
+            if template not in self.problems or met < self.problems_at[template]:
                 self.problems[template] = template_fault(exc, self.templates, template)
-                self.problems_at[template] = at
+                self.problems_at[template] = met
             renders = False
         if timeless:
             self._answers[key] = (state, event, renders)

@@ -9,9 +9,11 @@ prints, only when all of these hold, and otherwise hands over to the full comman
 - the command is ``followup tick`` alone (``--now`` and ``--config`` allowed; not
   ``--summary`` nor ``--partition``), and the project's database is a SQLite file;
 - the schema is at the newest migration, and the last full tick on this database ran with the
-  same fingerprint: followup's version, the config file, the ``FOLLOWUP_*`` environment and
-  every file under the campaigns folder (a new or changed campaign registers its version and
-  books its schedule in a full pass);
+  same fingerprint: followup's version, the config file, the ``FOLLOWUP_*`` environment and the
+  variables the config names (providers' secrets), whether the signing key file is usable, and
+  every file under
+  the campaigns folder (a new or changed campaign registers its version and books its schedule
+  in a full pass; a missing secret fails a full pass even with nothing to send);
 - nothing is due by now: no event waiting for the engine (up to the clock skew a pass allows),
   no journey timer, schedule tick (segment sweeps are ticks too) or segment look, no outbox row
   pending and due, none left ``sending``.
@@ -128,8 +130,11 @@ def tick_request(args: list[str]) -> TickRequest | None:
     if "--now" in values:
         if not _NOW.fullmatch(values["--now"]):
             return None
-        now = datetime.fromisoformat(values["--now"]).astimezone(UTC)
-        if not 1900 <= now.year <= 2999:  # the full command's range: it says what is wrong
+        try:
+            now = datetime.fromisoformat(values["--now"]).astimezone(UTC)
+        except (ValueError, OverflowError):  # 2024-02-30, an offset of 24:00: the full command
+            return None  # says what is wrong
+        if not 1900 <= now.year <= 2999:  # the full command's range
             return None
     return TickRequest(Path(values["--config"]) if "--config" in values else None, now)
 
@@ -150,7 +155,7 @@ def quiet_project(config: Path | None) -> QuietProject | None:
         return None
     database = (root / url.removeprefix(SQLITE)).resolve()
     campaigns = (root / str(settings.get("campaigns", "campaigns/"))).resolve()
-    return QuietProject(database, fingerprint(config, text, campaigns))
+    return QuietProject(database, fingerprint(config, text, settings, root, campaigns))
 
 
 def _settings(text: bytes) -> dict[str, object] | None:
@@ -167,28 +172,62 @@ def _settings(text: bytes) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None if data is not None else {}
 
 
-def fingerprint(config: Path | None, text: bytes, campaigns: Path) -> str:
+def fingerprint(
+    config: Path | None, text: bytes, settings: dict[str, object], root: Path, campaigns: Path
+) -> str:
     """The inputs of a full tick besides the database: followup's version and schema, the
-    config, the ``FOLLOWUP_*`` environment, and every file under the campaigns folder."""
+    config, the ``FOLLOWUP_*`` environment and the variables the config names (``*_env``: the
+    providers' secrets, which a full pass checks even with nothing to send), whether the signing
+    key file is usable, and the campaigns: whether their path is a file or a folder, and every
+    file there."""
     from engine import __version__
+    from engine.signed_links import KEY_FILE
 
     digest = hashlib.sha256()
-    for part in (
-        __version__,
-        newest_migration(),
-        str(config and config.resolve()),
-        str(Path.cwd()),
-    ):
-        digest.update(part.encode() + b"\0")
-    digest.update(text + b"\0")
+
+    def add(*parts: str | bytes) -> None:
+        for part in parts:
+            digest.update((part.encode() if isinstance(part, str) else part) + b"\0")
+
+    add(__version__, newest_migration(), str(config and config.resolve()), str(Path.cwd()), text)
+    named = set(_named_variables(settings))
     for name, value in sorted(os.environ.items()):
-        if name.startswith("FOLLOWUP_"):
-            digest.update(f"{name}={value}".encode() + b"\0")
+        if name.startswith("FOLLOWUP_") or name in named:
+            add(f"{name}={value}")
+    add("named but unset:", *sorted(name for name in named if name not in os.environ))
+    add("key", _key_file_state(root / KEY_FILE))
+    add("campaigns", "file" if campaigns.is_file() else "folder" if campaigns.is_dir() else "none")
     files = [campaigns] if campaigns.is_file() else sorted(campaigns.rglob("*"))
     for file in files:
         if file.is_file():
-            digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")
+            add(str(file), file.read_bytes())
     return digest.hexdigest()
+
+
+def _key_file_state(key: Path) -> str:
+    """Whether a full pass can use the signing key file: it makes one that is missing, and
+    fails on one that is empty or cannot be read (which key it is matters to sends only)."""
+    if not key.exists():
+        return "usable"  # the full pass makes it
+    try:
+        return "usable" if key.read_bytes().strip() else "empty"
+    except OSError:
+        return "unreadable"
+
+
+def _named_variables(settings: object) -> list[str]:
+    """The environment variables a setting ending in ``_env`` names, anywhere in ``settings``."""
+    if isinstance(settings, dict):
+        found = []
+        for key, value in settings.items():
+            if isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_named_variables(value))
+        return found
+    if isinstance(settings, list):
+        return [name for item in settings for name in _named_variables(item)]
+    return []
 
 
 def newest_migration() -> str:

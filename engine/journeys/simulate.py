@@ -52,7 +52,8 @@ class Simulation:
     refused: dict[str, Counter[str]] = field(default_factory=dict)
     # per email template, the first reason its body could not render (sends skipped for it)
     render_problems: dict[str, TemplateFault] = field(default_factory=dict)
-    render_problems_at: dict[str, datetime] = field(default_factory=dict)  # when each was met
+    # when and for whom each was met: the order they are in
+    render_problems_at: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     # the customer of each event of the names ``watch`` asked for (by messageId), and which
     # customer each merged profile went into: for reports
     owners: dict[str, str] = field(default_factory=dict)
@@ -142,8 +143,10 @@ def _simulate(
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[str(entry.reason)] += 1
     plan = sorted(engine.plan, key=PLAN_ORDER)
-    problems = bodies.problems if bodies is not None else {}
-    problems_at = bodies.problems_at if bodies is not None else {}
+    problems_at = (
+        dict(sorted(bodies.problems_at.items(), key=_second)) if bodies is not None else {}
+    )
+    problems = {t: bodies.problems[t] for t in problems_at} if bodies is not None else {}
     return Simulation(
         plan,
         engine.triggered,
@@ -156,12 +159,16 @@ def _simulate(
     )
 
 
+def _second(item: tuple[str, tuple[datetime, str]]) -> tuple[datetime, str]:
+    return item[1]
+
+
 def merged(parts: list[Simulation]) -> Simulation:
     """One simulation of the simulations of disjoint sets of customers over the same clock:
-    the plans merged in order, the counts added up; of a template's first faults, the one met
-    earliest (among those of one instant, the first part's), in the order they were met."""
+    the plans merged in order, the counts added up; of a template's faults, the one met first
+    (in time, then by customer), in that order, as one process keeps them."""
     whole = Simulation(sorted((line for part in parts for line in part.plan), key=PLAN_ORDER))
-    problems: dict[str, tuple[datetime, TemplateFault]] = {}
+    problems: dict[str, tuple[tuple[datetime, str], TemplateFault]] = {}
     for part in parts:
         whole.triggered.update(part.triggered)
         whole.where_refused.update(part.where_refused)

@@ -138,6 +138,9 @@ def test_only_a_plain_tick_is_answered(tmp_path: Path) -> None:
         ["tick", "--now", "yesterday"],
         ["tick", "--now", "2024-05-20T00:00:00"],  # no offset: the full command reads it
         ["tick", "--now", "1899-12-31T23:00:00Z"],
+        ["tick", "--now", "2024-02-30T00:00:00Z"],  # the full command says what is wrong
+        ["tick", "--now", "2024-05-07T24:00Z"],
+        ["tick", "--now", "0001-01-01T00:00:00+01:00"],
         ["--now", "2024-05-20T00:00:00Z", "tick"],
         ["tick", "tick"],
         ["simulate"],
@@ -174,3 +177,37 @@ def test_a_config_that_is_not_yaml_is_reported_by_the_full_command(tmp_path: Pat
     assert result.returncode != 0
     assert "followup.yaml:2:1: not valid YAML" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_fingerprint_holds_named_secrets_the_key_file_and_the_campaigns_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What fails a full pass with nothing due changes the fingerprint: a provider's secret
+    the config names by variable, an empty signing key file, the campaigns folder going away."""
+    from engine.cli.quiet_tick import quiet_project
+
+    config = tmp_path / "followup.yaml"
+    config.write_text("providers:\n  email:\n    provider: smtp\n    username_env: SMTP_USERNAME\n")
+    (tmp_path / "campaigns").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def seen() -> str:
+        project = quiet_project(config)
+        assert project is not None
+        return project.fingerprint
+
+    monkeypatch.setenv("SMTP_USERNAME", "shop")
+    prints = [seen()]
+    monkeypatch.setenv("SMTP_USERNAME", "other")
+    prints.append(seen())
+    monkeypatch.delenv("SMTP_USERNAME")
+    prints.append(seen())
+    (tmp_path / ".followup").mkdir()
+    (tmp_path / ".followup" / "secret_key").write_text("")  # a full pass would fail on it
+    prints.append(seen())
+    (tmp_path / ".followup" / "secret_key").write_text("k2")  # as one the full pass made
+    assert seen() == prints[-2]
+    (tmp_path / "campaigns").rmdir()
+    prints.append(seen())
+    assert len(set(prints)) == len(prints)
+    assert seen() == prints[-1]  # and the same inputs, the same fingerprint

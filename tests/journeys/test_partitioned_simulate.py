@@ -96,7 +96,7 @@ def _parts_pid(part: list[int]) -> int:
 def test_the_first_part_runs_here_and_the_others_in_other_processes() -> None:
     pids = run_forked(_parts_pid, [[1], [2], [3]])
     assert pids[0] == os.getpid()
-    assert len(set(pids)) == 3
+    assert os.getpid() not in pids[1:]  # two processes; one may take both parts
 
 
 # a template that cannot render for a customer without a first name: render_error skips,
@@ -201,20 +201,54 @@ def test_merged_keeps_each_templates_earliest_fault_in_the_order_met() -> None:
     late, early = START + timedelta(hours=2), START + timedelta(hours=1)
     first = Simulation(
         [],
-        render_problems={"a.html": fault("a late"), "b.html": fault("b late")},
-        render_problems_at={"a.html": late, "b.html": late},
+        render_problems={"a.html": fault("a late"), "b.html": fault("b late, ann")},
+        render_problems_at={"a.html": (late, "c_2"), "b.html": (late, "c_1")},
     )
     second = Simulation(
         [],
         render_problems={"b.html": fault("b early"), "c.html": fault("c")},
-        render_problems_at={"b.html": early, "c.html": late + timedelta(1)},
+        render_problems_at={"b.html": (early, "c_9"), "c.html": (late, "c_1")},
     )
     whole = merged([first, second])
     assert [(t, f.message) for t, f in whole.render_problems.items()] == [
         ("b.html", "b early"),
-        ("a.html", "a late"),
         ("c.html", "c"),
+        ("a.html", "a late"),
     ]
+
+
+def test_the_fault_shown_does_not_hang_on_the_order_of_one_instant(tmp_path: Path) -> None:
+    """Two customers fail one template at the same second, on different lines: the fault kept
+    is the first customer's by id, in one process (whatever their arrival) and split."""
+    campaign = "campaign: t\ntrigger: {event: Product Viewed}\nsteps:\n"
+    campaign += "  - send: email\n    template: t.html\n    subject: hi\n"
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "campaigns" / "t.yaml").write_text(campaign)
+    (tmp_path / "templates" / "t.html").write_text(
+        "{{ customer.traits.a.upper() }}\n{{ customer.traits.b.upper() }}\n"
+    )
+    campaigns = list(load_campaigns([tmp_path / "campaigns"]).require().values())
+    shown = set()
+    for order in (("zed", "amy"), ("amy", "zed")):
+        events = []
+        for who, trait in (("zed", {"a": "x"}), ("amy", {"b": "y"})):
+            traits = {"email": f"{who}@example.com", "consent": {"email": True}, **trait}
+            events += parse_message(
+                {"type": "identify", "userId": who, "messageId": f"i-{who}", "traits": traits,
+                 "timestamp": START.isoformat()}
+            )  # fmt: skip
+        for who in order:
+            events.append(ev(60, userId=who, messageId=f"v-{who}"))
+        for workers in (1, 2):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(simulate_module, "PARALLEL_FROM", 0)
+                found = simulation(
+                    campaigns, events, ProjectConfig(), None, tmp_path / "templates",
+                    workers=workers,
+                )  # fmt: skip
+            shown.add(str(found.render_problems["t.html"]))
+    assert len(shown) == 1
 
 
 def test_default_workers_count_cpus_and_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
