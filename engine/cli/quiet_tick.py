@@ -35,11 +35,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from engine.storage.schema_head import newest_migration
+
 MARK = "quiet_tick"  # its row in engine_marks
 CONFIG_FILE = "followup.yaml"
 DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
 SQLITE = "sqlite:///"
-MIGRATIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations" / "versions"
 # --now in the forms this check reads the same as the full command: a date and time with seconds
 # (and a fraction) or not, and Z or an offset
 _NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)")
@@ -228,11 +229,6 @@ def _named_variables(settings: object) -> list[str]:
     if isinstance(settings, list):
         return [name for item in settings for name in _named_variables(item)]
     return []
-
-
-def newest_migration() -> str:
-    """The revision of the newest migration: the number its file name starts with."""
-    return max(file.name.split("_", 1)[0] for file in MIGRATIONS.glob("[0-9]*_*.py"))
 
 
 def nothing_due(project: QuietProject, now: datetime) -> bool:

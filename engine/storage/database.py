@@ -16,9 +16,10 @@ import orjson
 import sqlalchemy as sa
 
 from engine.errors import StorageError
+from engine.storage.schema_head import newest_migration
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0020"
+HEAD_REVISION = newest_migration()
 """The newest migration (``tests/integration/test_migrations.py`` checks it against the
 scripts): a database already there is found up to date without loading Alembic, which every
 command (a cron ``tick`` each minute) would otherwise pay for on start."""

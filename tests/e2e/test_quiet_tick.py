@@ -11,10 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
-from engine.cli.quiet_tick import newest_migration, tick_request
+from engine.cli.quiet_tick import tick_request
 from tests.durable.harness import shop_decisions
 from tests.e2e.cli import run_followup
 
@@ -149,12 +147,6 @@ def test_only_a_plain_tick_is_answered(tmp_path: Path) -> None:
         ["tick", "--help"],
     ):
         assert tick_request(args) is None, args
-
-
-def test_the_newest_migration_is_alembics_head() -> None:
-    config = Config()
-    config.set_main_option("script_location", str(ROOT / "engine" / "storage" / "migrations"))
-    assert newest_migration() == ScriptDirectory.from_config(config).get_current_head()
 
 
 @pytest.mark.parametrize(
