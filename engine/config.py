@@ -8,7 +8,6 @@ paths in it are relative to its own folder. Without a file, the embedded default
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.clock import check_time_zone
 from engine.errors import ConfigError
-
-CONFIG_FILE = "followup.yaml"
-DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
+from engine.project_files import (
+    CONFIG_FILE,
+    DEFAULT_CAMPAIGNS,
+    DEFAULT_DATABASE_URL,
+    database_url,
+)
 
 
 class LimitsConfig(BaseModel):
@@ -66,8 +68,8 @@ class ProjectConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     timezone: str = "UTC"
-    database_url: str = "sqlite:///followup.db"
-    campaigns: str = "campaigns/"
+    database_url: str = DEFAULT_DATABASE_URL
+    campaigns: str = DEFAULT_CAMPAIGNS
     templates: str = "templates/"
     phone_region: str = Field(
         default="US", description="ISO country whose national phone numbers need no +prefix"
@@ -101,13 +103,7 @@ class Project:
     @property
     def database_url(self) -> str:
         """The database to use: the environment, then the config; SQLite paths made absolute."""
-        url = os.environ.get(DATABASE_ENV) or self.config.database_url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and url != prefix + ":memory:":
-            file = url.removeprefix(prefix)
-            if not file.startswith("/"):
-                url = prefix + str(self.path(file))
-        return url
+        return database_url(self.config.database_url, self.root)
 
 
 def load_project(config_path: Path | None = None) -> Project:

@@ -49,9 +49,10 @@ from engine.campaigns.schema import (
     walk_steps,
 )
 from engine.channels import ProviderContext
-from engine.config import CONFIG_FILE, Project, ProjectConfig
+from engine.config import Project, ProjectConfig
 from engine.errors import SettingProblem
 from engine.policies import Policies
+from engine.project_files import CONFIG_FILE
 from engine.providers import (
     DEFAULTS,
     check_provider_settings,

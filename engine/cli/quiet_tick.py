@@ -31,21 +31,26 @@ import sqlite3
 import sys
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from engine.clock import CLOCK_SKEW
+from engine.project_files import (
+    CONFIG_FILE,
+    DEFAULT_CAMPAIGNS,
+    DEFAULT_DATABASE_URL,
+    SQLITE,
+    database_url,
+)
 from engine.storage.schema_head import newest_migration
+from engine.storage.sqlite_time import sqlite_time
 
 MARK = "quiet_tick"  # its row in engine_marks
-CONFIG_FILE = "followup.yaml"
-DATABASE_ENV = "FOLLOWUP_DATABASE_URL"
-SQLITE = "sqlite:///"
 # --now in the forms this check reads the same as the full command: a date and time with seconds
 # (and a fraction) or not, and Z or an offset
 _NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)")
 
-CLOCK_SKEW = timedelta(minutes=5)  # as engine.durable.batches: events up to now and this are due
 # what a full pass would take, each: any row means the full pass runs
 _DUE = (
     "SELECT 1 FROM journey_inbox WHERE timestamp <= :soon LIMIT 1",
@@ -151,11 +156,11 @@ def quiet_project(config: Path | None) -> QuietProject | None:
     if settings is None:
         return None
     root = config.resolve().parent if config is not None else Path.cwd()
-    url = os.environ.get(DATABASE_ENV) or str(settings.get("database_url", "sqlite:///followup.db"))
+    url = database_url(str(settings.get("database_url", DEFAULT_DATABASE_URL)), root)
     if not url.startswith(SQLITE) or url == SQLITE + ":memory:" or "?" in url:
         return None
-    database = (root / url.removeprefix(SQLITE)).resolve()
-    campaigns = (root / str(settings.get("campaigns", "campaigns/"))).resolve()
+    database = Path(url.removeprefix(SQLITE))
+    campaigns = (root / str(settings.get("campaigns", DEFAULT_CAMPAIGNS))).resolve()
     return QuietProject(database, fingerprint(config, text, settings, root, campaigns))
 
 
@@ -244,10 +249,5 @@ def nothing_due(project: QuietProject, now: datetime) -> bool:
         mark = conn.execute("SELECT value FROM engine_marks WHERE name = ?", (MARK,)).fetchone()
         if mark is None or mark[0] != project.fingerprint:
             return False
-        at = {"now": _stored(now), "soon": _stored(now + CLOCK_SKEW)}
+        at = {"now": sqlite_time(now), "soon": sqlite_time(now + CLOCK_SKEW)}
         return not any(conn.execute(query, at).fetchone() for query in _DUE)
-
-
-def _stored(at: datetime) -> str:
-    """``at`` as SQLite stores a UTC time (``engine.storage.bulk.sqlite_time``)."""
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

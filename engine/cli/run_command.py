@@ -107,7 +107,8 @@ def _quiet_project(ctx: typer.Context) -> QuietProject | None:
 def _mark_quiet(followup: Followup, quiet: QuietProject) -> None:
     """Keep the fingerprint this full pass ran with: a later tick with the same one and
     nothing due answers without loading the engine (:mod:`engine.cli.quiet_tick`)."""
-    from engine.cli.quiet_tick import MARK, SQLITE
+    from engine.cli.quiet_tick import MARK
+    from engine.project_files import SQLITE
     from engine.storage.tables import engine_marks
     from engine.storage.upserts import upsert
 

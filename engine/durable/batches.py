@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from engine.clock import CLOCK_SKEW
 from engine.drive.partitions import WHOLE, Partition
 from engine.events import Event
 from engine.storage.customer_store import among, event_from_row
@@ -37,7 +38,6 @@ from engine.storage.tables import (
 )
 
 AFTER_PAGE = 20_000  # the most ids a schedule's run reads at once to find its partition's
-CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 # The order events are taken from the inbox in, the one place it is written.
 INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.seq)
 

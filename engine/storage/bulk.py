@@ -12,8 +12,7 @@ SQLAlchemy, which reads both forms back.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from engine.drive.partitions import bucket_of
 from engine.state.codec import state_to_json
 from engine.state.profile import CustomerState
+from engine.storage.sqlite_time import sqlite_time
 
 INBOX_COLUMNS = ("message_id", "timestamp", "seq", "customer_id", "bucket")
 EVENT_COLUMNS = (
@@ -48,15 +48,6 @@ _CUSTOMER_COLUMNS = (
     "version",
     "updated_at",
 )
-
-
-@lru_cache(maxsize=4096)  # batch-wide times (received_at, updated_at) repeat on every row
-def sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def same_time(value: datetime | None) -> datetime | None:

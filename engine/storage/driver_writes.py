@@ -22,7 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.storage.bulk import copy_rows, json_text, same_time, sqlite_time
+from engine.storage.bulk import copy_rows, json_text, same_time
+from engine.storage.sqlite_time import sqlite_time
 from engine.storage.tables import UTCDateTime
 
 Convert = Callable[[Any], Any]

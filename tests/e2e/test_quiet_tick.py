@@ -117,13 +117,6 @@ def test_changed_campaigns_config_environment_or_events_mean_a_full_pass(tmp_pat
         assert _full(shop, at, env=env) is (what != "an empty folder"), what
 
 
-def test_the_clock_skew_is_the_passes() -> None:
-    from engine.cli.quiet_tick import CLOCK_SKEW
-    from engine.durable.batches import CLOCK_SKEW as PASS_SKEW
-
-    assert CLOCK_SKEW == PASS_SKEW
-
-
 def test_only_a_plain_tick_is_answered(tmp_path: Path) -> None:
     assert tick_request(["tick"]) is not None
     request = tick_request(["--config", "f.yaml", "tick", "--now=2024-05-20T00:00:00+02:00"])
