@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+MAX_SLEEP = 1.0  # seconds a dispatcher waits for its turn; longer, the row is put off
+
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
 
@@ -38,3 +40,21 @@ def parse_rate(text: object) -> Rate:
             f"{text!r} is not a rate; write calls per second, minute or hour, e.g. 20/s, 600/m"
         )
     return Rate(int(found.group(1)), seconds)
+
+
+def take_turn(tat: float | None, now: float, rate: Rate, max_wait: float) -> tuple[float, float]:
+    """A turn of a bucket kept as one time, ``tat`` (when it would be full again; ``None``
+    before its first call): the generic cell rate algorithm. Returns the seconds to wait before
+    the call and the bucket's ``tat`` after it; a wait over ``max_wait`` is not taken, and the
+    ``tat`` returned is then the one given (``now`` for a new bucket).
+
+    A call at ``now`` may go when ``tat`` is at most one bucket ahead (the bucket holding
+    ``calls`` calls), and moves it on by one interval. ``tat`` is never more than a bucket and
+    the longest wait ahead: a slower rate before (or another host's clock) must not hold a
+    faster one back for long."""
+    known = now if tat is None else tat
+    start = min(max(known, now), now + rate.seconds + max_wait)
+    wait = max(0.0, start + rate.interval - rate.seconds - now)
+    if wait > max_wait:
+        return wait, known
+    return wait, start + rate.interval

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from benchmarks.campaigns.durable_run import CAMPAIGN, T0, WORK, _Clock, _messages
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
+from engine.drive.outbox_status import OutboxStatus
 from engine.drive.partitions import Partition
-from engine.durable.outbox_status import OutboxStatus
 from engine.durable.project import DurableProject
 from engine.storage.tables import journey_timers, outbox
 

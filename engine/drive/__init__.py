@@ -16,4 +16,10 @@
   (every tick, none missed); :class:`~engine.drive.stored_schedules.StoredSchedules` runs them
   first in each durable pass, from the store's schedule rows (missed ticks coalesce,
   APScheduler's model).
+- :mod:`engine.drive.outbox_port` is the outbox port,
+  :class:`~engine.drive.outbox_port.OutboxStore`: the channel actions decided wait there; a page of due rows, claims, outcomes, retakes of
+  what a dead dispatch left. Its stores: :class:`~engine.drive.memory_outbox.MemoryOutbox` and
+  :class:`~engine.durable.sql_outbox.SqlOutboxStore`. The
+  :class:`~engine.drive.dispatcher.OutboxDispatcher` carries the rows to the providers over
+  either.
 """

@@ -7,5 +7,6 @@ Events are logged by ingest with a row in ``journey_inbox``; the runtime
 lets it decide, and writes back in one transaction what changed: journeys, timers, outbox rows
 keyed by (journey, step), decisions, and the inbox rows it consumed. A crash before the commit
 replays the events; after it, nothing is decided twice. The dispatcher of
-:mod:`engine.durable.outbox` then carries each outbox row to its channel provider.
+:mod:`engine.drive.dispatcher` then carries each outbox row to its channel provider, over the
+outbox store of :mod:`engine.durable.sql_outbox`.
 """

@@ -25,12 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.drive.outbox_status import UNKNOWN_DETAIL, OutboxStatus
 from engine.durable.holders import Holder, Holders
-from engine.durable.outbox_status import OutboxStatus
 from engine.storage.database import Begin
 from engine.storage.tables import outbox
-
-UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
 
 
 def _param(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:

@@ -13,11 +13,12 @@ from engine.channels import ActivityListener, ConsentListener
 from engine.confirm_links import ConfirmLinks
 from engine.double_opt_in import with_confirmation
 from engine.drive.crash_points import CrashPoint, no_crash
+from engine.drive.dispatcher import LEASE, OutboxDispatcher
 from engine.drive.partitions import WHOLE, Partition
 from engine.durable.book import CampaignBook
 from engine.durable.content import SendContent
-from engine.durable.outbox import LEASE, OutboxDispatcher
 from engine.durable.runtime import DurableRuntime, TickSummary
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.policies import Policies
 from engine.providers import build_providers, provider_rates
 from engine.rendering import BodyCheck
@@ -100,7 +101,7 @@ class DurableProject:
             partition=partition,
         )
         dispatcher = OutboxDispatcher(
-            followup.engine,
+            SqlOutboxStore(followup.engine, partition),
             providers,
             runtime.policies,
             self.book,
@@ -109,7 +110,6 @@ class DurableProject:
             lease=self._lease,
             crash=self._crash,
             rates=provider_rates(config.providers),
-            partition=partition,
         )
         self._passes[partition] = (runtime, dispatcher)
         return runtime, dispatcher

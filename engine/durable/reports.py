@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.drive.outbox_status import OPEN, OutboxStatus
 from engine.drive.partitions import next_due
-from engine.durable.outbox_status import OPEN, OutboxStatus
 from engine.durable.store import outbox_key
 from engine.journeys.outcomes import JourneyStatus
 from engine.rates import Rate

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import DeliveryAction
+from engine.drive.outbox_port import NewOutboxRow
 from engine.drive.partitions import WHOLE, Partition, bucket_of, split_row_name
 from engine.drive.port import Work
 from engine.drive.stored_schedules import SEGMENTS, grid_after
@@ -38,7 +39,7 @@ from engine.durable.batches import (
     timer_batch,
 )
 from engine.durable.book import CampaignBook
-from engine.durable.outbox_status import OutboxStatus
+from engine.durable.sql_outbox import outbox_values
 from engine.durable.store import Enrich, Loaded, load, save, save_views
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
@@ -460,18 +461,16 @@ def _mirror_row(
     now: datetime,
 ) -> dict[str, Any]:
     """An outbox row of no campaign: a change a provider keeps in step on its side."""
-    return {
-        "key": key[:200],
-        "journey_id": "",
-        "step": "",
-        "campaign_id": "",
-        "customer_id": customer_id,
-        "bucket": bucket_of(customer_id),
-        "channel": channel,
-        "action": action.value,
-        "fields": fields,
-        "status": OutboxStatus.PENDING,
-        "decided_at": event.timestamp,
-        "next_attempt_at": now,
-        "updated_at": now,
-    }
+    row = NewOutboxRow(
+        key=key[:200],
+        journey_id="",
+        step="",
+        campaign_id="",
+        customer_id=customer_id,
+        channel=channel,
+        action=action.value,
+        decided_at=event.timestamp,
+        fields=fields,
+        due_at=now,
+    )
+    return outbox_values(row, now)

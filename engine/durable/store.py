@@ -18,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.double_opt_in import TRANSACTIONAL
+from engine.drive.outbox_port import NewOutboxRow
+from engine.drive.outbox_status import OutboxStatus
 from engine.drive.partitions import bucket_of
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
-from engine.durable.outbox_status import OutboxStatus
+from engine.durable.sql_outbox import outbox_values
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
 from engine.journeys.journey import Journey
@@ -315,22 +317,20 @@ def save(
         decided_on = decided if decided is not None else engine.customers.state(line.customer.id)
         fields = {**line.fields, **enrich(line, journey, decided_on)}
         sends.append(
-            {
-                "key": outbox_key(line.journey, line.step, line.action.value),
-                "journey_id": line.journey,
-                "step": line.step,
-                "campaign_id": line.campaign,
-                "customer_id": line.customer.id,
-                "bucket": bucket_of(line.customer.id),
-                "channel": line.channel,
-                "action": line.action.value,
-                "fields": fields,
-                "status": OutboxStatus.PENDING,
-                "attempts": 0,
-                "decided_at": line.at,
-                "next_attempt_at": line.at,
-                "updated_at": now,
-            }
+            outbox_values(
+                NewOutboxRow(
+                    key=outbox_key(line.journey, line.step, line.action.value),
+                    journey_id=line.journey,
+                    step=line.step,
+                    campaign_id=line.campaign,
+                    customer_id=line.customer.id,
+                    channel=line.channel,
+                    action=line.action.value,
+                    decided_at=line.at,
+                    fields=fields,
+                ),
+                now,
+            )
         )
     insert_new_rows(conn, outbox, sends)
     _skip_after_exit(conn, lines, now)

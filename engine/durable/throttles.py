@@ -2,11 +2,9 @@
 ``throttles`` table, taken in a transaction that locks its row, so dispatchers in several
 processes and Celery workers together keep to the rate.
 
-The bucket is kept as one time (the generic cell rate algorithm): ``tat``, when the bucket would
-be full again. A call at ``now`` may go when ``tat`` is at most one bucket ahead of ``now``
-(``tat - now <= seconds``, the bucket holding ``calls`` calls); it then moves ``tat`` on by one
-interval. Times are the wall clock's seconds (the throttle is about real time, also when a pass
-replays events on a clock of its own).
+The bucket is kept as one time, ``tat``, when the bucket would be full again (the generic cell
+rate algorithm: :func:`engine.rates.take_turn`). Times are the wall clock's seconds (the
+throttle is about real time, also when a pass replays events on a clock of its own).
 """
 
 from __future__ import annotations
@@ -16,11 +14,9 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from engine.rates import Rate
+from engine.rates import MAX_SLEEP, Rate, take_turn
 from engine.storage.tables import throttles
 from engine.storage.upserts import insert_new
-
-MAX_SLEEP = 1.0  # seconds a dispatcher waits for its turn; longer, the row is put off
 
 
 class Throttles:
@@ -45,15 +41,9 @@ class Throttles:
             if tat is None:  # the first call: a full bucket (another process may add it too)
                 insert_new(conn, throttles, [{"name": name, "tat": now}])
                 tat = conn.execute(query).scalar_one()
-            # never more than a bucket and the longest reserved wait ahead: a slower rate before
-            # (or another host's clock) must not hold a faster one back for long
-            start = min(max(float(tat), now), now + rate.seconds + max_wait)
-            wait = max(0.0, start + rate.interval - rate.seconds - now)
-            if wait > max_wait:
-                return wait
-            conn.execute(
-                throttles.update().where(throttles.c.name == name).values(tat=start + rate.interval)
-            )
+            wait, after = take_turn(float(tat), now, rate, max_wait)
+            if wait <= max_wait:
+                conn.execute(throttles.update().where(throttles.c.name == name).values(tat=after))
             return wait
 
     def state(self, name: str) -> float | None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from engine.drive.outbox_status import OutboxStatus
 from engine.durable.claims import SETTLE_MANY_FROM, Claims
-from engine.durable.outbox_status import OutboxStatus
 from engine.storage.database import open_database, transactions
 from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import outbox

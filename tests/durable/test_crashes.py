@@ -20,10 +20,11 @@ import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
 from engine.channels import Delivery, DeliveryOutcome, DeliveryStatus
+from engine.drive.dispatcher import OutboxDispatcher
+from engine.drive.outbox_status import UNKNOWN_DETAIL
 from engine.durable.book import CampaignBook
-from engine.durable.claims import UNKNOWN_DETAIL
-from engine.durable.outbox import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.database import create_engine
 from engine.storage.tables import outbox
 from tests.durable.crash_worker import KILLED
@@ -140,7 +141,7 @@ def test_unknown_outcome_is_reported_not_resent(tmp_path: Path) -> None:
 
         def dispatcher(crash: Any) -> OutboxDispatcher:
             return OutboxDispatcher(
-                followup.engine,
+                SqlOutboxStore(followup.engine),
                 {"email": provider},
                 durable.runtime.policies,
                 book,

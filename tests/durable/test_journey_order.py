@@ -11,8 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import Delivery, DeliveryOutcome, DeliveryStatus
-from engine.durable.outbox import OutboxDispatcher
+from engine.drive.dispatcher import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.tables import outbox
 from tests.durable.harness import (
     Clock,
@@ -75,7 +76,7 @@ def _run(
         ingest_file(followup, events)
         durable = DurableProject(followup)
         dispatcher = OutboxDispatcher(
-            followup.engine,
+            SqlOutboxStore(followup.engine),
             {"email": provider},
             durable.runtime.policies,
             durable.book,
@@ -176,7 +177,12 @@ def test_an_audience_removal_is_not_held_by_a_failed_email(
         durable = DurableProject(followup)
         providers = {"email": _Refuses(), "ads": ads}
         dispatcher = OutboxDispatcher(
-            followup.engine, providers, durable.runtime.policies, durable.book, "UTC", clock
+            SqlOutboxStore(followup.engine),
+            providers,
+            durable.runtime.policies,
+            durable.book,
+            "UTC",
+            clock,
         )
         for hour in range(3):
             clock.now = T + timedelta(hours=hour)

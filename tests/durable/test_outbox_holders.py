@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.channels import Delivery, DeliveryOutcome, DeliveryStatus
+from engine.drive.dispatcher import OutboxDispatcher
 from engine.durable.holders import Holder, Processes, holders_for
-from engine.durable.outbox import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.database import open_database
 from engine.storage.tables import outbox
 from tests.durable.harness import ROOT, STORIES, Clock, ingest_file, make_project, open_followup
@@ -61,7 +62,7 @@ def test_a_live_holder_keeps_its_row_past_the_lease(tmp_path: Path, database_url
 
         def dispatcher(**options: Any) -> OutboxDispatcher:
             return OutboxDispatcher(
-                followup.engine,
+                SqlOutboxStore(followup.engine),
                 {"email": provider},
                 durable.runtime.policies,
                 durable.book,

@@ -125,7 +125,7 @@ def test_one_project_passes_by_every_partition_with_one_set_of_providers(
         assert _entered(followup.engine) == _customers(followup.engine)
         assert _delivered_to(followup.engine) == _customers(followup.engine)
         dispatchers = [durable.over(partition)[1] for partition in split]
-        assert [d.partition for d in dispatchers] == split
+        assert [d.store.partition for d in dispatchers] == split  # type: ignore[attr-defined]
         assert all(d.providers is durable.dispatcher.providers for d in dispatchers)
         assert durable.over(split[0]) == durable.over(Partition(0, 3))  # made once
     finally:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
-from engine.durable.claims import UNKNOWN_DETAIL
+from engine.drive.outbox_status import UNKNOWN_DETAIL
 from engine.storage.tables import outbox
 from tests.e2e.cli import run_followup
 

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
 from engine.channels import ProviderContext
+from engine.drive.dispatcher import OutboxDispatcher
 from engine.durable.book import CampaignBook
-from engine.durable.outbox import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.tables import outbox
 from integrations.facebook.registry import facebook_provider
 from integrations.outbox import build_file_providers
@@ -54,7 +55,7 @@ def test_the_engine_s_audience_changes_reach_meta_once_each(
         providers = {**build_file_providers(project, {}), "ads": ads}
         book = CampaignBook(load_campaigns([project / "campaigns"]).require().values())
         dispatcher = OutboxDispatcher(
-            followup.engine, providers, durable.runtime.policies, book, "UTC", clock
+            SqlOutboxStore(followup.engine), providers, durable.runtime.policies, book, "UTC", clock
         )
         with followup.engine.connect() as conn:
             rows = list(conn.execute(sa.select(outbox).where(outbox.c.channel == "ads")))

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 import trustme
 
 from engine.channels import DeliveryStatus
-from engine.durable.outbox import OutboxDispatcher
+from engine.drive.dispatcher import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.tables import outbox
 from integrations.smtp import SmtpEmail, SmtpServer
 from tests.durable.harness import STORIES, Clock, ingest_file, make_project, open_followup
@@ -128,7 +129,7 @@ def test_the_outbox_dispatcher_retries_refusals_and_reports_the_unknown(
             server.handler.faults.rcpt["ann@example.com"] = ["451 4.7.1 greylisted, try later"]
             server.handler.faults.data["cara@example.com"] = ["drop"]
             dispatcher = OutboxDispatcher(
-                followup.engine,
+                SqlOutboxStore(followup.engine),
                 {"email": provider},
                 durable.runtime.policies,
                 durable.book,

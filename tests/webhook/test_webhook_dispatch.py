@@ -11,8 +11,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from engine.channels import ProviderContext
-from engine.durable.outbox import OutboxDispatcher
+from engine.drive.dispatcher import OutboxDispatcher
 from engine.durable.project import DurableProject
+from engine.durable.sql_outbox import SqlOutboxStore
 from engine.storage.tables import outbox
 from integrations.webhook import HttpWebhook, http_provider
 from tests.durable.harness import STORIES, Clock, ingest_file, make_project, open_followup
@@ -52,7 +53,7 @@ def test_orders_reach_the_receiver_once_in_effect_through_faults(tmp_path: Path)
             # the first order is refused once (503), the second is read and its answer lost
             hook.receiver.replies += [Reply(503, {"Retry-After": "60"}), Reply(action="reset")]
             dispatcher = OutboxDispatcher(
-                followup.engine,
+                SqlOutboxStore(followup.engine),
                 {"webhook": provider},
                 durable.runtime.policies,
                 durable.book,

@@ -1,7 +1,7 @@
 """Outbox rows by journey, so a send can wait for the earlier sends of its journey.
 
 The dispatcher passes over a ``send`` while an earlier ``send`` of the same journey is pending or
-being sent, and skips it when one failed for good (``engine/durable/outbox.py``): two lookups per
+being sent, and skips it when one failed for good (``engine/drive/dispatcher.py``): two lookups per
 due row, on ``(journey_id, id)``.
 
 Revision ID: 0014

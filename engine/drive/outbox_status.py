@@ -27,3 +27,6 @@ UNSETTLED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 """Rows still on their way: a later send of the journey waits for them."""
 OPEN = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED, OutboxStatus.UNKNOWN)
 """Rows that keep a campaign in the reports: not yet delivered or skipped."""
+
+UNKNOWN_DETAIL = "the process stopped while the provider was called; not resent, check by hand"
+"""The detail of a row retaken ``unknown``."""

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
-
-import sqlalchemy as sa
+from typing import Any, Protocol
 
 from engine.campaigns.durations import format_duration
+from engine.campaigns.schema import Campaign
 from engine.channels import (
     ActivityListener,
     BatchProvider,
@@ -44,21 +43,13 @@ from engine.channels import (
 from engine.clock import Clock
 from engine.double_opt_in import is_transactional, withdrawn_since
 from engine.drive.crash_points import CrashPoint, no_crash
-from engine.drive.partitions import WHOLE, Partition
-from engine.durable.batches import partition_of
-from engine.durable.book import CampaignBook
-from engine.durable.claims import Claims, retake
-from engine.durable.holders import Holders, holders_for
-from engine.durable.outbox_status import UNSETTLED, OutboxStatus
-from engine.durable.throttles import MAX_SLEEP, Throttles
+from engine.drive.outbox_port import DueRow, OutboxClaims, OutboxStore
+from engine.drive.outbox_status import OutboxStatus
 from engine.gc_pauses import frozen_heap
 from engine.policies import SendPolicies
-from engine.rates import Rate
+from engine.rates import MAX_SLEEP, Rate
 from engine.state.codec import encode_cart_items
 from engine.state.profile import CustomerState
-from engine.storage.customer_store import CustomerStore
-from engine.storage.database import transactions
-from engine.storage.tables import outbox
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
@@ -94,28 +85,31 @@ def throttles_each(provider: ChannelProvider) -> bool:
     return bool(getattr(provider, "throttled_per_delivery", False))
 
 
+class Book(Protocol):
+    """The campaigns a dispatcher delivers for: a row of another waits (a paused one's)."""
+
+    @property
+    def active(self) -> Sequence[Campaign]: ...
+
+
 class OutboxDispatcher:
     """Delivers due outbox rows through the providers, by channel."""
 
     def __init__(
         self,
-        db: sa.Engine,
+        store: OutboxStore,
         providers: Mapping[str, ChannelProvider],
         policies: SendPolicies,
-        book: CampaignBook,
+        book: Book,
         default_timezone: str,
         clock: Clock,
         lease: timedelta = LEASE,
         batch_size: int = 200,
         crash: CrashPoint = no_crash,
-        holders: Holders | None = None,
         rates: Mapping[str, Rate] | None = None,
-        throttles: Throttles | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        partition: Partition = WHOLE,
     ) -> None:
-        self.db = db
-        self.partition = partition  # the customers whose rows this dispatcher delivers
+        self.store = store  # the rows this dispatcher delivers (a partition's, or all)
         self.providers = providers
         self.policies = policies
         self.book = book
@@ -124,11 +118,8 @@ class OutboxDispatcher:
         self.lease = lease
         self.batch_size = batch_size
         self.crash = crash
-        self.holders = holders or holders_for(db)
-        self._store = CustomerStore(db.dialect.name)
-        self._claims: Claims | None = None  # while a dispatch runs
+        self._claims: OutboxClaims | None = None  # while a dispatch runs
         self.rates = dict(rates or {})  # channel -> the rate its provider is held to
-        self.throttles = throttles or Throttles(db)
         self.sleep = sleep
         # while a dispatch runs: channel -> when its throttle has the next turn for a row put
         # off (each row put off takes the one after: they come due in their order, spread)
@@ -150,16 +141,12 @@ class OutboxDispatcher:
         return outcomes
 
     @contextmanager
-    def _claiming(self) -> Iterator[Claims]:
-        """A holder, a connection and the claims of one dispatch on them."""
-        with (
-            self.holders.holding() as holder,
-            self.db.connect() as conn,
-            transactions(conn) as begin,
-        ):
-            self._claims = Claims(conn, begin, holder)
+    def _claiming(self) -> Iterator[OutboxClaims]:
+        """The claims of one dispatch, under a holder alive while it runs."""
+        with self.store.claiming() as claims:
+            self._claims = claims
             try:
-                yield self._claims
+                yield claims
             finally:
                 self._claims = None
 
@@ -167,69 +154,32 @@ class OutboxDispatcher:
         """Rows left ``sending`` by a holder that is dead, or past their lease when it cannot be
         told whether it is: again to ``pending`` for a provider that deduplicates, else
         ``unknown``. A live holder keeps its rows."""
-        return retake(self.db, self.holders, self._resends, now, self.lease)
+        return self.store.retake(now, self.lease, self._resends)
 
     def _resends(self, channel: str) -> bool:
         provider = self.providers.get(channel)
         return provider is not None and is_idempotent(provider)
 
-    def _due(self, now: datetime) -> list[Any]:
-        """The next page of due rows of this dispatcher's partition, read, not claimed: each is
-        claimed right before its call, and one another dispatch claimed meanwhile is passed
-        over.
+    def _due(self, now: datetime) -> list[DueRow]:
+        """The next page of due rows, read, not claimed: each is claimed right before its
+        call, and one another dispatch claimed meanwhile is passed over.
 
         A journey's messages go out in the order its steps sent them: a ``send`` waits while an
         earlier ``send`` of its journey is ``pending`` (a retry) or ``sending``; each row comes
         with ``failed_before``, the step of an earlier send of its journey that failed for
-        good, if any (the row is then skipped, see :meth:`_prepare`)."""
-        running = sorted(c.id for c in self.book.active)
-        earlier = outbox.alias("earlier")
-        # only ``journey_id`` is indexable here, the rest are expressions: the lookup goes by
-        # journey (a few rows of ix_outbox_journey) whatever the statistics say; PostgreSQL
-        # took ix_outbox_due or the primary key on stale ones after a big pass (31 s a page
-        # of 200 on 60,000 rows, against 4 ms)
-        status = sa.func.lower(earlier.c.status)
-        of_journey_before = (
-            earlier.c.journey_id == outbox.c.journey_id,
-            earlier.c.action == "send",
-            earlier.c.id + 0 < outbox.c.id,
-        )
-        unsettled_before = sa.exists().where(*of_journey_before, status.in_(UNSETTLED))
-        failed_before = (
-            sa.select(earlier.c.step)
-            .where(*of_journey_before, status == OutboxStatus.FAILED)
-            .order_by(earlier.c.id + 0)  # the earliest, not by walking the primary key
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = (
-            sa.select(
-                outbox,
-                # only a send waits for, or is skipped after, an earlier send
-                sa.case((outbox.c.action == "send", failed_before)).label("failed_before"),
-            )
-            .where(
-                outbox.c.status == OutboxStatus.PENDING,
-                outbox.c.next_attempt_at <= now,
-                # consent changes belong to no campaign
-                sa.or_(outbox.c.campaign_id.in_(running), outbox.c.campaign_id == ""),
-                sa.or_(outbox.c.action != "send", ~unsettled_before),
-                *partition_of(outbox, self.partition),
-            )
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(self.batch_size)
-        )
-        with self.db.connect() as conn:
-            return list(conn.execute(query))
+        good, if any (the row is then skipped, see :meth:`_prepare`). Rows of a held (paused)
+        campaign wait."""
+        running = {c.id for c in self.book.active}
+        return self.store.due(now, running, self.batch_size)
 
-    def _deliver(self, page: list[Any], now: datetime, outcomes: Counter[str]) -> None:
+    def _deliver(self, page: list[DueRow], now: datetime, outcomes: Counter[str]) -> None:
         """Check, claim and call each row of ``page``: one by one, and for a batch provider
         the channel's rows of the page as one batch, after the others. A throttled provider
         takes its turn before each call (or batch); a row it has no turn for soon is put off."""
         claims = self._claims
         assert claims is not None
-        states = self._states([row.customer_id for row in page])
-        batches: dict[str, list[tuple[Any, Delivery]]] = {}
+        states = self.store.states([row.customer_id for row in page])
+        batches: dict[str, list[tuple[DueRow, Delivery]]] = {}
         put_off = self._put_off_until
         for row in page:
             prepared = self._prepare(row, states.get(row.customer_id), now)
@@ -262,10 +212,10 @@ class OutboxDispatcher:
     def _with_turns(
         self,
         channel: str,
-        prepared: list[tuple[Any, Delivery]],
+        prepared: list[tuple[DueRow, Delivery]],
         now: datetime,
         outcomes: Counter[str],
-    ) -> list[tuple[Any, Delivery]]:
+    ) -> list[tuple[DueRow, Delivery]]:
         """Those of a batch's rows the channel's throttle has a turn for, each taking one; the
         others are put off."""
         put_off = self._put_off_until
@@ -285,7 +235,7 @@ class OutboxDispatcher:
             return True
         if channel in put_off:  # no turn for an earlier row of this dispatch: none for this one
             return False
-        wait = self.throttles.take(channel, rate)
+        wait = self.store.turn(channel, rate, MAX_SLEEP)
         if wait > MAX_SLEEP:
             put_off[channel] = now + timedelta(seconds=wait)
             return False
@@ -294,7 +244,11 @@ class OutboxDispatcher:
         return True
 
     def _put_off(
-        self, rows: list[Any], now: datetime, put_off: dict[str, datetime], outcomes: Counter[str]
+        self,
+        rows: list[DueRow],
+        now: datetime,
+        put_off: dict[str, datetime],
+        outcomes: Counter[str],
     ) -> None:
         """Keep ``rows`` (one call's: a row, or a batch) pending until their throttle's next
         turn, and move that turn on by one interval for the rows put off after them."""
@@ -308,28 +262,15 @@ class OutboxDispatcher:
             outcomes[f"{channel}:throttled"] += 1
         put_off[channel] += timedelta(seconds=rate.interval)
 
-    def _claim(self, claims: Claims, rows: list[Any], now: datetime) -> set[int]:
+    def _claim(self, claims: OutboxClaims, rows: list[DueRow], now: datetime) -> set[int]:
         provider = self.providers[rows[0].channel]
         claimed = claims.claim(rows, now, synced=not is_idempotent(provider))
         if claimed:
             self.crash("outbox_claimed")
         return claimed
 
-    def _states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
-        """The current state of each customer (of their survivor, for a merged one)."""
-        wanted = sorted(set(customer_ids))
-        with self.db.connect() as conn:
-            found = self._store.states(conn, wanted)
-            for customer_id in wanted:
-                if customer_id not in found:
-                    live = self._store.resolve(conn, customer_id)
-                    state = self._store.states(conn, [live]).get(live) if live else None
-                    if state is not None:
-                        found[customer_id] = state
-            return found
-
     def _prepare(
-        self, row: Any, state: CustomerState | None, now: datetime
+        self, row: DueRow, state: CustomerState | None, now: datetime
     ) -> Delivery | OutboxStatus:
         """The delivery for ``row``, or the status it was settled with here (skipped, failed)."""
         fields = dict(row.fields)
@@ -392,7 +333,7 @@ class OutboxDispatcher:
             fields=fields,
         )
 
-    def _stale_confirmation(self, row: Any, state: CustomerState, now: datetime) -> str | None:
+    def _stale_confirmation(self, row: DueRow, state: CustomerState, now: datetime) -> str | None:
         """Why a double opt-in confirmation decided at ``row.decided_at`` (the signup) must
         not go out now, if it must not: the customer consents already, withdrew consent since
         the signup, or the link would have expired (a backlog, a late signup)."""
@@ -406,7 +347,7 @@ class OutboxDispatcher:
             return f"expired: the link lasts {format_duration(policy.expires)} from the signup"
         return None
 
-    def _call(self, row: Any, delivery: Delivery, now: datetime) -> DeliveryOutcome:
+    def _call(self, row: DueRow, delivery: Delivery, now: datetime) -> DeliveryOutcome:
         provider = self.providers[row.channel]
         try:
             if delivery.action is DeliveryAction.CONSENT:
@@ -440,7 +381,7 @@ class OutboxDispatcher:
         return outcome
 
     def _call_batch(
-        self, channel: str, batch: list[tuple[Any, Delivery]], now: datetime
+        self, channel: str, batch: list[tuple[DueRow, Delivery]], now: datetime
     ) -> list[DeliveryOutcome]:
         provider = self.providers[channel]
         assert isinstance(provider, BatchProvider)
@@ -454,7 +395,7 @@ class OutboxDispatcher:
         self.crash("outbox_delivered")
         return outcomes
 
-    def _settle(self, row: Any, outcome: DeliveryOutcome, now: datetime) -> OutboxStatus:
+    def _settle(self, row: DueRow, outcome: DeliveryOutcome, now: datetime) -> OutboxStatus:
         """Keep what the provider did with the claimed ``row``; the status it ends in."""
         claims = self._claims
         assert claims is not None
@@ -477,7 +418,9 @@ class OutboxDispatcher:
         claims.settle(row, now, status, detail, synced=synced)
         return status
 
-    def _record(self, row: Any, now: datetime, status: OutboxStatus, detail: str) -> OutboxStatus:
+    def _record(
+        self, row: DueRow, now: datetime, status: OutboxStatus, detail: str
+    ) -> OutboxStatus:
         """Keep the outcome of ``row``, settled here without a call (skipped, failed)."""
         claims = self._claims
         assert claims is not None
