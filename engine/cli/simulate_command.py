@@ -17,6 +17,7 @@ from engine.cli.context import EXIT_ERROR, EXIT_PROBLEMS, ConfigOption, config_p
 from engine.journeys.plan import PlanLine, plan_text
 
 if TYPE_CHECKING:
+    from engine.campaigns.loader import CampaignSet
     from engine.campaigns.schema import Campaign
     from engine.config import ProjectConfig
     from engine.events import Event
@@ -56,6 +57,15 @@ def simulate(
             "per CPU, at most 8, as free memory allows; under 50,000 events, one).",
         ),
     ] = None,
+    explain: Annotated[
+        str | None,
+        typer.Option(
+            "--explain",
+            help="Instead of the plan, say why this customer (id, userId, email, phone or "
+            "anonymousId) did or didn't get a message, as `followup explain` does.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
@@ -70,6 +80,9 @@ def simulate(
     from engine.ingest.pipeline import Accepted
     from engine.journeys.simulate import simulation as run_simulation
 
+    if explain is not None and (summary or report is not None):
+        errors.print("--explain prints one customer's decisions: leave out --summary and --report")
+        raise typer.Exit(EXIT_ERROR)
     if report is not None and report.suffix not in (".json", ".html"):
         errors.print(f"--report {report}: name a .json or .html file", markup=False)
         raise typer.Exit(EXIT_ERROR)
@@ -104,6 +117,9 @@ def simulate(
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     templates = project.path(project.config.templates)
+    if explain is not None:
+        _explain(explain, events, loaded, accepted, project.config, end, templates)
+        raise typer.Exit(EXIT_PROBLEMS if rejected else 0)
     settings = settings_of(project.config.reports) if report is not None else None
     watch = frozenset({settings.conversion}) if settings is not None else frozenset()
     simulated = run_simulation(
@@ -125,6 +141,39 @@ def simulate(
         sys.stdout.write(plan_text(simulated.plan))
     if rejected:
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _explain(
+    reference: str,
+    events: Path,
+    loaded: CampaignSet,
+    accepted: list[Event],
+    config: ProjectConfig,
+    end: datetime | None,
+    templates: Path,
+) -> None:
+    """Print why the customer known as ``reference`` did or didn't get a message."""
+    from engine.durable.explain_text import current_campaigns, explanation_lines, why_nothing
+    from engine.journeys.simulate_explain import explain_simulated
+
+    models = [item.campaign for item in loaded.campaigns.values()]
+    found = explain_simulated(models, accepted, config, reference, None, end, templates)
+    if found is None:
+        errors.print(
+            f"error: no customer is known as {reference!r} in {events} "
+            "(id, userId, email, phone or anonymousId)",
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(EXIT_ERROR)
+    explanation = found.explanation
+    files = {cid: item.campaign for cid, item in loaded.campaigns.items()}
+    hints = [] if explanation.decisions else why_nothing(explanation, files, None, simulated=True)
+    current = current_campaigns(loaded, config.policies)
+    lines = explanation_lines(
+        found.customer_id, found.state, explanation, hints, current, simulated=True
+    )
+    sys.stdout.write("".join(line + "\n" for line in lines))
 
 
 def _write_report(

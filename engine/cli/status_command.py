@@ -31,10 +31,10 @@ from engine.journeys.plan import format_time
 if TYPE_CHECKING:
     from engine.api import Followup
     from engine.campaigns.loader import CampaignSet
+    from engine.drive.explanation import Decision
     from engine.durable.reports import (
         CampaignStatus,
         CurrentCampaign,
-        Decision,
         OutboxRow,
         StatusReport,
     )
@@ -390,8 +390,10 @@ def explain(
     config: ConfigOption = None,
 ) -> None:
     """Why did or didn't this customer get a message: every decision with its reason."""
-    from engine.durable.explain_text import decision_text, journey_text, why_nothing
-    from engine.durable.reports import explain_customer, recorded_campaigns
+    from engine.drive.explanation import explain_customer
+    from engine.durable.explain_text import explanation_lines, why_nothing
+    from engine.durable.reports import recorded_campaigns
+    from engine.durable.sql_reads import SqlExplainReads
 
     with open_engine(ctx) as followup:
         profile = followup.profile(customer, recent=0)
@@ -406,7 +408,7 @@ def explain(
             if unknown and campaign not in recorded_campaigns(conn):
                 known = ", ".join(sorted(current)) or "none"
                 raise fail(f"no campaign {campaign!r} (the campaigns: {known})")
-            explanation = explain_customer(conn, profile.id, campaign)
+            explanation = explain_customer(SqlExplainReads(conn), profile.id, campaign)
     files = {cid: found.campaign for cid, found in loaded.campaigns.items()}
     hints = [] if explanation.decisions else why_nothing(explanation, files, campaign)
     state = profile.state
@@ -442,20 +444,5 @@ def explain(
         console.out(_dumps(document), highlight=False)
         return
 
-    who = ", ".join(x for x in (state.user_id, state.email, state.phone) if x)
-    _say(f"customer {profile.id}" + (f" ({who})" if who else ""))
-    if explanation.merged_ids:
-        _say("  with the profiles merged into it: " + ", ".join(explanation.merged_ids))
-    scope = f" in {campaign}" if campaign else ""
-    if not explanation.decisions:
-        _say(f"no decisions recorded for this customer{scope}. Why that may be:")
-        for hint in hints:
-            _say(f"  - {hint}")
-    else:
-        _say(f"decisions{scope}, in time order:")
-        for decision in explanation.decisions:
-            _say("  " + decision_text(decision, profile.id))
-    if explanation.journeys:
-        _say("journeys:")
-        for journey in explanation.journeys:
-            _say("  " + journey_text(journey, current))
+    for line in explanation_lines(profile.id, state, explanation, hints, current):
+        _say(line)

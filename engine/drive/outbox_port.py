@@ -21,8 +21,16 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.drive.outbox_status import OutboxStatus
+from engine.journeys.plan import PlanAction
 from engine.rates import Rate
 from engine.state.profile import CustomerState
+
+
+def outbox_key(journey_id: str, step: str, action: str) -> str:
+    """The idempotency key of a channel action: journey and step (an audience removal is the
+    undoing of its step's add, so it gets a key of its own)."""
+    key = f"{journey_id}:{step}"
+    return key + ":remove" if action == PlanAction.AUDIENCE_REMOVE.value else key
 
 
 @dataclass(frozen=True, slots=True)

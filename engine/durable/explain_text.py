@@ -1,5 +1,6 @@
 """Why a customer did or did not get a message, in plain English: the lines of ``followup
-explain`` and of the dashboard's customer page, from :func:`engine.durable.reports.explain_customer`.
+explain``, ``simulate --explain`` and the dashboard's customer page, from
+:func:`engine.drive.explanation.explain_customer`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,11 @@ from typing import Any
 from engine.campaigns.loader import CampaignSet, campaign_version
 from engine.campaigns.schema import Campaign, EventTrigger, ScheduleTrigger, SegmentTrigger
 from engine.double_opt_in import CAMPAIGN_ID, with_confirmation
-from engine.durable.reports import (
-    CurrentCampaign,
-    Decision,
-    Explanation,
-    JourneyState,
-    Outcome,
-)
+from engine.drive.explanation import Decision, Explanation, JourneyState, Outcome
+from engine.durable.reports import CurrentCampaign
 from engine.journeys.outcomes import NOT_ENTERED, ExitReason, NotEntered, SkipReason
 from engine.journeys.plan import format_time
+from engine.state.profile import CustomerState
 
 
 def current_campaigns(loaded: CampaignSet, policies: dict[str, Any]) -> dict[str, CurrentCampaign]:
@@ -93,10 +90,14 @@ def _fields_text(fields: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
-    """What became of a channel action decided ``sent``: its outbox row."""
+SIMULATED = "simulated: nothing is sent"
+
+
+def outcome_text(outcome: Outcome | None, channel: str | None, simulated: bool = False) -> str:
+    """What became of a channel action decided ``sent``: its outbox row (none in a
+    simulation)."""
     if outcome is None:
-        return "no outbox row (not handed to delivery)"
+        return SIMULATED if simulated else "no outbox row (not handed to delivery)"
     detail = f": {outcome.detail}" if outcome.detail else ""
     match outcome.status:
         case "delivered":
@@ -124,8 +125,8 @@ def outcome_text(outcome: Outcome | None, channel: str | None) -> str:
     return f"{outcome.status}{detail}"
 
 
-def decision_text(decision: Decision, customer_id: str) -> str:
-    """One decision as a line a person reads."""
+def decision_text(decision: Decision, customer_id: str, simulated: bool = False) -> str:
+    """One decision as a line a person reads (of a simulation: nothing was delivered)."""
     head = f"{format_time(decision.at)} {decision.campaign_id}"
     if decision.journey_id:
         head += f" {decision.journey_id}"
@@ -160,7 +161,8 @@ def decision_text(decision: Decision, customer_id: str) -> str:
         verb = _SEND_VERBS.get(decision.outcome.status if decision.outcome else "", "decided")
     what = f"{decision.channel or '?'} {verb}"
     extra = f" ({described})" if described else ""
-    return f"{head}{step} {what}{extra} — {outcome_text(decision.outcome, decision.channel)}"
+    outcome = outcome_text(decision.outcome, decision.channel, simulated)
+    return f"{head}{step} {what}{extra} — {outcome}"
 
 
 def journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) -> str:
@@ -184,7 +186,7 @@ def journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) 
     return text
 
 
-def _trigger_hint(campaign: Campaign, explanation: Explanation) -> str:
+def _trigger_hint(campaign: Campaign, explanation: Explanation, simulated: bool) -> str:
     trigger = campaign.trigger
     if isinstance(trigger, EventTrigger):
         seen = explanation.events.get(trigger.event, 0)
@@ -194,6 +196,9 @@ def _trigger_hint(campaign: Campaign, explanation: Explanation) -> str:
                 f"(the campaign's trigger)"
             )
         where = f" none matched `where: {trigger.where.source}`, or" if trigger.where else ""
+        if simulated:  # every campaign simulated runs from the first event
+            matched = f"none matched `where: {trigger.where.source}`" if trigger.where else ""
+            return f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but {matched}".strip()
         return (
             f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but{where} they came before "
             f"the campaign was running (an event triggers only the campaigns active when the "
@@ -213,9 +218,14 @@ def _trigger_hint(campaign: Campaign, explanation: Explanation) -> str:
 
 
 def why_nothing(
-    explanation: Explanation, campaigns: Mapping[str, Campaign], campaign_id: str | None
+    explanation: Explanation,
+    campaigns: Mapping[str, Campaign],
+    campaign_id: str | None,
+    simulated: bool = False,
 ) -> list[str]:
-    """What may explain that no decision was recorded."""
+    """What may explain that no decision was recorded (in a simulation: made). A simulation
+    runs drafts too, and no paused campaign."""
+    runs = {"active", "draft"} if simulated else {"active"}
     hints = []
     if explanation.pending_events:
         hints.append(
@@ -226,25 +236,64 @@ def why_nothing(
         campaign = campaigns.get(campaign_id)
         if campaign is None:
             hints.append(f"{campaign_id}: its campaign file is gone; nothing new can happen")
+        elif campaign.status.value == "paused" and simulated:
+            hints.append(f"{campaign_id} is paused: simulate does not run it")
         elif campaign.status.value == "paused":
             hints.append(
                 f"{campaign_id} is paused: no new entries, its pending steps are held until it "
                 f"is active again"
             )
-        elif campaign.status.value == "draft":
+        elif campaign.status.value not in runs:
             hints.append(f"{campaign_id} is a draft: only `validate` and `simulate` run it")
         else:
-            hints.append(_trigger_hint(campaign, explanation))
+            hints.append(_trigger_hint(campaign, explanation, simulated))
         return hints
     seen = ", ".join(f"{name} ×{n}" for name, n in explanation.events.items()) or "none"
     hints.append(f"the customer's events: {seen}")
-    running = [c for c in campaigns.values() if c.status.value == "active"]
+    running = [c for c in campaigns.values() if c.status.value in runs]
     if not running:
-        hints.append("no campaign is active (paused and draft campaigns take no entries)")
-    hints.extend(_trigger_hint(c, explanation) for c in sorted(running, key=lambda c: c.id))
+        hints.append(
+            "no campaign is active or a draft (simulate runs no paused campaign)"
+            if simulated
+            else "no campaign is active (paused and draft campaigns take no entries)"
+        )
     hints.extend(
-        f"{c.id} is {c.status.value}: it takes no new entries"
+        _trigger_hint(c, explanation, simulated) for c in sorted(running, key=lambda c: c.id)
+    )
+    hints.extend(
+        f"{c.id} is {c.status.value}: "
+        + ("simulate does not run it" if simulated else "it takes no new entries")
         for c in sorted(campaigns.values(), key=lambda c: c.id)
-        if c.status.value != "active"
+        if c.status.value not in runs
     )
     return hints
+
+
+def explanation_lines(
+    customer_id: str,
+    state: CustomerState,
+    explanation: Explanation,
+    hints: list[str],
+    current: Mapping[str, CurrentCampaign],
+    simulated: bool = False,
+) -> list[str]:
+    """``followup explain``'s text (``simulate --explain``'s, ``simulated``)."""
+    who = ", ".join(x for x in (state.user_id, state.email, state.phone) if x)
+    lines = [f"customer {customer_id}" + (f" ({who})" if who else "")]
+    if explanation.merged_ids:
+        lines.append("  with the profiles merged into it: " + ", ".join(explanation.merged_ids))
+    scope = f" in {explanation.campaign_id}" if explanation.campaign_id else ""
+    if not explanation.decisions:
+        made = "made in the simulation" if simulated else "recorded"
+        lines.append(f"no decisions {made} for this customer{scope}. Why that may be:")
+        lines.extend(f"  - {hint}" for hint in hints)
+    else:
+        lines.append(f"decisions{scope}, in time order:")
+        lines.extend(
+            "  " + decision_text(decision, customer_id, simulated)
+            for decision in explanation.decisions
+        )
+    if explanation.journeys:
+        lines.append("journeys:")
+        lines.extend("  " + journey_text(journey, current) for journey in explanation.journeys)
+    return lines

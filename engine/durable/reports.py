@@ -1,11 +1,10 @@
-"""Read-only reports over the campaign engine's tables, for ``followup status`` and ``explain``.
+"""Read-only reports over the campaign engine's tables, for ``followup status``.
 
 :func:`status_report` counts, per campaign, the journeys on each version (the current one from
 the campaign files, the older ones journeys keep), the pending timers, the outbox rows by status,
 and lists the outbox rows whose outcome is ``unknown`` (a human must check whether they reached
-the customer) or ``failed``. :func:`explain_customer` gives a customer's decisions in time order,
-those of every profile merged into them included, each channel action joined with the outcome
-of its outbox row (by its ``journey:step`` key).
+the customer) or ``failed``. ``explain``'s read model is :mod:`engine.drive.explanation`, read
+from the tables by :mod:`engine.durable.sql_reads`.
 
 Only SQLAlchemy Core reads, on the caller's connection; the results are small frozen dataclasses.
 """
@@ -13,8 +12,8 @@ Only SQLAlchemy Core reads, on the caller's connection; the results are small fr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,15 +21,11 @@ import sqlalchemy as sa
 
 from engine.drive.outbox_status import OPEN, OutboxStatus
 from engine.drive.partitions import next_due
-from engine.durable.store import outbox_key
 from engine.journeys.outcomes import JourneyStatus
 from engine.rates import Rate
-from engine.storage.customer_store import among
 from engine.storage.tables import (
     campaign_versions,
-    customers,
     decisions,
-    events,
     journey_inbox,
     journey_timers,
     journeys,
@@ -42,12 +37,10 @@ from engine.storage.tables import (
 
 OUTBOX_STATUSES = tuple(status.value for status in OutboxStatus)  # plain str: JSON keys
 JOURNEY_STATUSES = tuple(status.value for status in JourneyStatus)  # plain str: JSON keys
-CHANNEL_ACTIONS = frozenset({"send", "audience_add", "audience_remove"})
 OPEN_OUTBOX = tuple(status.value for status in OPEN)  # rows that keep a campaign reported
 REMOVED = "removed"  # the status of a campaign whose file is gone
 SCHEDULE_PREFIX = "schedule:"
 SEGMENTS = "segments"
-MAX_MERGE_DEPTH = 64
 
 
 # --- followup status -----------------------------------------------------------------------
@@ -336,208 +329,6 @@ def _utc(value: Any) -> datetime | None:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-# --- followup explain ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a channel action: its outbox row."""
-
-    key: str
-    status: str  # pending | sending | delivered | skipped | failed | unknown
-    detail: str | None
-    attempts: int
-    updated_at: datetime
-    next_attempt_at: datetime
-    provider_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One decision about the customer, with its reason, and for a channel action that was
-    decided ``sent`` the outcome of its delivery (``None`` when no outbox row holds it)."""
-
-    at: datetime
-    campaign_id: str
-    journey_id: str | None
-    customer_id: str  # the profile it was decided for (an id merged since keeps its own)
-    action: str  # enter | exit | convert | send | audience_add | audience_remove | not_entered
-    step: str | None
-    channel: str | None
-    status: str | None  # sent | skipped, on channel actions
-    reason: str | None
-    fields: Mapping[str, Any]
-    outcome: Outcome | None
-
-    @property
-    def outbox_key(self) -> str | None:
-        """The key of the outbox row of a channel action decided ``sent``."""
-        if (
-            self.action not in CHANNEL_ACTIONS
-            or self.status != "sent"
-            or self.journey_id is None
-            or self.step is None
-        ):
-            return None
-        return outbox_key(self.journey_id, self.step, self.action)
-
-
-@dataclass(frozen=True, slots=True)
-class JourneyState:
-    """One of the customer's journeys, with its next timer."""
-
-    id: str
-    campaign_id: str
-    version: str
-    status: str
-    entered_at: datetime
-    updated_at: datetime
-    next_due_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a customer did or did not get a campaign's messages."""
-
-    customer_id: str
-    merged_ids: tuple[str, ...]  # every profile merged into this one (directly or not)
-    campaign_id: str | None
-    decisions: tuple[Decision, ...]  # in time order
-    journeys: tuple[JourneyState, ...]  # entry order
-    events: Mapping[str, int]  # the customer's logged events, by name (else by type)
-    pending_events: int  # of which the journey engine has not taken yet
-
-    @property
-    def customer_ids(self) -> tuple[str, ...]:
-        """The customer and every profile merged into them."""
-        return (self.customer_id, *self.merged_ids)
-
-
-def merged_into(conn: sa.Connection, customer_id: str) -> tuple[str, ...]:
-    """Every profile merged into ``customer_id``, following ``merged_into`` chains, sorted."""
-    found: set[str] = set()
-    frontier = [customer_id]
-    for _ in range(MAX_MERGE_DEPTH):  # chains are short; the bound guards against a cycle
-        if not frontier:
-            break
-        following: list[str] = []
-        for where in among(conn, customers.c.merged_into, frontier):
-            query = sa.select(customers.c.id).where(where)
-            following.extend(cid for cid in conn.scalars(query) if cid not in found)
-        found.update(following)
-        frontier = following
-    found.discard(customer_id)
-    return tuple(sorted(found))
-
-
-def outcomes(conn: sa.Connection, keys: Sequence[str]) -> dict[str, Outcome]:
-    """The outbox rows of the given keys, by key."""
-    found: dict[str, Outcome] = {}
-    for where in among(conn, outbox.c.key, keys):
-        for row in conn.execute(sa.select(outbox).where(where)):
-            found[row.key] = Outcome(
-                key=row.key,
-                status=row.status,
-                detail=row.detail,
-                attempts=row.attempts,
-                updated_at=row.updated_at,
-                next_attempt_at=row.next_attempt_at,
-                provider_id=row.provider_id,
-            )
-    return found
-
-
-def explain_customer(
-    conn: sa.Connection, customer_id: str, campaign_id: str | None = None
-) -> Explanation:
-    """The decisions about a live customer (and every profile merged into them), optionally
-    for one campaign, each channel action joined with its delivery outcome."""
-    merged = merged_into(conn, customer_id)
-    ids = (customer_id, *merged)
-
-    rows: list[Any] = []
-    for where in among(conn, decisions.c.customer_id, ids):
-        query = sa.select(decisions).where(where)
-        if campaign_id is not None:
-            query = query.where(decisions.c.campaign_id == campaign_id)
-        rows.extend(conn.execute(query))
-    rows.sort(key=lambda r: (r.at, r.id))
-    partial = [
-        Decision(
-            at=row.at,
-            campaign_id=row.campaign_id,
-            journey_id=row.journey_id,
-            customer_id=row.customer_id,
-            action=row.action,
-            step=row.step,
-            channel=row.channel,
-            status=row.status,
-            reason=row.reason,
-            fields=dict(row.fields or {}),
-            outcome=None,
-        )
-        for row in rows
-    ]
-    found = outcomes(conn, [key for d in partial if (key := d.outbox_key) is not None])
-    joined = tuple(
-        d if d.outbox_key is None else replace(d, outcome=found.get(d.outbox_key)) for d in partial
-    )
-
-    journey_rows: list[Any] = []
-    for where in among(conn, journeys.c.customer_id, ids):
-        query = sa.select(journeys).where(where)
-        if campaign_id is not None:
-            query = query.where(journeys.c.campaign_id == campaign_id)
-        journey_rows.extend(conn.execute(query))
-    next_due: dict[str, datetime] = {}
-    for where in among(conn, journey_timers.c.journey_id, [row.id for row in journey_rows]):
-        query = sa.select(journey_timers.c.journey_id, journey_timers.c.due_at).where(where)
-        for journey_id, due in conn.execute(query):
-            if journey_id not in next_due or due < next_due[journey_id]:
-                next_due[journey_id] = due
-    states = tuple(
-        JourneyState(
-            id=row.id,
-            campaign_id=row.campaign_id,
-            version=row.campaign_version,
-            status=row.status,
-            entered_at=row.entered_at,
-            updated_at=row.updated_at,
-            next_due_at=next_due.get(row.id),
-        )
-        for row in sorted(journey_rows, key=lambda r: (r.entered_at, r.id))
-    )
-
-    by_name: dict[str, int] = {}
-    pending = 0
-    for where in among(conn, events.c.customer_id, ids):
-        query = (
-            sa.select(events.c.type, events.c.name, sa.func.count())
-            .where(where)
-            .group_by(events.c.type, events.c.name)
-        )
-        for kind, name, count in conn.execute(query):
-            label = name or kind  # identify, alias and page events have no name
-            by_name[label] = by_name.get(label, 0) + count
-        query = (
-            sa.select(sa.func.count())
-            .select_from(
-                events.join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
-            )
-            .where(where)
-        )
-        pending += conn.scalar(query) or 0
-    return Explanation(
-        customer_id=customer_id,
-        merged_ids=merged,
-        campaign_id=campaign_id,
-        decisions=joined,
-        journeys=states,
-        events=dict(sorted(by_name.items())),
-        pending_events=pending,
-    )
 
 
 def recorded_campaigns(conn: sa.Connection) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.double_opt_in import TRANSACTIONAL
-from engine.drive.outbox_port import NewOutboxRow
+from engine.drive.outbox_port import NewOutboxRow, outbox_key
 from engine.drive.outbox_status import OutboxStatus
 from engine.drive.partitions import bucket_of
 from engine.durable.book import CampaignBook
@@ -243,13 +243,6 @@ def _settled(journey: Journey, now: datetime) -> bool:
     if goal is None or journey.converted:
         return True
     return goal.within is not None and journey.entered_at + goal.within < now
-
-
-def outbox_key(journey_id: str, step: str, action: str) -> str:
-    """The idempotency key of a channel action: journey and step (an audience removal is the
-    undoing of its step's add, so it gets a key of its own)."""
-    key = f"{journey_id}:{step}"
-    return key + ":remove" if action == PlanAction.AUDIENCE_REMOVE.value else key
 
 
 def save(

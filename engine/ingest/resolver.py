@@ -75,6 +75,14 @@ class IdentityResolver:
         result.customer_of_event.append(customer_id)
         return customer_id
 
+    def owner(self, key_or_id: str) -> str | None:
+        """The live customer behind an identity key, or a customer id merged away (``None``:
+        unknown here)."""
+        owner = self._owners.get(key_or_id)
+        if owner is None and key_or_id not in self.result.survivor_of:
+            return None
+        return self.result.final(owner or key_or_id)
+
     def seen_again(self, customer_id: str, at: datetime) -> str:
         """:meth:`resolve` for an event whose keys live ``customer_id`` already owns (each one
         itself, or a profile merged into it): only the customer's first-seen time can change.

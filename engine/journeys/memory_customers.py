@@ -7,6 +7,8 @@ profile surviving, state folded by the same reducers in event-time order), witho
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from engine.events import Event
 from engine.identity import identity_keys, ids_only
 from engine.ingest.resolver import IdentityResolver
@@ -40,6 +42,22 @@ class InMemoryCustomers:
     def ids(self) -> list[str]:
         """Every live customer, sorted."""
         return sorted(self._history)
+
+    def history(self, customer_id: str) -> Sequence[Event]:
+        """The events of a live customer (those of the profiles merged into them too), as
+        applied; none for an unknown or merged-away id."""
+        return self._history.get(customer_id, ())
+
+    def find(self, keys: Iterable[str]) -> str | None:
+        """The live customer that owns the first of ``keys`` anyone owns (a customer id, an
+        identity key; a merged-away profile's gives its survivor)."""
+        for key in keys:
+            if key in self._history:
+                return key
+            owner = self._resolver.owner(key)
+            if owner is not None:
+                return owner
+        return None
 
     def has(self, customer_id: str) -> bool:
         """Whether ``customer_id`` is a live customer."""

@@ -10,7 +10,7 @@ with schedule ticks and segment sweeps booked by :mod:`engine.journeys.virtual_c
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -92,15 +92,12 @@ def simulation(
     the customer of each event named in ``watch`` (for ``--report``)."""
     every = list(campaigns)
     with no_full_collections():
-        ordered = sorted(
-            (e for e in received_order(events) if until is None or e.timestamp <= until),
-            key=EVENT_ORDER,
-        )
+        ordered = ordered_events(events, until)
         if not ordered:
             journey_engine(every, config, None)  # a campaign set the engine refuses fails here too
             return Simulation([])
         # every part runs on the whole run's clock: ticks and sweeps from the first event on
-        clock = (ordered[0].timestamp, until or ordered[-1].timestamp + DEFAULT_HORIZON)
+        clock = run_clock(ordered, until)
 
         def run(part: list[Event]) -> Simulation:
             return _simulate(every, part, config, clock, templates, watch)
@@ -123,10 +120,6 @@ def _simulate(
 ) -> Simulation:
     """The simulation of ``ordered`` (received and sorted, not empty) from ``clock[0]`` to
     ``clock[1]``."""
-    bodies = BodyCheck(templates) if templates is not None else None
-    engine = journey_engine(campaigns, config, bodies)
-    start, end = clock
-    VirtualClock(engine, start)
     owners: dict[str, str] = {}
     merged_into: dict[str, str] = {}
 
@@ -136,9 +129,7 @@ def _simulate(
         if event.name in watch:
             owners[event.message_id] = resolved.customer_id
 
-    engine.watch_resolved(record)
-    # one pass of the driver at the end of the simulated time, on the virtual clock
-    Driver(MemoryStore(engine, ordered)).run_pass(end, TickSummary())
+    engine, bodies = run_engine(campaigns, ordered, config, clock, templates, record)
     refused: dict[str, Counter[str]] = {}
     for entry in engine.refused:
         refused.setdefault(entry.campaign, Counter())[str(entry.reason)] += 1
@@ -157,6 +148,41 @@ def _simulate(
         owners,
         merged_into,
     )
+
+
+def run_engine(
+    campaigns: list[Campaign],
+    ordered: list[Event],
+    config: ProjectConfig,
+    clock: tuple[datetime, datetime],
+    templates: Path | None,
+    record: Callable[[Event, Resolved], None],
+) -> tuple[JourneyEngine, BodyCheck | None]:
+    """An engine that took ``ordered`` (received and sorted, not empty) from ``clock[0]`` to
+    ``clock[1]``, telling ``record`` each event's customer; and the check of its templates."""
+    bodies = BodyCheck(templates) if templates is not None else None
+    engine = journey_engine(campaigns, config, bodies)
+    start, end = clock
+    VirtualClock(engine, start)
+    engine.watch_resolved(record)
+    # one pass of the driver at the end of the simulated time, on the virtual clock
+    Driver(MemoryStore(engine, ordered)).run_pass(end, TickSummary())
+    return engine, bodies
+
+
+def ordered_events(events: Iterable[Event], until: datetime | None) -> list[Event]:
+    """``events`` as a simulation takes them: received (each messageId once), up to
+    ``until``, in event order."""
+    return sorted(
+        (e for e in received_order(events) if until is None or e.timestamp <= until),
+        key=EVENT_ORDER,
+    )
+
+
+def run_clock(ordered: list[Event], until: datetime | None) -> tuple[datetime, datetime]:
+    """The simulated time of ``ordered`` (not empty): from the first event to ``until``
+    (default: :data:`DEFAULT_HORIZON` after the last)."""
+    return (ordered[0].timestamp, until or ordered[-1].timestamp + DEFAULT_HORIZON)
 
 
 def _second(item: tuple[str, tuple[datetime, str]]) -> tuple[datetime, str]:

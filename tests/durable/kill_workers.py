@@ -42,8 +42,8 @@ import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
+from engine.drive.outbox_port import outbox_key
 from engine.durable.project import DurableProject
-from engine.durable.store import outbox_key
 from engine.events import parse_message
 from engine.journeys.plan import PlanAction
 from engine.journeys.simulate import simulate

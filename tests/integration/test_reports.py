@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.durable.reports import (
-    CurrentCampaign,
-    explain_customer,
-    merged_into,
-    recorded_campaigns,
-    status_report,
-)
+from engine.drive.explanation import explain_customer
+from engine.durable.reports import CurrentCampaign, recorded_campaigns, status_report
+from engine.durable.sql_reads import SqlExplainReads
 from engine.storage.database import open_database
 from engine.storage.tables import (
     campaign_versions,
@@ -340,10 +336,10 @@ def test_explain_includes_every_merged_profile_and_joins_outcomes(db: sa.Engine)
     with db.begin() as conn:
         _merged_story(conn)
     with db.connect() as conn:
-        assert merged_into(conn, "c_a") == ("c_b", "c_c")
-        assert merged_into(conn, "c_b") == ("c_c",)
-        assert merged_into(conn, "c_x") == ()
-        found = explain_customer(conn, "c_a")
+        assert SqlExplainReads(conn).merged_into("c_a") == ("c_b", "c_c")
+        assert SqlExplainReads(conn).merged_into("c_b") == ("c_c",)
+        assert SqlExplainReads(conn).merged_into("c_x") == ()
+        found = explain_customer(SqlExplainReads(conn), "c_a")
 
     assert found.customer_ids == ("c_a", "c_b", "c_c")
     summary = [(d.at, d.campaign_id, d.customer_id, d.action, d.reason) for d in found.decisions]
@@ -382,8 +378,8 @@ def test_explain_for_one_campaign(db: sa.Engine) -> None:
     with db.begin() as conn:
         _merged_story(conn)
     with db.connect() as conn:
-        welcome = explain_customer(conn, "c_a", "welcome")
-        nothing = explain_customer(conn, "c_a", "win-back")
+        welcome = explain_customer(SqlExplainReads(conn), "c_a", "welcome")
+        nothing = explain_customer(SqlExplainReads(conn), "c_a", "win-back")
         assert recorded_campaigns(conn) == {"cart", "welcome"}
     assert [(d.action, d.status, d.reason) for d in welcome.decisions] == [
         ("send", "skipped", "no_consent")

@@ -19,8 +19,10 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.campaigns.loader import load_campaigns
+from engine.drive.explanation import explain_customer
 from engine.durable.explain_text import current_campaigns, decision_text, journey_text, why_nothing
-from engine.durable.reports import explain_customer, status_report
+from engine.durable.reports import status_report
+from engine.durable.sql_reads import SqlExplainReads
 from engine.providers import provider_rates
 from engine.reports.charts import Series, bar_chart, finite, line_chart
 from engine.reports.html import campaign_figures
@@ -178,7 +180,7 @@ def _customer_page(ctx: ServiceContext, ref: str, choice: PeriodChoice) -> str |
     loaded = load_campaigns([project.path(project.config.campaigns)])
     current = current_campaigns(loaded, project.config.policies)
     with followup.engine.connect() as conn:
-        explanation = explain_customer(conn, profile.id)
+        explanation = explain_customer(SqlExplainReads(conn), profile.id)
     files = {cid: found.campaign for cid, found in loaded.campaigns.items()}
     hints = [] if explanation.decisions else why_nothing(explanation, files, None)
     return render(
