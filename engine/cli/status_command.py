@@ -10,7 +10,8 @@ customer (and every profile merged into them) in time order with its reason in p
 each send joined with its delivery outcome; with no decision, what may explain that.
 
 Both exit 0 whatever they find, and 2 when they cannot run (bad config, unreachable database,
-unknown customer or campaign). The queries are in :mod:`engine.durable.reports`.
+unknown customer or campaign). The queries are in :mod:`engine.durable.reports` (status) and
+:mod:`engine.durable.sql_reads` (explain).
 """
 
 from __future__ import annotations

@@ -183,19 +183,7 @@ class MemoryOutbox:
         if row_id is None:
             return None
         row = self._rows[row_id]
-        return OutboxRecord(
-            id=row.id,
-            key=row.key,
-            customer_id=row.customer_id,
-            channel=row.channel,
-            action=row.action,
-            status=row.status,
-            detail=row.detail,
-            attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at,
-            provider_id=row.provider_id,
-            claimed_by=row.claimed_by,
-        )
+        return OutboxRecord.of(row)
 
     def write(self, row_id: int, expect: Callable[[MemoryRow], bool], **values: Any) -> bool:
         """Set ``values`` on row ``row_id`` if it is as ``expect`` says; whether it was."""

@@ -99,6 +99,23 @@ class OutboxRecord:
     provider_id: str | None
     claimed_by: str | None
 
+    @classmethod
+    def of(cls, row: Any) -> OutboxRecord:
+        """The record of a row with these attributes (a store's own row)."""
+        return cls(
+            id=row.id,
+            key=row.key,
+            customer_id=row.customer_id,
+            channel=row.channel,
+            action=row.action,
+            status=OutboxStatus(row.status),
+            detail=row.detail,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            provider_id=row.provider_id,
+            claimed_by=row.claimed_by,
+        )
+
 
 class OutboxClaims(Protocol):
     """One dispatch's claims, under one holder that is alive while the dispatch runs.

@@ -168,16 +168,4 @@ class SqlOutboxStore:
             row = conn.execute(sa.select(outbox).where(outbox.c.key == key)).first()
         if row is None:
             return None
-        return OutboxRecord(
-            id=row.id,
-            key=row.key,
-            customer_id=row.customer_id,
-            channel=row.channel,
-            action=row.action,
-            status=OutboxStatus(row.status),
-            detail=row.detail,
-            attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at,
-            provider_id=row.provider_id,
-            claimed_by=row.claimed_by,
-        )
+        return OutboxRecord.of(row)

@@ -49,12 +49,7 @@ class SqlExplainReads:
 
     def decisions(self, customer_ids: Collection[str], campaign_id: str | None) -> list[Decision]:
         """The ``decisions`` rows of the customers, in time order (then as recorded)."""
-        rows: list[Any] = []
-        for where in among(self.conn, decisions.c.customer_id, customer_ids):
-            query = sa.select(decisions).where(where)
-            if campaign_id is not None:
-                query = query.where(decisions.c.campaign_id == campaign_id)
-            rows.extend(self.conn.execute(query))
+        rows = self._of(decisions, customer_ids, campaign_id)
         rows.sort(key=lambda r: (r.at, r.id))
         return [
             Decision(
@@ -94,12 +89,7 @@ class SqlExplainReads:
     ) -> list[JourneyState]:
         """The customers' journeys with their next timers, in entry order."""
         conn = self.conn
-        rows: list[Any] = []
-        for where in among(conn, journeys.c.customer_id, customer_ids):
-            query = sa.select(journeys).where(where)
-            if campaign_id is not None:
-                query = query.where(journeys.c.campaign_id == campaign_id)
-            rows.extend(conn.execute(query))
+        rows = self._of(journeys, customer_ids, campaign_id)
         next_due: dict[str, datetime] = {}
         for where in among(conn, journey_timers.c.journey_id, [row.id for row in rows]):
             query = sa.select(journey_timers.c.journey_id, journey_timers.c.due_at).where(where)
@@ -118,6 +108,18 @@ class SqlExplainReads:
             )
             for row in sorted(rows, key=lambda r: (r.entered_at, r.id))
         ]
+
+    def _of(
+        self, table: sa.Table, customer_ids: Collection[str], campaign_id: str | None
+    ) -> list[Any]:
+        """The rows of ``table`` of the customers (and of one campaign, if given)."""
+        rows: list[Any] = []
+        for where in among(self.conn, table.c.customer_id, customer_ids):
+            query = sa.select(table).where(where)
+            if campaign_id is not None:
+                query = query.where(table.c.campaign_id == campaign_id)
+            rows.extend(self.conn.execute(query))
+        return rows
 
     def events(self, customer_ids: Collection[str]) -> tuple[dict[str, int], int]:
         """The customers' logged events by name (else by type), and those still in the inbox."""

@@ -33,6 +33,7 @@ from tests.durable.harness import (
 )
 
 T = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+PHONE = "+14155550111"
 
 
 def _comparable(explanation: Explanation) -> dict[str, Any]:
@@ -63,92 +64,58 @@ def _comparable(explanation: Explanation) -> dict[str, Any]:
     }
 
 
+def _replayed(folder: Path, events: Path, start: datetime, end: datetime) -> Followup:
+    """The engine of the project in ``folder`` on SQLite, ``events`` replayed live to ``end``."""
+    clock = Clock(start)
+    config = ProjectConfig(database_url=f"sqlite:///{folder / 'followup.db'}")
+    followup = Followup(Project(config, folder), clock)
+    replay_when_due(DurableProject(followup), clock, events, end)
+    return followup
+
+
 def _stories(folder: Path) -> tuple[Followup, Path, datetime]:
     """The example campaigns over the customer stories, replayed live a week past the last."""
     make_project(folder)
     events = STORIES / "events.jsonl"
-    end = max(e.timestamp for e in _events(events)) + timedelta(days=7)
-    clock = Clock(end)
-    config = ProjectConfig(database_url=f"sqlite:///{folder / 'followup.db'}")
-    followup = Followup(Project(config, folder), clock)
-    replay_when_due(DurableProject(followup), clock, events, end)
-    return followup, events, end
+    times = [e.timestamp for e in _events(events)]
+    end = max(times) + timedelta(days=7)
+    return _replayed(folder, events, min(times), end), events, end
 
 
-def message(message_id: str, kind: str, at: str, **fields: Any) -> dict[str, Any]:
-    """A Segment message of type ``kind`` at ``at``."""
+def message(message_id: str, kind: str, minutes: int, **fields: Any) -> dict[str, Any]:
+    """A Segment message of type ``kind``, ``minutes`` after :data:`T`."""
+    at = (T + timedelta(minutes=minutes)).isoformat()
     return {"type": kind, "messageId": message_id, "timestamp": at, **fields}
+
+
+def track(
+    message_id: str, event: str, minutes: int, user: str, **properties: Any
+) -> dict[str, Any]:
+    """``user``'s ``event``: a userId, or ``anon:`` and an anonymousId."""
+    who = {"anonymousId": user[5:]} if user.startswith("anon:") else {"userId": user}
+    return message(message_id, "track", minutes, event=event, properties=properties, **who)
 
 
 def _merges(folder: Path) -> tuple[Followup, Path, datetime]:
     """Profiles merged (an anonymous shopper who signs in), entries refused (an audience without
-    an email, a cooldown, a welcome only once), and a customer nothing happens to."""
-
-    def at(minutes: int) -> str:
-        return (T + timedelta(minutes=minutes)).isoformat()
-
-    def cart(minutes: int, **who: str) -> dict[str, Any]:
-        return message(
-            f"cart-{minutes}",
-            "track",
-            at(minutes),
-            event="Product Added",
-            properties={"product_id": "p", "price": 30},
-            **who,
-        )
-
+    an email, a welcome only once), and a customer nothing happens to."""
+    consent = {"email": True, "ads": True}
+    mia = {"email": "mia@example.com", "consent": consent}
     messages = [
-        message(
-            "m1",
-            "identify",
-            at(0),
-            anonymousId="a1",
-            traits={"email": "mia@example.com", "consent": {"email": True, "ads": True}},
-        ),
-        cart(5, anonymousId="a1"),
-        message(
-            "m2",
-            "identify",
-            at(10),
-            userId="mia",
-            traits={"phone": "+14155550111", "consent": {"email": True}},
-        ),
-        cart(20, userId="mia"),  # this profile has no email: not in the audience
-        message(
-            "m3",
-            "track",
-            at(25),
-            event="Subscribed",
-            userId="mia",
-            properties={"list": "newsletter"},
-        ),
-        message("m4", "identify", at(30), userId="mia", anonymousId="a1"),  # one person: merged
-        cart(24 * 60, userId="mia"),  # within the cart's cooldown
-        message(
-            "m5",
-            "track",
-            at(26 * 60),
-            event="Subscribed",
-            userId="mia",
-            properties={"list": "newsletter"},
-        ),  # welcomed once already
-        message(
-            "n1",
-            "track",
-            at(40),
-            event="Product Viewed",
-            userId="noa",
-            properties={"product_id": "p"},
-        ),
-    ]
+        message("m1", "identify", 0, anonymousId="a1", traits=mia),
+        track("c1", "Product Added", 5, "anon:a1", product_id="p", price=30),
+        message("m2", "identify", 10, userId="mia", traits={"phone": PHONE, "consent": consent}),
+        track("c2", "Product Added", 20, "mia", product_id="p", price=30),  # no email: no entry
+        track("s1", "Subscribed", 25, "mia", list="newsletter"),
+        message("m3", "identify", 30, userId="mia", anonymousId="a1"),  # one person: merged
+        track("n1", "Product Viewed", 40, "noa", product_id="p"),
+        track("c3", "Product Added", 24 * 60, "mia", product_id="p", price=30),  # a restart
+        track("s2", "Subscribed", 26 * 60, "mia", list="newsletter"),  # welcomed once already
+    ]  # fmt: skip
     make_project(folder)
     events = write_messages(folder / "events.jsonl", messages)
     end = T + timedelta(days=9)
-    clock = Clock(T)
-    config = ProjectConfig(database_url=f"sqlite:///{folder / 'followup.db'}")
-    followup = Followup(Project(config, folder), clock)
-    replay_when_due(DurableProject(followup), clock, events, end)
-    return followup, events, end
+    return _replayed(folder, events, T, end), events, end
 
 
 def _shop(folder: Path) -> tuple[Followup, Path, datetime]:

@@ -18,9 +18,10 @@ import orjson
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.drive.explanation import explain_customer
 from engine.durable.explain_text import decision_text
 from engine.durable.project import DurableProject
-from engine.durable.reports import explain_customer
+from engine.durable.sql_reads import SqlExplainReads
 from engine.storage.tables import outbox
 from tests.durable.harness import (
     Clock,
@@ -65,7 +66,7 @@ def _explained(followup: Followup) -> str:
     customer = followup.customer_id("ann")
     assert customer is not None
     with followup.engine.connect() as conn:
-        decided = explain_customer(conn, customer).decisions
+        decided = explain_customer(SqlExplainReads(conn), customer).decisions
     return "\n".join(decision_text(decision, customer) for decision in decided)
 
 

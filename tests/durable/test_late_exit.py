@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
+from engine.drive.explanation import explain_customer
 from engine.durable.explain_text import decision_text
 from engine.durable.project import DurableProject
-from engine.durable.reports import explain_customer
+from engine.durable.sql_reads import SqlExplainReads
 from engine.events import Event
 from engine.journeys.plan import PlanAction
 from engine.journeys.simulate import simulate
@@ -89,7 +90,7 @@ def test_a_late_order_stops_the_cart_email_decided_but_not_delivered(
     with followup.engine.connect() as conn:
         customer = followup.customer_id("ann")
         assert customer is not None
-        explained = explain_customer(conn, customer)
+        explained = explain_customer(SqlExplainReads(conn), customer)
     lines = [decision_text(d, customer) for d in explained.decisions]
     sent = next(line for line in lines if "email decided" in line)  # decided, never sent
     assert "not delivered: skipped" in sent and "exited" in sent, lines
