@@ -10,8 +10,9 @@ customer (and every profile merged into them) in time order with its reason in p
 each send joined with its delivery outcome; with no decision, what may explain that.
 
 Both exit 0 whatever they find, and 2 when they cannot run (bad config, unreachable database,
-unknown customer or campaign). The queries are in :mod:`engine.durable.reports` (status) and
-:mod:`engine.durable.sql_reads` (explain).
+unknown customer or campaign). The read models are :mod:`engine.drive.status_model` and
+:mod:`engine.drive.explanation`; their queries, :mod:`engine.durable.reports` and
+:mod:`engine.durable.sql_reads`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from engine.api import Followup
     from engine.campaigns.loader import CampaignSet
     from engine.drive.explanation import Decision
-    from engine.durable.reports import (
+    from engine.drive.status_model import (
         CampaignStatus,
         CurrentCampaign,
         OutboxRow,
@@ -183,7 +184,7 @@ def _print_row_list(rows: Sequence[OutboxRow]) -> None:
 
 def print_status(report: StatusReport) -> None:
     """The report for people: a table, then what needs attention."""
-    from engine.durable.reports import REMOVED
+    from engine.drive.status_model import REMOVED
 
     at = format_time(report.at.replace(microsecond=0))
     table = Table(
@@ -319,7 +320,8 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Per campaign: versions and running journeys, timers, outbox, inbox backlog."""
-    from engine.durable.reports import status_report
+    from engine.drive.status_model import status_report
+    from engine.durable.reports import SqlStatusReads
     from engine.events import EventInvalid, parse_timestamp
     from engine.providers import provider_rates
 
@@ -334,7 +336,9 @@ def status(
         current = _current(followup, loaded)
         with followup.engine.connect() as conn:
             rates = provider_rates(followup.project.config.providers)
-            report = status_report(conn, current, at or followup.clock(), rates=rates)
+            report = status_report(
+                SqlStatusReads(conn), current, at or followup.clock(), rates=rates
+            )
     if as_json:
         console.out(_dumps(status_json(report)), highlight=False)
         return

@@ -27,6 +27,7 @@ from engine.journeys.runtime import JourneyEngine
 from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
 
 SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
+SCHEDULE_PREFIX = "schedule:"  # + a campaign id: the row of its schedule ticks
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 MAX_COUNTED_TICKS = 10_000  # a missed every-minute schedule is counted this far, no further
 _MICROSECOND = timedelta(microseconds=1)
@@ -64,7 +65,7 @@ class StoredSchedules:
     def _schedule(
         self, campaign: Campaign, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
     ) -> int:
-        name = f"schedule:{campaign.id}"
+        name = SCHEDULE_PREFIX + campaign.id
         zone = self.zone
         self._coalesce(name, trigger, summary, now)
         return self._every_customer(

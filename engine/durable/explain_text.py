@@ -12,7 +12,7 @@ from engine.campaigns.loader import CampaignSet, campaign_version
 from engine.campaigns.schema import Campaign, EventTrigger, ScheduleTrigger, SegmentTrigger
 from engine.double_opt_in import CAMPAIGN_ID, with_confirmation
 from engine.drive.explanation import Decision, Explanation, JourneyState, Outcome
-from engine.durable.reports import CurrentCampaign
+from engine.drive.status_model import CurrentCampaign
 from engine.journeys.outcomes import NOT_ENTERED, ExitReason, NotEntered, SkipReason
 from engine.journeys.plan import format_time
 from engine.state.profile import CustomerState

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.drive.partitions import BUCKETS, WHOLE, Partition, bucket_of
+from engine.drive.status_model import CurrentCampaign, status_report
 from engine.durable.partition_lease import PARTITION_LEASES, partition_lease
 from engine.durable.project import DurableProject
-from engine.durable.reports import CurrentCampaign, status_report
+from engine.durable.reports import SqlStatusReads
 from engine.ingest.jsonl import read_jsonl
 from engine.storage.tables import (
     customers,
@@ -101,7 +102,7 @@ def test_each_partition_decides_for_its_own_customers_only(
         }
         with followup.engine.connect() as conn:  # what followup status says
             current = {"weekly-newsletter": CurrentCampaign("active", "v")}
-            (report,) = status_report(conn, current, clock.now).campaigns
+            (report,) = status_report(SqlStatusReads(conn), current, clock.now).campaigns
         assert report.next_tick_at == next_monday
     finally:
         followup.close()

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.cli.status_command import status_json
 from engine.config import Project, ProjectConfig
+from engine.drive.status_model import status_report
 from engine.durable.project import DurableProject
-from engine.durable.reports import status_report
+from engine.durable.reports import SqlStatusReads
 from engine.durable.throttles import Throttles
 from engine.rates import Rate, parse_rate
 from engine.storage.database import open_database
@@ -143,7 +144,9 @@ def test_the_dispatcher_puts_off_what_the_throttle_has_no_turn_for(
         assert timedelta(minutes=29) < first <= timedelta(minutes=30)
         assert second - first == timedelta(minutes=30)
         with followup.engine.connect() as conn:
-            report = status_report(conn, {}, clock.now, rates=durable.dispatcher.rates)
+            report = status_report(
+                SqlStatusReads(conn), {}, clock.now, rates=durable.dispatcher.rates
+            )
         (throttle,) = report.throttles
         assert (throttle.channel, throttle.rate, throttle.waiting) == ("email", "2/h", 2)
         assert throttle.full_at is not None

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from engine.drive.explanation import explain_customer
-from engine.durable.reports import CurrentCampaign, recorded_campaigns, status_report
+from engine.drive.status_model import CurrentCampaign, status_report
+from engine.durable.reports import SqlStatusReads, recorded_campaigns
 from engine.durable.sql_reads import SqlExplainReads
 from engine.storage.database import open_database
 from engine.storage.tables import (
@@ -195,7 +196,7 @@ def test_status_counts_journeys_per_version_timers_outbox_and_inbox(db: sa.Engin
         "idle": CurrentCampaign("draft", "d1"),
     }
     with db.connect() as conn:
-        report = status_report(conn, current, NOW)
+        report = status_report(SqlStatusReads(conn), current, NOW)
 
     assert [c.campaign_id for c in report.campaigns] == ["cart", "gone", "idle", "news"]
     cart, gone, idle, news = report.campaigns
@@ -240,7 +241,7 @@ def test_status_counts_journeys_per_version_timers_outbox_and_inbox(db: sa.Engin
 
 def test_status_of_an_empty_database_lists_the_files(db: sa.Engine) -> None:
     with db.connect() as conn:
-        report = status_report(conn, {"cart": CurrentCampaign("active", "v1")}, NOW)
+        report = status_report(SqlStatusReads(conn), {"cart": CurrentCampaign("active", "v1")}, NOW)
     (cart,) = report.campaigns
     assert (cart.active, cart.completed, cart.exited, cart.timers) == (0, 0, 0, 0)
     assert [v.version for v in cart.versions] == ["v1"]

@@ -20,8 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.campaigns.loader import load_campaigns
 from engine.drive.explanation import explain_customer
+from engine.drive.status_model import status_report
 from engine.durable.explain_text import current_campaigns, decision_text, journey_text, why_nothing
-from engine.durable.reports import status_report
+from engine.durable.reports import SqlStatusReads
 from engine.durable.sql_reads import SqlExplainReads
 from engine.providers import provider_rates
 from engine.reports.charts import Series, bar_chart, finite, line_chart
@@ -236,7 +237,7 @@ def _outbox_page(ctx: ServiceContext, choice: PeriodChoice) -> str:
     rates = provider_rates(project.config.providers)
     with followup.engine.connect() as conn:
         health = outbox_health(conn)
-        status = status_report(conn, current, followup.clock(), rates=rates)
+        status = status_report(SqlStatusReads(conn), current, followup.clock(), rates=rates)
     return render(
         "outbox.html", **layout(choice, page="outbox", health=health, status=status, quote=quote)
     )
