@@ -25,7 +25,7 @@ from typing import Any
 from engine.drive.outbox_port import DueRow, NewOutboxRow, OutboxRecord
 from engine.drive.outbox_status import UNKNOWN_DETAIL, UNSETTLED, OutboxStatus
 from engine.drive.partitions import WHOLE, Partition
-from engine.journeys.customers import Customers
+from engine.journeys.memory_customers import InMemoryCustomers
 from engine.rates import Rate, take_turn
 from engine.state.profile import CustomerState
 
@@ -59,7 +59,7 @@ class MemoryOutbox:
 
     def __init__(
         self,
-        customers: Customers,
+        customers: InMemoryCustomers,
         partition: Partition = WHOLE,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -165,11 +165,14 @@ class MemoryOutbox:
         return found
 
     def states(self, customer_ids: Collection[str]) -> dict[str, CustomerState]:
-        """The current state of each customer found."""
+        """The current state of each customer found (of their survivor, for a merged one)."""
         customers = self.customers
-        return {
-            cid: customers.state(cid) for cid in sorted(set(customer_ids)) if customers.has(cid)
-        }
+        found = {}
+        for customer_id in sorted(set(customer_ids)):
+            live = customer_id if customers.has(customer_id) else customers.find([customer_id])
+            if live is not None:
+                found[customer_id] = customers.state(live)
+        return found
 
     def turn(self, name: str, rate: Rate, max_wait: float) -> float:
         """A turn of the throttle ``name``, shared by this process's dispatches."""

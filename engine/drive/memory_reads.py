@@ -1,7 +1,11 @@
 """``explain``'s reads over a simulation (:class:`engine.drive.explanation.ExplainReads`): the
 memory store's one engine, once the driver's pass has run, holds every decision (its plan and
 the entries it refused), every journey with its timers, and every customer with their events.
-Nothing is delivered in a simulation: no channel action has an outcome."""
+Nothing is delivered in a simulation: no channel action has an outcome.
+
+Decisions of one instant come in plan order, refused entries after them; the tables keep them in
+the order passes wrote them, which is the same within one pass (a late event's pass can write a
+decision of an earlier instant after another pass's refusal of it)."""
 
 from __future__ import annotations
 

@@ -165,7 +165,10 @@ def decision_text(decision: Decision, customer_id: str, simulated: bool = False)
     return f"{head}{step} {what}{extra} — {outcome}"
 
 
-def journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) -> str:
+def journey_text(
+    journey: JourneyState, current: Mapping[str, CurrentCampaign], simulated: bool = False
+) -> str:
+    """One journey as a line a person reads (of a simulation, which runs drafts too)."""
     file = current.get(journey.campaign_id)
     version = f"version {journey.version}"
     if file is not None and file.version != journey.version:
@@ -177,7 +180,7 @@ def journey_text(journey: JourneyState, current: Mapping[str, CurrentCampaign]) 
     if journey.status == "active":
         if file is None:
             text += "; held: the campaign file is gone"
-        elif file.status != "active":
+        elif file.status != "active" and not (simulated and file.status == "draft"):
             text += f"; held: the campaign is {file.status}"
         if journey.next_due_at is not None:
             text += f"; next step due {format_time(journey.next_due_at)}"
@@ -197,8 +200,12 @@ def _trigger_hint(campaign: Campaign, explanation: Explanation, simulated: bool)
             )
         where = f" none matched `where: {trigger.where.source}`, or" if trigger.where else ""
         if simulated:  # every campaign simulated runs from the first event
-            matched = f"none matched `where: {trigger.where.source}`" if trigger.where else ""
-            return f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but {matched}".strip()
+            why = (
+                f"none matched `where: {trigger.where.source}`"
+                if trigger.where
+                else "none was a track event (pages and screens of that name do not trigger)"
+            )
+            return f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but {why}"
         return (
             f"{campaign.id}: {seen} {trigger.event!r} event(s) seen, but{where} they came before "
             f"the campaign was running (an event triggers only the campaigns active when the "
@@ -295,5 +302,7 @@ def explanation_lines(
         )
     if explanation.journeys:
         lines.append("journeys:")
-        lines.extend("  " + journey_text(journey, current) for journey in explanation.journeys)
+        lines.extend(
+            "  " + journey_text(journey, current, simulated) for journey in explanation.journeys
+        )
     return lines

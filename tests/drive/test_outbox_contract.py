@@ -66,6 +66,7 @@ class Outbox:
     clock: Clock
     book: CampaignBook
     over: Any  # (partition) -> a store of the same rows, handing out the partition's
+    take_in: Any  # (message) -> None: a Segment message reaches the customers
     closing: list[Any] = field(default_factory=list)
 
     def row(self, user: str, step: str, journey: str | None = None, **extra: Any) -> NewOutboxRow:
@@ -119,7 +120,12 @@ def _memory(book: CampaignBook, clock: Clock) -> Outbox:
         (event,) = parse_message(_identify(user))
         ids[user] = customers.apply(event).customer_id
     store = MemoryOutbox(customers)
-    return Outbox(store, ids, clock, book, store.over)
+
+    def take_in(message: dict[str, Any]) -> None:
+        for event in parse_message(message):
+            customers.apply(event)
+
+    return Outbox(store, ids, clock, book, store.over, take_in)
 
 
 def _sql(project: Path, url: str, book: CampaignBook, clock: Clock) -> Outbox:
@@ -127,7 +133,11 @@ def _sql(project: Path, url: str, book: CampaignBook, clock: Clock) -> Outbox:
     followup.ingest_messages([_identify(user) for user in USERS])
     ids = {user: followup.customer_id(user) or "" for user in USERS}
     store = SqlOutboxStore(followup.engine)
-    return Outbox(store, ids, clock, book, store.over, [followup.close])
+
+    def take_in(message: dict[str, Any]) -> None:
+        followup.ingest_messages([message])
+
+    return Outbox(store, ids, clock, book, store.over, take_in, [followup.close])
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -302,3 +312,12 @@ def test_a_partitions_store_hands_out_its_customers_rows_only(outbox: Outbox) ->
     for half in halves:
         outbox.dispatcher(provider, store=outbox.over(half)).dispatch()
     assert sorted(provider.calls) == sorted(f"j-{user}:1" for user in USERS)
+
+
+def test_a_row_of_a_profile_merged_since_goes_to_the_survivor(outbox: Outbox) -> None:
+    outbox.store.add([outbox.row("ann", "1"), outbox.row("bob", "1")], T)
+    merge = _identify("ann") | {"messageId": "merge", "traits": {"email": "bob@example.com"}}
+    outbox.take_in(merge | {"timestamp": T.isoformat()})  # Ann and Bob: one person
+    provider = Provider()
+    assert outbox.dispatcher(provider).dispatch() == Counter({"email:delivered": 2})
+    assert sorted(provider.calls) == ["j-ann:1", "j-bob:1"]

@@ -124,3 +124,50 @@ def test_the_explained_decisions_are_the_customers_lines_of_the_whole_plan(
             if line.startswith("  20") and " not entered: " not in line
         )
         assert mine and explained == mine, email
+
+
+NUDGE = """\
+campaign: nudge
+status: draft
+trigger: {event: Pricing}
+steps:
+  - send: email
+    template: welcome.html
+    subject: Hello
+  - wait: 30d
+  - send: email
+    template: welcome.html
+    subject: Again
+"""
+
+
+def test_a_drafts_journey_runs_and_a_page_of_the_trigger_name_does_not_enter(
+    tmp_path: Path,
+) -> None:
+    """simulate runs drafts: their journeys are not held; a page named like a track trigger
+    is seen, and the hint says why it started nothing."""
+    project = _project(tmp_path, ())
+    (project / "campaigns" / "nudge.yaml").write_text(NUDGE)
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            {"type": "identify", "userId": "ann", "messageId": "a0", "traits": consent,
+             "timestamp": "2024-05-06T08:00:00Z"},
+            {"type": "track", "event": "Pricing", "userId": "ann", "messageId": "a1",
+             "timestamp": "2024-05-06T09:00:00Z"},
+            {"type": "page", "name": "Pricing", "userId": "bob", "messageId": "b1",
+             "timestamp": "2024-05-06T09:00:00Z"},
+        ],
+    )  # fmt: skip
+    ann = run_followup(project, "simulate", "--events", str(events), "--explain", "ann")
+    assert ann.returncode == 0, ann.stderr
+    journey = ann.stdout.splitlines()[-1]
+    assert ": active, version " in journey and "next step due 2024-06-05T09:00:00Z" in journey
+    assert "held" not in journey
+    bob = run_followup(project, "simulate", "--events", str(events), "--explain", "bob")
+    assert bob.returncode == 0, bob.stderr
+    assert bob.stdout.splitlines()[-1] == (
+        "  - nudge: 1 'Pricing' event(s) seen, but none was a track event (pages and screens of "
+        "that name do not trigger)"
+    )
