@@ -66,6 +66,9 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --explain: the explanation as a JSON document.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
@@ -82,6 +85,9 @@ def simulate(
 
     if explain is not None and (summary or report is not None):
         errors.print("--explain prints one customer's decisions: leave out --summary and --report")
+        raise typer.Exit(EXIT_ERROR)
+    if as_json and explain is None:
+        errors.print("--json goes with --explain (the plan is JSON lines already)")
         raise typer.Exit(EXIT_ERROR)
     if report is not None and report.suffix not in (".json", ".html"):
         errors.print(f"--report {report}: name a .json or .html file", markup=False)
@@ -118,7 +124,7 @@ def simulate(
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     templates = project.path(project.config.templates)
     if explain is not None:
-        _explain(explain, events, loaded, accepted, project.config, end, templates)
+        _explain(explain, events, loaded, accepted, project.config, end, templates, as_json)
         raise typer.Exit(EXIT_PROBLEMS if rejected else 0)
     settings = settings_of(project.config.reports) if report is not None else None
     watch = frozenset({settings.conversion}) if settings is not None else frozenset()
@@ -151,9 +157,18 @@ def _explain(
     config: ProjectConfig,
     end: datetime | None,
     templates: Path,
+    as_json: bool,
 ) -> None:
-    """Print why the customer known as ``reference`` did or didn't get a message."""
-    from engine.durable.explain_text import current_campaigns, explanation_lines, why_nothing
+    """Print why the customer known as ``reference`` did or didn't get a message (as
+    ``followup explain`` does, or its ``--json`` document)."""
+    import orjson
+
+    from engine.durable.explain_text import (
+        current_campaigns,
+        explanation_document,
+        explanation_lines,
+        why_nothing,
+    )
     from engine.journeys.simulate_explain import explain_simulated
 
     models = [item.campaign for item in loaded.campaigns.values()]
@@ -170,6 +185,12 @@ def _explain(
     files = {cid: item.campaign for cid, item in loaded.campaigns.items()}
     hints = [] if explanation.decisions else why_nothing(explanation, files, None, simulated=True)
     current = current_campaigns(loaded, config.policies)
+    if as_json:
+        document = explanation_document(
+            found.customer_id, found.state, explanation, hints, current, simulated=True
+        )
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     lines = explanation_lines(
         found.customer_id, found.state, explanation, hints, current, simulated=True
     )

@@ -33,7 +33,6 @@ from engine.journeys.plan import format_time
 if TYPE_CHECKING:
     from engine.api import Followup
     from engine.campaigns.loader import CampaignSet
-    from engine.drive.explanation import Decision
     from engine.drive.status_model import (
         CampaignStatus,
         CurrentCampaign,
@@ -348,36 +347,6 @@ def status(
 # --- followup explain ----------------------------------------------------------------------
 
 
-def _decision_json(decision: Decision, customer_id: str) -> dict[str, Any]:
-    from engine.durable.explain_text import decision_text, reason_text
-
-    outcome = decision.outcome
-    return {
-        "at": format_time(decision.at),
-        "campaign": decision.campaign_id,
-        "journey": decision.journey_id,
-        "customer": decision.customer_id,
-        "action": decision.action,
-        "step": decision.step,
-        "channel": decision.channel,
-        "status": decision.status,
-        "reason": decision.reason,
-        "explanation": reason_text(decision) if decision.reason else None,
-        "fields": dict(decision.fields),
-        "outcome": None
-        if outcome is None
-        else {
-            "key": outcome.key,
-            "status": outcome.status,
-            "detail": outcome.detail,
-            "attempts": outcome.attempts,
-            "updated_at": format_time(outcome.updated_at),
-            "provider_id": outcome.provider_id,
-        },
-        "text": decision_text(decision, customer_id),
-    }
-
-
 def _say(text: str) -> None:
     """A line of plain text: names, subjects and details are never read as markup."""
     console.print(text, soft_wrap=True, markup=False, emoji=False)
@@ -396,7 +365,11 @@ def explain(
 ) -> None:
     """Why did or didn't this customer get a message: every decision with its reason."""
     from engine.drive.explanation import explain_customer
-    from engine.durable.explain_text import explanation_lines, why_nothing
+    from engine.durable.explain_text import (
+        explanation_document,
+        explanation_lines,
+        why_nothing,
+    )
     from engine.durable.reports import recorded_campaigns
     from engine.durable.sql_reads import SqlExplainReads
 
@@ -418,34 +391,7 @@ def explain(
     hints = [] if explanation.decisions else why_nothing(explanation, files, campaign)
     state = profile.state
     if as_json:
-        document = {
-            "customer": {
-                "id": profile.id,
-                "user_id": state.user_id,
-                "email": state.email,
-                "phone": state.phone,
-                "merged_ids": list(explanation.merged_ids),
-            },
-            "campaign": campaign,
-            "decisions": [_decision_json(d, profile.id) for d in explanation.decisions],
-            "journeys": [
-                {
-                    "journey": j.id,
-                    "campaign": j.campaign_id,
-                    "version": j.version,
-                    "current_version": j.version == current[j.campaign_id].version
-                    if j.campaign_id in current
-                    else False,
-                    "status": j.status,
-                    "entered_at": format_time(j.entered_at),
-                    "next_due_at": _time(j.next_due_at),
-                }
-                for j in explanation.journeys
-            ],
-            "events": dict(explanation.events),
-            "pending_events": explanation.pending_events,
-            "hints": hints,
-        }
+        document = explanation_document(profile.id, state, explanation, hints, current)
         console.out(_dumps(document), highlight=False)
         return
 

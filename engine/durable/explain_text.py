@@ -6,6 +6,7 @@ explain``, ``simulate --explain`` and the dashboard's customer page, from
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from engine.campaigns.loader import CampaignSet, campaign_version
@@ -274,6 +275,80 @@ def why_nothing(
         if c.status.value not in runs
     )
     return hints
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def decision_document(
+    decision: Decision, customer_id: str, simulated: bool = False
+) -> dict[str, Any]:
+    """One decision as ``explain --json`` gives it."""
+    outcome = decision.outcome
+    return {
+        "at": format_time(decision.at),
+        "campaign": decision.campaign_id,
+        "journey": decision.journey_id,
+        "customer": decision.customer_id,
+        "action": decision.action,
+        "step": decision.step,
+        "channel": decision.channel,
+        "status": decision.status,
+        "reason": decision.reason,
+        "explanation": reason_text(decision) if decision.reason else None,
+        "fields": dict(decision.fields),
+        "outcome": None
+        if outcome is None
+        else {
+            "key": outcome.key,
+            "status": outcome.status,
+            "detail": outcome.detail,
+            "attempts": outcome.attempts,
+            "updated_at": format_time(outcome.updated_at),
+            "provider_id": outcome.provider_id,
+        },
+        "text": decision_text(decision, customer_id, simulated),
+    }
+
+
+def explanation_document(
+    customer_id: str,
+    state: CustomerState,
+    explanation: Explanation,
+    hints: list[str],
+    current: Mapping[str, CurrentCampaign],
+    simulated: bool = False,
+) -> dict[str, Any]:
+    """``followup explain --json``'s document (``simulate --explain --json``'s, ``simulated``)."""
+    return {
+        "customer": {
+            "id": customer_id,
+            "user_id": state.user_id,
+            "email": state.email,
+            "phone": state.phone,
+            "merged_ids": list(explanation.merged_ids),
+        },
+        "campaign": explanation.campaign_id,
+        "decisions": [decision_document(d, customer_id, simulated) for d in explanation.decisions],
+        "journeys": [
+            {
+                "journey": j.id,
+                "campaign": j.campaign_id,
+                "version": j.version,
+                "current_version": j.version == current[j.campaign_id].version
+                if j.campaign_id in current
+                else False,
+                "status": j.status,
+                "entered_at": format_time(j.entered_at),
+                "next_due_at": _time(j.next_due_at),
+            }
+            for j in explanation.journeys
+        ],
+        "events": dict(explanation.events),
+        "pending_events": explanation.pending_events,
+        "hints": hints,
+    }
 
 
 def explanation_lines(

@@ -171,3 +171,28 @@ def test_a_drafts_journey_runs_and_a_page_of_the_trigger_name_does_not_enter(
         "  - nudge: 1 'Pricing' event(s) seen, but none was a track event (pages and screens of "
         "that name do not trigger)"
     )
+
+
+def test_the_json_document_is_explains_and_json_needs_explain(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    text = run_followup(project, "simulate", "--events", str(STORIES), "--explain", "ann")
+    done = run_followup(project, "simulate", "--events", str(STORIES), "--explain", "ann", "--json")
+    assert done.returncode == 0, done.stderr
+    document = orjson.loads(done.stdout)
+    assert document["customer"] == {
+        "id": "c_d89a04d4ec778ad7",
+        "user_id": "ann",
+        "email": "ann@example.com",
+        "phone": "+14155550100",
+        "merged_ids": [],
+    }
+    assert [d["text"] for d in document["decisions"]] == [
+        line[2:] for line in text.stdout.splitlines()[2:] if line.startswith("  20")
+    ]
+    sends = [d for d in document["decisions"] if d["action"] == "send"]
+    assert sends and all(d["outcome"] is None and d["status"] == "sent" for d in sends)
+    assert {j["campaign"] for j in document["journeys"]} == {"abandoned-cart", "weekly-newsletter"}
+    assert document["pending_events"] == 0 and document["hints"] == []
+    alone = run_followup(project, "simulate", "--events", str(STORIES), "--json")
+    assert alone.returncode == 2
+    assert "--json goes with --explain" in alone.stderr
