@@ -11,7 +11,7 @@ each send joined with its delivery outcome; with no decision, what may explain t
 
 Both exit 0 whatever they find, and 2 when they cannot run (bad config, unreachable database,
 unknown customer or campaign). The read models are :mod:`engine.drive.status_model` and
-:mod:`engine.drive.explanation`; their queries, :mod:`engine.durable.reports` and
+:mod:`engine.drive.explanation`; their queries, :mod:`engine.durable.sql_status` and
 :mod:`engine.durable.sql_reads`.
 """
 
@@ -320,7 +320,7 @@ def status(
 ) -> None:
     """Per campaign: versions and running journeys, timers, outbox, inbox backlog."""
     from engine.drive.status_model import status_report
-    from engine.durable.reports import SqlStatusReads
+    from engine.durable.sql_status import SqlStatusReads
     from engine.events import EventInvalid, parse_timestamp
     from engine.providers import provider_rates
 
@@ -370,8 +370,8 @@ def explain(
         explanation_lines,
         why_nothing,
     )
-    from engine.durable.reports import recorded_campaigns
     from engine.durable.sql_reads import SqlExplainReads
+    from engine.durable.sql_status import recorded_campaigns
 
     with open_engine(ctx) as followup:
         profile = followup.profile(customer, recent=0)

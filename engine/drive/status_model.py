@@ -5,7 +5,7 @@ outbox by status, the inbox backlog, the rows a person should check, throttles.
 the campaign files, the older ones journeys keep), the pending timers, the outbox rows by status,
 and lists the outbox rows whose outcome is ``unknown`` (a human must check whether they reached
 the customer) or ``failed``. It reads through :class:`StatusReads`, which a store implements
-(:class:`engine.durable.reports.SqlStatusReads` over the tables: ``followup status``, the
+(:class:`engine.durable.sql_status.SqlStatusReads` over the tables: ``followup status``, the
 dashboard); it only assembles. The results are small frozen dataclasses.
 """
 

@@ -15,7 +15,7 @@ from engine.drive.partitions import BUCKETS, WHOLE, Partition, bucket_of
 from engine.drive.status_model import CurrentCampaign, status_report
 from engine.durable.partition_lease import PARTITION_LEASES, partition_lease
 from engine.durable.project import DurableProject
-from engine.durable.reports import SqlStatusReads
+from engine.durable.sql_status import SqlStatusReads
 from engine.ingest.jsonl import read_jsonl
 from engine.storage.tables import (
     customers,

@@ -17,7 +17,7 @@ from engine.cli.status_command import status_json
 from engine.config import Project, ProjectConfig
 from engine.drive.status_model import status_report
 from engine.durable.project import DurableProject
-from engine.durable.reports import SqlStatusReads
+from engine.durable.sql_status import SqlStatusReads
 from engine.durable.throttles import Throttles
 from engine.rates import Rate, parse_rate
 from engine.storage.database import open_database

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from engine.drive.explanation import explain_customer
 from engine.drive.status_model import CurrentCampaign, status_report
-from engine.durable.reports import SqlStatusReads, recorded_campaigns
 from engine.durable.sql_reads import SqlExplainReads
+from engine.durable.sql_status import SqlStatusReads, recorded_campaigns
 from engine.storage.database import open_database
 from engine.storage.tables import (
     campaign_versions,

@@ -22,8 +22,8 @@ from engine.campaigns.loader import load_campaigns
 from engine.drive.explanation import explain_customer
 from engine.drive.status_model import status_report
 from engine.durable.explain_text import current_campaigns, decision_text, journey_text, why_nothing
-from engine.durable.reports import SqlStatusReads
 from engine.durable.sql_reads import SqlExplainReads
+from engine.durable.sql_status import SqlStatusReads
 from engine.providers import provider_rates
 from engine.reports.charts import Series, bar_chart, finite, line_chart
 from engine.reports.html import campaign_figures
