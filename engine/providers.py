@@ -27,9 +27,10 @@ from engine.channels import (
 )
 from engine.clock import Clock, utc_now
 from engine.errors import ConfigError, SettingProblem
+from engine.plugin_groups import PROVIDERS
 from engine.rates import Rate, parse_rate
 
-GROUP = "followup.providers"
+GROUP = PROVIDERS
 RATE = "rate"
 CHANNELS = ("email", "ads", "call", "webhook")
 DEFAULTS: Mapping[str, Mapping[str, str]] = {

@@ -5,8 +5,9 @@ them without importing any integration itself, and loads one only when it is loo
 from __future__ import annotations
 
 from engine.cli.lazy import Loader
+from engine.plugin_groups import COMMANDS
 
-GROUP = "followup.commands"
+GROUP = COMMANDS
 
 
 def plugin_commands() -> dict[str, Loader]:

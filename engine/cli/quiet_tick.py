@@ -202,12 +202,31 @@ def fingerprint(
             add(f"{name}={value}")
     add("named but unset:", *sorted(name for name in named if name not in os.environ))
     add("key", _key_file_state(root / KEY_FILE))
+    add("plugins", *_plugins())
     add("campaigns", "file" if campaigns.is_file() else "folder" if campaigns.is_dir() else "none")
     files = [campaigns] if campaigns.is_file() else sorted(campaigns.rglob("*"))
     for file in files:
         if file.is_file():
             add(str(file), file.read_bytes())
     return digest.hexdigest()
+
+
+def _plugins() -> list[str]:
+    """Every installed extension of followup (providers, commands, tables): its group, name,
+    target and package version. A provider installed, removed or upgraded can change what a full
+    pass does at start (a plugin that fails to load stops it)."""
+    from importlib.metadata import entry_points
+
+    from engine.plugin_groups import GROUPS
+
+    found = []
+    installed = entry_points()  # one walk over the installed packages for the three groups
+    for group in GROUPS:
+        for point in installed.select(group=group):
+            dist = getattr(point, "dist", None)
+            version = f"{dist.name}=={dist.version}" if dist is not None else "?"
+            found.append(f"{group}:{point.name}={point.value} ({version})")
+    return sorted(found)
 
 
 def _key_file_state(key: Path) -> str:

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from engine.plugin_groups import TABLES
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -290,7 +292,7 @@ engine_marks = sa.Table(
 # created by migration 0004). :func:`load_integration_tables` imports them all, for what needs
 # the whole schema (Alembic, emptying a test database); the core never names them.
 
-TABLE_ENTRY_POINTS = "followup.tables"
+TABLE_ENTRY_POINTS = TABLES
 
 
 def load_integration_tables() -> None:

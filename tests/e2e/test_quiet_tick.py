@@ -4,6 +4,7 @@ is due or the campaigns, the config or the environment changed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -196,3 +197,25 @@ def test_the_fingerprint_holds_named_secrets_the_key_file_and_the_campaigns_path
     prints.append(seen())
     assert len(set(prints)) == len(prints)
     assert seen() == prints[-1]  # and the same inputs, the same fingerprint
+
+
+def test_a_plugin_installed_or_upgraded_means_a_full_pass(tmp_path: Path) -> None:
+    """An installed provider, command or table module is part of the fingerprint: one that
+    fails to load would stop the full pass, which the quiet answer must not hide."""
+    shop = _shop(tmp_path / "shop", events=False)
+    site = tmp_path / "site"
+    dist = site / "followup_extra-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: followup-extra\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[followup.providers]\nextra = integrations.outbox.registry:outbox_provider\n"
+    )
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    installed = {"PYTHONPATH": path}
+    assert _full(shop, TUESDAY)
+    assert not _full(shop, TUESDAY + timedelta(minutes=1))  # nothing changed: quiet
+    assert _full(shop, TUESDAY + timedelta(minutes=2), env=installed)  # installed
+    assert not _full(shop, TUESDAY + timedelta(minutes=3), env=installed)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: followup-extra\nVersion: 1.1\n")
+    assert _full(shop, TUESDAY + timedelta(minutes=4), env=installed)  # upgraded
+    assert _full(shop, TUESDAY + timedelta(minutes=5))  # removed
