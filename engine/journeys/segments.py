@@ -6,23 +6,77 @@ look (a customer kept out by the audience, a cooldown or a running journey tries
 next look). Looks come at every event of theirs and on a grid of sweep times; between two
 changes of their state only ``now`` moves, so the next sweep at which anything could differ is
 searched for (:mod:`engine.journeys.wakeups`) and booked, and the other sweeps skip them.
+
+Most events change nothing a segment condition reads (a page view, for a condition on orders).
+For a condition that reads the customer through fixed paths only
+(:func:`engine.campaigns.read_set.customer_reads`), a look that entered no one keeps, per
+campaign, what those paths held, when, the condition's value and the sweep where the search
+found it turns (or that it keeps its value for good). At the next look, when the paths hold the
+same and the condition kept its value all the time between (:func:`holds_throughout`), that
+value and that sweep are taken as they are, without evaluating or searching again: the search
+from now would find the same sweep. Entering, and what keeps a customer out, are decided as
+ever. ``tests/journeys/test_segment_looks_remembered.py`` holds plans with and without to be
+the same.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.campaigns.expressions import Expression
 from engine.campaigns.intervals import holds_throughout
+from engine.campaigns.read_set import customer_reads
 from engine.campaigns.schema import Campaign, SegmentTrigger
 from engine.journeys.context import CustomerView, names
 from engine.journeys.wakeups import Probe, SweepGrid
+from engine.state.profile import CustomerState
 
 if TYPE_CHECKING:
     from engine.journeys.runtime import JourneyEngine
+
+
+@dataclass(slots=True)
+class _Look:
+    """A campaign's condition at the last look at a customer that entered no one: the values
+    of the paths it reads, when, its value, and the sweep where it first turns after, when the
+    search found it within its horizon telling every sweep before, or :data:`NEVER` (``None``:
+    search again)."""
+
+    reads: tuple[Any, ...]
+    at: datetime
+    inside: bool
+    turn: int | None
+
+
+NEVER = -1  # a recalled condition that keeps its value for good: no turn to search for
+FOREVER = datetime(9000, 1, 1, tzinfo=UTC)  # as far as "for good" is looked
+REMEMBER_LOOKS = True  # remember looks (tests compare with every look made in full)
+
+
+def _paths(condition: Expression) -> list[tuple[str, ...]] | None:
+    """The fields of the state (and below) the condition reads, or ``None``."""
+    reads = customer_reads(condition.source)
+    if reads is None:
+        return None
+    return [tuple(read.source.split(".")[1:]) for read in reads]
+
+
+def _value(state: CustomerState, path: tuple[str, ...]) -> Any:
+    """What ``customer.<path>`` reads of ``state``, or more: the whole traits for any trait
+    (the view finds a trait by more than one spelling of its key)."""
+    first, *rest = path
+    if first == "traits":
+        return state.traits
+    if first == "id":
+        return None  # the customer's, the same at every look
+    value = getattr(state, first)
+    for part in rest:
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
 
 
 class SegmentTriggers:
@@ -39,6 +93,13 @@ class SegmentTriggers:
         self._grid: SweepGrid | None = None  # the looks booked: who, at which sweep
         # the last check per customer, to search from when saved (the durable runtime)
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
+        # campaign -> the fixed paths its condition reads (``None``: it reads more, not kept)
+        self._reads: dict[str, list[tuple[str, ...]] | None] = {
+            c.id: _paths(c.trigger.segment) if REMEMBER_LOOKS else None
+            for c in self.campaigns
+            if isinstance(c.trigger, SegmentTrigger)
+        }
+        self._looked: dict[tuple[str, str], _Look] = {}  # (campaign, customer) -> last look
 
     def book_looks(self, grid: SweepGrid, search_when_saved: bool) -> None:
         """Book on ``grid`` each customer's next look whenever they are checked (see
@@ -66,35 +127,85 @@ class SegmentTriggers:
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """A merged profile's segment values go to the survivor (true if either was)."""
         for campaign in self.campaigns:
+            self._looked.pop((campaign.id, merged_id), None)
+            self._looked.pop((campaign.id, survivor_id), None)
             if self.was.pop((campaign.id, merged_id), False):
                 self.was[(campaign.id, survivor_id)] = True
 
     def check(self, customer_id: str, at: datetime) -> None:
         """Look at the customer's segment conditions at ``at``: enter those turned true."""
         inside: dict[str, bool] = {}
+        reads: dict[str, tuple[Any, ...] | None] = {}
+        turns: dict[str, int | None] = {}  # the sweeps where a condition turns, as recalled
         customers = self.engine.customers
+        tried = False
         for campaign in self.campaigns:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
             state = customers.state(customer_id)
-            now_true = inside[campaign.id] = trigger.segment.holds(
-                names(customer_id, state, None, at)
-            )
+            scope = names(customer_id, state, None, at)
+            read = reads[campaign.id] = self._read(campaign.id, state)
+            look = self._recall(trigger, (campaign.id, customer_id), read, at, scope)
+            if look is not None:
+                now_true = inside[campaign.id] = look.inside
+                turns[campaign.id] = look.turn
+            else:
+                now_true = inside[campaign.id] = trigger.segment.holds(scope)
             key = (campaign.id, customer_id)
             if not now_true:
                 self.was[key] = False
             elif not self.was.get(key, False):
                 # true only once entered: a customer kept out (audience, cooldown) tries again
                 self.was[key] = self.engine.try_enter(campaign, customer_id, at, None)
+                tried = True
         if self._grid is not None:
-            self._book_next_look(customer_id, at, inside)
+            turns = self._book_next_look(customer_id, at, inside, turns)
+        for campaign in self.campaigns:
+            key = (campaign.id, customer_id)
+            read = reads[campaign.id]
+            if read is None or tried:  # an entry may have changed what they read
+                self._looked.pop(key, None)
+            else:
+                self._looked[key] = _Look(read, at, inside[campaign.id], turns.get(campaign.id))
 
-    def _book_next_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> None:
+    def _read(self, campaign_id: str, state: CustomerState) -> tuple[Any, ...] | None:
+        """What the campaign's condition reads of ``state`` (``None``: not kept)."""
+        paths = self._reads.get(campaign_id)
+        if paths is None:
+            return None
+        try:
+            return tuple(_value(state, path) for path in paths)
+        except Exception:  # noqa: BLE001 - a value that cannot be read: look in full
+            return None
+
+    def _recall(
+        self,
+        trigger: SegmentTrigger,
+        key: tuple[str, str],
+        read: tuple[Any, ...] | None,
+        at: datetime,
+        scope: Mapping[str, Any],
+    ) -> _Look | None:
+        """The last look at this condition, when it still holds at ``at``: the paths read the
+        same, and the condition kept its value all along since (only ``now`` moved)."""
+        look = self._looked.get(key)
+        if look is None or read is None or look.reads != read or at < look.at:
+            return None
+        if look.turn == NEVER:  # found to keep its value for good when last searched
+            return look
+        if holds_throughout(trigger.segment, scope, look.at, at) is not look.inside:
+            return None
+        return look
+
+    def _book_next_look(
+        self, customer_id: str, at: datetime, inside: dict[str, bool], known: dict[str, int | None]
+    ) -> dict[str, int | None]:
         """Book the first sweep after ``at`` at which a segment campaign could decide something
         else for the customer: its condition turns (``inside``: its value at ``at``, by
-        campaign), or what keeps them out ends. A state an entry's ``update`` step changed
-        only brings the look forward (the condition differs at once), and the update books
-        the next sweep anyway."""
+        campaign; ``known``: where a recalled one turns, when that was found), or what keeps
+        them out ends. A state an entry's ``update`` step changed only brings the look forward
+        (the condition differs at once), and the update books the next sweep anyway. Returns,
+        by campaign, the sweep where its condition turns when the search found it (to recall)."""
         grid = self._grid
         assert grid is not None
         looks = self._kept_out_looks(customer_id, at, inside)
@@ -102,8 +213,27 @@ class SegmentTriggers:
             self._turns_later[customer_id] = (at, inside)
             if looks:
                 grid.book(customer_id, min(looks))
-            return
-        grid.book(customer_id, min([self._turn_look(customer_id, at, inside), *looks]))
+            return {}
+        found: dict[str, int | None] = {}
+        scope = self._scope(customer_id)
+        end = grid.index_after(at) + grid.horizon  # a search that finds no turn answers this
+        for campaign in self.campaigns:
+            trigger = campaign.trigger
+            assert isinstance(trigger, SegmentTrigger)
+            turn = known.get(campaign.id)
+            if turn is None:
+                value = inside[campaign.id]
+                index, told = grid.search(_probe(trigger.segment, scope), value, at)
+                if told and index < end:
+                    turn = index
+                elif told and holds_throughout(trigger.segment, scope, at, FOREVER) is value:
+                    turn = NEVER  # whenever it is searched from, it answers the horizon's end
+                looks.append(index)
+            else:  # the search from now finds it again
+                looks.append(end if turn == NEVER else turn)
+            found[campaign.id] = turn
+        grid.book(customer_id, min(looks))
+        return found
 
     def _turn_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> int:
         """The first sweep after ``at`` at which a segment condition is no longer as

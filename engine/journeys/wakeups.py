@@ -68,26 +68,35 @@ class SweepGrid:
                 found.add(customer_id)
         return sorted(found)
 
+    def booked(self, customer_id: str) -> int | None:
+        """The index of the customer's next look, if one is booked."""
+        return self._booked.get(customer_id)
+
     def first_change(self, probe: Probe, value: bool, after: datetime) -> int:
         """The index of the first sweep after ``after`` at which ``probe`` is not ``value``,
         or the end of the horizon searched when it is ``value`` all along (or, when the probe
         cannot tell over :data:`SEARCH_BUDGET` probes, the first sweep it could not tell)."""
-        start = self.index_after(after)
-        found = self._search(probe, value, start, start + self.horizon - 1)
-        return start + self.horizon if found is None else found
+        return self.search(probe, value, after)[0]
 
-    def _search(self, probe: Probe, value: bool, lo: int, hi: int) -> int | None:
+    def search(self, probe: Probe, value: bool, after: datetime) -> tuple[int, bool]:
+        """:meth:`first_change`, and whether the probe told every sweep before it (``False``:
+        it ran out of probes, and the index is the first sweep it could not tell)."""
+        start = self.index_after(after)
+        found, told = self._search(probe, value, start, start + self.horizon - 1)
+        return (start + self.horizon if found is None else found), told
+
+    def _search(self, probe: Probe, value: bool, lo: int, hi: int) -> tuple[int | None, bool]:
         stack = [(lo, hi)]
         budget = SEARCH_BUDGET
         while stack:
             lo, hi = stack.pop()
             if budget == 0:
-                return lo  # every earlier stretch was found ``value``: look here, early
+                return lo, False  # every earlier stretch was found ``value``: look here, early
             budget -= 1
             seen = probe(self.time(lo), self.time(hi))
             if isinstance(seen, bool):
                 if seen != value:
-                    return lo
+                    return lo, True
                 continue
             # lo < hi (a single sweep always answers): cut where it may turn, else halfway
             turn = -((self.origin - seen) // self.step) if seen is not None else None
@@ -98,4 +107,4 @@ class SweepGrid:
                 middle = (lo + hi) // 2
                 parts = [(lo, middle), (middle + 1, hi)]
             stack.extend(reversed([(a, b) for a, b in parts if a <= b]))  # earlier parts first
-        return None
+        return None, True

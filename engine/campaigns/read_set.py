@@ -1,0 +1,80 @@
+"""What of the customer a condition can read, when that is known from its text alone.
+
+A condition such as ``customer.orders.last_at and customer.orders.last_at < now - days(90)``
+reads the customer only through fixed paths (``customer.orders.last_at``); its value is then a
+function of those paths' values and ``now``. :func:`customer_reads` gives those paths as small
+expressions to evaluate, or ``None`` when the condition uses ``customer`` any other way (passed
+whole to a filter, indexed by a computed key): then nothing can be concluded from the paths.
+A path followed by a call reads the object the method belongs to (``customer.traits.get('x')``
+reads ``customer.traits``), so its whole value is compared.
+"""
+
+from __future__ import annotations
+
+from jinja2 import nodes
+
+from engine.campaigns.expressions import (
+    Expression,
+    ExpressionError,
+    _find,
+    _parse_expression,
+    compile_expression,
+)
+
+ROOT = "customer"
+
+
+def _path(node: nodes.Node) -> list[str] | None:
+    """The fixed path ``node`` reads from :data:`ROOT` (``['customer', 'orders']``), if it is
+    one: names and constant keys only."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, nodes.Getattr):
+            parts.append(node.attr)
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            if not isinstance(node.arg.value, str) or not node.arg.value.isidentifier():
+                return None
+            parts.append(node.arg.value)
+            node = node.node
+        elif isinstance(node, nodes.Name) and node.name == ROOT:
+            parts.append(ROOT)
+            return parts[::-1]
+        else:
+            return None
+
+
+def customer_reads(source: str) -> list[Expression] | None:
+    """The fixed customer paths the condition ``source`` reads, each as an expression, or
+    ``None`` when it reads the customer otherwise (or does not parse)."""
+    tree, _ = _parse_expression(source)
+    if tree is None:
+        return None
+    accesses: list[nodes.Getattr | nodes.Getitem] = [
+        *_find(tree, nodes.Getattr),
+        *_find(tree, nodes.Getitem),
+    ]
+    inner = {id(access.node) for access in accesses}  # customer.orders in customer.orders.x
+    called = {id(call.node) for call in _find(tree, nodes.Call)}
+    bases = {id(access.node) for access in accesses if _path(access) is not None}
+    for name in _find(tree, nodes.Name):
+        if name.name == ROOT and id(name) not in bases:
+            return None  # ``customer`` itself, not through a fixed path
+    found: dict[str, None] = {}
+    for access in accesses:
+        if id(access) in inner:
+            continue
+        parts = _path(access)
+        if parts is None:
+            if _path(access.node) is not None:  # a computed key on a fixed path
+                return None
+            continue
+        if id(access) in called:
+            parts = parts[:-1]  # a method: what it belongs to is what is read
+        if len(parts) < 2:
+            return None
+        found[".".join(parts)] = None
+    try:
+        return [compile_expression(path) for path in found]
+    except ExpressionError:  # a path the checks refuse on its own: conclude nothing
+        return None

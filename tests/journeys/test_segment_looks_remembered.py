@@ -1,0 +1,149 @@
+"""A segment look skipped because it would repeat the last one changes nothing: on any event
+stream, with segment conditions on orders, the cart, consent, traits, the last visit and the time,
+and entry rules that keep customers out (audience, cooldown, once, a running journey), the plan
+is the same, byte for byte, whether looks are remembered or every look is made in full."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from engine.campaigns.loader import load_campaigns
+from engine.campaigns.read_set import customer_reads
+from engine.config import ProjectConfig
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys import segments
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import Simulation, simulation
+from tests.durable.harness import make_project, write_messages
+from tests.durable.test_simulate_equals_durable import POLICIES, _stream
+from tests.journeys.test_partitioned_simulate import signing_in_shoppers
+
+SEGMENTS = {
+    "lapsed_visitor": """\
+campaign: lapsed-visitor
+trigger:
+  segment: customer.last_seen_at and customer.last_seen_at < now - days(3)
+audience: customer.consent.email
+entry: {cooldown: 5d}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: We miss you
+""",
+    "big_cart": """\
+campaign: big-cart
+trigger:
+  segment: customer.cart.value > 30 and customer.consent.email
+entry: {while_active: ignore}
+steps:
+  - wait: 2d
+  - send: email
+    template: newsletter.html
+    subject: Still thinking?
+""",
+    "loyal": """\
+campaign: loyal
+trigger:
+  segment: customer.orders.count >= 2 or customer.traits.get("vip") == true
+entry: {once: true}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: Thank you
+""",
+    "morning": """\
+campaign: morning
+trigger:
+  segment: customer.email and now.hour < 9
+entry: {cooldown: 1d}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: Good morning
+""",
+}
+
+
+def _project(folder: Path) -> Path:
+    project = make_project(folder, ["win_back", "abandoned_cart", "welcome_series"])
+    for name, text in SEGMENTS.items():
+        (project / "campaigns" / f"{name}.yaml").write_text(text)
+    return project
+
+
+def _both(project: Path, events: list[Any]) -> tuple[Simulation, Simulation, int]:
+    """The simulation with looks remembered, with every look in full, and how many
+    conditions the first recalled rather than evaluated and searched."""
+    campaigns = list(load_campaigns([project / "campaigns"]).require().values())
+    config = ProjectConfig(policies=POLICIES)
+    skipped = 0
+    recall = segments.SegmentTriggers._recall
+
+    def counted(self: Any, *args: Any) -> Any:
+        nonlocal skipped
+        found = recall(self, *args)
+        skipped += found is not None
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(segments.SegmentTriggers, "_recall", counted)
+        remembered = simulation(campaigns, events, config, None, project / "templates")
+        patch.setattr(segments, "REMEMBER_LOOKS", False)
+        in_full = simulation(campaigns, events, config, None, project / "templates")
+    return remembered, in_full, skipped
+
+
+def _assert_same(remembered: Simulation, in_full: Simulation) -> None:
+    assert plan_text(remembered.plan) == plan_text(in_full.plan)
+    assert remembered.triggered == in_full.triggered
+    assert remembered.refused == in_full.refused
+
+
+@settings(
+    max_examples=int(os.environ.get("FOLLOWUP_SEGMENT_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(stream=_stream(devices=True))
+def test_remembered_looks_plan_what_full_looks_plan(
+    stream: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("segments")
+    project = _project(folder / "project")
+    path = write_messages(folder / "events.jsonl", stream)
+    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    remembered, in_full, _skipped = _both(project, events)
+    _assert_same(remembered, in_full)
+
+
+def test_most_looks_of_browsing_shoppers_are_skipped_and_the_plan_is_the_same(
+    tmp_path: Path,
+) -> None:
+    project = _project(tmp_path / "project")
+    path = write_messages(tmp_path / "events.jsonl", signing_in_shoppers(4_000))
+    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    remembered, in_full, skipped = _both(project, events)
+    _assert_same(remembered, in_full)
+    assert len(remembered.plan) > 500
+    assert skipped > 1_000  # page views change nothing most conditions read
+
+
+def test_what_a_condition_reads_is_known_from_fixed_paths_only() -> None:
+    def paths(source: str) -> list[str] | None:
+        found = customer_reads(source)
+        return None if found is None else [read.source for read in found]
+
+    assert paths("customer.orders.last_at and customer.orders.last_at < now - days(90)") == [
+        "customer.orders.last_at"
+    ]
+    assert paths('customer.traits.get("plan") == "pro"') == ["customer.traits"]
+    assert paths('customer.traits["plan"] == "pro"') == ["customer.traits.plan"]
+    assert paths('customer.email.lower().endswith("@shop.com")') == ["customer.email"]
+    assert paths("now.hour < 9") == []
+    assert paths("customer | length > 2") is None  # the whole customer
+    assert paths("customer.traits[customer.email] == 1") is None  # a computed key
