@@ -215,13 +215,14 @@ class SegmentTriggers:
                 grid.book(customer_id, min(looks))
             return {}
         found: dict[str, int | None] = {}
-        scope = self._scope(customer_id)
+        scope: dict[str, Any] | None = None  # made when a search needs it
         end = grid.index_after(at) + grid.horizon  # a search that finds no turn answers this
         for campaign in self.campaigns:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
             turn = known.get(campaign.id)
             if turn is None:
+                scope = scope or self._scope(customer_id)
                 value = inside[campaign.id]
                 index, told = grid.search(_probe(trigger.segment, scope), value, at)
                 if told and index < end:
