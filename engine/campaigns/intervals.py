@@ -121,7 +121,8 @@ class Interval:
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:  # a set or a dict key would see one value for every time
+        raise Undetermined
 
     def __bool__(self) -> bool:
         if isinstance(self._lo, datetime):
@@ -157,11 +158,25 @@ class Interval:
             return getattr(lo, name)
         raise Undetermined(self._turns_at(following) if self._sign > 0 else None)
 
+    # what would make one number or text of every time: a filter catching a TypeError (``|int``)
+    # would answer its default for all of them
     def __str__(self) -> str:
         raise Undetermined
 
     def __repr__(self) -> str:
-        return f"Interval({self._lo!r}, {self._hi!r})"
+        raise Undetermined
+
+    def __int__(self) -> int:
+        raise Undetermined
+
+    def __float__(self) -> float:
+        raise Undetermined
+
+    def __index__(self) -> int:
+        raise Undetermined
+
+    def __round__(self, digits: int | None = None) -> Any:
+        raise Undetermined
 
 
 # the calendar fields of a time, by the period over which each stays the same
@@ -175,6 +190,7 @@ _CALENDAR = {
     "month": "month",
     "year": "year",
 }
+CALENDAR_FIELDS = frozenset(_CALENDAR)  # the fields of ``now`` an interval follows
 
 
 def _next_period(at: datetime, period: str) -> datetime:

@@ -7,6 +7,12 @@ expressions to evaluate, or ``None`` when the condition uses ``customer`` any ot
 whole to a filter, indexed by a computed key): then nothing can be concluded from the paths.
 A path followed by a call reads the object the method belongs to (``customer.traits.get('x')``
 reads ``customer.traits``), so its whole value is compared.
+
+A condition is also refused when ``now`` flows into anything but what an interval of times is
+followed through exactly (:mod:`engine.campaigns.intervals`): adding and subtracting, comparing,
+``and``/``or``/``not``/``if``, the calendar fields, ``.days`` and ``.total_seconds()``. A filter,
+a test, ``in``, a literal or an index could see the interval itself and answer with confidence
+for every time (``(now - x).days|int`` is 0 to a filter that swallows the error).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from engine.campaigns.expressions import (
     _parse_expression,
     compile_expression,
 )
+from engine.campaigns.intervals import CALENDAR_FIELDS
 
 ROOT = "customer"
 
@@ -44,11 +51,54 @@ def _path(node: nodes.Node) -> list[str] | None:
             return None
 
 
+# what ``now`` (a value moving with it) may flow through
+_FOLLOWED = (nodes.Add, nodes.Sub, nodes.And, nodes.Or, nodes.Not, nodes.CondExpr)
+_COMPARISONS = frozenset({"eq", "ne", "lt", "lteq", "gt", "gteq"})
+_FIELDS = frozenset({*CALENDAR_FIELDS, "days"})
+_METHODS = frozenset({"total_seconds", "weekday", "isoweekday", "date"})
+
+
+def _now_followed(tree: nodes.Node) -> bool:
+    """Whether every use of ``now`` in ``tree`` goes only through steps an interval follows."""
+    parent: dict[int, nodes.Node] = {}
+    for each in tree.find_all(nodes.Node):
+        for child in each.iter_child_nodes():
+            parent[id(child)] = each
+    for child in tree.iter_child_nodes():
+        parent[id(child)] = tree
+    for name in _find(tree, nodes.Name):
+        if name.name != "now":
+            continue
+        node: nodes.Node = name
+        while (up := parent.get(id(node))) is not None:
+            if isinstance(up, nodes.Compare):
+                if not all(operand.op in _COMPARISONS for operand in up.ops):
+                    return False
+            elif isinstance(up, nodes.Operand):
+                if up.op not in _COMPARISONS:
+                    return False
+            elif isinstance(up, nodes.Getattr):
+                if up.attr not in _FIELDS | _METHODS:
+                    return False
+            elif isinstance(up, nodes.Call):
+                method = up.node
+                called = isinstance(method, nodes.Getattr) and method.attr in _METHODS
+                if not called or up.args or up.kwargs or up.dyn_args or up.dyn_kwargs:
+                    return False
+                if node is not method:
+                    return False  # ``now`` as an argument
+            elif not isinstance(up, _FOLLOWED):
+                return False
+            node = up
+    return True
+
+
 def customer_reads(source: str) -> list[Expression] | None:
     """The fixed customer paths the condition ``source`` reads, each as an expression, or
-    ``None`` when it reads the customer otherwise (or does not parse)."""
+    ``None`` when it reads the customer otherwise, uses ``now`` beyond what an interval
+    follows, or does not parse."""
     tree, _ = _parse_expression(source)
-    if tree is None:
+    if tree is None or not _now_followed(tree):
         return None
     accesses: list[nodes.Getattr | nodes.Getitem] = [
         *_find(tree, nodes.Getattr),

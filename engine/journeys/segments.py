@@ -8,13 +8,14 @@ changes of their state only ``now`` moves, so the next sweep at which anything c
 searched for (:mod:`engine.journeys.wakeups`) and booked, and the other sweeps skip them.
 
 Most events change nothing a segment condition reads (a page view, for a condition on orders).
-For a condition that reads the customer through fixed paths only
-(:func:`engine.campaigns.read_set.customer_reads`), a look that entered no one keeps, per
-campaign, what those paths held, when, the condition's value and the sweep where the search
-found it turns (or that it keeps its value for good). At the next look, when the paths hold the
-same and the condition kept its value all the time between (:func:`holds_throughout`), that
-value and that sweep are taken as they are, without evaluating or searching again: the search
-from now would find the same sweep. Entering, and what keeps a customer out, are decided as
+For a condition that reads the customer through fixed paths only, and ``now`` only through what
+an interval of times follows (:func:`engine.campaigns.read_set.customer_reads`), a look that
+entered no one keeps, per campaign, what those paths held (type and ``repr``: ``1`` is not
+``True`` to a test), when, the condition's value and the sweep where the search found it turns
+(or that it keeps its value for good). At the next look, when the paths hold exactly the same
+and the condition kept its value all the time between (:func:`holds_throughout`), that value and
+that sweep are taken as they are, without evaluating or searching again: the search from now
+would find the same sweep. Entering, and what keeps a customer out, are decided as
 ever. ``tests/journeys/test_segment_looks_remembered.py`` holds plans with and without to be
 the same.
 """
@@ -77,6 +78,13 @@ def _value(state: CustomerState, path: tuple[str, ...]) -> Any:
     for part in rest:
         value = value[part] if isinstance(value, Mapping) else getattr(value, part)
     return value
+
+
+def _exactly(value: Any) -> tuple[type, str]:
+    """``value`` as a condition can tell it from another: its type and its ``repr`` (which
+    tells ``1`` from ``True`` and ``1.0``, ``0.0`` from ``-0.0``, a key order, a time zone;
+    ``==`` does not). Two values alike here read alike; different ones only mean a full look."""
+    return type(value), repr(value)
 
 
 class SegmentTriggers:
@@ -174,7 +182,7 @@ class SegmentTriggers:
         if paths is None:
             return None
         try:
-            return tuple(_value(state, path) for path in paths)
+            return tuple(_exactly(_value(state, path)) for path in paths)
         except Exception:  # noqa: BLE001 - a value that cannot be read: look in full
             return None
 

@@ -147,3 +147,64 @@ def test_what_a_condition_reads_is_known_from_fixed_paths_only() -> None:
     assert paths("now.hour < 9") == []
     assert paths("customer | length > 2") is None  # the whole customer
     assert paths("customer.traits[customer.email] == 1") is None  # a computed key
+
+
+def _once(condition: str) -> str:
+    quoted = "'" + condition.replace("'", "''") + "'"
+    return (
+        f"campaign: c\ntrigger:\n  segment: {quoted}\nentry: {{once: true}}\nsteps:\n"
+        "  - send: email\n    template: newsletter.html\n    subject: Hi\n"
+    )
+
+
+# Found by a review: each gave a different plan before the fix (values alike to ``==`` that a
+# condition tells apart; ``now`` reaching a filter, a test, ``repr``, a hash)
+T0 = "2024-01-01T08:00:00+00:00"
+LATER = {"day": "2024-01-02T08:00:00+00:00", "days": "2024-01-05T08:00:00+00:00"}
+REVIEWED = [
+    ("customer.traits.vip is true", {"vip": 1}, {"vip": True}, "day"),
+    ("customer.traits.n is float", {"n": 1}, {"n": 1.0}, "day"),
+    ('customer.traits.n|tojson == "false"', {"n": 0}, {"n": False}, "day"),
+    ('customer.traits.x|string == "-0.0"', {"x": 0.0}, {"x": -0.0}, "days"),
+    (
+        (
+            "customer.first_seen_at and not ((customer.traits.n is integer and now < "
+            "customer.first_seen_at + days(10)) or now < customer.first_seen_at + days(2))"
+        ),
+        {"n": 1},
+        {"n": 1.0},
+        "day",
+    ),
+    ("customer.first_seen_at and ((now - customer.first_seen_at).days|int) >= 3", {}, None, "days"),
+    (
+        (
+            "customer.first_seen_at and ((now - customer.first_seen_at).days is number) and now > "
+            "customer.first_seen_at + days(2)"
+        ),
+        {},
+        None,
+        "days",
+    ),
+    ('"2024" not in ([now]|string)', {}, None, "days"),
+    ("customer.first_seen_at and now in {customer.first_seen_at + days(1): 1}", {}, None, "day"),
+]
+
+
+@pytest.mark.parametrize(("condition", "first", "second", "later"), REVIEWED)
+def test_what_a_review_found(
+    tmp_path: Path, condition: str, first: dict[str, Any], second: dict[str, Any] | None, later: str
+) -> None:
+    """An identify, then a second one (the traits given) or a page view (``None``)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "c.yaml").write_text(_once(condition))
+    ann = {"userId": "ann", "messageId": "m0", "timestamp": T0, "type": "identify"}
+    then: dict[str, Any] = {"userId": "ann", "messageId": "m1", "timestamp": LATER[later]}
+    if second is None:
+        then |= {"type": "page", "name": "Home"}
+    else:
+        then |= {"type": "identify", "traits": second}
+    messages = [ann | {"traits": {"email": "ann@example.com", **first}}, then]
+    path = write_messages(tmp_path / "events.jsonl", messages)
+    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    remembered, in_full, _skipped = _both(project, events)
+    _assert_same(remembered, in_full)
