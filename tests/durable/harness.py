@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
+from engine.events import Event
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import format_time
 from engine.storage.tables import (
@@ -90,6 +91,11 @@ def shopper(followup: Followup, user: str, at: datetime) -> None:
     followup.track(
         "Product Added", user_id=user, properties={"product_id": "p", "price": 30}, timestamp=at
     )
+
+
+def accepted_events(path: Path) -> list[Event]:
+    """The events of a JSONL file that parse, in file order (rejected lines left out)."""
+    return [e for record in read_jsonl(path) for e in getattr(record, "events", [])]
 
 
 def ingest_file(followup: Followup, events: Path) -> list[datetime]:

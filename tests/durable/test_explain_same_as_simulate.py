@@ -19,14 +19,13 @@ from engine.config import Project, ProjectConfig, load_project
 from engine.drive.explanation import Explanation, explain_customer
 from engine.durable.project import DurableProject
 from engine.durable.sql_reads import SqlExplainReads
-from engine.events import Event
-from engine.ingest.jsonl import read_jsonl
 from engine.journeys.simulate_explain import explain_simulated
 from engine.storage.tables import customers
 from tests.durable import shop
 from tests.durable.harness import (
     STORIES,
     Clock,
+    accepted_events,
     make_project,
     replay_when_due,
     write_messages,
@@ -77,7 +76,7 @@ def _stories(folder: Path) -> tuple[Followup, Path, datetime]:
     """The example campaigns over the customer stories, replayed live a week past the last."""
     make_project(folder)
     events = STORIES / "events.jsonl"
-    times = [e.timestamp for e in _events(events)]
+    times = [e.timestamp for e in accepted_events(events)]
     end = max(times) + timedelta(days=7)
     return _replayed(folder, events, min(times), end), events, end
 
@@ -124,10 +123,6 @@ def _shop(folder: Path) -> tuple[Followup, Path, datetime]:
     return followup, folder / "events.jsonl", shop.END
 
 
-def _events(path: Path) -> list[Event]:
-    return [e for record in read_jsonl(path) for e in getattr(record, "events", [])]
-
-
 @pytest.mark.parametrize("world", [_stories, _merges, _shop], ids=["stories", "merges", "shop"])
 def test_every_customer_is_explained_alike_live_and_simulated(tmp_path: Path, world: Any) -> None:
     folder = tmp_path / "project"
@@ -142,7 +137,7 @@ def test_every_customer_is_explained_alike_live_and_simulated(tmp_path: Path, wo
             if (folder / "followup.yaml").exists()
             else project.config
         )
-        events = _events(events_path)
+        events = accepted_events(events_path)
         with followup.engine.connect() as conn:
             live_ids = sorted(
                 conn.scalars(sa.select(customers.c.id).where(customers.c.merged_into.is_(None)))

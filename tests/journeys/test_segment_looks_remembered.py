@@ -15,11 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from engine.campaigns.loader import load_campaigns
 from engine.campaigns.read_set import customer_reads
 from engine.config import ProjectConfig
-from engine.ingest.jsonl import read_jsonl
 from engine.journeys import segments
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import Simulation, simulation
-from tests.durable.harness import make_project, write_messages
+from tests.durable.harness import accepted_events, make_project, write_messages
 from tests.durable.test_simulate_equals_durable import POLICIES, _stream
 from tests.journeys.test_partitioned_simulate import signing_in_shoppers
 
@@ -116,7 +115,7 @@ def test_remembered_looks_plan_what_full_looks_plan(
     folder = tmp_path_factory.mktemp("segments")
     project = _project(folder / "project")
     path = write_messages(folder / "events.jsonl", stream)
-    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    events = accepted_events(path)
     remembered, in_full, _skipped = _both(project, events)
     _assert_same(remembered, in_full)
 
@@ -126,7 +125,7 @@ def test_most_looks_of_browsing_shoppers_are_skipped_and_the_plan_is_the_same(
 ) -> None:
     project = _project(tmp_path / "project")
     path = write_messages(tmp_path / "events.jsonl", signing_in_shoppers(4_000))
-    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    events = accepted_events(path)
     remembered, in_full, skipped = _both(project, events)
     _assert_same(remembered, in_full)
     assert len(remembered.plan) > 500
@@ -205,6 +204,6 @@ def test_what_a_review_found(
         then |= {"type": "identify", "traits": second}
     messages = [ann | {"traits": {"email": "ann@example.com", **first}}, then]
     path = write_messages(tmp_path / "events.jsonl", messages)
-    events = [e for r in read_jsonl(path) for e in getattr(r, "events", [])]
+    events = accepted_events(path)
     remembered, in_full, _skipped = _both(project, events)
     _assert_same(remembered, in_full)
