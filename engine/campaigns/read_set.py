@@ -80,6 +80,10 @@ def _now_followed(tree: nodes.Node) -> bool:
             elif isinstance(up, nodes.Getattr):
                 if up.attr not in _FIELDS | _METHODS:
                     return False
+                if up.attr in _METHODS:  # ``now.date`` uncalled: a method, compared by identity
+                    call = parent.get(id(up))
+                    if not isinstance(call, nodes.Call) or call.node is not up:
+                        return False
             elif isinstance(up, nodes.Call):
                 method = up.node
                 called = isinstance(method, nodes.Getattr) and method.attr in _METHODS

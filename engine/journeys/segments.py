@@ -15,17 +15,21 @@ entered no one keeps, per campaign, what those paths held (type and ``repr``: ``
 (or that it keeps its value for good). At the next look, when the paths hold exactly the same
 and the condition kept its value all the time between (:func:`holds_throughout`), that value and
 that sweep are taken as they are, without evaluating or searching again: the search from now
-would find the same sweep. Entering, and what keeps a customer out, are decided as
-ever. ``tests/journeys/test_segment_looks_remembered.py`` holds plans with and without to be
-the same.
+would find the same sweep. Entering, and what keeps a customer out, are decided as ever. Only
+plain data is compared (not an iterator an ``update`` step stored, nor an object shown by its
+address). ``tests/journeys/test_segment_looks_remembered.py`` holds plans with and without to
+be the same. One difference remains, in counts only: a condition whose search runs out of
+probes (:data:`~engine.journeys.wakeups.SEARCH_BUDGET`) books an early look that depends on
+where the search starts, so a customer kept out may be counted refused at one look more or
+fewer.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.campaigns.expressions import Expression
@@ -80,10 +84,34 @@ def _value(state: CustomerState, path: tuple[str, ...]) -> Any:
     return value
 
 
+_SCALARS = (type(None), bool, int, float, str, datetime, date, timedelta)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is data all the way down (scalars, lists, tuples, sets and mappings
+    of them, the state's frozen dataclasses): what its ``repr`` shows is all it holds. Not an
+    iterator an ``update`` step stored, nor an object shown by its address."""
+    if isinstance(value, _SCALARS):
+        return True
+    if isinstance(value, Mapping):
+        return all(_plain(key) and _plain(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_plain(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        frozen = getattr(value, "__dataclass_params__", None)
+        return bool(frozen and frozen.frozen) and all(
+            _plain(getattr(value, f.name)) for f in fields(value)
+        )
+    return False
+
+
 def _exactly(value: Any) -> tuple[type, str]:
     """``value`` as a condition can tell it from another: its type and its ``repr`` (which
     tells ``1`` from ``True`` and ``1.0``, ``0.0`` from ``-0.0``, a key order, a time zone;
-    ``==`` does not). Two values alike here read alike; different ones only mean a full look."""
+    ``==`` does not). Two values alike here read alike; different ones only mean a full look.
+    A value that is not plain data (:func:`_plain`) cannot be recalled."""
+    if not _plain(value):
+        raise ValueError("not plain data")
     return type(value), repr(value)
 
 

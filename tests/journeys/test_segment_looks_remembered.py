@@ -207,3 +207,53 @@ def test_what_a_review_found(
     events = accepted_events(path)
     remembered, in_full, _skipped = _both(project, events)
     _assert_same(remembered, in_full)
+
+
+NOTE_HISTORY = """\
+campaign: note-history
+trigger: {event: Signed Up}
+steps:
+  - update:
+      traits:
+        recent: 'customer.traits.history|reverse'
+"""
+
+
+def _at(minutes: int) -> str:
+    return f"2024-01-01T{8 + minutes // 60:02d}:{minutes % 60:02d}:00+00:00"
+
+
+@pytest.mark.parametrize("case", ["uncalled method", "iterator"])
+def test_what_a_second_review_found(tmp_path: Path, case: str) -> None:
+    """``now.date`` without its call (a method, equal only to itself), and an iterator an
+    ``update`` step stored (the same ``repr`` once read): neither is recalled."""
+    project = make_project(tmp_path / "project", [])
+    ann = {"userId": "ann", "type": "identify", "timestamp": _at(0), "messageId": "m0"}
+    traits: dict[str, Any] = {"email": "ann@example.com"}
+    pages = [
+        {"userId": "ann", "type": "page", "name": "Home", "messageId": f"p{n}", "timestamp": at}
+        for n, at in enumerate([_at(20), _at(90)] if case == "uncalled method" else [])
+    ]
+    if case == "uncalled method":
+        condition = "customer.last_seen_at and now.date == customer.last_seen_at.date"
+        entry = "{}"
+    else:
+        condition = '(customer.traits.recent|first) == "pro"'
+        entry = "{cooldown: 1h}"
+        traits["history"] = ["pro", "pro", "free", "pro", "pro", "free"] * 3
+        (project / "campaigns" / "note_history.yaml").write_text(NOTE_HISTORY)
+        signup = {"userId": "ann", "type": "track", "event": "Signed Up", "messageId": "s"}
+        pages = [signup | {"timestamp": _at(1)}] + [
+            {"userId": "ann", "type": "page", "name": "Home", "messageId": f"p{hour}"}
+            | {"timestamp": f"2024-01-01T{9 + 2 * hour:02d}:05:00+00:00"}
+            for hour in range(1, 7)
+        ]
+    quoted = "'" + condition.replace("'", "''") + "'"
+    (project / "campaigns" / "c.yaml").write_text(
+        f"campaign: c\ntrigger:\n  segment: {quoted}\nentry: {entry}\nsteps:\n"
+        "  - send: email\n    template: newsletter.html\n    subject: Hi\n"
+    )
+    path = write_messages(tmp_path / "events.jsonl", [ann | {"traits": traits}, *pages])
+    remembered, in_full, _skipped = _both(project, accepted_events(path))
+    _assert_same(remembered, in_full)
+    assert len(in_full.plan) > 2
