@@ -9,6 +9,7 @@ message nested deeper than :data:`MAX_DEPTH` levels is refused, naming where.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -90,3 +91,24 @@ def shallow(value: Any, depth: int = MAX_DEPTH) -> Any:
     if isinstance(value, list):
         return [shallow(item, depth - 1) for item in value]
     return value
+
+
+def _plain_json(value: Any) -> Any:
+    """orjson's ``default``: what a condition's value is as JSON data, when it is not already
+    (an iterator a filter returned: its items; a set: its items in a fixed order)."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as the database keeps it and reads it back: JSON data (times as RFC 3339 text,
+    an iterator as a list, NaN as null); ``None`` for what JSON cannot hold. A campaign's
+    ``update`` step writes this, so ``simulate`` and the durable engine, which stores it, see the
+    same trait in every later condition."""
+    try:
+        return orjson.loads(orjson.dumps(value, default=_plain_json))
+    except (TypeError, orjson.JSONEncodeError):
+        return None

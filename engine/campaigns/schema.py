@@ -410,7 +410,9 @@ class TraitUpdate(StrictModel):
 
 
 class UpdateStep(StrictModel):
-    """``update: {traits: {...}}``: write to the customer's profile."""
+    """``update: {traits: {...}}``: write to the customer's profile. Each value is kept as
+    JSON data, as the database keeps it: a time as RFC 3339 text, a filter's sequence as a
+    list, a value JSON cannot hold as null."""
 
     what = "update"
     update: TraitUpdate

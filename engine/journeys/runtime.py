@@ -55,6 +55,7 @@ from engine.journeys.outcomes import (
 from engine.journeys.plan import CustomerRef, PlanAction, PlanLine
 from engine.journeys.segments import SegmentTriggers
 from engine.journeys.wakeups import SweepGrid
+from engine.json_values import as_json
 from engine.policies import next_local_time
 
 # Enum members and values looked up once, here: on Python 3.11 ``EventType.TRACK`` goes through
@@ -589,7 +590,9 @@ class JourneyEngine:
     def _update(
         self, journey: Journey, step: UpdateStep, path: str, at: datetime, scope: dict[str, Any]
     ) -> None:
-        traits = {key: _value_or_none(expr, scope) for key, expr in step.update.traits.items()}
+        traits = {
+            key: as_json(_value_or_none(expr, scope)) for key, expr in step.update.traits.items()
+        }
         event = Event(
             message_id=f"{journey.id}:{path}",
             type=EventType.IDENTIFY,
