@@ -2,8 +2,8 @@
 
 A condition such as ``customer.orders.last_at and customer.orders.last_at < now - days(90)``
 reads the customer only through fixed paths (``customer.orders.last_at``); its value is then a
-function of those paths' values and ``now``. :func:`customer_reads` gives those paths as small
-expressions to evaluate, or ``None`` when the condition uses ``customer`` any other way (passed
+function of those paths' values and ``now``. :func:`customer_reads` gives those paths (the
+names below ``customer``), or ``None`` when the condition uses ``customer`` any other way (passed
 whole to a filter, indexed by a computed key): then nothing can be concluded from the paths.
 A path followed by a call reads the object the method belongs to (``customer.traits.get('x')``
 reads ``customer.traits``), so its whole value is compared.
@@ -17,15 +17,11 @@ for every time (``(now - x).days|int`` is 0 to a filter that swallows the error)
 
 from __future__ import annotations
 
+from functools import cache
+
 from jinja2 import nodes
 
-from engine.campaigns.expressions import (
-    Expression,
-    ExpressionError,
-    _find,
-    _parse_expression,
-    compile_expression,
-)
+from engine.campaigns.expressions import _find, _parse_expression
 from engine.campaigns.intervals import CALENDAR_FIELDS
 
 ROOT = "customer"
@@ -97,10 +93,11 @@ def _now_followed(tree: nodes.Node) -> bool:
     return True
 
 
-def customer_reads(source: str) -> list[Expression] | None:
-    """The fixed customer paths the condition ``source`` reads, each as an expression, or
-    ``None`` when it reads the customer otherwise, uses ``now`` beyond what an interval
-    follows, or does not parse."""
+@cache  # a journey engine is made per durable batch: each condition is read once
+def customer_reads(source: str) -> tuple[tuple[str, ...], ...] | None:
+    """The fixed customer paths the condition ``source`` reads (``("orders", "last_at")`` for
+    ``customer.orders.last_at``), or ``None`` when it reads the customer otherwise, uses
+    ``now`` beyond what an interval follows, or does not parse."""
     tree, _ = _parse_expression(source)
     if tree is None or not _now_followed(tree):
         return None
@@ -114,7 +111,7 @@ def customer_reads(source: str) -> list[Expression] | None:
     for name in _find(tree, nodes.Name):
         if name.name == ROOT and id(name) not in bases:
             return None  # ``customer`` itself, not through a fixed path
-    found: dict[str, None] = {}
+    found: dict[tuple[str, ...], None] = {}
     for access in accesses:
         if id(access) in inner:
             continue
@@ -127,8 +124,5 @@ def customer_reads(source: str) -> list[Expression] | None:
             parts = parts[:-1]  # a method: what it belongs to is what is read
         if len(parts) < 2:
             return None
-        found[".".join(parts)] = None
-    try:
-        return [compile_expression(path) for path in found]
-    except ExpressionError:  # a path the checks refuse on its own: conclude nothing
-        return None
+        found[tuple(parts[1:])] = None
+    return tuple(found)

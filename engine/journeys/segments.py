@@ -62,14 +62,6 @@ FOREVER = datetime(9000, 1, 1, tzinfo=UTC)  # as far as "for good" is looked
 REMEMBER_LOOKS = True  # remember looks (tests compare with every look made in full)
 
 
-def _paths(condition: Expression) -> list[tuple[str, ...]] | None:
-    """The fields of the state (and below) the condition reads, or ``None``."""
-    reads = customer_reads(condition.source)
-    if reads is None:
-        return None
-    return [tuple(read.source.split(".")[1:]) for read in reads]
-
-
 def _value(state: CustomerState, path: tuple[str, ...]) -> Any:
     """What ``customer.<path>`` reads of ``state``, or more: the whole traits for any trait
     (the view finds a trait by more than one spelling of its key)."""
@@ -130,10 +122,10 @@ class SegmentTriggers:
         # the last check per customer, to search from when saved (the durable runtime)
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
         # campaign -> the fixed paths its condition reads (``None``: it reads more, not kept)
-        self._reads: dict[str, list[tuple[str, ...]] | None] = {
-            c.id: _paths(c.trigger.segment) if REMEMBER_LOOKS else None
+        self._reads: dict[str, tuple[tuple[str, ...], ...] | None] = {
+            c.id: customer_reads(c.trigger.segment.source) if REMEMBER_LOOKS else None
             for c in self.campaigns
-            if isinstance(c.trigger, SegmentTrigger)
+            if isinstance(c.trigger, SegmentTrigger)  # (all are: for the type checker)
         }
         self._looked: dict[tuple[str, str], _Look] = {}  # (campaign, customer) -> last look
 

@@ -135,7 +135,7 @@ def test_most_looks_of_browsing_shoppers_are_skipped_and_the_plan_is_the_same(
 def test_what_a_condition_reads_is_known_from_fixed_paths_only() -> None:
     def paths(source: str) -> list[str] | None:
         found = customer_reads(source)
-        return None if found is None else [read.source for read in found]
+        return None if found is None else [".".join(("customer", *path)) for path in found]
 
     assert paths("customer.orders.last_at and customer.orders.last_at < now - days(90)") == [
         "customer.orders.last_at"
