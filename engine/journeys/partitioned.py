@@ -69,12 +69,36 @@ def _resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def identity_groups(events: Sequence[Event], phone_region: str = "US") -> list[str]:
-    """For each event, the group of its customer: one of its identity keys, the same for every
-    event whose keys are linked to its own. Events without a key are one group."""
-    parent: dict[str, str] = {}
+class LinkedKeys:
+    """The identity keys of ``events``, linked: the keys one event carries are one group, and
+    groups that share a key are one (union-find). Events without a key are one group."""
 
-    def root(key: str) -> str:
+    def __init__(self, events: Sequence[Event], phone_region: str = "US") -> None:
+        self._parent: dict[str, str] = {}
+        by_ids: dict[tuple[str | None, str | None], str] = {}  # the ids of events with no traits
+        self._firsts: list[str] = []  # each event's first key
+        for event in events:
+            ids = ids_only(event)
+            first = by_ids.get(ids) if ids is not None else None
+            if first is None:
+                keys = identity_keys(event, phone_region) or [""]
+                first = keys[0]
+                top = self.root(first)
+                for key in keys[1:]:
+                    other = self.root(key)
+                    if other != top:
+                        self._parent[other] = top
+                if ids is not None:
+                    by_ids[ids] = first
+            self._firsts.append(first)
+
+    def carried(self, key: str) -> bool:
+        """Whether an event carries ``key``."""
+        return key in self._parent
+
+    def root(self, key: str) -> str:
+        """The group of ``key``: one of its keys, the same for every key linked to it."""
+        parent = self._parent
         top = parent.setdefault(key, key)
         if top == key:
             return key
@@ -84,23 +108,15 @@ def identity_groups(events: Sequence[Event], phone_region: str = "US") -> list[s
             parent[key], key = top, parent[key]
         return top
 
-    by_ids: dict[tuple[str | None, str | None], str] = {}  # the ids of events with no traits
-    firsts: list[str] = []
-    for event in events:
-        ids = ids_only(event)
-        first = by_ids.get(ids) if ids is not None else None
-        if first is None:
-            keys = identity_keys(event, phone_region) or [""]
-            first = keys[0]
-            top = root(first)
-            for key in keys[1:]:
-                other = root(key)
-                if other != top:
-                    parent[other] = top
-            if ids is not None:
-                by_ids[ids] = first
-        firsts.append(first)
-    return [root(first) for first in firsts]
+    def groups(self) -> list[str]:
+        """For each event, in order, the group of its customer."""
+        return [self.root(first) for first in self._firsts]
+
+
+def identity_groups(events: Sequence[Event], phone_region: str = "US") -> list[str]:
+    """For each event, the group of its customer: one of its identity keys, the same for every
+    event whose keys are linked to its own. Events without a key are one group."""
+    return LinkedKeys(events, phone_region).groups()
 
 
 def split(events: Sequence[Event], parts: int, phone_region: str = "US") -> list[list[Event]]:

@@ -2,7 +2,7 @@
 simulation, as ``followup explain`` tells it of the live engine.
 
 No engine decision reads another customer, so the customer's own identity group (the events whose
-identity keys link to theirs, :func:`~engine.journeys.partitioned.identity_groups`), run alone on
+identity keys link to theirs, :class:`~engine.journeys.partitioned.LinkedKeys`), run alone on
 the whole run's clock, gets exactly the decisions the whole simulation makes for them: only
 those events are replayed, however big the file. A reference that is no event's identity key
 (a customer id) replays every event. The explanation is read from the engine through the same
@@ -21,10 +21,9 @@ from engine.config import ProjectConfig
 from engine.drive.explanation import Explanation, explain_customer
 from engine.drive.memory_reads import MemoryExplainReads
 from engine.events import Event
-from engine.identity import identity_keys
 from engine.journeys.customers import Resolved
 from engine.journeys.memory_customers import InMemoryCustomers
-from engine.journeys.partitioned import identity_groups
+from engine.journeys.partitioned import LinkedKeys
 from engine.journeys.simulate import ordered_events, run_clock, run_engine
 from engine.profiles import candidate_keys
 from engine.state.profile import CustomerState
@@ -42,15 +41,11 @@ class SimulatedCustomer:
 def own_events(ordered: list[Event], keys: list[str], phone_region: str) -> list[Event]:
     """The events of the identity groups any of ``keys`` is in, in order (every event when
     none is)."""
-    wanted = set(keys)
-    groups = identity_groups(ordered, phone_region)
-    mine = {
-        group
-        for event, group in zip(ordered, groups, strict=True)
-        if not wanted.isdisjoint(identity_keys(event, phone_region))
-    }
+    linked = LinkedKeys(ordered, phone_region)
+    mine = {linked.root(key) for key in keys if linked.carried(key)}
     if not mine:
         return ordered
+    groups = linked.groups()
     return [event for event, group in zip(ordered, groups, strict=True) if group in mine]
 
 
