@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, errors, fail, open_engine
-from engine.journeys.plan import format_time
+from engine.journeys.plan import format_optional_time, format_time
 
 if TYPE_CHECKING:
     from engine.api import Followup
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
-
-
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
 
 
 def _dumps(document: Any) -> str:
@@ -96,16 +92,16 @@ def _campaign_json(campaign: CampaignStatus) -> dict[str, Any]:
                 "active": v.active,
                 "completed": v.completed,
                 "exited": v.exited,
-                "first_seen_at": _time(v.first_seen_at),
+                "first_seen_at": format_optional_time(v.first_seen_at),
             }
             for v in campaign.versions
         ],
         "timers": {
             "pending": campaign.timers,
             "overdue": campaign.timers_overdue,
-            "next_due_at": _time(campaign.next_due_at),
+            "next_due_at": format_optional_time(campaign.next_due_at),
         },
-        "next_tick_at": _time(campaign.next_tick_at),
+        "next_tick_at": format_optional_time(campaign.next_tick_at),
         "outbox": dict(campaign.outbox),
     }
 
@@ -122,30 +118,34 @@ def _row_json(row: OutboxRow) -> dict[str, Any]:
         "status": row.status,
         "detail": row.detail,
         "attempts": row.attempts,
-        "decided_at": _time(row.decided_at),
-        "updated_at": _time(row.updated_at),
+        "decided_at": format_optional_time(row.decided_at),
+        "updated_at": format_optional_time(row.updated_at),
     }
 
 
 def status_json(report: StatusReport) -> dict[str, Any]:
     """The report as the JSON document ``followup status --json`` prints."""
     return {
-        "at": _time(report.at),
+        "at": format_optional_time(report.at),
         "campaigns": [_campaign_json(c) for c in report.campaigns],
         "inbox": {
             "backlog": report.inbox_backlog,
-            "oldest_event_at": _time(report.inbox_oldest_at),
+            "oldest_event_at": format_optional_time(report.inbox_oldest_at),
         },
         "outbox": report.outbox,
         "needs_check": [_row_json(row) for row in report.unknown],
         "failed": {"total": report.failed_total, "latest": [_row_json(r) for r in report.failed]},
-        "next_segment_sweep_at": _time(report.next_sweep_at),
+        "next_segment_sweep_at": format_optional_time(report.next_sweep_at),
         "segment_looks": {
             "due": report.segment_looks_due,
-            "next_at": _time(report.next_segment_look_at),
+            "next_at": format_optional_time(report.next_segment_look_at),
         },
         "throttles": {
-            t.channel: {"rate": t.rate, "waiting": t.waiting, "full_at": _time(t.full_at)}
+            t.channel: {
+                "rate": t.rate,
+                "waiting": t.waiting,
+                "full_at": format_optional_time(t.full_at),
+            }
             for t in report.throttles
         },
     }
@@ -201,7 +201,7 @@ def print_status(report: StatusReport) -> None:
     table.add_column("outbox")
     for c in report.campaigns:
         style = _STATUS_STYLE.get(c.status, "")
-        due = _time(c.next_due_at) or "-"
+        due = format_optional_time(c.next_due_at) or "-"
         table.add_row(
             c.campaign_id,
             f"[{style}]{c.status}[/{style}]" if style else c.status,

@@ -6,7 +6,6 @@ explain``, ``simulate --explain`` and the dashboard's customer page, from
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from engine.campaigns.loader import CampaignSet, campaign_version
@@ -15,7 +14,7 @@ from engine.double_opt_in import CAMPAIGN_ID, with_confirmation
 from engine.drive.explanation import Decision, Explanation, JourneyState, Outcome
 from engine.drive.status_model import CurrentCampaign
 from engine.journeys.outcomes import NOT_ENTERED, ExitReason, NotEntered, SkipReason
-from engine.journeys.plan import format_time
+from engine.journeys.plan import format_optional_time, format_time
 from engine.state.profile import CustomerState
 
 
@@ -277,10 +276,6 @@ def why_nothing(
     return hints
 
 
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
-
-
 def decision_document(
     decision: Decision, customer_id: str, simulated: bool = False
 ) -> dict[str, Any]:
@@ -341,7 +336,7 @@ def explanation_document(
                 else False,
                 "status": j.status,
                 "entered_at": format_time(j.entered_at),
-                "next_due_at": _time(j.next_due_at),
+                "next_due_at": format_optional_time(j.next_due_at),
             }
             for j in explanation.journeys
         ],

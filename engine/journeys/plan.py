@@ -116,6 +116,11 @@ def format_time(value: datetime) -> str:
     return value.isoformat(timespec="microseconds") + "Z"
 
 
+def format_optional_time(value: datetime | None) -> str | None:
+    """:func:`format_time`, or ``None`` for no time."""
+    return format_time(value) if value is not None else None
+
+
 def plan_text(lines: list[PlanLine]) -> str:
     """The plan as JSON lines, sorted."""
     return "".join(
