@@ -6,4 +6,5 @@ from __future__ import annotations
 PROVIDERS = "followup.providers"  # channel providers, by name (engine/providers.py)
 COMMANDS = "followup.commands"  # command groups, by name (engine/cli/plugins.py)
 TABLES = "followup.tables"  # the modules of integrations' tables (engine/storage/tables.py)
-GROUPS = (PROVIDERS, COMMANDS, TABLES)
+MIGRATIONS = "followup.migrations"  # the packages of integrations' migration branches
+GROUPS = (PROVIDERS, COMMANDS, TABLES, MIGRATIONS)

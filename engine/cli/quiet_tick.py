@@ -8,7 +8,7 @@ prints, only when all of these hold, and otherwise hands over to the full comman
 
 - the command is ``followup tick`` alone (``--now`` and ``--config`` allowed; not
   ``--summary`` nor ``--partition``), and the project's database is a SQLite file;
-- the schema is at the newest migration, and the last full tick on this database ran with the
+- the schema is at the newest migrations (of the core and of each integration), and the last full tick on this database ran with the
   same fingerprint: followup's version, the config file, the ``FOLLOWUP_*`` environment and the
   variables the config names (providers' secrets), whether the signing key file is usable, and
   every file under
@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from engine.clock import CLOCK_SKEW
+from engine.errors import StorageError
 from engine.project_files import (
     CONFIG_FILE,
     DEFAULT_CAMPAIGNS,
@@ -43,7 +44,7 @@ from engine.project_files import (
     SQLITE,
     database_url,
 )
-from engine.storage.schema_head import newest_migration
+from engine.storage.schema_head import schema_heads
 from engine.storage.sqlite_time import sqlite_time
 
 MARK = "quiet_tick"  # its row in engine_marks
@@ -97,7 +98,7 @@ def answered_quietly(args: list[str]) -> bool:
         now = request.now or datetime.now(UTC)
         if project is None or not nothing_due(project, now):
             return False
-    except (OSError, sqlite3.Error, ValueError, UnicodeDecodeError):
+    except (OSError, sqlite3.Error, ValueError, UnicodeDecodeError, StorageError):
         return False  # the full command reports what is wrong, if anything is
     from engine.journeys.plan import format_time
 
@@ -195,7 +196,8 @@ def fingerprint(
         for part in parts:
             digest.update((part.encode() if isinstance(part, str) else part) + b"\0")
 
-    add(__version__, newest_migration(), str(config and config.resolve()), str(Path.cwd()), text)
+    heads = " ".join(schema_heads())
+    add(__version__, heads, str(config and config.resolve()), str(Path.cwd()), text)
     named = set(_named_variables(settings))
     for name, value in sorted(os.environ.items()):
         if name.startswith("FOLLOWUP_") or name in named:
@@ -262,8 +264,8 @@ def nothing_due(project: QuietProject, now: datetime) -> bool:
         return False
     uri = f"file:{quote(str(project.database))}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True)) as conn:
-        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if version != newest_migration():
+        versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        if tuple(sorted(version for (version,) in versions)) != schema_heads():
             return False
         mark = conn.execute("SELECT value FROM engine_marks WHERE name = ?", (MARK,)).fetchone()
         if mark is None or mark[0] != project.fingerprint:

@@ -1,5 +1,5 @@
 """``/healthz`` (the process answers), ``/readyz`` (the database answers and its schema is at the
-newest migration) and ``/metrics`` (Prometheus text format)."""
+newest migrations) and ``/metrics`` (Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.service.context import ServiceContext
 from engine.service.models import Health
-from engine.storage.database import current_revision, head_revision
+from engine.storage.database import current_revisions
+from engine.storage.schema_head import schema_heads
 
 router = APIRouter(tags=["operations"])
 
@@ -24,13 +25,14 @@ async def healthz() -> Health:
 
 def _readiness(ctx: ServiceContext) -> Health:
     try:
-        at = current_revision(ctx.followup.engine)
+        at = current_revisions(ctx.followup.engine)
     except sa.exc.SQLAlchemyError as exc:
         return Health(status="unavailable", detail=f"database unreachable: {type(exc).__name__}")
-    head = head_revision()
-    if at != head:
-        return Health(status="unavailable", detail=f"schema at {at}, code expects {head}")
-    return Health(status="ok", detail=f"schema at {head}")
+    heads = schema_heads()
+    if at != heads:
+        detail = f"schema at {' + '.join(at) or 'nothing'}, code expects {' + '.join(heads)}"
+        return Health(status="unavailable", detail=detail)
+    return Health(status="ok", detail=f"schema at {' + '.join(heads)}")
 
 
 @router.get("/readyz", responses={503: {"model": Health}})

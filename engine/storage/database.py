@@ -16,13 +16,9 @@ import orjson
 import sqlalchemy as sa
 
 from engine.errors import StorageError
-from engine.storage.schema_head import newest_migration
+from engine.storage.schema_head import migration_folders, schema_heads
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = newest_migration()
-"""The newest migration (``tests/integration/test_migrations.py`` checks it against the
-scripts): a database already there is found up to date without loading Alembic, which every
-command (a cron ``tick`` each minute) would otherwise pay for on start."""
 
 
 def _json_dumps(value: Any) -> str:
@@ -115,11 +111,19 @@ def transactions(connection: sa.Connection) -> Iterator[Begin]:
             set_synced(True)
 
 
-def _alembic_config(connection: sa.Connection) -> Any:
+def _alembic_config(connection: sa.Connection | None = None) -> Any:
+    """Alembic's configuration: the core's environment, and the core's scripts beside those of
+    every installed integration (each a branch of its own)."""
+    import os
+
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations", os.pathsep.join(str(folder) for folder in migration_folders())
+    )
     config.attributes["connection"] = connection
     return config
 
@@ -127,34 +131,32 @@ def _alembic_config(connection: sa.Connection) -> Any:
 UPGRADE_LOCK = 0x666F6C6C  # PostgreSQL advisory lock key of schema upgrades ("foll")
 
 
-def head_revision() -> str | None:
-    """The newest migration this code knows, read from the scripts."""
-    from alembic.config import Config as AlembicConfig
+def head_revisions() -> tuple[str, ...]:
+    """The heads of the schema's branches this code knows, as Alembic reads the scripts (what
+    :func:`engine.storage.schema_head.schema_heads` finds from their names alone)."""
     from alembic.script import ScriptDirectory
 
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return tuple(sorted(ScriptDirectory.from_config(_alembic_config()).get_heads()))
 
 
-def current_revision(engine: sa.Engine) -> str | None:
-    """The migration the database is at, or ``None`` for an empty database."""
+def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
+    """The migrations the database is at, one per branch, sorted; none for an empty database."""
     with engine.connect() as connection:
         if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        found: str | None = connection.execute(
-            sa.text("SELECT version_num FROM alembic_version")
-        ).scalar()
-        return found
+            return ()
+        found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+        return tuple(sorted(found))
 
 
-def upgrade(engine: sa.Engine, to: str = "head") -> None:
-    """Apply every migration the database lacks (up to revision ``to``) in one transaction, so
-    a process killed halfway leaves the schema as it was; safe to call on every start."""
+def upgrade(engine: sa.Engine, to: str = "heads") -> None:
+    """Apply every migration the database lacks (on every branch, or up to revision ``to``)
+    in one transaction, so a process killed halfway leaves the schema as it was; safe to call
+    on every start."""
     try:
-        if current_revision(engine) == (HEAD_REVISION if to == "head" else to):
-            return
+        if to == "heads" and current_revisions(engine) == schema_heads():
+            return  # up to date, found without loading Alembic
         from alembic import command
+        from alembic.util.exc import CommandError
 
         with engine.begin() as connection:
             if connection.dialect.name == "sqlite":
@@ -169,9 +171,36 @@ def upgrade(engine: sa.Engine, to: str = "head") -> None:
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK}
                 )
-            command.upgrade(_alembic_config(connection), to)
+            try:
+                command.upgrade(_alembic_config(connection), to)
+            except CommandError as exc:
+                raise StorageError(_unknown_revisions(engine, exc)) from exc
     except sa.exc.OperationalError as exc:
         raise StorageError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from exc
+
+
+def _unknown_revisions(engine: sa.Engine, exc: Exception) -> str:
+    """What to say when Alembic cannot upgrade: mostly a revision in the database that no
+    script here knows (a newer followup, or an integration since uninstalled, migrated it)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    unknown = [revision for revision in current_revisions(engine) if not _known(scripts, revision)]
+    if not unknown:
+        return f"cannot bring the schema of {engine.url!r} up to date: {exc}"
+    return (
+        f"the database at {engine.url!r} was migrated to {', '.join(unknown)}, which no "
+        "migration script of this installation knows: a newer followup, or an integration "
+        "that is no longer installed, brought it there. Install that version or integration "
+        "again; followup never drops what it cannot read."
+    )
+
+
+def _known(scripts: Any, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - Alembic raises its own errors for unknown revisions
+        return False
 
 
 @contextmanager

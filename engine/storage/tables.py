@@ -288,9 +288,10 @@ engine_marks = sa.Table(
 
 # --- tables of the integrations --------------------------------------------------------------
 # An integration keeps its tables in its own package, on this ``metadata``, and names the module
-# under the ``followup.tables`` entry points (the call lists: ``integrations/calls/tables.py``,
-# created by migration 0004). :func:`load_integration_tables` imports them all, for what needs
-# the whole schema (Alembic, emptying a test database); the core never names them.
+# under the ``followup.tables`` entry points (the call lists: ``integrations/calls/tables.py``;
+# created by its own branch of migrations, named under ``followup.migrations``).
+# :func:`load_integration_tables` imports them all, for what needs the whole schema (Alembic,
+# emptying a test database); the core never names them.
 
 TABLE_ENTRY_POINTS = TABLES
 

@@ -1,4 +1,5 @@
-"""The call lists' tables (created by migration 0004), on the core's ``metadata``.
+"""The call lists' tables (created by this integration's branch of migrations,
+``integrations/calls/migrations``), on the core's ``metadata``.
 
 - ``call_entries``: one row per call delivery, unique by delivery key, with the dialer's cells
   and the entry's life: pending -> exported -> called (with its outcome), or suppressed.

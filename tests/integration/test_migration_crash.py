@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from engine.durable.project import DurableProject
-from engine.storage.database import current_revision, head_revision, open_database
+from engine.storage.database import current_revisions, head_revisions, open_database
 from engine.storage.tables import outbox
 from tests.durable.harness import ROOT, STORIES, Clock, ingest_file, make_project, open_followup
 
@@ -34,7 +34,7 @@ def test_a_kill_in_the_first_migration_leaves_a_database_that_opens_and_works(
 
     engine = open_database(url)
     try:
-        assert current_revision(engine) == head_revision()
+        assert current_revisions(engine) == head_revisions()
     finally:
         engine.dispose()
     project = make_project(tmp_path / "project")

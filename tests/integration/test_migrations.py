@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from engine.drive.partitions import bucket_of
-from engine.storage.database import (
-    HEAD_REVISION,
-    current_revision,
-    head_revision,
-    open_database,
-    upgrade,
-)
+from engine.storage.database import current_revisions, head_revisions, open_database, upgrade
+from engine.storage.schema_head import schema_heads
 from engine.storage.tables import load_integration_tables, metadata
 
 
 def test_migrations_match_the_tables(database_url: str) -> None:
     engine = open_database(database_url)
     try:
-        assert current_revision(engine) == head_revision()
+        assert current_revisions(engine) == head_revisions()
         load_integration_tables()  # the integrations' tables are in the schema too
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": False})
@@ -65,7 +61,7 @@ def test_processes_starting_together_take_turns_at_the_upgrade(database_url: str
     for thread in threads:
         thread.join()
     assert problems == []
-    assert {current_revision(engine) for engine in engines} == {head_revision()}
+    assert {current_revisions(engine) for engine in engines} == {head_revisions()}
     for engine in engines:
         engine.dispose()
 
@@ -126,10 +122,17 @@ def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None
         engine.dispose()
 
 
-def test_the_head_revision_named_in_code_is_the_newest_script() -> None:
-    """``HEAD_REVISION`` lets a command find the schema up to date without loading Alembic:
-    a new migration must move it too."""
-    assert head_revision() == HEAD_REVISION
+def test_the_heads_read_from_file_names_are_alembics() -> None:
+    """``schema_heads`` lets a command find the schema up to date without loading Alembic: the
+    newest script of each branch by its name is the head Alembic finds, and every script is
+    named after its revision."""
+    assert schema_heads() == head_revisions() == ("0020", "calls0001")
+    from alembic.script import ScriptDirectory
+
+    from engine.storage.database import _alembic_config
+
+    for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions():
+        assert script.path.rsplit("/", 1)[1].startswith(f"{script.revision}_")
 
 
 def test_the_outbox_rows_get_their_customers_bucket(database_url: str) -> None:
@@ -164,4 +167,78 @@ def test_the_outbox_rows_get_their_customers_bucket(database_url: str) -> None:
         ]
         assert bucket_of("c1") != bucket_of("c2")  # the rows were told apart
     finally:
+        engine.dispose()
+
+
+def test_a_database_whose_call_lists_the_core_made_keeps_them(database_url: str) -> None:
+    """Until December 2026 the core's migration 0004 created the call lists' tables; they are
+    the calls branch's now. A database migrated then (the tables there, with rows, and one
+    ``alembic_version`` row) is brought to both heads with its rows kept, and matches the
+    tables the code describes."""
+    from datetime import UTC, datetime
+
+    from integrations.calls.tables import call_dnc, call_entries
+
+    engine = _schema_at(database_url, "0020")
+    try:
+        with engine.begin() as conn:  # as the old 0004 left them
+            assert not sa.inspect(conn).has_table("call_entries")
+            call_entries.create(conn)
+            call_dnc.create(conn)
+            at = datetime(2026, 3, 1, tzinfo=UTC)
+            conn.execute(
+                call_dnc.insert(), {"phone": "+15551230000", "source": "t", "added_at": at}
+            )
+        assert current_revisions(engine) == ("0020",)
+        upgrade(engine)
+        assert current_revisions(engine) == head_revisions() == ("0020", "calls0001")
+        with engine.connect() as conn:
+            assert conn.scalars(sa.select(call_dnc.c.phone)).all() == ["+15551230000"]
+            context = MigrationContext.configure(conn, opts={"compare_type": False})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_new_database_gets_the_call_lists_from_their_branch(database_url: str) -> None:
+    """The core's branch alone makes no call lists; the calls branch makes them, and going
+    back down its branch drops them and leaves the core's tables."""
+    engine = _schema_at(database_url, "0020")
+    try:
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("call_entries")
+        upgrade(engine, to="calls@head")
+        with engine.connect() as conn:
+            assert {"call_entries", "call_dnc"} <= set(sa.inspect(conn).get_table_names())
+        from alembic import command
+
+        from engine.storage.database import _alembic_config
+
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "calls@base")
+        assert current_revisions(engine) == ("0020",)
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+        assert "call_entries" not in tables and {"outbox", "events"} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_no_script_knows_is_named_and_nothing_is_dropped(database_url: str) -> None:
+    """A database migrated by a newer followup, or by an integration since uninstalled, holds a
+    revision no script here knows: opening it says which and what to do, and changes nothing."""
+    from engine.errors import StorageError
+
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES ('loyalty0003')"))
+        with pytest.raises(StorageError) as raised:
+            upgrade(engine)
+        assert "migrated to loyalty0003, which no migration script" in str(raised.value)
+        assert "Install that version or integration again" in str(raised.value)
+        assert current_revisions(engine) == ("0020", "calls0001", "loyalty0003")
+    finally:
+        with engine.begin() as conn:  # the PostgreSQL database serves the next tests
+            conn.execute(sa.text("DELETE FROM alembic_version WHERE version_num = 'loyalty0003'"))
         engine.dispose()

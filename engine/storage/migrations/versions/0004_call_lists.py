@@ -1,4 +1,9 @@
-"""Call lists: the entries of the ``calllist`` provider and the company do-not-call list.
+"""Call lists: nothing now (kept so that the revisions after it follow on).
+
+Until December 2026 this revision created the call lists' tables (``call_entries``,
+``call_dnc``). They belong to the calls integration, which keeps them in a branch of its own
+(``integrations/calls/migrations``, revision ``calls0001``): a new database gets them there, and a
+database that ran this revision before keeps them, and their rows, as that branch's.
 
 Revision ID: 0004
 Revises: 0003
@@ -7,60 +12,15 @@ Create Date: 2026-11-23
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-TIME = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
-    op.create_table(
-        "call_entries",
-        sa.Column("id", sa.String(32), nullable=False),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("list_name", sa.String(128), nullable=False),
-        sa.Column("customer_id", sa.String(32), nullable=False),
-        sa.Column("phone", sa.String(32), nullable=False),
-        sa.Column("first_name", sa.String(255), nullable=False),
-        sa.Column("last_name", sa.String(255), nullable=False),
-        sa.Column("timezone", sa.String(64), nullable=False),
-        sa.Column("window_start", sa.String(5), nullable=False),
-        sa.Column("window_end", sa.String(5), nullable=False),
-        sa.Column("priority", sa.String(16), nullable=False),
-        sa.Column("reason", sa.String(255), nullable=False),
-        sa.Column("script", sa.Text(), nullable=False),
-        sa.Column("campaign_id", sa.String(64), nullable=False),
-        sa.Column("journey_id", sa.String(32), nullable=False),
-        sa.Column("cart_value", sa.String(32), nullable=False),
-        sa.Column("due_at", TIME, nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("detail", sa.Text()),
-        sa.Column("outcome", sa.String(16)),
-        sa.Column("agent", sa.String(255)),
-        sa.Column("note", sa.Text()),
-        sa.Column("created_at", TIME, nullable=False),
-        sa.Column("exported_at", TIME),
-        sa.Column("called_at", TIME),
-        sa.Column("updated_at", TIME, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_call_entries"),
-        sa.UniqueConstraint("key", name="uq_call_entries_key"),
-    )
-    op.create_index("ix_call_entries_phone", "call_entries", ["phone"])
-    op.create_index("ix_call_entries_list_status", "call_entries", ["list_name", "status"])
-    op.create_table(
-        "call_dnc",
-        sa.Column("phone", sa.String(32), nullable=False),
-        sa.Column("source", sa.String(255), nullable=False),
-        sa.Column("added_at", TIME, nullable=False),
-        sa.PrimaryKeyConstraint("phone", name="pk_call_dnc"),
-    )
+    """The call lists are the calls branch's (``calls0001``)."""
 
 
 def downgrade() -> None:
-    op.drop_table("call_dnc")
-    op.drop_table("call_entries")
+    """Nothing was created here: the calls branch drops its own tables."""
