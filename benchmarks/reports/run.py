@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.ingest.databases import BACKENDS, scratch_database
-from engine.reports.from_database import database_report
+from engine.durable.sql_report import database_report
 from engine.reports.journey_counts import ALL_TIME
 from engine.reports.settings import ReportSettings
 from engine.storage.database import open_database

@@ -10,8 +10,8 @@ from engine.campaigns.loader import load_campaigns
 from engine.campaigns.schema import Campaign
 from engine.config import Project
 from engine.double_opt_in import with_confirmation
+from engine.durable.sql_report import database_report
 from engine.reports.attribution import Model
-from engine.reports.from_database import database_report
 from engine.reports.html import Timeline
 from engine.reports.journey_counts import ALL_TIME, Period
 from engine.reports.settings import ReportSettings, report_settings
