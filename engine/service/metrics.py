@@ -6,8 +6,9 @@ Each app has its own registry, so two apps in one process (tests) never share a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -15,8 +16,23 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from engine.clock import Clock
-from engine.journeys.outcomes import JourneyStatus
-from engine.storage.tables import journeys, outbox
+from engine.durable.sql_service import SqlServiceReads
+
+
+class GaugeReads(Protocol):
+    """What a store tells the gauges (the tables': ``engine.durable.sql_service``)."""
+
+    def active_journeys(self) -> Iterable[tuple[str, int]]:
+        """``(campaign, journeys in progress)``."""
+        ...
+
+    def outbox_by_channel(self) -> Iterable[tuple[str, str, int]]:
+        """``(channel, status, rows)`` of the whole outbox."""
+        ...
+
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """When the oldest row pending and due by ``now`` was due."""
+        ...
 
 
 class DatabaseCollector(Collector):
@@ -41,23 +57,12 @@ class DatabaseCollector(Collector):
         )
         try:
             with self.db.connect() as conn:
-                for campaign, count in conn.execute(
-                    sa.select(journeys.c.campaign_id, sa.func.count())
-                    .where(journeys.c.status == JourneyStatus.ACTIVE)
-                    .group_by(journeys.c.campaign_id)
-                ):
+                reads: GaugeReads = SqlServiceReads(conn)
+                for campaign, count in reads.active_journeys():
                     active.add_metric([campaign], count)
-                for channel, status, count in conn.execute(
-                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(
-                        outbox.c.channel, outbox.c.status
-                    )
-                ):
+                for channel, status, count in reads.outbox_by_channel():
                     sends.add_metric([channel, status], count)
-                oldest = conn.scalar(
-                    sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
-                        outbox.c.status == "pending", outbox.c.next_attempt_at <= now
-                    )
-                )
+                oldest = reads.oldest_due(now)
         except sa.exc.SQLAlchemyError:
             return  # /readyz says why; a scrape still gets the counters
         lag.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)

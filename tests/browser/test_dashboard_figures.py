@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.durable.sql_service import SqlServiceReads
 from engine.reports.journey_counts import Period
 from engine.service.dashboard.figures import daily_entries, outbox_health, pick_period
 from engine.storage.tables import decisions, outbox
@@ -70,7 +71,7 @@ def test_the_outbox_by_status_and_reason(followup: Followup) -> None:
     with followup.engine.begin() as conn:
         conn.execute(outbox.insert(), rows)
     with followup.engine.connect() as conn:
-        health = outbox_health(conn)
+        health = outbox_health(SqlServiceReads(conn))
     assert (health.pending, health.retrying, health.sending) == (2, 1, 1)
     assert (health.delivered, health.unknown) == (1, 1)
     assert dict(health.failed) == {"smtp": 2, "render_error": 1, "no detail": 1}
@@ -102,9 +103,9 @@ def test_entries_per_day(followup: Followup) -> None:
         )
         conn.execute(sa.insert(decisions), [{**enter(5, "cart", day), "action": "exit"}])
     with followup.engine.connect() as conn:
-        everything = daily_entries(conn, Period(), NOW)
+        everything = daily_entries(SqlServiceReads(conn), Period(), NOW)
         since = Period(datetime(2024, 5, 11, tzinfo=UTC), None)
-        last_days = daily_entries(conn, since, day + timedelta(days=1))
+        last_days = daily_entries(SqlServiceReads(conn), since, day + timedelta(days=1))
     assert everything.days == ("2024-05-10", "2024-05-11", "2024-05-12")
     assert everything.of("cart") == (1, 1, 1)
     assert everything.of("promo") == (1, 0, 0)
@@ -133,7 +134,7 @@ def test_a_long_period_makes_a_short_trend_line(followup: Followup) -> None:
         conn.execute(decisions.insert(), rows)
     with followup.engine.connect() as conn:
         since = Period(datetime(1900, 1, 1, tzinfo=UTC), None)
-        found = daily_entries(conn, since, NOW)
+        found = daily_entries(SqlServiceReads(conn), since, NOW)
     assert found.days[0] == "1997-01-01"
     assert len(found.days) <= 120
     assert sum(found.of("cart")) == 250

@@ -1,21 +1,20 @@
 """What the dashboard reads beside the report: the period picked, entries per campaign per day,
-a campaign's latest decisions and the outbox by status and reason. SQLAlchemy Core reads on the
-caller's connection; the dashboard runs them in a worker thread."""
+a campaign's latest decisions and the outbox by status and reason. Its reads are a
+:class:`DashboardReads` (the tables': :class:`engine.durable.sql_service.SqlServiceReads`); the
+dashboard runs them in a worker thread."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
-
+from engine.drive.outbox_status import OutboxStatus
 from engine.reports.journey_counts import Period
-from engine.storage.tables import decisions, outbox
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90}
 RANGE_LABELS = {
@@ -95,11 +94,42 @@ def pick_period(params: Mapping[str, str], now: datetime) -> PeriodChoice:
     return PeriodChoice(default.range, default.period, since, until, error)
 
 
-def _day_of(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
-    """The UTC date of a UTC time column, as ``YYYY-MM-DD`` text."""
-    if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
-    return sa.func.date(column)  # SQLite keeps UTC times as naive text
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One line of the ``decisions`` table."""
+
+    at: datetime
+    customer_id: str
+    journey_id: str | None
+    action: str
+    step: str | None
+    channel: str | None
+    status: str | None
+    reason: str | None
+
+
+class DashboardReads(Protocol):
+    """What a store tells the dashboard beside the report."""
+
+    def entries_per_day(self, period: Period) -> Iterable[tuple[str, str, int]]:
+        """``(campaign, UTC day as YYYY-MM-DD, journeys entered)`` in ``period``."""
+        ...
+
+    def recent_decisions(self, campaign_id: str, limit: int) -> list[DecisionRow]:
+        """The campaign's latest ``limit`` decisions, newest first."""
+        ...
+
+    def has_decisions(self, campaign_id: str) -> bool:
+        """Whether the engine ever decided anything for ``campaign_id``."""
+        ...
+
+    def outbox_statuses(self) -> Iterable[tuple[str, bool, int]]:
+        """``(status, tried before, rows)`` of the whole outbox."""
+        ...
+
+    def outbox_details(self) -> Iterable[tuple[str, str | None, int]]:
+        """``(status, detail, rows)`` of the failed and skipped rows."""
+        ...
 
 
 MAX_POINTS = 120  # a trend line over a longer period sums its days into this many points
@@ -117,19 +147,10 @@ class DailyEntries:
         return self.by_campaign.get(campaign_id, (0,) * len(self.days))
 
 
-def daily_entries(conn: sa.Connection, period: Period, now: datetime) -> DailyEntries:
+def daily_entries(reads: DashboardReads, period: Period, now: datetime) -> DailyEntries:
     """Entries (``enter`` decisions) per campaign and day in ``period``: every day from the
     period's start (else the first entry) to its end or ``now`` (else the last entry)."""
-    d = decisions.c
-    day = _day_of(d.at, conn.dialect.name)
-    query = (
-        sa.select(d.campaign_id, day, sa.func.count())
-        .where(d.action == "enter", *period.where(d.at))
-        .group_by(d.campaign_id, day)
-    )
-    counts: dict[tuple[str, str], int] = {
-        (campaign, str(on)): int(n) for campaign, on, n in conn.execute(query)
-    }
+    counts = {(campaign, on): n for campaign, on, n in reads.entries_per_day(period)}
     seen = sorted({on for _, on in counts})
     first = period.since.date() if period.since else None
     last = (min(period.until, now) - timedelta(microseconds=1)).date() if period.until else None
@@ -158,42 +179,6 @@ def daily_entries(conn: sa.Connection, period: Period, now: datetime) -> DailyEn
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRow:
-    """One line of the ``decisions`` table."""
-
-    at: datetime
-    customer_id: str
-    journey_id: str | None
-    action: str
-    step: str | None
-    channel: str | None
-    status: str | None
-    reason: str | None
-
-
-def recent_decisions(
-    conn: sa.Connection, campaign_id: str, limit: int = RECENT_DECISIONS
-) -> list[DecisionRow]:
-    """The campaign's latest ``limit`` decisions, newest first."""
-    d = decisions.c
-    query = (
-        sa.select(
-            d.at, d.customer_id, d.journey_id, d.action, d.step, d.channel, d.status, d.reason
-        )
-        .where(d.campaign_id == campaign_id)
-        .order_by(d.at.desc(), d.id.desc())
-        .limit(limit)
-    )
-    return [DecisionRow(*row) for row in conn.execute(query)]
-
-
-def has_decisions(conn: sa.Connection, campaign_id: str) -> bool:
-    """Whether the engine ever decided anything for ``campaign_id``."""
-    query = sa.select(decisions.c.id).where(decisions.c.campaign_id == campaign_id).limit(1)
-    return conn.execute(query).first() is not None
-
-
 @dataclass
 class OutboxHealth:
     """Every outbox row by where it stands; failed and skipped ones by reason (their detail's
@@ -214,13 +199,10 @@ def _reason(detail: str | None) -> str:
     return text or "no detail"
 
 
-def outbox_health(conn: sa.Connection) -> OutboxHealth:
+def outbox_health(reads: DashboardReads) -> OutboxHealth:
     """The whole outbox (campaign sends and consent syncs alike) by status and reason."""
-    o = outbox.c
     found = OutboxHealth()
-    retried = sa.case((o.attempts > 0, 1), else_=0)
-    query = sa.select(o.status, retried, sa.func.count()).group_by(o.status, retried)
-    for status, again, number in conn.execute(query):
+    for status, again, number in reads.outbox_statuses():
         match status:
             case "pending":
                 found.pending += number
@@ -235,11 +217,8 @@ def outbox_health(conn: sa.Connection) -> OutboxHealth:
                 pass  # by reason, below
             case _:
                 found.other[status] += number
-    query = (
-        sa.select(o.status, o.detail, sa.func.count())
-        .where(o.status.in_(("failed", "skipped")))
-        .group_by(o.status, o.detail)
-    )
-    for status, detail, number in conn.execute(query):
-        (found.failed if status == "failed" else found.skipped)[_reason(detail)] += number
+    for status, detail, number in reads.outbox_details():
+        (found.failed if status == OutboxStatus.FAILED else found.skipped)[_reason(detail)] += (
+            number
+        )
     return found

@@ -23,6 +23,7 @@ from engine.drive.explanation import explain_customer
 from engine.drive.status_model import status_report
 from engine.durable.explain_text import current_campaigns, decision_text, journey_text, why_nothing
 from engine.durable.sql_reads import SqlExplainReads
+from engine.durable.sql_service import SqlServiceReads
 from engine.durable.sql_status import SqlStatusReads
 from engine.providers import provider_rates
 from engine.reports.charts import Series, bar_chart, finite, line_chart
@@ -30,12 +31,11 @@ from engine.reports.html import campaign_figures
 from engine.reports.project import project_campaigns, project_report
 from engine.service.context import ServiceContext
 from engine.service.dashboard.figures import (
+    RECENT_DECISIONS,
     PeriodChoice,
     daily_entries,
-    has_decisions,
     outbox_health,
     pick_period,
-    recent_decisions,
 )
 from engine.service.dashboard.render import render, sparkline
 from engine.service.dashboard.session import PATH
@@ -64,7 +64,7 @@ def _overview(ctx: ServiceContext, choice: PeriodChoice) -> str:
     followup = ctx.followup
     report, timeline = project_report(followup, choice.period)
     with followup.engine.connect() as conn:
-        entries = daily_entries(conn, choice.period, followup.clock())
+        entries = daily_entries(SqlServiceReads(conn), choice.period, followup.clock())
     names = sorted(timeline.attributed_by_channel)
     by_channel = line_chart(
         "Attributed revenue per day, by channel",
@@ -130,9 +130,10 @@ def _campaign_page(ctx: ServiceContext, campaign_id: str, choice: PeriodChoice) 
     followup = ctx.followup
     campaigns = project_campaigns(followup.project)
     with followup.engine.connect() as conn:
-        if campaign_id not in campaigns and not has_decisions(conn, campaign_id):
+        reads = SqlServiceReads(conn)
+        if campaign_id not in campaigns and not reads.has_decisions(campaign_id):
             return None
-        decisions = recent_decisions(conn, campaign_id)
+        decisions = reads.recent_decisions(campaign_id, RECENT_DECISIONS)
     report, _timeline = project_report(
         followup, choice.period, only=campaign_id, campaigns=campaigns
     )
@@ -236,7 +237,7 @@ def _outbox_page(ctx: ServiceContext, choice: PeriodChoice) -> str:
     current = current_campaigns(loaded, project.config.policies)
     rates = provider_rates(project.config.providers)
     with followup.engine.connect() as conn:
-        health = outbox_health(conn)
+        health = outbox_health(SqlServiceReads(conn))
         status = status_report(SqlStatusReads(conn), current, followup.clock(), rates=rates)
     return render(
         "outbox.html", **layout(choice, page="outbox", health=health, status=status, quote=quote)
