@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from engine.errors import StorageError
 from engine.service.context import ServiceContext
 from engine.service.models import Health
 from engine.storage.database import current_revisions
@@ -28,7 +29,10 @@ def _readiness(ctx: ServiceContext) -> Health:
         at = current_revisions(ctx.followup.engine)
     except sa.exc.SQLAlchemyError as exc:
         return Health(status="unavailable", detail=f"database unreachable: {type(exc).__name__}")
-    heads = schema_heads()
+    try:
+        heads = schema_heads()
+    except StorageError as exc:  # an integration's migrations cannot be found
+        return Health(status="unavailable", detail=str(exc))
     if at != heads:
         detail = f"schema at {' + '.join(at) or 'nothing'}, code expects {' + '.join(heads)}"
         return Health(status="unavailable", detail=detail)

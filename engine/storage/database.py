@@ -120,7 +120,8 @@ def _alembic_config(connection: sa.Connection | None = None) -> Any:
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("path_separator", "os")
+    config.set_main_option("path_separator", "os")  # Alembic 1.16 and later
+    config.set_main_option("version_path_separator", "os")  # before 1.16 (ignored after)
     config.set_main_option(
         "version_locations", os.pathsep.join(str(folder) for folder in migration_folders())
     )

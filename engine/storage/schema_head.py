@@ -1,19 +1,19 @@
-"""The newest migrations, read from the migration scripts' file names with the standard library
-alone: a command finds a database up to date without loading Alembic, and ``followup tick``'s
-quiet check without loading SQLAlchemy.
+"""The heads of the schema's migrations, read from the migration scripts with the standard
+library alone: a command finds a database up to date without loading Alembic, and ``followup
+tick``'s quiet check without loading SQLAlchemy.
 
 The schema is the core's branch of migrations and one branch per integration that keeps tables
 (the call lists), each in a folder of its own: the core's ``engine/storage/migrations/versions``
 and the package an installed distribution names under the ``followup.migrations`` entry points
-(``integrations.calls.migrations``). A branch's scripts are named ``<revision>_<what>.py`` and its
-revisions follow one another in name order (``0020_engine_marks.py`` is revision ``0020``,
-``calls0001_call_lists.py`` is ``calls0001``), so each folder's head is its greatest revision and
-the schema's heads are those of all the folders (a database at them has one ``alembic_version``
-row per branch). ``tests/integration/test_migrations.py`` checks this against Alembic's own heads.
+(``integrations.calls.migrations``). Each script names its ``revision`` and ``down_revision``
+(Alembic's own layout, whatever the file is called); a head is a revision no other names as its
+``down_revision``, and a database at the heads has one ``alembic_version`` row per branch.
+``tests/integration/test_migrations.py`` checks this against Alembic's own heads.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -56,16 +56,35 @@ def migration_folders() -> tuple[Path, ...]:
     return tuple(folders)
 
 
-def _revisions(folder: Path) -> list[str]:
-    return [
-        file.name.split("_", 1)[0]
-        for file in folder.glob("*_*.py")
-        if not file.name.startswith("_")
-    ]
+_ASSIGNED = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
+
+
+def script_links(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Each script's revision in ``folder``, with the revisions it follows (none for a base).
+    A script whose revision cannot be read here is left out (Alembic reports it)."""
+    links: dict[str, tuple[str, ...]] = {}
+    for file in folder.glob("*.py"):
+        if file.name.startswith("__"):
+            continue
+        text = file.read_text("utf-8")
+        found = {match[1]: match[2] for match in _ASSIGNED.finditer(text)}
+        revision = _QUOTED.fullmatch(found.get("revision", ""))
+        if revision is not None:
+            links[revision.group(1)] = tuple(_QUOTED.findall(found.get("down_revision", "")))
+    return links
 
 
 @cache
 def schema_heads() -> tuple[str, ...]:
-    """The head of every branch of the schema (the newest script in each folder), sorted."""
-    found = (_revisions(folder) for folder in migration_folders())
-    return tuple(sorted(max(revisions) for revisions in found if revisions))
+    """The head of every branch of the schema (a revision no script follows), sorted."""
+    links: dict[str, tuple[str, ...]] = {}
+    for folder in migration_folders():
+        links.update(script_links(folder))
+    return heads_among(links)
+
+
+def heads_among(links: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The revisions of ``links`` (revision -> those it follows) that no other follows."""
+    followed = {down for downs in links.values() for down in downs}
+    return tuple(sorted(revision for revision in links if revision not in followed))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -122,17 +124,39 @@ def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None
         engine.dispose()
 
 
-def test_the_heads_read_from_file_names_are_alembics() -> None:
-    """``schema_heads`` lets a command find the schema up to date without loading Alembic: the
-    newest script of each branch by its name is the head Alembic finds, and every script is
-    named after its revision."""
+def test_the_heads_read_without_alembic_are_alembics() -> None:
+    """``schema_heads`` lets a command find the schema up to date without loading Alembic:
+    read from the scripts' ``revision`` and ``down_revision``, they are the heads Alembic
+    finds."""
     assert schema_heads() == head_revisions() == ("0020", "calls0001")
-    from alembic.script import ScriptDirectory
 
-    from engine.storage.database import _alembic_config
 
-    for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions():
-        assert script.path.rsplit("/", 1)[1].startswith(f"{script.revision}_")
+def test_heads_are_read_whatever_the_scripts_are_called(tmp_path: Path) -> None:
+    """A branch made by ``alembic revision`` (random ids, annotated assignments, a merge of
+    two heads): the heads are the revisions no script follows, not the greatest names."""
+    scripts = {
+        "1975ea83b712_points.py": 'revision: str = "1975ea83b712"\ndown_revision = None\n',
+        "0a3f55c2d9e1_tier.py": (
+            '"""Tier.\n\nRevision ID: 0a3f55c2d9e1\nRevises: 1975ea83b712\n"""\n'
+            'revision: str = "0a3f55c2d9e1"\n'
+            "down_revision: Union[str, None] = '1975ea83b712'\n"
+        ),
+        "ffff_side.py": 'revision = "ffff"\ndown_revision = "1975ea83b712"\n',
+        "0001_merge.py": 'revision = "0001"\ndown_revision = ("0a3f55c2d9e1", "ffff")\n',
+        "__init__.py": "",
+    }
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    from engine.storage.schema_head import heads_among, script_links
+
+    links = script_links(tmp_path)
+    assert links == {
+        "1975ea83b712": (),
+        "0a3f55c2d9e1": ("1975ea83b712",),
+        "ffff": ("1975ea83b712",),
+        "0001": ("0a3f55c2d9e1", "ffff"),
+    }
+    assert heads_among(links) == ("0001",)
 
 
 def test_the_outbox_rows_get_their_customers_bucket(database_url: str) -> None:
