@@ -38,6 +38,12 @@ class Customers(Protocol):
         """The unified state of a live customer."""
         ...
 
+    def state_reading(self, customer_id: str, fields: frozenset[str]) -> CustomerState:
+        """A state of a live customer whose ``fields`` (of :class:`CustomerState`) hold what
+        they hold now; the others may lag behind (the segment check reads a few fields at
+        every event, and need not fold the rest)."""
+        ...
+
     def apply(self, event: Event) -> Resolved:
         """The customer of ``event``, with the event folded into their state."""
         ...

@@ -14,7 +14,7 @@ from engine.identity import identity_keys, ids_only
 from engine.ingest.resolver import IdentityResolver
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
-from engine.state.reducers import StateReducer
+from engine.state.reducers import STATE_FIELDS, StateReducer
 
 
 class InMemoryCustomers:
@@ -35,6 +35,8 @@ class InMemoryCustomers:
         # customer -> where in their history the events not yet in their state start
         # (0: none of them is, fold the whole history)
         self._unfolded: dict[str, int] = {}
+        # customer -> the fields of the state those events may change (see ``state_reading``)
+        self._touched: dict[str, frozenset[str]] = {}
         self._unmerged: dict[str, Resolved] = {}  # a customer's Resolved of no merge, made once
         # (userId, anonymousId) -> the customer an event carrying only those resolved to last
         self._owner_of_ids: dict[tuple[str | None, str | None], str] = {}
@@ -68,6 +70,7 @@ class InMemoryCustomers:
         start = self._unfolded.pop(customer_id, None)
         if start is None:
             return self._states[customer_id]
+        self._touched.pop(customer_id, None)
         history = self._history[customer_id]
         state = self._states.get(customer_id) if start else None
         if state is not None:  # on top, unless an event is older than the state's watermark
@@ -76,6 +79,18 @@ class InMemoryCustomers:
             state = self.reducer.fold(history)
         self._states[customer_id] = state
         return state
+
+    def state_reading(self, customer_id: str, fields: frozenset[str]) -> CustomerState:
+        """A state of a live customer whose ``fields`` hold what they hold now: the state last
+        folded when the events not in it yet change none of them (most events change a few:
+        a product view the times and channels seen), else the state now. Leaving those events
+        for later folds them in one run with the next (:meth:`StateReducer.fold`)."""
+        start = self._unfolded.get(customer_id)
+        if start:  # some events are not in the state last folded (0: none are, fold it all)
+            touched = self._touched.get(customer_id, STATE_FIELDS)
+            if touched.isdisjoint(fields):
+                return self._states[customer_id]
+        return self.state(customer_id)
 
     def apply(self, event: Event) -> Resolved:
         """Resolve ``event`` to its customer (merging profiles it links) and take it in."""
@@ -102,9 +117,11 @@ class InMemoryCustomers:
             history.extend(self._history.pop(merged_id))
             self._states.pop(merged_id, None)
             self._unfolded.pop(merged_id, None)
+            self._touched.pop(merged_id, None)
             self._unmerged.pop(merged_id, None)
         history.append(event)
         self._unfolded[customer_id] = 0  # the histories interleave: fold them all again
+        self._touched[customer_id] = STATE_FIELDS
         return Resolved(customer_id, tuple(merged))
 
     def _unmerged_event(self, customer_id: str, event: Event) -> Resolved:
@@ -126,3 +143,9 @@ class InMemoryCustomers:
             history = self._history[customer_id] = []
         self._unfolded.setdefault(customer_id, len(history))
         history.append(event)
+        changed = self.reducer.fields_changed(event)
+        touched = self._touched.get(customer_id)
+        if touched is None:
+            self._touched[customer_id] = changed
+        elif touched is not changed and not changed <= touched:
+            self._touched[customer_id] = touched | changed

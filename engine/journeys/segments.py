@@ -15,7 +15,12 @@ entered no one keeps, per campaign, what those paths held (type and ``repr``: ``
 (or that it keeps its value for good). At the next look, when the paths hold exactly the same
 and the condition kept its value all the time between (:func:`holds_throughout`), that value and
 that sweep are taken as they are, without evaluating or searching again: the search from now
-would find the same sweep. Entering, and what keeps a customer out, are decided as ever. Only
+would find the same sweep. Two more things are spared at such a look: folding the state, when
+the events not folded yet change none of the fields the condition reads
+(:meth:`InMemoryCustomers.state_reading`, :meth:`StateReducer.fields_changed`; the same state
+object read again reads the same), and checking that the value held since the last look, up to
+the time it was once found to hold until (``steady``: up to where a comparison in it turns, or
+the sweep of its turn). Entering, and what keeps a customer out, are decided as ever. Only
 plain data is compared (not an iterator an ``update`` step stored, nor an object shown by its
 address). ``tests/journeys/test_segment_looks_remembered.py`` holds plans with and without to
 be the same. One difference remains, in counts only: a condition whose search runs out of
@@ -38,7 +43,8 @@ from engine.campaigns.read_set import customer_reads
 from engine.campaigns.schema import Campaign, SegmentTrigger
 from engine.journeys.context import CustomerView, names
 from engine.journeys.wakeups import Probe, SweepGrid
-from engine.state.profile import CustomerState
+from engine.state.profile import TRAIT_PROPERTIES, CustomerState
+from engine.state.reducers import STATE_FIELDS
 
 if TYPE_CHECKING:
     from engine.journeys.runtime import JourneyEngine
@@ -49,14 +55,19 @@ class _Look:
     """A campaign's condition at the last look at a customer that entered no one: the values
     of the paths it reads, when, its value, and the sweep where it first turns after, when the
     search found it within its horizon telling every sweep before, or :data:`NEVER` (``None``:
-    search again)."""
+    search again). ``state`` is the state read (the same object reads the same again);
+    ``steady`` the time up to which the value is known to hold, once worked out (the sweep
+    before the turn, when it holds all the way there; else ``at``)."""
 
     reads: tuple[Any, ...]
     at: datetime
     inside: bool
     turn: int | None
+    state: CustomerState
+    steady: datetime | None = None
 
 
+_INSTANT = timedelta(microseconds=1)  # the smallest step of a time
 NEVER = -1  # a recalled condition that keeps its value for good: no turn to search for
 FOREVER = datetime(9000, 1, 1, tzinfo=UTC)  # as far as "for good" is looked
 REMEMBER_LOOKS = True  # remember looks (tests compare with every look made in full)
@@ -128,6 +139,9 @@ class SegmentTriggers:
             if isinstance(c.trigger, SegmentTrigger)  # (all are: for the type checker)
         }
         self._looked: dict[tuple[str, str], _Look] = {}  # (campaign, customer) -> last look
+        # campaign -> the fields of the state its condition reads (``None``: it reads more): a
+        # look needs only these current, not the rest of the state folded
+        self._fields = {cid: _fields_read(paths) for cid, paths in self._reads.items()}
 
     def book_looks(self, grid: SweepGrid, search_when_saved: bool) -> None:
         """Book on ``grid`` each customer's next look whenever they are checked (see
@@ -165,21 +179,29 @@ class SegmentTriggers:
         inside: dict[str, bool] = {}
         reads: dict[str, tuple[Any, ...] | None] = {}
         turns: dict[str, int | None] = {}  # the sweeps where a condition turns, as recalled
-        customers = self.engine.customers
+        recalled: dict[str, _Look] = {}
+        states: dict[str, CustomerState] = {}
         tried = False
         for campaign in self.campaigns:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
-            state = customers.state(customer_id)
-            scope = names(customer_id, state, None, at)
-            read = reads[campaign.id] = self._read(campaign.id, state)
-            look = self._recall(trigger, (campaign.id, customer_id), read, at, scope)
+            state = states[campaign.id] = self._condition_state(customer_id, campaign.id)
+            key = (campaign.id, customer_id)
+            look = self._looked.get(key)
+            read: tuple[Any, ...] | None
+            if look is not None and look.state is state:
+                read = look.reads  # the very state read at the last look
+            else:
+                read = self._read(campaign.id, state)
+            reads[campaign.id] = read
+            look = self._recall(trigger, look, read, at, customer_id, state)
             if look is not None:
+                recalled[campaign.id] = look
                 now_true = inside[campaign.id] = look.inside
                 turns[campaign.id] = look.turn
             else:
+                scope = names(customer_id, state, None, at)
                 now_true = inside[campaign.id] = trigger.segment.holds(scope)
-            key = (campaign.id, customer_id)
             if not now_true:
                 self.was[key] = False
             elif not self.was.get(key, False):
@@ -190,11 +212,23 @@ class SegmentTriggers:
             turns = self._book_next_look(customer_id, at, inside, turns)
         for campaign in self.campaigns:
             key = (campaign.id, customer_id)
-            read = reads[campaign.id]
-            if read is None or tried:  # an entry may have changed what they read
+            kept = reads[campaign.id]
+            if kept is None or tried:  # an entry may have changed what they read
                 self._looked.pop(key, None)
-            else:
-                self._looked[key] = _Look(read, at, inside[campaign.id], turns.get(campaign.id))
+                continue
+            turn = turns.get(campaign.id)
+            before = recalled.get(campaign.id)
+            steady = before.steady if before is not None and before.turn == turn else None
+            state = states[campaign.id]
+            self._looked[key] = _Look(kept, at, inside[campaign.id], turn, state, steady)
+
+    def _condition_state(self, customer_id: str, campaign_id: str) -> CustomerState:
+        """A state of the customer holding now what the campaign's condition reads of it."""
+        customers = self.engine.customers
+        fields = self._fields.get(campaign_id)
+        if fields is None:
+            return customers.state(customer_id)
+        return customers.state_reading(customer_id, fields)
 
     def _read(self, campaign_id: str, state: CustomerState) -> tuple[Any, ...] | None:
         """What the campaign's condition reads of ``state`` (``None``: not kept)."""
@@ -209,21 +243,49 @@ class SegmentTriggers:
     def _recall(
         self,
         trigger: SegmentTrigger,
-        key: tuple[str, str],
+        look: _Look | None,
         read: tuple[Any, ...] | None,
         at: datetime,
-        scope: Mapping[str, Any],
+        customer_id: str,
+        state: CustomerState,
     ) -> _Look | None:
         """The last look at this condition, when it still holds at ``at``: the paths read the
         same, and the condition kept its value all along since (only ``now`` moved)."""
-        look = self._looked.get(key)
         if look is None or read is None or look.reads != read or at < look.at:
             return None
         if look.turn == NEVER:  # found to keep its value for good when last searched
             return look
+        if look.steady is None:
+            look.steady = self._steady_until(trigger, look, customer_id, state)
+        if at <= look.steady:
+            return look
+        scope = names(customer_id, state, None, at)
         if holds_throughout(trigger.segment, scope, look.at, at) is not look.inside:
             return None
         return look
+
+    def _steady_until(
+        self, trigger: SegmentTrigger, look: _Look, customer_id: str, state: CustomerState
+    ) -> datetime:
+        """The time up to which ``look``'s condition keeps its value, so that the next looks
+        up to then need no evaluation at all: up to the sweep where it turns when it holds all
+        the way there, else up to where a comparison in it turns (``last_at < now - days(90)``
+        turns between two sweeps) when it holds until then; else the look's own time."""
+        grid = self._grid
+        if grid is None or look.turn is None:
+            return look.at
+        scope = names(customer_id, state, None, look.at)
+        end = grid.time(look.turn) - _INSTANT
+        for _ in range(2):  # the sweep before the turn, then the comparison's turn
+            if end <= look.at:
+                break
+            seen = holds_throughout(trigger.segment, scope, look.at, end)
+            if seen is look.inside:
+                return end
+            if not isinstance(seen, datetime):
+                break
+            end = min(end, seen - _INSTANT)
+        return look.at
 
     def _book_next_look(
         self, customer_id: str, at: datetime, inside: dict[str, bool], known: dict[str, int | None]
@@ -243,14 +305,13 @@ class SegmentTriggers:
                 grid.book(customer_id, min(looks))
             return {}
         found: dict[str, int | None] = {}
-        scope: dict[str, Any] | None = None  # made when a search needs it
         end = grid.index_after(at) + grid.horizon  # a search that finds no turn answers this
         for campaign in self.campaigns:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
             turn = known.get(campaign.id)
             if turn is None:
-                scope = scope or self._scope(customer_id)
+                scope = self._condition_scope(customer_id, campaign.id)
                 value = inside[campaign.id]
                 index, told = grid.search(_probe(trigger.segment, scope), value, at)
                 if told and index < end:
@@ -305,6 +366,30 @@ class SegmentTriggers:
     def _scope(self, customer_id: str) -> dict[str, Any]:
         state = self.engine.customers.state(customer_id)
         return {"customer": CustomerView(customer_id, state), "event": None}
+
+    def _condition_scope(self, customer_id: str, campaign_id: str) -> dict[str, Any]:
+        """:meth:`_scope` for the campaign's condition alone (see :meth:`_condition_state`)."""
+        state = self._condition_state(customer_id, campaign_id)
+        return {"customer": CustomerView(customer_id, state), "event": None}
+
+
+def _fields_read(paths: tuple[tuple[str, ...], ...] | None) -> frozenset[str] | None:
+    """The fields of :class:`CustomerState` a condition reading ``paths`` reads (a property
+    such as ``email`` reads the traits); ``None`` when it reads more, or a name that is
+    neither."""
+    if paths is None:
+        return None
+    found: set[str] = set()
+    for first, *_rest in paths:
+        if first == "id":
+            continue  # the customer's id: the same at every look
+        if first in TRAIT_PROPERTIES:
+            found.add("traits")
+        elif first in STATE_FIELDS:
+            found.add(first)
+        else:
+            return None
+    return frozenset(found)
 
 
 def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:

@@ -129,6 +129,10 @@ class Consent:
     changed_at: Mapping[str, OrderKey] = field(default_factory=dict)
 
 
+TRAIT_PROPERTIES = ("email", "phone", "first_name", "last_name")
+"""The properties of :class:`CustomerState`, each read from its traits alone."""
+
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class CustomerState:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -314,6 +314,11 @@ def reduce_orders(state: CustomerState, event: Event) -> CustomerState:
 _CART_EVENTS = ("Product Added", "Product Removed", "Cart Viewed", "Checkout Started")
 _ORDER_EVENTS = ("Order Completed", "Order Refunded")
 _ORDER_KEY = attrgetter("timestamp", "arrival")  # Event.order_key, read in C
+STATE_FIELDS = frozenset(field.name for field in fields(CustomerState))
+PART_FIELDS = ("consent", "cart", "orders")  # the parts of StateReducer._part_of
+# what an event without traits may change besides its reducers' parts: what reduce_seen and
+# reduce_seen_late keep (they leave the traits, their keys and the parts as they are)
+SEEN_FIELDS = STATE_FIELDS - {"traits", "traits_at", "legacy", *PART_FIELDS}
 _TRACK = EventType.TRACK  # once: on Python 3.11 EventType.TRACK goes through EnumType.__getattr__
 
 
@@ -387,6 +392,7 @@ class StateReducer:
             EventType.GROUP: (reduce_traits,),  # context traits only: the group's are its own
         }
         self._index = _ReducerIndex(by_type, by_name, (reduce_traits,))
+        self._fields_of: dict[tuple[Reducer, ...], frozenset[str]] = {}
         # the traits reducer leaves a state unchanged when the event carries no traits
         self._index_without_traits = self._index.without(reduce_traits)
         assert self._index_without_traits.reducers() <= self._part_of.keys()  # see _apply_ordered
@@ -398,6 +404,21 @@ class StateReducer:
         if event.type is _TRACK:
             return index.by_name.get(event.name, index.track_default)
         return index.by_type[event.type]
+
+    def fields_changed(self, event: Event) -> frozenset[str]:
+        """The fields of a state that ``event`` may change, in order or late: every field when
+        it carries traits (the traits reducer sets the time zone and locale too, and an
+        ``update`` step's traits may be anything), else what :func:`reduce_seen` keeps and the
+        parts its own reducers keep to."""
+        if event.traits:
+            return STATE_FIELDS
+        changing = self._changing(event)
+        found = self._fields_of.get(changing)
+        if found is None:
+            parts = {self._part_of[reducer][0] for reducer in changing}
+            assert parts <= set(PART_FIELDS)
+            found = self._fields_of[changing] = SEEN_FIELDS | parts
+        return found
 
     def apply(self, state: CustomerState, event: Event) -> CustomerState:
         """``state`` after ``event``, later than every event the state holds (see

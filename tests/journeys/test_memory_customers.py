@@ -92,3 +92,29 @@ def test_events_resolve_as_the_resolver_does_through_links_and_merges() -> None:
     assert customers.ids() == sorted(
         {resolver.result.final(c) for c in resolver.result.customer_of_event}
     )
+
+
+def test_a_state_read_for_some_fields_is_folded_only_when_they_may_have_changed() -> None:
+    """``state_reading``: the segment check reads a few fields at every event; events that
+    change none of them (a page view, for a condition on orders) are left to fold later, in
+    one run with the next, and what it reads is always the current value."""
+    customers = InMemoryCustomers(reducer)
+    shopper = customers.apply(ev("Order Completed", 0, userId="u1", properties={"order_id": "o1"}))
+    folded = customers.state(shopper.customer_id)
+    customers.apply(ev("Product Viewed", 1, userId="u1"))
+    customers.apply(ev("Product Added", 2, userId="u1", properties={"product_id": "p1"}))
+    orders = frozenset({"orders"})
+    assert customers.state_reading(shopper.customer_id, orders) is folded  # left unfolded
+    seen = customers.state_reading(shopper.customer_id, frozenset({"last_seen_at"}))
+    assert seen is not folded and seen == reducer.fold(customers.history(shopper.customer_id))
+    customers.apply(ev("Order Completed", 3, userId="u1", properties={"order_id": "o2"}))
+    assert customers.state_reading(shopper.customer_id, orders).orders.count == 2
+    customers.apply(ev("Product Viewed", 4, userId="u1", traits={"vip": True}))  # traits
+    assert customers.state_reading(shopper.customer_id, orders).traits == {"vip": True}
+    device = customers.apply(ev("Order Completed", 5, anonymousId="a1"))
+    customers.state(device.customer_id)
+    merged = customers.apply(ev("Product Viewed", 6, userId="u1", anonymousId="a1"))
+    assert merged.merged  # the device's profile went into the shopper's
+    state = customers.state_reading(merged.customer_id, orders)  # a merge folds it all
+    assert state == reducer.fold(customers.history(merged.customer_id))
+    assert state.orders.count == 3
