@@ -127,6 +127,7 @@ class SegmentTriggers:
         # whose full collections then walked the heap (a fifth of a pass)
         self.engine: JourneyEngine = weakref.proxy(engine)
         self.campaigns = [c for c in campaigns if isinstance(c.trigger, SegmentTrigger)]
+        self._by_id = [(c.id, c) for c in self.campaigns]  # (``id`` is a property: once)
         # (campaign, customer) -> the condition held at the last look and the customer entered
         self.was: dict[tuple[str, str], bool] = {}
         self._grid: SweepGrid | None = None  # the looks booked: who, at which sweep
@@ -182,26 +183,26 @@ class SegmentTriggers:
         recalled: dict[str, _Look] = {}
         states: dict[str, CustomerState] = {}
         tried = False
-        for campaign in self.campaigns:
+        for cid, campaign in self._by_id:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
-            state = states[campaign.id] = self._condition_state(customer_id, campaign.id)
-            key = (campaign.id, customer_id)
+            state = states[cid] = self._condition_state(customer_id, cid)
+            key = (cid, customer_id)
             look = self._looked.get(key)
             read: tuple[Any, ...] | None
             if look is not None and look.state is state:
                 read = look.reads  # the very state read at the last look
             else:
-                read = self._read(campaign.id, state)
-            reads[campaign.id] = read
+                read = self._read(cid, state)
+            reads[cid] = read
             look = self._recall(trigger, look, read, at, customer_id, state)
             if look is not None:
-                recalled[campaign.id] = look
-                now_true = inside[campaign.id] = look.inside
-                turns[campaign.id] = look.turn
+                recalled[cid] = look
+                now_true = inside[cid] = look.inside
+                turns[cid] = look.turn
             else:
                 scope = names(customer_id, state, None, at)
-                now_true = inside[campaign.id] = trigger.segment.holds(scope)
+                now_true = inside[cid] = trigger.segment.holds(scope)
             if not now_true:
                 self.was[key] = False
             elif not self.was.get(key, False):
@@ -210,17 +211,18 @@ class SegmentTriggers:
                 tried = True
         if self._grid is not None:
             turns = self._book_next_look(customer_id, at, inside, turns)
-        for campaign in self.campaigns:
-            key = (campaign.id, customer_id)
-            kept = reads[campaign.id]
+        for cid, _campaign in self._by_id:
+            key = (cid, customer_id)
+            kept = reads[cid]
             if kept is None or tried:  # an entry may have changed what they read
                 self._looked.pop(key, None)
                 continue
-            turn = turns.get(campaign.id)
-            before = recalled.get(campaign.id)
-            steady = before.steady if before is not None and before.turn == turn else None
-            state = states[campaign.id]
-            self._looked[key] = _Look(kept, at, inside[campaign.id], turn, state, steady)
+            turn = turns.get(cid)
+            before = recalled.get(cid)
+            if before is not None and before.turn == turn:  # the same look, taken now
+                before.reads, before.at, before.state = kept, at, states[cid]
+            else:
+                self._looked[key] = _Look(kept, at, inside[cid], turn, states[cid])
 
     def _condition_state(self, customer_id: str, campaign_id: str) -> CustomerState:
         """A state of the customer holding now what the campaign's condition reads of it."""
@@ -306,13 +308,13 @@ class SegmentTriggers:
             return {}
         found: dict[str, int | None] = {}
         end = grid.index_after(at) + grid.horizon  # a search that finds no turn answers this
-        for campaign in self.campaigns:
+        for cid, campaign in self._by_id:
             trigger = campaign.trigger
             assert isinstance(trigger, SegmentTrigger)
-            turn = known.get(campaign.id)
+            turn = known.get(cid)
             if turn is None:
-                scope = self._condition_scope(customer_id, campaign.id)
-                value = inside[campaign.id]
+                scope = self._condition_scope(customer_id, cid)
+                value = inside[cid]
                 index, told = grid.search(_probe(trigger.segment, scope), value, at)
                 if told and index < end:
                     turn = index
@@ -321,7 +323,7 @@ class SegmentTriggers:
                 looks.append(index)
             else:  # the search from now finds it again
                 looks.append(end if turn == NEVER else turn)
-            found[campaign.id] = turn
+            found[cid] = turn
         grid.book(customer_id, min(looks))
         return found
 
@@ -344,9 +346,9 @@ class SegmentTriggers:
         grid = self._grid
         assert grid is not None
         looks: list[int] = []
-        for campaign in self.campaigns:
-            key = (campaign.id, customer_id)
-            if not inside[campaign.id] or self.was.get(key, False):
+        for cid, campaign in self._by_id:
+            key = (cid, customer_id)
+            if not inside[cid] or self.was.get(key, False):
                 continue
             audience = campaign.audience
             if audience is not None:
@@ -354,12 +356,12 @@ class SegmentTriggers:
                 if not audience.holds({**scope, "now": at}):
                     looks.append(grid.first_change(_probe(audience, scope), False, at))
             last, cooldown = (
-                self.engine.last_entry(campaign.id, customer_id),
+                self.engine.last_entry(cid, customer_id),
                 campaign.entry.cooldown,
             )
             if last is not None and cooldown and not campaign.entry.once and at - last < cooldown:
                 looks.append(grid.index_after(last + cooldown - timedelta(microseconds=1)))
-            if self.engine.running(customer_id, campaign.id):
+            if self.engine.running(customer_id, cid):
                 looks.append(grid.index_after(at))
         return looks
 
