@@ -14,7 +14,9 @@ from engine.identity import identity_keys, ids_only
 from engine.ingest.resolver import IdentityResolver
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
-from engine.state.reducers import STATE_FIELDS, StateReducer
+from engine.state.reducers import StateReducer
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 class InMemoryCustomers:
@@ -35,8 +37,9 @@ class InMemoryCustomers:
         # customer -> where in their history the events not yet in their state start
         # (0: none of them is, fold the whole history)
         self._unfolded: dict[str, int] = {}
-        # customer -> the fields of the state those events may change (see ``state_reading``)
-        self._touched: dict[str, frozenset[str]] = {}
+        # customer -> the fields of the state those events may change, and how far in their
+        # history that was worked out (see ``state_reading``; only what the segment check asks)
+        self._touched: dict[str, tuple[frozenset[str], int]] = {}
         self._unmerged: dict[str, Resolved] = {}  # a customer's Resolved of no merge, made once
         # (userId, anonymousId) -> the customer an event carrying only those resolved to last
         self._owner_of_ids: dict[tuple[str | None, str | None], str] = {}
@@ -87,7 +90,15 @@ class InMemoryCustomers:
         for later folds them in one run with the next (:meth:`StateReducer.fold`)."""
         start = self._unfolded.get(customer_id)
         if start:  # some events are not in the state last folded (0: none are, fold it all)
-            touched = self._touched.get(customer_id, STATE_FIELDS)
+            touched, upto = self._touched.get(customer_id, (_NOTHING, start))
+            history = self._history[customer_id]
+            if upto < len(history):
+                changed_by = self.reducer.fields_changed
+                for event in history[upto:]:
+                    changed = changed_by(event)
+                    if changed is not touched and not changed <= touched:
+                        touched = touched | changed
+                self._touched[customer_id] = (touched, len(history))
             if touched.isdisjoint(fields):
                 return self._states[customer_id]
         return self.state(customer_id)
@@ -121,7 +132,7 @@ class InMemoryCustomers:
             self._unmerged.pop(merged_id, None)
         history.append(event)
         self._unfolded[customer_id] = 0  # the histories interleave: fold them all again
-        self._touched[customer_id] = STATE_FIELDS
+        self._touched.pop(customer_id, None)
         return Resolved(customer_id, tuple(merged))
 
     def _unmerged_event(self, customer_id: str, event: Event) -> Resolved:
@@ -143,9 +154,3 @@ class InMemoryCustomers:
             history = self._history[customer_id] = []
         self._unfolded.setdefault(customer_id, len(history))
         history.append(event)
-        changed = self.reducer.fields_changed(event)
-        touched = self._touched.get(customer_id)
-        if touched is None:
-            self._touched[customer_id] = changed
-        elif touched is not changed and not changed <= touched:
-            self._touched[customer_id] = touched | changed
