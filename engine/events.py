@@ -127,7 +127,9 @@ class Event:
 # Known numeric properties of the Segment e-commerce spec; a wrong type there is a rejection, since
 # cart value and order totals are computed from them.
 _NUMERIC_PROPERTIES = ("price", "quantity", "revenue", "total", "value", "subtotal", "discount")
+_CHECKED_PROPERTIES = frozenset({*_NUMERIC_PROPERTIES, "products"})
 _MAX_ID_LENGTH = 255
+_TYPES = {member.value: member for member in EventType}
 
 
 # Event times outside these bounds are refused: a year-9999 time overflows as soon as a wait is
@@ -226,6 +228,8 @@ def _lower_case_rfc3339(value: str) -> datetime | None:
 
 def _optional_id(message: Mapping[str, Any], key: str) -> str | None:
     value = message.get(key)
+    if value.__class__ is str and 0 < len(value) <= _MAX_ID_LENGTH:
+        return value  # most ids: a plain string of a fitting length
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -248,6 +252,8 @@ def _object(message: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _check_numbers(properties: Mapping[str, Any]) -> None:
+    if _CHECKED_PROPERTIES.isdisjoint(properties):
+        return  # a product view's properties, say: no number to check
     for key in _NUMERIC_PROPERTIES:
         value = properties.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -335,6 +341,7 @@ def parse_message(
     default_channel_name: str | None = None,
     phone_region: str = "US",
     arrival: int = 0,
+    clean_already: bool = False,
 ) -> list[Event]:
     """Parse one Segment message (``batch`` included) into events, or raise :class:`EventInvalid`.
 
@@ -342,6 +349,7 @@ def parse_message(
     file), ``sent_at`` the ``sentAt`` of the batch the message came in: see :func:`event_time`.
     A batch is all or nothing: one bad item rejects the whole batch, naming the item. The events
     are numbered from ``arrival`` on, in the order they come (a batch's in array order).
+    ``clean_already``: the message was read from JSON text :func:`clean_text` found clean.
     """
     if not isinstance(message, dict):
         raise EventInvalid(RejectReason.NOT_AN_OBJECT, "", "expected a JSON object per line")
@@ -364,6 +372,7 @@ def parse_message(
                         default_channel_name=default_channel_name,
                         phone_region=phone_region,
                         arrival=arrival + len(events),
+                        clean_already=clean_already,
                     )
                 )
             except EventInvalid as exc:
@@ -371,11 +380,12 @@ def parse_message(
                     exc.reason, f"batch[{index}].{exc.field}".rstrip("."), exc.message
                 ) from None
         return events
-    try:
-        message = clean(message)
-    except TooDeep as exc:
-        text = f"nested deeper than {MAX_DEPTH} levels; send a flatter object"
-        raise EventInvalid(RejectReason.INVALID_FIELD, exc.path, text) from None
+    if not clean_already:
+        try:
+            message = clean(message)
+        except TooDeep as exc:
+            text = f"nested deeper than {MAX_DEPTH} levels; send a flatter object"
+            raise EventInvalid(RejectReason.INVALID_FIELD, exc.path, text) from None
     event = _parse_single(
         message, default_timestamp, sent_at, default_channel_name, phone_region, arrival
     )
@@ -411,7 +421,8 @@ def _parse_single(
     if raw_type is None:
         raise EventInvalid(RejectReason.MISSING_FIELD, "type", "type is missing")
     try:
-        event_type = EventType(raw_type)
+        event_type = _TYPES.get(raw_type) if raw_type.__class__ is str else None
+        event_type = event_type or EventType(raw_type)
     except ValueError:
         raise EventInvalid(
             RejectReason.UNKNOWN_TYPE,

@@ -13,6 +13,7 @@ import orjson
 
 from engine.events import EventInvalid, Rejection, RejectReason, parse_message
 from engine.ingest.pipeline import Accepted
+from engine.json_values import clean_text
 
 MAX_LINE_BYTES = 1024 * 1024
 RAW_KEPT = 1024 * 1024 * 16  # a rejected line is kept whole up to this size
@@ -51,7 +52,9 @@ def parse_jsonl_line(
             source, line, RejectReason.INVALID_JSON, "", f"not valid JSON: {exc}", _raw_text(raw)
         )
     try:
-        events = parse_message(message, phone_region=phone_region, arrival=arrival)
+        events = parse_message(
+            message, phone_region=phone_region, arrival=arrival, clean_already=clean_text(raw)
+        )
     except EventInvalid as exc:
         return Rejection(source, line, exc.reason, exc.field, exc.message, _raw_text(raw))
     return Accepted(events, f"{source}:{line}")
