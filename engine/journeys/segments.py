@@ -378,7 +378,10 @@ class SegmentTriggers:
 def _fields_read(paths: tuple[tuple[str, ...], ...] | None) -> frozenset[str] | None:
     """The fields of :class:`CustomerState` a condition reading ``paths`` reads (a property
     such as ``email`` reads the traits); ``None`` when it reads more, or a name that is
-    neither."""
+    neither, or none at all. A condition on ``now`` alone still has the state folded at each
+    look, as before: left for later, an ``update`` step's traits and a same-second event's
+    would fold in one run, in event order, and the traits' keys could come out in another
+    order than event by event (``customer.traits|list`` in a later condition or template)."""
     if paths is None:
         return None
     found: set[str] = set()
@@ -391,7 +394,7 @@ def _fields_read(paths: tuple[tuple[str, ...], ...] | None) -> frozenset[str] | 
             found.add(first)
         else:
             return None
-    return frozenset(found)
+    return frozenset(found) or None
 
 
 def _probe(condition: Expression, scope: Mapping[str, Any]) -> Probe:

@@ -258,3 +258,49 @@ def test_what_a_second_review_found(tmp_path: Path, case: str) -> None:
     remembered, in_full, _skipped = _both(project, accepted_events(path))
     _assert_same(remembered, in_full)
     assert len(in_full.plan) > (2 if case == "uncalled method" else 0)
+
+
+TAG_AND_SHOW = {
+    "tag": """\
+campaign: tag
+trigger: {event: Order Completed}
+steps:
+  - update: {traits: {tag: '"x"'}}
+""",
+    "show": """\
+campaign: show
+trigger: {event: Product Viewed}
+steps:
+  - if: customer.traits|list|first == "tag"
+    then: [{send: email, template: newsletter.html, subject: tag first}]
+    else: [{send: email, template: newsletter.html, subject: b first}]
+""",
+    "monday": """\
+campaign: monday
+trigger: {segment: now.weekday() == 0 and now.hour == 9}
+entry: {cooldown: 1d}
+steps: [{send: email, template: newsletter.html, subject: Monday}]
+""",
+}
+
+
+def test_what_a_third_review_found(tmp_path: Path) -> None:
+    """A segment on ``now`` alone reads no field of the state: left unfolded, an ``update``
+    step's traits and a same-second event's context traits folded in one run, in event order,
+    and the traits' keys came out in another order than event by event (``b`` before ``tag``),
+    which a later condition saw. Such a condition has the state folded at each look."""
+    project = make_project(tmp_path / "project", [])
+    for name, text in TAG_AND_SHOW.items():
+        (project / "campaigns" / f"{name}.yaml").write_text(text)
+    at = "2024-01-02T08:30:00Z"
+    ann = {"userId": "ann", "type": "track", "timestamp": at}
+    messages = [
+        ann
+        | {"event": "Order Completed", "messageId": "m1"}
+        | {"properties": {"order_id": "o1", "revenue": 10}},
+        ann | {"event": "Product Viewed", "messageId": "m2", "context": {"traits": {"b": 2}}},
+    ]
+    path = write_messages(tmp_path / "events.jsonl", messages)
+    remembered, in_full, _skipped = _both(project, accepted_events(path))
+    _assert_same(remembered, in_full)
+    assert "tag first" in plan_text(remembered.plan)
