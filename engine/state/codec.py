@@ -198,7 +198,7 @@ def state_from_json(data: dict[str, Any]) -> CustomerState:
         since, base, changes, compacted = watermark, items, (), watermark is not None
     return CustomerState(
         user_id=data.get("user_id"),
-        traits=data.get("traits") or {},
+        traits=dict(sorted((data.get("traits") or {}).items())),  # as the reducer keeps them
         consent=Consent(
             email=consent["email"],
             sms=consent["sms"],

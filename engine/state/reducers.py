@@ -212,7 +212,9 @@ def make_traits_reducer(phone_region: str) -> Reducer:
             traits_at[name] = key
         return replace(
             state,
-            traits=traits,
+            # in the order of their names: the same whichever events were folded together and
+            # whichever came late (a condition or template may list them)
+            traits=dict(sorted(traits.items())),
             traits_at=traits_at,
             timezone=_timezone(traits, state.context_timezone),
             locale=_locale(traits, state.context_locale),

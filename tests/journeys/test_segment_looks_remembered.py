@@ -288,7 +288,9 @@ def test_what_a_third_review_found(tmp_path: Path) -> None:
     """A segment on ``now`` alone reads no field of the state: left unfolded, an ``update``
     step's traits and a same-second event's context traits folded in one run, in event order,
     and the traits' keys came out in another order than event by event (``b`` before ``tag``),
-    which a later condition saw. Such a condition has the state folded at each look."""
+    which a later condition saw. Such a condition has the state folded at each look; and the
+    traits are kept in the order of their names, however they are folded
+    (tests/unit/test_state_fields_changed.py), so a condition listing them reads ``b``."""
     project = make_project(tmp_path / "project", [])
     for name, text in TAG_AND_SHOW.items():
         (project / "campaigns" / f"{name}.yaml").write_text(text)
@@ -303,4 +305,4 @@ def test_what_a_third_review_found(tmp_path: Path) -> None:
     path = write_messages(tmp_path / "events.jsonl", messages)
     remembered, in_full, _skipped = _both(project, accepted_events(path))
     _assert_same(remembered, in_full)
-    assert "tag first" in plan_text(remembered.plan)
+    assert "b first" in plan_text(remembered.plan)

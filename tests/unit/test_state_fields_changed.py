@@ -6,6 +6,7 @@ or late, alone or folded in a run with others."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,3 +141,24 @@ def test_the_state_properties_read_the_traits_alone() -> None:
     busy = dataclasses.replace(plain, user_id="u9", channels=frozenset({"web"}), event_count=3)
     for name in TRAIT_PROPERTIES:
         assert getattr(plain, name) == getattr(busy, name) == traits[name]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(lambda n: st.tuples(*(_message(i) for i in range(n)))),
+    st.lists(st.integers(1, 11), max_size=4),
+)
+def test_the_traits_come_in_one_order_however_the_events_are_folded(
+    messages: tuple[dict[str, Any], ...], cuts: list[int]
+) -> None:
+    """Folded in runs as they arrive (later ones late, as simulate and each durable batch do)
+    or all at once, a state holds the same traits in the same order: a condition or template
+    listing them (``customer.traits|list``) reads the same in simulate and live."""
+    events = _events(list(messages))
+    whole = reducer.fold(events)
+    state = CustomerState()
+    bounds = [0, *sorted({cut for cut in cuts if cut < len(events)}), len(events)]
+    for start, end in itertools.pairwise(bounds):
+        state = reducer.extend(state, events[start:end]) or reducer.fold(events[:end])
+    assert state == whole
+    assert list(state.traits.items()) == list(whole.traits.items())
