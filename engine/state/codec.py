@@ -57,7 +57,8 @@ def _keys_to_json(keys: Mapping[str, OrderKey]) -> dict[str, list[int]]:
 
 
 def _keys_from_json(data: Mapping[str, list[Any]] | None) -> dict[str, OrderKey]:
-    return {name: key_from_json(key) for name, key in (data or {}).items()}
+    """Order keys by name, in the order of the names (as the reducers keep them)."""
+    return {name: key_from_json(key) for name, key in sorted((data or {}).items())}
 
 
 def encode_cart_items(items: Iterable[CartItem]) -> list[dict[str, Any]]:

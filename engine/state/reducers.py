@@ -116,6 +116,7 @@ def reduce_seen_run(
             context_at["timezone"] = zone_event.order_key
         if locale_event is not None:
             context_at["locale"] = locale_event.order_key
+        context_at = dict(sorted(context_at.items()))  # one order, however folded
     traits = state.traits
     return CustomerState(
         user_id=user_id,
@@ -168,6 +169,7 @@ def reduce_seen_late(state: CustomerState, event: Event) -> CustomerState:
         if isinstance(locale, str) and _later(context_at, "locale", key):
             context_locale = locale
             context_at["locale"] = key
+        context_at = dict(sorted(context_at.items()))
     return replace(
         state,
         user_id=user_id,
@@ -215,7 +217,7 @@ def make_traits_reducer(phone_region: str) -> Reducer:
             # in the order of their names: the same whichever events were folded together and
             # whichever came late (a condition or template may list them)
             traits=dict(sorted(traits.items())),
-            traits_at=traits_at,
+            traits_at=dict(sorted(traits_at.items())),
             timezone=_timezone(traits, state.context_timezone),
             locale=_locale(traits, state.context_locale),
         )

@@ -153,7 +153,8 @@ def test_the_traits_come_in_one_order_however_the_events_are_folded(
 ) -> None:
     """Folded in runs as they arrive (later ones late, as simulate and each durable batch do)
     or all at once, a state holds the same traits in the same order: a condition or template
-    listing them (``customer.traits|list``) reads the same in simulate and live."""
+    listing them (``customer.traits|list``) reads the same in simulate and live; and so the
+    keys of when each trait and context value was set."""
     events = _events(list(messages))
     whole = reducer.fold(events)
     state = CustomerState()
@@ -161,4 +162,5 @@ def test_the_traits_come_in_one_order_however_the_events_are_folded(
     for start, end in itertools.pairwise(bounds):
         state = reducer.extend(state, events[start:end]) or reducer.fold(events[:end])
     assert state == whole
-    assert list(state.traits.items()) == list(whole.traits.items())
+    for name in ("traits", "traits_at", "context_at"):
+        assert list(getattr(state, name).items()) == list(getattr(whole, name).items()), name
