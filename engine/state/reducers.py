@@ -82,33 +82,40 @@ def reduce_seen_run(
     every event the state holds) that no other reducer concerns: the same state as applying
     them one by one, built once. Most events (product views, pages without traits) only change
     what this reducer keeps. ``parts``: the consent, cart or orders that the events' own
-    reducers made (see ``StateReducer._part_of``)."""
-    user_id = state.user_id
-    user_id_event = zone_event = locale_event = None
-    first = state.first_seen_at
-    last = state.last_seen_at
+    reducers made (see ``StateReducer._part_of``).
+
+    Since the run is in event order, its ends are its first and last times, and what the
+    latest event of the run sets stands: the user id, time zone and locale are looked for from
+    the end back, and most runs end with an event that names all three."""
+    first, last = state.first_seen_at, state.last_seen_at
+    head, tail = events[0].timestamp, events[-1].timestamp
+    if first is None or head < first:
+        first = head
+    if last is None or tail > last:
+        last = tail
     channels = state.channels
-    context_zone = state.context_timezone
-    context_locale = state.context_locale
-    for event in events:
-        timestamp = event.timestamp
-        if first is None or timestamp < first:
-            first = timestamp
-        if last is None or timestamp > last:
-            last = timestamp
-        if event.channel not in channels:
-            channels = channels | {event.channel}
+    seen = {event.channel for event in events}
+    if not channels.issuperset(seen):
+        channels = channels | seen
+    user_id, user_id_event = state.user_id, None
+    context_zone, context_locale = state.context_timezone, state.context_locale
+    zone_event = locale_event = None
+    for event in reversed(events):
+        if user_id_event is None and event.user_id:
+            user_id, user_id_event = event.user_id, event
         context = event.context
         if context:
-            zone = context.get("timezone")
-            # a zone already kept needs no check again
-            if isinstance(zone, str) and (zone == context_zone or valid_timezone(zone)):
-                context_zone, zone_event = zone, event
-            locale = context.get("locale")
-            if isinstance(locale, str):
-                context_locale, locale_event = locale, event
-        if event.user_id:
-            user_id, user_id_event = event.user_id, event
+            if zone_event is None:
+                zone = context.get("timezone")
+                # a zone already kept needs no check again
+                if isinstance(zone, str) and (zone == context_zone or valid_timezone(zone)):
+                    context_zone, zone_event = zone, event
+            if locale_event is None:
+                locale = context.get("locale")
+                if isinstance(locale, str):
+                    context_locale, locale_event = locale, event
+        if user_id_event is not None and zone_event is not None and locale_event is not None:
+            break
     context_at = state.context_at
     if zone_event is not None or locale_event is not None:
         context_at = dict(context_at)

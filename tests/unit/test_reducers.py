@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.events import Event, parse_message
 from engine.state.cart import CHANGES_KEPT
@@ -261,6 +263,63 @@ def test_fold_of_runs_of_views_is_the_state_of_one_event_at_a_time() -> None:
         12,
     )
     assert one_by_one.consent.ads and [i.product_id for i in one_by_one.cart.items] == ["p2"]
+
+
+_ZONES = ("Europe/Paris", "America/Chicago")  # the valid ones drawn below
+_SEEN_EVENT = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["Product Viewed", "Product Added", "Page", "identify"]),
+        "minute": st.integers(0, 4),  # many events share a time
+        "userId": st.sampled_from([None, "u1", "u2"]),
+        "channel": st.sampled_from([None, "web", "app", "pos"]),
+        "timezone": st.sampled_from([None, "Europe/Paris", "America/Chicago", "Not/AZone", 5]),
+        "locale": st.sampled_from([None, "fr-FR", "de-DE", 7]),
+        "traits": st.sampled_from([None, {"timezone": "Asia/Tokyo"}, {"locale": "ja-JP"}]),
+    }
+)
+
+
+def _seen_event(drawn: dict[str, Any]) -> Event:
+    context = {key: drawn[key] for key in ("timezone", "locale") if drawn[key] is not None}
+    fields: dict[str, Any] = {"anonymousId": "a1", "userId": drawn["userId"], "context": context}
+    if drawn["channel"] is not None:
+        fields["channel"] = drawn["channel"]
+    if drawn["traits"] is not None:
+        fields["traits"] = drawn["traits"]
+    if drawn["kind"] == "Product Added":
+        fields["properties"] = {"product_id": "p1", "price": 2}
+    return ev(drawn["kind"], drawn["minute"], **fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEEN_EVENT, min_size=1, max_size=12), st.integers(0, 12))
+def test_a_fold_in_runs_is_the_state_of_one_event_at_a_time(
+    drawn: list[dict[str, Any]], cut: int
+) -> None:
+    """Runs of events without traits fold in one step, the run's times, user id, time zone
+    and locale taken from its ends (the latest that names each): the state one event at a
+    time makes, from any state folded before (a time zone the state keeps included)."""
+    events = sorted((_seen_event(item) for item in drawn), key=lambda e: e.order_key)
+    one_by_one = CustomerState()
+    for event in events:
+        one_by_one = reducer.apply(one_by_one, event)
+    assert reducer.fold(events) == one_by_one
+    named = [event for event in events if event.user_id]
+    zones = [e.context["timezone"] for e in events if e.context.get("timezone") in _ZONES]
+    locales = [e.context["locale"] for e in events if isinstance(e.context.get("locale"), str)]
+    assert (one_by_one.user_id, one_by_one.context_timezone, one_by_one.context_locale) == (
+        named[-1].user_id if named else None,
+        zones[-1] if zones else None,
+        locales[-1] if locales else None,
+    )
+    assert one_by_one.channels == {event.channel for event in events}
+    assert (one_by_one.first_seen_at, one_by_one.last_seen_at, one_by_one.event_count) == (
+        events[0].timestamp,
+        events[-1].timestamp,
+        len(events),
+    )
+    cut = min(cut, len(events))
+    assert reducer.extend(reducer.fold(events[:cut]), events[cut:]) == one_by_one
 
 
 def test_extend_folds_newer_and_late_events_to_the_state_of_all_of_them() -> None:
