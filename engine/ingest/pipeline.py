@@ -21,10 +21,12 @@ from engine.ingest.resolver import IdentityResolver
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 from engine.storage.customer_store import CustomerStore, StateCache, VersionedState, event_row
+from engine.values import quick_init
 
 MAX_ATTEMPTS = 5
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """Events parsed from one input record (a line, a row or an API call)."""
