@@ -12,7 +12,7 @@ from rich.columns import Columns
 from rich.panel import Panel
 from rich.table import Table
 
-from engine.cli.context import console, fail, open_engine
+from engine.cli.context import ConfigOption, console, fail, open_engine
 
 if TYPE_CHECKING:
     from engine.profiles import CustomerProfile
@@ -52,6 +52,7 @@ def _event_summary(properties: Mapping[str, Any]) -> str:
 def list_customers(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="How many customers, latest seen first.")] = 20,
+    config: ConfigOption = None,
 ) -> None:
     """The customers seen last, with their orders, cart and channels."""
     with open_engine(ctx) as followup, followup.engine.connect() as conn:
@@ -189,6 +190,7 @@ def show_customer(
     ],
     events: Annotated[int, typer.Option(help="How many recent events to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    config: ConfigOption = None,
 ) -> None:
     """One unified profile and its recent events across channels."""
     from engine.state.codec import profile_to_json

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine.cli.context import EXIT_OK, EXIT_PROBLEMS, console, fail, open_engine
+from engine.cli.context import EXIT_OK, EXIT_PROBLEMS, ConfigOption, console, fail, open_engine
 from engine.errors import FollowupError
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def ingest(
         Path | None,
         typer.Option(help="Where rejected records go (default: FILE.rejects.jsonl beside FILE)."),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Ingest events; exit 1 if any record was rejected (the rest is still ingested)."""
     from engine.ingest.csv_mapping import load_mapping, read_csv

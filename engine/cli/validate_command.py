@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.context import EXIT_PROBLEMS, config_path
+from engine.cli.context import EXIT_PROBLEMS, ConfigOption, config_path
 
 
 def _plural(count: int, word: str) -> str:
@@ -47,6 +47,7 @@ def validate(
             help="Count warnings on names as problems (exit 1); unset variables never count.",
         ),
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Check campaigns, templates and followup.yaml; print one line per problem or warning."""
     from engine.campaigns.validate import validate_project

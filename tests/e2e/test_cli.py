@@ -149,6 +149,51 @@ def test_config_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert not (elsewhere / "followup.db").exists()
 
 
+def test_the_config_may_follow_the_command_name(tmp_path: Path) -> None:
+    """CAMPAIGN_FORMAT.md: every command reads followup.yaml unless --config names another;
+    docs/validate.md writes it after the command (``followup validate ... --config FILE``)."""
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "followup.yaml").write_text("database_url: sqlite:///data/shop.db\n")
+    (project / "campaigns").mkdir()
+    events = write_jsonl(tmp_path / "events.jsonl", CART)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = str(project / "followup.yaml")
+    for command in (
+        ["ingest", str(events)],
+        ["validate"],
+        ["state", "rebuild"],
+        ["customers", "list"],
+        ["customers", "show", "ann@example.com"],
+    ):
+        result = run(elsewhere, *command, "--config", config)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+    assert (project / "data" / "shop.db").exists()
+    assert not (elsewhere / "followup.db").exists()
+
+
+def test_every_command_that_reads_the_project_takes_config() -> None:
+    import typer.main
+
+    from engine.cli.app import app
+
+    def leaves(group: Any, context: Any, path: str) -> list[str]:
+        found = []
+        for name in group.list_commands(context):
+            command = group.get_command(context, name)
+            if hasattr(command, "list_commands"):  # a group: its commands
+                inner = command.context_class(command, parent=context)
+                found += leaves(command, inner, f"{path} {name}")
+            elif not any("--config" in getattr(p, "opts", ()) for p in command.params):
+                found.append(f"{path} {name}".strip())
+        return found
+
+    root = typer.main.get_command(app)
+    # the samples are built from files named on the command line: no project involved
+    assert leaves(root, root.context_class(root), "") == ["samples build", "samples contacts"]
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
