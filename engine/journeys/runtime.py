@@ -393,8 +393,9 @@ class JourneyEngine:
             assert isinstance(wait, WaitStep)
             journey.waiting_for = None
             journey.generation += 1  # the timeout no longer applies
+            depth = len(journey.at)  # the branch's steps are deeper: they see this event
             journey.at = position.enter_branch(journey.at, wait.then, "then")
-            self._run(journey, at, event)
+            self._run(journey, at, event, depth)
 
     def _merge_journeys(self, merged_id: str, survivor_id: str, at: datetime) -> None:
         self.dispatcher.merge(merged_id, survivor_id)
@@ -535,12 +536,18 @@ class JourneyEngine:
 
     # --- running steps -----------------------------------------------------------------------
 
-    def _run(self, journey: Journey, at: datetime, event: Event | None) -> None:
-        """Take steps until the journey waits or completes."""
+    def _run(
+        self, journey: Journey, at: datetime, event: Event | None, branch_depth: int = 0
+    ) -> None:
+        """Take steps until the journey waits or completes. ``event`` is what the steps deeper
+        than ``branch_depth`` frames see (a ``wait for``'s branch, the event it waited for);
+        the steps after them see the event that triggered the journey."""
         if self.held and journey.campaign.id in self.held:
             self.held_steps.append(Timer(at, 0, _RESUME, (journey.id, journey.generation)))
             return
         while journey.status is _ACTIVE:
+            if branch_depth and len(journey.at) <= branch_depth:  # out of the branch
+                event, branch_depth = journey.trigger, 0
             frame = position.current(journey.at)
             step = frame.step
             if step is None:

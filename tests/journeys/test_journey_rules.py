@@ -206,6 +206,41 @@ steps:
     ]
 
 
+def test_a_wait_for_branch_sees_the_event_it_waited_for_and_no_step_after_it(
+    scenario: Scenario,
+) -> None:
+    """docs/simulate.md: ``event`` is the triggering event in every later step, but a ``wait
+    for``'s branch sees the event it waited for; the steps after the branch (an empty branch
+    too) see the trigger again."""
+    scenario.campaign("""
+campaign: welcome
+trigger: {event: Subscribed}
+steps:
+  - wait: {for: Order Completed, timeout: 3d}
+    then:
+      - send: email
+        template: thanks.html
+        subject: "in the branch: {{ event.name }}"
+  - send: email
+    template: last.html
+    subject: "after it: {{ event.name }}"
+  - wait: {for: Order Completed, timeout: 3d}
+  - send: email
+    template: last.html
+    subject: "after an empty branch: {{ event.name }}"
+""")
+    scenario.customer(user="buyer")
+    scenario.event("Subscribed", 0, user="buyer")
+    scenario.event("Order Completed", DAY, user="buyer", properties={"order_id": "b1"})
+    scenario.event("Order Completed", 2 * DAY, user="buyer", properties={"order_id": "b2"})
+    sends = [line for line in scenario.plan() if line.action.value == "send"]
+    assert [(line.step, line.fields["subject"]) for line in sends] == [
+        ("0.then.0", "in the branch: Order Completed"),
+        ("1", "after it: Subscribed"),
+        ("3", "after an empty branch: Subscribed"),
+    ]
+
+
 def test_frequency_caps_across_campaigns(scenario: Scenario) -> None:
     scenario.config = {"policies": {"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}}}
     for name in ("one", "two"):
