@@ -346,6 +346,16 @@ def check_sends(
                     f"template {step.template!r} not found in {display_path(templates)}/{hint}",
                 )
             )
+    return problems + check_webhook_urls(loaded, webhook_urls)
+
+
+def check_webhook_urls(
+    loaded: LoadedCampaign, webhook_urls: frozenset[str] | None
+) -> list[Problem]:
+    """Each webhook send of a campaign names one of the configured urls (when there are any:
+    ``simulate`` checks this too, since the plan would show the send as sent)."""
+    problems = []
+    for _, loc, step in walk_steps(loaded.campaign.steps):
         if isinstance(step, WebhookSend) and webhook_urls and step.url not in webhook_urls:
             close = difflib.get_close_matches(step.url, sorted(webhook_urls), n=1)
             hint = (

@@ -74,7 +74,7 @@ def simulate(
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
     from engine.campaigns.double_opt_in_checks import reserved_id_problems
     from engine.campaigns.loader import display_path, load_campaigns
-    from engine.campaigns.validate import load_config
+    from engine.campaigns.validate import check_webhook_urls, configured_webhook_urls, load_config
     from engine.cli.report_command import settings_of
     from engine.double_opt_in import with_confirmation
     from engine.events import EventInvalid, parse_timestamp
@@ -92,10 +92,16 @@ def simulate(
     if report is not None and report.suffix not in (".json", ".html"):
         errors.print(f"--report {report}: name a .json or .html file", markup=False)
         raise typer.Exit(EXIT_ERROR)
-    project, _channels, problems = load_config(config_path(ctx))
+    # the config as validate checks it (provider settings too: a plan is no use on a config
+    # the runtime refuses), but no provider is needed: a plan sends nothing
+    project, _channels, findings = load_config(config_path(ctx), check_providers=True)
     loaded = load_campaigns([campaigns or project.path(project.config.campaigns)])
     reserved = reserved_id_problems(loaded.campaigns.values(), project.config.policies)
-    problems = [*problems, *loaded.problems, *reserved]
+    urls = configured_webhook_urls(project.config.providers)
+    problems = [finding for finding in findings if finding.severity == "error"]
+    problems += [*loaded.problems, *reserved]
+    for item in loaded.campaigns.values():
+        problems += check_webhook_urls(item, urls)
     if problems:
         for problem in problems:
             errors.print(str(problem), soft_wrap=True, markup=False)

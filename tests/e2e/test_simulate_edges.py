@@ -225,3 +225,37 @@ def test_validate_renders_a_body_with_its_unsubscribe_link_as_the_run_does(proje
     checked = run_followup(project, "validate", "--events", "events.jsonl")
     assert checked.returncode == 0, checked.stderr
     assert "fails to render" not in checked.stdout + checked.stderr
+
+
+WEBHOOK = """
+campaign: cart
+trigger: {event: Product Added}
+steps:
+  - send: webhook
+    url: crn
+    body: "{{ customer.id }}"
+"""
+
+
+def test_a_config_or_campaign_validate_refuses_gives_no_plan(project: Path) -> None:
+    """docs/simulate.md: exit 1 when a campaign or the config is invalid, the problems on
+    standard error and no plan; the config's provider settings and a webhook's url name are
+    checked as ``followup validate`` checks them (no provider needs to be configured)."""
+    events(project, IDENTIFY, CART)
+    campaign(project, WEBHOOK)
+    unchecked = simulate(project)  # no urls configured: nothing to check the name against
+    assert unchecked.returncode == 0, unchecked.stderr
+    (project / "followup.yaml").write_text(
+        "providers:\n  webhook: {provider: http, urls: {crm: https://crm.example.com/h}}\n"
+    )
+    refused = simulate(project)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert "cart.yaml:6:10: no url named 'crn'" in refused.stderr
+    assert "did you mean crm?" in refused.stderr
+    (project / "followup.yaml").write_text(
+        "providers:\n  email:\n    provider: smtp\n    hots: relay.example.com\n"
+        "  webhook: {provider: http, urls: {crn: https://crm.example.com/h}}\n"
+    )
+    refused = simulate(project)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert "unknown setting 'hots'; did you mean 'host'?" in refused.stderr
