@@ -240,8 +240,8 @@ def _settled(journey: Journey, now: datetime) -> bool:
     if journey.status is not JourneyStatus.COMPLETED or journey.audiences:
         return False
     goal = journey.campaign.goal
-    if goal is None or journey.converted:
-        return True
+    if goal is None:
+        return True  # a journey converts at each goal event in its window: only its end ends it
     return goal.within is not None and journey.entered_at + goal.within < now
 
 

@@ -57,9 +57,13 @@ class EntryRefused:
     reason: NotEntered
 
 
-def finished(journey: Journey) -> bool:
-    """Whether no event or timer can change ``journey`` any more: it ended, shows no ad, and
-    has no conversion to wait for (an exited journey converts nothing)."""
+def finished(journey: Journey, at: datetime) -> bool:
+    """Whether no event or timer from ``at`` on can change ``journey`` any more: it ended,
+    shows no ad, and has no conversion to wait for (an exited journey converts nothing; a
+    journey converts at each goal event in its window, so only the window's end ends that)."""
     if journey.status is _ACTIVE or journey.audiences or journey.kept_audiences:
         return False
-    return journey.status is _EXITED or journey.campaign.goal is None or journey.converted
+    if journey.status is _EXITED:
+        return True
+    goal = journey.campaign.goal
+    return goal is None or (goal.within is not None and journey.entered_at + goal.within < at)

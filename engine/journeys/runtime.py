@@ -268,18 +268,18 @@ class JourneyEngine:
         customers = self.customers
         for customer_id in customer_ids:
             if customers.has(customer_id):
-                self._prune(customer_id)
+                self._prune(customer_id, at)
                 self.try_enter(campaign, customer_id, at, None)
 
-    def _prune(self, customer_id: str) -> None:
+    def _prune(self, customer_id: str, at: datetime) -> None:
         """With ``prune_finished``, drop from the customer's list the journeys nothing can
         touch any more (ended, no ad audience held, no conversion to come), so a weekly
         newsletter's thousand finished journeys do not slow every later look at them."""
         if not self._prune_finished:
             return
         kept = self._by_customer.get(customer_id)
-        if kept and any(j.status is not _ACTIVE and finished(j) for j in kept):
-            kept[:] = [j for j in kept if not finished(j)]
+        if kept and any(j.status is not _ACTIVE and finished(j, at) for j in kept):
+            kept[:] = [j for j in kept if not finished(j, at)]
 
     def _state_changed(self, customer_id: str) -> None:
         for watcher in self._watchers:
@@ -303,7 +303,7 @@ class JourneyEngine:
         for resolved_watcher in self._resolved_watchers:
             resolved_watcher(event, resolved)
         if customer_id in self._by_customer:  # most events come from customers in no journey
-            self._prune(customer_id)
+            self._prune(customer_id, event.timestamp)
         if self._watchers:
             self._state_changed(customer_id)
         at = event.timestamp
@@ -353,14 +353,15 @@ class JourneyEngine:
 
     def _convert(self, journeys: list[Journey], event: Event) -> list[Journey]:
         """A goal event converts one journey per campaign: the latest entry whose window holds
-        it (so one order is never counted twice)."""
+        it (so one order is never counted twice). A journey converts at every goal event in
+        its window: REPORTS.md counts a conversion per goal event, and a converted journey as
+        one with at least one."""
         at = event.timestamp
         by_campaign: dict[str, Journey] = {}
         for journey in journeys:
             goal = journey.campaign.goal
             if (
                 goal is not None
-                and not journey.converted
                 and event.name == goal.event
                 and (goal.within is None or at - journey.entered_at <= goal.within)
             ):

@@ -18,13 +18,14 @@ class CampaignFigures:
     sent: Counter[str] = field(default_factory=Counter)  # by channel, or audience_add/_remove
     skipped: Counter[str] = field(default_factory=Counter)  # by reason
     exited: Counter[str] = field(default_factory=Counter)  # by reason
-    converted: int = 0
-    revenue: float = 0.0
+    converted: int = 0  # journeys with at least one conversion
+    revenue: float = 0.0  # the value of every conversion
 
 
 def summarize(lines: Iterable[PlanLine]) -> dict[str, CampaignFigures]:
     """The figures of every campaign that appears in ``lines``, by campaign id."""
     figures: dict[str, CampaignFigures] = {}
+    converted: set[str] = set()  # a journey converts at each goal event: counted once
     for line in lines:
         campaign = figures.setdefault(line.campaign, CampaignFigures())
         if line.action is PlanAction.ENTER:
@@ -33,7 +34,9 @@ def summarize(lines: Iterable[PlanLine]) -> dict[str, CampaignFigures]:
         elif line.action is PlanAction.EXIT:
             campaign.exited[str(line.reason or "-")] += 1
         elif line.action is PlanAction.CONVERT:
-            campaign.converted += 1
+            if line.journey not in converted:
+                converted.add(line.journey)
+                campaign.converted += 1
             value = line.fields.get("value")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 campaign.revenue += value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.journeys.plan import plan_text
+from engine.journeys.summary import summarize
 from tests.journeys.scenario import RETARGET, T0, Scenario, brief
 
 CART = """
@@ -135,6 +136,38 @@ def test_exit_and_goal_count_only_after_entry(scenario: Scenario) -> None:
         (120, "exit", None, ":exit_event"),
     ]
     assert lines[2].fields == {"event": "Order Completed", "value": 80}
+
+
+def test_a_journey_converts_at_every_goal_event_in_its_window(scenario: Scenario) -> None:
+    """REPORTS.md: a conversion per goal event (after entry, within ``goal.within``), a
+    converted journey one with at least one, its value the sum of its conversions'. Each goal
+    event goes to the latest entry whose window holds it; none after the window."""
+    scenario.campaign("""
+campaign: welcome
+trigger: {event: Subscribed}
+entry: {while_active: restart}
+goal: {event: Order Completed, within: 7d, value: event.properties.revenue}
+steps:
+  - wait: 1h
+""")
+    scenario.customer()
+    scenario.event("Subscribed", 0)
+    for day, revenue in ((1, 5), (2, 7)):
+        order = {"order_id": f"o{day}", "revenue": revenue}
+        scenario.event("Order Completed", day * DAY, properties=order)
+    scenario.event("Subscribed", 3 * DAY)  # a second journey: later orders are its own
+    scenario.event("Order Completed", 4 * DAY, properties={"order_id": "o4", "revenue": 11})
+    scenario.event("Order Completed", 11 * DAY, properties={"order_id": "o11", "revenue": 13})
+    lines = scenario.plan()
+    converts = [
+        (line.journey, line.fields["value"], (line.at - T0) / timedelta(days=1))
+        for line in lines
+        if line.action.value == "convert"
+    ]
+    first, second = (line.journey for line in lines if line.action.value == "enter")
+    assert converts == [(first, 5, 1), (first, 7, 2), (second, 11, 4)]  # day 11: past both
+    figures = summarize(lines)["welcome"]
+    assert (figures.entered, figures.converted, figures.revenue) == (2, 2, 23)
 
 
 def test_leaving_removes_the_ad_audience(scenario: Scenario) -> None:
