@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from engine.campaigns.schema import Campaign
 from engine.double_opt_in import is_transactional
 from engine.durable.store import decision_record
-from engine.events import Event
+from engine.events import Event, EventType
 from engine.journeys.plan import PlanAction, PlanLine
 from engine.journeys.simulate import PLAN_ORDER, Simulation
 from engine.reports.attribution import Touch
@@ -60,7 +60,8 @@ class PlanReportReads:
         owners = self.simulation.owners
         for event in self.events:
             if (
-                event.name == settings.conversion
+                event.type is EventType.TRACK  # a page named so is no order (REPORTS.md)
+                and event.name == settings.conversion
                 and event.message_id in owners
                 and period.holds(event.timestamp)
             ):

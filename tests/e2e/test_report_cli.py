@@ -61,6 +61,14 @@ EVENTS = [
         **_track("bo", 1, "2024-05-07T15:00:00Z", "Order Completed", total=50),
         "context": {"channel": "pos"},
     },
+    {  # a page of that name is no order (REPORTS.md: an order is a track event of that name)
+        "type": "page",
+        "name": "Order Completed",
+        "userId": "ann",
+        "messageId": "ann-4",
+        "timestamp": "2024-05-07T13:00:00Z",
+        "properties": {"revenue": 999},
+    },
 ]
 
 
