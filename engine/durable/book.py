@@ -26,7 +26,9 @@ class CampaignBook:
         self.current = {campaign.id: campaign for campaign in campaigns}
         self.version_of = {cid: campaign_version(c) for cid, c in self.current.items()}
         self._versions = {(cid, self.version_of[cid]): c for cid, c in self.current.items()}
-        self.active = [c for c in self.current.values() if c.status is CampaignStatus.ACTIVE]
+        # in the order of their ids, as the journey engine takes them (and ticks at one instant)
+        active = (c for c in self.current.values() if c.status is CampaignStatus.ACTIVE)
+        self.active = sorted(active, key=lambda campaign: campaign.id)
 
     def held(self, known: Iterable[str]) -> frozenset[str]:
         """Of the campaign ids in ``known``, those whose journeys must wait (paused or gone)."""

@@ -69,6 +69,7 @@ _ACTIVE, _COMPLETED, _EXITED = JourneyStatus.ACTIVE, JourneyStatus.COMPLETED, Jo
 _RESUME, _TIMEOUT, _SEND = TimerKind.RESUME, TimerKind.TIMEOUT, TimerKind.SEND
 _CALL = TimerKind.CALL
 _CALLS_FIRST = 2**62  # a caller's action sorts before the journey timers of its instant
+_CALLS_PER_RANK = 2**40  # room for that many calls of one rank before the next (2**22 ranks)
 _SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
 _DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
 # whether an email's body template renders for (customer, state, trigger event, now): a send
@@ -222,12 +223,15 @@ class JourneyEngine:
         while timers and timers[0][0] < event_time:
             self._fire(heapq.heappop(timers)[2])
 
-    def call_at(self, due: datetime, action: Action) -> None:
+    def call_at(self, due: datetime, action: Action, rank: int = 0) -> None:
         """Call ``action(due)`` when the engine advances to ``due``: after the events of that
         instant, before the journeys' timers due at it (a tick's entries and a sweep's come
-        first, whenever the timers were set), and after the actions booked before it."""
+        first, whenever the timers were set), and after the actions of a lower ``rank`` and
+        those of its rank booked before it (so the order of a tick and a sweep at one instant
+        does not depend on when each was booked)."""
         self._calls += 1
-        sequence = self._calls - _CALLS_FIRST  # below every journey timer's sequence
+        # below every journey timer's sequence
+        sequence = rank * _CALLS_PER_RANK + self._calls - _CALLS_FIRST
         heapq.heappush(self._timers, (due, sequence, Timer(due, sequence, _CALL, action)))
 
     def _push(self, due: datetime, kind: TimerKind, payload: Any) -> None:

@@ -37,6 +37,9 @@ class VirtualClock:
         }
         if self._audiences:
             engine.watch_states(self._changed)
+        # at one instant the segment sweep goes first, then the ticks in campaign order, as
+        # the durable runtime takes them (a customer's due looks load before a tick acts)
+        self._rank = {c.id: 1 + n for n, c in enumerate(engine.campaigns)}
         for campaign in engine.campaigns:
             if isinstance(campaign.trigger, ScheduleTrigger):
                 self._book_tick(campaign, start)
@@ -54,7 +57,7 @@ class VirtualClock:
         trigger = campaign.trigger
         assert isinstance(trigger, ScheduleTrigger)
         due = next_tick(trigger, after, self.engine.default_timezone)
-        self.engine.call_at(due, lambda at: self._tick(campaign, at))
+        self.engine.call_at(due, lambda at: self._tick(campaign, at), self._rank[campaign.id])
 
     def _tick(self, campaign: Campaign, at: datetime) -> None:
         audience = self._audiences.get(campaign.id)

@@ -23,6 +23,7 @@ from tests.durable.harness import (
     make_project,
     open_followup,
     plan_lines,
+    replay_when_due,
 )
 
 CART = """campaign: cart
@@ -207,6 +208,80 @@ def test_a_schedule_tick_comes_before_a_journey_timer_of_its_instant(
                 durable.run_once()
         clock.now = until
         durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+NEWS = """campaign: {id}
+trigger: {{schedule: "0 9 * * {days}"}}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: {id}
+"""
+WIN_BACK = """campaign: back
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at < now - days(2)"}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: back
+"""
+
+
+def test_a_sweep_then_the_ticks_in_campaign_order_at_one_instant(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A segment turning true at the hour two schedules tick, with a cap of one email a day:
+    who gets the day's email depends on the order of the three at that instant. ``simulate``
+    took them in the order it had booked them (a daily tick a day ahead, a weekly one a week
+    ahead, the sweep an hour ahead); the durable runtime takes a customer's due look as it
+    loads them, then each schedule's tick in campaign order. Both now: the sweep, then the
+    ticks in campaign order."""
+    project = make_project(tmp_path, [])
+    for name, text in (
+        ("back", WIN_BACK),
+        ("daily", NEWS.format(id="daily", days="*")),
+        ("weekly", NEWS.format(id="a-weekly", days="3")),  # Wednesday 2024-05-08
+    ):
+        (project / "campaigns" / f"{name}.yaml").write_text(text)
+    start = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    identify = {
+        "type": "identify",
+        "userId": "ann",
+        "messageId": "i1",
+        "timestamp": start.isoformat(),
+        "traits": {"email": "ann@example.com", "consent": {"email": True}},
+    }
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "ann",
+        "messageId": "o1",
+        "timestamp": start.isoformat(),
+        "properties": {"order_id": "A1", "revenue": 10},
+    }
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in (identify, order)))
+    end = datetime(2024, 5, 9, 12, tzinfo=UTC)
+    config = ProjectConfig.model_validate(
+        {"policies": {"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}}}
+    )
+    clock = Clock(start)
+    live = config.model_copy(update={"database_url": database_url})
+    followup = Followup(Project(live, project), clock)
+    try:
+        replay_when_due(DurableProject(followup), clock, events, end)
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, config, end)))
+        sent_on_the_8th = [
+            fields[1]
+            for fields in (line.split() for line in expected)
+            if fields[0] == "2024-05-08T09:00:00Z" and fields[5:7] == ["send", "sent"]
+        ]
+        assert sent_on_the_8th == ["back"]  # the sweep's entry took the day's one email
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
