@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from engine.campaigns.durations import Duration, Span
-from engine.campaigns.expressions import ExpressionField
+from engine.campaigns.expressions import Expression, ExpressionField
 from engine.campaigns.schema import StrictModel, Text
 from engine.reports.attribution import DEFAULT_HALF_LIFE, DEFAULT_WINDOWS, Model
 
 DEFAULT_CONVERSION = "Order Completed"
+DEFAULT_VALUE = "event.properties.revenue"  # as REPORTS.md shows the default
 
 
 class ReportSettings(StrictModel):
@@ -33,6 +34,15 @@ class ReportSettings(StrictModel):
         "never); channels left out keep their default",
     )
     half_life: Duration = Field(default=DEFAULT_HALF_LIFE, description="time_decay only")
+
+    @field_validator("value")
+    @classmethod
+    def _default_written_out(cls, value: Expression | None) -> Expression | None:
+        """The default written out (REPORTS.md shows it so) is the default, with its own
+        fallbacks: ``total``, then 0."""
+        if value is not None and "".join(value.source.split()) == DEFAULT_VALUE:
+            return None
+        return value
 
     def channel_windows(self) -> dict[str, timedelta]:
         """The windows of every channel: the defaults, with the configured ones over them."""

@@ -128,6 +128,17 @@ def test_each_model_credits_the_worked_example(
     assert report["channels"]["ads"]["touches"] == 1
 
 
+def test_the_default_value_written_out_is_the_default(tmp_path: Path) -> None:
+    """REPORTS.md shows ``value: event.properties.revenue`` as the default, whose fallbacks
+    are ``total``, then 0: Bo's order, with a total only, is worth 50 either way."""
+    written = _backtest(
+        _project(tmp_path / "written", "reports:\n  value: event.properties.revenue\n")
+    )
+    assert (written["orders"]["count"], written["orders"]["revenue"]) == (2, 150.0)
+    own = _backtest(_project(tmp_path / "own", "reports:\n  value: event.properties.total\n"))
+    assert own["orders"]["revenue"] == 50.0  # an expression of one's own has no fallback
+
+
 def test_an_ad_past_its_window_earns_nothing(tmp_path: Path) -> None:
     report = _backtest(_project(tmp_path, "reports:\n  windows: {ads: 1h}\n"))
     assert _credit(report) == {"cart": 0.0, "promo": 100.0}  # last touch: the promo email
