@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, SplitStep, walk_steps
+from engine.journeys.outcomes import SkipReason
 from engine.storage.tables import UTCDateTime
 
 CHANNEL_ACTIONS = ("send", "audience_add")
@@ -243,7 +244,8 @@ def _steps(
 def _exits(
     conn: sa.Connection, table: sa.Table, journeys: sa.Table, found: dict[str, CampaignCounts]
 ) -> None:
-    """Per step, the exited journeys whose last channel line before the exit was at it."""
+    """Per step, the exited journeys whose last channel line before the exit was at it, or
+    whose send held back there (quiet hours) was skipped for the exit when it came due."""
     t, j = table.c, journeys.c
     exits = (
         sa.select(t.journey_id, sa.func.min(t.at).label("exit_at"))
@@ -262,7 +264,10 @@ def _exits(
             .label("rank"),
         )
         .join_from(table, exits, t.journey_id == e.journey_id)
-        .where(t.action.in_(CHANNEL_ACTIONS), t.at <= e.exit_at)
+        .where(
+            t.action.in_(CHANNEL_ACTIONS),
+            sa.or_(t.at <= e.exit_at, t.reason == SkipReason.EXITED.value),
+        )
         .subquery("last_lines")
     )
     r = ranked.c

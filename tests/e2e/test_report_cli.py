@@ -248,3 +248,31 @@ def test_a_lift_without_a_control_group_is_not_shown_as_a_figure() -> None:
     holdout = {"treatment": group, "control": empty, "lift": lift}
     assert _lift(holdout) == "no control journeys yet"
     assert _lift({**holdout, "control": group}).startswith("+50.0 pts")
+
+
+def test_a_journey_that_exits_while_its_send_is_held_back_exited_at_that_step(
+    tmp_path: Path,
+) -> None:
+    """REPORTS.md's funnel: per step, the journeys that exited before the next step. A send
+    held back by quiet hours is skipped (``exited``) when it comes due, after the exit: the
+    journey exited at that step all the same, in the backtest as in ``followup report``."""
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "plain.html").write_text("<p>Hello</p>\n")
+    (tmp_path / "followup.yaml").write_text('policies: {quiet_hours: {email: "22:00-07:00"}}\n')
+    (tmp_path / "campaigns" / "c.yaml").write_text(
+        "campaign: c\ntrigger: {event: Product Added}\nexit: [{event: Order Completed}]\n"
+        "steps: [{send: email, template: plain.html, subject: Hi}]\n"
+    )
+    identify = {**EVENTS[0], "timestamp": "2024-05-06T09:00:00Z"}
+    added = _track("ann", 1, "2024-05-06T23:00:00Z", "Product Added", product_id="p", price=5)
+    ordered = _track("ann", 2, "2024-05-07T05:00:00Z", "Order Completed", revenue=5)
+    write_messages(tmp_path / "events.jsonl", [identify, added, ordered])
+    expected = [{"step": "0", "reached": 1, "sent": 0, "skipped": {"exited": 1}, "exited": 1}]
+    backtest = run_followup(tmp_path, "simulate", "--events", "events.jsonl", "--report", "r.json")
+    assert backtest.returncode == 0, backtest.stderr
+    assert orjson.loads((tmp_path / "r.json").read_bytes())["campaigns"][0]["steps"] == expected
+    assert run_followup(tmp_path, "ingest", "events.jsonl").returncode == 0
+    assert run_followup(tmp_path, "tick", "--now", "2024-05-08T00:00:00Z").returncode == 0
+    live = run_followup(tmp_path, "report", "--format", "json")
+    assert orjson.loads(live.stdout)["campaigns"][0]["steps"] == expected
