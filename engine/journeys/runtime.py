@@ -117,6 +117,9 @@ class JourneyEngine:
         self.triggered: Counter[str] = Counter()
         self.where_refused: Counter[str] = Counter()
         self.held_steps: list[Timer] = []  # steps of held journeys, to take once resumed
+        # customers an update step wrote traits to: their segments are looked at once the
+        # event or timer that ran the step is done, as after an identify of theirs
+        self._updated: dict[str, None] = {}
         # (due, sequence, timer): tuples compare in C, where Timer's generated ordering runs
         # Python code for every comparison the heap makes
         self._timers: list[tuple[datetime, int, Timer]] = []
@@ -240,6 +243,22 @@ class JourneyEngine:
         heapq.heappush(self._timers, (due, self._sequence, timer))
 
     def _fire(self, timer: Timer) -> None:
+        self._take(timer)
+        if self._updated:
+            self._look_after_updates(timer.due)
+
+    def _look_after_updates(self, at: datetime) -> None:
+        """The segment conditions of the customers an update step wrote to, looked at now:
+        an update is an identify made by the campaign, and segments are looked at after each
+        of a customer's events (what a look enters may update again: looked at in turn)."""
+        while self._updated:
+            customer_id = next(iter(self._updated))
+            del self._updated[customer_id]
+            if self.customers.has(customer_id):  # not merged away since
+                self.segments.check(customer_id, at)
+
+    def _take(self, timer: Timer) -> None:
+        """What a due timer does: a journey's wait or timeout, a held send, a caller's action."""
         at = timer.due
         kind = timer.kind
         if kind is _RESUME or kind is _TIMEOUT:
@@ -330,7 +349,10 @@ class JourneyEngine:
                 else:
                     self.where_refused[campaign.id] += 1
         if self.segments.campaigns:
+            self._updated.pop(customer_id, None)  # looked at here, after the event's updates
             self.segments.check(customer_id, at)
+            if self._updated:  # others an update wrote to (what this look entered may update)
+                self._look_after_updates(at)
 
     def _on_customer_event(self, kept: list[Journey], event: Event) -> None:
         """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,
@@ -616,7 +638,8 @@ class JourneyEngine:
         )
         self.customers.append(journey.customer_id, event)
         self._state_changed(journey.customer_id)
-        self.segments.look_soon(journey.customer_id, at)  # the new traits may turn a segment
+        if self.segments.campaigns:  # the new traits may turn a segment: look once done
+            self._updated[journey.customer_id] = None
 
     def _send_step(
         self,

@@ -13,7 +13,7 @@ from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
-from engine.journeys.plan import plan_text
+from engine.journeys.plan import format_time, plan_text
 from engine.journeys.simulate import simulate
 from tests.durable.harness import (
     Clock,
@@ -105,5 +105,36 @@ def test_update_steps_are_logged_and_decide_what_simulate_plans(
         assert ann is not None and bob is not None
         assert ann.state.traits["vip"] is True
         assert ann.id != bob.id  # the email an update wrote merges no one
+    finally:
+        followup.close()
+
+
+def test_a_segment_an_update_turns_after_a_wait_is_entered_at_the_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An update is an identify made by the campaign, and segments are looked at after each of
+    a customer's events: a trait written after a wait (from a timer, not an event) turns the
+    segment at that instant, not at the next hourly sweep, in both engines."""
+    project = make_project(tmp_path, [])
+    later = VIP.replace("steps:\n", "steps:\n  - wait: 10m\n", 1)
+    (project / "campaigns" / "vip.yaml").write_text(later)
+    (project / "campaigns" / "vip_welcome.yaml").write_text(VIP_WELCOME)
+    events = _events(tmp_path)
+    clock = Clock(datetime(2024, 5, 6, tzinfo=UTC))
+    followup = open_followup(project, database_url, clock)
+    try:
+        times = ingest_file(followup, events)
+        clock.now = times[0]
+        replay(DurableProject(followup), clock, times[0], times[-1] + timedelta(days=1))
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
+        entered = [line.split()[:2] for line in expected if " enter " in line]
+        order_time = times[-1]
+        assert entered == [
+            [format_time(order_time), "vip"],
+            [format_time(order_time + timedelta(minutes=10)), "vip-welcome"],
+        ]
+        assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
