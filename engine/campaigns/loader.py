@@ -8,7 +8,7 @@ keep YAML 1.2 sense where 1.1 would surprise: ``09:00`` stays the text ``"09:00"
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import SafeConstructor
 from yaml.error import Mark
 
-from engine.campaigns.schema import Campaign, UnknownKey
+from engine.campaigns.schema import SCHEDULE_NEEDS_AUDIENCE, Campaign, UnknownKey
 from engine.errors import FollowupError
 
 CAMPAIGN_SUFFIXES = (".yaml", ".yml")
@@ -311,19 +311,66 @@ def campaign_version(campaign: Campaign) -> str:
 
 def load_file(path: Path) -> tuple[LoadedCampaign | None, list[Problem]]:
     """One campaign file: the campaign when valid, and every problem found in it."""
+    loaded, problems, _document = _load_document(path)
+    return loaded, problems
+
+
+def _load_document(
+    path: Path,
+) -> tuple[LoadedCampaign | None, list[Problem], tuple[dict[str, Any], SourceMap] | None]:
+    """:func:`load_file`, and the document of a campaign that did not load, when it is a
+    mapping (what can still be checked of it)."""
     data, source, problems = read_yaml(path)
     if data is None:
-        return None, problems
+        return None, problems, None
     if not isinstance(data, dict):
         problems.append(
             source.problem((), "a campaign file is a mapping that starts with campaign: ID")
         )
-        return None, problems
+        return None, problems, None
     campaign, invalid = validate_document(Campaign, data, source)
     problems += invalid
     if campaign is None or problems:
-        return None, problems
-    return LoadedCampaign(campaign, path, source), []
+        return None, problems + whole_campaign_problems(data, source, problems), (data, source)
+    return LoadedCampaign(campaign, path, source), [], None
+
+
+def whole_campaign_problems(
+    data: dict[str, Any], source: SourceMap, found: list[Problem]
+) -> list[Problem]:
+    """What the rules on the whole campaign say of a file whose fields did not all validate
+    (pydantic checks them only on valid fields), so one run lists every problem: a schedule
+    trigger without ``audience``."""
+    trigger = data.get("trigger")
+    if isinstance(trigger, dict) and "schedule" in trigger and data.get("audience") is None:
+        problem = source.problem(("trigger",), SCHEDULE_NEEDS_AUDIENCE)
+        if problem not in found:
+            return [problem]
+    return []
+
+
+def raw_email_templates(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
+    """The ``template`` of every email step of a campaign document, valid or not, with its
+    location (``("steps", 2, "then", 0, "template")``): what can be checked of its sends."""
+
+    def walk(steps: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
+        if not isinstance(steps, list):
+            return
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
+            at = (*loc, index)
+            if step.get("send") == "email" and isinstance(step.get("template"), str):
+                yield (*at, "template"), step["template"]
+            for branch in ("then", "else"):
+                yield from walk(step.get(branch), (*at, branch))
+            variants = step.get("split")
+            if isinstance(variants, list):
+                for number, variant in enumerate(variants):
+                    if isinstance(variant, dict):
+                        yield from walk(variant.get("steps"), (*at, "split", number, "steps"))
+
+    return walk(data.get("steps"), ("steps",))
 
 
 def campaign_files(path: Path) -> list[Path]:
@@ -345,6 +392,8 @@ class CampaignSet:
     campaigns: Mapping[str, LoadedCampaign]
     problems: tuple[Problem, ...]
     files: int
+    # the documents of the files that did not load (mappings only): what can still be checked
+    unloaded: tuple[tuple[dict[str, Any], SourceMap], ...] = ()
 
     def require(self) -> dict[str, Campaign]:
         """The campaigns by id; :class:`CampaignError` when any file has a problem."""
@@ -358,6 +407,7 @@ def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
     file or a campaign id used by two files is a :class:`Problem`."""
     campaigns: dict[str, LoadedCampaign] = {}
     problems: list[Problem] = []
+    unloaded: list[tuple[dict[str, Any], SourceMap]] = []
     files = 0
     for path in paths:
         if path.is_dir():
@@ -369,9 +419,10 @@ def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
             continue
         for file in found:
             files += 1
-            loaded, file_problems = load_file(file)
+            loaded, file_problems, document = _load_document(file)
             problems += file_problems
             if loaded is None:
+                unloaded += [document] if document is not None else []
                 continue
             first = campaigns.get(loaded.campaign.id)
             if first is None:
@@ -387,4 +438,4 @@ def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
                     f"{where.path}:{where.line}:{where.column}; each campaign needs its own id",
                 )
             )
-    return CampaignSet(campaigns, tuple(sorted(set(problems))), files)
+    return CampaignSet(campaigns, tuple(sorted(set(problems))), files, tuple(unloaded))

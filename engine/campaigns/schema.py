@@ -38,6 +38,12 @@ TRIGGER_KINDS = ("event", "schedule", "segment")
 CHANNELS = ("email", "ads", "call", "webhook")
 
 
+SCHEDULE_NEEDS_AUDIENCE = (
+    "a schedule trigger needs audience: the condition for entering at each tick, "
+    "e.g. audience: customer.consent.email"
+)
+
+
 def rule_error(message: str, at: str | int | None = None, key: bool = False) -> PydanticCustomError:
     """A validation error with a ready message; ``at`` names the key it is about, if any, and
     ``key`` points at that key itself rather than its value."""
@@ -494,11 +500,7 @@ class Campaign(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> Campaign:
         if isinstance(self.trigger, ScheduleTrigger) and self.audience is None:
-            raise rule_error(
-                "a schedule trigger needs audience: the condition for entering at each tick, "
-                "e.g. audience: customer.consent.email",
-                at="trigger",
-            )
+            raise rule_error(SCHEDULE_NEEDS_AUDIENCE, at="trigger")
         if self.holdout >= 1:
             raise rule_error("holdout must be under 100%", at="holdout")
         return self

@@ -29,12 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine.campaigns.expressions import check_template, template_references
 from engine.campaigns.list_content import check_list_content
 from engine.campaigns.loader import (
+    CampaignSet,
     LoadedCampaign,
+    Loc,
     Problem,
     SourceMap,
     display_path,
     load_campaigns,
     not_utf8,
+    raw_email_templates,
     read_yaml,
     validate_document,
 )
@@ -145,6 +148,7 @@ def validate_project(
     webhook_urls = configured_webhook_urls(project.config.providers)
     for campaign in loaded.campaigns.values():
         problems += check_sends(campaign, templates, channels, webhook_urls)
+    problems += check_unloaded_templates(loaded, templates)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
     to_lists = list_content_campaigns(project.config.providers)
@@ -338,15 +342,28 @@ def check_sends(
                 )
             )
         if isinstance(step, EmailSend) and step.template not in available:
-            close = difflib.get_close_matches(step.template, sorted(available), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
             problems.append(
-                loaded.source.problem(
-                    (*loc, "template"),
-                    f"template {step.template!r} not found in {display_path(templates)}/{hint}",
-                )
+                _template_missing(loaded.source, (*loc, "template"), step.template, templates)
             )
     return problems + check_webhook_urls(loaded, webhook_urls)
+
+
+def check_unloaded_templates(campaigns: CampaignSet, templates: Path) -> list[Problem]:
+    """The email templates missing for the campaigns that did not load, as :func:`check_sends`
+    finds them for those that did: one run of validate lists every problem of a file."""
+    available = _template_names(templates)
+    return [
+        _template_missing(source, loc, name, templates)
+        for data, source in campaigns.unloaded
+        for loc, name in raw_email_templates(data)
+        if name not in available
+    ]
+
+
+def _template_missing(source: SourceMap, loc: Loc, name: str, templates: Path) -> Problem:
+    close = difflib.get_close_matches(name, sorted(_template_names(templates)), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return source.problem(loc, f"template {name!r} not found in {display_path(templates)}/{hint}")
 
 
 def check_webhook_urls(

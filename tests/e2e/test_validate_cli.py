@@ -82,6 +82,38 @@ steps:
     assert only_good.returncode == 0, only_good.stdout
 
 
+def test_one_run_lists_the_problems_of_the_whole_file(tmp_path: Path) -> None:
+    """CAMPAIGN_FORMAT.md: exit 1 and one line per problem. A rule on the whole campaign (a
+    schedule needs an audience) and a missing template are found in a file whose fields have
+    problems too, not one run after another as each is fixed."""
+    bad = """\
+campaign: news
+trigger: {schedule: "0 9 * * 1"}
+steps:
+  - wait: 1d
+  - if: customer.orders.count > 0
+    then:
+      - send: email
+        template: nope.html
+        subject: "{{ customer.frist_name }}"
+  - split:
+      - {name: A, weight: 50%, steps: [{send: email, template: cart.htm, subject: Hi}]}
+      - {name: B, weight: 50%}
+"""
+    project(tmp_path, {"news.yaml": bad})
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    assert lines(result) == [
+        "campaigns/news.yaml:2:10: a schedule trigger needs audience: the condition for "
+        "entering at each tick, e.g. audience: customer.consent.email",
+        "campaigns/news.yaml:8:19: template 'nope.html' not found in templates/",
+        "campaigns/news.yaml:9:18: customer.frist_name is not a profile field; "
+        "did you mean customer.first_name?",
+        "campaigns/news.yaml:11:64: template 'cart.htm' not found in templates/; "
+        "did you mean cart.html?",
+    ]
+
+
 def test_missing_paths_and_config_are_problem_lines(tmp_path: Path) -> None:
     project(tmp_path, {"ok.yaml": CART})
     missing = run(tmp_path, "validate", "campaigns/nope.yaml")
