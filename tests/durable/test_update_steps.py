@@ -4,11 +4,14 @@ equal simulate's plan, a segment that the new trait turns true included."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
@@ -78,46 +81,14 @@ def _events(folder: Path) -> Path:
     return path
 
 
-def test_update_steps_are_logged_and_decide_what_simulate_plans(
-    database_url: str, tmp_path: Path
-) -> None:
-    project = make_project(tmp_path, ["post_purchase"])
-    for path in (project / "campaigns").glob("*.yaml"):
-        path.unlink()
-    (project / "campaigns" / "vip.yaml").write_text(VIP)
-    (project / "campaigns" / "vip_welcome.yaml").write_text(VIP_WELCOME)
-    events = _events(tmp_path)
-    clock = Clock(datetime(2024, 5, 6, tzinfo=UTC))
-    followup = open_followup(project, database_url, clock)
-    try:
-        times = ingest_file(followup, events)
-        clock.now = times[0]
-        durable = DurableProject(followup)
-        replay(durable, clock, times[0], times[-1] + timedelta(days=1))
-        campaigns = load_campaigns([project / "campaigns"]).require().values()
-        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
-        # the trait the update wrote turns the segment at once, after the order
-        entered = sorted(line.split()[1] for line in expected if " enter " in line)
-        assert entered == ["vip", "vip-welcome"]
-        assert decision_lines(followup.engine) == expected
-        ann, bob = followup.profile("ann"), followup.profile("bob")
-        assert ann is not None and bob is not None
-        assert ann.state.traits["vip"] is True
-        assert ann.id != bob.id  # the email an update wrote merges no one
-    finally:
-        followup.close()
-
-
-def test_a_segment_an_update_turns_after_a_wait_is_entered_at_the_update(
-    database_url: str, tmp_path: Path
-) -> None:
-    """An update is an identify made by the campaign, and segments are looked at after each of
-    a customer's events: a trait written after a wait (from a timer, not an event) turns the
-    segment at that instant, not at the next hourly sweep, in both engines."""
+@contextmanager
+def _both_engines(
+    tmp_path: Path, database_url: str, vip: str
+) -> Iterator[tuple[Followup, list[datetime], list[str]]]:
+    """``vip`` and the segment campaign over the events, through the durable runtime (passes
+    on the hour) and ``simulate``: the durable engine, the event times, the plan's lines."""
     project = make_project(tmp_path, [])
-    later = VIP.replace("steps:\n", "steps:\n  - wait: 10m\n", 1)
-    (project / "campaigns" / "vip.yaml").write_text(later)
+    (project / "campaigns" / "vip.yaml").write_text(vip)
     (project / "campaigns" / "vip_welcome.yaml").write_text(VIP_WELCOME)
     events = _events(tmp_path)
     clock = Clock(datetime(2024, 5, 6, tzinfo=UTC))
@@ -128,13 +99,36 @@ def test_a_segment_an_update_turns_after_a_wait_is_entered_at_the_update(
         replay(DurableProject(followup), clock, times[0], times[-1] + timedelta(days=1))
         campaigns = load_campaigns([project / "campaigns"]).require().values()
         parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
-        entered = [line.split()[:2] for line in expected if " enter " in line]
-        order_time = times[-1]
-        assert entered == [
-            [format_time(order_time), "vip"],
-            [format_time(order_time + timedelta(minutes=10)), "vip-welcome"],
-        ]
-        assert decision_lines(followup.engine) == expected
+        yield followup, times, plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig())))
     finally:
         followup.close()
+
+
+def test_update_steps_are_logged_and_decide_what_simulate_plans(
+    database_url: str, tmp_path: Path
+) -> None:
+    with _both_engines(tmp_path, database_url, VIP) as (followup, _times, expected):
+        # the trait the update wrote turns the segment at once, after the order
+        entered = sorted(line.split()[1] for line in expected if " enter " in line)
+        assert entered == ["vip", "vip-welcome"]
+        assert decision_lines(followup.engine) == expected
+        ann, bob = followup.profile("ann"), followup.profile("bob")
+        assert ann is not None and bob is not None
+        assert ann.state.traits["vip"] is True
+        assert ann.id != bob.id  # the email an update wrote merges no one
+
+
+def test_a_segment_an_update_turns_after_a_wait_is_entered_at_the_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An update is an identify made by the campaign, and segments are looked at after each of
+    a customer's events: a trait written after a wait (from a timer, not an event) turns the
+    segment at that instant, not at the next hourly sweep, in both engines."""
+    later = VIP.replace("steps:\n", "steps:\n  - wait: 10m\n", 1)
+    with _both_engines(tmp_path, database_url, later) as (followup, times, expected):
+        entered = [line.split()[:2] for line in expected if " enter " in line]
+        assert entered == [
+            [format_time(times[-1]), "vip"],
+            [format_time(times[-1] + timedelta(minutes=10)), "vip-welcome"],
+        ]
+        assert decision_lines(followup.engine) == expected
