@@ -59,9 +59,9 @@ def validate(
         typer.echo(str(finding))
     if not report.ok or (strict and report.warnings):
         raise typer.Exit(EXIT_PROBLEMS)
-    config = f" and {report.config}" if report.config else ""
+    and_config = f" and {report.config}" if report.config else ""
     campaigns = _plural(report.campaigns, "campaign")
     templates = _plural(report.templates, "template")
     count = len(report.warnings) + len(report.unset)
     warnings = f"; {_plural(count, 'warning')}" if count else ""
-    typer.echo(f"ok: {campaigns}, {templates}{config} are valid{warnings}")
+    typer.echo(f"ok: {campaigns}, {templates}{and_config} are valid{warnings}")

@@ -104,13 +104,19 @@ steps:
     result = run(tmp_path, "validate")
     assert result.returncode == 1
     assert lines(result) == [
-        "campaigns/news.yaml:2:10: a schedule trigger needs audience: the condition for "
-        "entering at each tick, e.g. audience: customer.consent.email",
+        (
+            "campaigns/news.yaml:2:10: a schedule trigger needs audience: the condition for "
+            "entering at each tick, e.g. audience: customer.consent.email"
+        ),
         "campaigns/news.yaml:8:19: template 'nope.html' not found in templates/",
-        "campaigns/news.yaml:9:18: customer.frist_name is not a profile field; "
-        "did you mean customer.first_name?",
-        "campaigns/news.yaml:11:64: template 'cart.htm' not found in templates/; "
-        "did you mean cart.html?",
+        (
+            "campaigns/news.yaml:9:18: customer.frist_name is not a profile field; "
+            "did you mean customer.first_name?"
+        ),
+        (
+            "campaigns/news.yaml:11:64: template 'cart.htm' not found in templates/; "
+            "did you mean cart.html?"
+        ),
     ]
 
 
