@@ -247,15 +247,23 @@ class JourneyEngine:
         if self._updated:
             self._look_after_updates(timer.due)
 
-    def _look_after_updates(self, at: datetime) -> None:
+    def _look_after_updates(self, at: datetime, looked: str | None = None) -> None:
         """The segment conditions of the customers an update step wrote to, looked at now:
         an update is an identify made by the campaign, and segments are looked at after each
-        of a customer's events (what a look enters may update again: looked at in turn)."""
+        of a customer's events. What a look enters may update again: another customer is
+        looked at in turn, one looked at already (``looked``: by the event) at the next sweep,
+        as before, so campaigns that update each other's segments cannot loop at one instant."""
+        seen = {looked} if looked is not None else set()
         while self._updated:
             customer_id = next(iter(self._updated))
             del self._updated[customer_id]
-            if self.customers.has(customer_id):  # not merged away since
-                self.segments.check(customer_id, at)
+            if not self.customers.has(customer_id):  # merged away since
+                continue
+            if customer_id in seen:
+                self.segments.look_soon(customer_id, at)
+                continue
+            seen.add(customer_id)
+            self.segments.check(customer_id, at)
 
     def _take(self, timer: Timer) -> None:
         """What a due timer does: a journey's wait or timeout, a held send, a caller's action."""
@@ -351,8 +359,8 @@ class JourneyEngine:
         if self.segments.campaigns:
             self._updated.pop(customer_id, None)  # looked at here, after the event's updates
             self.segments.check(customer_id, at)
-            if self._updated:  # others an update wrote to (what this look entered may update)
-                self._look_after_updates(at)
+            if self._updated:  # what this look entered may update (them, or others)
+                self._look_after_updates(at, looked=customer_id)
 
     def _on_customer_event(self, kept: list[Journey], event: Event) -> None:
         """What ``event`` does to the journeys the customer is in (``kept``): goals, exits,

@@ -161,6 +161,12 @@ class SegmentTriggers:
         self._turns_later = {}
         return self._grid.bookings()
 
+    def look_soon(self, customer_id: str, at: datetime) -> None:
+        """Look at the customer at the next sweep after ``at`` (their state changed without an
+        event, and was looked at once at this instant already)."""
+        if self._grid is not None:
+            self._grid.book(customer_id, self._grid.index_after(at))
+
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """A merged profile's segment values go to the survivor (true if either was)."""
         for campaign in self.campaigns:

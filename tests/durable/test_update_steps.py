@@ -4,6 +4,7 @@ equal simulate's plan, a segment that the new trait turns true included."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,9 @@ from tests.durable.harness import (
     open_followup,
     plan_lines,
     replay,
+    replay_when_due,
 )
+from tests.journeys.scenario import within
 
 VIP = """campaign: vip
 trigger: {event: Order Completed}
@@ -132,3 +135,34 @@ def test_a_segment_an_update_turns_after_a_wait_is_entered_at_the_update(
             [format_time(times[-1] + timedelta(minutes=10)), "vip-welcome"],
         ]
         assert decision_lines(followup.engine) == expected
+
+
+def test_a_ring_of_segment_updates_does_not_loop_in_a_durable_pass(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Segment campaigns whose update steps turn each other's segments in a ring: the durable
+    pass looks at the customer once per event or sweep after an update and leaves the next
+    turn to a later sweep, so it ends (it looped inside its transaction). Where the ring is at
+    the first pass's instant still differs from ``simulate``, as at af34d20: the first pass
+    sweeps every customer once for the new segment campaigns."""
+    project = make_project(tmp_path, [])
+    for name, n in (("a-three", 3), ("b-two", 2), ("c-one", 1), ("d-zero", 0)):
+        (project / "campaigns" / f"{name}.yaml").write_text(
+            f'campaign: {name}\ntrigger: {{segment: "customer.traits.n == {n}"}}\n'
+            f'steps:\n  - update: {{traits: {{n: "{(n + 1) % 4}"}}}}\n'
+        )
+    at = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+    identify = {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"n": 0}}
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps({**identify, "timestamp": at.isoformat()}) + b"\n")
+    clock = Clock(at)
+    followup = open_followup(project, database_url, clock)
+    try:
+        with within(60):
+            replay_when_due(DurableProject(followup), clock, events, at + timedelta(hours=5))
+        entries = Counter(
+            line.split()[0] for line in decision_lines(followup.engine) if " enter " in line
+        )
+        assert max(entries.values()) < 4 and len(entries) == 6  # each hour, never round
+    finally:
+        followup.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,19 @@ def brief(lines: list[PlanLine]) -> list[tuple[Any, ...]]:
         )
         for line in lines
     ]
+
+
+@contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Fail, rather than hang, when the block takes more than ``seconds``."""
+
+    def expired(_signal: int, _frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from engine.journeys.plan import plan_text
 from engine.journeys.summary import summarize
-from tests.journeys.scenario import RETARGET, T0, Scenario, brief
+from tests.journeys.scenario import RETARGET, T0, Scenario, brief, within
 
 CART = """
 campaign: cart
@@ -462,6 +463,27 @@ steps:
     enters = [line.at for line in lines if line.action.value == "enter"]
     assert len(enters) == 1
     assert T0 + timedelta(days=90) < enters[0] <= T0 + timedelta(days=90, hours=1)
+
+
+def test_segments_turned_by_updates_are_looked_at_once_per_instant(scenario: Scenario) -> None:
+    """Four segment campaigns whose update steps turn each other's segments in a ring: the
+    customer's segments are looked at right after an update, but once per event or sweep; a
+    second turn waits for the next sweep (on the hourly grid of the first event), so the run
+    ends instead of looping at one instant."""
+    for name, n in (("a-three", 3), ("b-two", 2), ("c-one", 1), ("d-zero", 0)):
+        scenario.campaign(f"""
+campaign: {name}
+trigger: {{segment: "customer.traits.n == {n}"}}
+steps:
+  - update: {{traits: {{n: "{(n + 1) % 4}"}}}}
+""")
+    scenario.customer(n=0)
+    with within(60):  # it loops forever where a look after an update is not bounded
+        lines = scenario.plan(until=T0 + timedelta(hours=2, minutes=30))
+    by_instant = Counter(line.at for line in lines if line.action.value == "enter")
+    assert max(by_instant.values()) < 4  # never round the ring at one instant
+    assert {line.campaign for line in lines} == {"a-three", "b-two", "c-one", "d-zero"}
+    assert len(by_instant) == 4  # the identify's instant, then each hourly sweep
 
 
 def test_an_exit_event_ends_only_what_still_runs(scenario: Scenario) -> None:
