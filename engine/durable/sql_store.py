@@ -45,6 +45,7 @@ from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine, RendersBody
+from engine.journeys.schedule import SWEEP_RANK
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
@@ -243,7 +244,8 @@ class SqlJourneyStore:
         for look, customer_id in sorted(due):
             sweep = grid_after(origin, look - _MICROSECOND)
             if sweep <= now:
-                engine.call_at(sweep, partial(engine.sweep_segments, customer_ids=[customer_id]))
+                sweep_one = partial(engine.sweep_segments, customer_ids=[customer_id])
+                engine.call_at(sweep, sweep_one, SWEEP_RANK)  # after a tick of that instant
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
         """Write back what the engine decided, the mirror rows of the events, and take the

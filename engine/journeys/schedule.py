@@ -13,6 +13,12 @@ from engine.policies import next_local_time
 SEGMENT_SWEEP = timedelta(hours=1)
 """Segment triggers are looked at on an hourly grid from the clock's first moment."""
 
+SWEEP_RANK = 2**21
+"""The rank of a segment sweep among the actions of one instant
+(:meth:`~engine.journeys.runtime.JourneyEngine.call_at`): after the schedule ticks, which rank by
+their campaign's place (simulate's clock), or come first in their own pass (the durable runtime
+runs each schedule's ticks before its sweeps, and books a customer's due looks after a tick)."""
+
 
 def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:
     """The first tick of ``trigger`` after ``after``, on local wall time (so the night the

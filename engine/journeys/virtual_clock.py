@@ -18,7 +18,7 @@ from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.journeys.audience_memo import TickAudience
 from engine.journeys.context import CustomerView
 from engine.journeys.runtime import JourneyEngine
-from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
+from engine.journeys.schedule import SEGMENT_SWEEP, SWEEP_RANK, next_tick
 from engine.journeys.wakeups import SweepGrid
 
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
@@ -37,9 +37,9 @@ class VirtualClock:
         }
         if self._audiences:
             engine.watch_states(self._changed)
-        # at one instant the segment sweep goes first, then the ticks in campaign order, as
-        # the durable runtime takes them (a customer's due looks load before a tick acts)
-        self._rank = {c.id: 1 + n for n, c in enumerate(engine.campaigns)}
+        # at one instant the ticks go first, in campaign order, then the segment sweep, as the
+        # durable runtime takes them (a schedule's ticks, then the sweeps)
+        self._rank = {c.id: n for n, c in enumerate(engine.campaigns)}
         for campaign in engine.campaigns:
             if isinstance(campaign.trigger, ScheduleTrigger):
                 self._book_tick(campaign, start)
@@ -47,7 +47,7 @@ class VirtualClock:
         if any(isinstance(c.trigger, SegmentTrigger) for c in engine.campaigns):
             self._grid = SweepGrid(start, SEGMENT_SWEEP)
             engine.book_segment_looks(self._grid, search_when_saved=False)
-            engine.call_at(start + SEGMENT_SWEEP, self._sweep)
+            engine.call_at(start + SEGMENT_SWEEP, self._sweep, SWEEP_RANK)
 
     def _changed(self, customer_id: str) -> None:
         for audience in self._audiences.values():
@@ -86,4 +86,4 @@ class VirtualClock:
     def _sweep(self, at: datetime) -> None:
         assert self._grid is not None
         self.engine.sweep_segments(at, self._grid.due(at))
-        self.engine.call_at(at + SEGMENT_SWEEP, self._sweep)
+        self.engine.call_at(at + SEGMENT_SWEEP, self._sweep, SWEEP_RANK)
