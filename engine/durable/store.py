@@ -254,7 +254,14 @@ def save(
     changed = []
     for journey in by_id.values():
         state = encode_journey(journey)
-        if loaded.before.get(journey.id) == (journey.customer_id, journey.status, state):
+        settled = _settled(journey, now)
+        # a journey loaded is unsettled: kept as it was unless it changed or settled by now
+        # (its goal window over: the row is not loaded again)
+        if not settled and loaded.before.get(journey.id) == (
+            journey.customer_id,
+            journey.status,
+            state,
+        ):
             continue
         changed.append(
             {
@@ -263,7 +270,7 @@ def save(
                 "campaign_version": book.version_for(journey.campaign),
                 "customer_id": journey.customer_id,
                 "status": journey.status,
-                "settled": _settled(journey, now),
+                "settled": settled,
                 "entered_at": journey.entered_at,
                 "state": state,
                 "updated_at": now,
