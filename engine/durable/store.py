@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from engine.durable.customers import StoredCustomers
 from engine.durable.sql_outbox import outbox_values
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
-from engine.journeys.journey import Journey
+from engine.journeys.journey import Journey, entry_order
 from engine.journeys.outcomes import NOT_ENTERED, JourneyStatus, SendStatus, TimerKind
 from engine.journeys.plan import PlanAction, PlanLine, format_time
 from engine.journeys.runtime import JourneyEngine, RendersBody
@@ -140,11 +141,14 @@ def load(
     )
     engine.decided_states = {}  # the content stored is rendered from the decided-on state
     loaded = Loaded(engine, stored, ids, {}, viewed_apart=apart, merged_ahead=set(ahead))
-    for row in sorted(journey_rows.values(), key=lambda r: (r.entered_at, r.id)):
+    decoded = []
+    for row in journey_rows.values():
         campaign = book.get(conn, row.campaign_id, row.campaign_version)
         journey = decode_journey(
             row.id, campaign, row.customer_id, row.status, row.entered_at, row.state
         )
+        decoded.append((entry_order(journey), journey, row))
+    for _order, journey, row in sorted(decoded, key=itemgetter(0)):  # as simulate holds them
         engine.load_journey(journey)
         loaded.before[row.id] = (row.customer_id, row.status, row.state)
     for row in timer_rows:

@@ -67,3 +67,10 @@ def finished(journey: Journey, at: datetime) -> bool:
         return True
     goal = journey.campaign.goal
     return goal is None or (goal.within is not None and journey.entered_at + goal.within < at)
+
+
+def entry_order(journey: Journey) -> tuple[datetime, OrderKey, str]:
+    """The order journeys were entered in: by time, then the entering event's place among the
+    events (a tick's or sweep's entry after the events of its instant), then id. Which of a
+    customer's journeys of a campaign is the latest entry (a goal event converts that one)."""
+    return (journey.entered_at, journey.entry_key, journey.id)

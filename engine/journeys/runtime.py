@@ -43,7 +43,7 @@ from engine.journeys.context import (
 )
 from engine.journeys.customers import Customers, Resolved
 from engine.journeys.dispatch import Dispatcher, PendingSend
-from engine.journeys.journey import EntryRefused, Journey, Timer, finished
+from engine.journeys.journey import EntryRefused, Journey, Timer, entry_order, finished
 from engine.journeys.outcomes import (
     ExitReason,
     JourneyStatus,
@@ -454,7 +454,7 @@ class JourneyEngine:
                 # one journey per campaign survives a merge: the one that entered first
                 later = max((journey, twin), key=lambda j: (j.entered_at, j.id))
                 self._exit(later, at, ExitReason.MERGED)
-        kept.sort(key=lambda j: (j.entered_at, j.id))
+        kept.sort(key=entry_order)
 
     # --- entry and exit ----------------------------------------------------------------------
 

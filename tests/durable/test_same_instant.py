@@ -288,3 +288,51 @@ def test_the_tick_then_the_sweep_at_one_instant(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+VIEWER = """campaign: viewer
+trigger: {event: Product Viewed}
+goal: {event: Order Completed, within: 7d}
+steps:  # done at once: a second view enters again
+  - update: {traits: {viewed: "true"}}
+"""
+
+
+@pytest.mark.parametrize("ids", [("v1", "v2"), ("v2", "v1")])
+def test_the_latest_of_two_entries_in_one_second_converts(
+    database_url: str, tmp_path: Path, ids: tuple[str, str]
+) -> None:
+    """Two journeys of one campaign entered in the same second: a goal event converts the
+    latest entry, the one the second event made (the order received, never the ids), in the
+    durable runtime as in ``simulate`` (it took the one whose id sorted last)."""
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "viewer.yaml").write_text(VIEWER)
+    viewed = {"type": "track", "event": "Product Viewed", "userId": "ann"}
+    lines = [
+        {**viewed, "messageId": ids[0], "timestamp": AT.isoformat()},
+        {**viewed, "messageId": ids[1], "timestamp": AT.isoformat()},
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "ann",
+            "messageId": "o1",
+            "timestamp": (AT + timedelta(hours=3)).isoformat(),
+            "properties": {"order_id": "A1", "revenue": 10},
+        },
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    clock = Clock(AT)
+    followup = open_followup(project, database_url, clock)
+    try:
+        end = AT + timedelta(hours=6)
+        replay_when_due(DurableProject(followup), clock, events, end)
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
+        entered = [line.split()[2] for line in expected if " enter " in line]
+        converted = [line.split()[2] for line in expected if " convert " in line]
+        assert len(entered) == 2 and len(converted) == 1
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
