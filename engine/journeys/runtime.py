@@ -342,7 +342,9 @@ class JourneyEngine:
             self._merge_journeys(merged_id, customer_id, at)
         kept = self._by_customer.get(customer_id)
         if kept:
-            if event.name in self._reacting:  # a view or a page mostly concerns no journey
+            # a view mostly concerns no journey; goals, exits and waits name track events, as
+            # triggers do (a page named "Order Completed" is no order)
+            if event.name in self._reacting and event.type is _TRACK:
                 self._on_customer_event(kept, event)
             self._check_ads_consent(customer_id, at)
         if event.type is _TRACK:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from engine.events import parse_message
 from engine.journeys.plan import plan_text
 from engine.journeys.summary import summarize
 from tests.journeys.scenario import RETARGET, T0, Scenario, brief, within
@@ -169,6 +170,18 @@ steps:
     assert converts == [(first, 5, 1), (first, 7, 2), (second, 11, 4)]  # day 11: past both
     figures = summarize(lines)["welcome"]
     assert (figures.entered, figures.converted, figures.revenue) == (2, 2, 23)
+
+
+def test_a_page_of_a_goals_or_exits_name_neither_converts_nor_exits(scenario: Scenario) -> None:
+    """Goals, exits and waits name track events, as triggers do: a page named "Order
+    Completed" is no order (REPORTS.md counts track events only)."""
+    scenario.campaign(CART)
+    scenario.customer()
+    added(scenario, 0)
+    page = {"type": "page", "name": "Order Completed", "userId": "u1", "messageId": "p1"}
+    at = (T0 + timedelta(minutes=30)).isoformat()
+    scenario.events += parse_message({**page, "timestamp": at, "properties": {"revenue": 80}})
+    assert brief(scenario.plan())[:2] == [(0, "enter", None, None), (60, "send", "1", "sent")]
 
 
 def test_leaving_removes_the_ad_audience(scenario: Scenario) -> None:
