@@ -21,9 +21,11 @@ from tests.durable.harness import (
     decision_lines,
     ingest_file,
     make_project,
+    message,
     open_followup,
     plan_lines,
     replay_when_due,
+    write_messages,
 )
 
 CART = """campaign: cart
@@ -250,23 +252,13 @@ def test_the_tick_then_the_sweep_at_one_instant(
     (project / "campaigns" / "back.yaml").write_text(WIN_BACK.replace("now - days(2)", condition))
     (project / "campaigns" / "daily.yaml").write_text(NEWS.format(id="daily", days="*"))
     start = datetime(2024, 5, 6, 8, tzinfo=UTC)
-    identify = {
-        "type": "identify",
-        "userId": "ann",
-        "messageId": "i1",
-        "timestamp": start.isoformat(),
-        "traits": {"email": "ann@example.com", "consent": {"email": True}},
-    }
-    order = {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": "ann",
-        "messageId": "o1",
-        "timestamp": ordered_at.isoformat(),
-        "properties": {"order_id": "A1", "revenue": 10},
-    }
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in (identify, order)))
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message("i1", "identify", start, email="ann@example.com", consent={"email": True}),
+            message("o1", "Order Completed", ordered_at, order_id="A1", revenue=10),
+        ],
+    )
     end = datetime(2024, 5, 9, 12, tzinfo=UTC)
     config = ProjectConfig.model_validate(
         {"policies": {"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}}}
@@ -307,21 +299,14 @@ def test_the_latest_of_two_entries_in_one_second_converts(
     durable runtime as in ``simulate`` (it took the one whose id sorted last)."""
     project = make_project(tmp_path, [])
     (project / "campaigns" / "viewer.yaml").write_text(VIEWER)
-    viewed = {"type": "track", "event": "Product Viewed", "userId": "ann"}
-    lines = [
-        {**viewed, "messageId": ids[0], "timestamp": AT.isoformat()},
-        {**viewed, "messageId": ids[1], "timestamp": AT.isoformat()},
-        {
-            "type": "track",
-            "event": "Order Completed",
-            "userId": "ann",
-            "messageId": "o1",
-            "timestamp": (AT + timedelta(hours=3)).isoformat(),
-            "properties": {"order_id": "A1", "revenue": 10},
-        },
-    ]
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message(ids[0], "Product Viewed", AT),
+            message(ids[1], "Product Viewed", AT),
+            message("o1", "Order Completed", AT + timedelta(hours=3), order_id="A1", revenue=10),
+        ],
+    )
     clock = Clock(AT)
     followup = open_followup(project, database_url, clock)
     try:
