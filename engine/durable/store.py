@@ -258,14 +258,9 @@ def save(
     changed = []
     for journey in by_id.values():
         state = encode_journey(journey)
-        settled = _settled(journey, now)
-        # a journey loaded is unsettled: kept as it was unless it changed or settled by now
-        # (its goal window over: the row is not loaded again)
-        if not settled and loaded.before.get(journey.id) == (
-            journey.customer_id,
-            journey.status,
-            state,
-        ):
+        # an unchanged journey is not written back, nor settled: a late goal event may still
+        # convert it (docs/runtime.md, "Late events"), however long its window is over
+        if loaded.before.get(journey.id) == (journey.customer_id, journey.status, state):
             continue
         changed.append(
             {
@@ -274,7 +269,7 @@ def save(
                 "campaign_version": book.version_for(journey.campaign),
                 "customer_id": journey.customer_id,
                 "status": journey.status,
-                "settled": settled,
+                "settled": _settled(journey, now),
                 "entered_at": journey.entered_at,
                 "state": state,
                 "updated_at": now,
