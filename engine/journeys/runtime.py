@@ -401,7 +401,10 @@ class JourneyEngine:
                 and event.name == goal.event
                 and (goal.within is None or at - journey.entered_at <= goal.within)
             ):
-                by_campaign[journey.campaign.id] = journey  # journeys are in entry order
+                held = by_campaign.get(journey.campaign.id)
+                # the latest entry, whatever the order held (a late trigger comes last)
+                if held is None or entry_order(journey) > entry_order(held):
+                    by_campaign[journey.campaign.id] = journey
         for journey in by_campaign.values():
             goal = journey.campaign.goal
             assert goal is not None
@@ -454,7 +457,7 @@ class JourneyEngine:
             kept.append(journey)
             if journey.status is _ACTIVE and twin is not None:
                 # one journey per campaign survives a merge: the one that entered first
-                later = max((journey, twin), key=lambda j: (j.entered_at, j.id))
+                later = max((journey, twin), key=entry_order)
                 self._exit(later, at, ExitReason.MERGED)
         kept.sort(key=entry_order)
 
