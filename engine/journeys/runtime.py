@@ -250,19 +250,23 @@ class JourneyEngine:
     def _look_after_updates(self, at: datetime, looked: str | None = None) -> None:
         """The segment conditions of the customers an update step wrote to, looked at now:
         an update is an identify made by the campaign, and segments are looked at after each
-        of a customer's events. What a look enters may update again: another customer is
-        looked at in turn, one looked at already (``looked``: by the event) at the next sweep,
-        as before, so campaigns that update each other's segments cannot loop at one instant."""
-        seen = {looked} if looked is not None else set()
+        of a customer's events. What a look enters may update again: looked at in turn, as
+        many times per event or timer as there are segment campaigns (a chain of them turns
+        at once, in whatever order their ids sort; ``looked``: the event's own look counts),
+        then at the next sweep, so campaigns that turn each other's segments in a ring cannot
+        loop at one instant."""
+        budget = len(self.segments.campaigns)
+        looks = {looked: 1} if looked is not None else {}
         while self._updated:
             customer_id = next(iter(self._updated))
             del self._updated[customer_id]
             if not self.customers.has(customer_id):  # merged away since
                 continue
-            if customer_id in seen:
+            taken = looks.get(customer_id, 0)
+            if taken >= budget:
                 self.segments.look_soon(customer_id, at)
                 continue
-            seen.add(customer_id)
+            looks[customer_id] = taken + 1
             self.segments.check(customer_id, at)
 
     def _take(self, timer: Timer) -> None:

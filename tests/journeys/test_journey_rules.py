@@ -478,11 +478,13 @@ steps:
     assert T0 + timedelta(days=90) < enters[0] <= T0 + timedelta(days=90, hours=1)
 
 
-def test_segments_turned_by_updates_are_looked_at_once_per_instant(scenario: Scenario) -> None:
+def test_segments_turned_by_updates_are_looked_at_boundedly_per_instant(
+    scenario: Scenario,
+) -> None:
     """Four segment campaigns whose update steps turn each other's segments in a ring: the
-    customer's segments are looked at right after an update, but once per event or sweep; a
-    second turn waits for the next sweep (on the hourly grid of the first event), so the run
-    ends instead of looping at one instant."""
+    customer's segments are looked at right after an update, as many times per event or
+    sweep as there are segment campaigns; then the next turn waits for the next sweep (on the
+    hourly grid of the first event), so the run ends instead of looping at one instant."""
     for name, n in (("a-three", 3), ("b-two", 2), ("c-one", 1), ("d-zero", 0)):
         scenario.campaign(f"""
 campaign: {name}
@@ -494,7 +496,8 @@ steps:
     with within(60):  # it loops forever where a look after an update is not bounded
         lines = scenario.plan(until=T0 + timedelta(hours=2, minutes=30))
     by_instant = Counter(line.at for line in lines if line.action.value == "enter")
-    assert max(by_instant.values()) < 4  # never round the ring at one instant
+    # a look per campaign at most after each look an event or sweep takes: bounded
+    assert max(by_instant.values()) <= 4 * (4 + 1)
     assert {line.campaign for line in lines} == {"a-three", "b-two", "c-one", "d-zero"}
     assert len(by_instant) == 4  # the identify's instant, then each hourly sweep
 
@@ -532,3 +535,26 @@ def test_an_ads_opt_out_leaves_even_the_audiences_kept_after_a_journey(
         if action.startswith("audience")
     ]
     assert got == [(0, "audience_add", "sent"), (2 * DAY, "audience_remove", "sent")]
+
+
+def test_a_chain_of_segments_turned_by_updates_enters_at_once(scenario: Scenario) -> None:
+    """A segment campaign whose update turns another's segment: the second enters at the same
+    instant, whichever id sorts first (the customer is looked at again after the update)."""
+    for vip, stage in (("z1-vip", "s2-stage"), ("a1-vip", "s2-stage")):
+        chained = Scenario(scenario.folder / vip)
+        chained.folder.mkdir()
+        chained.campaign(f"""
+campaign: {vip}
+trigger: {{segment: "customer.traits.vip"}}
+steps:
+  - update: {{traits: {{stage: "1"}}}}
+""")
+        chained.campaign(f"""
+campaign: {stage}
+trigger: {{segment: "customer.traits.stage == 1"}}
+steps:
+  - update: {{traits: {{staged: "true"}}}}
+""")
+        chained.customer(vip=True)
+        enters = {line.campaign: line.at for line in chained.plan() if line.action.value == "enter"}
+        assert enters[stage] == enters[vip], vip
