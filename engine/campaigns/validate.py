@@ -343,7 +343,9 @@ def check_sends(
             )
         if isinstance(step, EmailSend) and step.template not in available:
             problems.append(
-                _template_missing(loaded.source, (*loc, "template"), step.template, templates)
+                _template_missing(
+                    loaded.source, (*loc, "template"), step.template, templates, available
+                )
             )
     return problems + check_webhook_urls(loaded, webhook_urls)
 
@@ -353,15 +355,18 @@ def check_unloaded_templates(campaigns: CampaignSet, templates: Path) -> list[Pr
     finds them for those that did: one run of validate lists every problem of a file."""
     available = _template_names(templates)
     return [
-        _template_missing(source, loc, name, templates)
+        _template_missing(source, loc, name, templates, available)
         for data, source in campaigns.unloaded
         for loc, name in raw_email_templates(data)
         if name not in available
     ]
 
 
-def _template_missing(source: SourceMap, loc: Loc, name: str, templates: Path) -> Problem:
-    close = difflib.get_close_matches(name, sorted(_template_names(templates)), n=1)
+def _template_missing(
+    source: SourceMap, loc: Loc, name: str, templates: Path, available: set[str]
+) -> Problem:
+    """The problem of an email step naming ``name``, not among the ``available`` templates."""
+    close = difflib.get_close_matches(name, sorted(available), n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return source.problem(loc, f"template {name!r} not found in {display_path(templates)}/{hint}")
 
