@@ -11,7 +11,7 @@ store with the work, in one transaction where the store has them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,20 +83,18 @@ class Driver:
         work: Work,
         now: datetime,
         summary: TickSummary,
-        act: Act | None = None,
-        act_at: datetime | None = None,
+        acts: Sequence[tuple[datetime, Act]] = (),
     ) -> None:
         """Decide everything due for ``work``, in time order: each event after the timers due
-        before it, ``act`` at ``act_at`` (default ``now``: after the events of that instant,
-        before the journeys' timers due at it), then the timers due by ``now``; and have the
-        store keep it."""
-        at = now if act_at is None else act_at
+        before it, each of ``acts`` at its time (after the events of that instant, before the
+        journeys' timers due at it; acts of one instant in the order given), then the timers
+        due by ``now``; and have the store keep it."""
         events = work.events
-        # the earliest decision: the first event, or the act (the store adds the due timers)
-        decides_from = min([at, *(event.timestamp for event in events[:1])])
+        # the earliest decision: the first event, or an act (the store adds the due timers)
+        decides_from = min([now, *(at for at, _act in acts), *(e.timestamp for e in events[:1])])
         engine = self.store.load(work, now, decides_from)
-        if act is not None:  # after the events of its instant, before the timers due at it
-            engine.call_at(at, lambda _at: act(engine))
+        for at, act in acts:
+            engine.call_at(at, _on(engine, act))
         for event in events:
             if event.timestamp > now:  # within the clock skew: the timers due by now
                 engine.advance_to(now)
@@ -112,3 +110,8 @@ class Driver:
         """The store committed ``work`` (a crash point once it held events)."""
         if work.events:
             self.crash("events_committed")
+
+
+def _on(engine: JourneyEngine, act: Act) -> Callable[[datetime], None]:
+    """``act`` on ``engine``, as the engine calls an action booked at a time."""
+    return lambda _at: act(engine)

@@ -8,7 +8,7 @@ driver (:mod:`engine.drive.driver`) decides; the store never does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -67,6 +67,11 @@ class ScheduleRow(Protocol):
         """Whether a run over the customers is under way (a crash or another pass left it)."""
         ...
 
+    @property
+    def place(self) -> str | None:
+        """The last customer the run under way went over (``None``: none yet)."""
+        ...
+
     def next_customers(self, now: datetime) -> Work | None:
         """The next customers of the run, in id order, with all they have due by ``now``, up
         to the first one another pass holds (``None``: none to take now, see
@@ -98,6 +103,12 @@ class ScheduleStore(JourneyStore, Protocol):
     def schedule(self, name: str) -> AbstractContextManager[ScheduleRow | None]:
         """The row of schedule ``name``, held until the block ends (``None``: there is none,
         or another pass holds it)."""
+        ...
+
+    def schedules(self, names: Sequence[str]) -> AbstractContextManager[Mapping[str, ScheduleRow]]:
+        """The rows of ``names`` there are, by name, held together until the block ends (a
+        row another pass holds is left out); the work of one row's :meth:`~ScheduleRow.next_customers`
+        is every row's."""
         ...
 
     def set_schedule(self, name: str, due_at: datetime) -> None:

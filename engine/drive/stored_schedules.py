@@ -13,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from engine.campaigns.durations import format_duration
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.drive.driver import Act as DriverAct
 from engine.drive.driver import Driver, TickSummary
-from engine.drive.port import ScheduleStore
+from engine.drive.port import ScheduleRow, ScheduleStore
 from engine.durable.book import CampaignBook
 from engine.journeys.plan import format_time
 from engine.journeys.runtime import JourneyEngine
@@ -55,24 +56,23 @@ class StoredSchedules:
 
     def run(self, now: datetime, summary: TickSummary) -> None:
         """The ticks due by ``now``, then the segment sweeps."""
-        for campaign in self.book.active:
-            if isinstance(campaign.trigger, ScheduleTrigger):
-                summary.scheduled_customers += self._schedule(
-                    campaign, campaign.trigger, summary, now
-                )
+        runs = [  # in id order: the order of the ticks of an instant
+            self._schedule(campaign, campaign.trigger, summary, now)
+            for campaign in self.book.active
+            if isinstance(campaign.trigger, ScheduleTrigger)
+        ]
+        summary.scheduled_customers += self._every_customer(runs, now, summary)
         self._segments(summary, now)
 
     def _schedule(
         self, campaign: Campaign, trigger: ScheduleTrigger, summary: TickSummary, now: datetime
-    ) -> int:
+    ) -> Run:
         name = SCHEDULE_PREFIX + campaign.id
         zone = self.zone
         self._coalesce(name, trigger, summary, now)
-        return self._every_customer(
+        return Run(
             name,
             next_tick(trigger, now, zone),  # first seen: the next tick, not one now
-            now,
-            summary,
             lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
             # the next tick after now: missed ticks are not caught up
             lambda due: next_tick(trigger, max(due, now), zone),
@@ -116,13 +116,17 @@ class StoredSchedules:
         if full is None:
             return
         summary.swept_customers += self._every_customer(
-            full,
-            now,
+            [
+                Run(
+                    full,
+                    now,
+                    lambda engine, _due, ids: engine.sweep_segments(now, ids),
+                    lambda _due: NEVER,  # once per version of the segment campaigns
+                    at_due=False,  # a sweep looks at now, after the timers due by now
+                )
+            ],
             now,
             summary,
-            lambda engine, _due, ids: engine.sweep_segments(now, ids),
-            lambda _due: NEVER,  # once per version of the segment campaigns
-            at_due=False,  # a sweep looks at now, after the timers due by now
         )
         # the next sweep of the hourly grid (a look is taken once, whoever sweeps it)
         origin = self.store.record_schedule(SEGMENTS, now, exact=False)
@@ -156,61 +160,82 @@ class StoredSchedules:
             ids = list(work.ids)
             if ids:
                 self.driver.decide(
-                    work,
-                    now,
-                    summary,
-                    lambda engine: engine.sweep_segments(at, ids),
-                    at,
+                    work, now, summary, [(at, lambda engine: engine.sweep_segments(at, ids))]
                 )
         self.driver.committed(work)
         summary.events += len(work.events)
         return work.looks_taken
 
-    def _every_customer(
-        self,
-        name: str,
-        first: datetime,
-        now: datetime,
-        summary: TickSummary,
-        act: Act,
-        following: Callable[[datetime], datetime],
-        at_due: bool = True,
-    ) -> int:
-        """When the schedule ``name`` is due (``first`` when new), ``act`` on every live
-        customer, a batch per transaction that records how far it got (a crash resumes),
-        then move the schedule to ``following(due)``. Returns how many customers it went over.
-        Each customer's events and timers before ``due`` (``at_due``, a tick) or before now (a
-        sweep) are applied first, the later ones after.
+    def _every_customer(self, runs: Sequence[Run], now: datetime, summary: TickSummary) -> int:
+        """Each of ``runs`` due by ``now`` acts on every live customer, a batch per
+        transaction that records how far it got (a crash resumes), then moves its schedule to
+        its next due time. Returns how many customers they went over. The runs due go over the
+        customers together: a customer's batch is one decision, each run's act at its due time
+        (a tick; a sweep at now) in the order of ``runs``, between the customer's events and
+        timers in time order, so a tick sees the customer as of its instant, whatever another
+        tick of the pass did or saw. Runs left under way (a crash, another pass) finish first,
+        each group of them at one place together.
 
-        The row is held by one pass at a time (another goes on with its other work). The
-        customers are taken in id order up to the first one another pass holds: the row records
-        how far it got, so none is passed over; a later pass goes on from there."""
-        if self.store.record_schedule(name, first) is None:
-            return 0  # passes split in another count are in the middle of a tick
+        The rows are held by one pass at a time (another goes on with its other work). The
+        customers are taken in id order up to the first one another pass holds: the rows record
+        how far they got, so none is passed over; a later pass goes on from there."""
+        by_name = {run.name: run for run in runs}
+        for run in runs:  # passes split in another count, in the middle of a tick: left
+            if self.store.record_schedule(run.name, run.first) is None:
+                del by_name[run.name]
         done = 0
-        while True:
-            with self.store.schedule(name) as row:
-                if row is None or row.due_at > now:  # held by another pass, or not due
+        while by_name:
+            with self.store.schedules(list(by_name)) as rows:
+                due = {name: row for name, row in rows.items() if row.due_at <= now}
+                together = _together(due)
+                if not together:  # held by another pass, or not due
                     return done
-                due = row.due_at
-                work = row.next_customers(now)
+                lead = due[together[0]]
+                work = lead.next_customers(now)
                 if work is None:
-                    if row.finished:
-                        row.move(following(due))
-                    return done
+                    if not lead.finished:  # the next customer is another pass's
+                        return done
+                    for name in together:
+                        due[name].move(by_name[name].following(due[name].due_at))
+                        del by_name[name]
+                    continue
                 ids = list(work.ids)
-                self.driver.decide(
-                    work, now, summary, _acting(act, due, ids), due if at_due else now
-                )
-                row.advance(ids[-1])
+                acts = [by_name[name].acting(due[name].due_at, now, ids) for name in together]
+                self.driver.decide(work, now, summary, acts)
+                for name in together:
+                    due[name].advance(ids[-1])
             self.driver.committed(work)
             summary.events += len(work.events)
             done += len(ids)
+        return done
 
 
-def _acting(act: Act, due: datetime, customer_ids: Sequence[str]) -> DriverAct:
-    """``act`` at ``due`` on ``customer_ids`` (the engine passes over those merged away)."""
-    return lambda engine: act(engine, due, customer_ids)
+@dataclass(frozen=True)
+class Run:
+    """A schedule's run over every customer: its row's name, when it is first due, what it
+    does, and when it is due next after a run due at a time."""
+
+    name: str
+    first: datetime
+    act: Act
+    following: Callable[[datetime], datetime]
+    at_due: bool = True  # acts at its due time (a tick), else at the pass's time (a sweep)
+
+    def acting(
+        self, due: datetime, now: datetime, ids: Sequence[str]
+    ) -> tuple[datetime, DriverAct]:
+        """The act, at its time, on ``ids`` (the engine passes over those merged away)."""
+        return (due if self.at_due else now), lambda engine: self.act(engine, due, ids)
+
+
+def _together(due: Mapping[str, ScheduleRow]) -> list[str]:
+    """The rows of ``due`` (in the order of the runs) that go over the customers together:
+    every row not under way, or, while some are, those at the first one's place."""
+    under_way = [row for row in due.values() if row.under_way]
+    if not under_way:
+        return list(due)
+    place = under_way[0].place
+    return [name for name, row in due.items() if row.under_way and row.place == place]
 
 
 def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:

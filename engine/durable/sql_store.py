@@ -102,6 +102,10 @@ class SqlScheduleRow:
     def under_way(self) -> bool:
         return self._row.after_customer is not None
 
+    @property
+    def place(self) -> str | None:
+        return self._row.after_customer  # type: ignore[no-any-return]
+
     def next_customers(self, now: datetime) -> SqlWork | None:
         conn, claims = self._conn, self._store.claims
         store = self._store
@@ -392,14 +396,20 @@ class SqlJourneyStore:
     def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:
         """This partition's row of ``name``, locked (skipped when another pass holds it) on
         PostgreSQL."""
+        with self.schedules([name]) as rows:
+            yield rows.get(name)
+
+    @contextmanager
+    def schedules(self, names: Sequence[str]) -> Iterator[dict[str, SqlScheduleRow]]:
+        """This partition's rows of ``names`` there are, by name, in one transaction; locked
+        (those another pass holds left out) on PostgreSQL."""
+        mine = {self.partition.row_name(name): name for name in names}
         with self.db.begin() as conn:
-            query = sa.select(schedule_ticks).where(
-                schedule_ticks.c.name == self.partition.row_name(name)
-            )
+            query = sa.select(schedule_ticks).where(schedule_ticks.c.name.in_(list(mine)))
             if self.claims.lock:
                 query = query.with_for_update(skip_locked=True)
-            row = conn.execute(query).first()
-            yield SqlScheduleRow(self, conn, row) if row is not None else None
+            found = {mine[row.name]: row for row in conn.execute(query)}
+            yield {name: SqlScheduleRow(self, conn, found[name]) for name in names if name in found}
 
     def set_schedule(self, name: str, due_at: datetime) -> None:
         with self.db.begin() as conn:

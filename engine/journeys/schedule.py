@@ -16,8 +16,8 @@ SEGMENT_SWEEP = timedelta(hours=1)
 SWEEP_RANK = 2**21
 """The rank of a segment sweep among the actions of one instant
 (:meth:`~engine.journeys.runtime.JourneyEngine.call_at`): after the schedule ticks, which rank by
-their campaign's place (simulate's clock), or come first in their own pass (the durable runtime
-runs each schedule's ticks before its sweeps, and books a customer's due looks after a tick)."""
+their campaign's place (simulate's clock), or are booked first, in that order (the durable
+runtime books a batch's ticks in campaign order, and a customer's due looks after them)."""
 
 
 def next_tick(trigger: ScheduleTrigger, after: datetime, default_timezone: str) -> datetime:

@@ -321,3 +321,58 @@ def test_the_latest_of_two_entries_in_one_second_converts(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+@pytest.mark.parametrize(
+    ("minutes", "consents", "expected_entered"),
+    [
+        # both at 09:00, consent withdrawn at 09:10: both saw her consenting
+        ({"alpha": 0, "beta": 0}, (True, False), ["alpha", "beta"]),
+        # beta at 09:00, alpha at 09:30, consent given at 09:10: only alpha saw it
+        ({"alpha": 30, "beta": 0}, (False, True), ["alpha"]),
+    ],
+)
+def test_each_tick_sees_the_customer_as_of_its_instant(
+    database_url: str,
+    tmp_path: Path,
+    minutes: dict[str, int],
+    consents: tuple[bool, bool],
+    expected_entered: list[str],
+) -> None:
+    """Two newsletters tick before a pass at 09:45, and Ann's email consent changes at 09:10:
+    each tick sees her as she was at its own instant, in ``simulate`` and in the durable
+    runtime. That ran each schedule in a pass of its own, which took her events up to the
+    pass's time, so a tick run after another saw her consent as changed at 09:10."""
+    project = make_project(tmp_path, [])
+    for campaign, minute in minutes.items():
+        daily = NEWS.format(id=campaign, days="*").replace('"0 9', f'"{minute} 9')
+        (project / "campaigns" / f"{campaign}.yaml").write_text(daily)
+    start = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    before, after = ({"email": consent} for consent in consents)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message("i1", "identify", start, email="ann@example.com", consent=before),
+            message("i2", "identify", nine + timedelta(minutes=10), consent=after),
+        ],
+    )
+    end = nine + timedelta(hours=3)
+    clock = Clock(start)
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        durable.run_once()  # first seen at the first event: the first ticks are at 09:xx
+        clock.now = nine + timedelta(minutes=45)
+        durable.run_once()
+        clock.now = end
+        durable.run_once()
+        campaigns = load_campaigns([project / "campaigns"]).require().values()
+        parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+        expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
+        entered = sorted(line.split()[1] for line in expected if " enter " in line)
+        assert entered == expected_entered
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()

@@ -169,6 +169,18 @@ steps:
       - send: call
         list: nudges
 """
+# A second schedule at the newsletter's instant: the ticks of one instant, in id order, each
+# seeing the customer as of that instant (consent changed between the tick and its pass)
+MONDAY_CALLS = """campaign: monday-calls
+trigger: {schedule: "0 9 * * 1", timezone: Europe/Paris}
+audience: customer.phone and (customer.consent.call or customer.consent.email)
+steps:
+  - send: call
+    list: mondays
+  - send: email
+    template: newsletter.html
+    subject: "We called you"
+"""
 POLICIES = {
     "frequency_caps": {"email": [{"max": 1, "per": "1d"}, {"max": 3, "per": "7d"}]},
     "quiet_hours": {"email": "21:00-08:00"},
@@ -176,9 +188,10 @@ POLICIES = {
 
 
 def _project(folder: Path) -> Path:
-    """The example campaigns, and the one above."""
+    """The example campaigns, and the two above."""
     project = make_project(folder)
     (project / "campaigns" / "browse_nudge.yaml").write_text(BROWSE_NUDGE)
+    (project / "campaigns" / "monday_calls.yaml").write_text(MONDAY_CALLS)
     return project
 
 
