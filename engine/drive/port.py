@@ -72,10 +72,10 @@ class ScheduleRow(Protocol):
         """The last customer the run under way went over (``None``: none yet)."""
         ...
 
-    def next_customers(self, now: datetime) -> Work | None:
-        """The next customers of the run, in id order, with all they have due by ``now``, up
-        to the first one another pass holds (``None``: none to take now, see
-        :attr:`finished`)."""
+    def next_customers(self, now: datetime, through: str | None = None) -> Work | None:
+        """The next customers of the run, in id order (up to ``through`` if given), with all
+        they have due by ``now``, up to the first one another pass holds (``None``: none to
+        take now, see :attr:`finished`)."""
         ...
 
     @property
@@ -101,14 +101,13 @@ class ScheduleStore(JourneyStore, Protocol):
         ...
 
     def schedule(self, name: str) -> AbstractContextManager[ScheduleRow | None]:
-        """The row of schedule ``name``, held until the block ends (``None``: there is none,
-        or another pass holds it)."""
+        """The row of schedule ``name``, held until the block ends (``None``: there is none)."""
         ...
 
     def schedules(self, names: Sequence[str]) -> AbstractContextManager[Mapping[str, ScheduleRow]]:
-        """The rows of ``names`` there are, by name, held together until the block ends (a
-        row another pass holds is left out); the work of one row's :meth:`~ScheduleRow.next_customers`
-        is every row's."""
+        """The rows of ``names`` there are, by name, held together until the block ends
+        (waiting for a pass that holds them), in one transaction: the work of one row's
+        :meth:`~ScheduleRow.next_customers` is kept with what every row records."""
         ...
 
     def set_schedule(self, name: str, due_at: datetime) -> None:

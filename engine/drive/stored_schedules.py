@@ -169,16 +169,18 @@ class StoredSchedules:
     def _every_customer(self, runs: Sequence[Run], now: datetime, summary: TickSummary) -> int:
         """Each of ``runs`` due by ``now`` acts on every live customer, a batch per
         transaction that records how far it got (a crash resumes), then moves its schedule to
-        its next due time. Returns how many customers they went over. The runs due go over the
-        customers together: a customer's batch is one decision, each run's act at its due time
-        (a tick; a sweep at now) in the order of ``runs``, between the customer's events and
-        timers in time order, so a tick sees the customer as of its instant, whatever another
-        tick of the pass did or saw. Runs left under way (a crash, another pass) finish first,
-        each group of them at one place together.
+        its next due time. Returns how many customers they went over, per run. The runs due go
+        over the customers together: a customer's batch is one decision, each run's act at its
+        due time (a tick; a sweep at now) in the order of ``runs``, between the customer's
+        events and timers in time order, so a tick sees the customer as of its instant, whatever
+        another tick of the pass did or saw. Runs left under way at different places (a crash,
+        a customer another pass held) go on from the one furthest behind, which catches up with
+        the next one's place and then goes on with it.
 
-        The rows are held by one pass at a time (another goes on with its other work). The
-        customers are taken in id order up to the first one another pass holds: the rows record
-        how far they got, so none is passed over; a later pass goes on from there."""
+        The rows are held together by one pass at a time, for a batch: another pass waits
+        for them rather than take the customers' later events first. The customers are taken
+        in id order up to the first one another pass holds: the rows record how far they got,
+        so none is passed over; a later pass goes on from there."""
         by_name = {run.name: run for run in runs}
         for run in runs:  # passes split in another count, in the middle of a tick: left
             if self.store.record_schedule(run.name, run.first) is None:
@@ -186,18 +188,23 @@ class StoredSchedules:
         done = 0
         while by_name:
             with self.store.schedules(list(by_name)) as rows:
-                due = {name: row for name, row in rows.items() if row.due_at <= now}
-                together = _together(due)
-                if not together:  # held by another pass, or not due
+                if len(rows) < len(by_name):  # gone: another pass took over (a new count)
                     return done
+                due = {name: row for name, row in rows.items() if row.due_at <= now}
+                if not due:
+                    return done
+                together, ahead = _furthest_behind(due)
                 lead = due[together[0]]
-                work = lead.next_customers(now)
+                work = lead.next_customers(now, through=ahead)
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
                         return done
                     for name in together:
-                        due[name].move(by_name[name].following(due[name].due_at))
-                        del by_name[name]
+                        if ahead is None:
+                            due[name].move(by_name[name].following(due[name].due_at))
+                            del by_name[name]
+                        else:  # none left before the place ahead: caught up
+                            due[name].advance(ahead)
                     continue
                 ids = list(work.ids)
                 acts = [by_name[name].acting(due[name].due_at, now, ids) for name in together]
@@ -206,7 +213,7 @@ class StoredSchedules:
                     due[name].advance(ids[-1])
             self.driver.committed(work)
             summary.events += len(work.events)
-            done += len(ids)
+            done += len(ids) * len(together)
         return done
 
 
@@ -228,14 +235,18 @@ class Run:
         return (due if self.at_due else now), lambda engine: self.act(engine, due, ids)
 
 
-def _together(due: Mapping[str, ScheduleRow]) -> list[str]:
-    """The rows of ``due`` (in the order of the runs) that go over the customers together:
-    every row not under way, or, while some are, those at the first one's place."""
-    under_way = [row for row in due.values() if row.under_way]
-    if not under_way:
-        return list(due)
-    place = under_way[0].place
-    return [name for name, row in due.items() if row.under_way and row.place == place]
+def _furthest_behind(due: Mapping[str, ScheduleRow]) -> tuple[list[str], str | None]:
+    """The rows of ``due`` (in the order of the runs) furthest behind, which go over the
+    customers together, and the place of the next rows ahead of them (``None``: none ahead).
+    Not under way is furthest behind; places compare as strings: customer ids are ``c_`` and
+    16 hex digits (:func:`engine.identity.customer_id_for`), in the same order in Python and
+    in any collation of the database."""
+    places = sorted({row.place for row in due.values() if row.place is not None})
+    if any(row.place is None for row in due.values()):
+        behind, ahead = None, (places[0] if places else None)
+    else:
+        behind, ahead = places[0], (places[1] if len(places) > 1 else None)
+    return [name for name, row in due.items() if row.place == behind], ahead
 
 
 def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:

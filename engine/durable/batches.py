@@ -88,12 +88,19 @@ def _page(
 
 
 def after(
-    conn: sa.Connection, customer_id: str | None, size: int, partition: Partition = WHOLE
+    conn: sa.Connection,
+    customer_id: str | None,
+    size: int,
+    partition: Partition = WHOLE,
+    through: str | None = None,
 ) -> list[str]:
     """The next ``size`` live customers of ``partition`` by id after ``customer_id`` (a
-    schedule's progress). The customers table keeps no bucket: a partition reads the ids of
-    every partition and keeps its own (ids only, by the primary key)."""
+    schedule's progress), up to ``through`` if given. The customers table keeps no bucket: a
+    partition reads the ids of every partition and keeps its own (ids only, by the primary
+    key)."""
     query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+    if through is not None:
+        query = query.where(customers.c.id <= through)
     read = min(size * partition.count, max(size, AFTER_PAGE))
     found: list[str] = []
     while len(found) < size:

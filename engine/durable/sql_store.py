@@ -106,10 +106,10 @@ class SqlScheduleRow:
     def place(self) -> str | None:
         return self._row.after_customer  # type: ignore[no-any-return]
 
-    def next_customers(self, now: datetime) -> SqlWork | None:
+    def next_customers(self, now: datetime, through: str | None = None) -> SqlWork | None:
         conn, claims = self._conn, self._store.claims
         store = self._store
-        ids = after(conn, self._row.after_customer, store.batch_size, store.partition)
+        ids = after(conn, self._row.after_customer, store.batch_size, store.partition, through)
         self.finished = not ids
         if not ids:
             return None
@@ -353,10 +353,15 @@ class SqlJourneyStore:
         as a new schedule's."""
         count = self.partition.count
         mine = self.partition.row_name(name)
+        query = sa.select(schedule_ticks).where(
+            schedule_ticks.c.name.startswith(name, autoescape=True)
+        )
+        with self.db.connect() as conn:  # as usual, all there: read without holding them
+            rows = [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
+        due_at: dict[str, datetime] = {row.name: row.due_at for row in rows}
+        if mine in due_at and len(rows) == count and all(_count_of(n) == count for n in due_at):
+            return due_at[mine]
         with self.db.begin() as conn:
-            query = sa.select(schedule_ticks).where(
-                schedule_ticks.c.name.startswith(name, autoescape=True)
-            )
             if self.claims.lock:  # made and taken over by one pass at a time
                 query = query.with_for_update()
             rows = [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
@@ -394,20 +399,22 @@ class SqlJourneyStore:
 
     @contextmanager
     def schedule(self, name: str) -> Iterator[SqlScheduleRow | None]:
-        """This partition's row of ``name``, locked (skipped when another pass holds it) on
-        PostgreSQL."""
+        """This partition's row of ``name``, locked on PostgreSQL (see :meth:`schedules`)."""
         with self.schedules([name]) as rows:
             yield rows.get(name)
 
     @contextmanager
     def schedules(self, names: Sequence[str]) -> Iterator[dict[str, SqlScheduleRow]]:
         """This partition's rows of ``names`` there are, by name, in one transaction; locked
-        (those another pass holds left out) on PostgreSQL."""
+        on PostgreSQL, waiting for a pass that holds them: it holds them for a batch (or a
+        moment, making rows), and a pass that went on with its events instead would take
+        events later than the ticks, which then see the customers as changed after their
+        instant. Two passes that run a tick together take its batches in turn."""
         mine = {self.partition.row_name(name): name for name in names}
         with self.db.begin() as conn:
             query = sa.select(schedule_ticks).where(schedule_ticks.c.name.in_(list(mine)))
             if self.claims.lock:
-                query = query.with_for_update(skip_locked=True)
+                query = query.with_for_update()
             found = {mine[row.name]: row for row in conn.execute(query)}
             yield {name: SqlScheduleRow(self, conn, found[name]) for name in names if name in found}
 

@@ -3,11 +3,13 @@ the event first, whether the pass that takes them comes later or at that instant
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
@@ -16,6 +18,7 @@ from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
+from engine.storage.tables import schedule_ticks
 from tests.durable.harness import (
     Clock,
     decision_lines,
@@ -373,6 +376,134 @@ def test_each_tick_sees_the_customer_as_of_its_instant(
         expected = plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
         entered = sorted(line.split()[1] for line in expected if " enter " in line)
         assert entered == expected_entered
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def _newsletters(folder: Path, minutes: dict[str, int]) -> Path:
+    """A project with a daily newsletter per campaign id, at 09:``minute`` UTC."""
+    project = make_project(folder, [])
+    for campaign, minute in minutes.items():
+        daily = NEWS.format(id=campaign, days="*").replace('"0 9', f'"{minute} 9')
+        (project / "campaigns" / f"{campaign}.yaml").write_text(daily)
+    return project
+
+
+def _consenting(
+    folder: Path, users: tuple[str, ...], withdrawn: datetime, viewed: datetime | None = None
+) -> Path:
+    """``users`` consenting to email at 08:00, viewing a product at ``viewed`` if given, and
+    withdrawing at ``withdrawn``."""
+    start = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    identifies = [
+        {"userId": user, "email": f"{user}@example.com", "at": at, "consent": {"email": consent}}
+        for at, consent in ((start, True), (withdrawn, False))
+        for user in users
+    ]
+    return write_messages(
+        folder / "events.jsonl",
+        [
+            {
+                **message(f"{i['userId']}-{n}", "identify", i["at"], email=i["email"]),
+                "userId": i["userId"],
+                "traits": {"email": i["email"], "consent": i["consent"]},
+            }
+            for n, i in enumerate(identifies)
+        ]
+        + [
+            {**message(f"{user}-view", "Product Viewed", viewed), "userId": user}
+            for user in (users if viewed is not None else ())
+        ],
+    )
+
+
+def _simulated_until(project: Path, events: Path, end: datetime) -> list[str]:
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+    return plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
+
+
+def test_a_tick_left_under_way_by_a_crash_waits_for_a_later_tick_to_catch_up(
+    database_url: str, tmp_path: Path
+) -> None:
+    """alpha's 09:00 tick crashes after its first customer (a pass at 09:15, one customer a
+    batch); beta ticks at 09:30 and both withdraw their consent at 09:35; the next pass is at
+    09:45. beta goes over the first customer alone, then with alpha over the second, so beta's
+    tick sees both as of 09:30 (alpha, finishing first, took the second one's 09:35 first)."""
+    project = _newsletters(tmp_path, {"alpha": 0, "beta": 30})
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    withdrawn, viewed = nine + timedelta(minutes=35), nine + timedelta(minutes=5)
+    events = _consenting(tmp_path, ("aa", "ann"), withdrawn, viewed)
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(nine - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    crashed: list[str] = []
+
+    def crash_once(point: str) -> None:
+        if point == "events_committed" and not crashed:
+            crashed.append(point)
+            raise RuntimeError("crash")
+
+    try:
+        followup.ingestor.ingest(records[:2])
+        DurableProject(followup).run_once()
+        followup.ingestor.ingest(records[2:4])  # the views: a batch with events crashes
+        clock.now = nine + timedelta(minutes=15)
+        crashing = DurableProject(followup, crash=crash_once)
+        crashing.runtime.batch_size = 1
+        with pytest.raises(RuntimeError, match="crash"):
+            crashing.run_once()
+        followup.ingestor.ingest(records[4:])
+        clock.now = nine + timedelta(minutes=45)
+        resumed = DurableProject(followup)
+        resumed.runtime.batch_size = 1
+        summary = resumed.run_once().engine
+        assert summary.scheduled_customers == 3  # alpha's second customer, beta's two
+        clock.now = end = nine + timedelta(hours=3)
+        DurableProject(followup).run_once()
+        expected = _simulated_until(project, events, end)
+        assert [line.split()[1] for line in expected if " enter " in line] == ["alpha"] * 2 + [
+            "beta"
+        ] * 2
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_pass_waits_for_a_tick_another_pass_holds(database_url: str, tmp_path: Path) -> None:
+    """Another pass holds alpha's row for a moment (PostgreSQL): this pass waits for it, then
+    runs alpha's and beta's ticks of the same instant together. Left to a later pass, they
+    would see the consent withdrawn at 09:10, whose event this pass would take meanwhile; run
+    alone, beta's would have taken it before alpha's."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("rows are held by other passes on PostgreSQL only")
+    project = _newsletters(tmp_path, {"alpha": 0, "beta": 0})
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    events = _consenting(tmp_path, ("aa", "ann"), nine + timedelta(minutes=10))
+    clock = Clock(nine - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+        followup.ingestor.ingest(records[:2])
+        DurableProject(followup).run_once()
+        followup.ingestor.ingest(records[2:])
+        clock.now = nine + timedelta(minutes=20)
+        with followup.engine.connect() as other:  # another pass, in the middle of alpha's tick
+            other.execute(
+                sa.select(schedule_ticks)
+                .where(schedule_ticks.c.name == "schedule:alpha")
+                .with_for_update()
+            )
+            release = threading.Timer(0.5, other.rollback)
+            release.start()
+            summary = DurableProject(followup).run_once().engine
+            release.join()
+        assert summary.scheduled_customers == 4
+        clock.now = end = nine + timedelta(hours=3)
+        DurableProject(followup).run_once()
+        expected = _simulated_until(project, events, end)
+        assert len([line for line in expected if " enter " in line]) == 4
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()

@@ -169,17 +169,18 @@ steps:
       - send: call
         list: nudges
 """
-# A second schedule at the newsletter's instant: the ticks of one instant, in id order, each
-# seeing the customer as of that instant (consent changed between the tick and its pass)
-MONDAY_CALLS = """campaign: monday-calls
-trigger: {schedule: "0 9 * * 1", timezone: Europe/Paris}
+# A second schedule, due in the newsletter's pass and sorting after it: the ticks of one pass go
+# over the customers together, each seeing them as of its own instant (06:00, though the
+# newsletter's tick, at 09:00, is decided first)
+WEEKLY_OFFERS = """campaign: weekly-offers
+trigger: {schedule: "0 6 * * 1", timezone: Europe/Paris, misfire_grace: 4h}
 audience: customer.phone and (customer.consent.call or customer.consent.email)
 steps:
   - send: call
     list: mondays
   - send: email
     template: newsletter.html
-    subject: "We called you"
+    subject: "This week's offers"
 """
 POLICIES = {
     "frequency_caps": {"email": [{"max": 1, "per": "1d"}, {"max": 3, "per": "7d"}]},
@@ -191,7 +192,7 @@ def _project(folder: Path) -> Path:
     """The example campaigns, and the two above."""
     project = make_project(folder)
     (project / "campaigns" / "browse_nudge.yaml").write_text(BROWSE_NUDGE)
-    (project / "campaigns" / "monday_calls.yaml").write_text(MONDAY_CALLS)
+    (project / "campaigns" / "weekly_offers.yaml").write_text(WEEKLY_OFFERS)
     return project
 
 
