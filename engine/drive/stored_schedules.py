@@ -261,9 +261,13 @@ def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, z
 def grid_after(origin: datetime, moment: datetime) -> datetime:
     """The first sweep of the hourly grid through ``origin`` that is after ``moment`` (at the
     earliest ``origin``: the sweeps before it are done)."""
-    if moment < origin:
-        return origin
-    return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
+    return max(origin, sweep_after(origin, moment))
+
+
+def sweep_after(anchor: datetime, moment: datetime) -> datetime:
+    """The first sweep of the hourly grid through ``anchor`` that is after ``moment``, before
+    ``anchor`` too."""
+    return anchor + ((moment - anchor) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
 
 
 def _full_sweep_name(book: CampaignBook) -> str | None:

@@ -507,3 +507,46 @@ def test_a_pass_waits_for_a_tick_another_pass_holds(database_url: str, tmp_path:
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+RECENT_BUYER = """campaign: recent
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at < now - minutes(30)"}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: thanks
+"""
+
+
+def test_a_look_found_late_in_a_pass_is_swept_at_its_own_hour(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann orders at 09:10 and the pass after it comes at 10:30: her segment turns true at
+    09:40, so ``simulate`` enters her at the 10:00 sweep. The durable pass takes the order
+    after its own sweeps, so it found the look after the 10:00 sweep had been run: it sweeps
+    it at 10:00 in the same decision, not at the next pass's sweep."""
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "recent.yaml").write_text(RECENT_BUYER)
+    start = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message("i1", "identify", start, email="ann@example.com", consent={"email": True}),
+            message("o1", "Order Completed", start + timedelta(minutes=70), order_id="A1"),
+        ],
+    )
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(start)
+    followup = open_followup(project, database_url, clock)
+    try:
+        for at, taken in ((0, 1), (65, 1), (150, 2), (240, 2)):
+            clock.now = start + timedelta(minutes=at)
+            followup.ingestor.ingest(records[:taken])
+            DurableProject(followup).run_once()
+        expected = _simulated_until(project, events, clock.now)
+        assert [line.split()[0] for line in expected if " enter " in line] == [
+            "2024-05-06T10:00:00Z"
+        ]
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
