@@ -125,6 +125,11 @@ def _report(result: PassResult, at: datetime) -> None:
     engine = result.engine
     if engine.partition_taken:
         console.print(f"{format_time(at)}: the partition is another pass's: left to it")
+    if engine.tick_left:
+        console.print(
+            f"{format_time(at)}: a tick stopped at a customer another pass holds: its other"
+            " events and timers wait for the next pass"
+        )
     decided = ", ".join(f"{k} {v:,}" for k, v in sorted(engine.decisions.items())) or "nothing"
     delivered = ", ".join(f"{k} {v:,}" for k, v in sorted(result.outbox.items())) or "nothing"
     console.print(

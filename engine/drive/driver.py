@@ -41,6 +41,8 @@ class TickSummary:
     lines: list[PlanLine] = field(default_factory=list)
     ticks_skipped: Counter[str] = field(default_factory=Counter)  # by schedule, past the grace
     partition_taken: bool = False  # the pass's partition was another pass's: nothing done
+    # a tick stopped at a customer another pass held: no other events or timers were taken
+    tick_left: bool = False
 
     def count(self, lines: list[PlanLine]) -> None:
         """Keep the plan lines decided, and count them by action and status."""

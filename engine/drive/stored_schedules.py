@@ -55,13 +55,19 @@ class StoredSchedules:
         store.forget_schedules(f"{SEGMENTS}:", self.full_sweep)
 
     def run(self, now: datetime, summary: TickSummary) -> None:
-        """The ticks due by ``now``, then the segment sweeps."""
+        """The ticks due by ``now``, then the segment sweeps. A tick that stops at a customer
+        another pass holds (ingest, for a batch) ends the pass here (``summary.tick_left``):
+        the sweeps and the other events and timers would take the customers it has still to
+        go over past its instant; the next pass goes on with it."""
         runs = [  # in id order: the order of the ticks of an instant
             self._schedule(campaign, campaign.trigger, summary, now)
             for campaign in self.book.active
             if isinstance(campaign.trigger, ScheduleTrigger)
         ]
         summary.scheduled_customers += self._every_customer(runs, now, summary)
+        if summary.tick_left:
+            log.info("a tick stopped at a customer another pass holds: goes on next pass")
+            return
         self._segments(summary, now)
 
     def _schedule(
@@ -198,6 +204,7 @@ class StoredSchedules:
                 work = lead.next_customers(now, through=ahead)
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
+                        summary.tick_left = any(by_name[name].at_due for name in together)
                         return done
                     for name in together:
                         if ahead is None:

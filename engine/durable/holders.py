@@ -36,12 +36,10 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from engine.storage.database import KEEPALIVES
+
 OUTBOX_HOLDERS = 0x6F757462  # "outb": the first key of the holders' advisory locks
 _KEY_RANGE = 2**31 - 1  # the second key, positive as pg_locks shows it (an oid)
-# A holder's session is dropped ~40 s after its machine stops answering: 20 s idle, 4 probes 5 s apart
-KEEPALIVES = (
-    "SET tcp_keepalives_idle = 20; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 4"
-)
 
 # The holders of the dispatches running in this process, whichever dispatcher runs them
 _RUNNING: set[str] = set()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from engine.drive.partitions import BUCKETS, Partition
-from engine.durable.holders import KEEPALIVES
+from engine.storage.database import KEEPALIVES
 
 PARTITION_LEASES = 0x70617274  # "part": the first key of the partitions' advisory locks
 

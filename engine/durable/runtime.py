@@ -106,7 +106,8 @@ class DurableRuntime:
         segment sweeps due, then every other event and timer due. A tick or sweep runs first
         because its work on a customer takes their events and timers in time order around it:
         taken first, an event after a tick a late pass runs would have been applied before the
-        tick. A partition another pass holds is left to it (``summary.partition_taken``)."""
+        tick (and a tick left half-way ends the pass: ``summary.tick_left``). A partition
+        another pass holds is left to it (``summary.partition_taken``)."""
         summary = TickSummary()
         with frozen_heap(), partition_lease(self.store.db, self.partition) as held:
             if not held:
@@ -114,7 +115,8 @@ class DurableRuntime:
                 return summary
             now = self.clock()
             self.schedules.run(now, summary)
-            self.driver.run_pass(now, summary)
+            if not summary.tick_left:
+                self.driver.run_pass(now, summary)
             self.store.refresh_statistics()
         return summary
 

@@ -18,7 +18,7 @@ from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
-from engine.storage.tables import schedule_ticks
+from engine.storage.tables import customers, schedule_ticks
 from tests.durable.harness import (
     Clock,
     decision_lines,
@@ -547,6 +547,45 @@ def test_a_look_found_late_in_a_pass_is_swept_at_its_own_hour(
         assert [line.split()[0] for line in expected if " enter " in line] == [
             "2024-05-06T10:00:00Z"
         ]
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_tick_stopped_at_a_held_customer_ends_the_pass(database_url: str, tmp_path: Path) -> None:
+    """Ingest holds the first customer (PostgreSQL) while a pass runs alpha's 09:00 tick: the
+    tick stops there, and the pass takes no other events (the second customer's 09:10
+    withdrawal would come before her tick); the next pass runs the tick for both, then the
+    events."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("customers are held by other passes on PostgreSQL only")
+    project = _newsletters(tmp_path, {"alpha": 0})
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    events = _consenting(tmp_path, ("aa", "ann"), nine + timedelta(minutes=10))
+    clock = Clock(nine - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+        followup.ingestor.ingest(records[:2])
+        DurableProject(followup).run_once()
+        followup.ingestor.ingest(records[2:])
+        clock.now = nine + timedelta(minutes=45)
+        with followup.engine.connect() as other:  # ingest, writing the first customer's event
+            other.execute(
+                sa.select(customers.c.id)
+                .where(customers.c.id == sa.select(sa.func.min(customers.c.id)).scalar_subquery())
+                .with_for_update()
+            )
+            held = DurableProject(followup).run_once().engine
+            other.rollback()
+        assert (held.tick_left, held.scheduled_customers, held.events) == (True, 0, 0)
+        clock.now = nine + timedelta(minutes=50)
+        after = DurableProject(followup).run_once().engine
+        assert (after.tick_left, after.scheduled_customers, after.events) == (False, 2, 2)
+        clock.now = end = nine + timedelta(hours=3)
+        DurableProject(followup).run_once()
+        expected = _simulated_until(project, events, end)
+        assert len([line for line in expected if " enter " in line]) == 2
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
