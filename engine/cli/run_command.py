@@ -271,7 +271,8 @@ def run(
                 stop.set()
             return
         failures.clear()
-        if result.engine.events or result.outbox or result.engine.timer_customers:
+        engine = result.engine
+        if engine.events or result.outbox or engine.timer_customers or engine.tick_left:
             _report(result, followup.clock())
 
     def ask_to_stop(_signum: int, _frame: Any) -> None:

@@ -16,14 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.drive.crash_points import CrashPoint, no_crash
-from engine.drive.port import JourneyStore, Sweep, Work
-from engine.events import Event
+from engine.drive.port import JourneyStore, Work
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
-
-# how many times a piece of work is decided at most: again while looks are found after their
-# sweep (each time later ones), then kept as decided
-MAX_DECISIONS = 8
 
 # an action on the engine at a moment of the work (a tick's entries, a segment sweep)
 Act = Callable[[JourneyEngine], None]
@@ -99,14 +94,16 @@ class Driver:
         events = work.events
         # the earliest decision: the first event, or an act (the store adds the due timers)
         decides_from = min([now, *(at for at, _act in acts), *(e.timestamp for e in events[:1])])
-        sweeps: list[Sweep] = []
-        for _attempt in range(MAX_DECISIONS):
-            engine = self.store.load(work, now, decides_from, sweeps)
-            _decide(engine, events, now, acts)
-            missed = self.store.looks_missed(work, engine, now)
-            if not missed:
-                break
-            sweeps = sorted({*sweeps, *missed})  # decided again, each look at its sweep
+        engine = self.store.load(work, now, decides_from)
+        for at, act in acts:
+            engine.call_at(at, _on(engine, act))
+        for event in events:
+            if event.timestamp > now:  # within the clock skew: the timers due by now
+                engine.advance_to(now)
+            else:
+                engine.advance_before(event.timestamp)
+            engine.on_event(event)
+        engine.advance_to(now)
         if events:
             self.crash("events_decided")
         summary.count(self.store.save(work, engine, now))
@@ -115,24 +112,6 @@ class Driver:
         """The store committed ``work`` (a crash point once it held events)."""
         if work.events:
             self.crash("events_committed")
-
-
-def _decide(
-    engine: JourneyEngine,
-    events: Sequence[Event],
-    now: datetime,
-    acts: Sequence[tuple[datetime, Act]],
-) -> None:
-    """Run ``engine`` over ``events`` and ``acts`` in time order, then to ``now``."""
-    for at, act in acts:
-        engine.call_at(at, _on(engine, act))
-    for event in events:
-        if event.timestamp > now:  # within the clock skew: the timers due by now
-            engine.advance_to(now)
-        else:
-            engine.advance_before(event.timestamp)
-        engine.on_event(event)
-    engine.advance_to(now)
 
 
 def _on(engine: JourneyEngine, act: Act) -> Callable[[datetime], None]:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.drive.port import Sweep, Work
+from engine.drive.port import Work
 from engine.events import Event
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
@@ -55,19 +55,9 @@ class MemoryStore:
         due = self.engine.next_due()
         yield MemoryWork(()) if due is not None and due <= now else None
 
-    def load(
-        self,
-        work: Work,
-        now: datetime,
-        decides_from: datetime,
-        sweeps: Sequence[Sweep] = (),
-    ) -> JourneyEngine:
+    def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
         """The one engine: it holds every customer already."""
         return self.engine
-
-    def looks_missed(self, work: Work, engine: JourneyEngine, now: datetime) -> list[Sweep]:
-        """None: the virtual clock books each look at its sweep as it is found."""
-        return []
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
         """Nothing to write: the plan stays in the engine; the lines decided since the last."""

@@ -17,9 +17,6 @@ from engine.events import Event
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine
 
-Sweep = tuple[datetime, str]
-"""A segment sweep of one customer: when, and whose."""
-
 
 class Work(Protocol):
     """Some customers and their due events, in the order the engine takes them."""
@@ -46,22 +43,9 @@ class JourneyStore(Protocol):
         """The next work with timers due by ``now`` and no event waiting (``None``: none)."""
         ...
 
-    def load(
-        self,
-        work: Work,
-        now: datetime,
-        decides_from: datetime,
-        sweeps: Sequence[Sweep] = (),
-    ) -> JourneyEngine:
-        """A fresh engine holding the work's customers, their journeys, timers (those due
-        before ``decides_from`` too) and the sends the caps count, with the segment ``sweeps``
-        of :meth:`looks_missed` booked."""
-        ...
-
-    def looks_missed(self, work: Work, engine: JourneyEngine, now: datetime) -> list[Sweep]:
-        """The segment sweeps by ``now`` that the decision did not take, of looks found after
-        their sweep's time had come (an event taken after the pass's sweeps): decided again
-        with them, each look is taken at its sweep, as ``simulate`` takes it."""
+    def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
+        """An engine holding the work's customers, their journeys, timers (those due before
+        ``decides_from`` too) and the sends the caps count."""
         ...
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:

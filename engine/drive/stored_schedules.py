@@ -58,7 +58,8 @@ class StoredSchedules:
         """The ticks due by ``now``, then the segment sweeps. A tick that stops at a customer
         another pass holds (ingest, for a batch) ends the pass here (``summary.tick_left``):
         the sweeps and the other events and timers would take the customers it has still to
-        go over past its instant; the next pass goes on with it."""
+        go over past its instant; the next pass goes on with it. Past the tick's
+        ``misfire_grace`` the pass goes on all the same (logged)."""
         runs = [  # in id order: the order of the ticks of an instant
             self._schedule(campaign, campaign.trigger, summary, now)
             for campaign in self.book.active
@@ -82,6 +83,7 @@ class StoredSchedules:
             lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
             # the next tick after now: missed ticks are not caught up
             lambda due: next_tick(trigger, max(due, now), zone),
+            waits_within=trigger.misfire_grace,
         )
 
     def _coalesce(
@@ -204,7 +206,17 @@ class StoredSchedules:
                 work = lead.next_customers(now, through=ahead)
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
-                        summary.tick_left = any(by_name[name].at_due for name in together)
+                        summary.tick_left = any(
+                            by_name[name].at_due
+                            and now - due[name].due_at <= by_name[name].waits_within
+                            for name in together
+                        )
+                        if not summary.tick_left:
+                            log.warning(
+                                "%s: stopped at a customer another pass holds, past its"
+                                " misfire_grace: the pass goes on with the other events",
+                                together[0],
+                            )
                         return done
                     for name in together:
                         if ahead is None:
@@ -234,6 +246,10 @@ class Run:
     act: Act
     following: Callable[[datetime], datetime]
     at_due: bool = True  # acts at its due time (a tick), else at the pass's time (a sweep)
+    # how long after its due time a run stopped at a customer another pass holds ends the
+    # pass (the other events would come before it); later, events go on (a session that
+    # holds a customer for hours does not stop the partition): a tick's misfire_grace
+    waits_within: timedelta = timedelta(0)
 
     def acting(
         self, due: datetime, now: datetime, ids: Sequence[str]
@@ -268,13 +284,9 @@ def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, z
 def grid_after(origin: datetime, moment: datetime) -> datetime:
     """The first sweep of the hourly grid through ``origin`` that is after ``moment`` (at the
     earliest ``origin``: the sweeps before it are done)."""
-    return max(origin, sweep_after(origin, moment))
-
-
-def sweep_after(anchor: datetime, moment: datetime) -> datetime:
-    """The first sweep of the hourly grid through ``anchor`` that is after ``moment``, before
-    ``anchor`` too."""
-    return anchor + ((moment - anchor) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
+    if moment < origin:
+        return origin
+    return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
 
 
 def _full_sweep_name(book: CampaignBook) -> str | None:

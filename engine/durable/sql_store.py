@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from itertools import takewhile
 from typing import Any
 
@@ -24,8 +23,8 @@ import sqlalchemy as sa
 from engine.channels import DeliveryAction
 from engine.drive.outbox_port import NewOutboxRow
 from engine.drive.partitions import WHOLE, Partition, bucket_of, split_row_name
-from engine.drive.port import Sweep, Work
-from engine.drive.stored_schedules import SEGMENTS, grid_after, sweep_after
+from engine.drive.port import Work
+from engine.drive.stored_schedules import SEGMENTS, grid_after
 from engine.durable.batches import (
     Claims,
     Taken,
@@ -45,7 +44,7 @@ from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
 from engine.journeys.runtime import JourneyEngine, RendersBody
-from engine.journeys.schedule import SWEEP_RANK
+from engine.journeys.schedule import SEGMENT_SWEEP
 from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
@@ -75,8 +74,6 @@ class SqlWork:
     taken: Taken
     looks_taken: int = 0
     loaded: Loaded | None = field(default=None, repr=False)
-    sweep_origin: datetime | None = None  # the hourly grid of segment sweeps (None: none yet)
-    swept: set[Sweep] = field(default_factory=set)  # the sweeps booked on the loaded engine
 
     @property
     def ids(self) -> list[str]:
@@ -202,15 +199,8 @@ class SqlJourneyStore:
                 conn.execute(segment_looks.delete().where(where))
             yield SqlWork(conn, taken, looks_taken=len(done)) if done else None
 
-    def load(
-        self,
-        work: Work,
-        now: datetime,
-        decides_from: datetime,
-        sweeps: Sequence[Sweep] = (),
-    ) -> JourneyEngine:
-        """A fresh engine with everything the work's customers hold, their segment looks due
-        by ``now`` swept at their hour, and ``sweeps`` (:meth:`looks_missed`)."""
+    def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
+        """A fresh engine with everything the work's customers hold."""
         assert isinstance(work, SqlWork)  # the work this store handed out
         taken = work.taken
         work.loaded = load(
@@ -229,14 +219,11 @@ class SqlJourneyStore:
         )
         engine = work.loaded.engine
         engine.book_segment_looks(SweepGrid(*LOOK_GRID))
-        work.swept = set()
-        self._sweep_due_looks(work, engine, work.loaded.customer_ids, now)
-        for sweep in sweeps:
-            _book_sweep(work, engine, sweep)
+        self._sweep_due_looks(work.conn, engine, work.loaded.customer_ids, now)
         return engine
 
     def _sweep_due_looks(
-        self, work: SqlWork, engine: JourneyEngine, customer_ids: set[str], now: datetime
+        self, conn: sa.Connection, engine: JourneyEngine, customer_ids: set[str], now: datetime
     ) -> None:
         """Book on ``engine`` the segment sweeps missed for these customers: each look due by
         ``now``, at the hourly sweep it fell to, so it comes before their later events and
@@ -244,14 +231,15 @@ class SqlJourneyStore:
         at the event rather than at the sweep, as ``simulate`` does)."""
         if not engine.segments.campaigns:
             return
-        conn = work.conn
-        origin = work.sweep_origin = conn.scalar(
+        origin = conn.scalar(
             sa.select(schedule_ticks.c.due_at).where(
                 schedule_ticks.c.name == self.partition.row_name(SEGMENTS)
             )
         )
         if origin is None:  # no sweep yet: the first one looks at everyone
             return
+        # a look found in this decision, due by now, at its hour (maybe one the sweeps passed)
+        engine.segments.sweep_due_by(SweepGrid(origin, SEGMENT_SWEEP), now)
         due: list[tuple[datetime, str]] = []
         for where in among(conn, segment_looks.c.customer_id, customer_ids):
             query = sa.select(segment_looks.c.due_at, segment_looks.c.customer_id).where(
@@ -261,28 +249,7 @@ class SqlJourneyStore:
         for look, customer_id in sorted(due):
             sweep = grid_after(origin, look - _MICROSECOND)
             if sweep <= now:
-                _book_sweep(work, engine, (sweep, customer_id))
-
-    def looks_missed(self, work: Work, engine: JourneyEngine, now: datetime) -> list[Sweep]:
-        """The looks the decision booked at a sweep by ``now`` it did not take: found after
-        the sweep's time (an event or a tick taken after the pass's sweeps had run, or a
-        look of a sweep that ran before it was found), they would wait for the next pass's
-        sweep. Decided again with them booked, each is taken at its hour, as ``simulate``
-        takes it. A look is booked after the customer's last check, so each decision again
-        finds only later ones; a customer merged away is left (the survivor was checked)."""
-        assert isinstance(work, SqlWork) and work.loaded is not None
-        origin = work.sweep_origin
-        if origin is None or not engine.segments.campaigns:
-            return []
-        gone = work.loaded.customers.survivors()
-        missed = []
-        for customer_id, look in engine.segment_looks().items():
-            if look > now or customer_id in gone:
-                continue
-            sweep = (sweep_after(origin, look - _MICROSECOND), customer_id)  # maybe passed
-            if sweep[0] <= now and sweep not in work.swept:
-                missed.append(sweep)
-        return sorted(missed)
+                engine.segments.sweep_at(sweep, customer_id)
 
     def save(self, work: Work, engine: JourneyEngine, now: datetime) -> list[PlanLine]:
         """Write back what the engine decided, the mirror rows of the events, and take the
@@ -477,14 +444,6 @@ class SqlJourneyStore:
         with self.db.connect() as conn:
             earliest: datetime | None = conn.scalar(query)
         return earliest
-
-
-def _book_sweep(work: SqlWork, engine: JourneyEngine, sweep: Sweep) -> None:
-    """Sweep one customer's segments at a sweep of the hourly grid (after a tick of that
-    instant), and note it as booked."""
-    at, customer_id = sweep
-    engine.call_at(at, partial(engine.sweep_segments, customer_ids=[customer_id]), SWEEP_RANK)
-    work.swept.add(sweep)
 
 
 def _under_way(rows: Sequence[Any]) -> list[int]:

@@ -42,6 +42,7 @@ from engine.campaigns.intervals import holds_throughout
 from engine.campaigns.read_set import customer_reads
 from engine.campaigns.schema import Campaign, SegmentTrigger
 from engine.journeys.context import CustomerView, names
+from engine.journeys.schedule import SWEEP_RANK
 from engine.journeys.wakeups import Probe, SweepGrid
 from engine.state.profile import TRAIT_PROPERTIES, CustomerState
 from engine.state.reducers import STATE_FIELDS
@@ -133,6 +134,10 @@ class SegmentTriggers:
         self._grid: SweepGrid | None = None  # the looks booked: who, at which sweep
         # the last check per customer, to search from when saved (the durable runtime)
         self._turns_later: dict[str, tuple[datetime, dict[str, bool]]] | None = None
+        # the durable runtime: the hourly sweeps, and the time of the decision, by which a look
+        # a check finds is swept in the decision itself (sweep_due_by); the sweeps booked
+        self._due_by: tuple[SweepGrid, datetime] | None = None
+        self._swept: set[tuple[datetime, str]] = set()
         # campaign -> the fixed paths its condition reads (``None``: it reads more, not kept)
         self._reads: dict[str, tuple[tuple[str, ...], ...] | None] = {
             c.id: customer_reads(c.trigger.segment.source) if REMEMBER_LOOKS else None
@@ -151,6 +156,23 @@ class SegmentTriggers:
             self._grid = grid
             self._turns_later = {} if search_when_saved else None
 
+    def sweep_due_by(self, sweeps: SweepGrid, now: datetime) -> None:
+        """(The durable runtime, whose looks wait for the save.) Sweep at its hour of
+        ``sweeps``, in this decision, each look a check finds due by ``now``: a pass takes
+        events after its own sweeps, and a look such an event books (or one between two events
+        of the customer) falls to an hour that has come, where ``simulate`` sweeps it."""
+        if self.campaigns:
+            self._due_by = (sweeps, now)
+
+    def sweep_at(self, at: datetime, customer_id: str) -> None:
+        """Look at ``customer_id``'s segments at ``at`` (a sweep; after the ticks of that
+        instant), once."""
+        if (at, customer_id) in self._swept:
+            return
+        self._swept.add((at, customer_id))
+        engine = self.engine
+        engine.call_at(at, lambda when: engine.sweep_segments(when, [customer_id]), SWEEP_RANK)
+
     def looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""
         if self._grid is None:
@@ -166,6 +188,10 @@ class SegmentTriggers:
         event, and was looked at once at this instant already)."""
         if self._grid is not None:
             self._grid.book(customer_id, self._grid.index_after(at))
+            if self._due_by is not None:  # the durable runtime: in this decision if it has come
+                sweeps, now = self._due_by
+                if (sweep := sweeps.time(sweeps.index_after(at))) <= now:
+                    self.sweep_at(sweep, customer_id)
 
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """A merged profile's segment values go to the survivor (true if either was)."""
@@ -305,6 +331,8 @@ class SegmentTriggers:
             self._turns_later[customer_id] = (at, inside)
             if looks:
                 grid.book(customer_id, min(looks))
+            if self._due_by is not None:
+                self._sweep_if_due(customer_id, at, inside, [grid.time(i) for i in looks])
             return {}
         found: dict[str, int | None] = {}
         end = grid.index_after(at) + grid.horizon  # a search that finds no turn answers this
@@ -326,6 +354,28 @@ class SegmentTriggers:
             found[cid] = turn
         grid.book(customer_id, min(looks))
         return found
+
+    def _sweep_if_due(
+        self, customer_id: str, at: datetime, inside: dict[str, bool], kept_out: list[datetime]
+    ) -> None:
+        """Book the first sweep after ``at`` and by the decision's time at which a condition
+        turns or what keeps the customer out may end (``kept_out``), if there is one: the
+        search of the save, over the sweeps that have come only."""
+        assert self._due_by is not None
+        sweeps, now = self._due_by
+        first, last = sweeps.index_after(at), sweeps.index_after(now) - 1
+        if first > last:
+            return
+        come = SweepGrid(sweeps.origin, sweeps.step, horizon=last - first + 1)
+        found = [come.index_after(moment - _INSTANT) for moment in kept_out]
+        for cid, campaign in self._by_id:
+            trigger = campaign.trigger
+            assert isinstance(trigger, SegmentTrigger)
+            scope = self._condition_scope(customer_id, cid)
+            found.append(come.first_change(_probe(trigger.segment, scope), inside[cid], at))
+        turn = min(found)
+        if turn <= last:
+            self.sweep_at(come.time(turn), customer_id)
 
     def _turn_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> int:
         """The first sweep after ``at`` at which a segment condition is no longer as

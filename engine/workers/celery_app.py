@@ -138,6 +138,7 @@ def create_app(
         return {
             "partition": str(split),
             "partition_taken": result.engine.partition_taken,
+            "tick_left": result.engine.tick_left,
             "events": result.engine.events,
             "decisions": dict(result.engine.decisions),
             "outbox": dict(result.outbox),
