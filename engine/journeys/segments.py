@@ -170,8 +170,14 @@ class SegmentTriggers:
         if (at, customer_id) in self._swept:
             return
         self._swept.add((at, customer_id))
-        engine = self.engine
-        engine.call_at(at, lambda when: engine.sweep_segments(when, [customer_id]), SWEEP_RANK)
+        engine, grid = self.engine, self._grid
+
+        def sweep(when: datetime) -> None:
+            if grid is not None:  # the looks it takes, as a sweep of simulate's takes them
+                grid.take_until(customer_id, when)
+            engine.sweep_segments(when, [customer_id])
+
+        engine.call_at(at, sweep, SWEEP_RANK)
 
     def looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""

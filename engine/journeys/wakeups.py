@@ -53,6 +53,12 @@ class SweepGrid:
             self._booked[customer_id] = index
             heapq.heappush(self._heap, (index, customer_id))
 
+    def take_until(self, customer_id: str, at: datetime) -> None:
+        """The customer's booking at or before ``at`` ends: they are looked at then."""
+        index = self._booked.get(customer_id)
+        if index is not None and self.time(index) <= at:
+            del self._booked[customer_id]
+
     def bookings(self) -> dict[str, datetime]:
         """Every customer booked, with the time of their look."""
         return {customer_id: self.time(index) for customer_id, index in self._booked.items()}

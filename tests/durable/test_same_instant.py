@@ -635,3 +635,48 @@ def test_a_tick_stopped_at_a_held_customer_ends_the_pass(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+RECENT_HOUR = """campaign: recent
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at > now - minutes(60)"}
+steps:
+  - update: {traits: {tag: '"x"'}}
+  - send: email
+    template: newsletter.html
+    subject: recent
+"""
+
+
+def test_a_sweep_in_a_decision_takes_the_looks_booked_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann orders at 08:10 and 10:50 and the pass after the first comes at 12:15: it sweeps her
+    hourly from 09:00 in one decision. The update step of the 10:50 entry books a look at
+    once, which the 11:00 sweep takes; kept as the look saved, the pass's sweeps took her
+    again at 11:00, on the state of 12:15, and entered her a second time."""
+    project = make_project(tmp_path, [])
+    (project / "campaigns" / "recent.yaml").write_text(RECENT_HOUR)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message("i1", "identify", START, email="ann@example.com", consent={"email": True}),
+            _order("o1", START + timedelta(minutes=10), ANN),
+            _order("o2", START + timedelta(minutes=170), ANN),
+        ],
+    )
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(START)
+    followup = open_followup(project, database_url, clock)
+    try:
+        for at in (0, 20, 255):
+            clock.now = START + timedelta(minutes=at)
+            followup.ingestor.ingest([r for r in records if r.events[0].timestamp <= clock.now])
+            DurableProject(followup).run_once()
+        expected = _simulated_until(project, events, clock.now)
+        assert [line.split()[0][11:16] for line in expected if " enter " in line] == [
+            "08:10",
+            "10:50",
+        ]
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
