@@ -425,6 +425,18 @@ def _simulated_until(project: Path, events: Path, end: datetime) -> list[str]:
     return plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
 
 
+def _finish_as_simulated(
+    followup: Followup, clock: Clock, project: Path, events: Path, entries: int
+) -> None:
+    """A last pass three hours after 09:00; the decisions are ``simulate``'s plan, which has
+    ``entries`` entries."""
+    clock.now = end = datetime(2024, 5, 6, 12, tzinfo=UTC)
+    DurableProject(followup).run_once()
+    expected = _simulated_until(project, events, end)
+    assert len([line for line in expected if " enter " in line]) == entries
+    assert decision_lines(followup.engine) == expected
+
+
 def test_a_tick_left_under_way_by_a_crash_waits_for_a_later_tick_to_catch_up(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -472,6 +484,25 @@ def test_a_tick_left_under_way_by_a_crash_waits_for_a_later_tick_to_catch_up(
         followup.close()
 
 
+NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
+
+
+def _withdrawing_at_ten_past(
+    folder: Path, database_url: str, minutes: dict[str, int]
+) -> tuple[Path, Path, Clock, Followup]:
+    """Daily newsletters at 09:``minute``, two customers consenting at 08:00 (a first pass
+    then) and withdrawing at 09:10, ingested: the project, the events, the clock, followup."""
+    project = _newsletters(folder, minutes)
+    events = _consenting(folder, ("aa", "ann"), NINE + timedelta(minutes=10))
+    clock = Clock(NINE - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    followup.ingestor.ingest(records[:2])
+    DurableProject(followup).run_once()
+    followup.ingestor.ingest(records[2:])
+    return project, events, clock, followup
+
+
 def test_a_pass_waits_for_a_tick_another_pass_holds(database_url: str, tmp_path: Path) -> None:
     """Another pass holds alpha's row for a moment (PostgreSQL): this pass waits for it, then
     runs alpha's and beta's ticks of the same instant together. Left to a later pass, they
@@ -479,17 +510,11 @@ def test_a_pass_waits_for_a_tick_another_pass_holds(database_url: str, tmp_path:
     alone, beta's would have taken it before alpha's."""
     if not database_url.startswith("postgresql"):
         pytest.skip("rows are held by other passes on PostgreSQL only")
-    project = _newsletters(tmp_path, {"alpha": 0, "beta": 0})
-    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
-    events = _consenting(tmp_path, ("aa", "ann"), nine + timedelta(minutes=10))
-    clock = Clock(nine - timedelta(hours=1))
-    followup = open_followup(project, database_url, clock)
+    project, events, clock, followup = _withdrawing_at_ten_past(
+        tmp_path, database_url, {"alpha": 0, "beta": 0}
+    )
     try:
-        records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
-        followup.ingestor.ingest(records[:2])
-        DurableProject(followup).run_once()
-        followup.ingestor.ingest(records[2:])
-        clock.now = nine + timedelta(minutes=20)
+        clock.now = NINE + timedelta(minutes=20)
         with followup.engine.connect() as other:  # another pass, in the middle of alpha's tick
             other.execute(
                 sa.select(schedule_ticks)
@@ -501,11 +526,7 @@ def test_a_pass_waits_for_a_tick_another_pass_holds(database_url: str, tmp_path:
             summary = DurableProject(followup).run_once().engine
             release.join()
         assert summary.scheduled_customers == 4
-        clock.now = end = nine + timedelta(hours=3)
-        DurableProject(followup).run_once()
-        expected = _simulated_until(project, events, end)
-        assert len([line for line in expected if " enter " in line]) == 4
-        assert decision_lines(followup.engine) == expected
+        _finish_as_simulated(followup, clock, project, events, entries=4)
     finally:
         followup.close()
 
@@ -601,38 +622,28 @@ def test_a_tick_stopped_at_a_held_customer_ends_the_pass(
     events. Held past the tick's misfire_grace, a pass goes on with the events."""
     if not database_url.startswith("postgresql"):
         pytest.skip("customers are held by other passes on PostgreSQL only")
-    project = _newsletters(tmp_path, {"alpha": 0})
-    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
-    events = _consenting(tmp_path, ("aa", "ann"), nine + timedelta(minutes=10))
-    clock = Clock(nine - timedelta(hours=1))
-    followup = open_followup(project, database_url, clock)
+    project, events, clock, followup = _withdrawing_at_ten_past(
+        tmp_path, database_url, {"alpha": 0}
+    )
     try:
-        records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
-        followup.ingestor.ingest(records[:2])
-        DurableProject(followup).run_once()
-        followup.ingestor.ingest(records[2:])
-        clock.now = nine + timedelta(minutes=45)
+        clock.now = NINE + timedelta(minutes=45)
         with followup.engine.connect() as other:  # ingest, writing the first customer's event
             _hold_first_customer(other)
             held = DurableProject(followup).run_once().engine
             other.rollback()
         assert (held.tick_left, held.scheduled_customers, held.events) == (True, 0, 0)
         if still_held:  # past the tick's misfire_grace (1h) the pass goes on with the events
-            clock.now = nine + timedelta(hours=1, minutes=5)
+            clock.now = NINE + timedelta(hours=1, minutes=5)
             with followup.engine.connect() as other:
                 _hold_first_customer(other)
                 late = DurableProject(followup).run_once().engine
                 other.rollback()
             assert (late.tick_left, late.scheduled_customers, late.events) == (False, 0, 1)
             return
-        clock.now = nine + timedelta(minutes=50)
+        clock.now = NINE + timedelta(minutes=50)
         after = DurableProject(followup).run_once().engine
         assert (after.tick_left, after.scheduled_customers, after.events) == (False, 2, 2)
-        clock.now = end = nine + timedelta(hours=3)
-        DurableProject(followup).run_once()
-        expected = _simulated_until(project, events, end)
-        assert len([line for line in expected if " enter " in line]) == 2
-        assert decision_lines(followup.engine) == expected
+        _finish_as_simulated(followup, clock, project, events, entries=2)
     finally:
         followup.close()
 
