@@ -194,10 +194,8 @@ class SegmentTriggers:
         event, and was looked at once at this instant already)."""
         if self._grid is not None:
             self._grid.book(customer_id, self._grid.index_after(at))
-            if self._due_by is not None:  # the durable runtime: in this decision if it has come
-                sweeps, now = self._due_by
-                if (sweep := sweeps.time(sweeps.index_after(at))) <= now:
-                    self.sweep_at(sweep, customer_id)
+            if (come := self._sweeps_come(at)) is not None:  # in this decision: it has come
+                self.sweep_at(come.time(come.index_after(at)), customer_id)
 
     def merge(self, merged_id: str, survivor_id: str) -> None:
         """A merged profile's segment values go to the survivor (true if either was)."""
@@ -367,12 +365,10 @@ class SegmentTriggers:
         """Book the first sweep after ``at`` and by the decision's time at which a condition
         turns or what keeps the customer out may end (``kept_out``), if there is one: the
         search of the save, over the sweeps that have come only."""
-        assert self._due_by is not None
-        sweeps, now = self._due_by
-        first, last = sweeps.index_after(at), sweeps.index_after(now) - 1
-        if first > last:
+        come = self._sweeps_come(at)
+        if come is None:
             return
-        come = SweepGrid(sweeps.origin, sweeps.step, horizon=last - first + 1)
+        last = come.index_after(at) + come.horizon - 1
         found = [come.index_after(moment - _INSTANT) for moment in kept_out]
         for cid, campaign in self._by_id:
             trigger = campaign.trigger
@@ -382,6 +378,18 @@ class SegmentTriggers:
         turn = min(found)
         if turn <= last:
             self.sweep_at(come.time(turn), customer_id)
+
+    def _sweeps_come(self, at: datetime) -> SweepGrid | None:
+        """(The durable runtime, :meth:`sweep_due_by`.) The hourly sweeps after ``at`` that
+        have come by the decision's time, as a grid searched that far (``None``: none has, or
+        not the durable runtime)."""
+        if self._due_by is None:
+            return None
+        sweeps, now = self._due_by
+        first, last = sweeps.index_after(at), sweeps.index_after(now) - 1
+        if first > last:
+            return None
+        return SweepGrid(sweeps.origin, sweeps.step, horizon=last - first + 1)
 
     def _turn_look(self, customer_id: str, at: datetime, inside: dict[str, bool]) -> int:
         """The first sweep after ``at`` at which a segment condition is no longer as
