@@ -32,6 +32,17 @@ class Work(Protocol):
         ...
 
 
+class CustomersWork(Work, Protocol):
+    """Customers taken in id order by a run over every customer (a schedule's tick)."""
+
+    @property
+    def profiles(self) -> Sequence[str]:
+        """The profiles the work holds as the engine sees them: its customers, then those
+        merged into them at ingest by an event the engine has yet to take (until it does, the
+        engine knows them apart: a tick before that event acts on them too)."""
+        ...
+
+
 class JourneyStore(Protocol):
     """Hands out work, loads it into an engine, keeps what the engine decided."""
 
@@ -72,7 +83,7 @@ class ScheduleRow(Protocol):
         """The last customer the run under way went over (``None``: none yet)."""
         ...
 
-    def next_customers(self, now: datetime, through: str | None = None) -> Work | None:
+    def next_customers(self, now: datetime, through: str | None = None) -> CustomersWork | None:
         """The next customers of the run, in id order (up to ``through`` if given), with all
         they have due by ``now``, up to the first one another pass holds (``None``: none to
         take now, see :attr:`finished`)."""
@@ -131,6 +142,13 @@ class ScheduleStore(JourneyStore, Protocol):
 
 class LooksWork(Work, Protocol):
     """Customers whose segment look is due; some looks may belong to profiles merged away."""
+
+    @property
+    def looked(self) -> Sequence[str]:
+        """The profiles whose look is due, to check: the customers', and those of profiles
+        merged into a customer by an event the engine has yet to take (the work holds that
+        customer, whose own look need not be due)."""
+        ...
 
     @property
     def looks_taken(self) -> int:

@@ -165,10 +165,10 @@ class StoredSchedules:
         with self.store.looks(at, now) as work:
             if work is None:
                 return 0
-            ids = list(work.ids)
-            if ids:
+            looked = list(work.looked)
+            if looked:
                 self.driver.decide(
-                    work, now, summary, [(at, lambda engine: engine.sweep_segments(at, ids))]
+                    work, now, summary, [(at, lambda engine: engine.sweep_segments(at, looked))]
                 )
         self.driver.committed(work)
         summary.events += len(work.events)
@@ -225,8 +225,8 @@ class StoredSchedules:
                         else:  # none left before the place ahead: caught up
                             due[name].advance(ahead)
                     continue
-                ids = list(work.ids)
-                acts = [by_name[name].acting(due[name].due_at, now, ids) for name in together]
+                ids, profiles = list(work.ids), list(work.profiles)
+                acts = [by_name[name].acting(due[name].due_at, now, profiles) for name in together]
                 self.driver.decide(work, now, summary, acts)
                 for name in together:
                     due[name].advance(ids[-1])

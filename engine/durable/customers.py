@@ -45,12 +45,19 @@ class StoredCustomers:
         self.appended: list[tuple[str, Event]] = []
 
     def ids(self) -> list[str]:
-        """The loaded live customers, sorted."""
-        return sorted(cid for cid in self._states if cid not in self._survivor)
+        """The loaded live and known customers (see :meth:`has`), sorted."""
+        return [cid for cid in sorted(self._states) if self.has(cid)]
 
     def has(self, customer_id: str) -> bool:
-        """Whether ``customer_id`` is loaded and live."""
-        return customer_id in self._states and customer_id not in self._survivor
+        """Whether ``customer_id`` is loaded, live and known: the engine has taken an event of
+        theirs (ingest may have made the profile for an event the engine has yet to take: a
+        tick before it does not know them, as in ``simulate``)."""
+        state = self._states.get(customer_id)
+        return (
+            state is not None
+            and state.first_seen_at is not None
+            and customer_id not in self._survivor
+        )
 
     def state(self, customer_id: str) -> CustomerState:
         """The view of ``customer_id`` (a merged one's is its survivor's)."""

@@ -299,10 +299,13 @@ class JourneyEngine:
         self, campaign: Campaign, at: datetime, customer_ids: Iterable[str]
     ) -> None:
         """A tick of a schedule-triggered campaign: every customer matching its audience enters
-        (of ``customer_ids``, those not merged away by the events taken)."""
+        (of ``customer_ids``, those not merged away by the events taken). A customer this tick
+        already entered is passed over: a durable run that went over a profile may meet it
+        again as a profile merged since into one it has still to go over."""
         customers = self.customers
+        last_entry = self._last_entry
         for customer_id in customer_ids:
-            if customers.has(customer_id):
+            if customers.has(customer_id) and last_entry.get((campaign.id, customer_id)) != at:
                 self._prune(customer_id, at)
                 self.try_enter(campaign, customer_id, at, None)
 

@@ -1,0 +1,231 @@
+"""A profile merged at ingest before the pass that ticks it or sweeps its look: the engine still
+sees it as the profile it was until it takes the merging event (docs/runtime.md, "Merges ahead
+of the engine"), so a tick or a look due before that event acts on it, as in ``simulate``.
+
+A shopper signs up to the newsletter signed out (an anonymous profile with an address and
+consent), then signs in on that device after the newsletter's 09:00 tick; both are ingested
+before the pass that runs the tick. ``simulate`` enters the anonymous profile at 09:00 and merges
+it at the sign-in; the durable runtime went over live profiles only, so the merged one got
+nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.campaigns.loader import load_campaigns
+from engine.config import ProjectConfig
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from engine.journeys.plan import plan_text
+from engine.journeys.simulate import simulate
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    make_project,
+    open_followup,
+    plan_lines,
+    write_messages,
+)
+
+NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
+DAILY = """campaign: daily
+trigger: {schedule: "0 9 * * *"}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: daily
+"""
+LAPSED = """campaign: lapsed
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at < now - minutes(30)"}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: lapsed
+"""
+
+
+def _anonymous(message_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    """A message from the signed-out device: identify traits, or an order's properties."""
+    found: dict[str, Any] = {
+        "anonymousId": "device-1",
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+    }
+    if message_id.startswith("i"):
+        return {**found, "type": "identify", "traits": fields}
+    return {**found, "type": "track", "event": "Order Completed", "properties": fields}
+
+
+def _known(at: datetime) -> dict[str, Any]:
+    """Ann's own profile, known for a day, with no consent."""
+    return {
+        "type": "identify",
+        "userId": "ann",
+        "messageId": "known",
+        "timestamp": (at - timedelta(days=1)).isoformat(),
+        "traits": {"email": "ann@work.example"},
+    }
+
+
+def _signing_in(at: datetime) -> dict[str, Any]:
+    """Ann signs in on the device: its profile is merged into hers."""
+    return {
+        "type": "identify",
+        "userId": "ann",
+        "anonymousId": "device-1",
+        "messageId": "signed-in",
+        "timestamp": at.isoformat(),
+        "traits": {},
+    }
+
+
+def _as_simulated(project: Path, events: Path, end: datetime) -> list[str]:
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
+    return plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
+
+
+def _run(
+    project: Path, events: Path, database_url: str, first: datetime, passes: list[datetime]
+) -> list[str]:
+    """Ingest the messages up to ``first``, pass then; ingest the rest, pass at each of
+    ``passes``: the decisions log."""
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(first)
+    followup = open_followup(project, database_url, clock)
+    try:
+        before = [r for r in records if r.events[0].timestamp <= first]
+        followup.ingestor.ingest(before)
+        durable = DurableProject(followup)
+        durable.run_once()
+        followup.ingestor.ingest(records[len(before) :])
+        for at in passes:
+            clock.now = at
+            durable.run_once()
+        return decision_lines(followup.engine)
+    finally:
+        followup.close()
+
+
+def test_a_profile_signed_in_after_the_tick_is_ticked_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    consenting = {"email": "ann@example.com", "consent": {"email": True}}
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", NINE - timedelta(hours=1), **consenting),
+            _signing_in(NINE + timedelta(minutes=10)),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    expected = _as_simulated(project, events, end)
+    assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["daily", "enter"]]
+    found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
+    assert found == expected
+
+
+def test_a_profile_signed_in_after_its_look_is_swept_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The anonymous order turns "lapsed" at 08:30, swept at 09:00; the sign-in at
+    09:10 is ingested before the pass at 09:45."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
+    eight = NINE - timedelta(hours=1)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", eight, email="ann@example.com", consent={"email": True}),
+            _anonymous("o1", eight, order_id="A1", revenue=10),
+            _signing_in(NINE + timedelta(minutes=10)),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    expected = _as_simulated(project, events, end)
+    assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["lapsed", "enter"]]
+    found = _run(project, events, database_url, eight, [end])
+    assert found == expected
+
+
+def test_a_profile_ticked_before_its_merge_is_not_ticked_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The pass at 09:15 goes over the signed-out profile (its id sorts first; one customer a
+    batch), enters it in the 09:00 tick, and crashes. The sign-in is ingested, and the next
+    pass goes on with Ann, whose work now holds that profile too, merged ahead of the engine:
+    it is not entered a second time."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    consenting = {"email": "ann@example.com", "consent": {"email": True}}
+    viewed = NINE + timedelta(minutes=5)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", NINE - timedelta(hours=1), **consenting),
+            {**_anonymous("v-device", viewed), "event": "Product Viewed", "properties": {}},
+            {**_known(viewed), "type": "track", "event": "Product Viewed", "properties": {}},
+            _signing_in(NINE + timedelta(minutes=10)),
+        ],
+    )
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(NINE - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("crash")
+
+    try:
+        followup.ingestor.ingest(records[:2])
+        DurableProject(followup).run_once()
+        followup.ingestor.ingest(records[2:4])
+        clock.now = NINE + timedelta(minutes=15)
+        crashing = DurableProject(followup, crash=crash)
+        crashing.runtime.batch_size = 1
+        with pytest.raises(RuntimeError, match="crash"):
+            crashing.run_once()
+        assert [line.split()[5] for line in decision_lines(followup.engine)] == ["enter", "send"]
+        followup.ingestor.ingest(records[4:])
+        clock.now = end = NINE + timedelta(minutes=45)
+        resumed = DurableProject(followup)
+        resumed.runtime.batch_size = 1
+        resumed.run_once()
+        assert decision_lines(followup.engine) == _as_simulated(project, events, end)
+    finally:
+        followup.close()
+
+
+def test_a_customer_first_seen_after_the_tick_is_not_in_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Bob's first event comes at 09:10 and is ingested before the pass that runs the 09:00
+    tick: he was no one at 09:00, so an audience his empty profile matches does not enter him
+    (it did: the pass went over every profile ingest had made)."""
+    project = make_project(tmp_path / "project", [])
+    anyone = DAILY.replace("customer.consent.email", '"not customer.consent.email"')
+    (project / "campaigns" / "daily.yaml").write_text(anyone)
+    bob = {
+        "type": "identify",
+        "userId": "bob",
+        "messageId": "bob",
+        "timestamp": (NINE + timedelta(minutes=10)).isoformat(),
+        "traits": {"email": "bob@example.com"},
+    }
+    events = write_messages(tmp_path / "events.jsonl", [_known(NINE), bob])
+    end = NINE + timedelta(minutes=45)
+    expected = _as_simulated(project, events, end)
+    assert [line.split()[5] for line in expected] == ["enter", "send"]  # Ann's, not Bob's
+    found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
+    assert found == expected
