@@ -77,12 +77,21 @@ class StoredSchedules:
         name = SCHEDULE_PREFIX + campaign.id
         zone = self.zone
         self._coalesce(name, trigger, summary, now)
+
+        def following(due: datetime) -> datetime:
+            """The next tick after now: those that came due while the tick of ``due`` ran (a
+            long run, a crashed one resumed late) coalesce into it, counted as skipped."""
+            after = next_tick(trigger, max(due, now), zone)
+            if (missed := next_tick(trigger, due, zone)) < after:
+                ran = f"came due while the tick of {format_time(due)} ran"
+                self._skipped(name, trigger, summary, (missed, after, now), ran)
+            return after
+
         return Run(
             name,
             next_tick(trigger, now, zone),  # first seen: the next tick, not one now
             lambda engine, due, ids: engine.enter_scheduled(campaign, due, ids),
-            # the next tick after now: missed ticks are not caught up
-            lambda due: next_tick(trigger, max(due, now), zone),
+            following,
             waits_within=trigger.misfire_grace,
         )
 
@@ -92,28 +101,50 @@ class StoredSchedules:
         """After passes stopped (downtime, a cron that did not run), APScheduler's model: the
         ticks missed by more than ``misfire_grace`` are skipped, the rest coalesce into the
         latest, so a weekly newsletter 11 weeks behind sends at most this week's issue, never
-        the oldest one 11 weeks late. A tick already under way (a crash mid-run) goes on."""
+        the oldest one 11 weeks late (and an hourly one two ticks behind within the grace
+        sends the latest). A tick already under way (a crash mid-run) goes on."""
         zone = self.zone
         with self.store.schedule(name) as row:
             if row is None or row.under_way or row.due_at > now:
                 return
-            if now - row.due_at <= trigger.misfire_grace:
-                return  # on time enough; a later tick due by now is not missed yet
             # the latest tick due by now and within the grace, else the next one to come
-            due = next_tick(trigger, now - trigger.misfire_grace, zone)
+            missed_from = row.due_at
+            if now - missed_from <= trigger.misfire_grace:
+                due = missed_from  # on time enough: it, or a later one due by now
+            else:
+                due = next_tick(trigger, now - trigger.misfire_grace, zone)
             while due <= now and (following := next_tick(trigger, due, zone)) <= now:
                 due = following
-            missed_from = row.due_at
-            skipped = _ticks_between(trigger, missed_from, due, zone)
+            if due == missed_from:
+                return
             row.move(due)
+        self._skipped(name, trigger, summary, (missed_from, due, now), "missed")
+
+    def _skipped(
+        self,
+        name: str,
+        trigger: ScheduleTrigger,
+        summary: TickSummary,
+        span: tuple[datetime, datetime, datetime],
+        how: str,
+    ) -> None:
+        """Count and log as skipped the ticks of ``name`` in ``[first, until)`` of ``span``
+        (``first``, ``until``, ``now``): coalesced into the latest within ``misfire_grace``,
+        or missed by more; ``until`` is the tick to run, or the next one to come."""
+        first, until, now = span
+        skipped = _ticks_between(trigger, first, until, self.zone)
         summary.ticks_skipped[name] += skipped
         log.warning(
-            "%s: %s tick(s) from %s missed by more than misfire_grace %s: skipped; %s",
+            "%s: %s tick(s) from %s %s: skipped (coalesced into the latest within"
+            " misfire_grace %s); %s",
             name,
             f"{skipped:,}" if skipped < MAX_COUNTED_TICKS else f"{MAX_COUNTED_TICKS:,}+",
-            format_time(missed_from),
+            format_time(first),
+            how,
             format_duration(trigger.misfire_grace),
-            f"runs the tick of {format_time(due)}" if due <= now else f"next {format_time(due)}",
+            f"runs the tick of {format_time(until)}"
+            if until <= now
+            else f"next {format_time(until)}",
         )
 
     def _segments(self, summary: TickSummary, now: datetime) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
@@ -95,5 +96,80 @@ def test_a_tick_run_late_comes_before_the_events_after_it(
         clock.now = MONDAY + timedelta(minutes=30)
         durable.run_once()
         assert _entries(followup.engine) == [MONDAY]
+    finally:
+        followup.close()
+
+
+HOURLY = """campaign: hourly
+trigger: {schedule: "0 * * * *", misfire_grace: 2h}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: hourly
+"""
+NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
+
+
+def _hourly(database_url: str, folder: Path, clock: Clock, users: list[str]) -> Followup:
+    """An hourly schedule (misfire_grace 2h) first seen at 08:30, ``users`` on its list."""
+    project = make_project(folder, [])
+    (project / "campaigns" / "hourly.yaml").write_text(HOURLY)
+    followup = open_followup(project, database_url, clock)
+    for user in users:
+        followup.identify(
+            user_id=user,
+            traits={"email": f"{user}@example.com", "consent": {"email": True}},
+            timestamp=clock.now - timedelta(hours=1),
+        )
+    DurableProject(followup).run_once()
+    return followup
+
+
+def test_ticks_due_within_the_grace_coalesce_into_the_latest(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The pass after 08:30 comes at 10:20: the 09:00 and 10:00 ticks are both within the
+    grace, and coalesce into 10:00's (the pass ran 09:00's and silently skipped 10:00's)."""
+    clock = Clock(NINE - timedelta(minutes=30))
+    followup = _hourly(database_url, tmp_path, clock, ["ann"])
+    try:
+        clock.now = NINE + timedelta(minutes=80)
+        skipped = DurableProject(followup).run_once().engine.ticks_skipped
+        assert _entries(followup.engine) == [NINE + timedelta(hours=1)]
+        assert dict(skipped) == {"schedule:hourly": 1}
+    finally:
+        followup.close()
+
+
+def test_a_tick_that_came_due_while_a_crashed_run_waited_is_counted_skipped(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The 09:00 tick crashes after its first customer (a pass at 09:15, one customer a
+    batch); the next pass, at 10:20, finishes it: 10:00's tick came due meanwhile and
+    coalesces into it, counted; 11:00's runs on time."""
+    clock = Clock(NINE - timedelta(minutes=30))
+    followup = _hourly(database_url, tmp_path, clock, ["ann", "bob"])
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("crash")
+
+    try:
+        for user in ("ann", "bob"):  # events in each batch: one crashes after its commit
+            followup.track("Product Viewed", user_id=user, timestamp=NINE + timedelta(minutes=5))
+        clock.now = NINE + timedelta(minutes=15)
+        crashing = DurableProject(followup, crash=crash)
+        crashing.runtime.batch_size = 1
+        with pytest.raises(RuntimeError, match="crash"):
+            crashing.run_once()
+        assert _entries(followup.engine) == [NINE]
+        clock.now = NINE + timedelta(minutes=80)
+        skipped = DurableProject(followup).run_once().engine.ticks_skipped
+        assert _entries(followup.engine) == [NINE, NINE]
+        assert dict(skipped) == {"schedule:hourly": 1}
+        clock.now = NINE + timedelta(hours=2, minutes=5)
+        DurableProject(followup).run_once()
+        assert _entries(followup.engine) == [NINE, NINE] + [NINE + timedelta(hours=2)] * 2
     finally:
         followup.close()
