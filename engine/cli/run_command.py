@@ -140,7 +140,8 @@ def _report(result: PassResult, at: datetime) -> None:
     )
     for schedule, count in sorted(engine.ticks_skipped.items()):
         console.print(
-            f"{schedule}: {count:,} missed tick(s) skipped: later than its misfire_grace",
+            f"{schedule}: {count:,} missed tick(s) skipped: coalesced into the latest within"
+            " its misfire_grace, or later than it",
             soft_wrap=True,
         )
 
