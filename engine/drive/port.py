@@ -144,13 +144,6 @@ class LooksWork(Work, Protocol):
     """Customers whose segment look is due; some looks may belong to profiles merged away."""
 
     @property
-    def looked(self) -> Sequence[str]:
-        """The profiles whose look is due, to check: the customers', and those of profiles
-        merged into a customer by an event the engine has yet to take (the work holds that
-        customer, whose own look need not be due)."""
-        ...
-
-    @property
     def looks_taken(self) -> int:
         """How many looks this work took (the customers', and the merged-away profiles')."""
         ...

@@ -196,10 +196,10 @@ class StoredSchedules:
         with self.store.looks(at, now) as work:
             if work is None:
                 return 0
-            looked = list(work.looked)
-            if looked:
+            ids = list(work.ids)
+            if ids:
                 self.driver.decide(
-                    work, now, summary, [(at, lambda engine: engine.sweep_segments(at, looked))]
+                    work, now, summary, [(at, lambda engine: engine.sweep_segments(at, ids))]
                 )
         self.driver.committed(work)
         summary.events += len(work.events)
@@ -318,6 +318,13 @@ def grid_after(origin: datetime, moment: datetime) -> datetime:
     if moment < origin:
         return origin
     return origin + ((moment - origin) // SEGMENT_SWEEP + 1) * SEGMENT_SWEEP
+
+
+def sweep_of(origin: datetime, look: datetime) -> datetime:
+    """The sweep of the hourly grid through ``origin`` that takes a look due at ``look``: the
+    first at or after it, before ``origin`` too (a look left for a later batch: a merged
+    profile's, whose survivor's work takes it)."""
+    return origin + -((origin - look) // SEGMENT_SWEEP) * SEGMENT_SWEEP
 
 
 def _full_sweep_name(book: CampaignBook) -> str | None:

@@ -171,6 +171,19 @@ def merged_away(conn: sa.Connection, customer_ids: Sequence[str]) -> set[str]:
     return found
 
 
+def not_merged_ahead(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
+    """The customers of ``rows`` (a page of customer ids first) but the profiles merged by an
+    event the journey engine has yet to take (their merge's event still in the inbox)."""
+    named = [row[0] for row in rows]
+    ahead: set[str] = set()
+    query = sa.select(merges.c.merged_id).join(
+        journey_inbox, journey_inbox.c.message_id == merges.c.message_id
+    )
+    for where in among(conn, merges.c.merged_id, named):
+        ahead.update(conn.scalars(query.where(where)))
+    return [customer_id for customer_id in named if customer_id not in ahead]
+
+
 def event_owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
     """The customer of each inbox row's event, in the rows' order (ingest moved a merged
     profile's events to the survivor)."""

@@ -24,7 +24,7 @@ from engine.channels import DeliveryAction
 from engine.drive.outbox_port import NewOutboxRow
 from engine.drive.partitions import WHOLE, Partition, bucket_of, split_row_name
 from engine.drive.port import Work
-from engine.drive.stored_schedules import SEGMENTS, grid_after
+from engine.drive.stored_schedules import SEGMENTS, sweep_of
 from engine.durable.batches import (
     Claims,
     Taken,
@@ -33,6 +33,7 @@ from engine.durable.batches import (
     inbox_batch,
     looks_batch,
     merged_away,
+    not_merged_ahead,
     partition_of,
     take,
     timer_batch,
@@ -49,7 +50,7 @@ from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
 from engine.state.reducers import consent_changes
-from engine.storage.customer_store import CustomerStore, among
+from engine.storage.customer_store import among
 from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
@@ -61,7 +62,6 @@ ANALYZE_AFTER = 1_000  # plan lines saved before the outbox's statistics are ref
 # within the second before a sweep, such as a cooldown ending at the time of day of the sweep
 # that entered the customer, waited an hour). Searched two years ahead; beyond, booked there.
 LOOK_GRID = (datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1), 2**46)
-_MICROSECOND = timedelta(microseconds=1)
 
 log = logging.getLogger("followup.durable")
 
@@ -74,8 +74,6 @@ class SqlWork:
     taken: Taken
     looks_taken: int = 0
     loaded: Loaded | None = field(default=None, repr=False)
-    # of a segment sweep: the customers whose look it took and that it checks (None: its ids)
-    swept: list[str] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -88,10 +86,6 @@ class SqlWork:
     @property
     def profiles(self) -> list[str]:
         return self.taken.ids + sorted(self.taken.loading() - set(self.taken.ids))
-
-    @property
-    def looked(self) -> list[str]:
-        return self.taken.ids if self.swept is None else self.swept
 
 
 class SqlScheduleRow:
@@ -169,7 +163,6 @@ class SqlJourneyStore:
         self.check_body = check_body
         self.decided = 0  # plan lines saved since the outbox's statistics were refreshed
         self.claims = Claims(db.dialect.name)
-        self.customer_store = CustomerStore(db.dialect.name)
         self.partition = partition  # the customers whose work this store hands out
 
     # --- work --------------------------------------------------------------------------------
@@ -197,27 +190,21 @@ class SqlJourneyStore:
 
     @contextmanager
     def looks(self, at: datetime, now: datetime) -> Iterator[SqlWork | None]:
-        """The customers whose segment look is due by ``at``, their looks taken. The look of
-        a profile merged away is checked with its survivor's work while the engine has yet to
-        take the merging event (until then it knows the profile apart), else dropped (the
-        survivor was checked); one whose survivor another pass holds waits for it."""
+        """The customers whose segment look is due by ``at``, their looks taken; a customer
+        merged away is dropped (its survivor was checked). The look of a profile merged by an
+        event the engine has yet to take is left to the survivor's work that takes it (until
+        then the engine knows the profile apart): it sweeps the look at its hour
+        (:meth:`_sweep_due_looks`)."""
         with self.db.begin() as conn:
             claimed = self.claims.first(
-                conn, looks_batch(at, self.batch_size, self.partition), live=False
+                conn, looks_batch(at, self.batch_size, self.partition), not_merged_ahead, False
             )
             gone = merged_away(conn, claimed)
-            live = [c for c in claimed if c not in gone]
-            survivor = self.customer_store.survivors(conn, gone) if gone else {}
-            joining = sorted(set(survivor.values()) - set(live))
-            held = self.claims.these(conn, joining, live=True) if joining else set()
-            taken = take(conn, self.claims, live + [c for c in joining if c in held], now)
-            kept, ahead = set(taken.ids), taken.loading()
-            merged = [p for p in sorted(gone) if p not in survivor or survivor[p] in kept]
-            done = [c for c in live if c in kept] + merged
+            taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
+            done = sorted(gone) + taken.ids
             for where in among(conn, segment_looks.c.customer_id, done):
                 conn.execute(segment_looks.delete().where(where))
-            swept = [c for c in live if c in kept] + [p for p in merged if p in ahead]
-            yield SqlWork(conn, taken, looks_taken=len(done), swept=swept) if done else None
+            yield SqlWork(conn, taken, looks_taken=len(done)) if done else None
 
     def load(self, work: Work, now: datetime, decides_from: datetime) -> JourneyEngine:
         """A fresh engine with everything the work's customers hold."""
@@ -267,7 +254,7 @@ class SqlJourneyStore:
             )
             due.extend((row[0], row[1]) for row in conn.execute(query))
         for look, customer_id in sorted(due):
-            sweep = grid_after(origin, look - _MICROSECOND)
+            sweep = sweep_of(origin, look)
             if sweep <= now:
                 engine.segments.sweep_at(sweep, customer_id)
 

@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
+from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
+from engine.identity import customer_id_for
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
+from engine.storage.tables import customers
 from tests.durable.harness import (
     Clock,
     decision_lines,
@@ -229,3 +233,110 @@ def test_a_customer_first_seen_after_the_tick_is_not_in_it(
     assert [line.split()[5] for line in expected] == ["enter", "send"]  # Ann's, not Bob's
     found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
     assert found == expected
+
+
+RECENT = """campaign: recent
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at > now - minutes(30)"}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: recent
+"""
+
+
+def test_a_merged_profiles_look_leaves_its_survivor_to_its_own_partition(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two partitions: the signed-out profile (partition 0) ordered at 08:00; its look at the
+    09:00 sweep finds the order too old (nothing enters). Ann (partition 1) consents at 09:05
+    and signs in on the device at 09:10, both ingested before the passes at 09:45. Partition
+    0's sweep of the look must not take Ann's events before partition 1 runs the 09:00 tick
+    over her (it did, and the tick saw the 09:05 consent)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    (project / "campaigns" / "recent.yaml").write_text(RECENT)
+    eight = NINE - timedelta(hours=1)
+    consenting = {**_known(NINE), "messageId": "consent", "traits": {"consent": {"email": True}}}
+    consenting["timestamp"] = (NINE + timedelta(minutes=5)).isoformat()
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", eight, email="ann@example.com"),
+            _anonymous("o1", eight, order_id="A1", revenue=10),
+            consenting,
+            _signing_in(NINE + timedelta(minutes=10)),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+    try:
+        halves = [Partition(i, 2) for i in range(2)]
+        device, ann = customer_id_for("email:ann@example.com"), customer_id_for("user:ann")
+        assert halves[0].holds(device) and halves[1].holds(ann)
+        followup.ingestor.ingest(records[:3])
+        passes = [DurableProject(followup, partition=half) for half in halves]
+        for half_pass in passes:
+            half_pass.run_once()
+        followup.ingestor.ingest(records[3:])
+        clock.now = end
+        for half_pass in passes:
+            half_pass.run_once()
+        assert decision_lines(followup.engine) == _as_simulated(project, events, end)
+    finally:
+        followup.close()
+
+
+def test_a_merged_profiles_look_left_for_its_survivor_holds_up_no_other_look(
+    database_url: str, tmp_path: Path
+) -> None:
+    """One customer a batch: the signed-out profile's look and Bob's both come at the 09:00
+    sweep, the profile's first; the sign-in at 09:10 is ingested, and on PostgreSQL another
+    session holds Ann's row through the pass at 09:45. Bob is swept at 09:00 all the same (the
+    sweep stopped at the profile's look and left his to 10:00), and the profile's look at
+    09:00 too, by the next pass that takes Ann's work."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
+    eight = NINE - timedelta(hours=1)
+    bob = {"userId": "bob", "timestamp": (eight - timedelta(minutes=5)).isoformat()}
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", eight - timedelta(minutes=15), email="ann@example.com"),
+            _anonymous("o1", eight - timedelta(minutes=15), order_id="A1", revenue=10),
+            {**bob, "type": "identify", "messageId": "b1", "traits": {"email": "b@example.com"}},
+            {**bob, "type": "track", "event": "Order Completed", "messageId": "b2"},
+            _signing_in(NINE + timedelta(minutes=10)),
+        ],
+    )
+    end = NINE + timedelta(hours=1, minutes=45)
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+    try:
+        followup.ingestor.ingest(records[:-1])
+        DurableProject(followup).run_once()
+        followup.ingestor.ingest(records[-1:])
+        clock.now = NINE + timedelta(minutes=45)
+        with followup.engine.connect() as other, other.begin():
+            if database_url.startswith("postgresql"):  # Ann's row, held by another session
+                held = sa.select(customers.c.id).where(
+                    customers.c.id == customer_id_for("user:ann")
+                )
+                assert other.scalar(held.with_for_update()) is not None
+            one_a_batch = DurableProject(followup)
+            one_a_batch.runtime.batch_size = 1
+            one_a_batch.run_once()
+        clock.now = end
+        DurableProject(followup).run_once()
+        expected = _as_simulated(project, events, end)
+        assert [line.split()[0][11:16] for line in expected if " enter " in line] == [
+            "09:00",
+            "09:00",
+        ]
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
