@@ -209,7 +209,7 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
             sa.select(
                 events,
                 *(column.label(f"inbox_{column.name}") for column in INBOX_ORDER),
-                journey_inbox.c.customer_id.label("received_as"),
+                journey_inbox.c.customer_id.label("inbox_customer"),
             )
             .join(journey_inbox, journey_inbox.c.message_id == events.c.message_id)
             .where(
@@ -276,9 +276,9 @@ class Taken:
 def _received_as(rows: Sequence[Any]) -> dict[str, str]:
     """The rows' events that a merge since moved: message id -> the profile received as."""
     return {
-        row.message_id: row.received_as
+        row.message_id: row.inbox_customer
         for row in rows
-        if row.received_as is not None and row.received_as != row.customer_id
+        if row.inbox_customer is not None and row.inbox_customer != row.customer_id
     }
 
 

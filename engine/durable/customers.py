@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from engine.durable.lineage import Lineage
 from engine.events import Event
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
 
-# A customer's logged events (a survivor's include those of the profiles merged into them).
-History = Callable[[str], list[Event]]
+# The lineage of the customer an event (by messageId) is logged under now
+Lineages = Callable[[str], Lineage]
 
 
 class StoredCustomers:
@@ -33,13 +34,13 @@ class StoredCustomers:
         owner_of_event: Mapping[str, str],
         merged_by_event: Mapping[str, tuple[str, ...]],
         reducer: StateReducer,
-        history: History,
+        lineage_of: Lineages,
     ) -> None:
         self._states = dict(views)
         self._owner = owner_of_event
         self._merged = merged_by_event
         self._reducer = reducer
-        self._history = history
+        self._lineage_of = lineage_of
         self._survivor: dict[str, str] = {}
         self.changed: set[str] = set()  # customers whose view this batch changed
         self.appended: list[tuple[str, Event]] = []
@@ -88,12 +89,19 @@ class StoredCustomers:
         return Resolved(customer_id, merged)
 
     def _taken_so_far(self, customer_id: str, event: Event) -> CustomerState:
-        """The survivor's view at ``event``: their logged history up to it, with the events
-        the campaigns made for them or the profiles merged in during this batch (logged
-        only when the batch is saved)."""
+        """The survivor's view at ``event``: the logged events up to it of the profiles the
+        engine has merged into them by then (not those ingest merged by an event the engine
+        has yet to take), with the events the campaigns made for them or the profiles merged
+        in during this batch (logged only when the batch is saved)."""
         key = event.order_key
-        history = self._history(customer_id)
-        logged = {e.message_id for e in history}
+        lineage = self._lineage_of(event.message_id)
+        merged_now = self.survivors()
+        history = [
+            e
+            for e, received_as in lineage.events
+            if lineage.profile(received_as, merged_now) == customer_id
+        ]
+        logged = {e.message_id for e, _received_as in lineage.events}
         made = [
             e
             for cid, e in self.appended

@@ -24,6 +24,7 @@ from engine.drive.outbox_status import OutboxStatus
 from engine.drive.partitions import bucket_of
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
+from engine.durable.lineage import lineage_of
 from engine.durable.sql_outbox import outbox_values
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
@@ -42,7 +43,7 @@ from engine.policies import SendPolicies
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
-from engine.storage.customer_store import CustomerStore, among
+from engine.storage.customer_store import among
 from engine.storage.driver_writes import insert_new_rows, insert_rows, update_rows, upsert_rows
 from engine.storage.tables import (
     campaign_members,
@@ -99,7 +100,6 @@ def load(
     frequency caps may count are read back from there, on the decisions' own clock: a replay
     run long after its events counts what simulate counts."""
     ids = set(customer_ids)
-    store = CustomerStore(conn.dialect.name)
     views, apart = engine_views(conn, ids)
     ahead = merged_views(conn, ids - views.keys())
     views.update(ahead)
@@ -108,7 +108,7 @@ def load(
         owner_of_event or {},
         merged_by_event or {},
         reducer,
-        lambda customer_id: store.history(conn, [customer_id]),
+        lambda message_id: lineage_of(conn, message_id),
     )
 
     journey_rows: dict[str, Any] = {}

@@ -37,6 +37,7 @@ EVENT_COLUMNS = (
     "payload",
     "source",
     "received_at",
+    "received_as",
 )
 _CUSTOMER_COLUMNS = (
     "user_id",
@@ -48,6 +49,12 @@ _CUSTOMER_COLUMNS = (
     "version",
     "updated_at",
 )
+
+
+def _other(owners: Mapping[str, str], message_id: str, customer_id: str) -> str | None:
+    """The profile ``message_id`` was received as, where it is not ``customer_id``."""
+    received_as = owners.get(message_id)
+    return received_as if received_as != customer_id else None
 
 
 def same_time(value: datetime | None) -> datetime | None:
@@ -168,13 +175,13 @@ class BulkWriter:
         messageId is in ``taken`` (the engine made them and has seen them), with its customer
         when received (``owners`` by messageId; default the row's)."""
         time = self.time
-        converted = [
-            (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r))
+        owner = owners or {}
+        converted = [  # received as another profile: one a merge later in the batch moved
+            (q, m, ty, n, time(ts), c, u, a, ch, json_text(p), s, time(r), _other(owner, m, c))
             for q, m, ty, n, ts, c, u, a, ch, p, s, r in rows
         ]
-        owner = owners or {}
         inbox = [
-            (row[1], row[4], row[0], owner.get(row[1], row[5]), bucket_of(row[5]))
+            (row[1], row[4], row[0], row[12] or row[5], bucket_of(row[5]))
             for row in converted
             if row[1] not in taken
         ]

@@ -354,10 +354,13 @@ class CustomerStore:
                 .where(identities.c.customer_id.in_(part))
                 .values(customer_id=survivor_id)
             )
-            conn.execute(
+            conn.execute(  # each keeps the profile it was received as
                 events.update()
                 .where(events.c.customer_id.in_(part))
-                .values(customer_id=survivor_id)
+                .values(
+                    customer_id=survivor_id,
+                    received_as=sa.func.coalesce(events.c.received_as, events.c.customer_id),
+                )
             )
         # their events waiting for the journey engine are the survivor's partition's now
         conn.execute(

@@ -74,6 +74,9 @@ events = sa.Table(
     sa.Column("payload", JSONType, nullable=False),
     sa.Column("source", sa.String(512)),
     sa.Column("received_at", UTCDateTime(), nullable=False),
+    # the profile the event was received as, once a merge has moved it to another (migration
+    # 0021): the journey engine takes it as that profile's until it takes the merge
+    sa.Column("received_as", sa.String(32)),
     sa.Index("ix_events_customer_time", "customer_id", "timestamp"),
 )
 

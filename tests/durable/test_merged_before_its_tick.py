@@ -340,3 +340,74 @@ def test_a_merged_profiles_look_left_for_its_survivor_holds_up_no_other_look(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+def _message(message_id: str, at: datetime, **ids_and_traits: Any) -> dict[str, Any]:
+    """An identify at ``at`` with ``userId``/``anonymousId`` and traits as given."""
+    ids = {
+        key: ids_and_traits.pop(key) for key in ("userId", "anonymousId") if key in ids_and_traits
+    }
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+        **ids,
+        "traits": ids_and_traits,
+    }
+
+
+def test_a_chain_of_merges_ahead_keeps_the_middle_profile_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The address's profile (consenting at 07:00) takes in the device at 08:50 and is merged
+    into Ann's at 09:10, both ingested before the pass that runs the 09:00 tick: at 09:00 the
+    engine sees the address's profile with its consent, as simulate does (it folded the
+    address's profile from its own log, empty since ingest moved it to Ann's)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _message(
+                "q", NINE - timedelta(hours=2), email="ann@example.com", consent={"email": True}
+            ),
+            {**_anonymous("p", NINE - timedelta(minutes=90)), "traits": {"viewed": True}},
+            _message(
+                "e1", NINE - timedelta(minutes=10), anonymousId="device-1", email="ann@example.com"
+            ),
+            _message("e2", NINE + timedelta(minutes=10), userId="ann", email="ann@example.com"),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    expected = _as_simulated(project, events, end)
+    assert [line.split()[5] for line in expected] == ["enter", "send"]
+    assert _run(project, events, database_url, NINE - timedelta(minutes=85), [end]) == expected
+
+
+def test_a_profile_merged_later_is_not_in_the_survivors_view_before(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two devices sign in, at 09:10 and 09:30, both ingested before the pass; the second
+    consented at 08:00, and a tick comes at 09:20. At 09:20 Ann has not signed in on it yet:
+    only that device's profile is entered, as simulate plans (the engine folded Ann's view at
+    09:10 from her whole log, the second device's consent in it)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY.replace('"0 9', '"20 9'))
+    eight = NINE - timedelta(hours=1)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            {**_anonymous("p", eight), "traits": {"viewed": True}},
+            _message(
+                "r", eight, anonymousId="device-2", email="r@example.com", consent={"email": True}
+            ),
+            _signing_in(NINE + timedelta(minutes=10)),
+            _message("in2", NINE + timedelta(minutes=30), userId="ann", anonymousId="device-2"),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    expected = _as_simulated(project, events, end)
+    assert [line.split()[5] for line in expected] == ["enter", "send"]
+    assert _run(project, events, database_url, eight, [end]) == expected
