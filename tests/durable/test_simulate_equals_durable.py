@@ -1,7 +1,8 @@
 """Property: on any event stream, the durable engine decides what ``simulate`` plans.
 
 Hypothesis draws a stream (a few shoppers, anonymous browsing and sign-ins that merge profiles,
-carts, orders, refunds, signups and unsubscribes, calls, over four months) and the times the
+carts, orders, refunds, signups and unsubscribes, calls, over four months, a quarter of the
+events within an hour of a schedule's tick) and the times the
 passes run (irregular gaps, as cron and backlogs make them, but a pass within each schedule
 tick's ``misfire_grace``: a tick missed by more is skipped by design). Each event is ingested
 when the clock reaches it. The decisions log must equal simulate's plan, line for line, with
@@ -63,7 +64,11 @@ KINDS = (
 def _message(draw: st.DrawFn, number: int, devices: bool, span: timedelta) -> dict[str, Any]:
     user = draw(st.sampled_from(USERS))
     kind = draw(st.sampled_from(KINDS))
-    at = START + timedelta(seconds=draw(st.integers(0, int(span.total_seconds()))))
+    if draw(st.booleans()) and draw(st.booleans()):  # a quarter within an hour of a tick
+        tick = draw(st.sampled_from(_ticks(START, START + span)))
+        at = tick + timedelta(seconds=draw(st.integers(-3600, 3600)))
+    else:
+        at = START + timedelta(seconds=draw(st.integers(0, int(span.total_seconds()))))
     found: dict[str, Any] = {"messageId": f"m{number}", "timestamp": at.isoformat()}
     anonymous = devices and draw(st.booleans()) and draw(st.booleans())  # a quarter signed out
     if anonymous:
@@ -74,8 +79,9 @@ def _message(draw: st.DrawFn, number: int, devices: bool, span: timedelta) -> di
             found["anonymousId"] = f"{user}-device"
     if kind == "identify":
         traits: dict[str, Any] = {}
-        if draw(st.booleans()):
-            traits["email"] = f"{user}@example.com"
+        if draw(st.booleans()):  # signed out, maybe an address of its own until a sign-in
+            home = anonymous and draw(st.booleans())
+            traits["email"] = f"{user}.home@example.com" if home else f"{user}@example.com"
         if draw(st.booleans()):
             traits["phone"] = f"+1415555{USERS.index(user):04d}"
         if draw(st.booleans()):
@@ -127,6 +133,13 @@ def _mondays_nine_paris(first: datetime, last: datetime) -> list[datetime]:
     return ticks
 
 
+def _ticks(first: datetime, last: datetime) -> list[datetime]:
+    """The ticks of both weekly schedules (Mondays 06:00 and 09:00 Europe/Paris) between the
+    two times."""
+    nine = _mondays_nine_paris(first, last)
+    return sorted([*nine, *(tick - timedelta(hours=3) for tick in nine)])
+
+
 def _pass_times(first: datetime, end: datetime, gaps: list[int]) -> list[datetime]:
     """Pass times from ``first`` to ``end``: the drawn gaps (repeated), and one pass soon
     after each schedule tick (within its hour of grace)."""
@@ -137,7 +150,8 @@ def _pass_times(first: datetime, end: datetime, gaps: list[int]) -> list[datetim
         index += 1
         times.add(min(now, end))
     for number, tick in enumerate(_mondays_nine_paris(first, end)):
-        times.add(tick + timedelta(minutes=gaps[number % len(gaps)] % 60))
+        # 0 to 60 minutes late, drawn from the gaps: events ingested after the tick come first
+        times.add(tick + timedelta(minutes=gaps[number % len(gaps)] % 61))
     return sorted(t for t in times if t <= end)
 
 
