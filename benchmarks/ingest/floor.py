@@ -23,7 +23,8 @@ import psycopg
 
 from engine.storage.bulk import EVENT_COLUMNS
 
-COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "seq")  # as followup writes; seq by the log
+# as followup writes (seq by the log; received_as empty until a merge moves the event)
+COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("seq", "received_as"))
 _PAYLOAD_KEYS = ("properties", "traits", "context", "previousId")
 
 Row = tuple[Any, ...]
