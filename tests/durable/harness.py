@@ -11,11 +11,13 @@ import orjson
 import sqlalchemy as sa
 
 from engine.api import Followup
+from engine.campaigns.loader import load_campaigns
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.events import Event
 from engine.ingest.jsonl import read_jsonl
-from engine.journeys.plan import format_time
+from engine.journeys.plan import format_time, plan_text
+from engine.journeys.simulate import simulate
 from engine.storage.tables import (
     decisions,
     journey_timers,
@@ -96,6 +98,19 @@ def shopper(followup: Followup, user: str, at: datetime) -> None:
 def accepted_events(path: Path) -> list[Event]:
     """The events of a JSONL file that parse, in file order (rejected lines left out)."""
     return [e for record in read_jsonl(path) for e in getattr(record, "events", [])]
+
+
+def simulated_plan(
+    project: Path,
+    events: Path,
+    config: ProjectConfig | None = None,
+    until: datetime | None = None,
+) -> list[str]:
+    """``simulate``'s plan, as :func:`plan_lines`, of the project's campaigns over the events of
+    ``events`` that parse, to ``until`` (default: a week after the last)."""
+    campaigns = load_campaigns([project / "campaigns"]).require().values()
+    planned = simulate(campaigns, accepted_events(events), config or ProjectConfig(), until)
+    return plan_lines(plan_text(planned))
 
 
 def ingest_file(followup: Followup, events: Path) -> list[datetime]:

@@ -18,21 +18,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.campaigns.loader import load_campaigns
-from engine.config import ProjectConfig
 from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
 from engine.identity import customer_id_for
 from engine.ingest.jsonl import read_jsonl
-from engine.journeys.plan import plan_text
-from engine.journeys.simulate import simulate
 from engine.storage.tables import customers
 from tests.durable.harness import (
     Clock,
     decision_lines,
     make_project,
     open_followup,
-    plan_lines,
+    simulated_plan,
     write_messages,
 )
 
@@ -89,12 +85,6 @@ def _signing_in(at: datetime) -> dict[str, Any]:
     }
 
 
-def _as_simulated(project: Path, events: Path, end: datetime) -> list[str]:
-    campaigns = load_campaigns([project / "campaigns"]).require().values()
-    parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-    return plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
-
-
 def _run(
     project: Path, events: Path, database_url: str, first: datetime, passes: list[datetime]
 ) -> list[str]:
@@ -132,7 +122,7 @@ def test_a_profile_signed_in_after_the_tick_is_ticked_as_it_was(
         ],
     )
     end = NINE + timedelta(minutes=45)
-    expected = _as_simulated(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["daily", "enter"]]
     found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
     assert found == expected
@@ -156,7 +146,7 @@ def test_a_profile_signed_in_after_its_look_is_swept_as_it_was(
         ],
     )
     end = NINE + timedelta(minutes=45)
-    expected = _as_simulated(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["lapsed", "enter"]]
     found = _run(project, events, database_url, eight, [end])
     assert found == expected
@@ -206,7 +196,7 @@ def test_a_profile_ticked_before_its_merge_is_not_ticked_again(
         resumed = DurableProject(followup)
         resumed.runtime.batch_size = 1
         resumed.run_once()
-        assert decision_lines(followup.engine) == _as_simulated(project, events, end)
+        assert decision_lines(followup.engine) == simulated_plan(project, events, until=end)
     finally:
         followup.close()
 
@@ -229,7 +219,7 @@ def test_a_customer_first_seen_after_the_tick_is_not_in_it(
     }
     events = write_messages(tmp_path / "events.jsonl", [_known(NINE), bob])
     end = NINE + timedelta(minutes=45)
-    expected = _as_simulated(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert [line.split()[5] for line in expected] == ["enter", "send"]  # Ann's, not Bob's
     found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
     assert found == expected
@@ -284,7 +274,7 @@ def test_a_merged_profiles_look_leaves_its_survivor_to_its_own_partition(
         clock.now = end
         for half_pass in passes:
             half_pass.run_once()
-        assert decision_lines(followup.engine) == _as_simulated(project, events, end)
+        assert decision_lines(followup.engine) == simulated_plan(project, events, until=end)
     finally:
         followup.close()
 
@@ -332,7 +322,7 @@ def test_a_merged_profiles_look_left_for_its_survivor_holds_up_no_other_look(
             one_a_batch.run_once()
         clock.now = end
         DurableProject(followup).run_once()
-        expected = _as_simulated(project, events, end)
+        expected = simulated_plan(project, events, until=end)
         assert [line.split()[0][11:16] for line in expected if " enter " in line] == [
             "09:00",
             "09:00",
@@ -380,7 +370,7 @@ def test_a_chain_of_merges_ahead_keeps_the_middle_profile_as_it_was(
         ],
     )
     end = NINE + timedelta(minutes=45)
-    expected = _as_simulated(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert [line.split()[5] for line in expected] == ["enter", "send"]
     assert _run(project, events, database_url, NINE - timedelta(minutes=85), [end]) == expected
 
@@ -408,6 +398,6 @@ def test_a_profile_merged_later_is_not_in_the_survivors_view_before(
         ],
     )
     end = NINE + timedelta(minutes=45)
-    expected = _as_simulated(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert [line.split()[5] for line in expected] == ["enter", "send"]
     assert _run(project, events, database_url, eight, [end]) == expected

@@ -12,12 +12,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from engine.campaigns.loader import load_campaigns
-from engine.config import ProjectConfig
 from engine.durable.project import DurableProject
-from engine.ingest.jsonl import read_jsonl
-from engine.journeys.plan import plan_text
-from engine.journeys.simulate import simulate
 from engine.storage.tables import outbox
 from tests.durable.harness import (
     STORIES,
@@ -27,16 +22,10 @@ from tests.durable.harness import (
     make_project,
     open_followup,
     outbox_rows,
-    plan_lines,
     replay,
     replay_when_due,
+    simulated_plan,
 )
-
-
-def _simulated(project: Path, events: Path) -> list[str]:
-    campaigns = load_campaigns([project / "campaigns"]).require().values()
-    accepted = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-    return plan_lines(plan_text(simulate(campaigns, accepted, ProjectConfig())))
 
 
 def test_hourly_passes_decide_what_simulate_plans(database_url: str, tmp_path: Path) -> None:
@@ -49,7 +38,7 @@ def test_hourly_passes_decide_what_simulate_plans(database_url: str, tmp_path: P
         clock.now = times[0]
         durable = DurableProject(followup)  # first seen at the first event, as simulate starts
         replay(durable, clock, times[0], times[-1] + timedelta(days=7))
-        assert decision_lines(followup.engine) == _simulated(project, events)
+        assert decision_lines(followup.engine) == simulated_plan(project, events)
         rows = outbox_rows(followup.engine)
         assert rows and all(status == "delivered" for _key, status in rows)
         with followup.engine.connect() as conn:
@@ -115,7 +104,7 @@ def test_a_journey_of_a_merged_profile_goes_on_under_the_survivor(
     try:
         durable = DurableProject(followup)
         replay_when_due(durable, clock, events, datetime(2024, 5, 14, tzinfo=UTC))
-        assert decision_lines(followup.engine) == _simulated(project, events)
-        assert any("1.else.0 email send sent" in line for line in _simulated(project, events))
+        assert decision_lines(followup.engine) == simulated_plan(project, events)
+        assert any("1.else.0 email send sent" in line for line in simulated_plan(project, events))
     finally:
         followup.close()

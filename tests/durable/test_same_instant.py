@@ -29,6 +29,7 @@ from tests.durable.harness import (
     open_followup,
     plan_lines,
     replay_when_due,
+    simulated_plan,
     write_messages,
 )
 
@@ -419,12 +420,6 @@ def _consenting(
     )
 
 
-def _simulated_until(project: Path, events: Path, end: datetime) -> list[str]:
-    campaigns = load_campaigns([project / "campaigns"]).require().values()
-    parsed = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-    return plan_lines(plan_text(simulate(campaigns, parsed, ProjectConfig(), end)))
-
-
 def _finish_as_simulated(
     followup: Followup, clock: Clock, project: Path, events: Path, entries: int
 ) -> None:
@@ -432,7 +427,7 @@ def _finish_as_simulated(
     ``entries`` entries."""
     clock.now = end = datetime(2024, 5, 6, 12, tzinfo=UTC)
     DurableProject(followup).run_once()
-    expected = _simulated_until(project, events, end)
+    expected = simulated_plan(project, events, until=end)
     assert len([line for line in expected if " enter " in line]) == entries
     assert decision_lines(followup.engine) == expected
 
@@ -475,7 +470,7 @@ def test_a_tick_left_under_way_by_a_crash_waits_for_a_later_tick_to_catch_up(
         assert summary.scheduled_customers == 3  # alpha's second customer, beta's two
         clock.now = end = nine + timedelta(hours=3)
         DurableProject(followup).run_once()
-        expected = _simulated_until(project, events, end)
+        expected = simulated_plan(project, events, until=end)
         assert [line.split()[1] for line in expected if " enter " in line] == ["alpha"] * 2 + [
             "beta"
         ] * 2
@@ -599,7 +594,7 @@ def test_a_look_found_late_in_a_pass_is_swept_at_its_own_hour(
             clock.now = START + timedelta(minutes=at)
             followup.ingestor.ingest(records[:taken])
             DurableProject(followup).run_once()
-        expected = _simulated_until(project, events, clock.now)
+        expected = simulated_plan(project, events, until=clock.now)
         assert [line.split()[0][11:16] for line in expected if " enter " in line] == entered
         assert decision_lines(followup.engine) == expected
     finally:
@@ -683,7 +678,7 @@ def test_a_sweep_in_a_decision_takes_the_looks_booked_before_it(
             clock.now = START + timedelta(minutes=at)
             followup.ingestor.ingest([r for r in records if r.events[0].timestamp <= clock.now])
             DurableProject(followup).run_once()
-        expected = _simulated_until(project, events, clock.now)
+        expected = simulated_plan(project, events, until=clock.now)
         assert [line.split()[0][11:16] for line in expected if " enter " in line] == [
             "08:10",
             "10:50",

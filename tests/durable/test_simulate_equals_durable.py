@@ -27,19 +27,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.api import Followup
-from engine.campaigns.loader import load_campaigns
 from engine.config import Project, ProjectConfig
 from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
-from engine.journeys.plan import plan_text
-from engine.journeys.simulate import simulate
 from tests.conftest import _empty_postgres
 from tests.durable.harness import (
     Clock,
     decision_lines,
     make_project,
-    plan_lines,
+    simulated_plan,
     write_messages,
 )
 
@@ -210,13 +207,6 @@ def _project(folder: Path) -> Path:
     return project
 
 
-def _simulated(project: Path, events: Path) -> list[str]:
-    campaigns = load_campaigns([project / "campaigns"]).require().values()
-    accepted = [e for r in read_jsonl(events) for e in getattr(r, "events", [])]
-    config = ProjectConfig(policies=POLICIES)
-    return plan_lines(plan_text(simulate(campaigns, accepted, config)))
-
-
 def _durable(
     project: Path,
     events: Path,
@@ -270,7 +260,7 @@ def _check(
         events = write_messages(root / "events.jsonl", messages)
         last = max(datetime.fromisoformat(m["timestamp"]) for m in messages)
         try:
-            expected = _simulated(project, events)
+            expected = simulated_plan(project, events, ProjectConfig(policies=POLICIES))
             actual = _durable(
                 project,
                 events,
