@@ -270,11 +270,14 @@ class SqlJourneyStore:
             self.ingestor.write_in(
                 conn,
                 [(event, "campaign") for _cid, event in appended],
-                known={event.message_id: survivors.get(cid, cid) for cid, event in appended},
+                # the profile each was made for (its log is the live one's)
+                known={event.message_id: cid for cid, event in appended},
             )
+        lines = save(conn, self.book, loaded, now, self.enrich)
         for merged_id, survivor_id in survivors.items():
-            # rows the dispatcher holds are being delivered (it finds the survivor itself):
-            # passed over, not waited for
+            # the merged profiles' sends go to the survivor, this batch's too (the caps count
+            # them there); rows the dispatcher holds are being delivered (it finds the survivor
+            # itself): passed over, not waited for
             rows = sa.select(outbox.c.id).where(outbox.c.customer_id == merged_id)
             if self.claims.lock:
                 rows = rows.with_for_update(skip_locked=True)
@@ -283,7 +286,6 @@ class SqlJourneyStore:
                 .where(outbox.c.id.in_(rows.scalar_subquery()))
                 .values(customer_id=survivor_id, bucket=bucket_of(survivor_id))
             )
-        lines = save(conn, self.book, loaded, now, self.enrich)
         self._mirror_rows(conn, taken.events, taken.owners, survivors, now)
         for where in among(conn, journey_inbox.c.message_id, [e.message_id for e in taken.events]):
             conn.execute(journey_inbox.delete().where(where))

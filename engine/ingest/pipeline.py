@@ -139,7 +139,8 @@ class Ingestor:
         customer of an event by messageId: such an event is theirs, without identity resolution
         (an ``update`` step's event carries no id of its own, and a trait it writes, even an
         email, links nothing); a customer ingest has merged away since is its survivor."""
-        known = known or {}
+        made_for = known or {}  # the profile each was made for: received as theirs
+        known = made_for
         if known:  # a profile merged away since: the log is the live profile's
             moved = self.store.survivors(conn, known.values())
             known = {message_id: moved.get(cid, cid) for message_id, cid in known.items()}
@@ -220,7 +221,7 @@ class Ingestor:
         # whose each event was as received: a merge later in the batch (or in a later one)
         # moves it, but the engine takes it as theirs until it takes the merge
         received_as = {
-            event.message_id: customer_id
+            event.message_id: made_for.get(event.message_id, customer_id)
             for (event, _), customer_id in zip(fresh, customer_of_event, strict=True)
         }
         self.store.insert_events(conn, rows, taken=known.keys(), owners=received_as)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
-from engine.config import ProjectConfig
+from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
@@ -28,8 +30,10 @@ from tests.durable.harness import (
     decision_lines,
     ingest_file,
     make_project,
+    message,
     open_followup,
     plan_lines,
+    simulated_plan,
     write_messages,
 )
 
@@ -177,5 +181,138 @@ def test_a_trait_a_campaign_writes_for_a_profile_merged_ahead_reaches_the_surviv
         with followup.engine.connect() as conn:
             live = conn.scalars(sa.select(customers.c.id).where(customers.c.merged_into.is_(None)))
             assert len(list(live)) == 1  # the trait did not bring the device's profile back
+    finally:
+        followup.close()
+
+
+WELCOME = """campaign: welcome
+trigger: {event: Subscribed}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: welcome
+"""
+REMINDER = """campaign: reminder
+trigger: {event: Product Added}
+steps:
+  - wait: 1h
+  - send: email
+    template: abandoned_cart.html
+    subject: reminder
+"""
+
+
+def _on_the_device(found: dict[str, Any]) -> dict[str, Any]:
+    """``found`` sent signed out from the device."""
+    signed_out = {key: value for key, value in found.items() if key != "userId"}
+    return {**signed_out, "anonymousId": "device-1"}
+
+
+def test_a_send_decided_in_the_batch_that_merges_its_profile_counts_for_the_survivor(
+    database_url: str, tmp_path: Path
+) -> None:
+    """One email a day. The device (an address and consent of its own) subscribes at 08:10
+    and gets the welcome; Ann signs in on it at 08:15, and one pass at 08:20 takes both; she
+    adds to the cart at 08:25. The welcome counts for Ann: the 09:25 reminder is capped, as
+    simulate plans (the batch moved the device's sends to Ann before it wrote its own welcome,
+    which stayed the device's, and the cap missed it)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "welcome.yaml").write_text(WELCOME)
+    (project / "campaigns" / "reminder.yaml").write_text(REMINDER)
+    eight = datetime(2024, 1, 9, 8, tzinfo=UTC)
+    minutes = [timedelta(minutes=m) for m in (5, 10, 15, 25)]
+    address = {"email": "home@example.com", "consent": {"email": True}}
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message("ann", "identify", eight - timedelta(days=6), email="ann@example.com"),
+            _on_the_device(message("dev", "identify", eight + minutes[0], **address)),
+            _on_the_device(message("sub", "Subscribed", eight + minutes[1])),
+            {**message("in", "identify", eight + minutes[2]), "anonymousId": "device-1"},
+            message("cart", "Product Added", eight + minutes[3], product_id="p1", price=20),
+        ],
+    )
+    config = ProjectConfig(policies={"frequency_caps": {"email": [{"max": 1, "per": "1d"}]}})
+    end = eight + timedelta(hours=2)
+    expected = simulated_plan(project, events, config, end)
+    assert [line.split()[6] for line in expected if " send " in line] == ["sent", "skipped"]
+    clock = Clock(eight - timedelta(days=6))
+    live = config.model_copy(update={"database_url": database_url})
+    followup = Followup(Project(live, project), clock)
+    try:
+        records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+        durable = DurableProject(followup)
+        for at, taken in ((clock.now, slice(0, 1)), (eight + timedelta(minutes=20), slice(1, 4))):
+            clock.now = at
+            followup.ingestor.ingest(records[taken])
+            durable.run_once()
+        followup.ingestor.ingest(records[4:])
+        for at in (eight + timedelta(minutes=30), end):
+            clock.now = at
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+VIP = """campaign: vip
+trigger: {event: Order Completed}
+steps:
+  - update: {traits: {vip: "true"}}
+"""
+VIP_CHECKOUT = """campaign: check
+trigger: {event: Checkout}
+audience: customer.traits.vip
+steps:
+  - send: email
+    template: newsletter.html
+    subject: vip checkout
+"""
+
+
+def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Device D orders at 08:50 and the vip campaign marks it; Ann checks out on device E at
+    09:20 and signs in on D at 09:40, both sent ahead of the clock and ingested before the
+    09:00 pass (ingest merged D into Ann at once). At 09:20 Ann is not vip yet, as simulate
+    plans: the trait was logged as Ann's own, and the fold at E's merge counted it."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "vip.yaml").write_text(VIP)
+    (project / "campaigns" / "check.yaml").write_text(VIP_CHECKOUT)
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+
+    def on(device: str, found: dict[str, Any]) -> dict[str, Any]:
+        return {**_on_the_device(found), "anonymousId": device}
+
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message(
+                "ann",
+                "identify",
+                nine - timedelta(hours=1),
+                email="ann@example.com",
+                consent={"email": True},
+            ),
+            on("e", message("viewed", "Product Viewed", nine - timedelta(minutes=20))),
+            on("d", message("order", "Order Completed", nine - timedelta(minutes=10), revenue=200)),
+            {**message("checkout", "Checkout", nine + timedelta(minutes=20)), "anonymousId": "e"},
+            {**message("signed-in", "identify", nine + timedelta(minutes=40)), "anonymousId": "d"},
+        ],
+    )
+    end = nine + timedelta(hours=2)
+    expected = simulated_plan(project, events, until=end)
+    assert not any(" check " in line for line in expected)
+    clock = Clock(nine - timedelta(hours=2))
+    followup = open_followup(project, database_url, clock)
+    try:
+        durable = DurableProject(followup)
+        durable.run_once()
+        ingest_file(followup, events)
+        for at in (nine, end):
+            clock.now = at
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
