@@ -96,11 +96,8 @@ class StoredCustomers:
         key = event.order_key
         lineage = self._lineage_of(event.message_id)
         merged_now = self.survivors()
-        history = [
-            e
-            for e, received_as in lineage.events
-            if lineage.profile(received_as, merged_now) == customer_id
-        ]
+        theirs = {p for p in lineage.received_as if lineage.profile(p, merged_now) == customer_id}
+        history = [e for e, received_as in lineage.events if received_as in theirs]
         logged = {e.message_id for e, _received_as in lineage.events}
         made = [
             e

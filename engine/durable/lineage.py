@@ -29,6 +29,11 @@ class Lineage:
     merged_into: dict[str, tuple[str, str]]
     waiting: frozenset[str]
 
+    @property
+    def received_as(self) -> set[str]:
+        """Every profile the events were received as."""
+        return {profile for _event, profile in self.events}
+
     def profile(self, received_as: str, merged_now: dict[str, str]) -> str:
         """The profile the engine sees ``received_as`` as: followed through the merges it has
         taken (those not waiting, and ``merged_now``: merged id -> survivor, taken in the
@@ -43,9 +48,25 @@ class Lineage:
         return received_as
 
 
-def lineage_of(conn: sa.Connection, message_id: str) -> Lineage:
-    """The lineage of the customer the event ``message_id`` is now logged under."""
-    owner = conn.scalar(sa.select(events.c.customer_id).where(events.c.message_id == message_id))
+class BatchLineages:
+    """The lineage of the customer each event is now logged under, read once per customer in a
+    batch: the log and the inbox change only when the batch is saved."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._by_owner: dict[str, Lineage] = {}
+
+    def __call__(self, message_id: str) -> Lineage:
+        conn = self._conn
+        query = sa.select(events.c.customer_id).where(events.c.message_id == message_id)
+        owner: str = conn.execute(query).scalar_one()  # an event the batch took: logged
+        if owner not in self._by_owner:
+            self._by_owner[owner] = lineage_of(conn, owner)
+        return self._by_owner[owner]
+
+
+def lineage_of(conn: sa.Connection, owner: str) -> Lineage:
+    """The lineage of the customer ``owner``."""
     logged = [
         (event_from_row(row), row.received_as or row.customer_id)
         for row in conn.execute(sa.select(events).where(events.c.customer_id == owner))

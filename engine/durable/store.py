@@ -24,7 +24,7 @@ from engine.drive.outbox_status import OutboxStatus
 from engine.drive.partitions import bucket_of
 from engine.durable.book import CampaignBook
 from engine.durable.customers import StoredCustomers
-from engine.durable.lineage import lineage_of
+from engine.durable.lineage import BatchLineages
 from engine.durable.sql_outbox import outbox_values
 from engine.journeys.context import names
 from engine.journeys.dispatch import Dispatcher
@@ -108,7 +108,7 @@ def load(
         owner_of_event or {},
         merged_by_event or {},
         reducer,
-        lambda message_id: lineage_of(conn, message_id),
+        BatchLineages(conn),
     )
 
     journey_rows: dict[str, Any] = {}
