@@ -84,6 +84,7 @@ _EMPTY: Mapping[str, Any] = {}
 # at that instant.
 OrderKey = tuple[datetime, int]
 LAST_ARRIVAL = 2**63 - 1
+CAMPAIGN_CHANNEL = "campaign"  # the channel of the events a campaign makes (update steps)
 
 
 @quick_init  # a million events parsed: the generated __init__ was a tenth of the parse

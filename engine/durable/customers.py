@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from engine.durable.lineage import Lineage
-from engine.events import Event
+from engine.events import CAMPAIGN_CHANNEL, Event, OrderKey
 from engine.journeys.customers import Resolved
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
@@ -104,7 +104,7 @@ class StoredCustomers:
             for cid, e in self.appended
             if self._live(cid) == customer_id and e.message_id not in logged
         ]
-        return self._reducer.fold(e for e in [*history, *made] if e.order_key <= key)
+        return self._reducer.fold(e for e in [*history, *made] if _taken_by(e, key))
 
     def survivors(self) -> dict[str, str]:
         """``merged id -> live survivor id`` for the merges the engine was told of."""
@@ -122,3 +122,12 @@ class StoredCustomers:
         if extended is not None:
             self._states[survivor] = extended
             self.changed.add(survivor)
+
+
+def _taken_by(event: Event, key: OrderKey) -> bool:
+    """Whether the engine had taken ``event`` when it took the event at ``key``: one received
+    before it, or one a campaign made by then (an ``update`` step's event sorts after every
+    event received at its instant, yet one made at the merge's instant came before it)."""
+    return event.order_key <= key or (
+        event.channel == CAMPAIGN_CHANNEL and event.timestamp <= key[0]
+    )

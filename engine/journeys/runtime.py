@@ -33,7 +33,7 @@ from engine.campaigns.schema import (
     walk_steps,
 )
 from engine.double_opt_in import is_transactional
-from engine.events import LAST_ARRIVAL, Event, EventType
+from engine.events import CAMPAIGN_CHANNEL, LAST_ARRIVAL, Event, EventType
 from engine.journeys import steps as position
 from engine.journeys.context import (
     choose_variant,
@@ -652,7 +652,7 @@ class JourneyEngine:
             type=EventType.IDENTIFY,
             name="",
             timestamp=at,
-            channel="campaign",
+            channel=CAMPAIGN_CHANNEL,
             traits=traits,
             arrival=LAST_ARRIVAL,  # after every event received at this instant
         )

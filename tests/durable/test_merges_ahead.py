@@ -316,3 +316,65 @@ def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+TAG = """campaign: tag
+trigger: {event: Product Viewed}
+steps:
+  - update: {traits: {seen: "true"}}
+"""
+GATE = """campaign: gate
+trigger: {event: Product Added}
+audience: customer.traits.seen
+steps:
+  - send: email
+    template: newsletter.html
+    subject: gate
+"""
+
+
+@pytest.mark.parametrize("viewer", ["device", "ann"])
+def test_a_trait_written_at_the_merges_instant_reaches_the_survivor(
+    database_url: str, tmp_path: Path, viewer: str
+) -> None:
+    """A view at 09:00 (by the device, or by Ann) has the tag campaign write ``seen``; Ann
+    signs in on the device at 09:00 too, received after it; she adds to the cart at 09:05,
+    and the gate campaign, for those seen, enters her, as simulate plans. The fold at the
+    merge left the trait out: an update step's event sorts after every event received at its
+    instant, the sign-in too."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "tag.yaml").write_text(TAG)
+    (project / "campaigns" / "gate.yaml").write_text(GATE)
+    nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    viewed = message("viewed", "Product Viewed", nine)
+    device = message("device", "Subscribed", nine - timedelta(minutes=30), list="news")
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            message(
+                "ann",
+                "identify",
+                nine - timedelta(hours=1),
+                email="ann@example.com",
+                consent={"email": True},
+            ),
+            _on_the_device(device),
+            _on_the_device(viewed) if viewer == "device" else viewed,
+            {**message("signed-in", "identify", nine), "anonymousId": "device-1"},
+            message(
+                "added", "Product Added", nine + timedelta(minutes=5), product_id="p", price=20
+            ),
+        ],
+    )
+    end = nine + timedelta(hours=2)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[1] for line in expected if " enter " in line][-1] == "gate"
+    clock = Clock(nine - timedelta(hours=2))
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        clock.now = end
+        DurableProject(followup).run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
