@@ -255,31 +255,44 @@ def test_a_send_decided_in_the_batch_that_merges_its_profile_counts_for_the_surv
         followup.close()
 
 
-VIP = """campaign: vip
-trigger: {event: Order Completed}
+def _marking_then_emailing(folder: Path, trait: str, marked_on: str, emailed_on: str) -> Path:
+    """A project whose campaign ``mark`` sets ``trait`` (an ``update`` step) on each
+    ``marked_on`` event, and whose campaign ``emailed`` emails those with it on each
+    ``emailed_on`` event."""
+    project = make_project(folder, [])
+    (project / "campaigns" / "mark.yaml").write_text(
+        f"""campaign: mark
+trigger: {{event: {marked_on}}}
 steps:
-  - update: {traits: {vip: "true"}}
+  - update: {{traits: {{{trait}: "true"}}}}
 """
-VIP_CHECKOUT = """campaign: check
-trigger: {event: Checkout}
-audience: customer.traits.vip
+    )
+    (project / "campaigns" / "emailed.yaml").write_text(
+        f"""campaign: emailed
+trigger: {{event: {emailed_on}}}
+audience: customer.traits.{trait}
 steps:
   - send: email
     template: newsletter.html
-    subject: vip checkout
+    subject: {trait}
 """
+    )
+    return project
+
+
+def _consenting_ann(at: datetime) -> dict[str, Any]:
+    """Ann's identify at ``at``: an address, and consent to email."""
+    return message("ann", "identify", at, email="ann@example.com", consent={"email": True})
 
 
 def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
     database_url: str, tmp_path: Path
 ) -> None:
-    """Device D orders at 08:50 and the vip campaign marks it; Ann checks out on device E at
+    """Device D orders at 08:50 and the mark campaign sets vip; Ann checks out on device E at
     09:20 and signs in on D at 09:40, both sent ahead of the clock and ingested before the
     09:00 pass (ingest merged D into Ann at once). At 09:20 Ann is not vip yet, as simulate
     plans: the trait was logged as Ann's own, and the fold at E's merge counted it."""
-    project = make_project(tmp_path / "project", [])
-    (project / "campaigns" / "vip.yaml").write_text(VIP)
-    (project / "campaigns" / "check.yaml").write_text(VIP_CHECKOUT)
+    project = _marking_then_emailing(tmp_path / "project", "vip", "Order Completed", "Checkout")
     nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
 
     def on(device: str, found: dict[str, Any]) -> dict[str, Any]:
@@ -288,13 +301,7 @@ def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
     events = write_messages(
         tmp_path / "events.jsonl",
         [
-            message(
-                "ann",
-                "identify",
-                nine - timedelta(hours=1),
-                email="ann@example.com",
-                consent={"email": True},
-            ),
+            _consenting_ann(nine - timedelta(hours=1)),
             on("e", message("viewed", "Product Viewed", nine - timedelta(minutes=20))),
             on("d", message("order", "Order Completed", nine - timedelta(minutes=10), revenue=200)),
             {**message("checkout", "Checkout", nine + timedelta(minutes=20)), "anonymousId": "e"},
@@ -303,7 +310,7 @@ def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
     )
     end = nine + timedelta(hours=2)
     expected = simulated_plan(project, events, until=end)
-    assert not any(" check " in line for line in expected)
+    assert not any(" emailed " in line for line in expected)
     clock = Clock(nine - timedelta(hours=2))
     followup = open_followup(project, database_url, clock)
     try:
@@ -318,46 +325,25 @@ def test_a_trait_written_for_a_profile_merged_ahead_waits_for_its_merge(
         followup.close()
 
 
-TAG = """campaign: tag
-trigger: {event: Product Viewed}
-steps:
-  - update: {traits: {seen: "true"}}
-"""
-GATE = """campaign: gate
-trigger: {event: Product Added}
-audience: customer.traits.seen
-steps:
-  - send: email
-    template: newsletter.html
-    subject: gate
-"""
-
-
 @pytest.mark.parametrize("viewer", ["device", "ann"])
 def test_a_trait_written_at_the_merges_instant_reaches_the_survivor(
     database_url: str, tmp_path: Path, viewer: str
 ) -> None:
-    """A view at 09:00 (by the device, or by Ann) has the tag campaign write ``seen``; Ann
+    """A view at 09:00 (by the device, or by Ann) has the mark campaign set ``seen``; Ann
     signs in on the device at 09:00 too, received after it; she adds to the cart at 09:05,
-    and the gate campaign, for those seen, enters her, as simulate plans. The fold at the
+    and the emailed campaign, for those seen, enters her, as simulate plans. The fold at the
     merge left the trait out: an update step's event sorts after every event received at its
     instant, the sign-in too."""
-    project = make_project(tmp_path / "project", [])
-    (project / "campaigns" / "tag.yaml").write_text(TAG)
-    (project / "campaigns" / "gate.yaml").write_text(GATE)
+    project = _marking_then_emailing(
+        tmp_path / "project", "seen", "Product Viewed", "Product Added"
+    )
     nine = datetime(2024, 5, 6, 9, tzinfo=UTC)
     viewed = message("viewed", "Product Viewed", nine)
     device = message("device", "Subscribed", nine - timedelta(minutes=30), list="news")
     events = write_messages(
         tmp_path / "events.jsonl",
         [
-            message(
-                "ann",
-                "identify",
-                nine - timedelta(hours=1),
-                email="ann@example.com",
-                consent={"email": True},
-            ),
+            _consenting_ann(nine - timedelta(hours=1)),
             _on_the_device(device),
             _on_the_device(viewed) if viewer == "device" else viewed,
             {**message("signed-in", "identify", nine), "anonymousId": "device-1"},
@@ -368,7 +354,7 @@ def test_a_trait_written_at_the_merges_instant_reaches_the_survivor(
     )
     end = nine + timedelta(hours=2)
     expected = simulated_plan(project, events, until=end)
-    assert [line.split()[1] for line in expected if " enter " in line][-1] == "gate"
+    assert [line.split()[1] for line in expected if " enter " in line][-1] == "emailed"
     clock = Clock(nine - timedelta(hours=2))
     followup = open_followup(project, database_url, clock)
     try:
