@@ -98,11 +98,10 @@ class StoredCustomers:
         merged_now = self.survivors()
         theirs = {p for p in lineage.received_as if lineage.profile(p, merged_now) == customer_id}
         history = [e for e, received_as in lineage.events if received_as in theirs]
-        logged = {e.message_id for e, _received_as in lineage.events}
         made = [
             e
             for cid, e in self.appended
-            if self._live(cid) == customer_id and e.message_id not in logged
+            if self._live(cid) == customer_id and e.message_id not in lineage.message_ids
         ]
         return self._reducer.fold(e for e in [*history, *made] if _taken_by(e, key))
 

@@ -9,6 +9,7 @@ not a profile merged by an event still waiting (``events.received_as``, migratio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -29,10 +30,15 @@ class Lineage:
     merged_into: dict[str, tuple[str, str]]
     waiting: frozenset[str]
 
-    @property
-    def received_as(self) -> set[str]:
+    @cached_property
+    def received_as(self) -> frozenset[str]:
         """Every profile the events were received as."""
-        return {profile for _event, profile in self.events}
+        return frozenset(profile for _event, profile in self.events)
+
+    @cached_property
+    def message_ids(self) -> frozenset[str]:
+        """The messageId of every event."""
+        return frozenset(event.message_id for event, _profile in self.events)
 
     def profile(self, received_as: str, merged_now: dict[str, str]) -> str:
         """The profile the engine sees ``received_as`` as: followed through the merges it has

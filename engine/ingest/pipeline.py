@@ -141,9 +141,9 @@ class Ingestor:
         email, links nothing); a customer ingest has merged away since is its survivor."""
         made_for = known or {}  # the profile each was made for: received as theirs
         known = made_for
-        if known:  # a profile merged away since: the log is the live profile's
-            moved = self.store.survivors(conn, known.values())
-            known = {message_id: moved.get(cid, cid) for message_id, cid in known.items()}
+        if made_for:  # a profile merged away since: the log is the live profile's
+            moved = self.store.survivors(conn, made_for.values())
+            known = {message_id: moved.get(cid, cid) for message_id, cid in made_for.items()}
         summary = IngestSummary()
         fresh: list[tuple[Event, str]] = []
         seen: set[str] = set()
