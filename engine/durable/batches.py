@@ -223,6 +223,22 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
     return sorted(rows, key=lambda row: tuple(getattr(row, key) for key in keys))
 
 
+def merged_later(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> dict[str, str]:
+    """The profiles merged into ``customer_ids`` by an event stamped ahead of the clock (in the
+    inbox past ``now`` and its skew), by the customer: until the engine takes that event it
+    knows them apart, and a batch of the customer holds them (a tick before the event acts on
+    them). Read from the inbox's time index: such events are few."""
+    query = (
+        sa.select(merges.c.merged_id, events.c.customer_id)
+        .select_from(journey_inbox)
+        .join(merges, merges.c.message_id == journey_inbox.c.message_id)
+        .join(events, events.c.message_id == journey_inbox.c.message_id)
+        .where(journey_inbox.c.timestamp > now + CLOCK_SKEW)
+    )
+    wanted = set(customer_ids)
+    return {merged: owner for merged, owner in conn.execute(query) if owner in wanted}
+
+
 def merged_by(conn: sa.Connection, message_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """The profiles each event merged into its customer, in merge order."""
     merged: dict[str, tuple[str, ...]] = {}
@@ -244,10 +260,18 @@ class Taken:
     # message id -> the profile it was received as, where a merge ingest made since moved it
     # (held too: the engine takes it as that profile's until it takes the merge)
     received_as: dict[str, str] = field(default_factory=dict)
+    # profile -> the customer an event stamped ahead of the clock merged it into (held too)
+    merged_later: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, ids: Sequence[str], rows: Sequence[Any], merged: Mapping[str, Any]) -> Taken:
-        """``ids`` with their event ``rows`` and what those merged."""
+    def of(
+        cls,
+        ids: Sequence[str],
+        rows: Sequence[Any],
+        merged: Mapping[str, Any],
+        later: Mapping[str, str],
+    ) -> Taken:
+        """``ids`` with their event ``rows``, what those merged, and what later events do."""
         owners = {row.message_id: row.customer_id for row in rows}
         return cls(
             list(ids),
@@ -255,13 +279,14 @@ class Taken:
             owners,
             {m: found for m, found in merged.items() if m in owners},
             _received_as(rows),
+            {profile: c for profile, c in later.items() if c in ids},
         )
 
     def loading(self) -> set[str]:
         """Every profile to load: the customers, the profiles merged into them, and those their
         events were received as."""
         merged = {m for found in self.merged.values() for m in found}
-        return set(self.ids) | merged | set(self.received_as.values())
+        return set(self.ids) | merged | set(self.received_as.values()) | set(self.merged_later)
 
     def only(self, ids: Sequence[str]) -> Taken:
         """The part of this batch that concerns ``ids``."""
@@ -270,7 +295,9 @@ class Taken:
         owners = {e.message_id: self.owners[e.message_id] for e in events}
         merged = {m: found for m, found in self.merged.items() if m in owners}
         received_as = {m: c for m, c in self.received_as.items() if m in owners}
-        return Taken([c for c in self.ids if c in keep], events, owners, merged, received_as)
+        later = {profile: c for profile, c in self.merged_later.items() if c in keep}
+        kept = [c for c in self.ids if c in keep]
+        return Taken(kept, events, owners, merged, received_as, later)
 
 
 def _received_as(rows: Sequence[Any]) -> dict[str, str]:
@@ -289,13 +316,15 @@ def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], now: datetime)
     rows = due_events(conn, ids, now)
     merged = merged_by(conn, [row.message_id for row in rows])
     received_as = _received_as(rows)
+    later = merged_later(conn, ids, now)
     wanted = {merged_id for found in merged.values() for merged_id in found}
-    wanted |= set(received_as.values())
+    wanted |= set(received_as.values()) | set(later)
     missing = wanted - claims.these(conn, wanted) if wanted else set()
     if missing:
         owners = {row.message_id: row.customer_id for row in rows}
         left = {owners[m] for m, found in merged.items() if missing.intersection(found)}
         left |= {owners[m] for m, profile in received_as.items() if profile in missing}
+        left |= {later[profile] for profile in missing if profile in later}
         ids = [customer_id for customer_id in ids if customer_id not in left]
         rows = [row for row in rows if row.customer_id not in left]
-    return Taken.of(ids, rows, merged)
+    return Taken.of(ids, rows, merged, later)

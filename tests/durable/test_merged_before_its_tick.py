@@ -26,6 +26,7 @@ from engine.storage.tables import customers
 from tests.durable.harness import (
     Clock,
     decision_lines,
+    ingest_file,
     make_project,
     open_followup,
     simulated_plan,
@@ -401,3 +402,37 @@ def test_a_profile_merged_later_is_not_in_the_survivors_view_before(
     expected = simulated_plan(project, events, until=end)
     assert [line.split()[5] for line in expected] == ["enter", "send"]
     assert _run(project, events, database_url, eight, [end]) == expected
+
+
+def test_a_profile_merged_by_a_sign_in_stamped_ahead_is_ticked_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The sign-in is stamped 09:20 and ingested at 08:00 with the rest (a device clock
+    ahead): ingest merges the signed-out profile at once, and the pass at 09:05 runs the 09:00
+    tick before the sign-in is due. The tick enters the signed-out profile, as simulate plans:
+    Ann's batch did not hold it, its merging event not among her due ones."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    consenting = {"email": "ann@example.com", "consent": {"email": True}}
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _known(NINE),
+            _anonymous("i-signup", NINE - timedelta(hours=1), **consenting),
+            _signing_in(NINE + timedelta(minutes=20)),
+        ],
+    )
+    end = NINE + timedelta(minutes=45)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["daily", "enter"]]
+    clock = Clock(NINE - timedelta(hours=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        for at in (clock.now, NINE + timedelta(minutes=5), end):
+            clock.now = at
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
