@@ -108,23 +108,33 @@ def _run(
         followup.close()
 
 
-def test_a_profile_signed_in_after_the_tick_is_ticked_as_it_was(
-    database_url: str, tmp_path: Path
-) -> None:
-    project = make_project(tmp_path / "project", [])
+def _signed_up_then_in(
+    folder: Path, signed_in: datetime, end: datetime
+) -> tuple[Path, Path, list[str]]:
+    """The daily newsletter's project; a signed-out signup at 08:00 (an address, consent) and
+    Ann's sign-in on that device at ``signed_in``; simulate's plan to ``end``, which enters the
+    signed-out profile at 09:00: the project, the events, the plan."""
+    project = make_project(folder / "project", [])
     (project / "campaigns" / "daily.yaml").write_text(DAILY)
     consenting = {"email": "ann@example.com", "consent": {"email": True}}
     events = write_messages(
-        tmp_path / "events.jsonl",
+        folder / "events.jsonl",
         [
             _known(NINE),
             _anonymous("i-signup", NINE - timedelta(hours=1), **consenting),
-            _signing_in(NINE + timedelta(minutes=10)),
+            _signing_in(signed_in),
         ],
     )
-    end = NINE + timedelta(minutes=45)
     expected = simulated_plan(project, events, until=end)
     assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["daily", "enter"]]
+    return project, events, expected
+
+
+def test_a_profile_signed_in_after_the_tick_is_ticked_as_it_was(
+    database_url: str, tmp_path: Path
+) -> None:
+    end = NINE + timedelta(minutes=45)
+    project, events, expected = _signed_up_then_in(tmp_path, NINE + timedelta(minutes=10), end)
     found = _run(project, events, database_url, NINE - timedelta(hours=1), [end])
     assert found == expected
 
@@ -411,20 +421,8 @@ def test_a_profile_merged_by_a_sign_in_stamped_ahead_is_ticked_as_it_was(
     ahead): ingest merges the signed-out profile at once, and the pass at 09:05 runs the 09:00
     tick before the sign-in is due. The tick enters the signed-out profile, as simulate plans:
     Ann's batch did not hold it, its merging event not among her due ones."""
-    project = make_project(tmp_path / "project", [])
-    (project / "campaigns" / "daily.yaml").write_text(DAILY)
-    consenting = {"email": "ann@example.com", "consent": {"email": True}}
-    events = write_messages(
-        tmp_path / "events.jsonl",
-        [
-            _known(NINE),
-            _anonymous("i-signup", NINE - timedelta(hours=1), **consenting),
-            _signing_in(NINE + timedelta(minutes=20)),
-        ],
-    )
     end = NINE + timedelta(minutes=45)
-    expected = simulated_plan(project, events, until=end)
-    assert [line.split()[1:6:4] for line in expected if " enter " in line] == [["daily", "enter"]]
+    project, events, expected = _signed_up_then_in(tmp_path, NINE + timedelta(minutes=20), end)
     clock = Clock(NINE - timedelta(hours=1))
     followup = open_followup(project, database_url, clock)
     try:
