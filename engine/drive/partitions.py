@@ -50,6 +50,12 @@ class Partition:
             raise ValueError(f"a partition is written i/N, such as 0/4, not {text!r}")
         return cls(int(match[1]), int(match[2]))
 
+    @classmethod
+    def of(cls, customer_id: str, count: int) -> Partition:
+        """The partition of ``count`` that holds ``customer_id``."""
+        bucket = bucket_of(customer_id)
+        return next(p for i in range(count) if (p := cls(i, count)).lo <= bucket < p.hi)
+
     @property
     def whole(self) -> bool:
         """Every customer: the pass is not split."""

@@ -36,10 +36,20 @@ class CustomersWork(Work, Protocol):
     """Customers taken in id order by a run over every customer (a schedule's tick)."""
 
     @property
-    def profiles(self) -> Sequence[str]:
-        """The profiles the work holds as the engine sees them: its customers, then those
-        merged into them at ingest by an event the engine has yet to take (until it does, the
-        engine knows them apart: a tick before that event acts on them too)."""
+    def run(self) -> Sequence[str]:
+        """The profiles of the run this work goes over, in id order: the live customers, and
+        the profiles merged into them at ingest by an event the engine has yet to take (until
+        it does, the engine knows them apart: a tick before that event acts on them too)."""
+        ...
+
+    @property
+    def place(self) -> str:
+        """The last profile of :attr:`run`: the run's place once the work is done."""
+        ...
+
+    def profiles_for(self, name: str) -> Sequence[str]:
+        """The profiles of :attr:`run` the schedule ``name``'s tick acts on: those a batch has
+        not acted on first."""
         ...
 
 
@@ -83,10 +93,13 @@ class ScheduleRow(Protocol):
         """The last customer the run under way went over (``None``: none yet)."""
         ...
 
-    def next_customers(self, now: datetime, through: str | None = None) -> CustomersWork | None:
+    def next_customers(
+        self, now: datetime, through: str | None = None, runs: Mapping[str, datetime] | None = None
+    ) -> CustomersWork | None:
         """The next customers of the run, in id order (up to ``through`` if given), with all
         they have due by ``now``, up to the first one another pass holds (``None``: none to
-        take now, see :attr:`finished`)."""
+        take now, see :attr:`finished`); ``runs``: the schedules whose runs go together, with
+        their due times."""
         ...
 
     @property

@@ -107,14 +107,8 @@ class StoredSchedules:
         with self.store.schedule(name) as row:
             if row is None or row.under_way or row.due_at > now:
                 return
-            # the latest tick due by now and within the grace, else the next one to come
             missed_from = row.due_at
-            if now - missed_from <= trigger.misfire_grace:
-                due = missed_from  # on time enough: it, or a later one due by now
-            else:
-                due = next_tick(trigger, now - trigger.misfire_grace, zone)
-            while due <= now and (following := next_tick(trigger, due, zone)) <= now:
-                due = following
+            due = tick_to_run(trigger, missed_from, now, zone)
             if due == missed_from:
                 return
             row.move(due)
@@ -234,7 +228,8 @@ class StoredSchedules:
                     return done
                 together, ahead = _furthest_behind(due)
                 lead = due[together[0]]
-                work = lead.next_customers(now, through=ahead)
+                going = {name: due[name].due_at for name in together}
+                work = lead.next_customers(now, through=ahead, runs=going)
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
                         summary.tick_left = any(
@@ -256,14 +251,16 @@ class StoredSchedules:
                         else:  # none left before the place ahead: caught up
                             due[name].advance(ahead)
                     continue
-                ids, profiles = list(work.ids), list(work.profiles)
-                acts = [by_name[name].acting(due[name].due_at, now, profiles) for name in together]
+                acts = [
+                    by_name[name].acting(due[name].due_at, now, work.profiles_for(name))
+                    for name in together
+                ]
                 self.driver.decide(work, now, summary, acts)
                 for name in together:
-                    due[name].advance(ids[-1])
+                    due[name].advance(work.place)
             self.driver.committed(work)
             summary.events += len(work.events)
-            done += len(ids) * len(together)
+            done += len(work.run) * len(together)
         return done
 
 
@@ -301,6 +298,19 @@ def _furthest_behind(due: Mapping[str, ScheduleRow]) -> tuple[list[str], str | N
     else:
         behind, ahead = places[0], (places[1] if len(places) > 1 else None)
     return [name for name, row in due.items() if row.place == behind], ahead
+
+
+def tick_to_run(trigger: ScheduleTrigger, due_at: datetime, now: datetime, zone: str) -> datetime:
+    """The tick a pass at ``now`` runs of a schedule due at ``due_at`` with no run under way
+    (:meth:`StoredSchedules._coalesce`): the latest tick due by ``now`` and within the
+    ``misfire_grace``, else the next one to come."""
+    if now - due_at <= trigger.misfire_grace:
+        due = due_at  # on time enough: it, or a later one due by now
+    else:
+        due = next_tick(trigger, now - trigger.misfire_grace, zone)
+    while due <= now and (following := next_tick(trigger, due, zone)) <= now:
+        due = following
+    return due
 
 
 def _ticks_between(trigger: ScheduleTrigger, first: datetime, until: datetime, zone: str) -> int:

@@ -93,24 +93,37 @@ def after(
     size: int,
     partition: Partition = WHOLE,
     through: str | None = None,
-) -> list[str]:
-    """The next ``size`` live customers of ``partition`` by id after ``customer_id`` (a
-    schedule's progress), up to ``through`` if given. The customers table keeps no bucket: a
-    partition reads the ids of every partition and keeps its own (ids only, by the primary
-    key)."""
-    query = sa.select(customers.c.id).where(customers.c.merged_into.is_(None))
+) -> tuple[list[str], set[str]]:
+    """The next ``size`` profiles of ``partition`` the engine knows apart, by id after
+    ``customer_id`` (a schedule's progress), up to ``through`` if given: the live customers and
+    the profiles merged by an event still in the inbox; and which of them are merged. The
+    customers table keeps no bucket: a partition reads the ids of every partition and keeps
+    its own (by the primary key)."""
+    waiting = (  # looked up for the merged profiles only, by merges.merged_id
+        sa.select(merges.c.id)
+        .join(journey_inbox, journey_inbox.c.message_id == merges.c.message_id)
+        .where(merges.c.merged_id == customers.c.id)
+    )
+    query = sa.select(customers.c.id, customers.c.merged_into).where(
+        sa.or_(customers.c.merged_into.is_(None), waiting.exists())
+    )
     if through is not None:
         query = query.where(customers.c.id <= through)
     read = min(size * partition.count, max(size, AFTER_PAGE))
     found: list[str] = []
+    merged: set[str] = set()
     while len(found) < size:
         page = query if customer_id is None else query.where(customers.c.id > customer_id)
-        ids = list(conn.scalars(page.order_by(customers.c.id).limit(read)))
-        found.extend(c for c in ids if partition.whole or partition.holds(c))
-        if len(ids) < read:
+        rows = list(conn.execute(page.order_by(customers.c.id).limit(read)))
+        for profile, merged_into in rows:
+            if partition.whole or partition.holds(profile):
+                found.append(profile)
+                if merged_into is not None:
+                    merged.add(profile)
+        if len(rows) < read:
             break
-        customer_id = ids[-1]
-    return found[:size]
+        customer_id = rows[-1][0]
+    return found[:size], merged.intersection(found[:size])
 
 
 class Claims:

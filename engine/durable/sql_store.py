@@ -15,11 +15,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import takewhile
 from typing import Any
 
 import sqlalchemy as sa
 
+from engine.campaigns.schema import Campaign
 from engine.channels import DeliveryAction
 from engine.drive.outbox_port import NewOutboxRow
 from engine.drive.partitions import WHOLE, Partition, bucket_of, split_row_name
@@ -41,6 +43,7 @@ from engine.durable.batches import (
 from engine.durable.book import CampaignBook
 from engine.durable.sql_outbox import outbox_values
 from engine.durable.store import Enrich, Loaded, load, save, save_views
+from engine.durable.tick_marks import Tick, mark, marked, ticks_due
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
@@ -50,7 +53,7 @@ from engine.journeys.wakeups import SweepGrid
 from engine.policies import SendPolicies
 from engine.rendering import BodyCheck
 from engine.state.reducers import consent_changes
-from engine.storage.customer_store import among
+from engine.storage.customer_store import among, survivors_of
 from engine.storage.driver_writes import insert_new_rows
 from engine.storage.tables import journey_inbox, outbox, schedule_ticks, segment_looks
 from engine.storage.upserts import insert_new
@@ -74,6 +77,12 @@ class SqlWork:
     taken: Taken
     looks_taken: int = 0
     loaded: Loaded | None = field(default=None, repr=False)
+    # a schedule's run: the profiles it goes over, in id order, and those of them whose tick a
+    # batch acted on before, by schedule (marked: passed over)
+    gone_over: list[str] | None = None
+    marked: dict[str, set[str]] = field(default_factory=dict)
+    # the ticks this work acts on for profiles away from their runs' places (marked at saving)
+    ticks: list[Tick] = field(default_factory=list)
 
     @property
     def ids(self) -> list[str]:
@@ -84,8 +93,16 @@ class SqlWork:
         return self.taken.events
 
     @property
-    def profiles(self) -> list[str]:
-        return self.taken.ids + sorted(self.taken.loading() - set(self.taken.ids))
+    def run(self) -> list[str]:
+        return self.taken.ids if self.gone_over is None else self.gone_over
+
+    @property
+    def place(self) -> str:
+        return self.run[-1]
+
+    def profiles_for(self, name: str) -> list[str]:
+        passed = self.marked.get(name, set())
+        return [profile for profile in self.run if profile not in passed]
 
 
 class SqlScheduleRow:
@@ -109,20 +126,34 @@ class SqlScheduleRow:
     def place(self) -> str | None:
         return self._row.after_customer  # type: ignore[no-any-return]
 
-    def next_customers(self, now: datetime, through: str | None = None) -> SqlWork | None:
+    def next_customers(
+        self, now: datetime, through: str | None = None, runs: Mapping[str, datetime] | None = None
+    ) -> SqlWork | None:
+        """The next profiles of the run: the live customers, and the profiles merged by an event
+        the engine has yet to take (it knows them apart until then: docs/runtime.md, "Merges
+        ahead of the engine"), each at its own place; a merged profile's work is its survivor's,
+        held and taken with it. Those whose tick of a schedule of ``runs`` (name -> due time) a
+        batch acted on first are marked for it (:mod:`engine.durable.tick_marks`)."""
         conn, claims = self._conn, self._store.claims
         store = self._store
-        ids = after(conn, self._row.after_customer, store.batch_size, store.partition, through)
-        self.finished = not ids
-        if not ids:
+        page, merged = after(
+            conn, self._row.after_customer, store.batch_size, store.partition, through
+        )
+        self.finished = not page
+        if not page:
             return None
-        held = claims.these(conn, ids)
-        taken = take(conn, claims, list(takewhile(held.__contains__, ids)), now)
+        holder = {profile: profile for profile in page}  # whose row holds each one's work
+        holder.update(survivors_of(conn, merged) if merged else {})
+        held = claims.these(conn, set(holder.values()))
+        ready = list(takewhile(lambda p: holder[p] in held, page))
+        taken = take(conn, claims, list(dict.fromkeys(holder[p] for p in ready)), now)
         kept = set(taken.ids)
-        prefix = list(takewhile(kept.__contains__, ids))
-        if not prefix:  # the next customer is another pass's: a later pass goes on
+        run = list(takewhile(lambda p: holder[p] in kept, ready))
+        if not run:  # the next customer is another pass's: a later pass goes on
             return None
-        return SqlWork(conn, taken.only(prefix))
+        work = SqlWork(conn, taken.only([holder[p] for p in run]), gone_over=run)
+        work.marked = marked(conn, runs or {}, run)
+        return work
 
     def advance(self, last_customer: str) -> None:
         self._update(after_customer=last_customer)
@@ -210,6 +241,7 @@ class SqlJourneyStore:
         """A fresh engine with everything the work's customers hold."""
         assert isinstance(work, SqlWork)  # the work this store handed out
         taken = work.taken
+        work.ticks = ticks = self._ticks_away(work, now)
         work.loaded = load(
             work.conn,
             self.book,
@@ -221,13 +253,31 @@ class SqlJourneyStore:
             # the engine takes each event as the profile it was received as, until the merge
             owner_of_event={**taken.owners, **taken.received_as},
             merged_by_event=taken.merged,
-            decides_from=decides_from,
+            decides_from=min([decides_from, *(at for at, _c, _p in ticks)]),
             check_body=self.check_body,
         )
         engine = work.loaded.engine
+        for at, campaign, profile in ticks:
+            engine.call_at(at, partial(_enter_at, engine, campaign, profile))
         engine.book_segment_looks(SweepGrid(*LOOK_GRID))
         self._sweep_due_looks(work.conn, engine, work.loaded.customer_ids, now)
         return engine
+
+    def _ticks_away(self, work: SqlWork, now: datetime) -> list[Tick]:
+        """The ticks due for the profiles the work takes away from their runs' places (merged
+        into its customers at ingest, a survivor in another partition, one a run holds for a
+        profile merged into it): acted on before their events (:mod:`engine.durable.tick_marks`).
+        A run's own profiles are at its place (the runs due have gone over them or act with
+        it); a pass's other work comes after its partition's runs."""
+        taken, partition = work.taken, self.partition
+        if work.gone_over is not None:
+            own = set(work.gone_over)
+        else:
+            own = {c for c in taken.ids if partition.holds(c)}
+        away = sorted(taken.loading() - own)
+        if not away:
+            return []
+        return ticks_due(work.conn, self.book, partition.count, self.default_timezone, away, now)
 
     def _sweep_due_looks(
         self, conn: sa.Connection, engine: JourneyEngine, customer_ids: set[str], now: datetime
@@ -274,6 +324,7 @@ class SqlJourneyStore:
                 known={event.message_id: cid for cid, event in appended},
             )
         lines = save(conn, self.book, loaded, now, self.enrich)
+        mark(conn, work.ticks)
         for merged_id, survivor_id in survivors.items():
             # the merged profiles' sends go to the survivor, this batch's too (the caps count
             # them there); rows the dispatcher holds are being delivered (it finds the survivor
@@ -477,6 +528,11 @@ def _count_of(row_name: str) -> int:
 def _update_schedule(conn: sa.Connection, name: str, **values: Any) -> None:
     """Set ``values`` on the ``schedule_ticks`` row ``name``."""
     conn.execute(schedule_ticks.update().where(schedule_ticks.c.name == name).values(**values))
+
+
+def _enter_at(engine: JourneyEngine, campaign: Campaign, profile: str, at: datetime) -> None:
+    """The tick of ``campaign`` at ``at`` for ``profile`` (booked with :meth:`call_at`)."""
+    engine.enter_scheduled(campaign, at, [profile])
 
 
 def _mirror_row(

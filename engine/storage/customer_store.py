@@ -145,6 +145,23 @@ def event_from_row(row: Any) -> Event:
     )
 
 
+def survivors_of(conn: sa.Connection, customer_ids: Iterable[str]) -> dict[str, str]:
+    """Each of ``customer_ids`` merged into another profile, with the live one it went into
+    at the end of its chain of merges."""
+    current = {customer_id: customer_id for customer_id in set(customer_ids)}
+    for _ in range(64):  # merged_into chains are short; the bound guards against a cycle
+        merged: dict[str, str] = {}
+        for part in chunks(sorted(set(current.values()))):
+            query = sa.select(customers.c.id, customers.c.merged_into).where(
+                customers.c.id.in_(part), customers.c.merged_into.is_not(None)
+            )
+            merged.update((row[0], row[1]) for row in conn.execute(query))
+        if not merged:
+            break
+        current = {first: merged.get(now, now) for first, now in current.items()}
+    return {first: now for first, now in current.items() if first != now}
+
+
 class CustomerStore:
     """Bulk queries over the profile tables; ``lock`` takes row locks where the backend has them."""
 
@@ -261,18 +278,7 @@ class CustomerStore:
     def survivors(self, conn: sa.Connection, customer_ids: Iterable[str]) -> dict[str, str]:
         """Each of ``customer_ids`` merged into another profile, with the live one it went
         into at the end of its chain of merges."""
-        current = {customer_id: customer_id for customer_id in set(customer_ids)}
-        for _ in range(64):  # merged_into chains are short; the bound guards against a cycle
-            merged: dict[str, str] = {}
-            for part in chunks(sorted(set(current.values()))):
-                query = sa.select(customers.c.id, customers.c.merged_into).where(
-                    customers.c.id.in_(part), customers.c.merged_into.is_not(None)
-                )
-                merged.update((row[0], row[1]) for row in conn.execute(query))
-            if not merged:
-                break
-            current = {first: merged.get(now, now) for first, now in current.items()}
-        return {first: now for first, now in current.items() if first != now}
+        return survivors_of(conn, customer_ids)
 
     def keys_of(self, conn: sa.Connection, customer_id: str) -> list[str]:
         """Every identity key of the customer."""

@@ -261,6 +261,17 @@ schedule_ticks = sa.Table(
     sa.Column("after_customer", sa.String(32)),  # how far a tick in progress has got
 )
 
+# - ``tick_marks`` (migration 0022): a schedule's tick a batch acted on for a profile away from
+#   the run's place (its work taken before the run came to it); the run passes it over.
+
+tick_marks = sa.Table(
+    "tick_marks",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),  # the schedule, as schedule_ticks names it
+    sa.Column("customer_id", sa.String(32), primary_key=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+)
+
 # --- segment looks (migration 0006) -------------------------------------------------------------
 # - ``segment_looks``: per customer, the first time at which a segment campaign could decide
 #   something else for them (their condition may turn, or what keeps them out may end); the
