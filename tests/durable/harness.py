@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
@@ -223,3 +225,36 @@ def replay_when_due(durable: DurableProject, clock: Clock, events: Path, end: da
         following = max(due, clock.now + timedelta(hours=1))
         clock.now = start - ((start - following) // timedelta(hours=1)) * timedelta(hours=1)
     return passes
+
+
+def killed_then_resumed(
+    followup: Followup,
+    clock: Clock,
+    arrivals: tuple[Sequence[Any], Sequence[Any], Sequence[Any]],
+    at: datetime,
+    end: datetime,
+    after_kill: Callable[[], None] = lambda: None,
+) -> None:
+    """One customer a batch: the first ``arrivals`` ingested and a pass at the clock's time;
+    the second ingested and a pass at ``at``, killed once it has committed its first batch with
+    events (``after_kill`` looks then); the third ingested and a pass at ``end`` goes on."""
+
+    def kill(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("killed")
+
+    first, second, third = arrivals
+    followup.ingestor.ingest(first)
+    DurableProject(followup).run_once()
+    followup.ingestor.ingest(second)
+    clock.now = at
+    dying = DurableProject(followup, crash=kill)
+    dying.runtime.batch_size = 1
+    with pytest.raises(RuntimeError, match="killed"):
+        dying.run_once()
+    after_kill()
+    followup.ingestor.ingest(third)
+    clock.now = end
+    resumed = DurableProject(followup)
+    resumed.runtime.batch_size = 1
+    resumed.run_once()

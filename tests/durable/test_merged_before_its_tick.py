@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from engine.drive.partitions import Partition
@@ -27,6 +26,7 @@ from tests.durable.harness import (
     Clock,
     decision_lines,
     ingest_file,
+    killed_then_resumed,
     make_project,
     open_followup,
     simulated_plan,
@@ -188,25 +188,15 @@ def test_a_profile_ticked_before_its_merge_is_not_ticked_again(
     clock = Clock(NINE - timedelta(hours=1))
     followup = open_followup(project, database_url, clock)
 
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("crash")
+    def entered_one() -> None:
+        assert [line.split()[5] for line in decision_lines(followup.engine)] == ["enter", "send"]
 
     try:
-        followup.ingestor.ingest(records[:2])
-        DurableProject(followup).run_once()
-        followup.ingestor.ingest(records[2:4])
-        clock.now = NINE + timedelta(minutes=15)
-        crashing = DurableProject(followup, crash=crash)
-        crashing.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="crash"):
-            crashing.run_once()
-        assert [line.split()[5] for line in decision_lines(followup.engine)] == ["enter", "send"]
-        followup.ingestor.ingest(records[4:])
-        clock.now = end = NINE + timedelta(minutes=45)
-        resumed = DurableProject(followup)
-        resumed.runtime.batch_size = 1
-        resumed.run_once()
+        end = NINE + timedelta(minutes=45)
+        arrivals = (records[:2], records[2:4], records[4:])
+        killed_then_resumed(
+            followup, clock, arrivals, NINE + timedelta(minutes=15), end, entered_one
+        )
         assert decision_lines(followup.engine) == simulated_plan(project, events, until=end)
     finally:
         followup.close()

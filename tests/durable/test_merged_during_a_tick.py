@@ -23,6 +23,7 @@ from engine.ingest.jsonl import read_jsonl
 from tests.durable.harness import (
     Clock,
     decision_lines,
+    killed_then_resumed,
     make_project,
     open_followup,
     simulated_plan,
@@ -83,25 +84,14 @@ def test_a_profile_merged_behind_the_runs_place_is_ticked_as_it_was(
     clock = Clock(EIGHT)
     followup = open_followup(project, database_url, clock)
 
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("crash")
+    def none_entered() -> None:
+        assert decision_lines(followup.engine) == []  # Eve did not consent
 
     try:
-        followup.ingestor.ingest(records[:2])
-        DurableProject(followup).run_once()
-        followup.ingestor.ingest(records[2:4])
-        clock.now = NINE + timedelta(minutes=15)
-        crashing = DurableProject(followup, crash=crash)
-        crashing.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="crash"):
-            crashing.run_once()
-        assert decision_lines(followup.engine) == []  # Eve did not consent
-        followup.ingestor.ingest(records[4:])
-        clock.now = END
-        resumed = DurableProject(followup)
-        resumed.runtime.batch_size = 1
-        resumed.run_once()
+        arrivals = (records[:2], records[2:4], records[4:])
+        killed_then_resumed(
+            followup, clock, arrivals, NINE + timedelta(minutes=15), END, none_entered
+        )
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
@@ -173,25 +163,9 @@ def test_a_survivor_ahead_of_the_run_is_ticked_before_its_work_is_taken(
     records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
     clock = Clock(EIGHT)
     followup = open_followup(project, database_url, clock)
-
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("crash")
-
     try:
-        followup.ingestor.ingest(records[:3])
-        DurableProject(followup).run_once()
-        followup.ingestor.ingest(records[3:5])
-        clock.now = NINE + timedelta(minutes=15)
-        crashing = DurableProject(followup, crash=crash)
-        crashing.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="crash"):
-            crashing.run_once()
-        followup.ingestor.ingest(records[5:])
-        clock.now = END
-        resumed = DurableProject(followup)
-        resumed.runtime.batch_size = 1
-        resumed.run_once()
+        arrivals = (records[:3], records[3:5], records[5:])
+        killed_then_resumed(followup, clock, arrivals, NINE + timedelta(minutes=15), END)
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
