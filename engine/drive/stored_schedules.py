@@ -59,11 +59,7 @@ class StoredSchedules:
         another pass holds (ingest, for a batch) ends the pass here (``summary.tick_left``):
         the sweeps and the other events and timers would take the customers it has still to
         go over past its instant; the next pass goes on with it. Past the tick's
-        ``misfire_grace`` the pass goes on all the same (logged). The hourly grid of the
-        segment sweeps is the first pass's, kept before anything else it does (a first pass
-        killed in the middle of the first sweep over everyone leaves it to the next)."""
-        if self.full_sweep is not None:
-            self.store.record_schedule(SEGMENTS, now, exact=False)
+        ``misfire_grace`` the pass goes on all the same (logged)."""
         runs = [  # in id order: the order of the ticks of an instant
             self._schedule(campaign, campaign.trigger, summary, now)
             for campaign in self.book.active

@@ -37,7 +37,6 @@ from tests.durable.harness import (
     open_followup,
     plan_lines,
     replay_when_due,
-    simulated_plan,
 )
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
@@ -318,61 +317,3 @@ def test_a_cooldown_over_books_no_look_in_the_past(shop: Shop, tmp_path: Path) -
     with shop.followup.engine.connect() as conn:
         assert conn.scalar(sa.select(segment_looks.c.due_at)) > shop.clock.now
     assert durable.run_once().engine.swept_customers == 0
-
-
-def test_a_first_pass_killed_in_its_sweep_keeps_the_hourly_grid(
-    database_url: str, tmp_path: Path
-) -> None:
-    """The first pass, at the first event (08:00), dies in the middle of the first sweep over
-    everyone; the next runs at 08:20. The hourly sweeps stay on the first pass's grid (09:00,
-    as simulate sweeps from the first event): Ann, whose order turns 30 minutes old at 08:30,
-    enters at 09:00, not at 09:20 (the grid was recorded only once a first sweep finished)."""
-    project = make_project(tmp_path / "project", [])
-    (project / "campaigns" / "lapsed.yaml").write_text(
-        "campaign: lapsed\n"
-        'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
-        ' < now - minutes(30)"}\n'
-        "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
-    )
-    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(
-        b"\n".join(
-            orjson.dumps(
-                {
-                    "type": "track",
-                    "event": "Order Completed",
-                    "userId": user,
-                    "messageId": f"o-{user}",
-                    "timestamp": eight.isoformat(),
-                    "properties": {"order_id": f"o-{user}", "revenue": 5},
-                }
-            )
-            for user in ("ann", "bob")
-        )
-    )
-    end = eight + timedelta(hours=2)
-    expected = simulated_plan(project, events, until=end)
-    assert [line.split()[0] for line in expected if " enter " in line] == [
-        "2024-05-06T09:00:00Z"
-    ] * 2
-    clock = Clock(eight)
-    followup = open_followup(project, database_url, clock)
-
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("killed")
-
-    try:
-        ingest_file(followup, events)
-        dying = DurableProject(followup, crash=crash)
-        dying.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="killed"):
-            dying.run_once()
-        durable = DurableProject(followup)
-        for at in (eight + timedelta(minutes=20), end):
-            clock.now = at
-            durable.run_once()
-        assert decision_lines(followup.engine) == expected
-    finally:
-        followup.close()
