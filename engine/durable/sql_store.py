@@ -43,7 +43,7 @@ from engine.durable.batches import (
 from engine.durable.book import CampaignBook
 from engine.durable.sql_outbox import outbox_values
 from engine.durable.store import Enrich, Loaded, load, save, save_views
-from engine.durable.tick_marks import Tick, mark, marked, ticks_due
+from engine.durable.tick_marks import Tick, forget, mark, marked, ticks_due
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
@@ -160,6 +160,8 @@ class SqlScheduleRow:
 
     def move(self, due_at: datetime) -> None:
         self._update(due_at=due_at, after_customer=None)
+        name, partition = split_row_name(self._row.name)
+        forget(self._conn, name, partition, due_at)
 
     def _update(self, **values: Any) -> None:
         _update_schedule(self._conn, self._row.name, **values)
@@ -324,7 +326,7 @@ class SqlJourneyStore:
                 known={event.message_id: cid for cid, event in appended},
             )
         lines = save(conn, self.book, loaded, now, self.enrich)
-        mark(conn, work.ticks)
+        mark(conn, work.ticks, {m for found in taken.merged.values() for m in found})
         for merged_id, survivor_id in survivors.items():
             # the merged profiles' sends go to the survivor, this batch's too (the caps count
             # them there); rows the dispatcher holds are being delivered (it finds the survivor

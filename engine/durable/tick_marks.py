@@ -19,7 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, ScheduleTrigger
-from engine.drive.partitions import Partition
+from engine.drive.partitions import Partition, bucket_of
 from engine.drive.stored_schedules import SCHEDULE_PREFIX, tick_to_run
 from engine.durable.book import CampaignBook
 from engine.storage.customer_store import among
@@ -51,7 +51,6 @@ def ticks_due(
         for where in among(conn, schedule_ticks.c.name, names)
         for row in conn.execute(sa.select(schedule_ticks).where(where))
     }
-    marks = _marks(conn, [SCHEDULE_PREFIX + c.id for c in scheduled], theirs)
     found: list[Tick] = []
     for profile, partition in theirs.items():
         for campaign in scheduled:
@@ -66,8 +65,11 @@ def ticks_due(
             else:
                 assert isinstance(campaign.trigger, ScheduleTrigger)
                 at = tick_to_run(campaign.trigger, row.due_at, now, zone)
-            if at <= now and marks.get((name, profile)) != at:
+            if at <= now:
                 found.append((at, campaign, profile))
+    if found:  # less those a batch acted on already
+        marks = _marks(conn, list({SCHEDULE_PREFIX + c.id for _at, c, _p in found}), theirs)
+        found = [t for t in found if marks.get((SCHEDULE_PREFIX + t[1].id, t[2])) != t[0]]
     order = {campaign.id: i for i, campaign in enumerate(scheduled)}
     return sorted(found, key=lambda tick: (tick[0], order[tick[1].id], tick[2]))
 
@@ -78,19 +80,33 @@ def marked(
     """Of ``profiles``, those whose tick of each schedule of ``due`` (name -> due time) is
     marked, by schedule."""
     found: dict[str, set[str]] = {}
-    names = list(due)
-    any_mark = sa.select(tick_marks.c.name).where(tick_marks.c.name.in_(names)).limit(1)
-    if not names or conn.scalar(any_mark) is None:  # as a run mostly finds: none
+    of_these = [
+        sa.and_(tick_marks.c.name == name, tick_marks.c.due_at == at) for name, at in due.items()
+    ]
+    # as a run mostly finds: none (a partition's marks go when its run is done)
+    if (
+        not of_these
+        or conn.scalar(sa.select(tick_marks.c.name).where(sa.or_(*of_these)).limit(1)) is None
+    ):
         return found
-    for (name, profile), at in _marks(conn, names, profiles).items():
+    for (name, profile), at in _marks(conn, list(due), profiles).items():
         if due[name] == at:
             found.setdefault(name, set()).add(profile)
     return found
 
 
-def mark(conn: sa.Connection, ticks: Sequence[Tick]) -> None:
-    """Mark ``ticks`` acted on (a profile's later mark of a schedule replaces its earlier)."""
-    rows = {(SCHEDULE_PREFIX + campaign.id, profile): at for at, campaign, profile in ticks}
+def mark(conn: sa.Connection, ticks: Sequence[Tick], merged: Iterable[str] = ()) -> None:
+    """Mark ``ticks`` acted on (a profile's later mark of a schedule replaces its earlier), and
+    drop the marks of the profiles ``merged`` (the engine took their merge: no run lists them
+    again)."""
+    gone = set(merged)
+    for where in among(conn, tick_marks.c.customer_id, gone):
+        conn.execute(tick_marks.delete().where(where))
+    rows = {
+        (SCHEDULE_PREFIX + campaign.id, profile): at
+        for at, campaign, profile in ticks
+        if profile not in gone
+    }
     for name in {name for name, _profile in rows}:
         profiles = [profile for n, profile in rows if n == name]
         for where in among(conn, tick_marks.c.customer_id, profiles):
@@ -98,8 +114,24 @@ def mark(conn: sa.Connection, ticks: Sequence[Tick]) -> None:
     if rows:
         conn.execute(
             tick_marks.insert(),
-            [{"name": n, "customer_id": p, "due_at": at} for (n, p), at in rows.items()],
+            [
+                {"name": n, "customer_id": p, "due_at": at, "bucket": bucket_of(p)}
+                for (n, p), at in rows.items()
+            ],
         )
+
+
+def forget(conn: sa.Connection, name: str, partition: Partition, before: datetime) -> None:
+    """Drop the marks of the schedule ``name`` before ``before`` of ``partition``'s profiles:
+    its run has gone over them all."""
+    conn.execute(
+        tick_marks.delete().where(
+            tick_marks.c.name == name,
+            tick_marks.c.due_at < before,
+            tick_marks.c.bucket >= partition.lo,
+            tick_marks.c.bucket < partition.hi,
+        )
+    )
 
 
 def _marks(

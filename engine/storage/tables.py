@@ -262,7 +262,8 @@ schedule_ticks = sa.Table(
 )
 
 # - ``tick_marks`` (migration 0022): a schedule's tick a batch acted on for a profile away from
-#   the run's place (its work taken before the run came to it); the run passes it over.
+#   the run's place (its work taken before the run came to it); the run passes it over. Gone
+#   when the run has gone over its partition, or the engine takes the profile's merge.
 
 tick_marks = sa.Table(
     "tick_marks",
@@ -270,6 +271,7 @@ tick_marks = sa.Table(
     sa.Column("name", sa.String(80), primary_key=True),  # the schedule, as schedule_ticks names it
     sa.Column("customer_id", sa.String(32), primary_key=True),
     sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),  # the profile's
 )
 
 # --- segment looks (migration 0006) -------------------------------------------------------------

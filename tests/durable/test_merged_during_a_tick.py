@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
 from engine.identity import customer_id_for
 from engine.ingest.jsonl import read_jsonl
+from engine.storage.tables import tick_marks
 from tests.durable.harness import (
     Clock,
     decision_lines,
@@ -138,7 +140,8 @@ def test_a_survivor_ahead_of_the_run_is_ticked_before_its_work_is_taken(
     09:15 goes over Eve and crashes. Bob consents at 09:05 and signs in on the device at 09:10, both
     ingested before the next pass. At the device's place the run takes Bob's work with it: Bob
     is ticked at 09:00 first, as he stood (not a VIP yet), and marked, so the run passes him
-    over when it comes to him (entered at 09:00 as the VIP he became at 09:05, else)."""
+    over when it comes to him (entered at 09:00 as the VIP he became at 09:05, else). Once the
+    run has gone over everyone, its marks go."""
     address, bob = "shopper@example.com", customer_id_for("user:bob")
     assert EVE < customer_id_for(f"email:{address}") < bob
     project = make_project(tmp_path / "project", [])
@@ -167,5 +170,7 @@ def test_a_survivor_ahead_of_the_run_is_ticked_before_its_work_is_taken(
         arrivals = (records[:3], records[3:5], records[5:])
         killed_then_resumed(followup, clock, arrivals, NINE + timedelta(minutes=15), END)
         assert decision_lines(followup.engine) == expected
+        with followup.engine.connect() as conn:  # the run went over everyone: marks gone
+            assert conn.scalar(sa.select(sa.func.count()).select_from(tick_marks)) == 0
     finally:
         followup.close()

@@ -4,7 +4,9 @@ A schedule's run goes over the profiles in id order, keeping how far it got. A b
 a profile's work before the run comes to it (a profile merged at ingest while the run is under
 way, its survivor's work taken by another partition) acts on the tick for it first, so the
 profile is seen as it stood at the tick's instant; it marks the tick here, and the run, when it
-comes to the profile, passes it over.
+comes to the profile, passes it over. A partition's marks of a tick go when its run has gone over
+every profile (``bucket``: the profile's, engine/drive/partitions.py), a profile's when the
+engine takes its merge.
 
 Revision ID: 0022
 Revises: 0021
@@ -28,6 +30,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(80), nullable=False),
         sa.Column("customer_id", sa.String(32), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("name", "customer_id", name="pk_tick_marks"),
     )
 
