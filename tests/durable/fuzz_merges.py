@@ -1,0 +1,236 @@
+"""Random streams of sign-ins around daily ticks, run durably with crashes and partitions, each
+compared with ``simulate``'s plan: a search beside the property tests, too slow for the suite.
+
+Shoppers known the day before sign up signed out on a device (an address, consent or not) before
+a 09:00 tick, order, change consent, and sign in on the device around the tick, over one to three
+days; one to three campaigns (the daily tick, a second one at 09:30, a segment campaign). Passes
+run around each tick, each partition's pass a few minutes after the last and after ingesting what
+has arrived by its time (no event comes in late); a pass may die after any batch it commits
+(one customer to three a batch, or 500), a partition may miss a pass, and a clean pass ends each
+day. A stream whose durable run skipped or coalesced a tick (logged) is set aside: past the
+misfire grace that is by design.
+
+``python -m tests.durable.fuzz_merges SEED COUNT [DATABASE_URL]`` runs the seeds ``SEED`` to
+``SEED + COUNT - 1`` (on a fresh SQLite file each, or the PostgreSQL database given, emptied
+first) and prints each difference and the tally; ``FUZZ_DEBUG=1`` prints the stream and the
+passes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import random
+import sys
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.drive.partitions import Partition
+from engine.durable.project import DurableProject
+from engine.ingest.jsonl import read_jsonl
+from tests.conftest import _empty_postgres
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    make_project,
+    open_followup,
+    simulated_plan,
+    write_messages,
+)
+
+NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
+CAMPAIGNS = {
+    "daily": """campaign: daily
+trigger: {schedule: "0 9 * * *", misfire_grace: 6h}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: daily
+""",
+    "later": """campaign: later
+trigger: {schedule: "30 9 * * *", misfire_grace: 6h}
+audience: customer.email and not customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: later
+""",
+    "recent": """campaign: recent
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at > now - minutes(90)"}
+steps:
+  - send: email
+    template: newsletter.html
+    subject: recent
+""",
+}
+DEBUG = bool(os.environ.get("FUZZ_DEBUG"))
+
+
+class Killed(Exception):
+    """A pass died."""
+
+
+def stream(rnd: random.Random) -> tuple[list[dict[str, Any]], int]:
+    """The messages of a stream, and over how many days."""
+    messages: list[dict[str, Any]] = []
+
+    def add(at: datetime, **fields: Any) -> None:
+        number = len(messages) + 1
+        messages.append({"messageId": f"m{number}", "timestamp": at.isoformat(), **fields})
+
+    def around(tick: datetime, before: int, after: int) -> datetime:
+        return tick + timedelta(minutes=rnd.randint(-before, after))
+
+    days = rnd.randint(1, 3)
+    for user in (f"u{i}" for i in range(rnd.randint(2, 8))):
+        known = {"email": f"{user}@work.example"} if rnd.random() < 0.5 else {}
+        add(NINE - timedelta(hours=rnd.randint(5, 20)), type="identify", userId=user, traits=known)
+        for day in range(days):
+            tick = NINE + timedelta(days=day)
+            device = f"{user}-dev{day}-{rnd.randint(0, 1)}"
+            if rnd.random() < 0.8:
+                traits: dict[str, Any] = {}
+                if rnd.random() < 0.7:
+                    traits["email"] = f"{device}@home.example"
+                if rnd.random() < 0.7:
+                    traits["consent"] = {"email": rnd.random() < 0.8}
+                at = tick - timedelta(minutes=rnd.randint(1, 240))
+                add(at, type="identify", anonymousId=device, traits=traits)
+            if rnd.random() < 0.4:
+                order = {"order_id": f"o{len(messages)}", "revenue": 5}
+                add(
+                    around(tick, 120, 120),
+                    type="track",
+                    anonymousId=device,
+                    event="Order Completed",
+                    properties=order,
+                )
+            if rnd.random() < 0.3:
+                consent = {"consent": {"email": rnd.random() < 0.5}}
+                add(around(tick, 120, 120), type="identify", userId=user, traits=consent)
+            if rnd.random() < 0.7:
+                at = around(tick, 30, 90)
+                add(at, type="identify", userId=user, anonymousId=device, traits={})
+            if rnd.random() < 0.2:
+                at = around(tick, 30, 90)
+                add(at, type="track", userId=user, event="Product Viewed", properties={})
+    return messages, days
+
+
+def durable(
+    project: Path, events: Path, url: str, rnd: random.Random, partitions: int, days: int
+) -> list[str] | None:
+    """The decisions log of the stream's passes (``None``: a tick was skipped or coalesced)."""
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    first = records[0].events[0].timestamp
+    clock = Clock(first)
+    followup = open_followup(project, url, clock)
+    armed, skipped = [False], [False]
+
+    class Skips(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            skipped[0] = skipped[0] or "skipped" in record.getMessage()
+
+    def kill(point: str) -> None:
+        if armed[0] and rnd.random() < 0.35:
+            armed[0] = False
+            raise Killed(point)
+
+    handler = Skips()
+    logging.getLogger("followup.durable").addHandler(handler)
+    try:
+        passes = []
+        for index in range(partitions):
+            one = DurableProject(followup, partition=Partition(index, partitions), crash=kill)
+            one.runtime.batch_size = rnd.choice([1, 1, 2, 3, 500])
+            one.runtime.driver.committed = lambda _work: kill("committed")  # every batch
+            passes.append(one)
+        clean = {NINE + timedelta(days=day, minutes=200) for day in range(days + 1)}
+        times = set(clean) | {first}
+        for day in range(days + 1):
+            for _ in range(rnd.randint(1, 4)):
+                times.add(NINE + timedelta(days=day, minutes=rnd.randint(-60, 180)))
+        ordered = sorted(t for t in times if t >= first)
+        taken, last = 0, first
+        for k, base in enumerate(ordered):
+            final = base in clean or k == len(ordered) - 1
+            rnd.shuffle(passes)
+            now = max(last, base)
+            for j, one in enumerate(passes):
+                now = last = now + timedelta(minutes=rnd.randint(0, 20) if j else 0)
+                clock.now = now
+                arrived = taken
+                while arrived < len(records) and records[arrived].events[0].timestamp <= now:
+                    arrived += 1
+                followup.ingestor.ingest(records[taken:arrived])
+                taken = arrived
+                if not final and k > 0 and partitions > 1 and rnd.random() < 0.2:
+                    _say(f"pass {one.runtime.partition} {now:%d %H:%M} missed")
+                    continue
+                armed[0] = not final and k > 0
+                try:
+                    one.run_once()
+                    _say(f"pass {one.runtime.partition} {now:%d %H:%M} ({taken} ingested)")
+                except Killed as died:
+                    _say(f"pass {one.runtime.partition} {now:%d %H:%M} killed at {died}")
+                armed[0] = False
+        followup.ingestor.ingest(records[taken:])
+        for _ in range(2):
+            for one in passes:
+                one.run_once()
+        return None if skipped[0] else decision_lines(followup.engine)
+    finally:
+        logging.getLogger("followup.durable").removeHandler(handler)
+        followup.close()
+
+
+def one_seed(seed: int, database_url: str | None) -> str:
+    """Run seed ``seed``: "ok", "differs" (printed) or "set aside"."""
+    rnd = random.Random(seed)
+    messages, days = stream(rnd)
+    partitions = rnd.choice([1, 1, 2, 3])
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        project = make_project(root / "project", [])
+        chosen = ["daily"] + [name for name in ("later", "recent") if rnd.random() < 0.5]
+        for name in chosen:
+            (project / "campaigns" / f"{name}.yaml").write_text(CAMPAIGNS[name])
+        events = write_messages(root / "events.jsonl", messages)
+        expected = simulated_plan(project, events, until=NINE + timedelta(days=days, hours=6))
+        if DEBUG:
+            for message in sorted(messages, key=lambda m: str(m["timestamp"])):
+                print(message)
+        if database_url:
+            _empty_postgres(database_url)
+        url = database_url or f"sqlite:///{root / 'followup.db'}"
+        found = durable(project, events, url, rnd, partitions, days)
+        if found is None:
+            return "set aside"
+        if found == expected:
+            return "ok"
+        print(f"seed {seed}: {partitions} partition(s), campaigns {chosen}: differs")
+        for line in difflib.unified_diff(expected, found, "simulate", "durable", lineterm=""):
+            print("  ", line)
+        return "differs"
+
+
+def _say(text: str) -> None:
+    if DEBUG:
+        print(text)
+
+
+def main(arguments: list[str]) -> int:
+    seed, count = int(arguments[0]), int(arguments[1])
+    database_url = arguments[2] if len(arguments) > 2 else None
+    tally = Counter(one_seed(s, database_url) for s in range(seed, seed + count))
+    print(dict(tally))
+    return 1 if tally["differs"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
