@@ -25,6 +25,7 @@ from engine.journeys.simulate import journey_engine, received_order
 from tests.durable.harness import (
     Clock,
     decision_lines,
+    ingest_arrived,
     make_project,
     open_followup,
     plan_lines,
@@ -115,11 +116,7 @@ def _sql(project: Path, path: Path, url: str) -> Passes:
     def run(now: datetime) -> TickSummary:
         nonlocal arrived
         clock.now = now
-        due = arrived
-        while due < len(records) and records[due].events[0].timestamp <= now:
-            due += 1
-        followup.ingestor.ingest(records[arrived:due])  # each event when the clock reaches it
-        arrived = due
+        arrived = ingest_arrived(followup, records, arrived, now)  # each when the clock reaches it
         summary = TickSummary()
         runtime.driver.run_pass(now, summary)
         return summary

@@ -36,6 +36,7 @@ from tests.conftest import _empty_postgres
 from tests.durable.harness import (
     Clock,
     decision_lines,
+    ingest_arrived,
     make_project,
     open_followup,
     simulated_plan,
@@ -164,11 +165,7 @@ def durable(
             for j, one in enumerate(passes):
                 now = last = now + timedelta(minutes=rnd.randint(0, 20) if j else 0)
                 clock.now = now
-                arrived = taken
-                while arrived < len(records) and records[arrived].events[0].timestamp <= now:
-                    arrived += 1
-                followup.ingestor.ingest(records[taken:arrived])
-                taken = arrived
+                taken = ingest_arrived(followup, records, taken, now)
                 if not final and k > 0 and partitions > 1 and rnd.random() < 0.2:
                     _say(f"pass {one.runtime.partition} {now:%d %H:%M} missed")
                     continue

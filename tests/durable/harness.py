@@ -258,3 +258,13 @@ def killed_then_resumed(
     resumed = DurableProject(followup)
     resumed.runtime.batch_size = 1
     resumed.run_once()
+
+
+def ingest_arrived(followup: Followup, records: Sequence[Any], taken: int, now: datetime) -> int:
+    """Ingest the ``records`` (in time order) after the first ``taken`` that have arrived by
+    ``now``; how many are taken then."""
+    arrived = taken
+    while arrived < len(records) and records[arrived].events[0].timestamp <= now:
+        arrived += 1
+    followup.ingestor.ingest(records[taken:arrived])
+    return arrived

@@ -35,6 +35,7 @@ from tests.conftest import _empty_postgres
 from tests.durable.harness import (
     Clock,
     decision_lines,
+    ingest_arrived,
     make_project,
     simulated_plan,
     write_messages,
@@ -233,11 +234,7 @@ def _durable(
         ]
         for now in passes(first):
             clock.now = now
-            arrived = taken
-            while arrived < len(records) and records[arrived].events[0].timestamp <= now:
-                arrived += 1
-            followup.ingestor.ingest(records[taken:arrived])
-            taken = arrived
+            taken = ingest_arrived(followup, records, taken, now)
             for durable in split:
                 durable.run_once()
         return decision_lines(followup.engine)
