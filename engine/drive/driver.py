@@ -86,15 +86,18 @@ class Driver:
         now: datetime,
         summary: TickSummary,
         acts: Sequence[tuple[datetime, Act]] = (),
+        first: Sequence[Act] = (),
     ) -> None:
         """Decide everything due for ``work``, in time order: each event after the timers due
         before it, each of ``acts`` at its time (after the events of that instant, before the
         journeys' timers due at it; acts of one instant in the order given), then the timers
-        due by ``now``; and have the store keep it."""
+        due by ``now``; and have the store keep it. ``first`` set the engine up once loaded."""
         events = work.events
         # the earliest decision: the first event, or an act (the store adds the due timers)
         decides_from = min([now, *(at for at, _act in acts), *(e.timestamp for e in events[:1])])
         engine = self.store.load(work, now, decides_from)
+        for setup in first:
+            setup(engine)
         for at, act in acts:
             engine.call_at(at, _on(engine, act))
         for event in events:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from engine.campaigns.durations import format_duration
 from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
@@ -59,7 +60,11 @@ class StoredSchedules:
         another pass holds (ingest, for a batch) ends the pass here (``summary.tick_left``):
         the sweeps and the other events and timers would take the customers it has still to
         go over past its instant; the next pass goes on with it. Past the tick's
-        ``misfire_grace`` the pass goes on all the same (logged)."""
+        ``misfire_grace`` the pass goes on all the same (logged). The hourly grid of the
+        segment sweeps is the first pass's, kept before anything else it does: a first pass
+        killed in the middle of the first sweep over everyone leaves it to the next."""
+        if self.full_sweep is not None:
+            self.store.record_schedule(SEGMENTS, now, exact=False)
         runs = [  # in id order: the order of the ticks of an instant
             self._schedule(campaign, campaign.trigger, summary, now)
             for campaign in self.book.active
@@ -156,6 +161,9 @@ class StoredSchedules:
                     lambda engine, _due, ids: engine.sweep_segments(now, ids),
                     lambda _due: NEVER,  # once per version of the segment campaigns
                     at_due=False,  # a sweep looks at now, after the timers due by now
+                    # and takes the hourly sweeps by the time it began at (a first pass
+                    # killed in it began before now: the sweeps after are taken apart)
+                    setup=lambda engine, due: engine.segments.looks_at_everyone(due),
                 )
             ],
             now,
@@ -255,7 +263,12 @@ class StoredSchedules:
                     by_name[name].acting(due[name].due_at, now, work.profiles_for(name))
                     for name in together
                 ]
-                self.driver.decide(work, now, summary, acts)
+                setups = [
+                    partial(_set_up, setup, due[name].due_at)
+                    for name in together
+                    if (setup := by_name[name].setup) is not None
+                ]
+                self.driver.decide(work, now, summary, acts, setups)
                 for name in together:
                     due[name].advance(work.place)
             self.driver.committed(work)
@@ -278,12 +291,21 @@ class Run:
     # pass (the other events would come before it); later, events go on (a session that
     # holds a customer for hours does not stop the partition): a tick's misfire_grace
     waits_within: timedelta = timedelta(0)
+    # sets the engine of each batch up once loaded, given the run's due time
+    setup: Callable[[JourneyEngine, datetime], None] | None = None
 
     def acting(
         self, due: datetime, now: datetime, ids: Sequence[str]
     ) -> tuple[datetime, DriverAct]:
         """The act, at its time, on ``ids`` (the engine passes over those merged away)."""
         return (due if self.at_due else now), lambda engine: self.act(engine, due, ids)
+
+
+def _set_up(
+    setup: Callable[[JourneyEngine, datetime], None], due: datetime, engine: JourneyEngine
+) -> None:
+    """A run's ``setup`` of a batch's engine, given the run's due time."""
+    setup(engine, due)
 
 
 def _furthest_behind(due: Mapping[str, ScheduleRow]) -> tuple[list[str], str | None]:

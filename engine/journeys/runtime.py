@@ -325,12 +325,9 @@ class JourneyEngine:
 
     def sweep_segments(self, at: datetime, customer_ids: Iterable[str]) -> None:
         """Re-evaluate the segment triggers as time passes, for these customers (those not
-        merged away by the events taken)."""
+        merged away by the events taken); the looks booked for them by ``at`` are taken."""
         if self.segments.campaigns:
-            customers = self.customers
-            for customer_id in customer_ids:
-                if customers.has(customer_id):
-                    self.segments.check(customer_id, at)
+            self.segments.sweep(at, customer_ids)
 
     # --- events ------------------------------------------------------------------------------
 

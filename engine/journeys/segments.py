@@ -138,6 +138,9 @@ class SegmentTriggers:
         # a check finds is swept in the decision itself (sweep_due_by); the sweeps booked
         self._due_by: tuple[SweepGrid, datetime] | None = None
         self._swept: set[tuple[datetime, str]] = set()
+        # the durable runtime: the time of a look at everyone this decision takes, which takes
+        # the hourly sweeps by then in its stead (looks_at_everyone)
+        self._everyone_at: datetime | None = None
         # campaign -> the fixed paths its condition reads (``None``: it reads more, not kept)
         self._reads: dict[str, tuple[tuple[str, ...], ...] | None] = {
             c.id: customer_reads(c.trigger.segment.source) if REMEMBER_LOOKS else None
@@ -164,20 +167,36 @@ class SegmentTriggers:
         if self.campaigns:
             self._due_by = (sweeps, now)
 
+    def looks_at_everyone(self, at: datetime) -> None:
+        """(The durable runtime.) This decision is the sweep over everyone that the segment
+        campaigns, new or changed, began at ``at``: its look takes the hourly sweeps by ``at``
+        (those of a first pass's backlog of old events, or of hours before a version of the
+        campaigns was deployed), which are not taken apart."""
+        self._everyone_at = at
+
     def sweep_at(self, at: datetime, customer_id: str) -> None:
         """Look at ``customer_id``'s segments at ``at`` (a sweep; after the ticks of that
         instant), once."""
         if (at, customer_id) in self._swept:
             return
         self._swept.add((at, customer_id))
-        engine, grid = self.engine, self._grid
+        engine = self.engine
 
         def sweep(when: datetime) -> None:
-            if grid is not None:  # the looks it takes, as a sweep of simulate's takes them
-                grid.take_until(customer_id, when)
-            engine.sweep_segments(when, [customer_id])
+            if self._everyone_at is None or when > self._everyone_at:
+                engine.sweep_segments(when, [customer_id])
 
         engine.call_at(at, sweep, SWEEP_RANK)
+
+    def sweep(self, at: datetime, customer_ids: Iterable[str]) -> None:
+        """A sweep at ``at``: each customer's looks booked by then are taken (as a sweep of
+        ``simulate``'s grid takes them), and those still live are looked at."""
+        grid, has = self._grid, self.engine.customers.has
+        for customer_id in customer_ids:
+            if grid is not None:
+                grid.take_until(customer_id, at)
+            if has(customer_id):
+                self.check(customer_id, at)
 
     def looks(self) -> dict[str, datetime]:
         """The next look booked for each customer checked (nothing when no grid is kept)."""

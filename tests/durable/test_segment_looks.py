@@ -37,6 +37,7 @@ from tests.durable.harness import (
     open_followup,
     plan_lines,
     replay_when_due,
+    simulated_plan,
 )
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
@@ -317,3 +318,161 @@ def test_a_cooldown_over_books_no_look_in_the_past(shop: Shop, tmp_path: Path) -
     with shop.followup.engine.connect() as conn:
         assert conn.scalar(sa.select(segment_looks.c.due_at)) > shop.clock.now
     assert durable.run_once().engine.swept_customers == 0
+
+
+def test_a_first_pass_killed_in_its_sweep_keeps_the_hourly_grid(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The first pass, at the first event (08:00), dies in the middle of the first sweep over
+    everyone; the next runs at 08:20. The hourly sweeps stay on the first pass's grid (09:00,
+    as simulate sweeps from the first event): Ann, whose order turns 30 minutes old at 08:30,
+    enters at 09:00, not at 09:20 (the grid was recorded only once a first sweep finished)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(
+        "campaign: lapsed\n"
+        'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
+        ' < now - minutes(30)"}\n'
+        "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
+    )
+    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"\n".join(
+            orjson.dumps(
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": user,
+                    "messageId": f"o-{user}",
+                    "timestamp": eight.isoformat(),
+                    "properties": {"order_id": f"o-{user}", "revenue": 5},
+                }
+            )
+            for user in ("ann", "bob")
+        )
+    )
+    end = eight + timedelta(hours=2)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[0] for line in expected if " enter " in line] == [
+        "2024-05-06T09:00:00Z"
+    ] * 2
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("killed")
+
+    try:
+        ingest_file(followup, events)
+        dying = DurableProject(followup, crash=crash)
+        dying.runtime.batch_size = 1
+        with pytest.raises(RuntimeError, match="killed"):
+            dying.run_once()
+        durable = DurableProject(followup)
+        for at in (eight + timedelta(minutes=20), end):
+            clock.now = at
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_first_pass_over_a_backlog_enters_at_its_own_time(shop: Shop, tmp_path: Path) -> None:
+    """The first pass takes a backlog of orders placed long ago, each lapsed 90 days later,
+    long before the pass: the sweep over everyone enters them all at the pass's time. The
+    hourly grid is recorded before that sweep (it keeps a first pass killed in it), and the
+    looks the backlog's events booked at past hours are the sweep's to take, not swept at
+    those hours: a campaign first deployed now does not enter anyone in the past."""
+    placed = {f"u{n:02d}": START + timedelta(days=n) for n in range(10)}
+    ingest_file(shop.followup, _orders(tmp_path, placed))
+    shop.clock.now = START + timedelta(days=120, minutes=17)
+    first = DurableProject(shop.followup).run_once().engine
+    assert first.swept_customers == 10  # everyone once, no look left for the hourly sweeps
+    assert [line.split()[0] for line in _entered(shop.followup)] == ["2024-04-30T00:17:00Z"] * 10
+    with shop.followup.engine.connect() as conn:
+        due = conn.scalars(sa.select(segment_looks.c.due_at)).all()
+    assert all(at > shop.clock.now for at in due)
+
+
+def test_a_first_pass_killed_in_its_sweep_takes_the_later_hours_apart(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The first pass, at the first event (08:00), dies after its first customer. Ann and Bob
+    both entered at 08:00, left the segment at 08:30 and came back at 08:40, kept out by the
+    2-hour cooldown until 10:00. The next pass, at 10:30, goes on with the sweep over everyone:
+    the customer it had not reached enters at the 10:00 sweep, as simulate plans, not at 10:30
+    (that sweep looks at 10:30, and takes only the hours by the first pass's time)."""
+    project = make_project(tmp_path / "project", ["win_back"])
+    _vip_campaign(project, SEND)
+    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    consent = {"consent": {"email": True}, "vip": True}
+    steps = [(eight, consent), (eight + timedelta(minutes=30), {"vip": 0})]
+    steps.append((eight + timedelta(minutes=40), consent))
+    lines = [
+        orjson.dumps(
+            {
+                "type": "identify",
+                "userId": user,
+                "messageId": f"i-{user}-{at:%H%M}",
+                "timestamp": at.isoformat(),
+                "traits": traits,
+            }
+        )
+        for at, traits in steps
+        for user in ("ann", "bob")
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines))
+    end = eight + timedelta(hours=4)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[0] for line in expected if " enter " in line] == [
+        "2024-05-06T08:00:00Z"
+    ] * 2 + ["2024-05-06T10:00:00Z"] * 2
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("killed")
+
+    try:
+        records = list(read_jsonl(events))
+        followup.ingestor.ingest(records[:2])
+        dying = DurableProject(followup, crash=crash)
+        dying.runtime.batch_size = 1
+        with pytest.raises(RuntimeError, match="killed"):
+            dying.run_once()
+        followup.ingestor.ingest(records[2:])
+        durable = DurableProject(followup)
+        for at in (eight + timedelta(hours=2, minutes=30), end):
+            clock.now = at
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_changed_campaign_takes_the_hours_missed_before_it(shop: Shop, tmp_path: Path) -> None:
+    """No pass ran while u1 entered the VIP campaign, left it, came back kept out by the
+    cooldown (until 02:00) and the campaign changed. The next pass, at 03:00, looks at everyone
+    with the new version at its own time: u1 enters at 03:00, once; the hour missed before the
+    change is the full sweep's to take, neither swept in its decision nor left for the hourly
+    sweep to look at u1 again at 02:00."""
+    _vip_campaign(shop.project, SEND)
+    followup, clock = shop.followup, shop.clock
+    durable = DurableProject(followup)
+    consent = {"consent": {"email": True}, "vip": True}
+    ingest_file(followup, _identify(tmp_path, "u1", START, consent))
+    durable.run_once()  # enters at once
+    ingest_file(followup, _identify(tmp_path, "u1", START + timedelta(minutes=30), {"vip": 0}))
+    ingest_file(followup, _identify(tmp_path, "u1", START + timedelta(minutes=40), consent))
+    vip = shop.project / "campaigns" / "vip.yaml"
+    vip.write_text(vip.read_text().replace("subject: Hi", "subject: Hello"))
+    clock.now = START + timedelta(hours=3)
+    changed = DurableProject(followup).run_once().engine
+    assert changed.swept_customers == 1
+    assert [line.split()[0] for line in _entered(followup)] == [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T03:00:00Z",
+    ]
