@@ -101,10 +101,9 @@ class Driver:
         for at, act in acts:
             engine.call_at(at, _on(engine, act))
         for event in events:
-            if event.timestamp > now:  # within the clock skew: the timers due by now
-                engine.advance_to(now)
-            else:
-                engine.advance_before(event.timestamp)
+            # stamped ahead of the clock too (the store takes such an event only when no tick,
+            # sweep or stored timer falls before it): the timers this decision set before it
+            engine.advance_before(event.timestamp)
             engine.on_event(event)
         engine.advance_to(now)
         if events:

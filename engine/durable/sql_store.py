@@ -38,6 +38,7 @@ from engine.durable.batches import (
     not_merged_ahead,
     partition_of,
     take,
+    taken_until,
     timer_batch,
 )
 from engine.durable.book import CampaignBook
@@ -146,7 +147,8 @@ class SqlScheduleRow:
         holder.update(survivors_of(conn, merged) if merged else {})
         held = claims.these(conn, set(holder.values()))
         ready = list(takewhile(lambda p: holder[p] in held, page))
-        taken = take(conn, claims, list(dict.fromkeys(holder[p] for p in ready)), now)
+        owners = list(dict.fromkeys(holder[p] for p in ready))
+        taken = take(conn, claims, owners, taken_until(conn, now))
         kept = set(taken.ids)
         run = list(takewhile(lambda p: holder[p] in kept, ready))
         if not run:  # the next customer is another pass's: a later pass goes on
@@ -204,10 +206,11 @@ class SqlJourneyStore:
     def events(self, now: datetime) -> Iterator[SqlWork | None]:
         """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
+            until = taken_until(conn, now)
             ids = self.claims.first(
-                conn, inbox_batch(now, self.batch_size, self.partition), event_owners
+                conn, inbox_batch(until, self.batch_size, self.partition), event_owners
             )
-            taken = take(conn, self.claims, ids, now)
+            taken = take(conn, self.claims, ids, until)
             yield SqlWork(conn, taken) if taken.events else None
 
     @contextmanager
@@ -218,7 +221,7 @@ class SqlJourneyStore:
             ids = self.claims.first(
                 conn, timer_batch(now, self.batch_size, running, self.partition)
             )
-            taken = take(conn, self.claims, ids, now)
+            taken = take(conn, self.claims, ids, taken_until(conn, now))
             yield SqlWork(conn, taken) if taken.ids else None
 
     @contextmanager
@@ -233,7 +236,8 @@ class SqlJourneyStore:
                 conn, looks_batch(at, self.batch_size, self.partition), not_merged_ahead, False
             )
             gone = merged_away(conn, claimed)
-            taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
+            ready = [c for c in claimed if c not in gone]
+            taken = take(conn, self.claims, ready, taken_until(conn, now))
             done = sorted(gone) + taken.ids
             for where in among(conn, segment_looks.c.customer_id, done):
                 conn.execute(segment_looks.delete().where(where))

@@ -1,0 +1,183 @@
+"""Events stamped ahead of the clock (docs/runtime.md, "events"): a pass takes an event up to
+5 minutes ahead of its time, but never past a schedule tick, a segment sweep or a journey timer
+due before the event, which ``simulate`` decides first. A stream is ingested whole, then passes
+run at times of their own, as `followup tick --now` after an import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.durable.project import DurableProject
+from tests.durable.harness import (
+    Clock,
+    decision_lines,
+    ingest_file,
+    make_project,
+    open_followup,
+    simulated_plan,
+    write_messages,
+)
+
+NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
+DAILY = """campaign: daily
+trigger: {schedule: "0 9 * * *"}
+audience: customer.consent.email
+steps:
+  - send: email
+    template: newsletter.html
+    subject: daily
+"""
+CART = """campaign: cart
+trigger: {event: Product Added}
+exit:
+  - event: Order Completed
+steps:
+  - wait: 1m
+  - send: email
+    template: newsletter.html
+    subject: cart
+"""
+LAPSED = """campaign: lapsed
+trigger: {segment: "customer.orders.last_at and customer.orders.last_at < now - minutes(20)"}
+audience: not customer.traits.vip
+steps:
+  - send: email
+    template: newsletter.html
+    subject: lapsed
+"""
+
+
+def _identify(at: datetime, number: int, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "userId": "ann",
+        "messageId": f"i{number}",
+        "timestamp": at.isoformat(),
+        "traits": traits,
+    }
+
+
+def _track(at: datetime, number: int, event: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "userId": "ann",
+        "messageId": f"t{number}",
+        "timestamp": at.isoformat(),
+        "properties": properties,
+    }
+
+
+def _passes(
+    database_url: str,
+    tmp_path: Path,
+    campaign: str,
+    messages: list[dict[str, Any]],
+    passes: list[datetime],
+) -> tuple[list[str], list[str]]:
+    """``simulate``'s decisions for the stream, and those of passes at ``passes`` after it was
+    ingested whole (with the first pass at its first event's time, as simulate starts)."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "campaign.yaml").write_text(campaign)
+    events = write_messages(tmp_path / "events.jsonl", messages)
+    end = passes[-1]
+    expected = simulated_plan(project, events, until=end)
+    clock = Clock(passes[0])
+    followup = open_followup(project, database_url, clock)
+    try:
+        ingest_file(followup, events)
+        durable = DurableProject(followup)
+        for at in passes:
+            clock.now = at
+            durable.run_once()
+        return expected, decision_lines(followup.engine)
+    finally:
+        followup.close()
+
+
+def test_a_consent_stamped_after_a_tick_is_not_in_its_audience(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann consents at 09:02; a pass at 08:58 does not take it ahead of the 09:00 tick, which
+    the pass at 09:10 runs: she is not in its audience, as simulate plans."""
+    expected, found = _passes(
+        database_url,
+        tmp_path,
+        DAILY,
+        [
+            _identify(NINE - timedelta(hours=2), 1, email="ann@example.com"),
+            _identify(NINE + timedelta(minutes=2), 2, consent={"email": True}),
+        ],
+        [NINE - timedelta(hours=2), NINE - timedelta(minutes=2), NINE + timedelta(minutes=10)],
+    )
+    assert expected == []
+    assert found == expected
+
+
+def test_an_order_stamped_after_the_reminder_waits_for_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann adds to the cart at 08:59 and orders at 09:01; the cart's reminder is due at 09:00. A
+    pass at 08:59:30 sets the reminder and leaves the order for the pass at 09:05, which sends
+    the reminder first, as simulate plans (the order taken first exited her before it)."""
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    expected, found = _passes(
+        database_url,
+        tmp_path,
+        CART,
+        [
+            _identify(NINE - timedelta(hours=2), 1, **consent),
+            _track(NINE - timedelta(minutes=1), 2, "Product Added", price=5),
+            _track(NINE + timedelta(minutes=1), 3, "Order Completed", order_id="o1", revenue=5),
+        ],
+        [NINE - timedelta(hours=2), NINE - timedelta(seconds=30), NINE + timedelta(minutes=5)],
+    )
+    assert [line.split()[4] for line in expected] == ["None", "email"]  # enter, send
+    assert found == expected
+
+
+def test_an_order_stamped_after_a_reminder_of_the_same_batch(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The cart at 09:00:00 and the order at 09:02 are taken by one pass at 09:00:30: the
+    reminder the cart sets for 09:01 is decided before the order, as simulate plans."""
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    expected, found = _passes(
+        database_url,
+        tmp_path,
+        CART,
+        [
+            _identify(NINE - timedelta(hours=2), 1, **consent),
+            _track(NINE, 2, "Product Added", price=5),
+            _track(NINE + timedelta(minutes=2), 3, "Order Completed", order_id="o1", revenue=5),
+        ],
+        [NINE - timedelta(hours=2), NINE + timedelta(seconds=30), NINE + timedelta(hours=1)],
+    )
+    assert [line.split()[4] for line in expected] == ["None", "email"]  # enter, send
+    assert found == expected
+
+
+def test_a_trait_stamped_after_an_hourly_sweep_waits_for_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann orders at 07:35 and lapses 20 minutes later (the sweeps fall on the hour, from the
+    first pass at 07:00); at 08:01 she becomes a VIP, out of the audience. A pass at 07:58 does
+    not take that ahead of the 08:00 sweep, at which she enters, as simulate plans."""
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    seven = NINE - timedelta(hours=2)
+    expected, found = _passes(
+        database_url,
+        tmp_path,
+        LAPSED,
+        [
+            _identify(seven, 1, **consent),
+            _track(seven + timedelta(minutes=35), 2, "Order Completed", order_id="o", revenue=5),
+            _identify(seven + timedelta(minutes=61), 3, vip=True),
+        ],
+        [seven, seven + timedelta(minutes=58), NINE],
+    )
+    assert [line.split()[0] for line in expected][:1] == ["2024-05-06T08:00:00Z"]
+    assert found == expected
