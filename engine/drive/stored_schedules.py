@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,10 @@ SCHEDULE_PREFIX = "schedule:"  # + a campaign id: the row of its schedule ticks
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 MAX_COUNTED_TICKS = 10_000  # a missed every-minute schedule is counted this far, no further
 _MICROSECOND = timedelta(microseconds=1)
+# how long after it began a sweep over everyone stopped at a customer another pass holds ends
+# the pass, as a tick within its misfire_grace (the other work would take the customers it has
+# still to look at past its time); later, the pass goes on
+FULL_SWEEP_WAITS = timedelta(hours=1)
 
 # what a run over the customers does, at its due time, to those of a batch still live
 Act = Callable[[JourneyEngine, datetime, Sequence[str]], None]
@@ -50,7 +55,7 @@ class StoredSchedules:
         self.driver = driver
         self.book = book
         self.zone = default_timezone
-        self.full_sweep = _full_sweep_name(book)
+        self.full_sweep = full_sweep_name(book)
         # the full sweeps of other segment campaign versions; with none active, every one of
         # them: events taken meanwhile book no looks, so the same campaigns back sweep everyone
         store.forget_schedules(f"{SEGMENTS}:", self.full_sweep)
@@ -70,7 +75,11 @@ class StoredSchedules:
             for campaign in self.book.active
             if isinstance(campaign.trigger, ScheduleTrigger)
         ]
-        summary.scheduled_customers += self._every_customer(runs, now, summary)
+        if self.full_sweep is not None:  # after the ticks of its instant, as in simulate
+            runs.append(self._look_at_everyone(self.full_sweep, now))
+        gone_over = self._every_customer(runs, now, summary)
+        summary.swept_customers += gone_over.pop(self.full_sweep or "", 0)
+        summary.scheduled_customers += sum(gone_over.values())
         if summary.tick_left:
             log.info("a tick stopped at a customer another pass holds: goes on next pass")
             return
@@ -146,29 +155,28 @@ class StoredSchedules:
             else f"next {format_time(until)}",
         )
 
-    def _segments(self, summary: TickSummary, now: datetime) -> None:
-        """The segment sweep. Every customer is looked at once when the segment campaigns are
-        new or changed (which books each one's next look); then, every hour, only those whose
-        booked look is due."""
-        full = self.full_sweep
-        if full is None:
-            return
-        summary.swept_customers += self._every_customer(
-            [
-                Run(
-                    full,
-                    now,
-                    lambda engine, _due, ids: engine.sweep_segments(now, ids),
-                    lambda _due: NEVER,  # once per version of the segment campaigns
-                    at_due=False,  # a sweep looks at now, after the timers due by now
-                    # and takes the hourly sweeps by the time it began at (a first pass
-                    # killed in it began before now: the sweeps after are taken apart)
-                    setup=lambda engine, due: engine.segments.looks_at_everyone(due),
-                )
-            ],
+    @staticmethod
+    def _look_at_everyone(name: str, now: datetime) -> Run:
+        """The run that looks at every customer once when the segment campaigns are new or
+        changed (which books each one's next look), at the time it began: with the ticks due
+        (a customer's batch is one decision with each at its time), and, in a pass that goes on
+        with it after a crash, before the later events of the customers it has still to go
+        over, as an uninterrupted pass did. Its look takes the hourly sweeps by then, which
+        its batches do not take apart (a backlog's looks at past hours); those after it are."""
+        return Run(
+            name,
             now,
-            summary,
+            lambda engine, due, ids: engine.sweep_segments(due, ids),
+            lambda _due: NEVER,  # once per version of the segment campaigns
+            waits_within=FULL_SWEEP_WAITS,
+            setup=lambda engine, due: engine.segments.looks_at_everyone(due),
         )
+
+    def _segments(self, summary: TickSummary, now: datetime) -> None:
+        """The hourly segment sweeps, after the look at everyone: only the customers whose
+        booked look is due."""
+        if self.full_sweep is None:
+            return
         # the next sweep of the hourly grid (a look is taken once, whoever sweeps it)
         origin = self.store.record_schedule(SEGMENTS, now, exact=False)
         if origin is None or origin > now:
@@ -207,12 +215,14 @@ class StoredSchedules:
         summary.events += len(work.events)
         return work.looks_taken
 
-    def _every_customer(self, runs: Sequence[Run], now: datetime, summary: TickSummary) -> int:
+    def _every_customer(
+        self, runs: Sequence[Run], now: datetime, summary: TickSummary
+    ) -> Counter[str]:
         """Each of ``runs`` due by ``now`` acts on every live customer, a batch per
         transaction that records how far it got (a crash resumes), then moves its schedule to
-        its next due time. Returns how many customers they went over, per run. The runs due go
+        its next due time. Returns how many customers each run went over. The runs due go
         over the customers together: a customer's batch is one decision, each run's act at its
-        due time (a tick; a sweep at now) in the order of ``runs``, between the customer's
+        due time in the order of ``runs``, between the customer's
         events and timers in time order, so a tick sees the customer as of its instant, whatever
         another tick of the pass did or saw. Runs left under way at different places (a crash,
         a customer another pass held) go on from the one furthest behind, which catches up with
@@ -226,7 +236,7 @@ class StoredSchedules:
         for run in runs:  # passes split in another count, in the middle of a tick: left
             if self.store.record_schedule(run.name, run.first) is None:
                 del by_name[run.name]
-        done = 0
+        done: Counter[str] = Counter()
         while by_name:
             with self.store.schedules(list(by_name)) as rows:
                 if len(rows) < len(by_name):  # gone: another pass took over (a new count)
@@ -241,8 +251,7 @@ class StoredSchedules:
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
                         summary.tick_left = any(
-                            by_name[name].at_due
-                            and now - due[name].due_at <= by_name[name].waits_within
+                            now - due[name].due_at <= by_name[name].waits_within
                             for name in together
                         )
                         if not summary.tick_left:
@@ -260,7 +269,7 @@ class StoredSchedules:
                             due[name].advance(ahead)
                     continue
                 acts = [
-                    by_name[name].acting(due[name].due_at, now, work.profiles_for(name))
+                    by_name[name].acting(due[name].due_at, work.profiles_for(name))
                     for name in together
                 ]
                 setups = [
@@ -273,7 +282,8 @@ class StoredSchedules:
                     due[name].advance(work.place)
             self.driver.committed(work)
             summary.events += len(work.events)
-            done += len(work.run) * len(together)
+            for name in together:
+                done[name] += len(work.run)
         return done
 
 
@@ -286,7 +296,6 @@ class Run:
     first: datetime
     act: Act
     following: Callable[[datetime], datetime]
-    at_due: bool = True  # acts at its due time (a tick), else at the pass's time (a sweep)
     # how long after its due time a run stopped at a customer another pass holds ends the
     # pass (the other events would come before it); later, events go on (a session that
     # holds a customer for hours does not stop the partition): a tick's misfire_grace
@@ -294,11 +303,9 @@ class Run:
     # sets the engine of each batch up once loaded, given the run's due time
     setup: Callable[[JourneyEngine, datetime], None] | None = None
 
-    def acting(
-        self, due: datetime, now: datetime, ids: Sequence[str]
-    ) -> tuple[datetime, DriverAct]:
-        """The act, at its time, on ``ids`` (the engine passes over those merged away)."""
-        return (due if self.at_due else now), lambda engine: self.act(engine, due, ids)
+    def acting(self, due: datetime, ids: Sequence[str]) -> tuple[datetime, DriverAct]:
+        """The act, at its due time, on ``ids`` (the engine passes over those merged away)."""
+        return due, lambda engine: self.act(engine, due, ids)
 
 
 def _set_up(
@@ -359,7 +366,7 @@ def sweep_of(origin: datetime, look: datetime) -> datetime:
     return origin + -((origin - look) // SEGMENT_SWEEP) * SEGMENT_SWEEP
 
 
-def _full_sweep_name(book: CampaignBook) -> str | None:
+def full_sweep_name(book: CampaignBook) -> str | None:
     """The schedule of the one sweep of every customer that the active segment campaigns, at
     their versions, need (``None``: there are none)."""
     versions = sorted(

@@ -259,12 +259,16 @@ class SqlJourneyStore:
             # the engine takes each event as the profile it was received as, until the merge
             owner_of_event={**taken.owners, **taken.received_as},
             merged_by_event=taken.merged,
-            decides_from=min([decides_from, *(at for at, _c, _p in ticks)]),
+            decides_from=min([decides_from, *(tick.at for tick in ticks)]),
             check_body=self.check_body,
         )
         engine = work.loaded.engine
-        for at, campaign, profile in ticks:
-            engine.call_at(at, partial(_enter_at, engine, campaign, profile))
+        for at, _name, campaign, profile in ticks:
+            if campaign is not None:
+                engine.call_at(at, partial(_enter_at, engine, campaign, profile))
+            else:  # the look at everyone, at the time it began (which takes the sweeps by then)
+                engine.segments.looks_at_everyone(at)
+                engine.call_at(at, partial(_look_at, engine, profile))
         engine.book_segment_looks(SweepGrid(*LOOK_GRID))
         self._sweep_due_looks(work.conn, engine, work.loaded.customer_ids, now)
         return engine
@@ -539,6 +543,11 @@ def _update_schedule(conn: sa.Connection, name: str, **values: Any) -> None:
 def _enter_at(engine: JourneyEngine, campaign: Campaign, profile: str, at: datetime) -> None:
     """The tick of ``campaign`` at ``at`` for ``profile`` (booked with :meth:`call_at`)."""
     engine.enter_scheduled(campaign, at, [profile])
+
+
+def _look_at(engine: JourneyEngine, profile: str, at: datetime) -> None:
+    """The look at everyone of the segment campaigns, at ``at``, for ``profile``."""
+    engine.sweep_segments(at, [profile])
 
 
 def _mirror_row(

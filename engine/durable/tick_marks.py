@@ -8,25 +8,35 @@ for a profile merged into it. Taken first, that work would show the tick the pro
 stood after the tick's instant, or the run would pass a profile merged meanwhile by. So such a
 batch acts on the tick for the profile first (the tick its partition's run is on, or would run),
 and marks it (``tick_marks``); the run passes a marked profile over. ``simulate`` has one clock:
-there, every profile is at the tick as it stood at its instant.
+there, every profile is at the tick as it stood at its instant. The look at everyone that new
+or changed segment campaigns need is such a run too, at the time it began.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, ScheduleTrigger
 from engine.drive.partitions import Partition, bucket_of
-from engine.drive.stored_schedules import SCHEDULE_PREFIX, tick_to_run
+from engine.drive.stored_schedules import SCHEDULE_PREFIX, full_sweep_name, tick_to_run
 from engine.durable.book import CampaignBook
 from engine.storage.customer_store import among
 from engine.storage.tables import schedule_ticks, tick_marks
 
-# a tick for a profile: when, the campaign, the profile
-Tick = tuple[datetime, Campaign, str]
+
+class Tick(NamedTuple):
+    """A run's act for one profile: when, the schedule row's name (without its partition), the
+    campaign whose tick it is (``None``: the look at everyone of the segment campaigns), the
+    profile."""
+
+    at: datetime
+    name: str
+    campaign: Campaign | None
+    profile: str
 
 
 def ticks_due(
@@ -39,13 +49,18 @@ def ticks_due(
 ) -> list[Tick]:
     """The ticks due by ``now`` that the runs of ``profiles``' own partitions (of ``count``)
     have yet to act on for them: the tick a run under way is on, if it has not come to the
-    profile, or the one a run not started would run; less those marked. In the order the
-    engine takes them (time, then the campaigns in the runs' order, then the profile)."""
-    scheduled = [c for c in book.active if isinstance(c.trigger, ScheduleTrigger)]
+    profile, or the one a run not started would run; and the look at everyone the segment
+    campaigns need, at the time it began, if its run has not come to the profile; less those
+    marked. In the order the engine takes them (time, then the runs' order, then the profile)."""
+    runs: list[tuple[str, Campaign | None]] = [
+        (SCHEDULE_PREFIX + c.id, c) for c in book.active if isinstance(c.trigger, ScheduleTrigger)
+    ]
+    if (full := full_sweep_name(book)) is not None:
+        runs.append((full, None))  # after the ticks of its instant
     theirs = {profile: Partition.of(profile, count) for profile in profiles}
-    if not scheduled or not theirs:
+    if not runs or not theirs:
         return []
-    names = {p.row_name(SCHEDULE_PREFIX + c.id) for p in theirs.values() for c in scheduled}
+    names = {p.row_name(name) for p in theirs.values() for name, _c in runs}
     rows = {
         row.name: row
         for where in among(conn, schedule_ticks.c.name, names)
@@ -53,8 +68,7 @@ def ticks_due(
     }
     found: list[Tick] = []
     for profile, partition in theirs.items():
-        for campaign in scheduled:
-            name = SCHEDULE_PREFIX + campaign.id
+        for name, campaign in runs:
             row = rows.get(partition.row_name(name))
             if row is None:  # the partition has not run the schedule: from its next tick
                 continue
@@ -62,16 +76,18 @@ def ticks_due(
                 if row.after_customer >= profile:
                     continue
                 at = row.due_at
+            elif campaign is None:  # the look at everyone: not begun, or done (never due)
+                at = row.due_at
             else:
                 assert isinstance(campaign.trigger, ScheduleTrigger)
                 at = tick_to_run(campaign.trigger, row.due_at, now, zone)
             if at <= now:
-                found.append((at, campaign, profile))
+                found.append(Tick(at, name, campaign, profile))
     if found:  # less those a batch acted on already
-        marks = _marks(conn, list({SCHEDULE_PREFIX + c.id for _at, c, _p in found}), theirs)
-        found = [t for t in found if marks.get((SCHEDULE_PREFIX + t[1].id, t[2])) != t[0]]
-    order = {campaign.id: i for i, campaign in enumerate(scheduled)}
-    return sorted(found, key=lambda tick: (tick[0], order[tick[1].id], tick[2]))
+        marks = _marks(conn, list({t.name for t in found}), theirs)
+        found = [t for t in found if marks.get((t.name, t.profile)) != t.at]
+    order = {name: i for i, (name, _c) in enumerate(runs)}
+    return sorted(found, key=lambda tick: (tick.at, order[tick.name], tick.profile))
 
 
 def marked(
@@ -102,11 +118,7 @@ def mark(conn: sa.Connection, ticks: Sequence[Tick], merged: Iterable[str] = ())
     gone = set(merged)
     for where in among(conn, tick_marks.c.customer_id, gone):
         conn.execute(tick_marks.delete().where(where))
-    rows = {
-        (SCHEDULE_PREFIX + campaign.id, profile): at
-        for at, campaign, profile in ticks
-        if profile not in gone
-    }
+    rows = {(tick.name, tick.profile): tick.at for tick in ticks if tick.profile not in gone}
     for name in {name for name, _profile in rows}:
         profiles = [profile for n, profile in rows if n == name]
         for where in among(conn, tick_marks.c.customer_id, profiles):

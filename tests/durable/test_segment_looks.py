@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from engine.api import Followup
 from engine.campaigns.loader import load_campaigns
 from engine.config import ProjectConfig
+from engine.drive.partitions import Partition
 from engine.durable.project import DurableProject
 from engine.durable.runtime import TickSummary
 from engine.ingest.jsonl import read_jsonl
@@ -38,6 +40,7 @@ from tests.durable.harness import (
     plan_lines,
     replay_when_due,
     simulated_plan,
+    write_messages,
 )
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
@@ -476,3 +479,211 @@ def test_a_changed_campaign_takes_the_hours_missed_before_it(shop: Shop, tmp_pat
         "2024-01-01T00:00:00Z",
         "2024-01-01T03:00:00Z",
     ]
+
+
+def _backlog_then_tick(database_url: str, folder: Path, kill: bool) -> list[str]:
+    """Orders at 06:00-06:03 and a first pass at 08:20 with a daily 09:00 tick and a segment
+    campaign (lapsed 30 minutes after an order), the pass killed after its first customer or
+    not; the next pass at 09:20 runs the tick. The times the lapsed entered."""
+    project = make_project(folder / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(
+        'campaign: daily\ntrigger: {schedule: "0 9 * * *", misfire_grace: 6h}\n'
+        "audience: customer.consent.email\nsteps:\n  - send: email\n    template: newsletter.html\n    subject: daily\n"
+    )
+    (project / "campaigns" / "lapsed.yaml").write_text(
+        "campaign: lapsed\n"
+        'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
+        ' < now - minutes(30)"}\n'
+        "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
+    )
+    day = datetime(2024, 5, 6, tzinfo=UTC)
+    clock = Clock(day + timedelta(hours=8, minutes=20))
+    followup = open_followup(project, database_url, clock)
+    try:
+        orders = {u: day + timedelta(hours=6, minutes=n) for n, u in enumerate("abcd")}
+        ingest_file(followup, _orders(folder, orders))
+
+        def crash(point: str) -> None:
+            if kill and point == "events_committed":
+                raise RuntimeError("killed")
+
+        first = DurableProject(followup, crash=crash)
+        first.runtime.batch_size = 1
+        try:
+            first.run_once()
+        except RuntimeError:
+            assert kill
+        clock.now = day + timedelta(hours=9, minutes=20)
+        DurableProject(followup).run_once()
+        return [line.split()[0] for line in _entered(followup) if " lapsed " in line]
+    finally:
+        followup.close()
+
+
+def test_a_tick_goes_over_everyone_with_the_first_sweep(database_url: str, tmp_path: Path) -> None:
+    """A first pass over a backlog dies after its first customer; the next pass runs a tick
+    too. The tick and the sweep over everyone go over the customers together, each customer's
+    batch one decision: the backlog's looks at past hours are the sweep's to take, even in the
+    tick's batches (the tick ran alone first, and swept them at 07:20), and the customers left
+    are looked at at 08:20, as by the pass that was killed."""
+    whole = _backlog_then_tick(f"sqlite:///{tmp_path / 'whole.db'}", tmp_path / "whole", False)
+    assert whole == ["2024-05-06T08:20:00Z"] * 4
+    assert _backlog_then_tick(database_url, tmp_path / "killed", kill=True) == whole
+
+
+LAPSED_30 = (
+    "campaign: lapsed\n"
+    'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
+    ' < now - minutes(30)"}\n'
+    "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
+)
+
+
+def _lapsed_project(folder: Path, messages: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """A project with the lapsed campaign (30 minutes after an order), and ``messages``."""
+    project = make_project(folder / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED_30)
+    return project, write_messages(folder / "events.jsonl", messages)
+
+
+def _order(user: str, at: datetime) -> dict[str, Any]:
+    key = f"o-{user}-{at:%H%M}"
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "messageId": key,
+        "timestamp": at.isoformat(),
+        "properties": {"order_id": key, "revenue": 5},
+    }
+
+
+def _first_pass_killed(followup: Followup) -> None:
+    """The first pass, one customer a batch, killed once it committed the first."""
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("killed")
+
+    dying = DurableProject(followup, crash=crash)
+    dying.runtime.batch_size = 1
+    with pytest.raises(RuntimeError, match="killed"):
+        dying.run_once()
+
+
+def test_a_killed_first_sweep_looks_at_the_rest_at_the_time_it_began(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann and Bob order at 08:00 and again at 09:15 (lapsing at 08:30 and 09:45). The first
+    pass, at 08:00, dies after Ann; the next runs at 09:50, off the hourly grid. It looks at
+    Bob at 08:00, when the sweep over everyone began, before his later order: his second entry
+    is at the 10:00 sweep, as simulate plans, not at 09:50."""
+    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    messages = [_order(u, at) for at in (eight, eight + timedelta(minutes=75)) for u in "ab"]
+    project, events = _lapsed_project(tmp_path, messages)
+    end = eight + timedelta(hours=3)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[0] for line in expected if " enter " in line] == [
+        "2024-05-06T09:00:00Z"
+    ] * 2 + ["2024-05-06T10:00:00Z"] * 2
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+    try:
+        records = list(read_jsonl(events))
+        followup.ingestor.ingest(records[:2])
+        _first_pass_killed(followup)
+        followup.ingestor.ingest(records[2:])
+        durable = DurableProject(followup)
+        for clock.now in (eight + timedelta(minutes=110), end):
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_partition_whose_first_pass_comes_late_looks_when_the_sweep_began(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Partition 0's first pass, at 08:00, makes every partition's rows; partition 1's worker
+    first runs at 09:50. Its sweep over everyone looks at its customers at 08:00, before their
+    orders of 09:15: they enter at the 10:00 sweep, as simulate plans, not at 09:50."""
+    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    later = eight + timedelta(minutes=75)
+    project, events = _lapsed_project(
+        tmp_path, [_order("first", eight)] + [_order(u, later) for u in "abcd"]
+    )
+    end = eight + timedelta(hours=3)
+    expected = simulated_plan(project, events, until=end)
+    clock = Clock(eight)
+    followup = open_followup(project, database_url, clock)
+    try:
+        records = list(read_jsonl(events))
+        ones = [DurableProject(followup, partition=Partition(i, 2)) for i in range(2)]
+        followup.ingestor.ingest(records[:1])
+        ones[0].run_once()
+        followup.ingestor.ingest(records[1:])
+        for clock.now in (eight + timedelta(minutes=110), end):
+            for one in ones:
+                one.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+def test_a_killed_first_sweep_looks_at_a_merged_device_and_its_shopper_apart(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The first pass, at 13:00 the day before, dies; a device orders at 07:33 signed out and
+    signs in at 09:22. The next pass, at 10:10, goes on with the sweep over everyone, begun at
+    13:00: the device's batch takes the shopper's work too (the sign-in merges them), so it
+    looks at the shopper at 13:00 then, before the merge, and marks it for the run: only the
+    device enters, at 09:00, as simulate plans (the run, coming to the shopper later, looked at
+    her at 13:00 with the device's order merged, and entered her at 09:00 too)."""
+    day = datetime(2024, 5, 6, tzinfo=UTC)
+    device = "u0-dev0-0"  # founded by its address, an id that sorts before the shopper's
+    messages = [
+        {"type": "identify", "userId": "u0", "messageId": "m1", "timestamp": "2024-05-05T13:00Z"},
+        {
+            "type": "identify",
+            "anonymousId": device,
+            "messageId": "m2",
+            "timestamp": (day + timedelta(hours=7, minutes=19)).isoformat(),
+            "traits": {"email": f"{device}@home.example", "consent": {"email": True}},
+        },
+        {
+            **_order("u0", day + timedelta(hours=7, minutes=33)),
+            "userId": None,
+            "anonymousId": device,
+        },
+        {
+            "type": "identify",
+            "userId": "u0",
+            "anonymousId": device,
+            "messageId": "m4",
+            "timestamp": (day + timedelta(hours=9, minutes=22)).isoformat(),
+        },
+    ]
+    messages[2] = {k: v for k, v in messages[2].items() if v is not None}
+    project, events = _lapsed_project(tmp_path, messages)
+    end = day + timedelta(hours=12)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[0] for line in expected if " enter " in line] == ["2024-05-06T09:00:00Z"]
+    clock = Clock(day - timedelta(hours=11))
+    followup = open_followup(project, database_url, clock)
+    try:
+        records = list(read_jsonl(events))
+        followup.ingestor.ingest(records[:1])
+
+        def crash(point: str) -> None:
+            raise RuntimeError("killed")
+
+        with pytest.raises(RuntimeError, match="killed"):
+            DurableProject(followup, crash=crash).run_once()
+        followup.ingestor.ingest(records[1:])
+        durable = DurableProject(followup)
+        durable.runtime.batch_size = 1  # the device's batch, then the shopper's
+        for clock.now in (day + timedelta(hours=10, minutes=10), end):
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
