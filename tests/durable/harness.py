@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -260,11 +260,24 @@ def killed_then_resumed(
     resumed.run_once()
 
 
-def ingest_arrived(followup: Followup, records: Sequence[Any], taken: int, now: datetime) -> int:
-    """Ingest the ``records`` (in time order) after the first ``taken`` that have arrived by
-    ``now``; how many are taken then."""
+def ingest_arrived(
+    followup: Followup,
+    records: Sequence[Any],
+    taken: int,
+    now: datetime,
+    early: Mapping[str, timedelta] | None = None,
+) -> int:
+    """Ingest the ``records`` (in order of arrival) after the first ``taken`` that have arrived
+    by ``now``: at their time, or ``early`` by message id (stamped ahead of the clock); how many
+    are taken then."""
+    early = early or {}
+
+    def arrives(record: Any) -> datetime:
+        event = record.events[0]
+        return event.timestamp - early.get(event.message_id, timedelta(0))
+
     arrived = taken
-    while arrived < len(records) and records[arrived].events[0].timestamp <= now:
+    while arrived < len(records) and arrives(records[arrived]) <= now:
         arrived += 1
     followup.ingestor.ingest(records[taken:arrived])
     return arrived
