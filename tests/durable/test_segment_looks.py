@@ -42,6 +42,7 @@ from tests.durable.harness import (
     simulated_plan,
     write_messages,
 )
+from tests.durable.test_merged_before_its_tick import LAPSED
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -323,6 +324,56 @@ def test_a_cooldown_over_books_no_look_in_the_past(shop: Shop, tmp_path: Path) -
     assert durable.run_once().engine.swept_customers == 0
 
 
+def _lapsed_project(folder: Path, messages: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """A project with the lapsed campaign (30 minutes after an order), and ``messages``."""
+    project = make_project(folder / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
+    return project, write_messages(folder / "events.jsonl", messages)
+
+
+def _order(user: str, at: datetime) -> dict[str, Any]:
+    key = f"o-{user}-{at:%H%M}"
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "messageId": key,
+        "timestamp": at.isoformat(),
+        "properties": {"order_id": key, "revenue": 5},
+    }
+
+
+def _killed_then(project: Path, events: Path, url: str, passes: list[datetime]) -> list[str]:
+    """The decisions of the first pass, at the first event, with the first two messages (a
+    customer a batch, killed after the first), then the rest and ``passes``."""
+    records = list(read_jsonl(events))
+    clock = Clock(records[0].events[0].timestamp)
+    followup = open_followup(project, url, clock)
+    try:
+        followup.ingestor.ingest(records[:2])
+        _first_pass_killed(followup)
+        followup.ingestor.ingest(records[2:])
+        durable = DurableProject(followup)
+        for clock.now in passes:
+            durable.run_once()
+        return decision_lines(followup.engine)
+    finally:
+        followup.close()
+
+
+def _first_pass_killed(followup: Followup) -> None:
+    """The first pass, one customer a batch, killed once it committed the first."""
+
+    def crash(point: str) -> None:
+        if point == "events_committed":
+            raise RuntimeError("killed")
+
+    dying = DurableProject(followup, crash=crash)
+    dying.runtime.batch_size = 1
+    with pytest.raises(RuntimeError, match="killed"):
+        dying.run_once()
+
+
 def test_a_first_pass_killed_in_its_sweep_keeps_the_hourly_grid(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -330,30 +381,8 @@ def test_a_first_pass_killed_in_its_sweep_keeps_the_hourly_grid(
     everyone; the next runs at 08:20. The hourly sweeps stay on the first pass's grid (09:00,
     as simulate sweeps from the first event): Ann, whose order turns 30 minutes old at 08:30,
     enters at 09:00, not at 09:20 (the grid was recorded only once a first sweep finished)."""
-    project = make_project(tmp_path / "project", [])
-    (project / "campaigns" / "lapsed.yaml").write_text(
-        "campaign: lapsed\n"
-        'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
-        ' < now - minutes(30)"}\n'
-        "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
-    )
     eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(
-        b"\n".join(
-            orjson.dumps(
-                {
-                    "type": "track",
-                    "event": "Order Completed",
-                    "userId": user,
-                    "messageId": f"o-{user}",
-                    "timestamp": eight.isoformat(),
-                    "properties": {"order_id": f"o-{user}", "revenue": 5},
-                }
-            )
-            for user in ("ann", "bob")
-        )
-    )
+    project, events = _lapsed_project(tmp_path, [_order(u, eight) for u in ("ann", "bob")])
     end = eight + timedelta(hours=2)
     expected = simulated_plan(project, events, until=end)
     assert [line.split()[0] for line in expected if " enter " in line] == [
@@ -361,20 +390,11 @@ def test_a_first_pass_killed_in_its_sweep_keeps_the_hourly_grid(
     ] * 2
     clock = Clock(eight)
     followup = open_followup(project, database_url, clock)
-
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("killed")
-
     try:
         ingest_file(followup, events)
-        dying = DurableProject(followup, crash=crash)
-        dying.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="killed"):
-            dying.run_once()
+        _first_pass_killed(followup)
         durable = DurableProject(followup)
-        for at in (eight + timedelta(minutes=20), end):
-            clock.now = at
+        for clock.now in (eight + timedelta(minutes=20), end):
             durable.run_once()
         assert decision_lines(followup.engine) == expected
     finally:
@@ -405,7 +425,7 @@ def test_a_first_pass_killed_in_its_sweep_takes_the_later_hours_apart(
     both entered at 08:00, left the segment at 08:30 and came back at 08:40, kept out by the
     2-hour cooldown until 10:00. The next pass, at 10:30, goes on with the sweep over everyone:
     the customer it had not reached enters at the 10:00 sweep, as simulate plans, not at 10:30
-    (that sweep looks at 10:30, and takes only the hours by the first pass's time)."""
+    (that sweep looks at 08:00, and takes only the hours by then)."""
     project = make_project(tmp_path / "project", ["win_back"])
     _vip_campaign(project, SEND)
     eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
@@ -432,28 +452,8 @@ def test_a_first_pass_killed_in_its_sweep_takes_the_later_hours_apart(
     assert [line.split()[0] for line in expected if " enter " in line] == [
         "2024-05-06T08:00:00Z"
     ] * 2 + ["2024-05-06T10:00:00Z"] * 2
-    clock = Clock(eight)
-    followup = open_followup(project, database_url, clock)
-
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("killed")
-
-    try:
-        records = list(read_jsonl(events))
-        followup.ingestor.ingest(records[:2])
-        dying = DurableProject(followup, crash=crash)
-        dying.runtime.batch_size = 1
-        with pytest.raises(RuntimeError, match="killed"):
-            dying.run_once()
-        followup.ingestor.ingest(records[2:])
-        durable = DurableProject(followup)
-        for at in (eight + timedelta(hours=2, minutes=30), end):
-            clock.now = at
-            durable.run_once()
-        assert decision_lines(followup.engine) == expected
-    finally:
-        followup.close()
+    passes = [eight + timedelta(hours=2, minutes=30), end]
+    assert _killed_then(project, events, database_url, passes) == expected
 
 
 def test_a_changed_campaign_takes_the_hours_missed_before_it(shop: Shop, tmp_path: Path) -> None:
@@ -490,29 +490,17 @@ def _backlog_then_tick(database_url: str, folder: Path, kill: bool) -> list[str]
         'campaign: daily\ntrigger: {schedule: "0 9 * * *", misfire_grace: 6h}\n'
         "audience: customer.consent.email\nsteps:\n  - send: email\n    template: newsletter.html\n    subject: daily\n"
     )
-    (project / "campaigns" / "lapsed.yaml").write_text(
-        "campaign: lapsed\n"
-        'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
-        ' < now - minutes(30)"}\n'
-        "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
-    )
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
     day = datetime(2024, 5, 6, tzinfo=UTC)
     clock = Clock(day + timedelta(hours=8, minutes=20))
     followup = open_followup(project, database_url, clock)
     try:
         orders = {u: day + timedelta(hours=6, minutes=n) for n, u in enumerate("abcd")}
         ingest_file(followup, _orders(folder, orders))
-
-        def crash(point: str) -> None:
-            if kill and point == "events_committed":
-                raise RuntimeError("killed")
-
-        first = DurableProject(followup, crash=crash)
-        first.runtime.batch_size = 1
-        try:
-            first.run_once()
-        except RuntimeError:
-            assert kill
+        if kill:
+            _first_pass_killed(followup)
+        else:
+            DurableProject(followup).run_once()
         clock.now = day + timedelta(hours=9, minutes=20)
         DurableProject(followup).run_once()
         return [line.split()[0] for line in _entered(followup) if " lapsed " in line]
@@ -531,46 +519,6 @@ def test_a_tick_goes_over_everyone_with_the_first_sweep(database_url: str, tmp_p
     assert _backlog_then_tick(database_url, tmp_path / "killed", kill=True) == whole
 
 
-LAPSED_30 = (
-    "campaign: lapsed\n"
-    'trigger: {segment: "customer.orders.last_at and customer.orders.last_at'
-    ' < now - minutes(30)"}\n'
-    "steps:\n  - send: email\n    template: newsletter.html\n    subject: lapsed\n"
-)
-
-
-def _lapsed_project(folder: Path, messages: list[dict[str, Any]]) -> tuple[Path, Path]:
-    """A project with the lapsed campaign (30 minutes after an order), and ``messages``."""
-    project = make_project(folder / "project", [])
-    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED_30)
-    return project, write_messages(folder / "events.jsonl", messages)
-
-
-def _order(user: str, at: datetime) -> dict[str, Any]:
-    key = f"o-{user}-{at:%H%M}"
-    return {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": user,
-        "messageId": key,
-        "timestamp": at.isoformat(),
-        "properties": {"order_id": key, "revenue": 5},
-    }
-
-
-def _first_pass_killed(followup: Followup) -> None:
-    """The first pass, one customer a batch, killed once it committed the first."""
-
-    def crash(point: str) -> None:
-        if point == "events_committed":
-            raise RuntimeError("killed")
-
-    dying = DurableProject(followup, crash=crash)
-    dying.runtime.batch_size = 1
-    with pytest.raises(RuntimeError, match="killed"):
-        dying.run_once()
-
-
 def test_a_killed_first_sweep_looks_at_the_rest_at_the_time_it_began(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -586,19 +534,8 @@ def test_a_killed_first_sweep_looks_at_the_rest_at_the_time_it_began(
     assert [line.split()[0] for line in expected if " enter " in line] == [
         "2024-05-06T09:00:00Z"
     ] * 2 + ["2024-05-06T10:00:00Z"] * 2
-    clock = Clock(eight)
-    followup = open_followup(project, database_url, clock)
-    try:
-        records = list(read_jsonl(events))
-        followup.ingestor.ingest(records[:2])
-        _first_pass_killed(followup)
-        followup.ingestor.ingest(records[2:])
-        durable = DurableProject(followup)
-        for clock.now in (eight + timedelta(minutes=110), end):
-            durable.run_once()
-        assert decision_lines(followup.engine) == expected
-    finally:
-        followup.close()
+    passes = [eight + timedelta(minutes=110), end]
+    assert _killed_then(project, events, database_url, passes) == expected
 
 
 def test_a_partition_whose_first_pass_comes_late_looks_when_the_sweep_began(

@@ -6,9 +6,11 @@ run at times of their own, as `followup tick --now` after an import.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from engine.durable.project import DurableProject
 from tests.durable.harness import (
@@ -20,16 +22,8 @@ from tests.durable.harness import (
     simulated_plan,
     write_messages,
 )
+from tests.durable.test_merged_before_its_tick import DAILY, NINE
 
-NINE = datetime(2024, 5, 6, 9, tzinfo=UTC)
-DAILY = """campaign: daily
-trigger: {schedule: "0 9 * * *"}
-audience: customer.consent.email
-steps:
-  - send: email
-    template: newsletter.html
-    subject: daily
-"""
 CART = """campaign: cart
 trigger: {event: Product Added}
 exit:
@@ -117,12 +111,22 @@ def test_a_consent_stamped_after_a_tick_is_not_in_its_audience(
     assert found == expected
 
 
-def test_an_order_stamped_after_the_reminder_waits_for_it(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("added", "ordered", "between"),
+    [
+        # the pass at 08:59:30 sets the reminder and leaves the order for the next pass
+        (NINE - timedelta(minutes=1), NINE + timedelta(minutes=1), NINE - timedelta(seconds=30)),
+        # the pass at 09:00:30 takes both: the reminder it sets is decided before the order
+        (NINE, NINE + timedelta(minutes=2), NINE + timedelta(seconds=30)),
+    ],
+    ids=["stored reminder", "reminder of the same batch"],
+)
+def test_an_order_stamped_after_the_cart_reminder_comes_after_it(
+    database_url: str, tmp_path: Path, added: datetime, ordered: datetime, between: datetime
 ) -> None:
-    """Ann adds to the cart at 08:59 and orders at 09:01; the cart's reminder is due at 09:00. A
-    pass at 08:59:30 sets the reminder and leaves the order for the pass at 09:05, which sends
-    the reminder first, as simulate plans (the order taken first exited her before it)."""
+    """Ann adds to the cart and orders a minute after the cart's reminder is due, the order
+    stamped ahead of a pass between the two: the reminder is sent first, as simulate plans (the
+    order taken first exited her before it)."""
     consent = {"email": "ann@example.com", "consent": {"email": True}}
     expected, found = _passes(
         database_url,
@@ -130,31 +134,10 @@ def test_an_order_stamped_after_the_reminder_waits_for_it(
         CART,
         [
             _identify(NINE - timedelta(hours=2), 1, **consent),
-            _track(NINE - timedelta(minutes=1), 2, "Product Added", price=5),
-            _track(NINE + timedelta(minutes=1), 3, "Order Completed", order_id="o1", revenue=5),
+            _track(added, 2, "Product Added", price=5),
+            _track(ordered, 3, "Order Completed", order_id="o1", revenue=5),
         ],
-        [NINE - timedelta(hours=2), NINE - timedelta(seconds=30), NINE + timedelta(minutes=5)],
-    )
-    assert [line.split()[4] for line in expected] == ["None", "email"]  # enter, send
-    assert found == expected
-
-
-def test_an_order_stamped_after_a_reminder_of_the_same_batch(
-    database_url: str, tmp_path: Path
-) -> None:
-    """The cart at 09:00:00 and the order at 09:02 are taken by one pass at 09:00:30: the
-    reminder the cart sets for 09:01 is decided before the order, as simulate plans."""
-    consent = {"email": "ann@example.com", "consent": {"email": True}}
-    expected, found = _passes(
-        database_url,
-        tmp_path,
-        CART,
-        [
-            _identify(NINE - timedelta(hours=2), 1, **consent),
-            _track(NINE, 2, "Product Added", price=5),
-            _track(NINE + timedelta(minutes=2), 3, "Order Completed", order_id="o1", revenue=5),
-        ],
-        [NINE - timedelta(hours=2), NINE + timedelta(seconds=30), NINE + timedelta(hours=1)],
+        [NINE - timedelta(hours=2), between, NINE + timedelta(hours=1)],
     )
     assert [line.split()[4] for line in expected] == ["None", "email"]  # enter, send
     assert found == expected
