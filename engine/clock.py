@@ -4,12 +4,10 @@ simulations and tests. The core never calls ``datetime.now()`` itself."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], datetime]
-
-CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the clock an event's time may be
 
 
 def utc_now() -> datetime:

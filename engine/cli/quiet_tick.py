@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from engine.clock import CLOCK_SKEW
 from engine.errors import StorageError
 from engine.project_files import (
     CONFIG_FILE,
@@ -54,7 +53,7 @@ _NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\
 
 # what a full pass would take, each: any row means the full pass runs
 _DUE = (
-    "SELECT 1 FROM journey_inbox WHERE timestamp <= :soon LIMIT 1",
+    "SELECT 1 FROM journey_inbox WHERE timestamp <= :now LIMIT 1",
     "SELECT 1 FROM journey_timers WHERE due_at <= :now LIMIT 1",
     "SELECT 1 FROM schedule_ticks WHERE due_at <= :now LIMIT 1",
     "SELECT 1 FROM segment_looks WHERE due_at <= :now LIMIT 1",
@@ -270,5 +269,5 @@ def nothing_due(project: QuietProject, now: datetime) -> bool:
         mark = conn.execute("SELECT value FROM engine_marks WHERE name = ?", (MARK,)).fetchone()
         if mark is None or mark[0] != project.fingerprint:
             return False
-        at = {"now": sqlite_time(now), "soon": sqlite_time(now + CLOCK_SKEW)}
+        at = {"now": sqlite_time(now)}
         return not any(conn.execute(query, at).fetchone() for query in _DUE)

@@ -101,9 +101,10 @@ class Driver:
         for at, act in acts:
             engine.call_at(at, _on(engine, act))
         for event in events:
-            # stamped ahead of the clock too (the store takes such an event only when no tick,
-            # sweep or stored timer falls before it): the timers this decision set before it
-            engine.advance_before(event.timestamp)
+            if event.timestamp > now:  # a store that hands out events ahead: timers by now
+                engine.advance_to(now)
+            else:
+                engine.advance_before(event.timestamp)
             engine.on_event(event)
         engine.advance_to(now)
         if events:

@@ -24,7 +24,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.clock import CLOCK_SKEW
 from engine.drive.partitions import WHOLE, Partition
 from engine.events import Event
 from engine.storage.customer_store import among, event_from_row
@@ -34,7 +33,6 @@ from engine.storage.tables import (
     journey_inbox,
     journey_timers,
     merges,
-    schedule_ticks,
     segment_looks,
 )
 
@@ -43,27 +41,14 @@ AFTER_PAGE = 20_000  # the most ids a schedule's run reads at once to find its p
 INBOX_ORDER = (journey_inbox.c.timestamp, journey_inbox.c.seq)
 
 
-def taken_until(conn: sa.Connection, now: datetime) -> datetime:
-    """How far past ``now`` a batch takes the events stamped ahead of the clock: by the clock's
-    skew, and never past the next schedule tick, segment sweep or journey timer due after
-    ``now`` (an event of that very instant comes before it, as in ``simulate``). Taken sooner,
-    the later event would come first: a tick would see a consent given after it, a customer
-    would order before the reminder due ahead of the order."""
-    soon = now + CLOCK_SKEW
-    found = [soon]
-    for due_at in (schedule_ticks.c.due_at, journey_timers.c.due_at):
-        first = conn.scalar(sa.select(sa.func.min(due_at)).where(due_at > now, due_at <= soon))
-        if first is not None:
-            found.append(first)
-    return min(found)
-
-
-def inbox_batch(until: datetime, size: int, partition: Partition = WHOLE) -> sa.Select[Any]:
+def inbox_batch(now: datetime, size: int, partition: Partition = WHOLE) -> sa.Select[Any]:
     """The next ``size`` events of ``partition`` waiting in the inbox, in inbox order, up to
-    ``until`` (:func:`taken_until`; a later one waits for its time). Read by the inbox's own
-    time index, so a batch costs the same whatever the backlog."""
+    ``now``: one stamped ahead of the clock waits for its time (taken sooner, it would come
+    before a tick, sweep or timer due before it, or before an event stamped earlier that has yet
+    to arrive; ``simulate`` puts it after them). Read by the inbox's own time index, so a batch
+    costs the same whatever the backlog."""
     return _page(journey_inbox.c.message_id, INBOX_ORDER, size).where(
-        journey_inbox.c.timestamp <= until, *partition_of(journey_inbox, partition)
+        journey_inbox.c.timestamp <= now, *partition_of(journey_inbox, partition)
     )
 
 
@@ -225,9 +210,8 @@ def event_owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
     return [owner[row.message_id] for row in rows if row.message_id in owner]
 
 
-def due_events(conn: sa.Connection, customer_ids: Sequence[str], until: datetime) -> list[Any]:
-    """Every event of ``customer_ids`` waiting in the inbox, up to ``until`` (:func:`taken_until`),
-    in inbox order. Read by the log's (customer, time) index from the oldest event waiting, so a
+def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> list[Any]:
+    """Every event of ``customer_ids`` waiting in the inbox, up to ``now``, in inbox order. Read by the log's (customer, time) index from the oldest event waiting, so a
     customer's older history is not read."""
     oldest = conn.scalar(sa.select(sa.func.min(journey_inbox.c.timestamp)))
     if oldest is None or not customer_ids:
@@ -244,7 +228,7 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], until: datetime
             .where(
                 where,
                 events.c.timestamp >= oldest,
-                events.c.timestamp <= until,
+                events.c.timestamp <= now,
             )
         )
         rows.extend(conn.execute(query))
@@ -252,11 +236,9 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], until: datetime
     return sorted(rows, key=lambda row: tuple(getattr(row, key) for key in keys))
 
 
-def merged_later(
-    conn: sa.Connection, customer_ids: Sequence[str], until: datetime
-) -> dict[str, str]:
+def merged_later(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> dict[str, str]:
     """The profiles merged into ``customer_ids`` by an event stamped ahead of the clock (in the
-    inbox past ``until``, :func:`taken_until`), by the customer: until the engine takes that event it
+    inbox past ``now``), by the customer: until the engine takes that event it
     knows them apart, and a batch of the customer holds them (a tick before the event acts on
     them). Read from the inbox's time index: such events are few."""
     query = (
@@ -264,7 +246,7 @@ def merged_later(
         .select_from(journey_inbox)
         .join(merges, merges.c.message_id == journey_inbox.c.message_id)
         .join(events, events.c.message_id == journey_inbox.c.message_id)
-        .where(journey_inbox.c.timestamp > until)
+        .where(journey_inbox.c.timestamp > now)
     )
     wanted = set(customer_ids)
     return {merged: owner for merged, owner in conn.execute(query) if owner in wanted}
@@ -340,14 +322,14 @@ def _received_as(rows: Sequence[Any]) -> dict[str, str]:
     }
 
 
-def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], until: datetime) -> Taken:
-    """What a batch does for the claimed customers ``ids``: every event of theirs in the inbox
-    up to ``until`` (:func:`taken_until`), with the profiles those events merged into them,
-    claimed too. A customer whose merged profile another pass holds is left for a later batch."""
-    rows = due_events(conn, ids, until)
+def take(conn: sa.Connection, claims: Claims, ids: Sequence[str], now: datetime) -> Taken:
+    """What a batch does for the claimed customers ``ids``: every event of theirs due in the
+    inbox, with the profiles those events merged into them, claimed too. A customer whose merged
+    profile another pass holds is left for a later batch."""
+    rows = due_events(conn, ids, now)
     merged = merged_by(conn, [row.message_id for row in rows])
     received_as = _received_as(rows)
-    later = merged_later(conn, ids, until)
+    later = merged_later(conn, ids, now)
     wanted = {merged_id for found in merged.values() for merged_id in found}
     wanted |= set(received_as.values()) | set(later)
     missing = wanted - claims.these(conn, wanted) if wanted else set()

@@ -38,7 +38,6 @@ from engine.durable.batches import (
     not_merged_ahead,
     partition_of,
     take,
-    taken_until,
     timer_batch,
 )
 from engine.durable.book import CampaignBook
@@ -147,8 +146,7 @@ class SqlScheduleRow:
         holder.update(survivors_of(conn, merged) if merged else {})
         held = claims.these(conn, set(holder.values()))
         ready = list(takewhile(lambda p: holder[p] in held, page))
-        owners = list(dict.fromkeys(holder[p] for p in ready))
-        taken = take(conn, claims, owners, taken_until(conn, now))
+        taken = take(conn, claims, list(dict.fromkeys(holder[p] for p in ready)), now)
         kept = set(taken.ids)
         run = list(takewhile(lambda p: holder[p] in kept, ready))
         if not run:  # the next customer is another pass's: a later pass goes on
@@ -206,11 +204,10 @@ class SqlJourneyStore:
     def events(self, now: datetime) -> Iterator[SqlWork | None]:
         """The customers of the next events in the inbox, with all they have due."""
         with self.db.begin() as conn:
-            until = taken_until(conn, now)
             ids = self.claims.first(
-                conn, inbox_batch(until, self.batch_size, self.partition), event_owners
+                conn, inbox_batch(now, self.batch_size, self.partition), event_owners
             )
-            taken = take(conn, self.claims, ids, until)
+            taken = take(conn, self.claims, ids, now)
             yield SqlWork(conn, taken) if taken.events else None
 
     @contextmanager
@@ -221,7 +218,7 @@ class SqlJourneyStore:
             ids = self.claims.first(
                 conn, timer_batch(now, self.batch_size, running, self.partition)
             )
-            taken = take(conn, self.claims, ids, taken_until(conn, now))
+            taken = take(conn, self.claims, ids, now)
             yield SqlWork(conn, taken) if taken.ids else None
 
     @contextmanager
@@ -236,8 +233,7 @@ class SqlJourneyStore:
                 conn, looks_batch(at, self.batch_size, self.partition), not_merged_ahead, False
             )
             gone = merged_away(conn, claimed)
-            ready = [c for c in claimed if c not in gone]
-            taken = take(conn, self.claims, ready, taken_until(conn, now))
+            taken = take(conn, self.claims, [c for c in claimed if c not in gone], now)
             done = sorted(gone) + taken.ids
             for where in among(conn, segment_looks.c.customer_id, done):
                 conn.execute(segment_looks.delete().where(where))
@@ -278,12 +274,11 @@ class SqlJourneyStore:
         into its customers at ingest, a survivor in another partition, one a run holds for a
         profile merged into it): acted on before their events (:mod:`engine.durable.tick_marks`).
         A run's own profiles are at its place (the runs due have gone over them or act with
-        it); a pass's other work comes after its partition's runs."""
+        it). A pass's other work comes after its partition's runs, unless one stopped at a
+        customer another pass holds and waited past its time: then it takes the work of those
+        the run has yet to come to, which have their tick first."""
         taken, partition = work.taken, self.partition
-        if work.gone_over is not None:
-            own = set(work.gone_over)
-        else:
-            own = {c for c in taken.ids if partition.holds(c)}
+        own = set(work.gone_over) if work.gone_over is not None else set()
         away = sorted(taken.loading() - own)
         if not away:
             return []

@@ -29,7 +29,7 @@ from engine.durable.runtime import TickSummary
 from engine.ingest.jsonl import read_jsonl
 from engine.journeys.plan import plan_text
 from engine.journeys.simulate import simulate
-from engine.storage.tables import segment_looks
+from engine.storage.tables import customers, segment_looks
 from tests.durable.harness import (
     STORIES,
     Clock,
@@ -620,6 +620,50 @@ def test_a_killed_first_sweep_looks_at_a_merged_device_and_its_shopper_apart(
         durable = DurableProject(followup)
         durable.runtime.batch_size = 1  # the device's batch, then the shopper's
         for clock.now in (day + timedelta(hours=10, minutes=10), end):
+            durable.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
+
+
+@pytest.mark.external_service
+def test_a_pass_past_the_wait_looks_first_at_the_customers_left(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """The look at everyone, begun at 08:00, stops at Ann, whom another session holds; the pass
+    at 09:05, past the hour it waits, goes on with the other work. That work looks at Bob at
+    08:00 first, before his later events, and marks him for the run: once Ann is let go, the
+    run passes him over, and each enters once at 09:00, as simulate plans (the run looked at
+    Bob at 08:00 with his later state and entered him a second time)."""
+    eight = datetime(2024, 5, 6, 8, tzinfo=UTC)
+    messages = [
+        {
+            "type": "identify",
+            "userId": u,
+            "messageId": f"i-{u}",
+            "timestamp": (eight - timedelta(hours=1)).isoformat(),
+            "traits": {"email": f"{u}@example.com", "consent": {"email": True}},
+        }
+        for u in ("ann", "bob")
+    ] + [_order(u, eight) for u in ("ann", "bob")]
+    project, events = _lapsed_project(tmp_path, messages)
+    end = eight + timedelta(hours=4)
+    expected = simulated_plan(project, events, until=end)
+    clock = Clock(eight)
+    followup = open_followup(project, empty_postgres, clock)
+    try:
+        ingest_file(followup, events)
+        with followup.engine.connect() as conn:
+            first = conn.scalar(sa.select(sa.func.min(customers.c.id)))
+        durable = DurableProject(followup)
+        durable.runtime.batch_size = 1
+        with followup.engine.connect() as holder, holder.begin():
+            held = sa.select(customers.c.id).where(customers.c.id == first).with_for_update()
+            holder.execute(held)
+            assert durable.run_once().engine.tick_left
+            clock.now = eight + timedelta(minutes=65)
+            assert not durable.run_once().engine.tick_left
+        for clock.now in (eight + timedelta(minutes=110), end):
             durable.run_once()
         assert decision_lines(followup.engine) == expected
     finally:
