@@ -52,9 +52,10 @@ class Partition:
 
     @classmethod
     def of(cls, customer_id: str, count: int) -> Partition:
-        """The partition of ``count`` that holds ``customer_id``."""
-        bucket = bucket_of(customer_id)
-        return next(p for i in range(count) if (p := cls(i, count)).lo <= bucket < p.hi)
+        """The partition of ``count`` that holds ``customer_id``: the ``i`` whose buckets
+        ``[i * B // count, (i + 1) * B // count)`` hold its bucket ``b``, which is
+        ``((b + 1) * count - 1) // B`` (``B``: :data:`BUCKETS`)."""
+        return cls(((bucket_of(customer_id) + 1) * count - 1) // BUCKETS, count)
 
     @property
     def whole(self) -> bool:

@@ -211,8 +211,9 @@ def event_owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
 
 
 def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> list[Any]:
-    """Every event of ``customer_ids`` waiting in the inbox, up to ``now``, in inbox order. Read by the log's (customer, time) index from the oldest event waiting, so a
-    customer's older history is not read."""
+    """Every event of ``customer_ids`` waiting in the inbox, up to ``now``, in inbox order.
+    Read by the log's (customer, time) index from the oldest event waiting, so a customer's
+    older history is not read."""
     oldest = conn.scalar(sa.select(sa.func.min(journey_inbox.c.timestamp)))
     if oldest is None or not customer_ids:
         return []

@@ -4,10 +4,12 @@ A schedule's run goes over the profiles the engine knows apart in id order, each
 own, keeping how far it got (``schedule_ticks``). A batch may take a profile's work before the
 run comes to it: a profile merged at ingest, whose survivor's work the batch takes (the events
 received as the profile go with it), or a survivor in another partition whose work a run takes
-for a profile merged into it. Taken first, that work would show the tick the profile as it
-stood after the tick's instant, or the run would pass a profile merged meanwhile by. So such a
-batch acts on the tick for the profile first (the tick its partition's run is on, or would run),
-and marks it (``tick_marks``); the run passes a marked profile over. ``simulate`` has one clock:
+for a profile merged into it; or a pass's event, timer or looks batch after its run stopped
+at a customer another pass holds and waited past its grace. Taken first, that work would show
+the tick the profile as it stood after the tick's instant, or the run would pass a profile
+merged meanwhile by. So such a batch acts on the tick for the profile first (the tick its
+partition's run is on, or would run), and marks it (``tick_marks``); the run passes a marked
+profile over. ``simulate`` has one clock:
 there, every profile is at the tick as it stood at its instant. The look at everyone that new
 or changed segment campaigns need is such a run too, at the time it began.
 """
@@ -57,34 +59,35 @@ def ticks_due(
     ]
     if (full := full_sweep_name(book)) is not None:
         runs.append((full, None))  # after the ticks of its instant
-    theirs = {profile: Partition.of(profile, count) for profile in profiles}
-    if not runs or not theirs:
+    if not runs:
         return []
-    names = {p.row_name(name) for p in theirs.values() for name, _c in runs}
+    groups: dict[Partition, list[str]] = {}
+    for profile in profiles:
+        groups.setdefault(Partition.of(profile, count), []).append(profile)
+    names = {p.row_name(name) for p in groups for name, _c in runs}
     rows = {
         row.name: row
         for where in among(conn, schedule_ticks.c.name, names)
         for row in conn.execute(sa.select(schedule_ticks).where(where))
     }
     found: list[Tick] = []
-    for profile, partition in theirs.items():
+    for partition, group in groups.items():
         for name, campaign in runs:
             row = rows.get(partition.row_name(name))
             if row is None:  # the partition has not run the schedule: from its next tick
                 continue
-            if row.after_customer is not None:  # under way: at its tick, if not past it
-                if row.after_customer >= profile:
-                    continue
-                at = row.due_at
-            elif campaign is None:  # the look at everyone: not begun, or done (never due)
+            place = row.after_customer  # under way: at its tick, for those it has to come to
+            if place is not None or campaign is None:  # (the look at everyone: its time)
                 at = row.due_at
             else:
                 assert isinstance(campaign.trigger, ScheduleTrigger)
                 at = tick_to_run(campaign.trigger, row.due_at, now, zone)
             if at <= now:
-                found.append(Tick(at, name, campaign, profile))
+                found.extend(
+                    Tick(at, name, campaign, p) for p in group if place is None or p > place
+                )
     if found:  # less those a batch acted on already
-        marks = _marks(conn, list({t.name for t in found}), theirs)
+        marks = _marks(conn, list({t.name for t in found}), {t.profile for t in found})
         found = [t for t in found if marks.get((t.name, t.profile)) != t.at]
     order = {name: i for i, (name, _c) in enumerate(runs)}
     return sorted(found, key=lambda tick: (tick.at, order[tick.name], tick.profile))

@@ -36,6 +36,21 @@ def test_the_partitions_of_a_count_take_every_bucket_once(count: int) -> None:
     assert sorted(set(owners)) == list(range(count))
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 7, 16, 100, 333, 1000, 1023, BUCKETS])
+def test_the_partition_of_a_customer_is_the_one_that_holds_it(count: int) -> None:
+    """``Partition.of`` works the index out of the bucket at once (it ran over the partitions,
+    a cost in every batch at a high count): for every bucket, the partition that holds it."""
+    ids: dict[int, str] = {}
+    n = 0
+    while len(ids) < BUCKETS:  # an id in every bucket
+        ids.setdefault(bucket_of(f"c{n}"), f"c{n}")
+        n += 1
+    for customer_id in ids.values():
+        found = Partition.of(customer_id, count)
+        assert found.holds(customer_id)
+        assert found.count == count
+
+
 def test_a_partition_holds_the_customers_of_its_buckets() -> None:
     ids = [f"customer-{n}" for n in range(2000)]
     halves = [[c for c in ids if Partition(i, 2).holds(c)] for i in range(2)]
