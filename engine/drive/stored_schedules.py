@@ -32,6 +32,7 @@ from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
 SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
 SCHEDULE_PREFIX = "schedule:"  # + a campaign id: the row of its schedule ticks
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+BEGUN = ""  # the place of a run begun before its first customer (every id sorts after it)
 MAX_COUNTED_TICKS = 10_000  # a missed every-minute schedule is counted this far, no further
 _MICROSECOND = timedelta(microseconds=1)
 # how long after it began a sweep over everyone stopped at a customer another pass holds ends
@@ -250,6 +251,9 @@ class StoredSchedules:
                 work = lead.next_customers(now, through=ahead, runs=going)
                 if work is None:
                     if not lead.finished:  # the next customer is another pass's
+                        for name in together:  # begun on time, though at no customer yet:
+                            if due[name].place is None:  # a later pass goes on with it
+                                due[name].advance(BEGUN)
                         summary.tick_left = any(
                             now - due[name].due_at <= by_name[name].waits_within
                             for name in together

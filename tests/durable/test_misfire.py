@@ -14,7 +14,7 @@ from engine.api import Followup
 from engine.campaigns.loader import load_file
 from engine.campaigns.schema import ScheduleTrigger
 from engine.durable.project import DurableProject
-from engine.storage.tables import decisions
+from engine.storage.tables import customers, decisions
 from tests.durable.harness import Clock, make_project, open_followup
 
 MONDAY = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)  # 09:00 in Paris: the newsletter's tick
@@ -171,5 +171,35 @@ def test_a_tick_that_came_due_while_a_crashed_run_waited_is_counted_skipped(
         clock.now = NINE + timedelta(hours=2, minutes=5)
         DurableProject(followup).run_once()
         assert _entries(followup.engine) == [NINE, NINE] + [NINE + timedelta(hours=2)] * 2
+    finally:
+        followup.close()
+
+
+@pytest.mark.external_service
+def test_a_tick_stopped_at_its_first_customer_goes_on_past_the_grace(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    """Monday's tick came due on time, but another session held its first customer; the next
+    pass comes past the tick's grace. The tick had begun, though at no customer yet: it goes on
+    (as it does when a later customer is held), and is not skipped as missed."""
+    clock = Clock(MONDAY - timedelta(hours=1))
+    followup, durable = _subscribed(empty_postgres, tmp_path, clock)
+    try:
+        followup.identify(
+            user_id="bob",
+            traits={"email": "bob@example.com", "consent": {"email": True}},
+            timestamp=MONDAY - timedelta(days=1),
+        )
+        with followup.engine.connect() as conn:
+            first = conn.scalar(sa.select(sa.func.min(customers.c.id)))
+        with followup.engine.connect() as holder, holder.begin():
+            holder.execute(
+                sa.select(customers.c.id).where(customers.c.id == first).with_for_update()
+            )
+            clock.now = MONDAY
+            assert durable.run_once().engine.tick_left
+        clock.now = MONDAY + timedelta(days=1)  # past the grace
+        durable.run_once()
+        assert _entries(followup.engine) == [MONDAY, MONDAY]
     finally:
         followup.close()
