@@ -223,9 +223,9 @@ class StoredSchedules:
         transaction that records how far it got (a crash resumes), then moves its schedule to
         its next due time. Returns how many customers each run went over. The runs due go
         over the customers together: a customer's batch is one decision, each run's act at its
-        due time in the order of ``runs``, between the customer's
-        events and timers in time order, so a tick sees the customer as of its instant, whatever
-        another tick of the pass did or saw. Runs left under way at different places (a crash,
+        due time in the order of ``runs``, between the customer's events and timers in time
+        order, so a tick sees the customer as of its instant, whatever another tick of the pass
+        did or saw. Runs left under way at different places (a crash,
         a customer another pass held) go on from the one furthest behind, which catches up with
         the next one's place and then goes on with it.
 

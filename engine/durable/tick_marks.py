@@ -9,9 +9,9 @@ at a customer another pass holds and waited past its grace. Taken first, that wo
 the tick the profile as it stood after the tick's instant, or the run would pass a profile
 merged meanwhile by. So such a batch acts on the tick for the profile first (the tick its
 partition's run is on, or would run), and marks it (``tick_marks``); the run passes a marked
-profile over. ``simulate`` has one clock:
-there, every profile is at the tick as it stood at its instant. The look at everyone that new
-or changed segment campaigns need is such a run too, at the time it began.
+profile over. ``simulate`` has one clock: there, every profile is at the tick as it stood at its
+instant. The look at everyone that new or changed segment campaigns need is such a run too, at
+the time it began.
 """
 
 from __future__ import annotations
