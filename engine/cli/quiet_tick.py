@@ -14,8 +14,9 @@ prints, only when all of these hold, and otherwise hands over to the full comman
   every file under
   the campaigns folder (a new or changed campaign registers its version and books its schedule
   in a full pass; a missing secret fails a full pass even with nothing to send);
-- nothing is due by now: no event waiting for the engine stamped by now, no journey timer, schedule tick (segment sweeps are ticks too) or segment look, no outbox row
-  pending and due, none left ``sending``.
+- nothing is due by now: no event waiting for the engine stamped by now, no journey timer,
+  schedule tick (segment sweeps are ticks too) or segment look, no outbox row pending and due,
+  none left ``sending``.
 
 Anything unexpected on the way (a file that cannot be read, a table that is not there) hands
 over too: the full pass is always right, this is only quicker when it would do nothing.

@@ -42,7 +42,7 @@ from tests.durable.harness import (
     simulated_plan,
     write_messages,
 )
-from tests.durable.test_merged_before_its_tick import LAPSED
+from tests.durable.test_merged_before_its_tick import DAILY, LAPSED
 
 WIN_BACK = STORIES / "win_back_events.jsonl"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -486,10 +486,8 @@ def _backlog_then_tick(database_url: str, folder: Path, kill: bool) -> list[str]
     campaign (lapsed 30 minutes after an order), the pass killed after its first customer or
     not; the next pass at 09:20 runs the tick. The times the lapsed entered."""
     project = make_project(folder / "project", [])
-    (project / "campaigns" / "daily.yaml").write_text(
-        'campaign: daily\ntrigger: {schedule: "0 9 * * *", misfire_grace: 6h}\n'
-        "audience: customer.consent.email\nsteps:\n  - send: email\n    template: newsletter.html\n    subject: daily\n"
-    )
+    graced = DAILY.replace('"0 9 * * *"', '"0 9 * * *", misfire_grace: 6h')
+    (project / "campaigns" / "daily.yaml").write_text(graced)
     (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
     day = datetime(2024, 5, 6, tzinfo=UTC)
     clock = Clock(day + timedelta(hours=8, minutes=20))
