@@ -1,10 +1,11 @@
 """The durable runtime under load: N customers with a pending 1h wait each, then one pass that
 sweeps the N due timers (deciding N emails), then the outbox delivering them as .eml files.
 Then a segment campaign is added: the first pass looks at every customer once (booking each
-one's next look), the hourly pass after it only at the looks due. On SQLite each of the engine's
-phases and the delivery is followed by its floor (:mod:`benchmarks.campaigns.engine_floor`,
-:mod:`benchmarks.campaigns.delivery_floor`): the same row work by plain ``sqlite3`` on a copy of
-the database taken before the phase, and the ratio.
+one's next look), the hourly pass after it only at the looks due. Each of the engine's phases
+and the delivery is followed by its floor (:mod:`benchmarks.campaigns.engine_floor`,
+:mod:`benchmarks.campaigns.engine_floor_pg`, :mod:`benchmarks.campaigns.delivery_floor`): the
+same row work by plain ``sqlite3`` or ``psycopg`` on a copy of the database taken before the
+phase, and the ratio.
 
 ``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL] [--template FILE]``
 (default 20,000 customers on a fresh SQLite file under benchmarks/.work/, a one-line email).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from benchmarks.campaigns.delivery_floor import deliver_floor
+from benchmarks.campaigns.delivery_floor import deliver_floor, deliver_floor_pg
 from benchmarks.campaigns.engine_floor import events_floor, timers_floor
 from benchmarks.campaigns.engine_floor_pg import events_floor_pg, timers_floor_pg
 from engine.api import Followup
@@ -50,6 +51,9 @@ steps:
     template: cart.html
     subject: We miss you
 """
+
+
+FLOOR_PHASES = ("events", "timers", "delivery")
 
 
 class _Clock:
@@ -86,20 +90,37 @@ def _messages(customers: int) -> list[dict[str, object]]:
     return out
 
 
+def _admin(url: str, *statements: str) -> None:
+    """Run ``statements`` on the PostgreSQL server of ``url``, outside any transaction."""
+    admin = sa.create_engine(
+        sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    admin.dispose()
+
+
+def _drop_copies(url: str) -> None:
+    """Drop the floors' copies of a PostgreSQL database (a SQLite copy is a file in WORK)."""
+    if url.startswith("postgresql"):
+        _admin(
+            url, *(f'DROP DATABASE IF EXISTS "floor_{p}_floor" WITH (FORCE)' for p in FLOOR_PHASES)
+        )
+
+
 def _copy_database(followup: Followup, url: str, name: str) -> Path | str | None:
     """A copy of the database as it is (a floor does the same row work on it): a file beside
     it on SQLite, on PostgreSQL a database made from it as a template (the URL)."""
     if url.startswith("postgresql"):
         copy = "floor_" + name.split(".")[0].replace("-", "_")
         followup.engine.dispose()  # a template database must have no other connection
-        admin = sa.create_engine(
-            sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-        )
         source = sa.make_url(url).database
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}"'))
-            conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"'))
-        admin.dispose()
+        _admin(
+            url,
+            f'DROP DATABASE IF EXISTS "{copy}"',
+            f'CREATE DATABASE "{copy}" TEMPLATE "{source}"',
+        )
         return sa.make_url(url).set(database=copy).render_as_string(hide_password=False)
     if not url.startswith("sqlite:///"):
         return None
@@ -130,21 +151,32 @@ def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> flo
 
 
 def _floor_time(copy: Path | str | None, count: int, phase: str, now: datetime) -> float | None:
-    """The floor of ``phase`` (events, timers) on its copy of the database: by sqlite3 on a
-    file, by psycopg on a PostgreSQL URL (``None``: no copy)."""
+    """The floor of ``phase`` (events, timers, delivery) on its copy of the database: by
+    sqlite3 on a file, by psycopg on a PostgreSQL URL (``None``: no copy)."""
     if copy is None:
         return None
-    start = time.perf_counter()
+    folder = WORK / "floor-outbox"  # the delivery's, group commit as followup's
+    shutil.rmtree(folder, ignore_errors=True)
+    work: Callable[[], int]
     if isinstance(copy, Path):
-        how = "sqlite3"
-        floor = events_floor if phase == "events" else timers_floor
-        done = floor(copy, now.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        how, stamp = "sqlite3", now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        work = {
+            "events": lambda: events_floor(copy, stamp),
+            "timers": lambda: timers_floor(copy, stamp),
+            "delivery": lambda: deliver_floor(copy, folder, now.isoformat()),
+        }[phase]
     else:
         how = "psycopg"
-        done = (events_floor_pg if phase == "events" else timers_floor_pg)(copy, now)
+        work = {
+            "events": lambda: events_floor_pg(copy, now),
+            "timers": lambda: timers_floor_pg(copy, now),
+            "delivery": lambda: deliver_floor_pg(copy, folder, now),
+        }[phase]
+    start = time.perf_counter()
+    done = work()
     seconds = time.perf_counter() - start
     if done != count:
-        raise SystemExit(f"the floor did {done:,}, not {count:,}")
+        raise SystemExit(f"the {phase} floor did {done:,}, not {count:,}")
     print(f"  floor: the same rows by {how}: {seconds:.1f} s", flush=True)
     return seconds
 
@@ -193,18 +225,9 @@ def main() -> None:
         spent = _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
         _ratio(spent, _floor_time(copy, n, "timers", clock.now))
         if not args.no_delivery:
-            floor_db = (
-                _copy_database(followup, url, "delivery-floor.db") if "sqlite" in url else None
-            )
+            floor_db = _copy_database(followup, url, "delivery-floor.db")
             spent = _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
-            if isinstance(floor_db, Path):
-                now = clock.now.isoformat()
-                floor_seconds = _timed(
-                    "  floor: the same rows by sqlite3, group commit",
-                    n,
-                    lambda: deliver_floor(floor_db, WORK / "floor-outbox", now),
-                )
-                _ratio(spent, floor_seconds)
+            _ratio(spent, _floor_time(floor_db, n, "delivery", clock.now))
         (WORK / "campaigns" / "lapsed.yaml").write_text(LAPSED)
         durable.close()
         durable = DurableProject(followup)
@@ -216,6 +239,7 @@ def main() -> None:
             print(f"{label}: {swept:,} customers looked at in {seconds:.3f} s", flush=True)
     finally:
         followup.close()
+        _drop_copies(url)
 
 
 if __name__ == "__main__":

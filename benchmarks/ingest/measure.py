@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-SYSTEMS = ("followup", "floor")
+SYSTEMS = ("followup", "floor", "row-floor")
 
 
 def _peak_mib() -> float:
@@ -121,13 +121,30 @@ def prepare_floor(
     return run
 
 
+def prepare_row_floor(
+    url: str, path: Path, batch_size: int, progress: Progress | None = None
+) -> Callable[[], dict[str, Any]]:
+    """The same reads and writes as followup's ingest, by plain sqlite3 / psycopg."""
+    from benchmarks.ingest import row_floor
+
+    progress = progress or Progress()
+
+    def run() -> dict[str, Any]:
+        return {"events": row_floor.load(url, path, batch_size, progress.committed, progress.more)}
+
+    return run
+
+
+PREPARE = {"followup": prepare_followup, "floor": prepare_floor, "row-floor": prepare_row_floor}
+
+
 def measure(
     system: str, url: str, path: Path, batch_size: int, seconds: float | None = None
 ) -> dict[str, Any]:
     """Wall time, throughput and peak memory of one system loading ``path`` into ``url`` (or
     as much of it as ``seconds`` allow), and its timeline: ``[seconds since the start, events]``
     as each batch committed."""
-    prepare = prepare_followup if system == "followup" else prepare_floor
+    prepare = PREPARE[system]
     progress = Progress(seconds)
     run = prepare(url, path, batch_size, progress)
     ready_mib = _peak_mib()

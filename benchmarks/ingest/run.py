@@ -152,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         "workloads": [{**w, "path": str(w["path"])} for w in workloads],
         "results": results,
         "ratios": [
-            {"workload": w, "backend": b, "followup_over_floor": r}
+            {
+                "workload": w,
+                "backend": b,
+                "followup_over_floor": r,
+                "followup_over_row_floor": ratios(results, "row-floor").get((w, b)),
+            }
             for (w, b), r in ratios(results).items()
         ],
         "table": table,
