@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from engine.campaigns.schema import Campaign, ScheduleTrigger
-from engine.drive.partitions import Partition, bucket_of
+from engine.drive.partitions import Partition, bucket_of, split_row_name
 from engine.drive.stored_schedules import SCHEDULE_PREFIX, full_sweep_name, tick_to_run
 from engine.durable.book import CampaignBook
 from engine.storage.customer_store import among
@@ -49,8 +49,9 @@ def ticks_due(
     profiles: Iterable[str],
     now: datetime,
 ) -> list[Tick]:
-    """The ticks due by ``now`` that the runs of ``profiles``' own partitions (of ``count``)
-    have yet to act on for them: the tick a run under way is on, if it has not come to the
+    """The ticks due by ``now`` that the runs of ``profiles``' own partitions (of ``count``, or
+    of the count that keeps a schedule's rows while passes split in ``count`` leave it) have
+    yet to act on for them: the tick a run under way is on, if it has not come to the
     profile, or the one a run not started would run; and the look at everyone the segment
     campaigns need, at the time it began, if its run has not come to the profile; less those
     marked. In the order the engine takes them (time, then the runs' order, then the profile)."""
@@ -61,19 +62,18 @@ def ticks_due(
         runs.append((full, None))  # after the ticks of its instant
     if not runs:
         return []
-    groups: dict[Partition, list[str]] = {}
-    for profile in profiles:
-        groups.setdefault(Partition.of(profile, count), []).append(profile)
-    names = {p.row_name(name) for p in groups for name, _c in runs}
-    rows = {
-        row.name: row
-        for where in among(conn, schedule_ticks.c.name, names)
-        for row in conn.execute(sa.select(schedule_ticks).where(where))
-    }
+    profiles = list(profiles)
+    groups = {count: _partitions(profiles, count)}
+    rows = _rows(conn, [name for name, _c in runs], groups[count])
     found: list[Tick] = []
-    for partition, group in groups.items():
-        for name, campaign in runs:
-            row = rows.get(partition.row_name(name))
+    for name, campaign in runs:
+        # the schedule's rows are of one count of partitions: the pass's, or the old count's
+        # while its partitions are in the middle of a tick (the pass's count leaves it to them)
+        kept = next((c for c in rows if name in rows[c]), count)
+        if kept not in groups:
+            groups[kept] = _partitions(profiles, kept)
+        for partition, group in groups[kept].items():
+            row = rows.get(kept, {}).get(name, {}).get(partition)
             if row is None:  # the partition has not run the schedule: from its next tick
                 continue
             place = row.after_customer  # under way: at its tick, for those it has to come to
@@ -91,6 +91,40 @@ def ticks_due(
         found = [t for t in found if marks.get((t.name, t.profile)) != t.at]
     order = {name: i for i, (name, _c) in enumerate(runs)}
     return sorted(found, key=lambda tick: (tick.at, order[tick.name], tick.profile))
+
+
+def _partitions(profiles: Iterable[str], count: int) -> dict[Partition, list[str]]:
+    """``profiles`` by their partition of ``count``."""
+    groups: dict[Partition, list[str]] = {}
+    for profile in profiles:
+        groups.setdefault(Partition.of(profile, count), []).append(profile)
+    return groups
+
+
+def _rows(
+    conn: sa.Connection, names: Sequence[str], partitions: Iterable[Partition]
+) -> dict[int, dict[str, dict[Partition, Any]]]:
+    """The rows of the schedules ``names`` that hold ``partitions``' runs, by count, schedule
+    and partition (read by name); for a schedule with none of them, every row of it there is,
+    of whatever count (read by its name's prefix: a count of partitions that passes have left
+    in the middle of a tick, see :meth:`SqlJourneyStore.record_schedule`)."""
+    found: dict[int, dict[str, dict[Partition, Any]]] = {}
+
+    def keep(row: Any) -> None:
+        name, partition = split_row_name(row.name)
+        found.setdefault(partition.count, {}).setdefault(name, {})[partition] = row
+
+    wanted = {p.row_name(name) for p in partitions for name in names}
+    for where in among(conn, schedule_ticks.c.name, wanted):
+        for row in conn.execute(sa.select(schedule_ticks).where(where)):
+            keep(row)
+    for name in names:
+        if not any(name in by_name for by_name in found.values()):
+            prefixed = schedule_ticks.c.name.startswith(name, autoescape=True)
+            for row in conn.execute(sa.select(schedule_ticks).where(prefixed)):
+                if split_row_name(row.name)[0] == name:
+                    keep(row)
+    return found
 
 
 def marked(

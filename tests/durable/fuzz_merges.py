@@ -10,8 +10,9 @@ of their timestamps (a client's clock ahead), though never before one stamped ea
 run around each tick, one just before it in half the days, each partition's pass a few minutes
 after the last and after ingesting what has arrived by its time (no event comes in late); a pass
 may die after any batch it commits, the first pass too (one customer to three a batch, or 500),
-a partition may miss a pass, and a clean pass ends each day. A stream whose durable run skipped
-or coalesced a tick (logged) is set aside: past the misfire grace that is by design.
+a partition may miss a pass, or every pass of a day but the clean one (a worker down: its ticks
+run hours after the other partitions'), and a clean pass ends each day. A stream whose durable
+run skipped or coalesced a tick (logged) is set aside: past the misfire grace that is by design.
 
 ``python -m tests.durable.fuzz_merges SEED COUNT [DATABASE_URL]`` runs the seeds ``SEED`` to
 ``SEED + COUNT - 1`` (on a fresh SQLite file each, or the PostgreSQL database given, emptied
@@ -172,8 +173,12 @@ def durable(
     partitions: int,
     days: int,
     early: dict[str, timedelta],
+    lagging: dict[int, int] | None = None,
 ) -> list[str] | None:
-    """The decisions log of the stream's passes (``None``: a tick was skipped or coalesced)."""
+    """The decisions log of the stream's passes (``None``: a tick was skipped or coalesced).
+    ``lagging`` (day -> partition index): that partition misses every pass of the day but the
+    clean one, so it runs the day's ticks hours after the others (within the misfire grace)."""
+    lagging = lagging or {}
 
     def arrives(record: Any) -> datetime:
         event = record.events[0]
@@ -217,10 +222,14 @@ def durable(
             final = base in clean or k == len(ordered) - 1
             rnd.shuffle(passes)
             now = max(last, base)
+            day_of = (base - NINE + timedelta(hours=2)) // timedelta(days=1)
             for j, one in enumerate(passes):
                 now = last = now + timedelta(minutes=rnd.randint(0, 20) if j else 0)
                 clock.now = now
                 taken = ingest_arrived(followup, records, taken, now, early)
+                if not final and lagging.get(day_of) == one.runtime.partition.index:
+                    _say(f"pass {one.runtime.partition} {now:%d %H:%M} missed (lagging)")
+                    continue
                 if not final and k > 0 and partitions > 1 and rnd.random() < 0.2:
                     _say(f"pass {one.runtime.partition} {now:%d %H:%M} missed")
                     continue
@@ -268,7 +277,14 @@ def one_seed(seed: int, database_url: str | None) -> str:
         if database_url:
             _empty_postgres(database_url)
         url = database_url or f"sqlite:///{root / 'followup.db'}"
-        found = durable(project, events, url, rnd, partitions, days, early)
+        # drawn apart, so the other draws of a seed stay as they were
+        lag_rnd = random.Random(f"lagging {seed}")
+        lagging = {
+            day: lag_rnd.randrange(partitions)
+            for day in range(days + 1)
+            if partitions > 1 and lag_rnd.random() < 0.5
+        }
+        found = durable(project, events, url, rnd, partitions, days, early, lagging)
         if found is None:
             return "set aside"
         if found == expected:
