@@ -20,32 +20,28 @@ from tests.conftest import _empty_postgres
 TABLES = ("events", "journey_inbox", "identities", "customers")
 
 
+def _track(user: str, name: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": name, "properties": properties}
+
+
 def _messages() -> list[dict[str, Any]]:
     """Twelve shoppers: each identifies with an email, views, adds to the cart and orders; every
     third comes back for a second order; the first message is sent twice."""
     found: list[dict[str, Any]] = []
     for n in range(12):
         user = f"u{n}"
-        at = f"2024-05-06T09:{n:02d}:00Z"
-        found += [
+        mine = [
             {"type": "identify", "userId": user, "traits": {"email": f"{user}@example.com"}},
-            {"type": "track", "userId": user, "event": "Product Viewed", "properties": {}},
-            {"type": "track", "userId": user, "event": "Product Added", "properties": {"price": 9}},
-            {"type": "track", "userId": user, "event": "Order Completed",
-             "properties": {"order_id": f"o{n}", "revenue": 9}},
-        ]  # fmt: skip
+            _track(user, "Product Viewed"),
+            _track(user, "Product Added", price=9),
+            _track(user, "Order Completed", order_id=f"o{n}", revenue=9),
+        ]
         if n % 3 == 0:
-            found.append(
-                {
-                    "type": "track",
-                    "userId": user,
-                    "event": "Order Completed",
-                    "properties": {"order_id": f"o{n}b", "revenue": 5},
-                }  # fmt: skip
-            )
-        for index, message in enumerate(found[-5:]):
-            message.setdefault("messageId", f"{user}-{index}-{message.get('event', 'id')}")
-            message["timestamp"] = at
+            mine.append(_track(user, "Order Completed", order_id=f"o{n}b", revenue=5))
+        for index, message in enumerate(mine):
+            message["messageId"] = f"{user}-{index}"
+            message["timestamp"] = f"2024-05-06T09:{n:02d}:00Z"
+        found += mine
     return [found[0], *found]
 
 
