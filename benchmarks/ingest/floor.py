@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -115,11 +115,12 @@ class SqliteSink:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.now: Callable[[], Any] = _sqlite_now
 
-    def write(self, rows: list[Row]) -> None:
-        """Insert ``rows`` in one transaction."""
+    def write(self, rows: list[Row]) -> int:
+        """Insert ``rows`` in one transaction; how many."""
         self.conn.execute("BEGIN")
         self.conn.executemany(self.statement, rows)
         self.commit()
+        return len(rows)
 
     def commit(self) -> None:
         """Commit (its own method, so a profile tells it from the insert)."""
@@ -138,12 +139,13 @@ class PostgresSink:
         self.conn = psycopg.connect(conninfo, autocommit=True)
         self.now: Callable[[], Any] = _aware_now
 
-    def write(self, rows: list[Row]) -> None:
-        """Copy ``rows`` in one transaction."""
+    def write(self, rows: list[Row]) -> int:
+        """Copy ``rows`` in one transaction; how many."""
         conn = self.conn
         with conn.transaction(), conn.cursor() as cursor, cursor.copy(self.statement) as copy:
             for row in rows:
                 copy.write_row(row)
+        return len(rows)
 
     def close(self) -> None:
         """Close the connection."""
@@ -157,6 +159,39 @@ def open_sink(url: str) -> SqliteSink | PostgresSink:
     return PostgresSink(postgres_conninfo(url))
 
 
+class Sink(Protocol):
+    """Where a loader's batches go: ``write`` one in one transaction (the events it logged)."""
+
+    now: Callable[[], Any]
+
+    def write(self, batch: list[Any]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def drive(
+    sink: Sink,
+    batches: Callable[[Callable[[], Any]], Iterator[list[Any]]],
+    on_batch: Callable[[int], None] | None = None,
+    more: Callable[[], bool] | None = None,
+) -> int:
+    """Write every batch of ``batches(sink.now)`` into ``sink``; the events logged.
+    ``on_batch`` gets each committed batch's count; loading stops early once ``more()`` says
+    no. The sink is closed at the end."""
+    count = 0
+    try:
+        for batch in batches(sink.now):
+            written = sink.write(batch)
+            count += written
+            if on_batch is not None:
+                on_batch(written)
+            if more is not None and not more():
+                break
+    finally:
+        sink.close()
+    return count
+
+
 def load(
     url: str,
     path: Path,
@@ -165,18 +200,5 @@ def load(
     more: Callable[[], bool] | None = None,
 ) -> int:
     """Load the file's rows into the database at ``url``, one transaction per batch; the number
-    of rows. ``on_batch`` gets each committed batch's size; loading stops early once ``more()``
-    says no."""
-    sink = open_sink(url)
-    count = 0
-    try:
-        for batch in row_batches(path, batch_size, sink.now):
-            sink.write(batch)
-            count += len(batch)
-            if on_batch is not None:
-                on_batch(len(batch))
-            if more is not None and not more():
-                break
-    finally:
-        sink.close()
-    return count
+    of rows (see :func:`drive`)."""
+    return drive(open_sink(url), lambda now: row_batches(path, batch_size, now), on_batch, more)

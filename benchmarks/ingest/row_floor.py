@@ -41,6 +41,7 @@ from benchmarks.ingest.floor import (
     _aware_now,
     _items,
     _sqlite_now,
+    drive,
     message_row,
     postgres_conninfo,
     sqlite_file,
@@ -112,10 +113,12 @@ class Batch:
 
     def __init__(self, messages: list[tuple[Message, Row]], logged: set[str]) -> None:
         seen = set(logged)  # a messageId logged already, or earlier in the batch: a resend
-        self.messages = [
-            (m, row) for m, row in messages if row[0] not in seen and not seen.add(row[0])
-        ]
-        self.keys = sorted({key for message, _ in messages for key in _keys(message)})
+        self.messages: list[tuple[Message, Row]] = []
+        for message, row in messages:
+            if row[0] not in seen:
+                seen.add(row[0])
+                self.messages.append((message, row))
+        self.keys = sorted({key for message, _ in self.messages for key in _keys(message)})
 
     def resolve(
         self, owners: dict[str, str], states: dict[str, tuple[dict[str, Any], int]], first_seq: int
@@ -290,7 +293,7 @@ class PostgresRowSink:
             cur.execute(
                 "SELECT key, customer_id FROM identities WHERE key = ANY(%s)", (batch.keys,)
             )
-            owners = dict(cur.fetchall())
+            owners: dict[str, str] = dict(cur.fetchall())
             cur.execute(
                 "SELECT id, state::text, version FROM customers WHERE id = ANY(%s)"
                 " AND merged_into IS NULL FOR UPDATE",
@@ -318,21 +321,11 @@ def load(
     on_batch: Callable[[int], None] | None = None,
     more: Callable[[], bool] | None = None,
 ) -> int:
-    """Do the row work of ingesting the file into the database at ``url``; the events logged."""
+    """Do the row work of ingesting the file into the database at ``url``; the events logged
+    (see :func:`benchmarks.ingest.floor.drive`)."""
     sink: SqliteRowSink | PostgresRowSink = (
         SqliteRowSink(sqlite_file(url))
         if url.startswith("sqlite:///")
         else PostgresRowSink(postgres_conninfo(url))
     )
-    count = 0
-    try:
-        for batch in message_batches(path, batch_size, sink.now):
-            written = sink.write(batch)
-            count += written
-            if on_batch is not None:
-                on_batch(written)
-            if more is not None and not more():
-                break
-    finally:
-        sink.close()
-    return count
+    return drive(sink, lambda now: message_batches(path, batch_size, now), on_batch, more)
