@@ -81,6 +81,7 @@ class SqlWork:
     # batch acted on before, by schedule (marked: passed over)
     gone_over: list[str] | None = None
     marked: dict[str, set[str]] = field(default_factory=dict)
+    acting: frozenset[str] = frozenset()  # the runs that act on ``gone_over`` with this work
     # the ticks this work acts on for profiles away from their runs' places (marked at saving)
     ticks: list[Tick] = field(default_factory=list)
 
@@ -153,6 +154,7 @@ class SqlScheduleRow:
             return None
         work = SqlWork(conn, taken.only([holder[p] for p in run]), gone_over=run)
         work.marked = marked(conn, runs or {}, run)
+        work.acting = frozenset(runs or ())
         return work
 
     def advance(self, last_customer: str) -> None:
@@ -273,16 +275,22 @@ class SqlJourneyStore:
         """The ticks due for the profiles the work takes away from their runs' places (merged
         into its customers at ingest, a survivor in another partition, one a run holds for a
         profile merged into it): acted on before their events (:mod:`engine.durable.tick_marks`).
-        A run's own profiles are at its place (the runs due have gone over them or act with
-        it). A pass's other work comes after its partition's runs, unless one stopped at a
-        customer another pass holds and waited past its time: then it takes the work of those
-        the run has yet to come to, which have their tick first."""
-        taken, partition = work.taken, self.partition
-        own = set(work.gone_over) if work.gone_over is not None else set()
-        away = sorted(taken.loading() - own)
-        if not away:
-            return []
-        return ticks_due(work.conn, self.book, partition.count, self.default_timezone, away, now)
+        A run's own profiles are at the places of the runs acting with it (the others due have
+        gone over them), but for a schedule this pass leaves to the partitions of another
+        count, in the middle of a tick. A pass's other work comes after its partition's runs,
+        unless one stopped at a customer another pass holds and waited past its time: then it
+        takes the work of those the run has yet to come to, which have their tick first."""
+        profiles = sorted(work.taken.loading() | set(work.gone_over or ()))
+        return ticks_due(
+            work.conn,
+            self.book,
+            self.partition.count,
+            self.default_timezone,
+            profiles,
+            now,
+            acting=work.acting,
+            gone_over=work.gone_over or (),
+        )
 
     def _sweep_due_looks(
         self, conn: sa.Connection, engine: JourneyEngine, customer_ids: set[str], now: datetime

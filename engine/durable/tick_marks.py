@@ -16,7 +16,7 @@ the time it began.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -48,21 +48,27 @@ def ticks_due(
     zone: str,
     profiles: Iterable[str],
     now: datetime,
+    acting: Collection[str] = (),
+    gone_over: Collection[str] = (),
 ) -> list[Tick]:
     """The ticks due by ``now`` that the runs of ``profiles``' own partitions (of ``count``, or
     of the count that keeps a schedule's rows while passes split in ``count`` leave it) have
     yet to act on for them: the tick a run under way is on, if it has not come to the
     profile, or the one a run not started would run; and the look at everyone the segment
     campaigns need, at the time it began, if its run has not come to the profile; less those
-    marked. In the order the engine takes them (time, then the runs' order, then the profile)."""
+    marked, and less the ticks of the runs ``acting`` for the profiles ``gone_over`` (a run's
+    batch: the runs act on them with it). In the order the engine takes them (time, then the
+    runs' order, then the profile)."""
     runs: list[tuple[str, Campaign | None]] = [
         (SCHEDULE_PREFIX + c.id, c) for c in book.active if isinstance(c.trigger, ScheduleTrigger)
     ]
     if (full := full_sweep_name(book)) is not None:
         runs.append((full, None))  # after the ticks of its instant
+    profiles = list(profiles)
+    if gone_over and set(profiles) <= set(gone_over):  # the runs acting have them in hand
+        runs = [(name, campaign) for name, campaign in runs if name not in acting]
     if not runs:
         return []
-    profiles = list(profiles)
     groups = {count: _partitions(profiles, count)}
     rows = _rows(conn, [name for name, _c in runs], groups[count])
     found: list[Tick] = []
@@ -83,8 +89,11 @@ def ticks_due(
                 assert isinstance(campaign.trigger, ScheduleTrigger)
                 at = tick_to_run(campaign.trigger, row.due_at, now, zone)
             if at <= now:
+                left = gone_over if name in acting else ()
                 found.extend(
-                    Tick(at, name, campaign, p) for p in group if place is None or p > place
+                    Tick(at, name, campaign, p)
+                    for p in group
+                    if (place is None or p > place) and p not in left
                 )
     if found:  # less those a batch acted on already
         marks = _marks(conn, list({t.name for t in found}), {t.profile for t in found})

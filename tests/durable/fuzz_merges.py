@@ -174,11 +174,16 @@ def durable(
     days: int,
     early: dict[str, timedelta],
     lagging: dict[int, int] | None = None,
+    recount: dict[int, int] | None = None,
 ) -> list[str] | None:
     """The decisions log of the stream's passes (``None``: a tick was skipped or coalesced).
     ``lagging`` (day -> partition index): that partition misses every pass of the day but the
-    clean one, so it runs the day's ticks hours after the others (within the misfire grace)."""
+    clean one, so it runs the day's ticks hours after the others (within the misfire grace).
+    ``recount`` (pass time index -> count): from that time on the passes are split in that many
+    partitions; the old count's passes each run once more after the new count's first round,
+    never killed (the operator runs them to the end, as docs/runtime.md asks)."""
     lagging = lagging or {}
+    recount = recount or {}
 
     def arrives(record: Any) -> datetime:
         event = record.events[0]
@@ -201,13 +206,18 @@ def durable(
 
     handler = Skips()
     logging.getLogger("followup.durable").addHandler(handler)
-    try:
-        passes = []
-        for index in range(partitions):
-            one = DurableProject(followup, partition=Partition(index, partitions), crash=kill)
-            one.runtime.batch_size = rnd.choice([1, 1, 2, 3, 500])
+
+    def split(count: int, sizes: random.Random) -> list[DurableProject]:
+        made = []
+        for index in range(count):
+            one = DurableProject(followup, partition=Partition(index, count), crash=kill)
+            one.runtime.batch_size = sizes.choice([1, 1, 2, 3, 500])
             one.runtime.driver.committed = lambda _work: kill("committed")  # every batch
-            passes.append(one)
+            made.append(one)
+        return made
+
+    try:
+        passes = split(partitions, rnd)
         clean = {NINE + timedelta(days=day, minutes=200) for day in range(days + 1)}
         times = set(clean) | {first}
         for day in range(days + 1):
@@ -220,6 +230,10 @@ def durable(
         seen: list[str] = []
         for k, base in enumerate(ordered):
             final = base in clean or k == len(ordered) - 1
+            old: list[DurableProject] = []
+            if k in recount and not final:
+                old, passes = passes, split(recount[k], random.Random(f"sizes {k}"))
+                _say(f"passes split in {recount[k]} from now on")
             rnd.shuffle(passes)
             now = max(last, base)
             day_of = (base - NINE + timedelta(hours=2)) // timedelta(days=1)
@@ -245,6 +259,9 @@ def durable(
                     for line in decided[len(seen) :] if decided[: len(seen)] == seen else decided:
                         print("    decided", line)
                     seen = decided
+            for one in old:  # the old count's workers, run to the end once
+                one.run_once()
+                _say(f"pass {one.runtime.partition} {now:%d %H:%M} (old count, to the end)")
         followup.ingestor.ingest(records[taken:])
         for _ in range(2):
             for one in passes:
@@ -284,7 +301,11 @@ def one_seed(seed: int, database_url: str | None) -> str:
             for day in range(days + 1)
             if partitions > 1 and lag_rnd.random() < 0.5
         }
-        found = durable(project, events, url, rnd, partitions, days, early, lagging)
+        recount_rnd = random.Random(f"recount {seed}")
+        recount = {
+            k: recount_rnd.choice([1, 2, 3]) for k in range(1, 12) if recount_rnd.random() < 0.15
+        }
+        found = durable(project, events, url, rnd, partitions, days, early, lagging, recount)
         if found is None:
             return "set aside"
         if found == expected:

@@ -163,3 +163,51 @@ def test_a_new_count_leaves_the_lagging_partitions_events_to_after_their_tick(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+@pytest.mark.parametrize("consents", [True, False], ids=["opts-in", "opts-out"])
+def test_a_new_counts_own_run_leaves_a_lagging_partitions_tick_first(
+    database_url: str, tmp_path: Path, consents: bool
+) -> None:
+    """As above, with a second newsletter at 09:30 that no partition has begun: the pass of the
+    whole takes it over and runs it over everyone, Eve among them. That run's batch takes her
+    09:05 consent at 09:30, so it first acts on the 09:00 tick that partition 1 has yet to run
+    for her, and marks it."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "daily.yaml").write_text(DAILY)
+    (project / "campaigns" / "second.yaml").write_text(SECOND)
+    early = EIGHT - timedelta(hours=1)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _message("eve", early, userId="eve", email="e@x.org", consent={"email": not consents}),
+            _message("bob", early, userId="bob", email="b@x.org", consent={"email": True}),
+            _message(
+                "change", NINE + timedelta(minutes=5), userId="eve", consent={"email": consents}
+            ),
+        ],
+    )
+    expected = simulated_plan(project, events, until=NINE + timedelta(hours=2))
+    entered = sorted(line.split()[1] for line in expected if " enter " in line)
+    assert entered == sorted(["daily", "second", "daily" if not consents else "second"])
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(EIGHT)
+    followup = open_followup(project, database_url, clock)
+    try:
+        followup.ingestor.ingest(records[:2])
+        passes = [DurableProject(followup, partition=half) for half in HALVES]
+        for half_pass in passes:
+            half_pass.run_once()
+        clock.now = NINE + timedelta(minutes=15)
+        passes[0].run_once()  # the 09:00 tick for Bob; Eve's partition lags
+        followup.ingestor.ingest(records[2:])
+        clock.now = NINE + timedelta(minutes=40)
+        DurableProject(followup).run_once()  # leaves daily, runs the 09:30 one over everyone
+        clock.now = NINE + timedelta(minutes=45)
+        passes[1].run_once()  # partition 1's 09:00 tick: Eve was marked, passed over
+        clock.now = NINE + timedelta(hours=2)
+        for half_pass in passes:
+            half_pass.run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
