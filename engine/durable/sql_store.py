@@ -422,7 +422,11 @@ class SqlJourneyStore:
         taking over sooner would skip the tick for the customers of the old count's
         partitions still behind, or run it twice for those ahead. ``exact=False`` (the hourly
         segment sweeps, whose looks are taken once whoever sweeps) takes over at once, from
-        the latest of the old rows. A row of this count gone (deleted by hand) is made again
+        the earliest of the old rows: every old partition swept the hours before it, and a
+        sweep of an hour some of them swept already finds none of their customers' looks due
+        (taken, booked later), while the customers of those behind are swept at that hour,
+        as in ``simulate`` (from the latest, their looks went to a later hour). A row of this
+        count gone (deleted by hand) is made again
         as a new schedule's."""
         count = self.partition.count
         mine = self.partition.row_name(name)
@@ -449,7 +453,8 @@ class SqlJourneyStore:
                     count,
                 )
                 return None
-            ahead = max((row.due_at for row in others), default=None)
+            # exact: where every old partition is (all at one time); else the earliest
+            ahead = (max if exact else min)((row.due_at for row in others), default=None)
             start = first if ahead is None else ahead
             due: dict[str, datetime] = {row.name: row.due_at for row in ours}
             if ahead is not None:  # the old count ran every tick before ``ahead`` for everyone

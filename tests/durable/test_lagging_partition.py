@@ -211,3 +211,51 @@ def test_a_new_counts_own_run_leaves_a_lagging_partitions_tick_first(
         assert decision_lines(followup.engine) == expected
     finally:
         followup.close()
+
+
+def test_a_new_count_sweeps_the_hours_a_lagging_partition_missed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The hourly segment sweeps of two partitions, then the passes of the whole: partition 0
+    swept 10:00, partition 1 (Eve's) was down. The whole takes the sweeps over from the
+    earliest of the two (10:00), so Eve, lapsed since 09:50, enters at 10:00 as in simulate,
+    not at 11:00; Bob, swept at 10:00 by partition 0, is not swept again."""
+    project = make_project(tmp_path / "project", [])
+    (project / "campaigns" / "lapsed.yaml").write_text(LAPSED)
+    bob = customer_id_for("user:bob")
+    assert HALVES[1].holds(EVE) and HALVES[0].holds(bob)
+    events = write_messages(
+        tmp_path / "events.jsonl",
+        [
+            _message("eve", EIGHT, userId="eve", email="e@x.org", consent={"email": True}),
+            _message("bob", EIGHT, userId="bob", email="b@x.org", consent={"email": True}),
+            _ordered("o-eve", NINE + timedelta(minutes=20), userId="eve"),
+            _ordered("o-bob", NINE + timedelta(minutes=20), userId="bob"),
+        ],
+    )
+    end = NINE + timedelta(hours=3)
+    expected = simulated_plan(project, events, until=end)
+    assert [line.split()[0] for line in expected if " enter " in line] == [
+        (NINE + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    ] * 2
+    records = sorted(read_jsonl(events), key=lambda r: r.events[0].timestamp)
+    clock = Clock(EIGHT)
+    followup = open_followup(project, database_url, clock)
+    try:
+        followup.ingestor.ingest(records[:2])
+        passes = [DurableProject(followup, partition=half) for half in HALVES]
+        for half_pass in passes:
+            half_pass.run_once()  # the look at everyone; the hourly grid from 08:00
+        followup.ingestor.ingest(records[2:])
+        clock.now = NINE + timedelta(minutes=30)
+        for half_pass in passes:
+            half_pass.run_once()  # the orders; the 09:00 sweep found no look due
+        clock.now = NINE + timedelta(minutes=65)
+        passes[0].run_once()  # the 10:00 sweep: Bob
+        clock.now = NINE + timedelta(minutes=100)
+        DurableProject(followup).run_once()  # the whole, from 10:00: Eve at 10:00
+        clock.now = end
+        DurableProject(followup).run_once()
+        assert decision_lines(followup.engine) == expected
+    finally:
+        followup.close()
