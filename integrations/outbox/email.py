@@ -361,8 +361,12 @@ class FileEmailOutbox:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it whole, short writes aside
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             return temp
 
     def _publish_all(
