@@ -426,8 +426,7 @@ class SqlJourneyStore:
         sweep of an hour some of them swept already finds none of their customers' looks due
         (taken, booked later), while the customers of those behind are swept at that hour,
         as in ``simulate`` (from the latest, their looks went to a later hour). A row of this
-        count gone (deleted by hand) is made again
-        as a new schedule's."""
+        count gone (deleted by hand) is made again as a new schedule's."""
         count = self.partition.count
         mine = self.partition.row_name(name)
         query = sa.select(schedule_ticks).where(
