@@ -3,7 +3,8 @@
 The same meaning as the benchmark's campaign in followup: a customer enters on ``Product Added``
 (a new add while in the journey restarts it: the debounce), leaves on ``Order Completed``; 1h
 after entry an email is "sent", 1d later a call when the cart is worth 200 or more, else an ad
-audience. Time is event time: events are applied in (time, messageId) order and every timer due
+audience (``one_rule``: the journey ends at the email). Time is event time: events are applied
+in (time, messageId) order and every timer due
 at or before an event fires first; after the last event the clock runs one more week, as
 ``followup simulate`` does. When two customers merge, one journey survives: the earlier entry.
 
@@ -81,8 +82,9 @@ class _Journey:
 class AbandonedCart:
     """The campaign over a list of records; :meth:`run` returns what it did, counted."""
 
-    def __init__(self, conditions: Conditions | None = None) -> None:
+    def __init__(self, conditions: Conditions | None = None, one_rule: bool = False) -> None:
         self.conditions = conditions or PlainConditions()
+        self.one_rule = one_rule  # the journey ends at the email
         self.counts: Counter[str] = Counter()
         self._identities = Identities()
         self._carts: dict[int, list[CartEntry]] = {}
@@ -135,6 +137,10 @@ class AbandonedCart:
     def _step(self, journey: _Journey, step: int, now: int) -> None:
         if step == 1:
             self.counts["email"] += 1
+            if self.one_rule:
+                journey.active = False
+                del self._journeys[journey.customer]
+                return
             self._push(now + DAY_MS, journey, 2)
             return
         value = cart_value(self._carts.get(journey.customer, []))

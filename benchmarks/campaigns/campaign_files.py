@@ -6,6 +6,8 @@
 - ``idle``: the same campaign plus N-1 campaigns triggered by event names that no event of the
   stream has, so they never listen: what campaigns that do not apply cost.
 - ``listening``: N copies of the abandoned cart with distinct ids, all listening.
+- ``one-rule``: the abandoned cart cut to its first rule: enter on ``Product Added`` (restart),
+  exit on ``Order Completed``, wait 1h, email. Nothing after: the journey ends at the email.
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ steps:
         audience: cart-abandoners
 """
 
+_ONE_RULE = """\
+campaign: {id}
+name: Abandoned cart, one rule (benchmark)
+status: active
+trigger:
+  event: Product Added
+entry:
+  while_active: restart
+exit:
+  - event: Order Completed
+steps:
+  - wait: 1h
+  - send: email
+    template: abandoned_cart.html
+    subject: "Your cart is waiting"
+"""
+
 _IDLE = """\
 campaign: {id}
 name: Never triggered {number} (benchmark)
@@ -57,7 +76,7 @@ steps:
     subject: "Never sent"
 """
 
-KINDS = ("idle", "listening")
+KINDS = ("idle", "listening", "one-rule")
 
 
 def abandoned_cart_yaml(campaign_id: str = ABANDONED_CART_ID) -> str:
@@ -77,6 +96,9 @@ def write_campaigns(folder: Path, kind: str, count: int) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    if kind == "one-rule":
+        (folder / "000-abandoned-cart.yaml").write_text(_ONE_RULE.format(id=ABANDONED_CART_ID))
+        return folder
     (folder / "000-abandoned-cart.yaml").write_text(abandoned_cart_yaml())
     for number in range(1, count):
         if kind == "idle":

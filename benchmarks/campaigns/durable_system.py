@@ -54,8 +54,9 @@ def _synchronous_host() -> None:
     durable.lang._main_host = SynchronousHost()
 
 
-def prepare(records: list[Record]) -> Callable[[], Counter[str]]:
-    """The rules' driver; the returned call runs ``records`` through them."""
+def prepare(records: list[Record], one_rule: bool = False) -> Callable[[], Counter[str]]:
+    """The rules' driver; the returned call runs ``records`` through them (``one_rule``: the
+    journey ends at the email)."""
     from durable.engine import MessageNotHandledException
     from durable.lang import delete_state, get_state, post, update_state
 
@@ -73,7 +74,7 @@ def prepare(records: list[Record]) -> Callable[[], Counter[str]]:
     def ruleset_of(customer: int) -> str:
         name = f"{base}_{customer // SESSIONS_PER_RULESET}"
         if name not in defined:  # one more shard of customers: the same rules again
-            _define_rules(name, counts, push, itertools.count(len(defined) << 40))
+            _define_rules(name, counts, push, itertools.count(len(defined) << 40), one_rule)
             defined.add(name)
         return name
 
@@ -127,8 +128,10 @@ def _define_rules(
     counts: Counter[str],
     push: Callable[[int, str, int, int], None],
     tokens: Iterator[int],
+    one_rule: bool = False,
 ) -> None:
-    """The abandoned cart's rules, as the ruleset ``name``."""
+    """The abandoned cart's rules, as the ruleset ``name`` (``one_rule``: no rule after the
+    email, whose timer ends the journey)."""
     from durable.lang import m, ruleset, when_all
 
     with ruleset(name):
@@ -166,6 +169,9 @@ def _define_rules(
                 return  # the journey it was set for has ended
             if message["step"] == 1:
                 counts["email"] += 1
+                if one_rule:
+                    state.j = 0
+                    return
                 push(message["ts"] + DAY_MS, message["sid"], message["j"], 2)
                 return
             high = cart_value(state.log or []) >= CART_THRESHOLD

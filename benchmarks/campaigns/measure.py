@@ -1,7 +1,7 @@
 """One measurement in its own process, so its peak memory is its own:
 
     python -m benchmarks.campaigns.measure SYSTEM FILE CACHE_DIR [--campaigns DIR] [--rules N]
-        [--limit N] [--budget SECONDS]
+        [--limit N] [--budget SECONDS] [--one-rule]
 
 prints one JSON object. Loading the input (followup's ``Event`` objects or the peers' records,
 from the caches :mod:`benchmarks.campaigns.records` builds), importing and setting up happen
@@ -40,13 +40,13 @@ def _prepare(args: argparse.Namespace) -> tuple[int, Callable[[], dict[str, Any]
     if args.system == "baseline":
         from benchmarks.campaigns.baseline import AbandonedCart
 
-        machine = AbandonedCart()
+        machine = AbandonedCart(one_rule=args.one_rule)
         count = machine.run
         run: Callable[[], Any] = lambda: count(records)
     elif args.system == "durable-rules":
         from benchmarks.campaigns import durable_system
 
-        run = durable_system.prepare(records)
+        run = durable_system.prepare(records, args.one_rule)
     else:
         from benchmarks.campaigns import rule_engine_system
 
@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--campaigns", type=Path, help="followup: the campaign folder")
     parser.add_argument("--rules", type=int, default=1, help="rule-engine: trigger rules")
     parser.add_argument("--limit", type=int, help="only the first N events of the file")
+    parser.add_argument(
+        "--one-rule",
+        action="store_true",
+        help="baseline, durable-rules: the abandoned cart cut to its first rule (followup: the"
+        " one-rule campaign set)",
+    )
     parser.add_argument("--budget", type=float, help="followup: stop after this many seconds")
     parser.add_argument(
         "--workers", type=int, help="followup: processes (default: as followup simulate)"

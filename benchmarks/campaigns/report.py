@@ -13,7 +13,9 @@ AIMS = (
     ("simulate at least 4x faster than durable-rules", "followup_over_durable", ">=", 4.0),
     ("simulate within 10x of the bare baseline", "baseline_over_followup", "<=", 10.0),
     ("100 non-listening campaigns under 10% over 1", "idle_100_overhead", "<", 0.10),
-)
+    ("simulate ahead of durable-rules on the one-rule cart", "followup_over_durable_one_rule",
+     ">=", 1.0),
+)  # fmt: skip
 
 
 def machine() -> dict[str, Any]:
@@ -51,8 +53,12 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float | None]:
         return float(other["seconds"] / one["seconds"] - 1)
 
     re_one, re_hundred = _rate(results, "rule-engine-1"), _rate(results, "rule-engine-100")
+    one_rule = _rate(results, "followup-one-rule"), _rate(results, "durable-rules-one-rule")
     return {
         "followup_over_durable": followup / durable if followup and durable else None,
+        "followup_over_durable_one_rule": (
+            one_rule[0] / one_rule[1] if one_rule[0] and one_rule[1] else None
+        ),
         "baseline_over_followup": baseline / followup if followup and baseline else None,
         "idle_10_overhead": overhead("followup-10"),
         "idle_100_overhead": overhead("followup-100"),

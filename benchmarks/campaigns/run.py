@@ -100,7 +100,12 @@ def _jobs(args: argparse.Namespace, sample: Path | None, synthetic: dict[str, An
         Job("rule-engine-100", name, "rule-engine", hundred_label,
             [*common, "--rules=100", *([f"--limit={limit}"] if limit else [])]),
     ]  # fmt: skip
+    jobs += [  # the abandoned cart cut to its first rule (wait 1h, email)
+        Job("baseline-one-rule", name, "baseline", "1 rule", [*common, "--one-rule"]),
+        Job("durable-rules-one-rule", name, "durable-rules", "1 rule", [*common, "--one-rule"]),
+    ]
     sets = [("followup-1", "idle", 1, "1"), ("followup-100", "idle", 100, "1 + 99 idle")]
+    sets += [("followup-one-rule", "one-rule", 1, "1 rule")]
     sets += [("followup-10", "idle", 10, "1 + 9 idle")]
     sets += [("followup-10-listening", "listening", 10, "10 listening")]
     for key, kind, count, label in sets:
