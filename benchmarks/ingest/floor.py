@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -28,6 +28,7 @@ COLUMNS = tuple(c for c in EVENT_COLUMNS if c not in ("seq", "received_as"))
 _PAYLOAD_KEYS = ("properties", "traits", "context", "previousId")
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 def _items(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -65,23 +66,31 @@ def message_row(m: dict[str, Any], source: str, received_at: Any) -> Row:
     )
 
 
-def row_batches(path: Path, batch_size: int, now: Callable[[], Any]) -> Iterator[list[Row]]:
-    """The file's rows in batches of ``batch_size``; ``now()`` is each batch's ``received_at``."""
+def batches(
+    path: Path, batch_size: int, now: Callable[[], Any], make: Callable[[Any, str, Any], T]
+) -> Iterator[list[T]]:
+    """``make(message, where, received_at)`` for each message of the file, in batches of
+    ``batch_size``; ``now()`` is each batch's ``received_at``."""
     source = str(path)
-    batch: list[Row] = []
+    batch: list[T] = []
     received_at = now()
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             where = f"{source}:{line}"
-            batch.extend(message_row(m, where, received_at) for m in _items(orjson.loads(raw)))
+            batch.extend(make(m, where, received_at) for m in _items(orjson.loads(raw)))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
                 received_at = now()
     if batch:
         yield batch
+
+
+def row_batches(path: Path, batch_size: int, now: Callable[[], Any]) -> Iterator[list[Row]]:
+    """The file's rows in batches of ``batch_size``; ``now()`` is each batch's ``received_at``."""
+    return batches(path, batch_size, now, message_row)
 
 
 def sqlite_file(url: str) -> Path:

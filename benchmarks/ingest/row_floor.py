@@ -39,8 +39,8 @@ from benchmarks.ingest.floor import (
     COLUMNS,
     Row,
     _aware_now,
-    _items,
     _sqlite_now,
+    batches,
     drive,
     message_row,
     postgres_conninfo,
@@ -165,21 +165,7 @@ def message_batches(
     path: Path, batch_size: int, now: Callable[[], Any]
 ) -> Iterator[list[tuple[Message, Row]]]:
     """The file's messages with their ``events`` rows, in batches of ``batch_size``."""
-    source = str(path)
-    batch: list[tuple[Message, Row]] = []
-    received_at = now()
-    with path.open("rb") as handle:
-        for line, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{source}:{line}"
-            batch.extend((m, message_row(m, where, received_at)) for m in _items(orjson.loads(raw)))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-                received_at = now()
-    if batch:
-        yield batch
+    return batches(path, batch_size, now, lambda m, where, at: (m, message_row(m, where, at)))
 
 
 EVENT_INSERT = ("seq", *COLUMNS)
