@@ -43,7 +43,7 @@ from engine.durable.batches import (
 from engine.durable.book import CampaignBook
 from engine.durable.sql_outbox import outbox_values
 from engine.durable.store import Enrich, Loaded, load, save, save_views
-from engine.durable.tick_marks import Tick, forget, mark, marked, ticks_due
+from engine.durable.tick_marks import Tick, forget, mark, marked, schedule_rows, ticks_due
 from engine.events import Event, EventType
 from engine.ingest.pipeline import Ingestor
 from engine.journeys.plan import PlanLine
@@ -429,18 +429,13 @@ class SqlJourneyStore:
         count gone (deleted by hand) is made again as a new schedule's."""
         count = self.partition.count
         mine = self.partition.row_name(name)
-        query = sa.select(schedule_ticks).where(
-            schedule_ticks.c.name.startswith(name, autoescape=True)
-        )
         with self.db.connect() as conn:  # as usual, all there: read without holding them
-            rows = [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
+            rows = schedule_rows(conn, name)
         due_at: dict[str, datetime] = {row.name: row.due_at for row in rows}
         if mine in due_at and len(rows) == count and all(_count_of(n) == count for n in due_at):
             return due_at[mine]
-        with self.db.begin() as conn:
-            if self.claims.lock:  # made and taken over by one pass at a time
-                query = query.with_for_update()
-            rows = [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
+        with self.db.begin() as conn:  # made and taken over by one pass at a time
+            rows = schedule_rows(conn, name, lock=self.claims.lock)
             ours = [row for row in rows if _count_of(row.name) == count]
             others = [row for row in rows if _count_of(row.name) != count]
             if exact and (busy := _under_way(others)):

@@ -65,7 +65,8 @@ def ticks_due(
     if (full := full_sweep_name(book)) is not None:
         runs.append((full, None))  # after the ticks of its instant
     profiles = list(profiles)
-    if gone_over and set(profiles) <= set(gone_over):  # the runs acting have them in hand
+    own = frozenset(gone_over)
+    if own and own.issuperset(profiles):  # the runs acting have them in hand
         runs = [(name, campaign) for name, campaign in runs if name not in acting]
     if not runs:
         return []
@@ -89,7 +90,7 @@ def ticks_due(
                 assert isinstance(campaign.trigger, ScheduleTrigger)
                 at = tick_to_run(campaign.trigger, row.due_at, now, zone)
             if at <= now:
-                left = gone_over if name in acting else ()
+                left = own if name in acting else frozenset()
                 found.extend(
                     Tick(at, name, campaign, p)
                     for p in group
@@ -129,11 +130,18 @@ def _rows(
             keep(row)
     for name in names:
         if not any(name in by_name for by_name in found.values()):
-            prefixed = schedule_ticks.c.name.startswith(name, autoescape=True)
-            for row in conn.execute(sa.select(schedule_ticks).where(prefixed)):
-                if split_row_name(row.name)[0] == name:
-                    keep(row)
+            for row in schedule_rows(conn, name):
+                keep(row)
     return found
+
+
+def schedule_rows(conn: sa.Connection, name: str, lock: bool = False) -> list[Any]:
+    """Every row of the schedule ``name``, of whatever count of partitions (locked, with
+    ``lock``)."""
+    query = sa.select(schedule_ticks).where(schedule_ticks.c.name.startswith(name, autoescape=True))
+    if lock:
+        query = query.with_for_update()
+    return [row for row in conn.execute(query) if split_row_name(row.name)[0] == name]
 
 
 def marked(
