@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     from engine.api import Followup
 
 # Piped output (make run, CI logs, `| less`) gets room for the tables unless COLUMNS says otherwise.
+# Tables fit the width; a message line is never broken (a path in it stays whole, for a script or a
+# copy), the terminal wraps it.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140
-console = Console(highlight=False, width=_WIDTH)
-errors = Console(stderr=True, highlight=False, width=_WIDTH)
+console = Console(highlight=False, width=_WIDTH, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=True)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # the command ran, and found problems in its input (rejects, invalid files)
@@ -57,7 +59,7 @@ def time_option(value: str | None, option: str) -> datetime | None:
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
-    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    errors.print(f"[red]error:[/red] {message}")
     return typer.Exit(EXIT_ERROR)
 
 

@@ -155,12 +155,11 @@ def _print_profile(profile: CustomerProfile) -> None:
                 _when(order.at), order.order_id or "-", order.channel, _money(order.total)
             )
         console.print(orders)
-    console.print("identities: " + ", ".join(profile.identity_keys), soft_wrap=True)
+    console.print("identities: " + ", ".join(profile.identity_keys))
     for merge in profile.merges:
         console.print(
             f"merged {merge.merged_id} at {_when(merge.at)} by event "
             f"{merge.message_id} ({', '.join(merge.linked_keys)})",
-            soft_wrap=True,
         )
     events = Table(
         title=f"latest {len(profile.recent_events)} events across channels", title_justify="left"

@@ -49,7 +49,7 @@ def _print_summary(summary: IngestSummary, rejects_path: Path | None, seconds: f
     table.add_row("profiles merged", f"{summary.merges:,}")
     console.print(table)
     for rejection in summary.rejections[:10]:
-        console.print(f"rejected {rejection.describe()}", soft_wrap=True)
+        console.print(f"rejected {rejection.describe()}")
     if summary.rejected_total > 10:
         console.print(f"... and {summary.rejected_total - 10:,} more")
     if rejects_path is not None:

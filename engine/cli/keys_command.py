@@ -7,6 +7,7 @@ read-only dashboard. A key is printed once, when it is made; only its SHA-256 is
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -15,7 +16,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.cli.context import ConfigOption, console, fail, open_engine
-from engine.journeys.plan import format_time
 from engine.service.roles import ROLES, WRITE
 
 keys_app = typer.Typer(
@@ -61,30 +61,38 @@ def create(
     with open_engine(ctx) as followup:
         record, key = KeyStore(followup.engine).create(name, per_second, followup.clock(), role)
     console.print(f"created {record.id} ({escape(name)}, {role}); the key, shown only now:")
-    console.print(key, soft_wrap=True)
+    console.print(key)
 
 
 @keys_app.command("list")
 def list_keys(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Every key (never the key itself): id, name, role, prefix, rate, created, revoked."""
+    """Every key (never the key itself): id, name, role, prefix, rate, when made and revoked."""
     from engine.service.keys import KeyStore
 
     with open_engine(ctx) as followup:
         found = KeyStore(followup.engine).list()
-    table = Table(box=box.SIMPLE)
-    for column in ("id", "name", "role", "prefix", "rate", "created", "revoked"):
-        table.add_column(column)
+    # An 80-column terminal has room for every id and prefix whole (revoke takes the id); the
+    # name and the times (UTC) wrap at their spaces instead.
+    table = Table(box=box.SIMPLE, pad_edge=False, collapse_padding=True)
+    for column in ("id", "name", "role", "prefix", "rate", "created, revoked"):
+        wraps = column in ("name", "created, revoked")
+        table.add_column(column, no_wrap=not wraps, min_width=10 if wraps else None)
     for key in found:
+        revoked = f" revoked {_to_the_second(key.revoked_at)}" if key.revoked_at else ""
         table.add_row(
             key.id,
             escape(key.name),
             key.role,
             key.prefix + "…",
             f"{key.rate:g}/s" if key.rate is not None else "-",
-            format_time(key.created_at),
-            format_time(key.revoked_at) if key.revoked_at else "-",
+            _to_the_second(key.created_at) + revoked,
         )
     console.print(table)
+
+
+def _to_the_second(value: datetime) -> str:
+    """``2024-06-01 12:00:00``: UTC, with a space the table may wrap at."""
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
 
 @keys_app.command("revoke")

@@ -136,13 +136,11 @@ def _report(result: PassResult, at: datetime) -> None:
         f"{format_time(at)}: {engine.events:,} events, timers of {engine.timer_customers:,} "
         f"customers, {engine.scheduled_customers:,} scheduled, {engine.swept_customers:,} swept; "
         f"decided {decided}; outbox {delivered}",
-        soft_wrap=True,
     )
     for schedule, count in sorted(engine.ticks_skipped.items()):
         console.print(
             f"{schedule}: {count:,} missed tick(s) skipped: coalesced into the latest within"
             " its misfire_grace, or later than it",
-            soft_wrap=True,
         )
 
 
@@ -194,7 +192,7 @@ def _ingest_dropped(followup: Followup, folder: Path) -> None:
             f"{summary.rejected_total:,} rejected"
         )
         for rejection in summary.rejections:
-            errors.print(rejection.describe(), soft_wrap=True, markup=False)
+            errors.print(rejection.describe(), markup=False)
 
 
 WATCH_LOCK = ".followup-watch.lock"
@@ -265,7 +263,6 @@ def run(
             errors.print(
                 f"followup run: the pass failed ({len(failures)} in a row): "
                 f"{type(exc).__name__}: {exc}",
-                soft_wrap=True,
                 markup=False,
             )
             if len(failures) >= FAILED_PASSES_TO_STOP:

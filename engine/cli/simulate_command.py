@@ -104,7 +104,7 @@ def simulate(
         problems += check_webhook_urls(item, urls)
     if problems:
         for problem in problems:
-            errors.print(str(problem), soft_wrap=True, markup=False)
+            errors.print(str(problem), markup=False)
         raise typer.Exit(EXIT_PROBLEMS)
     end: datetime | None = None
     if until is not None:
@@ -124,7 +124,7 @@ def simulate(
                 accepted.extend(record.events)
             else:
                 rejected += 1
-                errors.print(f"{record.describe()} (line skipped)", soft_wrap=True, markup=False)
+                errors.print(f"{record.describe()} (line skipped)", markup=False)
     if end is not None:
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
@@ -141,7 +141,6 @@ def simulate(
         shown = replace(fault, file=display_path(Path(fault.file)))
         errors.print(
             f"warning: {shown}\n    sends with this template are skipped (render_error)",
-            soft_wrap=True,
             markup=False,
         )
     if report is not None and settings is not None:
@@ -183,7 +182,6 @@ def _explain(
         errors.print(
             f"error: no customer is known as {reference!r} in {events} "
             "(id, userId, email, phone or anonymousId)",
-            soft_wrap=True,
             markup=False,
         )
         raise typer.Exit(EXIT_ERROR)

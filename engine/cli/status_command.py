@@ -59,7 +59,6 @@ def _campaigns(followup: Followup) -> CampaignSet:
             f"[yellow]warning:[/yellow] {len(loaded.problems)} problem(s) in the campaign files "
             f"(see `followup validate`); `followup tick` and `run` refuse to start until they are "
             f"fixed. First: {escape(str(loaded.problems[0]))}",
-            soft_wrap=True,
         )
     return loaded
 
@@ -177,7 +176,6 @@ def _print_row_list(rows: Sequence[OutboxRow]) -> None:
             f"customer {row.customer_id}  decided {format_time(row.decided_at)}, "
             f"attempts {row.attempts}, last {format_time(row.updated_at)}: "
             f"{escape(row.detail or 'no detail')}",
-            soft_wrap=True,
         )
 
 
@@ -229,19 +227,16 @@ def print_status(report: StatusReport) -> None:
                     console.print(
                         f"{c.campaign_id}: {v.active:,} journey(s) still run older version "
                         f"{v.version}{since}; {now} (new entries only)",
-                        soft_wrap=True,
                     )
         if c.status == "paused" and (c.active or c.timers):
             console.print(
                 f"{c.campaign_id}: paused; its {c.active:,} running journey(s) are held until "
                 f"it is active again",
-                soft_wrap=True,
             )
         if c.status == REMOVED and c.active:
             console.print(
                 f"[red]{c.campaign_id}: the file is gone; its {c.active:,} running journey(s) "
                 f"are held until it is back[/red]",
-                soft_wrap=True,
             )
 
     overdue = sum(c.timers_overdue for c in report.campaigns if c.status == "active")
@@ -249,7 +244,6 @@ def print_status(report: StatusReport) -> None:
         console.print(
             f"[red]{overdue:,} timer(s) of active campaigns overdue at {at}[/red]: is "
             f"`followup run` (or a cron `followup tick`) running?",
-            soft_wrap=True,
         )
     for c in report.campaigns:
         if c.next_tick_at is not None and c.status == "active":
@@ -261,12 +255,11 @@ def print_status(report: StatusReport) -> None:
         console.print(
             f"inbox: {report.inbox_backlog:,} event(s) wait for the journey engine{oldest}: "
             f"the next `followup tick` or `followup run` pass takes them",
-            soft_wrap=True,
         )
     else:
         console.print("inbox: empty (every logged event has been taken by the journey engine)")
     totals = ", ".join(f"{n:,} {s}" for s, n in report.outbox.items() if n) or "empty"
-    console.print(f"outbox: {totals}", soft_wrap=True)
+    console.print(f"outbox: {totals}")
     for throttle in report.throttles:
         full = (
             f", bucket full again {format_time(throttle.full_at.replace(microsecond=0))}"
@@ -276,7 +269,6 @@ def print_status(report: StatusReport) -> None:
         console.print(
             f"throttle: {throttle.channel} at {throttle.rate} (providers.{throttle.channel}.rate)"
             f"; {throttle.waiting:,} row(s) put off for a turn{full}",
-            soft_wrap=True,
         )
     if report.next_sweep_at is not None:
         booked = f"{report.segment_looks_due:,} customers due"
@@ -290,7 +282,6 @@ def print_status(report: StatusReport) -> None:
             f"UNKNOWN outcome[/bold red]: the process stopped while their provider was called, "
             f"so they may or may not have reached the customer. They are never resent "
             f"automatically; check each with the provider:",
-            soft_wrap=True,
         )
         _print_row_list(report.unknown)
     if report.failed_total:
@@ -300,7 +291,6 @@ def print_status(report: StatusReport) -> None:
         console.print(
             f"[red]FAILED: {report.failed_total:,} outbox row(s) could not be delivered{shown}:"
             f"[/red]",
-            soft_wrap=True,
         )
         _print_row_list(report.failed)
 
@@ -349,7 +339,7 @@ def status(
 
 def _say(text: str) -> None:
     """A line of plain text: names, subjects and details are never read as markup."""
-    console.print(text, soft_wrap=True, markup=False, emoji=False)
+    console.print(text, markup=False, emoji=False)
 
 
 def explain(

@@ -109,7 +109,6 @@ def export(
         errors.print(
             f"note: the list {escape(list_name)} has no entries; calls reach it when "
             "providers.call is {provider: calllist}",
-            soft_wrap=True,
         )
 
 
@@ -214,7 +213,7 @@ def dnc_list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 
 def _problem(where: str, message: str) -> None:
-    errors.print(f"[red]problem:[/red] {escape(where + message)}", soft_wrap=True)
+    errors.print(f"[red]problem:[/red] {escape(where + message)}")
 
 
 def _record(followup: Followup, report: OutcomeReport, where: str = "") -> str | None:

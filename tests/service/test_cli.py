@@ -173,3 +173,26 @@ def test_run_serve_answers_beside_the_engine(tmp_path: Path) -> None:
     assert service.returncode == 0, stderr
     assert f"serving the HTTP API on http://127.0.0.1:{port}" in stdout
     assert "followup run: stopped" in stdout
+
+
+def test_an_80_column_terminal_gets_whole_ids_and_unbroken_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables fit the terminal without cutting what a command takes back (a key's id); a message
+    line is left for the terminal to wrap, never broken by followup."""
+    from engine.cli import context
+
+    monkeypatch.setattr(context.console, "width", 80)
+    monkeypatch.delenv("FOLLOWUP_DATABASE_URL", raising=False)
+    long_name = "the shop's backend in the north-western warehouse " * 2
+    created = _keys(tmp_path, "create", "--name", long_name.strip(), "--rate", "600/m")
+    assert created.exit_code == 0, created.output
+    first = created.stdout.splitlines()[0]
+    assert first.endswith("; the key, shown only now:") and long_name.strip() in first
+    key_id = first.split()[1]
+    dashboard_id = _create_key(tmp_path, "--role", "dashboard", "--name", "marketing")[0]
+    listed = _keys(tmp_path, "list").stdout
+    assert max(len(line) for line in listed.splitlines()) <= 80, listed
+    ids = [line.split()[0] for line in listed.splitlines() if line.startswith(" key_")]
+    assert sorted(ids) == sorted([key_id, dashboard_id]), listed
+    assert "dashboard" in listed and "fu_" in listed
