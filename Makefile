@@ -52,8 +52,10 @@ $(PRISM_STAMP): tests/mailchimp/package-lock.json
 	npm ci --prefix tests/mailchimp --no-audit --no-fund && touch $@ \
 		|| echo "npm ci failed: the Mailchimp contract tests will not find Prism"
 
+# Two processes (pytest-xdist), each with its own PostgreSQL database; the Mailchimp tests stay on
+# one of them, so Prism starts once.
 test: $(VENV)/.installed | $(PRISM_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -43,6 +43,15 @@ def make_provider(
     return provider
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n --dist loadgroup`` one worker takes every Mailchimp test: Prism starts
+    once."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.xdist_group("prism"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def prism_mocks(
     tmp_path_factory: pytest.TempPathFactory,
