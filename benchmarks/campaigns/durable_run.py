@@ -53,7 +53,7 @@ steps:
 """
 
 
-FLOOR_PHASES = ("events", "timers", "delivery")
+COPIES: list[str] = []  # the PostgreSQL databases copied for the floors, dropped at the end
 
 
 class _Clock:
@@ -102,11 +102,10 @@ def _admin(url: str, *statements: str) -> None:
 
 
 def _drop_copies(url: str) -> None:
-    """Drop the floors' copies of a PostgreSQL database (a SQLite copy is a file in WORK)."""
-    if url.startswith("postgresql"):
-        _admin(
-            url, *(f'DROP DATABASE IF EXISTS "floor_{p}_floor" WITH (FORCE)' for p in FLOOR_PHASES)
-        )
+    """Drop the copies of a PostgreSQL database (a SQLite copy is a file in WORK)."""
+    if COPIES:
+        _admin(url, *(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)' for copy in COPIES))
+        COPIES.clear()
 
 
 def _copy_database(followup: Followup, url: str, name: str) -> Path | str | None:
@@ -121,6 +120,7 @@ def _copy_database(followup: Followup, url: str, name: str) -> Path | str | None
             f'DROP DATABASE IF EXISTS "{copy}"',
             f'CREATE DATABASE "{copy}" TEMPLATE "{source}"',
         )
+        COPIES.append(copy)
         return sa.make_url(url).set(database=copy).render_as_string(hide_password=False)
     if not url.startswith("sqlite:///"):
         return None
@@ -150,13 +150,14 @@ def _pass(label: str, runtime: DurableRuntime, field: str, expected: int) -> flo
     return seconds
 
 
-def _floor_time(copy: Path | str | None, count: int, phase: str, now: datetime) -> float | None:
-    """The floor of ``phase`` (events, timers, delivery) on its copy of the database: by
-    sqlite3 on a file, by psycopg on a PostgreSQL URL (``None``: no copy)."""
+def _floor_time(
+    copy: Path | str | None, count: int, phase: str, now: datetime, folder: Path | None = None
+) -> float | None:
+    """The floor of ``phase`` (events, timers, delivery into ``folder``) on its copy of the
+    database: by sqlite3 on a file, by psycopg on a PostgreSQL URL (``None``: no copy)."""
     if copy is None:
         return None
-    folder = WORK / "floor-outbox"  # the delivery's, group commit as followup's
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = folder or WORK / "floor-outbox"  # the delivery's, group commit as followup's
     work: Callable[[], int]
     if isinstance(copy, Path):
         how, stamp = "sqlite3", now.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -186,6 +187,53 @@ def _ratio(followup_seconds: float, floor_seconds: float | None) -> None:
         print(f"  followup / floor: {followup_seconds / floor_seconds:.1f}x", flush=True)
 
 
+def _deliveries(
+    followup: Followup, url: str, clock: _Clock, n: int, rounds: int, outboxes: Path
+) -> None:
+    """The outbox delivered ``rounds`` times beside its floor, each on its own copy of the
+    database as the timers left it, into its own folder under ``outboxes``, in turns (followup then the floor,
+    then the floor then followup, ...). File creation on this disk drifts by 3x within minutes
+    (and a deletion slows what comes next: it is mounted with ``discard``, so nothing is
+    deleted meanwhile); the lowest of each side are the figures compared."""
+    spent: list[float] = []
+    floors: list[float] = []
+    copies = [
+        (
+            _copy_database(followup, url, f"delivery-{r}.db"),
+            _copy_database(followup, url, f"floor-{r}.db"),
+        )
+        for r in range(rounds)
+    ]
+    for number, (mine, theirs) in enumerate(copies):
+        if mine is None or theirs is None:
+            raise SystemExit("the delivery's copies need SQLite or PostgreSQL")
+        for side in ("followup", "floor") if number % 2 == 0 else ("floor", "followup"):
+            if side == "followup":
+                spent.append(_deliver_copy(mine, clock, n, outboxes / f"outbox-{number}"))
+            else:
+                folder = outboxes / f"floor-outbox-{number}"
+                floors.append(_floor_time(theirs, n, "delivery", clock.now, folder) or 0.0)
+    each = ", ".join(f"{a / b:.1f}x" for a, b in zip(spent, floors, strict=True))
+    print(
+        f"  followup / floor: {each}; lowest against lowest: {min(spent) / min(floors):.1f}x",
+        flush=True,
+    )
+
+
+def _deliver_copy(copy: Path | str, clock: _Clock, n: int, folder: Path) -> float:
+    """Followup's dispatcher on ``copy`` of the database, into ``folder``."""
+    url = f"sqlite:///{copy}" if isinstance(copy, Path) else str(copy)
+    outbox = {"email": {"provider": "outbox", "path": str(folder)}}
+    config = ProjectConfig(database_url=url, providers=outbox)
+    followup = Followup(Project(config, WORK), clock)
+    durable = DurableProject(followup)
+    try:
+        return _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
+    finally:
+        durable.close()
+        followup.close()
+
+
 def main() -> None:
     """Run the three phases and print their rates."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -193,6 +241,18 @@ def main() -> None:
     parser.add_argument("--database", help="default: a fresh SQLite file")
     parser.add_argument(
         "--no-delivery", action="store_true", help="leave the outbox undelivered (big runs)"
+    )
+    parser.add_argument(
+        "--delivery-rounds",
+        type=int,
+        default=2,
+        help="deliveries and floors, in turn, each on its own copy (default 2)",
+    )
+    parser.add_argument(
+        "--outboxes",
+        type=Path,
+        help="where the deliveries' folders go (default: beside the database; /dev/shm "
+        "leaves the disk out and compares the work alone)",
     )
     parser.add_argument(
         "--template",
@@ -225,9 +285,8 @@ def main() -> None:
         spent = _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
         _ratio(spent, _floor_time(copy, n, "timers", clock.now))
         if not args.no_delivery:
-            floor_db = _copy_database(followup, url, "delivery-floor.db")
-            spent = _timed("outbox delivered (.eml files)", n, durable.dispatcher.dispatch)
-            _ratio(spent, _floor_time(floor_db, n, "delivery", clock.now))
+            outboxes = args.outboxes or WORK
+            _deliveries(followup, url, clock, n, args.delivery_rounds, outboxes)
         (WORK / "campaigns" / "lapsed.yaml").write_text(LAPSED)
         durable.close()
         durable = DurableProject(followup)
