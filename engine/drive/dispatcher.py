@@ -181,13 +181,15 @@ class OutboxDispatcher:
         states = self.store.states([row.customer_id for row in page])
         batches: dict[str, list[tuple[DueRow, Delivery]]] = {}
         put_off = self._put_off_until
+        batching: dict[str, bool] = {}  # channel -> its provider takes batches (checked once)
         for row in page:
             prepared = self._prepare(row, states.get(row.customer_id), now)
             if isinstance(prepared, OutboxStatus):
                 outcomes[f"{row.channel}:{prepared}"] += 1
-            elif isinstance(self.providers[row.channel], BatchProvider) and (
-                prepared.action not in MIRRORED
-            ):
+                continue
+            if row.channel not in batching:
+                batching[row.channel] = isinstance(self.providers[row.channel], BatchProvider)
+            if batching[row.channel] and prepared.action not in MIRRORED:
                 batches.setdefault(row.channel, []).append((row, prepared))
             elif not self._turn(row.channel, now, put_off):
                 self._put_off([row], now, put_off, outcomes)

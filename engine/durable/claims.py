@@ -143,7 +143,6 @@ class Claims:
     def claim(self, rows: Sequence[Any], now: datetime, *, synced: bool) -> set[int]:
         """Claim ``rows`` (read ``pending``), writing the outcomes kept so far in the same
         transaction; the ids claimed (another dispatch may have taken some meanwhile)."""
-        claimed: set[int] = set()
         with self.begin(synced or self._synced):
             self._write()
             if len(rows) > 1 and self.conn.dialect.name == "postgresql":
@@ -159,19 +158,27 @@ class Claims:
                     },
                 )
                 return set(taken.scalars())
-            for row in rows:
-                taken = self.conn.execute(
-                    CLAIM,
-                    {
-                        "b_id": row.id,
-                        "b_attempts": row.attempts,
-                        "b_now": now,
-                        "b_holder": self.holder,
-                    },
-                )
-                if taken.rowcount:
-                    claimed.add(row.id)
-        return claimed
+            params = [
+                {"b_id": row.id, "b_attempts": row.attempts, "b_now": now, "b_holder": self.holder}
+                for row in rows
+            ]
+            taken = self.conn.execute(CLAIM, params)  # executemany: one statement compiled
+            if taken.rowcount == len(rows):
+                return {row.id for row in rows}
+            return self._claimed(rows) if taken.rowcount else set()
+
+    def _claimed(self, rows: Sequence[Any]) -> set[int]:
+        """Which of ``rows`` this holder's claim just took (another dispatch took the rest):
+        those now ``sending`` under this holder one attempt on from when they were read."""
+        wanted = {row.id: row.attempts + 1 for row in rows}
+        found = self.conn.execute(
+            sa.select(outbox.c.id, outbox.c.attempts).where(
+                outbox.c.id.in_(list(wanted)),
+                outbox.c.status == OutboxStatus.SENDING,
+                outbox.c.claimed_by == self.holder,
+            )
+        )
+        return {row_id for row_id, attempts in found if wanted[row_id] == attempts}
 
     def settle(
         self,

@@ -125,7 +125,7 @@ class SqlOutboxStore:
     def due(self, now: datetime, campaigns: Collection[str], limit: int) -> list[DueRow]:
         """The next page of due rows of this store's partition, read, not claimed."""
         with self.db.connect() as conn:
-            return list(conn.execute(_due_query(now, campaigns, limit, self.partition)))
+            return list(conn.execute(_due_query(now, campaigns, limit, self.partition)).all())
 
     @contextmanager
     def claiming(self) -> Iterator[Claims]:

@@ -1,5 +1,6 @@
-"""A dispatch's claims and outcomes, as one statement for many rows on PostgreSQL and row by row
-elsewhere: a row another dispatch changed since it was read is neither claimed nor settled."""
+"""A dispatch's claims and outcomes, as one statement for many rows on PostgreSQL and as one
+executemany elsewhere: a row another dispatch changed since it was read is neither claimed nor
+settled."""
 
 from __future__ import annotations
 
