@@ -84,7 +84,7 @@ def _syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _syncfs()
 
 
-def sync_files(folder: Path, files: Sequence[Path]) -> None:
+def sync_files(folder: Path, files: Sequence[str | Path]) -> None:
     """Make the data of ``files`` (written in ``folder``) durable: on Linux one ``syncfs`` of
     the file system that holds ``folder`` (a group commit: one wait for the disk, not one per
     file), elsewhere an ``fsync`` of each. Raises :class:`OSError` when the disk refused."""

@@ -172,8 +172,8 @@ def test_email_publish_never_overwrites_a_file_that_appeared_meanwhile(
     final = tmp_path / "j_0123abcd-1.eml"
     real_publish = email_outbox._publish
 
-    def racing_publish(temp: Path, target: Path) -> bool:
-        target.write_bytes(b"the other writer's message")
+    def racing_publish(temp: str, target: str) -> bool:
+        Path(target).write_bytes(b"the other writer's message")
         return real_publish(temp, target)
 
     monkeypatch.setattr(email_outbox, "_publish", racing_publish)
@@ -193,8 +193,8 @@ def test_email_crash_before_publish_leaves_no_message_and_a_retry_writes_one(
 ) -> None:
     written: list[bytes] = []
 
-    def crash(temp: Path, final: Path) -> bool:
-        written.append(temp.read_bytes())
+    def crash(temp: str, final: str) -> bool:
+        written.append(Path(temp).read_bytes())
         raise Crash
 
     monkeypatch.setattr(email_outbox, "_publish", crash)
