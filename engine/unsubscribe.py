@@ -28,6 +28,9 @@ class UnsubscribeRequest:
     expires_at: datetime
 
 
+MADE_KEPT = 4096  # links kept for a second asking: a batch's sends, and more
+
+
 class UnsubscribeLinks:
     """Makes and checks the unsubscribe links of one project."""
 
@@ -35,6 +38,9 @@ class UnsubscribeLinks:
         self._tokens = SignedTokens(key, None, "unsubscribe")
         self.base_url = base_url.rstrip("/")
         self.ttl = ttl
+        # (customer, channel, now) -> link: a send's link is asked for when its body is checked
+        # and again when its content is written (signing is a sixth of deciding a send)
+        self._made: dict[tuple[str, str, datetime], str] = {}
 
     def token(self, customer_id: str, channel: str, now: datetime) -> str:
         """A token for ``customer_id`` and ``channel``, valid for ``ttl`` from ``now``."""
@@ -42,7 +48,14 @@ class UnsubscribeLinks:
 
     def url(self, customer_id: str, channel: str, now: datetime) -> str:
         """The link to put in an email (``List-Unsubscribe`` and the footer)."""
-        return f"{self.base_url}{PATH}{quote(self.token(customer_id, channel, now), safe='')}"
+        key = (customer_id, channel, now)
+        made = self._made.get(key)
+        if made is None:
+            if len(self._made) >= MADE_KEPT:
+                self._made.clear()
+            token = quote(self.token(customer_id, channel, now), safe="")
+            made = self._made[key] = f"{self.base_url}{PATH}{token}"
+        return made
 
     def verify(self, token: str, now: datetime) -> UnsubscribeRequest:
         """What ``token`` asks, or :class:`InvalidToken` (forged, malformed or expired)."""
