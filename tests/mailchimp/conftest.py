@@ -43,6 +43,7 @@ def make_provider(
     return provider
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups off the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``pytest -n --dist loadgroup`` one worker takes every Mailchimp test: Prism starts
     once."""
