@@ -207,6 +207,8 @@ def _deliveries(
     for number, (mine, theirs) in enumerate(copies):
         if mine is None or theirs is None:
             raise SystemExit("the delivery's copies need SQLite or PostgreSQL")
+        for folder in (outboxes / f"outbox-{number}", outboxes / f"floor-outbox-{number}"):
+            shutil.rmtree(folder, ignore_errors=True)  # an earlier run's (under WORK: gone)
         for side in ("followup", "floor") if number % 2 == 0 else ("floor", "followup"):
             if side == "followup":
                 spent.append(_deliver_copy(mine, clock, n, outboxes / f"outbox-{number}"))
