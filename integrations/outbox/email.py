@@ -370,7 +370,7 @@ class FileEmailOutbox:
         """``data`` in a new temporary file beside the file ``name``: ``.<name>.<pid>-<n>.tmp``,
         made with ``O_EXCL`` (a name left by a dead process of the same pid is passed over)."""
         while True:
-            temp = f"{self._folder}/.{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+            temp = os.path.join(self._folder, f".{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp")
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
