@@ -191,10 +191,10 @@ def _deliveries(
     followup: Followup, url: str, clock: _Clock, n: int, rounds: int, outboxes: Path
 ) -> None:
     """The outbox delivered ``rounds`` times beside its floor, each on its own copy of the
-    database as the timers left it, into its own folder under ``outboxes``, in turns (followup then the floor,
-    then the floor then followup, ...). File creation on this disk drifts by 3x within minutes
-    (and a deletion slows what comes next: it is mounted with ``discard``, so nothing is
-    deleted meanwhile); the lowest of each side are the figures compared."""
+    database as the timers left it, into its own folder under ``outboxes``, in turns (followup
+    then the floor, then the floor then followup, ...). File creation on this disk drifts by 3x
+    within minutes (and a deletion slows what comes next: it is mounted with ``discard``, so
+    nothing is deleted meanwhile); the lowest of each side are the figures compared."""
     spent: list[float] = []
     floors: list[float] = []
     copies = [
@@ -207,14 +207,14 @@ def _deliveries(
     for number, (mine, theirs) in enumerate(copies):
         if mine is None or theirs is None:
             raise SystemExit("the delivery's copies need SQLite or PostgreSQL")
-        for folder in (outboxes / f"outbox-{number}", outboxes / f"floor-outbox-{number}"):
+        my_folder, floor_folder = outboxes / f"outbox-{number}", outboxes / f"floor-outbox-{number}"
+        for folder in (my_folder, floor_folder):
             shutil.rmtree(folder, ignore_errors=True)  # an earlier run's (under WORK: gone)
         for side in ("followup", "floor") if number % 2 == 0 else ("floor", "followup"):
             if side == "followup":
-                spent.append(_deliver_copy(mine, clock, n, outboxes / f"outbox-{number}"))
+                spent.append(_deliver_copy(mine, clock, n, my_folder))
             else:
-                folder = outboxes / f"floor-outbox-{number}"
-                floors.append(_floor_time(theirs, n, "delivery", clock.now, folder) or 0.0)
+                floors.append(_floor_time(theirs, n, "delivery", clock.now, floor_folder) or 0.0)
     each = ", ".join(f"{a / b:.1f}x" for a, b in zip(spent, floors, strict=True))
     print(
         f"  followup / floor: {each}; lowest against lowest: {min(spent) / min(floors):.1f}x",
