@@ -35,19 +35,29 @@ def among(
     conn: sa.Connection, column: sa.ColumnElement[Any], values: Iterable[Any]
 ) -> list[sa.ColumnElement[bool]]:
     """Conditions that together take the rows whose ``column`` is one of ``values`` (none when
-    there are none), each for a query of its own: on PostgreSQL one ``= ANY`` of an array, a
-    single parameter however many values (an ``IN`` list binds, sends and parses one each:
-    a batch's lookups of 500 customers went 1.3x quicker); elsewhere ``IN`` lists of at most
-    :data:`CHUNK`."""
+    there are none), each for a query of its own; one, of a single parameter however many
+    values: on PostgreSQL ``= ANY`` of an array, on SQLite ``IN`` the values of a JSON array
+    (``json_each``). An ``IN`` list binds, sends and parses one parameter a value, and
+    SQLAlchemy renders it anew at each call: a batch's lookups of 500 customers went 1.3x
+    quicker on PostgreSQL, and on SQLite the statement is compiled once. Other databases get
+    ``IN`` lists of at most :data:`CHUNK`."""
     ordered = sorted(set(values))  # a value twice could straddle two IN lists
     if not ordered:
         return []
-    if conn.dialect.name == "postgresql":
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
         # text[], not varchar(n)[]: a cast to the column's varchar(n) would cut longer values
         kind = sa.Text() if isinstance(column.type, sa.String) else column.type
         array = sa.bindparam(None, ordered, type_=postgresql.ARRAY(kind))
         return [column == sa.any_(array)]
+    if dialect == "sqlite":
+        listed = sa.bindparam(None, json_text(ordered), type_=sa.Text())
+        return [column.in_(sa.select(_JSON_VALUE).select_from(sa.func.json_each(listed)))]
     return [column.in_(part) for part in chunks(ordered)]
+
+
+# a row of SQLite's json_each: one element of the array
+_JSON_VALUE: sa.ColumnClause[Any] = sa.column("value")
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,3 +209,26 @@ def test_a_lookup_by_a_longer_value_finds_no_row_cut_to_the_column(database_url:
             assert conn.scalars(sa.select(outbox.c.id).where(by_id)).all() == []
     finally:
         db.dispose()
+
+
+def test_a_lookup_is_one_condition_of_any_number_of_values(database_url: str) -> None:
+    """Past SQLite's old bound of 999 parameters, with quotes and accents in the values, text
+    and integer keys alike: one condition (a JSON array on SQLite, an array on PostgreSQL)
+    takes exactly the rows named, to read or to delete."""
+    db = open_database(database_url)
+    ids = [f"c{n}" for n in range(1_200)] + ["o'brien", 'say "hi"', "zoë", "[1, 2]"]
+    try:
+        with db.begin() as conn:
+            conn.execute(
+                customers.insert(),
+                [{"id": cid, "state": {}, "version": 1, "updated_at": AT} for cid in ids[::2]],
+            )
+            (where,) = among(conn, customers.c.id, [*ids, "c5", "missing"])
+            found = conn.scalars(sa.select(customers.c.id).where(where)).all()
+            assert sorted(found) == sorted(ids[::2])
+            (where,) = among(conn, customers.c.id, ids[:600])
+            assert conn.execute(customers.delete().where(where)).rowcount == 300
+            (by_id,) = among(conn, sa.literal_column("1", sa.Integer()), [2, 1])
+            assert conn.scalar(sa.select(sa.func.count()).where(by_id)) == 1
+    finally:
+        db.dispose()
