@@ -7,9 +7,11 @@ and the delivery is followed by its floor (:mod:`benchmarks.campaigns.engine_flo
 same row work by plain ``sqlite3`` or ``psycopg`` on a copy of the database taken before the
 phase, and the ratio.
 
-``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL] [--template FILE]``
-(default 20,000 customers on a fresh SQLite file under benchmarks/.work/, a one-line email).
-Prints the rate of each phase.
+``python -m benchmarks.campaigns.durable_run [--customers N] [--database URL] [--template FILE]
+[--engine-rounds K] [--delivery-rounds K]`` (default 20,000 customers on a fresh SQLite file
+under benchmarks/.work/, a one-line email). Prints the rate of each phase; with rounds, each
+engine phase and the delivery run K times beside their floors, in turns, and the lowest times
+are compared (this machine's speed drifts by a fifth within minutes).
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ steps:
     subject: We miss you
 """
 
+
+PHASES = {
+    "events": "events through the engine (pending timers made)",
+    "timers": "due timers swept (emails decided)",
+}
 
 COPIES: list[str] = []  # the PostgreSQL databases copied for the floors, dropped at the end
 
@@ -187,6 +194,64 @@ def _ratio(followup_seconds: float, floor_seconds: float | None) -> None:
         print(f"  followup / floor: {followup_seconds / floor_seconds:.1f}x", flush=True)
 
 
+def _engine_rounds(
+    followup: Followup,
+    url: str,
+    clock: _Clock,
+    phase: str,
+    field: str,
+    count: int,
+    rounds: int,
+) -> tuple[list[float], list[float]]:
+    """An engine phase (``events`` or ``timers``) beside its floor, ``rounds`` times, each side
+    on its own copy of the database as it is now, in turns (as :func:`_deliveries`): the
+    seconds of each side. (The phase itself then runs on the database, which the next phase
+    goes on from.) One run of each side moves by a fifth or more on this machine from one
+    minute to the next: the lowest of each side are the figures to compare. A copy's pass
+    starts a project of its own: it also loads the campaigns and compiles the template, a few
+    milliseconds."""
+    label = PHASES[phase]
+    copies = [
+        (
+            _copy_database(followup, url, f"{phase}-{r}.db"),
+            _copy_database(followup, url, f"{phase}-floor-{r}.db"),
+        )
+        for r in range(rounds)
+    ]
+    spent: list[float] = []
+    floors: list[float] = []
+    for number, (mine, theirs) in enumerate(copies):
+        if mine is None or theirs is None:
+            raise SystemExit("the engine phases' copies need SQLite or PostgreSQL")
+        for side in ("followup", "floor") if number % 2 == 0 else ("floor", "followup"):
+            if side == "followup":
+                spent.append(_pass_on_copy(mine, clock, label, field, count))
+            else:
+                floors.append(_floor_time(theirs, count, phase, clock.now) or 0.0)
+    return spent, floors
+
+
+def _pass_on_copy(copy: Path | str, clock: _Clock, label: str, field: str, count: int) -> float:
+    """One pass of a durable runtime on ``copy`` of the database, timed."""
+    url = f"sqlite:///{copy}" if isinstance(copy, Path) else str(copy)
+    followup = Followup(Project(ProjectConfig(database_url=url), WORK), clock)
+    durable = DurableProject(followup)
+    try:
+        return _pass(label, durable.runtime, field, count)
+    finally:
+        durable.close()
+        followup.close()
+
+
+def _compare(spent: list[float], floors: list[float]) -> None:
+    """Each round's ratio, and the lowest of followup's times against the lowest floor."""
+    each = ", ".join(f"{a / b:.1f}x" for a, b in zip(spent, floors, strict=True))
+    print(
+        f"  followup / floor: {each}; lowest against lowest: {min(spent) / min(floors):.1f}x",
+        flush=True,
+    )
+
+
 def _deliveries(
     followup: Followup, url: str, clock: _Clock, n: int, rounds: int, outboxes: Path
 ) -> None:
@@ -215,11 +280,7 @@ def _deliveries(
                 spent.append(_deliver_copy(mine, clock, n, my_folder))
             else:
                 floors.append(_floor_time(theirs, n, "delivery", clock.now, floor_folder) or 0.0)
-    each = ", ".join(f"{a / b:.1f}x" for a, b in zip(spent, floors, strict=True))
-    print(
-        f"  followup / floor: {each}; lowest against lowest: {min(spent) / min(floors):.1f}x",
-        flush=True,
-    )
+    _compare(spent, floors)
 
 
 def _deliver_copy(copy: Path | str, clock: _Clock, n: int, folder: Path) -> float:
@@ -243,6 +304,13 @@ def main() -> None:
     parser.add_argument("--database", help="default: a fresh SQLite file")
     parser.add_argument(
         "--no-delivery", action="store_true", help="leave the outbox undelivered (big runs)"
+    )
+    parser.add_argument(
+        "--engine-rounds",
+        type=int,
+        default=1,
+        help="each engine phase and its floor this many times, in turn: all but the last on "
+        "copies of the database (default 1)",
     )
     parser.add_argument(
         "--delivery-rounds",
@@ -277,15 +345,20 @@ def main() -> None:
         _timed("ingest (events)", 2 * n, lambda: followup.ingest_messages(_messages(n)))
         durable = DurableProject(followup)
         clock.now = T0 + timedelta(milliseconds=n, minutes=1)  # after the last event
-        copy = _copy_database(followup, url, "events-floor.db")
-        spent = _pass(
-            "events through the engine (pending timers made)", durable.runtime, "events", 2 * n
-        )
-        _ratio(spent, _floor_time(copy, 2 * n, "events", clock.now))
-        clock.now = T0 + timedelta(milliseconds=n, hours=2)  # every wait of 1h is over
-        copy = _copy_database(followup, url, "timers-floor.db")
-        spent = _pass("due timers swept (emails decided)", durable.runtime, "timer_customers", n)
-        _ratio(spent, _floor_time(copy, n, "timers", clock.now))
+        for phase, field, count, at in (
+            ("events", "events", 2 * n, timedelta(minutes=1)),  # after the last event
+            ("timers", "timer_customers", n, timedelta(hours=2)),  # every wait of 1h is over
+        ):
+            clock.now = T0 + timedelta(milliseconds=n) + at
+            rounds = max(1, args.engine_rounds)
+            spent, floors = _engine_rounds(followup, url, clock, phase, field, count, rounds - 1)
+            copy = _copy_database(followup, url, f"{phase}-floor.db")
+            spent.append(_pass(PHASES[phase], durable.runtime, field, count))
+            floors.append(_floor_time(copy, count, phase, clock.now) or 0.0)
+            if rounds == 1:
+                _ratio(spent[0], floors[0] or None)
+            elif all(floors):
+                _compare(spent, floors)
         if not args.no_delivery:
             outboxes = args.outboxes or WORK
             _deliveries(followup, url, clock, n, args.delivery_rounds, outboxes)
