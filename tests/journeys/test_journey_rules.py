@@ -172,6 +172,35 @@ steps:
     assert (figures.entered, figures.converted, figures.revenue) == (2, 2, 23)
 
 
+def test_a_cooldown_lets_in_at_its_end_and_a_goal_window_holds_its_last_instant(
+    scenario: Scenario,
+) -> None:
+    """docs/simulate.md: a trigger exactly ``cooldown`` after the last entry enters (a weekly
+    schedule with ``cooldown: 7d`` enters every week); a goal event exactly ``within`` after the
+    entry converts, one a microsecond later does not."""
+    scenario.campaign("""
+campaign: welcome
+trigger: {event: Subscribed}
+entry: {cooldown: 1d}
+goal: {event: Order Completed, within: 1d, value: event.properties.revenue}
+steps:
+  - wait: 1h
+""")
+    scenario.customer()
+    scenario.event("Subscribed", 0)
+    scenario.event("Order Completed", DAY, properties={"order_id": "o1", "revenue": 5})
+    scenario.event("Subscribed", DAY - 1 / 60_000_000)  # a microsecond early: kept out
+    scenario.event("Subscribed", DAY)
+    scenario.event("Order Completed", 2 * DAY + 1 / 60_000_000, properties={"order_id": "o2"})
+    lines = scenario.plan()
+    enters = [(line.at - T0) / timedelta(days=1) for line in lines if line.action.value == "enter"]
+    assert enters == [0, 1]
+    converts = [
+        (line.at - T0) / timedelta(days=1) for line in lines if line.action.value == "convert"
+    ]
+    assert converts == [1]
+
+
 def test_a_page_of_a_goals_or_exits_name_neither_converts_nor_exits(scenario: Scenario) -> None:
     """Goals, exits and waits name track events, as triggers do: a page named "Order
     Completed" is no order (REPORTS.md counts track events only)."""
