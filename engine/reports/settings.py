@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -16,6 +16,8 @@ from engine.reports.attribution import DEFAULT_HALF_LIFE, DEFAULT_WINDOWS, Model
 
 DEFAULT_CONVERSION = "Order Completed"
 DEFAULT_VALUE = "event.properties.revenue"  # as REPORTS.md shows the default
+# the channels a window may name (REPORTS.md): a typo is refused, not a window of no channel
+WindowChannel = Literal["email", "sms", "call", "ads", "webhook"]
 
 
 class ReportSettings(StrictModel):
@@ -28,8 +30,8 @@ class ReportSettings(StrictModel):
         description="an order's value (default event.properties.revenue, else total, else 0)",
     )
     model: Model = Model.LAST_TOUCH
-    windows: dict[Text, Span] = Field(
-        default_factory=lambda: dict(DEFAULT_WINDOWS),
+    windows: dict[WindowChannel, Span] = Field(
+        default_factory=lambda: _default_windows(),
         description="how long after a touch on each channel an order is credited to it (0d: "
         "never); channels left out keep their default",
     )
@@ -46,7 +48,13 @@ class ReportSettings(StrictModel):
 
     def channel_windows(self) -> dict[str, timedelta]:
         """The windows of every channel: the defaults, with the configured ones over them."""
-        return {**DEFAULT_WINDOWS, **self.windows}
+        configured: dict[str, timedelta] = {str(c): span for c, span in self.windows.items()}
+        return {**DEFAULT_WINDOWS, **configured}
+
+
+def _default_windows() -> dict[WindowChannel, timedelta]:
+    """REPORTS.md's windows, each channel's."""
+    return {channel: DEFAULT_WINDOWS[channel] for channel in get_args(WindowChannel)}
 
 
 def report_settings(reports: Mapping[str, Any]) -> ReportSettings:

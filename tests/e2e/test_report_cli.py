@@ -176,6 +176,14 @@ def test_validate_names_a_bad_reports_setting(tmp_path: Path) -> None:
     assert "followup.yaml:3:" in checked.stdout
 
 
+def test_validate_refuses_a_window_of_no_channel(tmp_path: Path) -> None:
+    """A typo in a window's channel would leave that channel's default standing, silently."""
+    folder = _project(tmp_path, "reports:\n  windows:\n    sms: 2d\n    emial: 1d\n")
+    checked = run_followup(folder, "validate")
+    assert checked.returncode == 1
+    assert "followup.yaml:4:5: unknown key 'emial'; expected 'email', 'sms'," in checked.stdout
+
+
 NESTED = """\
 campaign: nested
 trigger: {event: Product Added}
