@@ -328,7 +328,6 @@ def check_sends(
     """Each send of a campaign has a provider for its channel; for email, its template; for a
     webhook, its url among the configured ones (when there are any)."""
     problems = []
-    available = _template_names(templates)
     for _, loc, step in walk_steps(loaded.campaign.steps):
         if not isinstance(step, AnySend):
             continue
@@ -341,13 +340,24 @@ def check_sends(
                     f"e.g. {channel}: {_provider_example(channel)}",
                 )
             )
-        if isinstance(step, EmailSend) and step.template not in available:
-            problems.append(
-                _template_missing(
-                    loaded.source, (*loc, "template"), step.template, templates, available
-                )
-            )
-    return problems + check_webhook_urls(loaded, webhook_urls)
+    missing = [problem for _name, problem in missing_templates(loaded, templates)]
+    return problems + missing + check_webhook_urls(loaded, webhook_urls)
+
+
+def missing_templates(loaded: LoadedCampaign, templates: Path) -> list[tuple[str, Problem]]:
+    """Each email step of the campaign whose template is not in ``templates``: the name, and
+    the problem at the step's ``template`` key (with the closest name there is)."""
+    available = _template_names(templates)
+    return [
+        (
+            step.template,
+            _template_missing(
+                loaded.source, (*loc, "template"), step.template, templates, available
+            ),
+        )
+        for _, loc, step in walk_steps(loaded.campaign.steps)
+        if isinstance(step, EmailSend) and step.template not in available
+    ]
 
 
 def check_unloaded_templates(campaigns: CampaignSet, templates: Path) -> list[Problem]:

@@ -74,7 +74,12 @@ def simulate(
     """Replay events on a virtual clock and print the plan; nothing is sent or written."""
     from engine.campaigns.double_opt_in_checks import reserved_id_problems
     from engine.campaigns.loader import display_path, load_campaigns
-    from engine.campaigns.validate import check_webhook_urls, configured_webhook_urls, load_config
+    from engine.campaigns.validate import (
+        check_webhook_urls,
+        configured_webhook_urls,
+        load_config,
+        missing_templates,
+    )
     from engine.cli.report_command import settings_of
     from engine.double_opt_in import with_confirmation
     from engine.events import EventInvalid, parse_timestamp
@@ -129,6 +134,13 @@ def simulate(
         accepted = [event for event in accepted if event.timestamp <= end]
     campaign_models = [item.campaign for item in loaded.campaigns.values()]
     templates = project.path(project.config.templates)
+    missing: set[str] = set()  # said at the step that names it, not again after the run
+    for item in loaded.campaigns.values():
+        for name, problem in missing_templates(item, templates):
+            missing.add(name)
+            errors.print(
+                f"{problem.as_warning()}\n    its sends are skipped (render_error)", markup=False
+            )
     if explain is not None:
         _explain(explain, events, loaded, accepted, project.config, end, templates, as_json)
         raise typer.Exit(EXIT_PROBLEMS if rejected else 0)
@@ -137,7 +149,9 @@ def simulate(
     simulated = run_simulation(
         campaign_models, accepted, project.config, end, templates, watch, workers=workers
     )
-    for fault in simulated.render_problems.values():
+    for template, fault in simulated.render_problems.items():
+        if template in missing:
+            continue
         shown = replace(fault, file=display_path(Path(fault.file)))
         errors.print(
             f"warning: {shown}\n    sends with this template are skipped (render_error)",

@@ -189,6 +189,29 @@ def test_an_event_comes_before_the_timers_due_at_its_instant(project: Path) -> N
     assert [(line["status"], line.get("reason")) for line in sends] == [("skipped", "no_consent")]
 
 
+def test_a_missing_template_is_a_warning_at_the_step_that_names_it(project: Path) -> None:
+    """As validate says it: the campaign file, line and column of the step's ``template``,
+    with the closest name in the folder; the plan still runs, each send a render_error skip,
+    and the template is not named a second time after the run."""
+    campaign(project, EMAIL_CAMPAIGN.replace("template: cart.html", "template: cart.htm"))
+    events(project, IDENTIFY, CART)
+    result = simulate(project)
+    sends = [line for line in plan(result) if line["action"] == "send"]
+    assert [(line["status"], line["reason"]) for line in sends] == [("skipped", "render_error")]
+    line = next(
+        number
+        for number, text in enumerate(
+            (project / "campaigns" / "cart.yaml").read_text().split("\n"), 1
+        )
+        if "cart.htm" in text
+    )
+    assert result.stderr.startswith(
+        f"campaigns/cart.yaml:{line}:15: warning: template 'cart.htm' not found in templates/;"
+        " did you mean cart.html?\n    its sends are skipped (render_error)\n"
+    ), result.stderr
+    assert result.stderr.count("cart.htm'") == 1
+
+
 def test_a_body_that_cannot_render_is_a_render_error_skip_with_a_warning(project: Path) -> None:
     """Simulate renders each email's body as the send is decided: one that fails for this
     customer is skipped (``render_error``) and stderr names the template line, once."""
