@@ -352,6 +352,12 @@ def whole_campaign_problems(
 def raw_email_templates(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
     """The ``template`` of every email step of a campaign document, valid or not, with its
     location (``("steps", 2, "then", 0, "template")``): what can be checked of its sends."""
+    return raw_send_fields(data, "email", "template")
+
+
+def raw_send_fields(data: dict[str, Any], channel: str, key: str) -> Iterator[tuple[Loc, str]]:
+    """The text ``key`` of every ``channel`` step of a campaign document, valid or not, with
+    its location (``("steps", 2, "then", 0, key)``)."""
 
     def walk(steps: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
         if not isinstance(steps, list):
@@ -360,8 +366,8 @@ def raw_email_templates(data: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
             if not isinstance(step, dict):
                 continue
             at = (*loc, index)
-            if step.get("send") == "email" and isinstance(step.get("template"), str):
-                yield (*at, "template"), step["template"]
+            if step.get("send") == channel and isinstance(step.get(key), str):
+                yield (*at, key), step[key]
             for branch in ("then", "else"):
                 yield from walk(step.get(branch), (*at, branch))
             variants = step.get("split")

@@ -38,6 +38,7 @@ from engine.campaigns.loader import (
     load_campaigns,
     not_utf8,
     raw_email_templates,
+    raw_send_fields,
     read_yaml,
     validate_document,
 )
@@ -149,6 +150,7 @@ def validate_project(
     for campaign in loaded.campaigns.values():
         problems += check_sends(campaign, templates, channels, webhook_urls)
     problems += check_unloaded_templates(loaded, templates)
+    problems += check_unloaded_webhook_urls(loaded, webhook_urls)
     template_files, template_problems, template_count = read_templates(templates)
     problems += template_problems
     to_lists = list_content_campaigns(project.config.providers)
@@ -386,23 +388,39 @@ def check_webhook_urls(
 ) -> list[Problem]:
     """Each webhook send of a campaign names one of the configured urls (when there are any:
     ``simulate`` checks this too, since the plan would show the send as sent)."""
-    problems = []
-    for _, loc, step in walk_steps(loaded.campaign.steps):
-        if isinstance(step, WebhookSend) and webhook_urls and step.url not in webhook_urls:
-            close = difflib.get_close_matches(step.url, sorted(webhook_urls), n=1)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else f"expected one of {', '.join(sorted(webhook_urls))}"
-            )
-            problems.append(
-                loaded.source.problem(
-                    (*loc, "url"),
-                    f"no url named {step.url!r} under providers.webhook.urls in followup.yaml; "
-                    f"{hint}",
-                )
-            )
-    return problems
+    return [
+        _url_unknown(loaded.source, (*loc, "url"), step.url, webhook_urls)
+        for _, loc, step in walk_steps(loaded.campaign.steps)
+        if isinstance(step, WebhookSend) and webhook_urls and step.url not in webhook_urls
+    ]
+
+
+def check_unloaded_webhook_urls(
+    campaigns: CampaignSet, webhook_urls: frozenset[str] | None
+) -> list[Problem]:
+    """The webhook urls named by the campaigns that did not load and not configured, as
+    :func:`check_webhook_urls` finds them for those that did."""
+    if not webhook_urls:
+        return []
+    return [
+        _url_unknown(source, loc, url, webhook_urls)
+        for data, source in campaigns.unloaded
+        for loc, url in raw_send_fields(data, "webhook", "url")
+        if url not in webhook_urls
+    ]
+
+
+def _url_unknown(source: SourceMap, loc: Loc, url: str, webhook_urls: frozenset[str]) -> Problem:
+    """The problem of a webhook step naming ``url``, not among the configured ones."""
+    close = difflib.get_close_matches(url, sorted(webhook_urls), n=1)
+    hint = (
+        f"did you mean {close[0]}?"
+        if close
+        else f"expected one of {', '.join(sorted(webhook_urls))}"
+    )
+    return source.problem(
+        loc, f"no url named {url!r} under providers.webhook.urls in followup.yaml; {hint}"
+    )
 
 
 def _provider_example(channel: str) -> str:

@@ -199,6 +199,18 @@ def test_a_webhook_names_a_configured_url(tmp_path: Path) -> None:
             "followup.yaml; did you mean crn?"
         )
     ]
+    # another mistake in the same file: both are said in one run
+    (tmp_path / "campaigns" / "hook.yaml").write_text(hook.replace("steps:", "audiance: x\nsteps:"))
+    result = run_followup(tmp_path, "validate", env={"HOOK_SECRET": "s3cret"})
+    assert result.returncode == 1
+    assert lines(result) == [
+        "campaigns/hook.yaml:3:1: unknown field 'audiance' in a campaign; did you mean audience?",
+        (
+            "campaigns/hook.yaml:6:10: no url named 'crm' under providers.webhook.urls in "
+            "followup.yaml; did you mean crn?"
+        ),
+    ]
+    (tmp_path / "campaigns" / "hook.yaml").write_text(hook)
     (tmp_path / "followup.yaml").write_text("providers:\n  webhook: {provider: http}\n")
     assert run(tmp_path, "validate").returncode == 0  # no urls yet: valid, deliveries fail
 
