@@ -193,12 +193,29 @@ def row_to_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
     return message
 
 
-def _lines(path: Path, on_progress: Callable[[int], None] | None) -> Iterator[str]:
-    with path.open("rb") as handle:
-        for raw in handle:
-            if on_progress is not None:
-                on_progress(len(raw))
-            yield raw.decode("utf-8-sig", errors="replace")
+class _Lines:
+    """The lines of a CSV file as text, a byte-order mark at its head left out. A line that is
+    not UTF-8 goes on with replacement characters, so that the reader keeps its place, and is
+    kept in ``bad`` (line number -> what is wrong): its row is refused, never stored with
+    its text mangled (an email key ``josé@`` read as ``jos\ufffd@``)."""
+
+    def __init__(self, path: Path, on_progress: Callable[[int], None] | None) -> None:
+        self.path = path
+        self.on_progress = on_progress
+        self.bad: dict[int, str] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if self.on_progress is not None:
+                    self.on_progress(len(raw))
+                codec = "utf-8-sig" if number == 1 else "utf-8"
+                try:
+                    yield raw.decode(codec)
+                except UnicodeDecodeError as exc:
+                    byte = raw[exc.start]
+                    self.bad[number] = f"byte 0x{byte:02x} is not UTF-8; save the file as UTF-8"
+                    yield raw.decode(codec, errors="replace")
 
 
 def read_csv(
@@ -209,8 +226,11 @@ def read_csv(
 ) -> Iterator[Accepted | Rejection]:
     """Every row of the CSV at ``path`` as events or a rejection."""
     source = str(path)
-    reader = csv.DictReader(_lines(path, on_progress), delimiter=mapping.delimiter)
+    lines = _Lines(path, on_progress)
+    reader = csv.DictReader(lines, delimiter=mapping.delimiter)
     header = reader.fieldnames or []
+    if 1 in lines.bad:
+        raise InputError(f"{source}:1: the header's {lines.bad[1]}")
     needed = [*mapping.columns, mapping.timestamp.column]
     if mapping.message_id is not None:
         needed.append(mapping.message_id.column)
@@ -220,9 +240,15 @@ def read_csv(
             f"{source}:1: the header lacks the mapped column(s) {', '.join(missing)}; "
             f"it has {', '.join(header) or 'nothing'}"
         )
+    after = reader.line_num  # the line the last row ended on
     for row in reader:
-        line = reader.line_num
+        first, line = after + 1, reader.line_num
+        after = line
         raw = mapping.delimiter.join(row.get(column) or "" for column in header)
+        bad = next((number for number in range(first, line + 1) if number in lines.bad), None)
+        if bad is not None:
+            yield Rejection(source, bad, RejectReason.INVALID_ROW, "", lines.bad[bad], raw)
+            continue
         try:
             message = row_to_message(row, mapping)
             events = parse_message(message, phone_region=phone_region)

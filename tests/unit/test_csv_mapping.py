@@ -60,6 +60,39 @@ def test_a_row_without_any_id_is_rejected_with_its_line(tmp_path: Path) -> None:
     assert isinstance(records[-1], Accepted)
 
 
+def test_a_row_that_is_not_utf8_is_refused_with_its_line_and_the_rest_kept(
+    tmp_path: Path,
+) -> None:
+    """Not stored with a replacement character in its place (an email key changed), as a JSON
+    line that is not UTF-8 is refused; a quoted field over two lines is one row."""
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_bytes(
+        b"\xef\xbb\xbfreceipt_no,sold_at,store,customer_no,email,phone,total,currency\n"
+        b"R-1,2024-05-02 17:45:00,Caf\xe9-01,C1,,,10,EUR\n"
+        b'R-2,2024-05-02 17:45:00,"Two\nlines \xe9",C1,,,10,EUR\n'
+        b"R-3,2024-05-02 17:45:00,Caf\xc3\xa9-01,C1,jos\xc3\xa9@example.com,,10,EUR\n"
+    )
+    records = list(read_csv(csv_file, mapping))
+    rejections = [(r.line, r.reason, r.message) for r in records if isinstance(r, Rejection)]
+    assert rejections == [
+        (2, RejectReason.INVALID_ROW, "byte 0xe9 is not UTF-8; save the file as UTF-8"),
+        (4, RejectReason.INVALID_ROW, "byte 0xe9 is not UTF-8; save the file as UTF-8"),
+    ]
+    (kept,) = [r for r in records if isinstance(r, Accepted)]
+    assert kept.events[0].properties["store"] == "Café-01"
+    assert kept.events[0].traits["email"] == "josé@example.com"
+    assert kept.source.endswith("sales.csv:5")
+
+
+def test_a_header_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
+    mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
+    csv_file = tmp_path / "sales.csv"
+    csv_file.write_bytes(b"receipt_no,sold_at,st\xf6re\nR-1,2024-01-01,P\n")
+    with pytest.raises(InputError, match=r"sales.csv:1: the header's byte 0xf6 is not UTF-8"):
+        list(read_csv(csv_file, mapping))
+
+
 def test_a_header_without_the_mapped_columns_is_an_input_error(tmp_path: Path) -> None:
     mapping = load_mapping(EXAMPLES / "pos_sales.mapping.yaml")
     csv_file = tmp_path / "sales.csv"
