@@ -36,3 +36,18 @@ def normalize_phone(raw: object, region: str = "US") -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         return None
     return _normalize_phone_text(raw.strip(), region)
+
+
+def phone_key(raw: object, region: str = "US") -> str | None:
+    """``raw`` in E.164 when it is a valid number (by phonenumbers' metadata) to identify a
+    customer by: one merely of a possible length (``000-000-0000``, a French ``06 12 34 56 78``
+    read as a US number) would join everyone who typed it. A suppression list or a stored
+    trait takes any possible number (:func:`normalize_phone`): a stop request is kept
+    whatever is wrong with the number."""
+    phone = normalize_phone(raw, region)
+    return phone if phone is not None and _valid(phone) else None
+
+
+@lru_cache(maxsize=65536)
+def _valid(e164: str) -> bool:
+    return bool(phonenumbers.is_valid_number(phonenumbers.parse(e164)))

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from engine.contact import normalize_email, normalize_phone
+from engine.consent_values import CONSENT_CHANNELS, CONSENT_EVENTS, consent_channel, consent_flag
+from engine.contact import normalize_email, phone_key
 from engine.json_values import MAX_DEPTH, TooDeep, clean
 from engine.values import quick_init
 
@@ -231,10 +232,10 @@ def _lower_case_rfc3339(value: str) -> datetime | None:
 
 def _optional_id(message: Mapping[str, Any], key: str) -> str | None:
     value = message.get(key)
-    if value.__class__ is str and 0 < len(value) <= _MAX_ID_LENGTH:
+    if value.__class__ is str and 0 < len(value) <= _MAX_ID_LENGTH and not value.isspace():
         return value  # most ids: a plain string of a fitting length
-    if value is None or value == "":
-        return None
+    if value is None or value == "" or (isinstance(value, str) and value.isspace()):
+        return None  # a blank id names no one: as if left out
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise EventInvalid(RejectReason.INVALID_FIELD, key, f"{key} must be a string")
     text = str(value)
@@ -283,6 +284,40 @@ def _check_numbers(properties: Mapping[str, Any]) -> None:
                 )
 
 
+def _check_consent_traits(consent: object) -> None:
+    """``traits.consent`` says yes or no for the channels it names (docs/ingest.md): an opt-out
+    that could not be read would be taken and ignored."""
+    if consent is None:
+        return
+    if not isinstance(consent, dict):
+        raise EventInvalid(
+            RejectReason.INVALID_FIELD,
+            "traits.consent",
+            'consent must be an object of channels, e.g. {"email": false}',
+        )
+    for key, value in consent.items():
+        named = consent_channel(key) in CONSENT_CHANNELS
+        if named and value is not None and consent_flag(value) is None:
+            raise EventInvalid(
+                RejectReason.INVALID_FIELD,
+                f"traits.consent.{key}",
+                f"consent.{key} must be true or false (or yes/no, 1/0); got {value!r}",
+            )
+
+
+def _check_consent_channel(named: object) -> None:
+    """A consent event's ``properties.channel`` is one of the consent channels, or left out
+    (email): an unsubscribe from a channel no one has would change nothing."""
+    if named is None or named == "" or consent_channel(named) in CONSENT_CHANNELS:
+        return
+    raise EventInvalid(
+        RejectReason.INVALID_FIELD,
+        "properties.channel",
+        f"channel {named!r} is not a consent channel; use {', '.join(CONSENT_CHANNELS)}"
+        " (left out: email)",
+    )
+
+
 def _identifies(
     traits: Mapping[str, Any], properties: Mapping[str, Any], phone_region: str
 ) -> bool:
@@ -291,7 +326,7 @@ def _identifies(
     return bool(
         normalize_email(traits.get("email"))
         or normalize_email(properties.get("email"))
-        or normalize_phone(traits.get("phone"), phone_region)
+        or phone_key(traits.get("phone"), phone_region)
     )
 
 
@@ -472,9 +507,14 @@ def _parse_single(
         raise EventInvalid(
             RejectReason.MISSING_FIELD,
             "userId",
-            "every message needs a userId, an anonymousId, or an email or phone in its traits",
+            "every message needs a userId, an anonymousId, or an email or a valid phone number"
+            " in its traits",
         )
     _check_numbers(properties)
+    if traits and "consent" in traits:
+        _check_consent_traits(traits["consent"])
+    if name in CONSENT_EVENTS and event_type is EventType.TRACK:
+        _check_consent_channel(properties.get("channel"))
 
     shop_channel, library_channel = _channels(message, context)
     channel = shop_channel or (default_channel_name or default_channel(name)).strip().lower()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from engine.contact import normalize_email, normalize_phone
+from engine.contact import normalize_email, phone_key
 from engine.events import Event, EventType
 
 USER = "user"
@@ -35,7 +35,7 @@ def identity_keys(event: Event, phone_region: str = "US") -> list[str]:
         email = normalize_email(given) if given is not None else None
     if email is not None:
         keys.append(f"{EMAIL}:{email}")
-    phone = normalize_phone(traits.get("phone"), phone_region) if traits else None
+    phone = phone_key(traits.get("phone"), phone_region) if traits else None
     if phone is not None:
         keys.append(f"{PHONE}:{phone}")
     if event.anonymous_id is not None:

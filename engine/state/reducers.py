@@ -16,11 +16,12 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.consent_values import CONSENT_CHANNELS, CONSENT_EVENTS, consent_channel, consent_flag
 from engine.contact import normalize_email, normalize_phone
 from engine.events import Event, EventType, OrderKey
 from engine.state.cart import NeedsHistory, cart_after
 from engine.state.orders import orders_after
-from engine.state.profile import CONSENT_CHANNELS, Consent, CustomerState
+from engine.state.profile import Consent, CustomerState
 from engine.state.values import replace
 
 Reducer = Callable[[CustomerState, Event], CustomerState]
@@ -235,15 +236,9 @@ def make_traits_reducer(phone_region: str) -> Reducer:
 # --- consent --------------------------------------------------------------------------------
 
 
-def _channel_name(value: object) -> str | None:
-    """A consent channel as a shop may write it (``Email``, `` call``): trimmed, lower case."""
-    return value.strip().lower() if isinstance(value, str) else None
-
-
 # A ``Subscribed`` this holds back waits for its confirmation (policies.double_opt_in): it grants
 # no consent until a ``Subscription Confirmed`` for the channel does. Given the signup's channel.
 HoldsBack = Callable[[str, Event], bool]
-CONSENT_EVENTS = ("Subscribed", "Unsubscribed", "Subscription Confirmed")
 
 
 def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[str, bool]:
@@ -254,7 +249,7 @@ def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[s
     changes: dict[str, bool] = {}
     if event.type is EventType.TRACK and event.name in CONSENT_EVENTS:
         named = event.properties.get("channel")
-        channel = "email" if named is None or named == "" else _channel_name(named)
+        channel = "email" if named is None or named == "" else consent_channel(named)
         if channel in CONSENT_CHANNELS:
             if event.name == "Unsubscribed":
                 changes[channel] = False
@@ -269,9 +264,9 @@ def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[s
     consent_traits = event.traits.get("consent") if event.traits else None
     if isinstance(consent_traits, dict):
         for key, value in consent_traits.items():
-            channel = _channel_name(key)
-            if channel in CONSENT_CHANNELS and isinstance(value, bool):
-                changes[channel] = value
+            channel, flag = consent_channel(key), consent_flag(value)
+            if channel in CONSENT_CHANNELS and flag is not None:
+                changes[channel] = flag
     return changes
 
 

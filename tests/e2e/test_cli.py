@@ -45,6 +45,37 @@ CART = [
 ]
 
 
+def test_an_opt_out_written_as_text_is_an_opt_out_and_a_garbled_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A CSV-minded client writes ``"false"``: the customer stops getting email. One that says
+    neither yes nor no, or unsubscribes from a channel no one has, is rejected with its line,
+    the rest ingested (exit 1), and kept in the rejects file to fix."""
+    at = "2024-05-01T10:{:02d}:00Z".format
+    lines = [
+        CART[1],
+        {"type": "identify", "userId": "u1", "messageId": "m3", "timestamp": at(6),
+         "traits": {"consent": {"email": "false", "sms": "yes"}}},
+        {"type": "identify", "userId": "u1", "messageId": "m4", "timestamp": at(7),
+         "traits": {"consent": {"email": "maybe"}}},
+        {"type": "track", "event": "Unsubscribed", "userId": "u1", "messageId": "m5",
+         "timestamp": at(8), "properties": {"channel": "e-mail"}},
+    ]  # fmt: skip
+    events = write_jsonl(tmp_path / "events.jsonl", lines)
+    ingested = run(tmp_path, "ingest", str(events))
+    assert ingested.returncode == 1, ingested.stderr
+    shown = ingested.stdout + ingested.stderr
+    assert "events.jsonl:3: traits.consent.email: consent.email must be true or false" in shown
+    assert "events.jsonl:4: properties.channel: channel 'e-mail' is not a consent channel" in shown
+    profile = orjson.loads(run(tmp_path, "customers", "show", "u1", "--json").stdout)
+    assert (profile["state"]["consent"]["email"], profile["state"]["consent"]["sms"]) == (
+        False,
+        True,
+    )
+    rejects = (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
+    assert [orjson.loads(line)["line"] for line in rejects] == [3, 4]
+
+
 def test_ingest_then_show_then_ingest_again(tmp_path: Path) -> None:
     events = write_jsonl(tmp_path / "events.jsonl", CART)
     first = run(tmp_path, "ingest", str(events))

@@ -19,7 +19,7 @@ from engine.double_opt_in import (
     with_confirmation,
 )
 from engine.errors import FollowupError
-from engine.events import Event, parse_message
+from engine.events import Event, EventInvalid, parse_message
 from engine.journeys.context import names
 from engine.policies import DoubleOptIn
 from engine.state.profile import CustomerState
@@ -109,9 +109,6 @@ SIGNUPS = [
     {"channel": "EMAIL", "list": "newsletter"},
     {"channel": "sms"},
     {"channel": "call", "list": "newsletter"},
-    {"channel": 5},
-    {"channel": True},
-    {"channel": ["email"]},
     {"list": "newsletter"},
     {"list": "offers"},
     {"list": None},
@@ -135,6 +132,14 @@ def test_the_campaign_trigger_is_the_signup_the_reducer_holds_back(
     assert where is not None
     triggers = where.holds(names("u1", CustomerState(), signup, signup.timestamp))
     assert triggers == waits
+
+
+@pytest.mark.parametrize("channel", [5, True, ["email"], "e-mail", "all"])
+def test_a_signup_of_no_consent_channel_is_refused_at_ingest(channel: object) -> None:
+    """It would change no consent, nor trigger a confirmation: said, not taken."""
+    with pytest.raises(EventInvalid, match="is not a consent channel") as refused:
+        ev("Subscribed", 1, properties={"channel": channel, "list": "newsletter"})
+    assert refused.value.field == "properties.channel"
 
 
 def test_the_policy_forms_and_their_errors() -> None:

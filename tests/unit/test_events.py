@@ -95,6 +95,18 @@ def test_group_keeps_the_groups_traits_apart_from_the_customers() -> None:
         ({**track(), "type": "screen_view"}, RejectReason.UNKNOWN_TYPE, "type"),
         ({**track(), "type": "group"}, RejectReason.MISSING_FIELD, "groupId"),
         ({**track(), "userId": None}, RejectReason.MISSING_FIELD, "userId"),
+        ({**track(), "userId": "  "}, RejectReason.MISSING_FIELD, "userId"),  # blank: no one
+        ({**track(), "userId": "\t", "anonymousId": " "}, RejectReason.MISSING_FIELD, "userId"),
+        (
+            {**track(), "type": "identify", "traits": {"consent": {"email": "maybe"}}},
+            RejectReason.INVALID_FIELD,
+            "traits.consent.email",
+        ),
+        (
+            track(event="Unsubscribed", properties={"channel": "e-mail"}),
+            RejectReason.INVALID_FIELD,
+            "properties.channel",
+        ),
         ({**track(), "event": " "}, RejectReason.MISSING_FIELD, "event"),
         ({**track(), "timestamp": "yesterday"}, RejectReason.BAD_TIMESTAMP, "timestamp"),
         ({**track(), "timestamp": 1714557600}, RejectReason.BAD_TIMESTAMP, "timestamp"),
@@ -119,6 +131,12 @@ def test_rejections_name_the_field(message: object, reason: RejectReason, field:
     error = rejection(message)
     assert error.reason is reason
     assert error.field == field
+
+
+def test_a_blank_user_id_beside_an_anonymous_id_is_left_out() -> None:
+    """Two shoppers sent with ``userId: " "`` would otherwise be one customer."""
+    [event] = parse_message({**track(), "userId": " ", "anonymousId": "a1"})
+    assert (event.user_id, event.anonymous_id) == (None, "a1")
 
 
 def test_missing_timestamp_is_rejected_unless_a_default_is_given() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.contact import normalize_email, normalize_phone
+from engine.contact import normalize_email, normalize_phone, phone_key
 from engine.events import parse_message
 from engine.identity import customer_id_for, identity_keys
 
@@ -58,6 +58,21 @@ def test_keys_strongest_first() -> None:
         "phone:+14155550100",
         "anon:a1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("phone", "region"),
+    [("0000000000", "US"), ("000-000-0000", "US"), ("06 12 34 56 78", "US"), ("+1 555 0100", "US")],
+)
+def test_a_phone_that_is_not_a_valid_number_is_no_key(phone: str, region: str) -> None:
+    """Two shoppers who typed 000-000-0000 are not one customer; the number stays a trait
+    (a suppression list still matches it, normalised when it can be)."""
+    [event] = parse_message(
+        {"type": "identify", "userId": "u1", "timestamp": T, "traits": {"phone": phone}}
+    )
+    assert identity_keys(event, region) == ["user:u1"]
+    assert phone_key(phone, region) is None
+    assert phone_key("06 12 34 56 78", "FR") == "+33612345678"
 
 
 def test_newsletter_signup_email_is_an_identity() -> None:

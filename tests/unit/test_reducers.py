@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import Event, parse_message
+from engine.events import Event, EventInvalid, parse_message
 from engine.state.cart import CHANGES_KEPT
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
@@ -119,10 +119,46 @@ def test_a_channel_is_named_in_any_case() -> None:
     state = fold(
         ev("Subscribed", 0, properties={"channel": "SMS "}),
         ev("identify", 1, traits={"consent": {"Call": True, "ADS": True}}),
-        ev("Subscribed", 2, properties={"channel": 5}),  # not a channel, and not email either
     )
     consent = state.consent
     assert (consent.sms, consent.call, consent.ads, consent.email) == (True, True, True, False)
+
+
+def test_consent_traits_read_yes_and_no_as_a_csv_export_writes_them() -> None:
+    """An opt-out written as text (``"false"``, ``No``, ``0``) is an opt-out: taken and
+    ignored, it would leave the customer receiving email."""
+    granted = ev("identify", 0, traits={"consent": {"email": True, "sms": True, "call": True}})
+    for value, expected in (("false", False), (" No ", False), (0, False), ("0", False)):
+        out = ev("identify", 1, traits={"consent": {"email": value, "sms": value, "ads": "yes"}})
+        consent = fold(granted, out).consent
+        assert (consent.email, consent.sms, consent.call, consent.ads) == (
+            expected,
+            expected,
+            True,
+            True,
+        ), value
+    assert fold(ev("identify", 0, traits={"consent": {"email": "TRUE", "sms": 1}})).consent.sms
+
+
+@pytest.mark.parametrize(
+    ("consent", "field"),
+    [
+        ({"email": "maybe"}, "traits.consent.email"),
+        ({"Email": 2}, "traits.consent.Email"),
+        ({"sms": [True]}, "traits.consent.sms"),
+        (False, "traits.consent"),
+        ("no", "traits.consent"),
+    ],
+)
+def test_a_consent_that_says_neither_yes_nor_no_is_refused(consent: object, field: str) -> None:
+    with pytest.raises(EventInvalid) as refused:
+        ev("identify", 0, traits={"consent": consent})
+    assert refused.value.field == field
+
+
+def test_consent_keys_of_no_channel_and_null_values_are_left_alone() -> None:
+    state = fold(ev("identify", 0, traits={"consent": {"email": None, "newsletter": "weekly"}}))
+    assert not state.consent.email
 
 
 def test_identify_consent_traits() -> None:
