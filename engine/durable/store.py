@@ -332,7 +332,7 @@ def save(
             )
         )
     insert_new_rows(conn, outbox, sends)
-    _skip_after_exit(conn, lines, now)
+    _skip_after_exit(conn, lines, {row["key"] for row in sends}, now)
     records = [decision_record(line, now) for line in lines]
     records += [
         {
@@ -371,12 +371,17 @@ def decision_record(line: PlanLine, recorded_at: datetime) -> dict[str, Any]:
     }
 
 
-def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) -> None:
+def _skip_after_exit(
+    conn: sa.Connection, lines: list[PlanLine], decided_now: set[str], now: datetime
+) -> None:
     """A journey that exited at T in this batch (a late exit event: stamped before a send that
     was decided, but not yet delivered, when it came in) sends nothing decided at or after T:
     ``simulate``, taking the event first, never planned it. Its outbox rows still ``pending``
     are settled ``skipped`` with the reason ``exited``; an audience add so skipped takes its
-    removal with it. A row the dispatcher holds is being delivered: too late, left alone."""
+    removal with it. A row the dispatcher holds is being delivered: too late, left alone. The
+    rows of this batch's own sends (``decided_now``, by key) stand: the engine took the exit
+    in its place among them, so a send at T decided before the exit came first, as in
+    ``simulate``."""
     exits = {line.journey: line for line in lines if line.action is PlanAction.EXIT}
     if not exits:
         return
@@ -389,7 +394,13 @@ def _skip_after_exit(conn: sa.Connection, lines: list[PlanLine], now: datetime) 
             query = query.with_for_update(skip_locked=True)
         rows.extend(conn.execute(query))
     remove = PlanAction.AUDIENCE_REMOVE.value
-    late = [r for r in rows if r.action != remove and r.decided_at >= exits[r.journey_id].at]
+    late = [
+        r
+        for r in rows
+        if r.action != remove
+        and r.decided_at >= exits[r.journey_id].at
+        and r.key not in decided_now
+    ]
     removals = {outbox_key(r.journey_id, r.key.split(":", 1)[1], remove) for r in late}
     late += [r for r in rows if r.key in removals]
     for row in late:

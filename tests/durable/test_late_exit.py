@@ -27,7 +27,7 @@ from engine.journeys.plan import PlanAction
 from engine.journeys.simulate import simulate
 from engine.storage.customer_store import event_from_row
 from engine.storage.tables import events, outbox
-from tests.durable.harness import Clock, make_project, open_followup, shopper
+from tests.durable.harness import Clock, make_project, one_campaign_project, open_followup, shopper
 
 T0 = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -115,3 +115,35 @@ def test_a_late_order_stops_the_ad_and_its_removal(shop: tuple[Path, Followup, C
     assert not (project / "outbox" / "ads").exists() or not any(
         path.read_text() for path in (project / "outbox" / "ads").glob("*.jsonl")
     )
+
+
+def test_an_exit_at_the_instant_of_a_send_and_after_it_leaves_the_send(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A signup sends a welcome at once, and a ``Stop`` at the same instant, received after it,
+    exits the journey: ``simulate`` plans the email sent (it came first), and so does the
+    durable engine, taking both in one batch; the email is delivered, not skipped as if the
+    exit had come in after it was decided (it came in with it)."""
+    campaign = (
+        "campaign: hello\ntrigger: {event: Subscribed}\nexit: [{event: Stop}]\n"
+        "steps:\n  - send: email\n    template: hello.html\n    subject: Hello\n"
+        "  - wait: 1d\n"  # still running when the Stop comes
+    )
+    project = one_campaign_project(tmp_path, campaign, {"hello.html": "<p>Hi</p>\n"})
+    clock = Clock(T0 + timedelta(minutes=1))
+    followup = open_followup(project, database_url, clock)
+    try:
+        traits = {"email": "ann@example.com", "consent": {"email": True}}
+        followup.identify(user_id="ann", traits=traits, timestamp=T0 - HOUR)
+        followup.track("Subscribed", user_id="ann", properties={"list": "news"}, timestamp=T0)
+        followup.track("Stop", user_id="ann", timestamp=T0)
+        durable = DurableProject(followup)
+        durable.run_once()
+        planned = _planned(project, followup, clock.now)
+        assert len(planned) == 1, planned
+        assert {key: status for key, (_a, status, _d) in _rows(followup).items()} == {
+            planned[0]: "delivered"
+        }
+        assert len(list((project / "outbox").rglob("*.eml"))) == 1
+    finally:
+        followup.close()
