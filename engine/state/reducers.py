@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from engine.consent_values import CONSENT_CHANNELS, CONSENT_EVENTS, consent_channel, consent_flag
 from engine.contact import normalize_email, normalize_phone
@@ -53,10 +53,26 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1024)
+def canonical_timezone(name: str) -> str | None:
+    """The IANA time zone ``name`` means, as IANA spells it: ``Europe/Paris`` for
+    `` europe/paris`` (a form or a CSV export's case); ``None`` for no zone."""
+    if valid_timezone(name):
+        return name
+    wanted = name.strip().lower()
+    return next((zone for zone in _known_zones() if zone.lower() == wanted), None)
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
 def _timezone(traits: Mapping[str, Any], from_context: str | None) -> str | None:
     """The customer's time zone: the traits' when it is one, else the latest context gave."""
     zone = traits.get("timezone")
-    return zone if isinstance(zone, str) and valid_timezone(zone) else from_context
+    found = canonical_timezone(zone) if isinstance(zone, str) else None
+    return found if found is not None else from_context
 
 
 def _locale(traits: Mapping[str, Any], from_context: str | None) -> str | None:

@@ -71,6 +71,15 @@ def test_unknown_timezone_is_ignored() -> None:
     assert fold(ev("identify", 0, traits={"timezone": "Mars/Olympus"})).timezone is None
 
 
+@pytest.mark.parametrize("written", ["europe/paris", " Europe/Paris ", "EUROPE/PARIS"])
+def test_a_timezone_trait_in_another_case_is_the_zone_it_names(written: str) -> None:
+    """A form or a CSV export writes ``europe/paris``: the customer is in Paris (quiet hours
+    and ``wait: {until}`` in Paris time), not silently in the project's zone."""
+    assert fold(ev("identify", 0, traits={"timezone": written})).timezone == "Europe/Paris"
+    offset = fold(ev("identify", 0, traits={"timezone": "+09:00"}))  # not a zone's name
+    assert offset.timezone is None
+
+
 # --- traits -------------------------------------------------------------------------------------
 
 
