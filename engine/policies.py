@@ -110,6 +110,11 @@ class Policies(StrictModel):
     calling_hours: TimeWindow | None = None
     suppression: tuple[str, ...] = ()
     double_opt_in: DoubleOptIn | None = None
+    max_delay: dict[Channel, Duration] = Field(
+        default_factory=dict,
+        description="a send still undelivered this long after the time it was decided for is "
+        "skipped as stale (a backfill of old events, a week-long outage); none by default",
+    )
 
 
 class PolicyVerdict(enum.StrEnum):
@@ -233,7 +238,22 @@ class SendPolicies:
         self._calling_hours = policies.calling_hours or DEFAULT_CALLING_HOURS
         self._quiet_hours: dict[str, tuple[time, time]] = dict(policies.quiet_hours.items())
         self._caps: dict[str, tuple[FrequencyCap, ...]] = dict(policies.frequency_caps.items())
+        self._max_delay: dict[str, timedelta] = dict(policies.max_delay.items())
         self.double_opt_in = policies.double_opt_in
+
+    def stale(self, channel: str, decided_at: datetime, now: datetime) -> str | None:
+        """Why a send decided for ``decided_at`` must not go out at ``now``, if it must not:
+        it is later than ``policies.max_delay`` allows on ``channel`` (the outbox detail,
+        ``stale: …``)."""
+        limit = self._max_delay.get(channel)
+        if limit is None or now - decided_at <= limit:
+            return None
+        late = now - decided_at
+        age = f"{late.days} days" if late >= timedelta(days=2) else format_duration(late)
+        return (
+            f"stale: decided for {_iso(decided_at)}, {age} before delivery, past "
+            f"policies.max_delay {channel} of {format_duration(limit)}"
+        )
 
     @property
     def cap_history(self) -> timedelta | None:

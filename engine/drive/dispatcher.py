@@ -310,6 +310,9 @@ class OutboxDispatcher:
             blocked = check(row.channel, state)
             if blocked is not None and blocked.reason is not None:
                 return self._record(row, now, OutboxStatus.SKIPPED, blocked.reason.value)
+            late = None if transactional else self.policies.stale(row.channel, row.decided_at, now)
+            if late is not None:  # (a confirmation has its own expiry: its link's)
+                return self._record(row, now, OutboxStatus.SKIPPED, late)
         if "render_error" in fields:
             return self._record(
                 row, now, OutboxStatus.FAILED, f"render_error: {fields['render_error']}"

@@ -481,3 +481,13 @@ def test_a_deferral_ends_outside_the_window_after_at_and_within_a_day(
     assert in_window(local, window)
     assert at < decision.until <= at + timedelta(hours=25)
     assert not in_window(decision.until.astimezone(ZoneInfo(zone)).time(), window)
+
+
+def test_max_delay_lets_a_send_go_up_to_its_limit_on_its_channel_only() -> None:
+    rules = policies(max_delay={"email": "2d"})
+    decided = MONDAY
+    assert rules.stale("email", decided, decided + timedelta(days=2)) is None
+    late = rules.stale("email", decided, decided + timedelta(days=2, microseconds=1))
+    assert late is not None and late.startswith("stale: decided for ")
+    assert rules.stale("call", decided, decided + timedelta(days=30)) is None  # no limit there
+    assert policies().stale("email", decided, decided + timedelta(days=365)) is None
