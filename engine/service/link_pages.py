@@ -57,14 +57,18 @@ def customer_fields(ctx: ServiceContext, customer_id: str) -> dict[str, Any]:
     return who
 
 
-def record(ctx: ServiceContext, token: str, message: dict[str, Any], source: str) -> None:
+def record(
+    ctx: ServiceContext, token: str, message: dict[str, Any], source: str, round_: str = ""
+) -> None:
     """Store the track ``message`` a link asks for, once: its messageId is made from the token
-    (``<source>:<digest>``), so a second click is a harmless duplicate."""
+    (``<source>:<digest>``, and ``round_`` when given), so a second click is a harmless
+    duplicate."""
     digest = hashlib.sha256(token.encode()).hexdigest()[:40]
+    message_id = f"{source}:{digest}" + (f":{round_}" if round_ else "")
     followup = ctx.followup
     try:
         events = parse_message(
-            {"type": "track", "messageId": f"{source}:{digest}", **message},
+            {"type": "track", "messageId": message_id, **message},
             default_timestamp=followup.clock(),
             phone_region=followup.phone_region,
         )

@@ -26,6 +26,7 @@ from engine.service.link_pages import (
     record,
     too_large,
 )
+from engine.state.codec import key_to_json
 from engine.state.profile import CONSENT_CHANNELS
 from engine.unsubscribe import InvalidToken, UnsubscribeRequest
 
@@ -44,9 +45,20 @@ def _check(ctx: ServiceContext, token: str) -> tuple[UnsubscribeRequest, dict[st
 
 
 def _record(ctx: ServiceContext, token: str) -> UnsubscribeRequest:
+    """Record the unsubscribe the token asks for, if the customer consents to its channel now:
+    once for each time they gave consent (the latest change's order key makes the messageId
+    apart), so a click on an old email after a new signup unsubscribes again, and a second
+    click while unsubscribed records nothing (it would change nothing)."""
     request, who = _check(ctx, token)
+    profile = ctx.followup.profile(request.customer_id, recent=0)
+    consent = profile.state.consent if profile is not None else None
+    if consent is None or not getattr(consent, request.channel, False):
+        return request
+    given = consent.changed_at.get(request.channel)
+    round_ = "-".join(str(part) for part in key_to_json(given)) if given is not None else "given"
     properties = {"channel": request.channel, "source": "unsubscribe_link"}
-    record(ctx, token, {"event": "Unsubscribed", "properties": properties, **who}, "unsubscribe")
+    message = {"event": "Unsubscribed", "properties": properties, **who}
+    record(ctx, token, message, "unsubscribe", round_)
     return request
 
 

@@ -66,6 +66,37 @@ def test_get_confirms_and_post_one_click_unsubscribes(service: Running) -> None:
     assert payload["properties"]["channel"] == "email"
 
 
+def test_an_old_link_after_a_new_signup_unsubscribes_again(service: Running) -> None:
+    """The customer unsubscribed, signed up again, then clicks the link of an old email: the
+    page says they are unsubscribed, so they are (a duplicate of the first click would have
+    left them subscribed). Clicks while unsubscribed record nothing."""
+    _consenting(service, "eve", "eve@example.com")
+    url = _links(service).url(customer_id_for("user:eve"), "email", service.clock())
+    assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert _consent(service, "eve") is False
+    service.clock.now += timedelta(days=1)
+    signup = {
+        "userId": "eve",
+        "event": "Subscribed",
+        "messageId": "eve-again",
+        "timestamp": service.clock().isoformat(),
+        "properties": {"list": "newsletter"},
+    }
+    with service.client() as client:
+        assert client.post("/v1/track", json=signup).status_code == 200
+    assert _consent(service, "eve") is True
+    service.clock.now += timedelta(days=1)
+    for _ in range(2):  # a double click
+        done = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200 and "no more email messages" in done.text
+    assert _consent(service, "eve") is False
+    with service.followup.engine.connect() as conn:
+        unsubscribes = conn.scalar(
+            sa.select(sa.func.count()).where(events.c.name == "Unsubscribed")
+        )
+    assert unsubscribes == 2
+
+
 def test_a_merged_customers_link_still_works(backend_service: Running) -> None:
     """A link made for a profile that was merged later unsubscribes the survivor."""
     service = backend_service
