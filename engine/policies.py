@@ -241,6 +241,18 @@ class SendPolicies:
         self._max_delay: dict[str, timedelta] = dict(policies.max_delay.items())
         self.double_opt_in = policies.double_opt_in
 
+    def quiet_until(
+        self, channel: str, customer: CustomerState, now: datetime
+    ) -> PolicyDecision | None:
+        """The deferral of a delivery due ``now`` inside the channel's configured quiet hours in
+        the customer's time zone (a retry, or a pass run late: the engine decided the send
+        outside them) to the end of the window; ``None`` outside them, or without quiet hours
+        for the channel. Calling hours are not checked here: a call list carries its window to
+        the dialer."""
+        if channel not in self._quiet_hours:
+            return None
+        return self._deferral(channel, customer, _utc(now), calling_hours=False)
+
     def stale(self, channel: str, decided_at: datetime, now: datetime) -> str | None:
         """Why a send decided for ``decided_at`` must not go out at ``now``, if it must not:
         it is later than ``policies.max_delay`` allows on ``channel`` (the outbox detail,
@@ -347,14 +359,14 @@ class SendPolicies:
         return self._default_zone
 
     def _deferral(
-        self, channel: str, customer: CustomerState, at: datetime
+        self, channel: str, customer: CustomerState, at: datetime, calling_hours: bool = True
     ) -> PolicyDecision | None:
         # Closed windows: the channel's quiet hours and, for calls, the complement of calling hours.
         closed: list[tuple[str, tuple[time, time]]] = []
         quiet = self._quiet_hours.get(channel)
         if quiet is not None:
             closed.append((f"{channel} quiet hours {_window_text(quiet)}", quiet))
-        if channel == "call":
+        if channel == "call" and calling_hours:
             start, end = self._calling_hours
             closed.append((f"outside calling hours {_window_text((start, end))}", (end, start)))
         zone, until, reasons = self._zone(customer), at, list[str]()

@@ -183,9 +183,15 @@ class OutboxDispatcher:
         put_off = self._put_off_until
         batching: dict[str, bool] = {}  # channel -> its provider takes batches (checked once)
         for row in page:
-            prepared = self._prepare(row, states.get(row.customer_id), now)
+            state = states.get(row.customer_id)
+            prepared = self._prepare(row, state, now)
             if isinstance(prepared, OutboxStatus):
                 outcomes[f"{row.channel}:{prepared}"] += 1
+                continue
+            quiet = self._quiet(prepared, state, now)
+            if quiet is not None:
+                claims.postpone(row, now, quiet[0], quiet[1])
+                outcomes[f"{row.channel}:quiet_hours"] += 1
                 continue
             if row.channel not in batching:
                 batching[row.channel] = isinstance(self.providers[row.channel], BatchProvider)
@@ -210,6 +216,24 @@ class OutboxDispatcher:
                 continue
             for (row, _), outcome in zip(batch, self._call_batch(channel, batch, now), strict=True):
                 outcomes[f"{channel}:{self._settle(row, outcome, now)}"] += 1
+
+    def _quiet(
+        self, delivery: Delivery, state: CustomerState | None, now: datetime
+    ) -> tuple[datetime, str] | None:
+        """Until when and why a delivery due now waits for the end of its channel's quiet
+        hours (a send or an audience add of a campaign; a removal, a consent or activity sync
+        and a double opt-in confirmation go at once), if it does."""
+        if state is None or delivery.action not in (
+            DeliveryAction.SEND,
+            DeliveryAction.AUDIENCE_ADD,
+        ):
+            return None
+        if is_transactional(delivery.campaign):
+            return None
+        deferral = self.policies.quiet_until(delivery.channel, state, now)
+        if deferral is None or deferral.until is None:
+            return None
+        return deferral.until, f"quiet_hours: {deferral.detail}"
 
     def _with_turns(
         self,
