@@ -304,7 +304,36 @@ def _provider_settings(data: Any, source: SourceMap, project: Project) -> list[P
             _at_setting(problem, source, ("providers", channel))
             for problem in check_provider_settings(settings, context) or []
         ]
-    return found
+    if any(problem.severity == "error" for problem in found):
+        return found  # the settings first
+    return found + _unsubscribe_base(data.get("email"), source, project)
+
+
+def _unsubscribe_base(email: Any, source: SourceMap, project: Project) -> list[Problem]:
+    """A warning when emails that leave the machine (any provider but the file outbox) would
+    carry unsubscribe links customers cannot reach (no ``server.public_url``: the local
+    address) or cannot unsubscribe from in one click (not https: no List-Unsubscribe-Post,
+    RFC 8058). A warning, as an unset secret is: a development config may leave it out."""
+    kind = email.get("provider") if isinstance(email, dict) else None
+    if not isinstance(kind, str) or kind == "outbox":
+        return []
+    server = project.config.server
+    at = ("providers", "email", "provider")
+    if server.public_url is None:
+        message = (
+            f"emails sent by {kind} carry unsubscribe links to {server.base_url}/unsubscribe/…,"
+            " which customers cannot reach; set server.public_url to the https address where"
+            " followup serve answers"
+        )
+    elif not server.base_url.startswith("https://"):
+        message = (
+            f"server.public_url {server.public_url} is not https: emails get no one-click"
+            " unsubscribe (List-Unsubscribe-Post, RFC 8058), which Gmail and Yahoo require of"
+            " bulk senders"
+        )
+    else:
+        return []
+    return [source.problem(at, message).as_warning()]
 
 
 def _at_setting(problem: SettingProblem, source: SourceMap, at: tuple[str, ...]) -> Problem:

@@ -108,6 +108,7 @@ providers:
     password_env: SMTP_PASSWORD
     sender: shop@example.com
   ads: {{provider: facebook, ad_account_id: act_123}}
+server: {{public_url: "https://events.shop.example"}}
 """
         root = project(tmp_path, {"cart.yaml": CART}, config)
         for strict in ((), ("--strict",)):
@@ -147,12 +148,36 @@ def test_set_secrets_give_no_warning(tmp_path: Path) -> None:
     config = """\
 providers:
   email: {provider: mailchimp, list_id: abc123, sender: shop@example.com}
+server: {public_url: "https://events.shop.example"}
 """
     root = project(tmp_path, {"cart.yaml": CART}, config)
     keys = {"MAILCHIMP_API_KEY": "k-us1", "MAILCHIMP_TRANSACTIONAL_KEY": "t"}
     result = run_followup(root, "validate", env=keys)
     assert result.returncode == 0
     assert lines(result) == ["ok: 1 campaign, 1 template and followup.yaml are valid"]
+
+
+def test_emails_that_leave_the_machine_want_a_public_https_unsubscribe_link(
+    tmp_path: Path,
+) -> None:
+    """Without server.public_url, real emails would carry http://127.0.0.1:8000 links; over
+    plain http, no one-click unsubscribe. A warning, as an unset secret (a development config
+    may leave it out): --strict leaves it alone. The file outbox sends nothing out."""
+    smtp = "providers:\n  email: {provider: smtp, host: h, sender: shop@example.com}\n"
+    root = project(tmp_path / "a", {"cart.yaml": CART}, smtp)
+    code, found = validate(root, "--strict")
+    assert code == 0
+    assert found[0] == (
+        "followup.yaml:2:21: warning: emails sent by smtp carry unsubscribe links to "
+        "http://127.0.0.1:8000/unsubscribe/…, which customers cannot reach; set "
+        "server.public_url to the https address where followup serve answers"
+    )
+    plain = smtp + 'server: {public_url: "http://events.shop.example"}\n'
+    root = project(tmp_path / "b", {"cart.yaml": CART}, plain)
+    assert "is not https: emails get no one-click unsubscribe" in validate(root)[1][0]
+    local = "providers:\n  email: {provider: outbox}\n"
+    root = project(tmp_path / "c", {"cart.yaml": CART}, local)
+    assert validate(root)[1] == ["ok: 1 campaign, 1 template and followup.yaml are valid"]
 
 
 def test_a_provider_without_a_settings_check_is_not_built(tmp_path: Path) -> None:
