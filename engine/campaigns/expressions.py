@@ -15,9 +15,10 @@ The same walk over the syntax tree lists the fixed paths a condition or template
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, TypeAlias, TypeVar
 
@@ -25,6 +26,7 @@ from jinja2 import (
     ChainableUndefined,
     TemplateError,
     TemplateSyntaxError,
+    Undefined,
     meta,
     nodes,
 )
@@ -95,7 +97,22 @@ def sandbox() -> SandboxedEnvironment:
     """The one sandbox conditions and template strings are compiled in (missing is empty)."""
     env = SandboxedEnvironment(undefined=ChainableUndefined, finalize=_empty_if_none)
     env.globals.update(days=days, hours=hours, minutes=minutes)
+    env.policies["json.dumps_function"] = _json_dumps
     return env
+
+
+def _json_dumps(value: Any, **options: Any) -> str:
+    """``| tojson`` (a webhook's JSON body): a missing value is ``null``, as it is empty
+    elsewhere, and a time is its ISO 8601 text, instead of failing the render."""
+    return json.dumps(value, default=_json_value, **options)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON data")
 
 
 class Expression:

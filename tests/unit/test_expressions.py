@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from engine.campaigns.expressions import (
@@ -12,8 +13,10 @@ from engine.campaigns.expressions import (
     check_expression,
     check_template,
     compile_expression,
+    sandbox,
     template_references,
 )
+from engine.journeys.context import names as scope_names
 from engine.state.profile import Cart, CartItem, Consent, CustomerState, Orders
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
@@ -143,3 +146,21 @@ def test_template_references() -> None:
     source = '{% extends "base.html" %}{% include "parts/footer.html" %}{% include name %}'
     assert template_references(source) == ["base.html", "parts/footer.html"]
     assert template_references("{% if %}") == []
+
+
+def test_tojson_writes_a_webhook_body_that_stays_json() -> None:
+    """docs/channels.md: values written with ``| tojson`` keep a JSON body valid whatever the
+    customer typed; a missing value is ``null`` (empty, as elsewhere), a time its ISO text."""
+    at = datetime(2024, 5, 6, 9, tzinfo=UTC)
+    state = CustomerState(traits={"first_name": 'Zoë "Q" <b>'}, first_seen_at=at)
+    body = (
+        '{"name": {{ customer.first_name | tojson }}, "last": {{ customer.last_name | tojson }},'
+        ' "seen": {{ customer.first_seen_at | tojson }}, "deep": {{ customer.x.y | tojson }}}'
+    )
+    rendered = sandbox().from_string(body).render(**scope_names("c1", state, None, at))
+    assert orjson.loads(rendered) == {
+        "name": 'Zoë "Q" <b>',
+        "last": None,
+        "seen": "2024-05-06T09:00:00+00:00",
+        "deep": None,
+    }
