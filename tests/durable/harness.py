@@ -52,6 +52,16 @@ def make_project(folder: Path, campaigns: list[str] | None = None) -> Path:
     return folder
 
 
+# a signup's welcome, sent at once (templates: hello.html)
+HELLO_CAMPAIGN = """campaign: hello
+trigger: {event: Subscribed}
+steps:
+  - send: email
+    template: hello.html
+    subject: Hello
+"""
+
+
 def one_campaign_project(folder: Path, campaign: str, templates: dict[str, str]) -> Path:
     """``folder`` with one campaign file (YAML text) and the given templates, by file name."""
     (folder / "campaigns").mkdir()

@@ -12,15 +12,8 @@ from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
 from engine.storage.tables import outbox
-from tests.durable.harness import Clock, one_campaign_project
+from tests.durable.harness import HELLO_CAMPAIGN, Clock, one_campaign_project
 
-CAMPAIGN = """campaign: hello
-trigger: {event: Subscribed}
-steps:
-  - send: email
-    template: hello.html
-    subject: Hello
-"""
 EVENING = datetime(2024, 5, 6, 20, 50, tzinfo=UTC)  # 10 minutes before quiet hours
 POLICIES = {"quiet_hours": {"email": "21:00-08:00"}}
 
@@ -34,7 +27,7 @@ def _rows(followup: Followup) -> list[tuple[str, datetime | None, str | None]]:
 def test_a_send_decided_before_quiet_hours_and_delivered_in_them_waits_for_morning(
     database_url: str, tmp_path: Path
 ) -> None:
-    project = one_campaign_project(tmp_path, CAMPAIGN, {"hello.html": "<p>Hi</p>\n"})
+    project = one_campaign_project(tmp_path, HELLO_CAMPAIGN, {"hello.html": "<p>Hi</p>\n"})
     clock = Clock(EVENING + timedelta(minutes=1))
     config = ProjectConfig(database_url=database_url, timezone="UTC", policies=POLICIES)
     followup = Followup(Project(config, project), clock)

@@ -10,15 +10,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from tests.durable.harness import HELLO_CAMPAIGN
 from tests.e2e.cli import run_followup
 
-CAMPAIGN = """campaign: hello
-trigger: {event: Subscribed}
-steps:
-  - send: email
-    template: hello.html
-    subject: Hello
-"""
 NOW = "2024-06-01T12:00:00Z"
 
 
@@ -34,7 +28,7 @@ def _signup(user: str, at: str) -> list[dict[str, Any]]:
 def _project(folder: Path, policies: str) -> Path:
     (folder / "campaigns").mkdir()
     (folder / "templates").mkdir()
-    (folder / "campaigns" / "hello.yaml").write_text(CAMPAIGN)
+    (folder / "campaigns" / "hello.yaml").write_text(HELLO_CAMPAIGN)
     (folder / "templates" / "hello.html").write_text("<p>Hello</p>\n")
     (folder / "followup.yaml").write_text(f"timezone: UTC\n{policies}")
     messages = _signup("old", "2024-05-01T09:00:00Z") + _signup("new", "2024-06-01T09:00:00Z")
