@@ -31,6 +31,7 @@ from engine.campaigns.expressions import (
 from engine.campaigns.loader import LoadedCampaign, Loc, Problem
 from engine.campaigns.sample import SampleData, trait_key
 from engine.campaigns.schema import (
+    CallSend,
     EmailSend,
     EventTrigger,
     IfStep,
@@ -156,6 +157,8 @@ def _texts(loaded: LoadedCampaign) -> list[_Text]:
             texts.append(_Text((*loc, "subject"), step.subject, events, template=True))
         elif isinstance(step, WebhookSend):
             texts.append(_Text((*loc, "body"), step.body, events, template=True))
+        elif isinstance(step, CallSend) and step.script is not None:
+            texts.append(_Text((*loc, "script"), step.script, events, template=True))
         elif isinstance(step, UpdateStep):
             for key, value in step.update.traits.items():
                 texts.append(_Text((*loc, "update", "traits", key), value.source, events))

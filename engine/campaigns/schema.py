@@ -264,7 +264,10 @@ class CallSend(StrictModel):
     list_: Text = Field(alias="list")
     priority: CallPriority | None = None
     reason: Text | None = None
-    script: Text | None = None
+    script: TemplateText | None = Field(
+        default=None,
+        description="what the agent says, a template rendered for the customer as a subject is",
+    )
 
 
 class WebhookSend(StrictModel):

@@ -99,7 +99,11 @@ class SendContent:
             if step.reason:
                 fields["reason"] = step.reason
             if step.script:
-                fields["script"] = step.script
+                try:
+                    scope = scope_of(journey, state, line.at)
+                    fields["script"] = sandbox().from_string(step.script).render(**scope)
+                except Exception as exc:  # noqa: BLE001 - as for email
+                    fields["render_error"] = f"{type(exc).__name__}: {exc}"
             return fields
         if isinstance(step, WebhookSend):
             try:

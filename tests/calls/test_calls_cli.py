@@ -32,7 +32,7 @@ steps:
     list: callbacks
     priority: high
     reason: callback_requested
-    script: Thank them; ask about the order
+    script: "Thank {{ customer.first_name }}; ask about the order"
 """
 
 CONFIG = """\
@@ -133,7 +133,7 @@ def test_the_dialer_round_trip(project: tuple[Path, dict[str, str]]) -> None:
         "reason": "callback_requested",
         "campaign": "callback",
         "cart_value": "0.00",
-        "script": "Thank them; ask about the order",
+        "script": "Thank =Ann; ask about the order",  # rendered for her
         "dnc_checked_at": "2024-06-03T14:05:00Z",
     }
     assert row["contact_id"].startswith("c_")
