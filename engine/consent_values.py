@@ -20,6 +20,15 @@ def consent_channel(value: object) -> str | None:
     return value.strip().lower() if isinstance(value, str) else None
 
 
+def event_channel(named: object) -> str | None:
+    """The consent channel a consent event's ``properties.channel`` names: ``email`` when it is
+    left out (or empty), ``None`` when it names no consent channel."""
+    if named is None or named == "":
+        return "email"
+    channel = consent_channel(named)
+    return channel if channel in CONSENT_CHANNELS else None
+
+
 def consent_flag(value: object) -> bool | None:
     """Yes or no, for a JSON boolean, the integers 1 and 0, or ``true``/``false``,
     ``yes``/``no``, ``1``/``0`` as text in any case; ``None`` for anything else."""

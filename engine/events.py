@@ -18,7 +18,13 @@ from typing import Any
 
 import orjson
 
-from engine.consent_values import CONSENT_CHANNELS, CONSENT_EVENTS, consent_channel, consent_flag
+from engine.consent_values import (
+    CONSENT_CHANNELS,
+    CONSENT_EVENTS,
+    consent_channel,
+    consent_flag,
+    event_channel,
+)
 from engine.contact import normalize_email, phone_key
 from engine.json_values import MAX_DEPTH, TooDeep, clean
 from engine.values import quick_init
@@ -308,7 +314,7 @@ def _check_consent_traits(consent: object) -> None:
 def _check_consent_channel(named: object) -> None:
     """A consent event's ``properties.channel`` is one of the consent channels, or left out
     (email): an unsubscribe from a channel no one has would change nothing."""
-    if named is None or named == "" or consent_channel(named) in CONSENT_CHANNELS:
+    if event_channel(named) is not None:
         return
     raise EventInvalid(
         RejectReason.INVALID_FIELD,

@@ -257,10 +257,9 @@ class SendPolicies:
         """Why a send decided for ``decided_at`` must not go out at ``now``, if it must not:
         it is later than ``policies.max_delay`` allows on ``channel`` (the outbox detail,
         ``stale: …``)."""
-        limit = self._max_delay.get(channel)
-        if limit is None or now - decided_at <= limit:
+        limit, late = self._max_delay.get(channel), now - decided_at
+        if limit is None or late <= limit:
             return None
-        late = now - decided_at
         age = f"{late.days} days" if late >= timedelta(days=2) else format_duration(late)
         return (
             f"stale: decided for {_iso(decided_at)}, {age} before delivery, past "

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from engine.consent_values import CONSENT_CHANNELS
 from engine.service.context import ServiceContext
 from engine.service.limits import BodyTooLarge, read_body
 from engine.service.link_pages import (
@@ -27,7 +28,6 @@ from engine.service.link_pages import (
     too_large,
 )
 from engine.state.codec import key_to_json
-from engine.state.profile import CONSENT_CHANNELS
 from engine.unsubscribe import InvalidToken, UnsubscribeRequest
 
 router = APIRouter(tags=["unsubscribe"], responses=RESPONSES)

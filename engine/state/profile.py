@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.consent_values import CONSENT_CHANNELS
 from engine.events import OrderKey
 from engine.values import quick_init
-
-__all__ = ["CONSENT_CHANNELS"]  # where the profile's other users find it
 
 
 @quick_init

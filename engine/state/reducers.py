@@ -16,7 +16,13 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from engine.consent_values import CONSENT_CHANNELS, CONSENT_EVENTS, consent_channel, consent_flag
+from engine.consent_values import (
+    CONSENT_CHANNELS,
+    CONSENT_EVENTS,
+    consent_channel,
+    consent_flag,
+    event_channel,
+)
 from engine.contact import normalize_email, normalize_phone
 from engine.events import Event, EventType, OrderKey
 from engine.state.cart import NeedsHistory, cart_after
@@ -59,13 +65,12 @@ def canonical_timezone(name: str) -> str | None:
     `` europe/paris`` (a form or a CSV export's case); ``None`` for no zone."""
     if valid_timezone(name):
         return name
-    wanted = name.strip().lower()
-    return next((zone for zone in _known_zones() if zone.lower() == wanted), None)
+    return _zones_by_lower_case().get(name.strip().lower())
 
 
 @lru_cache(maxsize=1)
-def _known_zones() -> tuple[str, ...]:
-    return tuple(sorted(available_timezones()))
+def _zones_by_lower_case() -> dict[str, str]:
+    return {zone.lower(): zone for zone in available_timezones()}
 
 
 def _timezone(traits: Mapping[str, Any], from_context: str | None) -> str | None:
@@ -264,9 +269,8 @@ def consent_changes(event: Event, holds_back: HoldsBack | None = None) -> dict[s
     nothing, and a ``Subscription Confirmed`` of such a signup (its channel and list) grants."""
     changes: dict[str, bool] = {}
     if event.type is EventType.TRACK and event.name in CONSENT_EVENTS:
-        named = event.properties.get("channel")
-        channel = "email" if named is None or named == "" else consent_channel(named)
-        if channel in CONSENT_CHANNELS:
+        channel = event_channel(event.properties.get("channel"))
+        if channel is not None:
             if event.name == "Unsubscribed":
                 changes[channel] = False
             elif holds_back is None:
