@@ -19,7 +19,12 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import SafeConstructor
 from yaml.error import Mark
 
-from engine.campaigns.schema import SCHEDULE_NEEDS_AUDIENCE, Campaign, UnknownKey
+from engine.campaigns.schema import (
+    CAMPAIGN_ID,
+    SCHEDULE_NEEDS_AUDIENCE,
+    Campaign,
+    UnknownKey,
+)
 from engine.errors import FollowupError
 
 CAMPAIGN_SUFFIXES = (".yaml", ".yml")
@@ -335,6 +340,12 @@ def _load_document(
     return LoadedCampaign(campaign, path, source), [], None
 
 
+def _spelled_id(data: dict[str, Any]) -> str | None:
+    """The valid campaign id a document that did not load spells, if any."""
+    value = data.get("campaign")
+    return value if isinstance(value, str) and CAMPAIGN_ID.fullmatch(value) else None
+
+
 def whole_campaign_problems(
     data: dict[str, Any], source: SourceMap, found: list[Problem]
 ) -> list[Problem]:
@@ -410,10 +421,12 @@ class CampaignSet:
 
 def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
     """Every campaign in ``paths`` (files or folders). Never raises: a missing path, an invalid
-    file or a campaign id used by two files is a :class:`Problem`."""
+    file or a campaign id used by two files is a :class:`Problem` (a file that did not load
+    still claims the id it spells, so a duplicate is told at once, with its other problems)."""
     campaigns: dict[str, LoadedCampaign] = {}
     problems: list[Problem] = []
     unloaded: list[tuple[dict[str, Any], SourceMap]] = []
+    claimed: dict[str, tuple[Path, SourceMap]] = {}  # each id, by the first file spelling it
     files = 0
     for path in paths:
         if path.is_dir():
@@ -427,20 +440,25 @@ def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
             files += 1
             loaded, file_problems, document = _load_document(file)
             problems += file_problems
-            if loaded is None:
-                unloaded += [document] if document is not None else []
+            if loaded is not None:
+                campaign_id, source = loaded.campaign.id, loaded.source
+            elif document is not None:
+                unloaded.append(document)
+                campaign_id, source = _spelled_id(document[0]), document[1]
+            else:
                 continue
-            first = campaigns.get(loaded.campaign.id)
-            if first is None:
-                campaigns[loaded.campaign.id] = loaded
+            if campaign_id is None:
                 continue
-            if first.file.resolve() == file.resolve():
-                continue  # the same file named twice
-            where = first.source.problem(("campaign",), "")
+            first = claimed.setdefault(campaign_id, (file, source))
+            if first[0].resolve() == file.resolve():
+                if loaded is not None:  # the first file with the id, or the same one twice
+                    campaigns.setdefault(campaign_id, loaded)
+                continue
+            where = first[1].problem(("campaign",), "")
             problems.append(
-                loaded.source.problem(
+                source.problem(
                     ("campaign",),
-                    f"duplicate campaign id {loaded.campaign.id!r}: also in "
+                    f"duplicate campaign id {campaign_id!r}: also in "
                     f"{where.path}:{where.line}:{where.column}; each campaign needs its own id",
                 )
             )

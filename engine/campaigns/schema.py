@@ -104,12 +104,15 @@ def _template_name(value: str) -> str:
 TemplateName = Annotated[Text, AfterValidator(_template_name)]
 
 
+CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
 def _campaign_id(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+    if not CAMPAIGN_ID.fullmatch(value):
         slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-") or "my-campaign"
         raise ValueError(
-            f"campaign id {value!r} may hold only lowercase letters, digits and '-'; "
-            f"write e.g. {slug}"
+            f"campaign id {value!r} may hold only lowercase letters, digits and '-', "
+            f"and starts with a letter or digit; write e.g. {slug}"
         )
     return value
 

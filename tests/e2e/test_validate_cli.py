@@ -183,6 +183,19 @@ def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:
     ]
 
 
+def test_a_duplicate_id_is_told_beside_the_files_other_problems(tmp_path: Path) -> None:
+    broken = CART.replace("wait: 1h", "wait: 1 hour")
+    assert broken != CART
+    project(tmp_path, {"a.yaml": CART, "b.yaml": broken, "c.yaml": CART})
+    result = run(tmp_path, "validate")
+    assert result.returncode == 1
+    found = lines(result)
+    assert len(found) == 3, found
+    assert found[0].startswith("campaigns/b.yaml:1:11: duplicate campaign id 'cart': also in ")
+    assert "unknown duration '1 hour'" in found[1]
+    assert found[2].startswith("campaigns/c.yaml:1:11: duplicate campaign id 'cart'")
+
+
 def test_a_webhook_names_a_configured_url(tmp_path: Path) -> None:
     hook = "campaign: hook\ntrigger: {event: Order Completed}\nsteps:\n"
     hook += "  - send: webhook\n    url: crm\n    body: '{{ customer.id }}'\n"

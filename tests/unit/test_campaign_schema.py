@@ -277,8 +277,10 @@ steps: [{send: email, template: digest.html, subject: Your week}]
         (HEAD + "entry: {while_active: restrat}\nsteps: [{wait: 1h}]\n", "for while_active"),
         (HEAD + "goal: {event: X, within: soon}\nsteps: [{wait: 1h}]\n", "unknown duration 'soon'"),
         ("campaign: Abandoned Cart\ntrigger: {event: X}\nsteps: [{wait: 1h}]\n",
-         ("1:11: campaign id 'Abandoned Cart' may hold only lowercase letters, digits and '-'; "
-         "write e.g. abandoned-cart")),
+         ("1:11: campaign id 'Abandoned Cart' may hold only lowercase letters, digits and '-', "
+         "and starts with a letter or digit; write e.g. abandoned-cart")),
+        ("campaign: '-cart'\ntrigger: {event: X}\nsteps: [{wait: 1h}]\n",
+         "and starts with a letter or digit; write e.g. cart"),
         ("campaign: x\ntrigger: {event: X, segment: customer.email}\nsteps: [{wait: 1h}]\n",
          "2:10: a trigger has exactly one of event, schedule, segment"),
         ("campaign: x\ntrigger: {evnt: X}\nsteps: [{wait: 1h}]\n", "unknown trigger 'evnt'"),
