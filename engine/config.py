@@ -24,14 +24,21 @@ from engine.project_files import (
     database_url,
 )
 
+# The largest batch an official client sends: rudder-sdk-python fills one up to 4 MiB of
+# events (Segment's libraries stop at 500 KB), plus the envelope.
+REQUEST_BYTES = 4 * 1024 * 1024 + 64 * 1024
+
 
 class LimitsConfig(BaseModel):
-    """``server.limits:``: what the HTTP ingest API accepts (Segment's own limits by default)."""
+    """``server.limits:``: what the HTTP ingest API accepts (by default, what the official
+    Segment and RudderStack clients send: 32 KB an event, a RudderStack batch of 4 MB)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     request_bytes: int = Field(
-        default=500 * 1024, gt=0, description="the largest request body (a batch), in bytes"
+        default=REQUEST_BYTES,
+        gt=0,
+        description="the largest request body (a batch), in bytes, decompressed",
     )
     event_bytes: int = Field(
         default=32 * 1024, gt=0, description="the largest single event, as JSON, in bytes"

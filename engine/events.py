@@ -371,9 +371,15 @@ def _channels(message: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[s
     return "", library
 
 
+# What a sender or a server stamps anew on each attempt: not the message's content.
+_STAMPED_PER_ATTEMPT = frozenset({"sentAt", "receivedAt"})
+
+
 def content_message_id(message: Mapping[str, Any]) -> str:
-    """A messageId for a message that has none: a hash of its content, so a resend still dedupes."""
-    digest = hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """A messageId for a message that has none: a hash of its content, so a resend still dedupes
+    (``sentAt`` and ``receivedAt``, stamped again on every attempt, are left out)."""
+    content = {k: v for k, v in message.items() if k not in _STAMPED_PER_ATTEMPT}
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return "sha256:" + digest[:40]
 
 

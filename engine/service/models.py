@@ -118,7 +118,7 @@ class BatchItem(_Message):
 
 
 class BatchRequest(BaseModel):
-    """``POST /v1/batch``: up to 500 KB of messages; the good ones are stored, the bad ones kept
+    """``POST /v1/batch``: up to ``server.limits.request_bytes`` of messages; the good ones are stored, the bad ones kept
     in the rejects store and named in the answer."""
 
     model_config = ConfigDict(extra="allow")

@@ -166,6 +166,41 @@ def test_every_event_of_the_official_clients_lands_once(served: Served, name: st
     assert bad["source"].startswith("http:key_")
 
 
+# a 25-line order: about 7 KB of JSON, far under the 32 KB of an event
+ORDER_LINES = [
+    {
+        "product_id": f"sku-{n:05d}",
+        "name": f"Organic cotton t-shirt, size M, colour {n}",
+        "price": 19.9,
+        "quantity": 1,
+        "category": "Apparel/Men/T-shirts",
+        "url": f"https://shop.example/products/sku-{n:05d}",
+        "image_url": f"https://cdn.shop.example/img/sku-{n:05d}.jpg",
+    }
+    for n in range(25)
+]
+
+
+@pytest.mark.parametrize("name", ["segment", "rudder"])
+def test_a_full_batch_of_the_clients_defaults_lands(served: Served, name: str) -> None:
+    """Each library as it ships batches 100 calls: 100 big orders make a batch of about 700 KB
+    from rudder-sdk-python (it fills one up to 4 MB), which the default limits take whole,
+    where a 500 KB limit refused it, and the client dropped all 100 as a final 413."""
+    kind, options = CLIENTS[name]
+    errors: list[Exception] = []
+    client = kind(served.key, host=served.url, on_error=lambda e, _b: errors.append(e), **options)
+    for n in range(100):
+        client.track(
+            f"{name}-buyer{n}",
+            "Order Completed",
+            {"order_id": f"o{n}", "revenue": 497.5, "products": ORDER_LINES},
+            message_id=f"{name}-order-{n}",
+        )
+    client.shutdown()
+    assert errors == []
+    assert len(served.rows(f"{name}-order-")) == 100
+
+
 LIBRARIES = {
     "segment": (SegmentConsumer, SegmentAPIError),
     "rudder": (RudderConsumer, RudderAPIError),

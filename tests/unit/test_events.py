@@ -179,6 +179,17 @@ def test_missing_message_id_is_a_stable_content_hash() -> None:
     assert first == content_message_id(track(properties={"a": 1, "b": 2}))
 
 
+def test_a_resend_restamped_by_its_sender_keeps_its_content_hash() -> None:
+    """A client sets ``sentAt`` anew on each attempt (and a relay may add ``receivedAt``): a
+    resend of a message without a messageId is still the same message."""
+    sent = track(properties={"a": 1}, sentAt="2024-05-01T10:00:00Z")
+    again = track(
+        properties={"a": 1}, sentAt="2024-05-01T10:00:09Z", receivedAt="2024-05-01T10:00:10Z"
+    )
+    assert content_message_id(sent) == content_message_id(again)
+    assert content_message_id(sent) != content_message_id(track(properties={"a": 2}))
+
+
 def test_order_key_breaks_time_ties_by_arrival_never_message_id() -> None:
     [a] = parse_message(track(messageId="a"), arrival=2)
     [b] = parse_message(track(messageId="b"), arrival=1)
