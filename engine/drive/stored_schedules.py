@@ -5,7 +5,7 @@ clock can: a cron that did not run, a machine that was down. Here each scheduled
 the segment sweep has a row in the store saying when it is next due and how far a run over the
 customers got, so a crash resumes and several workers share a run. Missed ticks follow
 APScheduler's model (``misfire_grace``, coalescing); segment looks are booked per customer and
-swept on the hourly grid of the first pass, each missed hour at that hour, as ``simulate`` does.
+swept at each hour of UTC, each missed hour at that hour, as ``simulate`` does.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from engine.drive.port import ScheduleRow, ScheduleStore
 from engine.durable.book import CampaignBook
 from engine.journeys.plan import format_time
 from engine.journeys.runtime import JourneyEngine
-from engine.journeys.schedule import SEGMENT_SWEEP, next_tick
+from engine.journeys.schedule import SEGMENT_SWEEP, first_sweep_from, next_tick
 
 SEGMENTS = "segments"  # the hourly sweep of the customers whose segment look is due
 SCHEDULE_PREFIX = "schedule:"  # + a campaign id: the row of its schedule ticks
@@ -66,11 +66,11 @@ class StoredSchedules:
         another pass holds (ingest, for a batch) ends the pass here (``summary.tick_left``):
         the sweeps and the other events and timers would take the customers it has still to
         go over past its instant; the next pass goes on with it. Past the tick's
-        ``misfire_grace`` the pass goes on all the same (logged). The hourly grid of the
-        segment sweeps is the first pass's, kept before anything else it does: a first pass
+        ``misfire_grace`` the pass goes on all the same (logged). The first segment sweep
+        (the first hour of UTC from the first pass) is kept before anything else it does: a first pass
         killed in the middle of the first sweep over everyone leaves it to the next."""
         if self.full_sweep is not None:
-            self.store.record_schedule(SEGMENTS, now, exact=False)
+            self.store.record_schedule(SEGMENTS, first_sweep_from(now), exact=False)
         runs = [  # in id order: the order of the ticks of an instant
             self._schedule(campaign, campaign.trigger, summary, now)
             for campaign in self.book.active
@@ -179,7 +179,7 @@ class StoredSchedules:
         if self.full_sweep is None:
             return
         # the next sweep of the hourly grid (a look is taken once, whoever sweeps it)
-        origin = self.store.record_schedule(SEGMENTS, now, exact=False)
+        origin = self.store.record_schedule(SEGMENTS, first_sweep_from(now), exact=False)
         if origin is None or origin > now:
             return
         sweep = origin

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -11,7 +11,21 @@ from engine.campaigns.schema import ScheduleTrigger
 from engine.policies import next_local_time
 
 SEGMENT_SWEEP = timedelta(hours=1)
-"""Segment triggers are looked at on an hourly grid from the clock's first moment."""
+"""Segment triggers are looked at on an hourly grid: the hours of UTC (:func:`sweep_hour`)."""
+
+
+def sweep_hour(moment: datetime) -> datetime:
+    """The sweep of the hourly grid at or before ``moment``. Sweeps fall on the hours of UTC,
+    whatever the clock's first moment: a customer's entry never hangs on when another
+    customer's first event came, or when the first durable pass ran."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def first_sweep_from(moment: datetime) -> datetime:
+    """The first sweep of the hourly grid at or after ``moment``."""
+    hour = sweep_hour(moment)
+    return hour if hour == moment else hour + SEGMENT_SWEEP
+
 
 SWEEP_RANK = 2**21
 """The rank of a segment sweep among the actions of one instant

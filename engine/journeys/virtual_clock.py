@@ -5,7 +5,7 @@ timeouts, deferred sends) when told to advance, and the caller's own actions boo
 :meth:`~engine.journeys.runtime.JourneyEngine.call_at`. The durable runtime books ticks and
 sweeps from its ``schedule_ticks`` rows; :class:`VirtualClock` books them for ``simulate``: every
 tick of every scheduled campaign from the first event on (none missed), and a segment sweep
-every :data:`SEGMENT_SWEEP` on the grid of the first event, each looking only at the customers
+at each hour of UTC (:func:`~engine.journeys.schedule.sweep_hour`), each looking only at the customers
 who need a look (:mod:`engine.journeys.audience_memo`, :mod:`engine.journeys.wakeups`).
 """
 
@@ -18,7 +18,7 @@ from engine.campaigns.schema import Campaign, ScheduleTrigger, SegmentTrigger
 from engine.journeys.audience_memo import TickAudience
 from engine.journeys.context import CustomerView
 from engine.journeys.runtime import JourneyEngine
-from engine.journeys.schedule import SEGMENT_SWEEP, SWEEP_RANK, next_tick
+from engine.journeys.schedule import SEGMENT_SWEEP, SWEEP_RANK, next_tick, sweep_hour
 from engine.journeys.wakeups import SweepGrid
 
 AUDIENCE_HORIZON = timedelta(days=365)  # how far ahead simulate trusts an audience found false
@@ -45,9 +45,9 @@ class VirtualClock:
                 self._book_tick(campaign, start)
         self._grid: SweepGrid | None = None
         if any(isinstance(c.trigger, SegmentTrigger) for c in engine.campaigns):
-            self._grid = SweepGrid(start, SEGMENT_SWEEP)
+            self._grid = SweepGrid(sweep_hour(start), SEGMENT_SWEEP)
             engine.book_segment_looks(self._grid, search_when_saved=False)
-            engine.call_at(start + SEGMENT_SWEEP, self._sweep, SWEEP_RANK)
+            engine.call_at(self._grid.time(1), self._sweep, SWEEP_RANK)
 
     def _changed(self, customer_id: str) -> None:
         for audience in self._audiences.values():

@@ -1,8 +1,8 @@
 """When a customer's segment trigger next needs a look: the sweep of ``simulate`` without
 visiting every customer every hour.
 
-Segment triggers are re-evaluated on a grid of sweep times (every :data:`SEGMENT_SWEEP` from the
-start of the clock). Between two changes of a customer's state, only ``now`` moves, so
+Segment triggers are re-evaluated on a grid of sweep times (every :data:`SEGMENT_SWEEP`, on the
+hours of UTC). Between two changes of a customer's state, only ``now`` moves, so
 :func:`first_change` can search the grid for the first sweep at which a condition's value differs,
 evaluating it over whole stretches of time at once (:mod:`engine.campaigns.intervals`) and
 splitting a stretch only where the value depends on the time. The answer is exact: the same

@@ -151,9 +151,10 @@ def test_a_pass_run_late_sweeps_the_missed_hour_before_a_later_event(
     """u00 lapses 90 days after their order; no pass ran for hours after, and the next one
     takes an event of theirs from after the lapse: they enter at the hourly sweep the lapse
     fell to, as simulate plans, not at the event (the pass took its events before its sweeps,
-    and the event's own look entered them)."""
+    and the event's own look entered them). The sweeps fall on the hours of UTC, not at the
+    minute of the first pass."""
     ingest_file(shop.followup, _orders(tmp_path, {"u00": START}))
-    shop.clock.now = START + timedelta(minutes=2)  # the sweeps fall at 00:02 of each hour
+    shop.clock.now = START + timedelta(minutes=2)
     durable = DurableProject(shop.followup)
     assert durable.run_once().engine.swept_customers == 1
     lapse = START + timedelta(days=90, minutes=1)
@@ -161,7 +162,7 @@ def test_a_pass_run_late_sweeps_the_missed_hour_before_a_later_event(
     ingest_file(shop.followup, _identify(tmp_path, "u00", later, {"first_name": "Uma"}))
     shop.clock.now = lapse + timedelta(hours=5)
     durable.run_once()
-    assert [line.split()[0] for line in _entered(shop.followup)] == ["2024-03-31T00:02:00Z"]
+    assert [line.split()[0] for line in _entered(shop.followup)] == ["2024-03-31T01:00:00Z"]
 
 
 def test_a_changed_segment_campaign_looks_at_everyone_again(shop: Shop, tmp_path: Path) -> None:
@@ -293,18 +294,19 @@ def _in_out_in(followup: Followup, durable: DurableProject, clock: Clock, tmp_pa
 def test_a_cooldown_ending_at_the_moment_of_a_sweep_lets_the_customer_in_then(
     shop: Shop, tmp_path: Path
 ) -> None:
-    """Entries fall at event or sweep times, to the microsecond; a cooldown of whole hours ends
-    at the very moment of a later hourly sweep, which must let the customer in (a look booked
-    at the next whole second waited for the sweep an hour later)."""
+    """Entries fall at event or sweep times, to the microsecond; a cooldown of whole hours from
+    an entry on the hour ends at the very moment of a later hourly sweep (sweeps fall on the
+    hours of UTC), which must let the customer in (a look booked after the cooldown's last
+    instant waited for the sweep an hour later)."""
     _vip_campaign(shop.project, SEND)
-    start = shop.clock.now = START + timedelta(microseconds=500_000)
+    start = shop.clock.now = START
     durable = DurableProject(shop.followup)
     _in_out_in(shop.followup, durable, shop.clock, tmp_path)
     shop.clock.now = start + timedelta(hours=2)  # the cooldown is over, to the microsecond
     durable.run_once()
     assert [line.split()[0] for line in _entered(shop.followup)] == [
-        "2024-01-01T00:00:00.500Z",
-        "2024-01-01T02:00:00.500Z",
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T02:00:00Z",
     ]
 
 

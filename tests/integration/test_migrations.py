@@ -124,11 +124,37 @@ def test_the_inbox_takes_its_event_times_from_the_log(database_url: str) -> None
         engine.dispose()
 
 
+def test_sweep_rows_move_onto_the_hours_of_utc(database_url: str) -> None:
+    """0023: each partition's ``segments`` row (the next hourly sweep, on the grid of the first
+    pass until then) moves to the first UTC hour at or after it; a sweep over everyone's row
+    (a run, not a grid) and a schedule's stay."""
+    from datetime import UTC, datetime
+
+    from engine.storage.tables import schedule_ticks
+
+    engine = _schema_at(database_url, "0022")
+    at = datetime(2026, 3, 1, 9, 37, 13, tzinfo=UTC)
+    rows = {"segments": at, "segments#1/2": at.replace(minute=0, second=0)}
+    rows |= {"segments:0123abcd": at, "schedule:weekly": at}
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                schedule_ticks.insert(), [{"name": n, "due_at": d} for n, d in rows.items()]
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            query = sa.select(schedule_ticks.c.name, schedule_ticks.c.due_at)
+            found: dict[str, datetime] = dict(conn.execute(query).all())  # type: ignore[arg-type]
+        assert found == {**rows, "segments": datetime(2026, 3, 1, 10, tzinfo=UTC)}
+    finally:
+        engine.dispose()
+
+
 def test_the_heads_read_without_alembic_are_alembics() -> None:
     """``schema_heads`` lets a command find the schema up to date without loading Alembic:
     read from the scripts' ``revision`` and ``down_revision``, they are the heads Alembic
     finds."""
-    assert schema_heads() == head_revisions() == ("0022", "calls0001")
+    assert schema_heads() == head_revisions() == ("0023", "calls0001")
 
 
 def test_heads_are_read_whatever_the_scripts_are_called(tmp_path: Path) -> None:
@@ -203,7 +229,7 @@ def test_a_database_whose_call_lists_the_core_made_keeps_them(database_url: str)
 
     from integrations.calls.tables import call_dnc, call_entries
 
-    engine = _schema_at(database_url, "0022")
+    engine = _schema_at(database_url, "0023")
     try:
         with engine.begin() as conn:  # as the old 0004 left them
             assert not sa.inspect(conn).has_table("call_entries")
@@ -213,9 +239,9 @@ def test_a_database_whose_call_lists_the_core_made_keeps_them(database_url: str)
             conn.execute(
                 call_dnc.insert(), {"phone": "+15551230000", "source": "t", "added_at": at}
             )
-        assert current_revisions(engine) == ("0022",)
+        assert current_revisions(engine) == ("0023",)
         upgrade(engine)
-        assert current_revisions(engine) == head_revisions() == ("0022", "calls0001")
+        assert current_revisions(engine) == head_revisions() == ("0023", "calls0001")
         with engine.connect() as conn:
             assert conn.scalars(sa.select(call_dnc.c.phone)).all() == ["+15551230000"]
             context = MigrationContext.configure(conn, opts={"compare_type": False})
@@ -227,7 +253,7 @@ def test_a_database_whose_call_lists_the_core_made_keeps_them(database_url: str)
 def test_a_new_database_gets_the_call_lists_from_their_branch(database_url: str) -> None:
     """The core's branch alone makes no call lists; the calls branch makes them, and going
     back down its branch drops them and leaves the core's tables."""
-    engine = _schema_at(database_url, "0022")
+    engine = _schema_at(database_url, "0023")
     try:
         with engine.connect() as conn:
             assert not sa.inspect(conn).has_table("call_entries")
@@ -240,7 +266,7 @@ def test_a_new_database_gets_the_call_lists_from_their_branch(database_url: str)
 
         with engine.begin() as conn:
             command.downgrade(_alembic_config(conn), "calls@base")
-        assert current_revisions(engine) == ("0022",)
+        assert current_revisions(engine) == ("0023",)
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert "call_entries" not in tables and {"outbox", "events"} <= tables
@@ -261,7 +287,7 @@ def test_a_revision_no_script_knows_is_named_and_nothing_is_dropped(database_url
             upgrade(engine)
         assert "migrated to loyalty0003, which no migration script" in str(raised.value)
         assert "Install that version or integration again" in str(raised.value)
-        assert current_revisions(engine) == ("0022", "calls0001", "loyalty0003")
+        assert current_revisions(engine) == ("0023", "calls0001", "loyalty0003")
     finally:
         with engine.begin() as conn:  # the PostgreSQL database serves the next tests
             conn.execute(sa.text("DELETE FROM alembic_version WHERE version_num = 'loyalty0003'"))

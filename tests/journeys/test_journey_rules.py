@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 from engine.events import parse_message
 from engine.journeys.plan import plan_text
@@ -489,8 +490,7 @@ steps:
     assert sends == [("yes", T0.replace(day=13, hour=7)), ("yes", T0.replace(day=20, hour=7))]
 
 
-def test_segment_turns_true_as_time_passes(scenario: Scenario) -> None:
-    scenario.campaign("""
+LAPSED = """
 campaign: lapsed
 trigger:
   segment: customer.orders.last_at and customer.orders.last_at < now - days(90)
@@ -498,13 +498,38 @@ steps:
   - send: email
     template: w.html
     subject: We miss you
-""")
+"""
+
+
+def test_segment_turns_true_as_time_passes(scenario: Scenario) -> None:
+    """The condition turns just after 90 days from the order (20 past the hour): the customer
+    enters at the hourly sweep after it, on the hours of UTC."""
+    scenario.campaign(LAPSED)
     scenario.customer()
-    scenario.event("Order Completed", 0, properties={"order_id": "o", "revenue": 5})
+    scenario.event("Order Completed", 20, properties={"order_id": "o", "revenue": 5})
     lines = scenario.plan(until=T0 + timedelta(days=100))
     enters = [line.at for line in lines if line.action.value == "enter"]
-    assert len(enters) == 1
-    assert T0 + timedelta(days=90) < enters[0] <= T0 + timedelta(days=90, hours=1)
+    assert enters == [T0 + timedelta(days=90, hours=1)]
+
+
+def test_a_segment_entry_does_not_hang_on_another_customers_events(tmp_path: Path) -> None:
+    """The sweeps fall on the hours of UTC, not on a grid from the file's first event: another
+    customer's page view at 09:37:13, earlier than everything else, changes no entry time."""
+    plans = []
+    for early in (False, True):
+        (tmp_path / str(early)).mkdir()
+        scenario = Scenario(tmp_path / str(early))
+        scenario.campaign(LAPSED)
+        if early:
+            scenario.event("Page Viewed", -22.78, user="someone-else", type="page")
+        scenario.customer(minutes=0)
+        scenario.event("Order Completed", 20, properties={"order_id": "o", "revenue": 5})
+        lines = scenario.plan(until=T0 + timedelta(days=100))
+        plans.append(
+            [(line.at, line.action.value) for line in lines if line.customer.user_id == "u1"]
+        )
+    assert plans[0] == plans[1]
+    assert (T0 + timedelta(days=90, hours=1), "enter") in plans[0]
 
 
 def test_segments_turned_by_updates_are_looked_at_boundedly_per_instant(
