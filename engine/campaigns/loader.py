@@ -440,6 +440,7 @@ def load_campaigns(paths: Iterable[Path]) -> CampaignSet:
             files += 1
             loaded, file_problems, document = _load_document(file)
             problems += file_problems
+            campaign_id: str | None
             if loaded is not None:
                 campaign_id, source = loaded.campaign.id, loaded.source
             elif document is not None:

@@ -144,7 +144,7 @@ def test_sweep_rows_move_onto_the_hours_of_utc(database_url: str) -> None:
         upgrade(engine)
         with engine.connect() as conn:
             query = sa.select(schedule_ticks.c.name, schedule_ticks.c.due_at)
-            found: dict[str, datetime] = dict(conn.execute(query).all())  # type: ignore[arg-type]
+            found: dict[str, datetime] = dict(conn.execute(query).all())
         assert found == {**rows, "segments": datetime(2026, 3, 1, 10, tzinfo=UTC)}
     finally:
         engine.dispose()
