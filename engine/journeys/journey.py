@@ -31,6 +31,9 @@ class Journey:
     converted: bool = False
     trigger: Event | None = None  # what `event` means in later steps
     parked: bool = False  # on a send deferred by quiet or calling hours, resumed once it goes
+    # what brought that send due, in event order: an event's key, or (time, LAST_ARRIVAL) for a
+    # timer, tick or sweep (after every event of its instant)
+    parked_key: OrderKey | None = None
     audiences: dict[str, str] = field(default_factory=dict)  # audience -> step that added it
     # audiences added with ``remove_on_exit: false``: kept after the journey, left only when
     # the customer withdraws ads consent

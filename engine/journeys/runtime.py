@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -33,7 +33,7 @@ from engine.campaigns.schema import (
     walk_steps,
 )
 from engine.double_opt_in import is_transactional
-from engine.events import CAMPAIGN_CHANNEL, LAST_ARRIVAL, Event, EventType
+from engine.events import CAMPAIGN_CHANNEL, LAST_ARRIVAL, Event, EventType, OrderKey
 from engine.journeys import steps as position
 from engine.journeys.context import (
     choose_variant,
@@ -72,6 +72,7 @@ _CALLS_FIRST = 2**62  # a caller's action sorts before the journey timers of its
 _CALLS_PER_RANK = 2**40  # room for that many calls of one rank before the next (2**22 ranks)
 _SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
 _DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
+_REMOVE = "audience_remove"  # an ad audience removal: goes on after its journey ends
 # whether an email's body template renders for (customer, state, trigger event, now): a send
 # whose body cannot render is skipped when decided, as one whose subject cannot
 RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]
@@ -120,6 +121,9 @@ class JourneyEngine:
         # customers an update step wrote traits to: their segments are looked at once the
         # event or timer that ran the step is done, as after an identify of theirs
         self._updated: dict[str, None] = {}
+        # what the engine is taking now, in event order: the event's key, or (time,
+        # LAST_ARRIVAL) for a timer; a send held by quiet hours keeps it (see _exit)
+        self._moment: OrderKey = (datetime.min.replace(tzinfo=UTC), 0)
         # (due, sequence, timer): tuples compare in C, where Timer's generated ordering runs
         # Python code for every comparison the heap makes
         self._timers: list[tuple[datetime, int, Timer]] = []
@@ -272,6 +276,7 @@ class JourneyEngine:
     def _take(self, timer: Timer) -> None:
         """What a due timer does: a journey's wait or timeout, a held send, a caller's action."""
         at = timer.due
+        self._moment = (at, LAST_ARRIVAL)  # after every event of its instant
         kind = timer.kind
         if kind is _RESUME or kind is _TIMEOUT:
             journey_ref, generation = timer.payload
@@ -286,10 +291,13 @@ class JourneyEngine:
             self._run(journey, at, journey.trigger)
         elif kind is _SEND:
             pending = timer.payload
-            outcome = self._deliver(pending, at)
             journey = self._journeys[pending.journey]
+            if journey.status is _EXITED and not journey.parked and pending.action != _REMOVE:
+                return  # the journey ended before the send came due (see _exit): never taken
+            outcome = self._deliver(pending, at)
             if outcome != _DEFERRED and journey.parked and journey.status is _ACTIVE:
                 journey.parked = False
+                journey.parked_key = None
                 journey.at = position.advance(journey.at)
                 self._run(journey, at, journey.trigger)
         elif kind is _CALL:
@@ -333,6 +341,7 @@ class JourneyEngine:
 
     def on_event(self, event: Event) -> None:
         """An event arrives at its own time (call :meth:`advance_before` first)."""
+        self._moment = event.order_key
         resolved = self.customers.apply(event)
         customer_id = resolved.customer_id
         for resolved_watcher in self._resolved_watchers:
@@ -547,6 +556,11 @@ class JourneyEngine:
     ) -> None:
         journey.status = _EXITED
         journey.generation += 1
+        if journey.parked and journey.parked_key is not None and journey.parked_key > self._moment:
+            # held on a send that came due after what ends it, in event order: a late event
+            # (the durable runtime took the send's time first); simulate, taking the event
+            # first, never got to the send, so it goes with no plan line
+            journey.parked = False
         self._line(journey, _EXIT, at, reason=reason, fields=fields or {})
         self._leave_audiences(journey, at)
 
@@ -620,6 +634,7 @@ class JourneyEngine:
                 taken = self._send_step(journey, step, frame.path, frame.variant, at, scope)
                 if taken == _DEFERRED:
                     journey.parked = True  # held on this step until the send goes out
+                    journey.parked_key = self._moment
                     return
                 journey.at = position.advance(journey.at)
 

@@ -91,13 +91,14 @@ def encode_journey(journey: Journey) -> dict[str, Any]:
     """Where a journey is and what it holds, as JSON (campaign and customer are columns)."""
     return {
         "held_out": journey.held_out,
-        "entry_key": [_time(journey.entry_key[0]), journey.entry_key[1]],
+        "entry_key": _key(journey.entry_key),
         "at": encode_position(journey.at),
         "generation": journey.generation,
         "waiting": journey.waiting_for is not None,
         "converted": journey.converted,
         "trigger": encode_event(journey.trigger) if journey.trigger is not None else None,
         "parked": journey.parked,
+        "parked_key": _key(journey.parked_key) if journey.parked_key is not None else None,
         "audiences": dict(journey.audiences),
         "kept_audiences": dict(journey.kept_audiences),
     }
@@ -133,6 +134,7 @@ def decode_journey(
         converted=data["converted"],
         trigger=decode_event(trigger) if trigger is not None else None,
         parked=data["parked"],
+        parked_key=_entry_key(parked) if (parked := data.get("parked_key")) else None,
         audiences=dict(data["audiences"]),
         kept_audiences=dict(data.get("kept_audiences") or {}),  # none before it was kept
     )
@@ -173,6 +175,10 @@ def decode_timer_payload(kind: TimerKind, data: dict[str, Any]) -> Any:
 def timer_journey(kind: TimerKind, payload: Any) -> str:
     """The journey a timer belongs to."""
     return payload.journey if kind == TimerKind.SEND else str(payload[0])
+
+
+def _key(key: OrderKey) -> list[Any]:
+    return [_time(key[0]), key[1]]
 
 
 def _entry_key(data: list[Any]) -> OrderKey:
