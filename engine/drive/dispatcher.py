@@ -178,7 +178,7 @@ class OutboxDispatcher:
         takes its turn before each call (or batch); a row it has no turn for soon is put off."""
         claims = self._claims
         assert claims is not None
-        states = self.store.states([row.customer_id for row in page])
+        states = self.store.states([row.customer_id for row in page], now)
         batches: dict[str, list[tuple[DueRow, Delivery]]] = {}
         put_off = self._put_off_until
         batching: dict[str, bool] = {}  # channel -> its provider takes batches (checked once)

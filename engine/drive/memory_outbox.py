@@ -164,8 +164,9 @@ class MemoryOutbox:
                     found[f"{row.channel}:unknown"] += 1
         return found
 
-    def states(self, customer_ids: Collection[str]) -> dict[str, CustomerState]:
-        """The current state of each customer found (of their survivor, for a merged one)."""
+    def states(self, customer_ids: Collection[str], now: datetime) -> dict[str, CustomerState]:
+        """The current state of each customer found (of their survivor, for a merged one): the
+        engine's, which has taken no event after ``now``."""
         customers = self.customers
         found = {}
         for customer_id in sorted(set(customer_ids)):

@@ -185,8 +185,10 @@ class OutboxStore(Protocol):
         else ``unknown``. Counts by ``channel:reclaimed`` and ``channel:unknown``."""
         ...
 
-    def states(self, customer_ids: Collection[str]) -> dict[str, CustomerState]:
-        """The current state of each customer found (a merged one's survivor's)."""
+    def states(self, customer_ids: Collection[str], now: datetime) -> dict[str, CustomerState]:
+        """Each customer found as a delivery at ``now`` checks them (a merged one by its
+        survivor): the profile with every event logged, unless it holds events stamped after
+        ``now``; then as the journey engine has taken it."""
         ...
 
     def turn(self, name: str, rate: Rate, max_wait: float) -> float:

@@ -144,19 +144,11 @@ class SqlOutboxStore:
         :func:`engine.durable.claims.retake`)."""
         return retake(self.db, self.holders, resend, now, lease)
 
-    def states(self, customer_ids: Collection[str]) -> dict[str, CustomerState]:
-        """The current state of each customer (of their survivor, for a merged one)."""
-        wanted = sorted(set(customer_ids))
-        store = self._customers
+    def states(self, customer_ids: Collection[str], now: datetime) -> dict[str, CustomerState]:
+        """Each customer as a delivery at ``now`` checks them (:meth:`CustomerStore.states_at`:
+        their survivor, for a merged one)."""
         with self.db.connect() as conn:
-            found = store.states(conn, wanted)
-            for customer_id in wanted:
-                if customer_id not in found:
-                    live = store.resolve(conn, customer_id)
-                    state = store.states(conn, [live]).get(live) if live else None
-                    if state is not None:
-                        found[customer_id] = state
-            return found
+            return self._customers.states_at(conn, list(customer_ids), now)
 
     def turn(self, name: str, rate: Rate, max_wait: float) -> float:
         """A turn of the throttle ``name``, shared by every process on the database."""

@@ -216,6 +216,44 @@ class CustomerStore:
             found.update((cid, state_from_json(state)) for cid, state in conn.execute(query))
         return found
 
+    def states_at(
+        self, conn: sa.Connection, customer_ids: Sequence[str], now: datetime
+    ) -> dict[str, CustomerState]:
+        """Each of ``customer_ids`` as a delivery at ``now`` checks them (a merged one by its
+        survivor): the profile itself, with every event logged (an unsubscribe takes effect at
+        once), unless it holds an event stamped after ``now`` (events ingested ahead of the
+        clock: a backfill). Then the profile as the journey engine has taken it by its pass
+        (``engine_state``; a merged one's own while ingest merged it ahead of the engine), not
+        the next day's unsubscribe. One query a chunk, and one per merged customer."""
+        rows: dict[str, Any] = {}
+        columns = (
+            customers.c.id,
+            customers.c.merged_into,
+            customers.c.state,
+            customers.c.engine_state,
+        )
+        for part in chunks(sorted(set(customer_ids))):
+            rows.update(
+                (row.id, row)
+                for row in conn.execute(sa.select(*columns).where(customers.c.id.in_(part)))
+            )
+        found: dict[str, CustomerState] = {}
+        for customer_id, row in rows.items():
+            live = row
+            if row.merged_into is not None:
+                survivor = self.resolve(conn, customer_id)
+                query = sa.select(*columns).where(customers.c.id == survivor)
+                live = conn.execute(query).first() if survivor is not None else None
+                if live is None:
+                    continue
+            state = state_from_json(live.state)
+            if state.last_seen_at is not None and state.last_seen_at > now:
+                seen = row.engine_state if row.engine_state is not None else live.engine_state
+                if seen is not None:
+                    state = state_from_json(seen)
+            found[customer_id] = state
+        return found
+
     def versioned_states(
         self, conn: sa.Connection, customer_ids: Sequence[str], cache: StateCache | None = None
     ) -> dict[str, VersionedState]:

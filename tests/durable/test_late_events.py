@@ -123,6 +123,36 @@ def test_a_late_unsubscribe_older_than_a_pending_send_stops_it(
         followup.close()
 
 
+def test_a_backfill_delivers_on_the_profile_as_of_the_pass_not_its_later_events(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A month of events ingested at once, then passes through it (a backfill, or events
+    ingested ahead of the clock): the cart email decided at 10:00 is checked at delivery
+    against the profile as the engine has taken it, not the unsubscribe stamped the next
+    day that ingest has logged already (it was skipped `no_consent`, where simulate sends)."""
+    clock = Clock(T)
+    followup = _shop(database_url, tmp_path, clock)
+    try:
+        consent = {"email": "ann@example.com", "consent": {"email": True}}
+        _send(
+            followup,
+            tmp_path,
+            _message("identify", T - timedelta(days=1), **consent),
+            _message("Product Added", T, product_id="boots", price=90),
+            _message("Unsubscribed", T + timedelta(days=1)),
+        )
+        durable = DurableProject(followup)
+        clock.now = T + timedelta(hours=1)
+        durable.run_once()
+        assert [(status, detail) for _, status, detail in _sends(followup)] == [
+            ("delivered", "written to the outbox")
+        ]
+        profile = followup.profile("ann")  # the profile itself has every event ingested
+        assert profile is not None and not profile.state.consent.email
+    finally:
+        followup.close()
+
+
 def test_a_late_subscribe_does_not_undo_a_later_unsubscribe(
     database_url: str, tmp_path: Path
 ) -> None:
