@@ -237,6 +237,29 @@ def due_events(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) 
     return sorted(rows, key=lambda row: tuple(getattr(row, key) for key in keys))
 
 
+def timer_owners(now: datetime) -> Callable[[sa.Connection, Sequence[Any]], list[str]]:
+    """The customer to claim for each row of a page of due timers (customer ids first): the
+    timer's own, or, for a profile ingest merged by an event stamped ahead of the clock, the
+    profile it went into, whose batch holds it (:func:`merged_later`). Claimed as its own, a
+    merged profile is never live: its due timer waited for a later event of the survivor's."""
+
+    def owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
+        named = [row[0] for row in rows]
+        query = (
+            sa.select(merges.c.merged_id, events.c.customer_id)
+            .select_from(journey_inbox)
+            .join(merges, merges.c.message_id == journey_inbox.c.message_id)
+            .join(events, events.c.message_id == journey_inbox.c.message_id)
+            .where(journey_inbox.c.timestamp > now)
+        )
+        into: dict[str, str] = {}
+        for where in among(conn, merges.c.merged_id, named):
+            into.update(conn.execute(query.where(where)).all())
+        return [into.get(customer_id, customer_id) for customer_id in named]
+
+    return owners
+
+
 def merged_later(conn: sa.Connection, customer_ids: Sequence[str], now: datetime) -> dict[str, str]:
     """The profiles merged into ``customer_ids`` by an event stamped ahead of the clock (in the
     inbox past ``now``), by the customer: until the engine takes that event it

@@ -39,6 +39,7 @@ from engine.durable.batches import (
     partition_of,
     take,
     timer_batch,
+    timer_owners,
 )
 from engine.durable.book import CampaignBook
 from engine.durable.sql_outbox import outbox_values
@@ -218,7 +219,7 @@ class SqlJourneyStore:
         running = sorted(c.id for c in self.book.active)
         with self.db.begin() as conn:
             ids = self.claims.first(
-                conn, timer_batch(now, self.batch_size, running, self.partition)
+                conn, timer_batch(now, self.batch_size, running, self.partition), timer_owners(now)
             )
             taken = take(conn, self.claims, ids, now)
             yield SqlWork(conn, taken) if taken.ids else None

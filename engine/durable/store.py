@@ -43,7 +43,7 @@ from engine.policies import SendPolicies
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.state.reducers import StateReducer
-from engine.storage.customer_store import among
+from engine.storage.customer_store import among, survivors_of
 from engine.storage.driver_writes import insert_new_rows, insert_rows, update_rows, upsert_rows
 from engine.storage.tables import (
     campaign_members,
@@ -280,6 +280,9 @@ def save(
     for where in among(conn, journey_timers.c.id, loaded.timer_ids):
         conn.execute(journey_timers.delete().where(where))
     timer_rows: list[Any] = []
+    # a profile ingest merged ahead of the engine is worked on in its survivor's batches: its
+    # timers and sends are the survivor's partition's (batches.timer_owners)
+    owner = survivors_of(conn, loaded.merged_ahead) if loaded.merged_ahead else {}
     for timer in [*engine.timers(), *engine.held_steps]:
         journey = by_id[timer_journey(timer.kind, timer.payload)]
         timer_rows.append(
@@ -290,7 +293,7 @@ def save(
                 "campaign_id": journey.campaign.id,
                 "kind": timer.kind,
                 "payload": encode_timer_payload(timer.kind, timer.payload),
-                "bucket": bucket_of(journey.customer_id),
+                "bucket": bucket_of(owner.get(journey.customer_id, journey.customer_id)),
             }
         )
     insert_rows(conn, journey_timers, timer_rows)
@@ -330,6 +333,7 @@ def save(
                 ),
                 now,
             )
+            | {"bucket": bucket_of(owner.get(line.customer.id, line.customer.id))}
         )
     insert_new_rows(conn, outbox, sends)
     _skip_after_exit(conn, lines, {row["key"] for row in sends}, now)

@@ -19,7 +19,14 @@ from engine.events import Event, EventType
 from engine.state.codec import state_from_json, state_to_json
 from engine.state.profile import CustomerState
 from engine.storage.bulk import BulkWriter, json_text
-from engine.storage.tables import customers, events, identities, journey_inbox, merges
+from engine.storage.tables import (
+    customers,
+    events,
+    identities,
+    journey_inbox,
+    journey_timers,
+    merges,
+)
 
 T = TypeVar("T")
 CHUNK = 900  # below SQLite's bound-parameter limit on old builds
@@ -423,7 +430,14 @@ class CustomerStore:
                     received_as=sa.func.coalesce(events.c.received_as, events.c.customer_id),
                 )
             )
-        # their events waiting for the journey engine are the survivor's partition's now
+        # their events waiting for the journey engine are the survivor's partition's now, and
+        # their timers (batches.timer_owners: the survivor's batches take them)
+        for part in chunks(merged_ids):
+            conn.execute(
+                journey_timers.update()
+                .where(journey_timers.c.customer_id.in_(part))
+                .values(bucket=bucket_of(survivor_id))
+            )
         conn.execute(
             journey_inbox.update()
             .where(

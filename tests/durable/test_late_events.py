@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from engine.api import Followup
 from engine.drive.explanation import explain_customer
+from engine.drive.partitions import Partition
 from engine.durable.explain_text import decision_text
 from engine.durable.project import DurableProject
 from engine.durable.sql_reads import SqlExplainReads
-from engine.storage.tables import outbox
+from engine.storage.tables import customers, outbox
 from tests.durable.harness import (
     Clock,
     decision_lines,
@@ -149,6 +151,75 @@ def test_a_backfill_delivers_on_the_profile_as_of_the_pass_not_its_later_events(
         ]
         profile = followup.profile("ann")  # the profile itself has every event ingested
         assert profile is not None and not profile.state.consent.email
+    finally:
+        followup.close()
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_timer_of_a_profile_merged_by_a_later_sign_in_fires_on_time(
+    database_url: str, tmp_path: Path, count: int
+) -> None:
+    """Six shoppers' devices add to cart at 09:00; each signs in to its account at 14:00,
+    and all of it is ingested at once (a backfill): ingest merges each device into the
+    account ahead of the engine. The cart email's timer, 10:00, of the device's journey
+    fires at 10:00, as simulate plans it, though its profile is merged away; it waited for
+    the account's next event (a pass over either partition of the pair, when split)."""
+    clock = Clock(T)
+    followup = _shop(database_url, tmp_path, clock)
+    try:
+        messages = []
+        for n in range(6):
+            device = {"anonymousId": f"device-{n}"}
+            traits = {"email": f"d{n}@example.com", "consent": {"email": True}}
+            messages += [
+                {
+                    **message(
+                        f"a{n}", "identify", T - timedelta(days=1), email=f"u{n}@example.com"
+                    ),
+                    "userId": f"user-{n}",
+                },
+                {
+                    **device,
+                    "type": "identify",
+                    "messageId": f"d{n}",
+                    "traits": traits,
+                    "timestamp": (T - timedelta(hours=1)).isoformat(),
+                },
+                {
+                    **device,
+                    "type": "track",
+                    "event": "Product Added",
+                    "messageId": f"p{n}",
+                    "properties": {"product_id": "boots", "price": 90},
+                    "timestamp": T.isoformat(),
+                },
+                {
+                    **device,
+                    "userId": f"user-{n}",
+                    "type": "identify",
+                    "messageId": f"s{n}",
+                    "traits": {},
+                    "timestamp": (T + timedelta(hours=5)).isoformat(),
+                },
+            ]
+        _send(followup, tmp_path, *messages)
+        halves = [Partition(i, count) for i in range(count)]
+        passes = [DurableProject(followup, partition=half) for half in halves]
+        with followup.engine.connect() as conn:
+            owners = dict(conn.execute(sa.select(customers.c.id, customers.c.merged_into)).all())
+        merged = {device: user for device, user in owners.items() if user is not None}
+        assert len(merged) == 6
+        if count == 2:  # some device is in the other partition than its account
+            assert any(halves[0].holds(d) != halves[0].holds(u) for d, u in merged.items())
+        for now in (T, T + timedelta(hours=1)):
+            clock.now = now
+            for one in passes:
+                one.run_once()
+        assert [(at, status) for at, status, _ in _sends(followup)] == [
+            (T + timedelta(hours=1), "delivered")
+        ] * 6
+        for one in passes:
+            one.close()
     finally:
         followup.close()
 
