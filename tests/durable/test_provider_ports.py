@@ -116,6 +116,7 @@ def test_consent_changes_reach_a_provider_that_keeps_consent(
         message_id="unsub-1",
     )
     followup.track("Unsubscribed", user_id="ann", timestamp=T0, message_id="unsub-1")  # again
+    clock.now = T0 + timedelta(minutes=1)  # both changes are past: delivered as it stands now
     durable.run_once()
     clock.now = T0 + timedelta(hours=1)
     durable.run_once()
