@@ -46,7 +46,7 @@ class SqlReportReads:
     def campaign_counts(
         self, period: Period, splits: Mapping[str, tuple[str, ...]]
     ) -> dict[str, CampaignCounts]:
-        return count_campaigns(self.conn, decisions, period, splits)
+        return count_campaigns(self.conn, decisions, period, splits, settled=outbox)
 
     def orders(self, settings: ReportSettings, period: Period) -> Iterator[Order]:
         query = (

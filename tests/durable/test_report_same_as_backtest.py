@@ -14,7 +14,13 @@ import orjson
 from engine.api import Followup
 from engine.config import Project, ProjectConfig
 from engine.durable.project import DurableProject
-from tests.durable.harness import Clock, one_campaign_project, replay_when_due, write_messages
+from tests.durable.harness import (
+    HELLO_CAMPAIGN,
+    Clock,
+    one_campaign_project,
+    replay_when_due,
+    write_messages,
+)
 from tests.durable.shop import CART, PROMO, T0, messages
 from tests.e2e.cli import run_followup
 
@@ -88,3 +94,33 @@ def test_the_backtest_report_is_the_live_report(database_url: str, tmp_path: Pat
         assert 0 < found["orders"]["attributed_count"] < found["orders"]["count"]
         promo = next(c for c in found["campaigns"] if c["campaign"] == "promo")
         assert {row["variant"] for row in promo["variants"]["0"]} == {"a", "b"}
+
+
+def test_a_send_skipped_at_delivery_counts_as_skipped(database_url: str, tmp_path: Path) -> None:
+    """REPORTS.md: ``skipped`` counts the sends skipped, by reason. A welcome decided ``sent``
+    for a month ago and settled ``skipped`` at delivery (``policies.max_delay``) is no touch
+    and was in no count: the funnel called it sent."""
+    folder = one_campaign_project(tmp_path, HELLO_CAMPAIGN, {"hello.html": "<p>Hello</p>\n"})
+    clock = Clock(T0 + timedelta(days=30))
+    config = ProjectConfig.model_validate(
+        {"database_url": database_url, "policies": {"max_delay": {"email": "2d"}}}
+    )
+    followup = Followup(Project(config, folder), clock)
+    try:
+        traits = {"email": "ann@example.com", "consent": {"email": True}}
+        followup.identify(user_id="ann", traits=traits, timestamp=T0)
+        followup.track("Subscribed", user_id="ann", properties={"list": "n"}, timestamp=T0)
+        durable = DurableProject(followup)
+        durable.run_once()
+        durable.close()
+        live = run_followup(
+            folder, "report", "--format", "json", env={"FOLLOWUP_DATABASE_URL": database_url}
+        )
+    finally:
+        followup.close()
+    assert live.returncode == 0, live.stderr
+    [hello] = orjson.loads(live.stdout)["campaigns"]
+    assert (hello["touches"], hello["skipped"]) == ({}, {"stale": 1})
+    assert hello["steps"] == [
+        {"step": "0", "reached": 1, "sent": 0, "skipped": {"stale": 1}, "exited": 0}
+    ]
