@@ -57,6 +57,7 @@ from engine.storage.tables import (
     segment_looks,
 )
 
+LATE_EXIT = "exited:"  # how the detail of a row a late exit skipped starts
 CHANNEL_ACTIONS = frozenset({PlanAction.SEND, PlanAction.AUDIENCE_ADD, PlanAction.AUDIENCE_REMOVE})
 
 # The extra fields of a decided send, rendered for its channel: (line, journey, state) -> fields
@@ -165,7 +166,12 @@ def load(
         query = sa.select(outbox.c.customer_id, outbox.c.channel, outbox.c.decided_at).where(
             where,
             outbox.c.action != PlanAction.AUDIENCE_REMOVE.value,
-            outbox.c.status != OutboxStatus.SKIPPED,
+            # a send decided counts, as in simulate, even if skipped at delivery (consent
+            # withdrawn, max_delay); not one a late exit came before (simulate never decided it)
+            sa.or_(
+                outbox.c.status != OutboxStatus.SKIPPED,
+                sa.func.coalesce(outbox.c.detail, "").not_like(f"{LATE_EXIT}%"),
+            ),
             outbox.c.campaign_id.not_in(TRANSACTIONAL),  # confirmations count for no cap
             outbox.c.decided_at >= earliest - history,
         )
@@ -411,7 +417,7 @@ def _skip_after_exit(
         exit_line = exits[row.journey_id]
         cause = exit_line.fields.get("event") or exit_line.reason
         detail = (
-            f"exited: the journey exited at {format_time(exit_line.at)} ({cause}), "
+            f"{LATE_EXIT} the journey exited at {format_time(exit_line.at)} ({cause}), "
             "on an event that came in after this was decided"
         )
         conn.execute(
