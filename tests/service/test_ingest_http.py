@@ -122,7 +122,8 @@ def test_oversized_requests_and_events_get_413(service: Running) -> None:
     with service.client() as client:
         huge_batch = client.post(
             "/v1/batch",
-            json={"batch": [_track(f"m{i}", note="y" * 1000) for i in range(520)]},
+            # past the 4 MB and 64 KB of a full rudder-sdk-python batch
+            json={"batch": [_track(f"m{i}", note="y" * 20_000) for i in range(215)]},
         )
         big_event = client.post(
             "/v1/batch",

@@ -40,7 +40,7 @@ def test_health_and_readiness(service: Running) -> None:
         )
     behind = httpx.get(f"{service.url}/readyz")
     assert behind.status_code == 503
-    assert behind.json()["detail"] == "schema at 0003 + calls0001, code expects 0022 + calls0001"
+    assert behind.json()["detail"] == "schema at 0003 + calls0001, code expects 0023 + calls0001"
 
 
 def test_metrics_count_events_and_rejects(service: Running) -> None:
