@@ -158,7 +158,7 @@ def build_message(delivery: Delivery, sender: str) -> EmailMessage:
         message["From"] = from_
         if fields.get("reply_to"):
             message["Reply-To"] = str(fields["reply_to"])
-        message["Subject"] = str(fields.get("subject") or "")
+        message["Subject"] = literal_text(str(fields.get("subject") or ""))
         message["Date"] = format_datetime(as_utc(delivery.due_at))
         message["Message-ID"] = message_id(delivery.key, from_)
         unsubscribe = str(fields.get("unsubscribe_url") or "")
@@ -278,7 +278,21 @@ def _display_name(recipient: Recipient) -> str:
 
 
 def _address(recipient: Recipient, email: str) -> Address:
-    return Address(display_name=_display_name(recipient), addr_spec=email)
+    return Address(display_name=literal_text(_display_name(recipient)), addr_spec=email)
+
+
+WORD_JOINER = "\u2060"
+
+
+def literal_text(value: str) -> str:
+    """``value`` as a header shows it, never read as RFC 2047 encoded words: the standard
+    package decodes ``=?utf-8?q?Eve=0D=0ABcc:_x@evil.test?=`` in a header set from a string,
+    and writes the CR LF it decodes as a line break: a first name or a subject rendered from
+    a trait made headers of its own (``Bcc:``, ``Reply-To:``, a body). A word joiner, which
+    shows as nothing, keeps ``=?`` from starting an encoded word (RFC 2047, section 5: text
+    that looks like one must not be read as one); the header then goes out encoded, and a
+    mail client shows the text as it was written."""
+    return value.replace("=?", f"={WORD_JOINER}?") if "=?" in value else value
 
 
 def _publish(temp: str, final: str) -> bool:

@@ -126,3 +126,49 @@ def test_a_usual_message_is_written_directly() -> None:
         build_message(delivery, SENDER)
     except MessageInvalid as error:  # pragma: no cover - the delivery above is valid
         raise AssertionError(error) from error
+
+
+_ENCODED_WORDS = st.sampled_from(
+    [
+        "=?utf-8?q?Eve=0D=0AReply-To:_attacker@evil.test=0D=0A=0D=0A<h1>pwned</h1>?=",
+        "=?utf-8?q?Hi=0D=0ABcc:_evil@example.com?=",
+        "=?utf-8?b?SGkNCkJjYzogZXZpbEBleGFtcGxlLmNvbQ==?=",
+        "=?iso-8859-1?q?fake?= encoded",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(name=_ENCODED_WORDS | _any_text, subject=_ENCODED_WORDS | _any_text, words=_ENCODED_WORDS)
+def test_customer_text_never_makes_headers_of_its_own(name: str, subject: str, words: str) -> None:
+    """A first name or a subject rendered from a trait holding RFC 2047 encoded words (an
+    attacker's ``=?utf-8?q?Eve=0D=0ABcc:...?=``) stays the one header's text: a strict reader
+    finds the headers followup wrote and no other, and the subject as it was rendered (the
+    standard package decoded the words when the header was set and wrote their CR LF)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    delivery = Delivery(
+        key="j_0123abcd:1",
+        campaign="welcome",
+        journey="j_0123abcd",
+        step="1",
+        channel="email",
+        action=DeliveryAction.SEND,
+        due_at=datetime(2024, 6, 1, 12, 30, tzinfo=UTC),
+        recipient=Recipient(customer_id="c_1", email="eve@example.com", first_name=words + name),
+        fields={"subject": subject + " " + words, "text": "Hi", "html": "<p>Hi</p>"},
+    )
+    try:
+        wire = message_bytes(delivery, SENDER)
+    except MessageInvalid:
+        return  # a raw CR LF or another character no header may hold: refused, not sent
+    read = BytesParser(policy=policy.default).parsebytes(wire)
+    assert sorted(set(read.keys())) == sorted(
+        {"To", "From", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"}
+        | {"X-Followup-Key", "X-Followup-Campaign", "X-Followup-Journey", "X-Followup-Step"}
+    )
+    assert read["To"].addresses[0].addr_spec == "eve@example.com"
+    shown = str(read["Subject"]).replace("\u2060", "")
+    assert "\r" not in shown and "\n" not in shown
+    assert words in shown
