@@ -11,7 +11,6 @@ import smtplib
 import ssl
 
 CLOSING = 421  # "service not available, closing transmission channel"
-TEMPORARY_AUTH = 454  # "temporary authentication failure": worth another try
 REPLY_LIMIT = 300
 
 
@@ -35,12 +34,13 @@ def reply_text(reply: bytes | str) -> str:
 def describe_connect_error(
     exc: BaseException, at: str, where: str = "providers.email"
 ) -> tuple[bool, str]:
-    """``(permanent, detail)`` for a failure to connect to ``at``, secure or log in. A 535 login
-    refusal, a missing STARTTLS, an untrusted certificate and 5xx replies are permanent; the
-    rest (the server down, a 4xx greeting, a temporary login failure) is worth retrying."""
+    """``(permanent, detail)`` for a failure to connect to ``at``, secure or log in. A 5xx
+    login refusal (535, 534, 538), a missing STARTTLS, an untrusted certificate and 5xx replies
+    are permanent; the rest (the server down, any 4xx reply, to the login too) is worth
+    retrying."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         detail = f"login to {at} refused: {exc.smtp_code} {reply_text(exc.smtp_error)}"
-        if exc.smtp_code == TEMPORARY_AUTH:
+        if 400 <= exc.smtp_code < 500:  # 454 temporary failure, 421 closing, 432, 451...
             return False, detail
         return (
             True,

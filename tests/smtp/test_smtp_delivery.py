@@ -3,6 +3,7 @@ TLS with a certificate made in the test, AUTH only over TLS, the exact message r
 
 from __future__ import annotations
 
+import smtplib
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,19 @@ def test_one_click_unsubscribe_only_for_an_https_link() -> None:
     )
     assert plain["List-Unsubscribe"] == "<http://localhost:8000/unsubscribe/abc>"
     assert plain["List-Unsubscribe-Post"] is None  # RFC 8058 asks for an HTTPS link
+
+
+@pytest.mark.parametrize(
+    ("code", "permanent"),
+    [(454, False), (421, False), (432, False), (535, True), (534, True), (538, True)],
+)
+def test_a_4xx_to_the_login_is_retried_and_a_5xx_is_not(code: int, permanent: bool) -> None:
+    """docs/channels.md: "4xx at any step (greylisting, mailbox busy, 421, 454 temporary login
+    failure): failed, retry in 5 minutes"; "login refused with 535 (or 534, 538): failed for
+    good". A 421 at AUTH (the server closing for now) failed for good."""
+    from integrations.smtp.replies import describe_connect_error
+
+    refused = smtplib.SMTPAuthenticationError(code, b"4.7.0 try again later")
+    found, detail = describe_connect_error(refused, "smtp.example.com:587")
+    assert found is permanent
+    assert detail.startswith(f"login to smtp.example.com:587 refused: {code}")
