@@ -130,9 +130,7 @@ class CallListProvider:
         return DeliveryOutcome(DeliveryStatus.DELIVERED, detail, provider_id=values["id"])
 
     def _entry(self, delivery: Delivery, list_name: str, phone: str) -> dict[str, Any]:
-        fields = delivery.fields
         cells = call_row(delivery, phone)
-        script = fields.get("script")
         now = self._clock()
         return {
             "id": entry_id(delivery.key),
@@ -147,7 +145,7 @@ class CallListProvider:
             "window_end": cells["call_window_end_local"],
             "priority": cells["priority"],
             "reason": cells["reason"],
-            "script": " ".join(str(script).split()) if script else "",
+            "script": cells["script"],
             "campaign_id": delivery.campaign,
             "journey_id": delivery.journey,
             "cart_value": cells["cart_value"],

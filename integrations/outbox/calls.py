@@ -39,6 +39,7 @@ COLUMNS = (
     "reason",
     "campaign",
     "cart_value",
+    "script",  # the step's script, rendered for the customer
 )
 DEFAULT_WINDOW = ("08:00", "21:00")  # 47 CFR 64.1200(c)(1), recipient-local; the dialer may narrow
 DEFAULT_PRIORITY = "normal"
@@ -60,7 +61,7 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-def _customer_text(value: str | None) -> str:
+def _customer_text(value: object) -> str:
     """Text the customer typed (names), defused so a spreadsheet never runs it as a formula."""
     text = _one_line(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
@@ -108,6 +109,8 @@ def call_row(delivery: Delivery, phone_e164: str) -> dict[str, str]:
         "reason": _one_line(fields.get("reason") or delivery.campaign),
         "campaign": delivery.campaign,
         "cart_value": _money(fields.get("cart_value")),
+        # rendered from the customer's traits: defused as their name is
+        "script": _customer_text(fields.get("script") or None),
     }
 
 

@@ -457,7 +457,7 @@ def test_ads_concurrent_appends_keep_every_line_whole(tmp_path: Path, shared: bo
 
 HEADER = (
     "key,contact_id,phone_e164,first_name,last_name,timezone,call_window_start_local,"
-    "call_window_end_local,not_before_utc,priority,reason,campaign,cart_value"
+    "call_window_end_local,not_before_utc,priority,reason,campaign,cart_value,script"
 )
 
 
@@ -469,6 +469,7 @@ def a_call(step: str = "4.then.0", **overrides: Any) -> Delivery:
         "window_start": "09:00",
         "window_end": "20:00",
         "cart_value": 249.5,
+        "script": "Ask Jane about the boots",
         **overrides,
     }
     return delivery("call", step, **fields)
@@ -483,14 +484,22 @@ def test_call_list_has_the_header_and_the_row_exactly(tmp_path: Path) -> None:
         HEADER,
         (
             "j_0123abcd:4.then.0,c_42,+14155550100,Jane,Doe,America/Chicago,09:00,20:00,"
-            "2024-06-01T12:30:00+00:00,high,abandoned_cart,abandoned-cart,249.50"
+            "2024-06-01T12:30:00+00:00,high,abandoned_cart,abandoned-cart,249.50,"
+            "Ask Jane about the boots"
         ),
     ]
 
 
 def test_call_list_defaults_and_quoting(tmp_path: Path) -> None:
     odd = replace(
-        a_call(priority=None, reason=None, window_start=None, window_end=None, cart_value=None),
+        a_call(
+            priority=None,
+            reason=None,
+            window_start=None,
+            window_end=None,
+            cart_value=None,
+            script='=HYPERLINK("http://evil.test","x"), thanks\nfor the order',
+        ),
         recipient=replace(JANE, first_name="=HYPERLINK(1)", last_name="O'Brien, Jr.\nII"),
     )
     CsvCallList(tmp_path).deliver(odd)
@@ -500,6 +509,8 @@ def test_call_list_defaults_and_quoting(tmp_path: Path) -> None:
     assert len(rows) == 1
     row = rows[0]
     assert (row["first_name"], row["last_name"]) == ("'=HYPERLINK(1)", "O'Brien, Jr. II")
+    # a script rendered from a name is defused as the name is (docs/channels.md)
+    assert row["script"] == '\'=HYPERLINK("http://evil.test","x"), thanks for the order'
     assert (row["call_window_start_local"], row["call_window_end_local"]) == ("08:00", "21:00")
     assert (row["priority"], row["reason"], row["cart_value"]) == (
         "normal",
@@ -543,7 +554,7 @@ def test_call_concurrent_appends_keep_every_row_whole(tmp_path: Path) -> None:
     with (tmp_path / "high-value-carts.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == HEADER.split(",")
-    assert len(rows) == 201 and all(len(row) == 13 for row in rows)
+    assert len(rows) == 201 and all(len(row) == 14 for row in rows)
     assert len({row[0] for row in rows[1:]}) == 200
 
 
