@@ -21,10 +21,12 @@ def preview(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Render a template with a customer's unified profile (``event`` is empty)."""
+    """Render a template with a customer's unified profile (``event`` is empty; the
+    unsubscribe link is a stand-in that unsubscribes no one)."""
     from engine.confirm_links import PLACEHOLDER as CONFIRM_PLACEHOLDER
     from engine.journeys.context import names
     from engine.rendering import render_email, template_problem
+    from engine.unsubscribe import PATH as UNSUBSCRIBE_PATH
 
     with open_engine(ctx) as followup:
         profile = followup.profile(customer, recent=0)
@@ -35,6 +37,10 @@ def preview(
             raise fail(f"{folder / template}: no such template")
         scope = names(profile.id, profile.state, None, followup.clock())
         scope["confirm_url"] = f"{CONFIRM_PLACEHOLDER}{profile.id}"  # a double opt-in's link
+        # the footer's link as a sent email has it, on the project's public address, but no
+        # working token: a click in a preview must not unsubscribe the customer
+        base_url = followup.project.config.server.base_url
+        scope["unsubscribe_url"] = f"{base_url}{UNSUBSCRIBE_PATH}preview-{profile.id}"
         try:
             email = render_email(folder, template, subject, scope)
         except Exception as exc:

@@ -288,6 +288,9 @@ def test_preview_renders_a_template_as_the_customer_gets_it(tmp_path: Path) -> N
     html = run(tmp_path, "preview", "abandoned_cart.html", "--customer", "ann@example.com")
     assert html.returncode == 0, html.stderr
     assert "Hi Ann," in html.stdout and "Boots" in html.stdout and "120.00" in html.stdout
+    # the footer a sent email has, with a link that unsubscribes no one
+    assert "Unsubscribe</a> from these emails" in html.stdout
+    assert "/unsubscribe/preview-c_" in html.stdout
     text = run(
         tmp_path,
         "preview",
