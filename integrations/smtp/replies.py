@@ -31,6 +31,11 @@ def reply_text(reply: bytes | str) -> str:
     return shown[:REPLY_LIMIT] + ("..." if len(shown) > REPLY_LIMIT else "")
 
 
+# what OpenSSL says when the first bytes back are not TLS (an SMTP greeting): `security: ssl`
+# on a port that speaks plain SMTP, a configuration error no retry can fix
+_PLAIN_TEXT_REPLIES = frozenset({"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
+
+
 def describe_connect_error(
     exc: BaseException, at: str, where: str = "providers.email"
 ) -> tuple[bool, str]:
@@ -58,6 +63,12 @@ def describe_connect_error(
             f"for a private CA set {where}.ca_file"
         )
     if isinstance(exc, ssl.SSLError):
+        if exc.reason in _PLAIN_TEXT_REPLIES:  # TLS spoken to a server that speaks plain SMTP
+            return True, (
+                f"TLS with {at} failed: {exc.reason}: the server answers in plain text; check "
+                f"{where}.security and port (ssl is implicit TLS, usually port 465; starttls, "
+                "usually 587, begins in plain text)"
+            )
         return False, f"TLS with {at} failed: {exc.reason or exc}"
     if isinstance(exc, TimeoutError):
         return False, f"cannot reach {at}: timed out"

@@ -191,3 +191,15 @@ def test_a_4xx_to_the_login_is_retried_and_a_5xx_is_not(code: int, permanent: bo
     found, detail = describe_connect_error(refused, "smtp.example.com:587")
     assert found is permanent
     assert detail.startswith(f"login to smtp.example.com:587 refused: {code}")
+
+
+def test_implicit_tls_to_a_plain_text_port_fails_for_good(tmp_path: Path, ca: trustme.CA) -> None:
+    """docs/channels.md: a TLS setup error 'fails for good, says to check security'. With
+    `security: ssl` on a server that answers in plain SMTP, OpenSSL reads its greeting as a
+    wrong version number: retrying 8 times could not fix the configuration."""
+    with smtp_server("none", auth=False, ca=ca) as plain:
+        provider = build(plain, tmp_path, "ssl", username_env=None, password_env=None)
+        outcome = provider.deliver(an_email())
+        provider.close()
+    assert (outcome.status, outcome.retry_at) == (DeliveryStatus.FAILED, None)
+    assert "WRONG_VERSION_NUMBER" in outcome.detail and "security" in outcome.detail
