@@ -104,6 +104,27 @@ def _template_name(value: str) -> str:
 TemplateName = Annotated[Text, AfterValidator(_template_name)]
 
 
+_ADDR_SPEC = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _mailbox(value: str) -> str:
+    """An address a From or Reply-To header holds: ``shop@example.com`` or ``Shop
+    <shop@example.com>`` (a bare name made a From with no address, refused by relays)."""
+    from email.utils import getaddresses
+
+    found = getaddresses([value])
+    name, address = found[0] if len(found) == 1 else ("", "")
+    if "{" in value or not _ADDR_SPEC.fullmatch(address) or (name and "<" not in value):
+        raise ValueError(
+            f"{value!r} is not one email address; write e.g. shop@example.com or "
+            "Shop <shop@example.com> (it is not a template)"
+        )
+    return value
+
+
+Mailbox = Annotated[Text, AfterValidator(_mailbox)]
+
+
 CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -245,8 +266,8 @@ class EmailSend(StrictModel):
     send: Literal["email"]
     template: TemplateName
     subject: TemplateText
-    from_: Text | None = Field(default=None, alias="from")
-    reply_to: Text | None = None
+    from_: Mailbox | None = Field(default=None, alias="from")
+    reply_to: Mailbox | None = None
     tags: tuple[Text, ...] = ()
 
 

@@ -279,6 +279,10 @@ steps: [{send: email, template: digest.html, subject: Your week}]
         ("campaign: Abandoned Cart\ntrigger: {event: X}\nsteps: [{wait: 1h}]\n",
          ("1:11: campaign id 'Abandoned Cart' may hold only lowercase letters, digits and '-', "
          "and starts with a letter or digit; write e.g. abandoned-cart")),
+        (HEAD + "steps:\n  - send: email\n    template: t.html\n    subject: Hi\n    from: Shop\n",
+         "'Shop' is not one email address; write e.g. shop@example.com or Shop <shop@example.com>"),
+        (HEAD + "steps:\n  - send: email\n    template: t.html\n    subject: Hi\n"
+         "    reply_to: '{{ customer.traits.rep }} <a@b.co>'\n", "(it is not a template)"),
         ("campaign: '-cart'\ntrigger: {event: X}\nsteps: [{wait: 1h}]\n",
          "and starts with a letter or digit; write e.g. cart"),
         ("campaign: x\ntrigger: {event: X, segment: customer.email}\nsteps: [{wait: 1h}]\n",
