@@ -63,18 +63,47 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_ERROR)
 
 
+def writable_output(option: str, path: Path) -> None:
+    """Fail before any work when ``path`` cannot take the output file (a folder of that name,
+    a parent that is a file), rather than after it with a traceback."""
+    if path.is_dir():
+        raise fail(f"{option} {path}: is a folder; name a file")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise fail(f"{option} {path}: {parent} is a file, not a folder")
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise fail(f"{option} {path}: cannot write in {parent}")
+
+
+def database_problem(exc: Exception) -> str:
+    """What a database error the command could not get past says, and what to do."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    hint = "check database_url in followup.yaml (or FOLLOWUP_DATABASE_URL)"
+    if "locked" in reason:
+        hint = "another process holds the SQLite file locked; run the command again when it is done"
+    return f"the database cannot be used: {reason}; {hint} (what was committed is kept)"
+
+
 @contextmanager
 def open_engine(ctx: typer.Context) -> Iterator[Followup]:
-    """The project's engine, closed afterwards; followup's own errors end the command cleanly."""
+    """The project's engine, closed afterwards; followup's own errors and a database the
+    command cannot use (not a database, locked past the wait, out of reach) end the command
+    cleanly, with exit 2."""
+    from sqlalchemy.exc import DBAPIError
+
     from engine.api import Followup
 
     try:
         followup = Followup.open(config_path(ctx))
     except FollowupError as exc:
         raise fail(str(exc)) from exc
+    except DBAPIError as exc:
+        raise fail(database_problem(exc)) from exc
     try:
         yield followup
     except FollowupError as exc:
         raise fail(str(exc)) from exc
+    except DBAPIError as exc:
+        raise fail(database_problem(exc)) from exc
     finally:
         followup.close()

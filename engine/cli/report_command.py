@@ -11,7 +11,14 @@ import orjson
 import typer
 from rich.table import Table
 
-from engine.cli.context import ConfigOption, console, fail, open_engine, time_option
+from engine.cli.context import (
+    ConfigOption,
+    console,
+    fail,
+    open_engine,
+    time_option,
+    writable_output,
+)
 from engine.reports.attribution import Model
 
 if TYPE_CHECKING:
@@ -43,6 +50,8 @@ def report(
     if format not in FORMATS:
         raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     period = Period(time_option(since, "--since"), time_option(until, "--until"))
+    if out is not None:
+        writable_output("--out", out)
     with open_engine(ctx) as followup:
         campaigns = project_campaigns(followup.project)
         if campaign is not None and campaign not in campaigns:

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from engine.cli.context import EXIT_ERROR, EXIT_PROBLEMS, ConfigOption, config_path, console, errors
+from engine.cli.context import (
+    EXIT_ERROR,
+    EXIT_PROBLEMS,
+    ConfigOption,
+    config_path,
+    console,
+    errors,
+    writable_output,
+)
 from engine.journeys.plan import PlanLine, plan_text
 
 if TYPE_CHECKING:
@@ -97,6 +105,8 @@ def simulate(
     if report is not None and report.suffix not in (".json", ".html"):
         errors.print(f"--report {report}: name a .json or .html file", markup=False)
         raise typer.Exit(EXIT_ERROR)
+    if report is not None:
+        writable_output("--report", report)
     # the config as validate checks it (provider settings too: a plan is no use on a config
     # the runtime refuses), but no provider is needed: a plan sends nothing
     project, _channels, findings = load_config(config_path(ctx), check_providers=True)

@@ -20,6 +20,9 @@ Each row is built into a message and goes through the same validation as JSONL; 
 from __future__ import annotations
 
 import csv
+import hashlib
+import math
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +97,13 @@ class CsvMapping(BaseModel):
     message_id: MessageIdColumn | None = None
     columns: dict[str, ColumnTarget]
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in '\r\n"':
+            raise ValueError(f"{value!r} is not one character; write e.g. ',' or ';' or a tab")
+        return value
+
     @field_validator("columns", mode="before")
     @classmethod
     def _short_form(cls, value: object) -> object:
@@ -123,8 +133,13 @@ def load_mapping(path: Path) -> CsvMapping:
 def _convert(text: str, value_type: ValueType) -> Any:
     if value_type == "string":
         return text
+    if "_" in text:  # Python reads 1_000 as a number; a spreadsheet does not
+        raise ValueError(text)
     if value_type == "number":
-        return float(text)
+        number = float(text)
+        if not math.isfinite(number):  # nan, inf, 1e999: JSON has no such number
+            raise ValueError(text)
+        return number
     if value_type == "integer":
         return int(text)
     lowered = text.strip().lower()
@@ -194,21 +209,24 @@ def row_to_message(row: dict[str, str], mapping: CsvMapping) -> dict[str, Any]:
 
 
 class _Lines:
-    """The lines of a CSV file as text, a byte-order mark at its head left out. A line that is
-    not UTF-8 goes on with replacement characters, so that the reader keeps its place, and is
-    kept in ``bad`` (line number -> what is wrong): its row is refused, never stored with
-    its text mangled (an email key ``josé@`` read as ``jos\ufffd@``)."""
+    """The lines of a CSV file as text, a byte-order mark at its head left out, numbered, with
+    the ones since :meth:`mark` kept to read again (:meth:`again`) after a row that would not
+    parse. A line that is not UTF-8 goes on with replacement characters, so that the reader
+    keeps its place, and is kept in ``bad`` (line number -> what is wrong): its row is refused,
+    never stored with its text mangled (an email key ``josé@`` read as ``jos\ufffd@``)."""
 
     def __init__(self, path: Path, on_progress: Callable[[int], None] | None) -> None:
-        self.path = path
-        self.on_progress = on_progress
         self.bad: dict[int, str] = {}
+        self.number = 0  # the number of the last line handed out
+        self.kept: list[tuple[int, str]] = []  # the lines handed out since the mark
+        self._again: deque[tuple[int, str]] = deque()
+        self._file = self._read(path, on_progress)
 
-    def __iter__(self) -> Iterator[str]:
-        with self.path.open("rb") as handle:
+    def _read(self, path: Path, on_progress: Callable[[int], None] | None) -> Iterator[str]:
+        with path.open("rb") as handle:
             for number, raw in enumerate(handle, 1):
-                if self.on_progress is not None:
-                    self.on_progress(len(raw))
+                if on_progress is not None:
+                    on_progress(len(raw))
                 codec = "utf-8-sig" if number == 1 else "utf-8"
                 try:
                     yield raw.decode(codec)
@@ -217,6 +235,40 @@ class _Lines:
                     self.bad[number] = f"byte 0x{byte:02x} is not UTF-8; save the file as UTF-8"
                     yield raw.decode(codec, errors="replace")
 
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            self.number, text = self._again.popleft()
+        else:
+            text = next(self._file)
+            self.number += 1
+        self.kept.append((self.number, text))
+        return text
+
+    def mark(self) -> None:
+        """A row starts after the lines handed out so far."""
+        self.kept.clear()
+
+    def raw(self) -> str:
+        """The lines of the row since the mark, as the file has them (less the last line end)."""
+        text = "".join(text for _number, text in self.kept)
+        return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+
+    def again(self) -> None:
+        """Hand out the lines since the mark again, but the first: a row that would not parse
+        (a stray quote that ran to the field size limit) takes its own line only."""
+        self._again.extendleft(reversed(self.kept[1:]))
+        self.kept.clear()
+
+
+def row_message_id(cells: list[str]) -> str:
+    """The messageId of a row with no id column: a hash of its cells, every column counted (two
+    sales alike but for their receipt number are two sales; the same row again is one)."""
+    digest = hashlib.sha256("\x1f".join(cells).encode()).hexdigest()
+    return "csv:" + digest[:40]
+
 
 def read_csv(
     path: Path,
@@ -224,11 +276,16 @@ def read_csv(
     on_progress: Callable[[int], None] | None = None,
     phone_region: str = "US",
 ) -> Iterator[Accepted | Rejection]:
-    """Every row of the CSV at ``path`` as events or a rejection."""
+    """Every row of the CSV at ``path`` as events or a rejection: a row the CSV reader cannot
+    read (a lone CR, a stray quote) or whose cells are not as many as the header's is refused
+    with its line, and the rows after it are read as usual."""
     source = str(path)
     lines = _Lines(path, on_progress)
-    reader = csv.DictReader(lines, delimiter=mapping.delimiter)
-    header = reader.fieldnames or []
+    reader = csv.reader(lines, delimiter=mapping.delimiter)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise InputError(f"{source}:1: cannot read the header: {exc}") from None
     if 1 in lines.bad:
         raise InputError(f"{source}:1: the header's {lines.bad[1]}")
     needed = [*mapping.columns, mapping.timestamp.column]
@@ -236,21 +293,52 @@ def read_csv(
         needed.append(mapping.message_id.column)
     missing = [column for column in needed if column not in header]
     if missing:
+        hint = (
+            ""
+            if mapping.delimiter in "".join(header) or len(header) != 1
+            else (
+                f"; is the file separated by another character than {mapping.delimiter!r}? "
+                "set delimiter: in the mapping"
+            )
+        )
         raise InputError(
             f"{source}:1: the header lacks the mapped column(s) {', '.join(missing)}; "
-            f"it has {', '.join(header) or 'nothing'}"
+            f"it has {', '.join(header) or 'nothing'}{hint}"
         )
-    after = reader.line_num  # the line the last row ended on
-    for row in reader:
-        first, line = after + 1, reader.line_num
-        after = line
-        raw = mapping.delimiter.join(row.get(column) or "" for column in header)
+    while True:
+        lines.mark()
+        first = lines.number + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raw = lines.raw().splitlines()[0] if lines.kept else ""
+            lines.again()
+            reader = csv.reader(lines, delimiter=mapping.delimiter)
+            problem = f"cannot read the row: {exc}; fix its quotes or line breaks"
+            yield Rejection(source, first, RejectReason.INVALID_ROW, "", problem, raw)
+            continue
+        if not cells:
+            continue  # a blank line
+        line, raw = lines.number, lines.raw()
         bad = next((number for number in range(first, line + 1) if number in lines.bad), None)
         if bad is not None:
             yield Rejection(source, bad, RejectReason.INVALID_ROW, "", lines.bad[bad], raw)
             continue
+        if len(cells) != len(header):
+            problem = f"the row has {len(cells)} cells, the header {len(header)}"
+            if len(lines.kept) > 1:  # a stray quote ran on to the end of the file
+                raw = raw.splitlines()[0]
+                problem += "; a quote on its line is not closed"
+                lines.again()
+                reader = csv.reader(lines, delimiter=mapping.delimiter)
+            yield Rejection(source, first, RejectReason.INVALID_ROW, "", problem, raw)
+            continue
         try:
-            message = row_to_message(row, mapping)
+            message = row_to_message(dict(zip(header, cells, strict=True)), mapping)
+            if mapping.message_id is None:
+                message["messageId"] = row_message_id(cells)
             events = parse_message(message, phone_region=phone_region)
         except EventInvalid as exc:
             yield Rejection(source, line, exc.reason, exc.field, exc.message, raw)

@@ -244,20 +244,23 @@ def _steps(
                 t.status == SendStatus.SENT.value,
             ),
         )
-    lines = lines.add_columns(
-        t.campaign_id, t.step, status.label("status"), reason.label("reason"), t.journey_id
+    channel_lines = (
+        lines.add_columns(
+            t.campaign_id, t.step, status.label("status"), reason.label("reason"), t.journey_id
+        )
+        .where(t.action.in_(CHANNEL_ACTIONS))
+        .subquery("channel_lines")
     )
-    lines = lines.where(t.action.in_(CHANNEL_ACTIONS)).subquery("channel_lines")
-    c = lines.c
+    c = channel_lines.c
     by_status = sa.select(c.campaign_id, c.step, c.status, c.reason, sa.func.count()).group_by(
         c.campaign_id, c.step, c.status, c.reason
     )
-    for campaign, step, status, reason, count in conn.execute(by_status):
+    for campaign, step, decided, why, count in conn.execute(by_status):
         counts = found.setdefault(campaign, CampaignCounts()).steps.setdefault(step, StepCounts())
-        if status == "sent":
+        if decided == "sent":
             counts.sent += int(count)
         else:
-            counts.skipped[reason or "unknown"] += int(count)
+            counts.skipped[why or "unknown"] += int(count)
     reached = sa.select(c.campaign_id, c.step, sa.func.count(sa.distinct(c.journey_id))).group_by(
         c.campaign_id, c.step
     )

@@ -109,6 +109,7 @@ def test_a_header_without_the_mapped_columns_is_an_input_error(tmp_path: Path) -
         ("timestamp: {column: t}\ncolumns: {a: nowhere.x}\n", "must start with"),
         ("timestamp: {column: t}\ncolumns: {a: userId}\nextra: 1\n", "extra"),
         ("timestamp: [\n", "not valid YAML"),
+        ("delimiter: ';;'\ntimestamp: {column: t}\ncolumns: {a: userId}\n", "not one character"),
     ],
 )
 def test_bad_mappings_say_what_is_wrong(tmp_path: Path, text: str, problem: str) -> None:
@@ -145,3 +146,63 @@ def test_an_in_store_order_converts_the_cart_abandoned_online_with_its_amount() 
         if line.action is PlanAction.CONVERT
     ]
     assert ("abandoned-cart", 89.9) in converted
+
+
+SALES = """\
+type: track
+event: Order Completed
+timestamp: {column: sold_at, format: "%Y-%m-%d %H:%M:%S", timezone: Europe/Paris}
+columns:
+  customer_no: userId
+  total: {to: properties.revenue, type: number}
+"""
+HEADER = "receipt_no,sold_at,customer_no,total\n"
+
+
+def _sales(tmp_path: Path, rows: str) -> list[Accepted | Rejection]:
+    (tmp_path / "m.yaml").write_text(SALES)
+    (tmp_path / "s.csv").write_bytes((HEADER + rows).encode())
+    return list(read_csv(tmp_path / "s.csv", load_mapping(tmp_path / "m.yaml")))
+
+
+def _rejected(records: list[Accepted | Rejection]) -> list[tuple[int, str, str]]:
+    return [(r.line, r.message, r.raw) for r in records if isinstance(r, Rejection)]
+
+
+def test_a_row_the_csv_reader_cannot_read_is_refused_and_the_rest_read(tmp_path: Path) -> None:
+    """A lone CR in a cell, and a stray quote that would run to the field size limit, are each
+    one refused row with its line; the rows after them are read (the reader raised, and every
+    row after was lost)."""
+    rows = "A,2024-05-02 17:45:00,L-1,1\nB,2024-05-02 17:45:00,L\r2,1\n"
+    rows += 'C,2024-05-02 17:45:00,"L-3,1\n'  # a quote that never closes
+    for count in (3000, 6000):  # to the end of the file; past the field size limit
+        more = "".join(f"D{n},2024-05-02 17:45:00,L-{n},{n}{' ' * 20}\n" for n in range(count))
+        records = _sales(tmp_path, rows + more)
+        rejected = _rejected(records)
+        assert [line for line, _message, _raw in rejected] == [3, 4]
+        assert rejected[0][1].startswith("cannot read the row: new-line character")
+        assert rejected[1][2] == 'C,2024-05-02 17:45:00,"L-3,1'
+        assert sum(isinstance(r, Accepted) for r in records) == count + 1
+
+
+def test_rows_keep_their_raw_line_and_must_have_the_headers_cells(tmp_path: Path) -> None:
+    rows = 'R-1,2024-05-02 17:45:00,L-1,"1,5"\nR-2,2024-05-02 17:45:00,L-2,3,EXTRA\n'
+    rows += "R-3,2024-05-02 17:45:00\n\nR-4,2024-05-02 17:45:00,L-4,nan\n"
+    rows += "R-5,2024-05-02 17:45:00,L-5,1e999\nR-6,2024-05-02 17:45:00,L-6,1_000\n"
+    assert _rejected(_sales(tmp_path, rows)) == [
+        (2, "'1,5' is not a valid number", 'R-1,2024-05-02 17:45:00,L-1,"1,5"'),
+        (3, "the row has 5 cells, the header 4", "R-2,2024-05-02 17:45:00,L-2,3,EXTRA"),
+        (4, "the row has 2 cells, the header 4", "R-3,2024-05-02 17:45:00"),
+        (6, "'nan' is not a valid number", "R-4,2024-05-02 17:45:00,L-4,nan"),
+        (7, "'1e999' is not a valid number", "R-5,2024-05-02 17:45:00,L-5,1e999"),
+        (8, "'1_000' is not a valid number", "R-6,2024-05-02 17:45:00,L-6,1_000"),
+    ]
+
+
+def test_without_an_id_column_every_column_makes_the_row_id(tmp_path: Path) -> None:
+    """docs/ingest.md: the default messageId is 'a hash of the row'. Two sales alike in every
+    mapped column but their receipt are two sales; the same row twice is one."""
+    rows = "R-1,2024-05-02 17:45:00,L-1,5\nR-2,2024-05-02 17:45:00,L-1,5\n"
+    rows += "R-1,2024-05-02 17:45:00,L-1,5\n"
+    ids = [r.events[0].message_id for r in _sales(tmp_path, rows) if isinstance(r, Accepted)]
+    assert len(ids) == 3 and ids[0] != ids[1] and ids[0] == ids[2]
