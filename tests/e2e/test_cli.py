@@ -370,3 +370,19 @@ def test_file_rejects_land_in_the_rejects_store(tmp_path: Path, database_url: st
         "m1": "Boots",
         "m-nul": "Bo\ufffdots",
     }
+
+
+def test_a_file_that_is_not_a_database_or_an_output_folder_exit_2(tmp_path: Path) -> None:
+    """operations.md: commands exit 2 when they cannot run. A database_url naming a file that
+    is no database, and a report written onto a folder, ended in a traceback with exit 1."""
+    (tmp_path / "followup.yaml").write_text("database_url: sqlite:///notes.txt\n")
+    (tmp_path / "notes.txt").write_text("not a database\n" * 200)
+    for command in (["status"], ["report", "--format", "json"], ["customers", "list"]):
+        result = run_followup(tmp_path, *command)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "the database cannot be used: file is not a database" in result.stderr
+        assert "Traceback" not in result.stderr
+    (tmp_path / "followup.yaml").write_text("timezone: UTC\n")
+    (tmp_path / "out.json").mkdir()
+    result = run_followup(tmp_path, "report", "--out", "out.json", "--format", "json")
+    assert result.returncode == 2 and "--out out.json: is a folder" in result.stderr
