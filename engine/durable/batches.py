@@ -245,13 +245,7 @@ def timer_owners(now: datetime) -> Callable[[sa.Connection, Sequence[Any]], list
 
     def owners(conn: sa.Connection, rows: Sequence[Any]) -> list[str]:
         named = [row[0] for row in rows]
-        query = (
-            sa.select(merges.c.merged_id, events.c.customer_id)
-            .select_from(journey_inbox)
-            .join(merges, merges.c.message_id == journey_inbox.c.message_id)
-            .join(events, events.c.message_id == journey_inbox.c.message_id)
-            .where(journey_inbox.c.timestamp > now)
-        )
+        query = _merges_ahead(now)
         into: dict[str, str] = {}
         for where in among(conn, merges.c.merged_id, named):
             into.update(conn.execute(query.where(where)).all())
@@ -265,15 +259,20 @@ def merged_later(conn: sa.Connection, customer_ids: Sequence[str], now: datetime
     inbox past ``now``), by the customer: until the engine takes that event it
     knows them apart, and a batch of the customer holds them (a tick before the event acts on
     them). Read from the inbox's time index: such events are few."""
-    query = (
+    wanted = set(customer_ids)
+    return {merged: owner for merged, owner in conn.execute(_merges_ahead(now)) if owner in wanted}
+
+
+def _merges_ahead(now: datetime) -> sa.Select[Any]:
+    """Each profile merged by an event still in the inbox past ``now``, with the customer that
+    event is logged under now (the one it went into)."""
+    return (
         sa.select(merges.c.merged_id, events.c.customer_id)
         .select_from(journey_inbox)
         .join(merges, merges.c.message_id == journey_inbox.c.message_id)
         .join(events, events.c.message_id == journey_inbox.c.message_id)
         .where(journey_inbox.c.timestamp > now)
     )
-    wanted = set(customer_ids)
-    return {merged: owner for merged, owner in conn.execute(query) if owner in wanted}
 
 
 def merged_by(conn: sa.Connection, message_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -72,6 +72,18 @@ def _explained(followup: Followup) -> str:
     return "\n".join(decision_text(decision, customer) for decision in decided)
 
 
+def _cart(followup: Followup, folder: Path, *later: dict[str, Any]) -> None:
+    """Ann, subscribed the day before, adds boots to her cart at T; then ``later``."""
+    consent = {"email": "ann@example.com", "consent": {"email": True}}
+    _send(
+        followup,
+        folder,
+        _message("identify", T - timedelta(days=1), **consent),
+        _message("Product Added", T, product_id="boots", price=90),
+        *later,
+    )
+
+
 def _shop(database_url: str, folder: Path, clock: Clock) -> Followup:
     project = make_project(folder, [])
     (project / "campaigns" / "cart.yaml").write_text(CART)
@@ -102,13 +114,7 @@ def test_a_late_unsubscribe_older_than_a_pending_send_stops_it(
     clock = Clock(T)
     followup = _shop(database_url, tmp_path, clock)
     try:
-        consent = {"email": "ann@example.com", "consent": {"email": True}}
-        _send(
-            followup,
-            tmp_path,
-            _message("identify", T - timedelta(days=1), **consent),
-            _message("Product Added", T, product_id="boots", price=90),
-        )
+        _cart(followup, tmp_path)
         durable = DurableProject(followup)
         clock.now = T + timedelta(hours=2)
         durable.runtime.tick()  # the send is decided; the dispatcher has not run yet
@@ -135,14 +141,7 @@ def test_a_backfill_delivers_on_the_profile_as_of_the_pass_not_its_later_events(
     clock = Clock(T)
     followup = _shop(database_url, tmp_path, clock)
     try:
-        consent = {"email": "ann@example.com", "consent": {"email": True}}
-        _send(
-            followup,
-            tmp_path,
-            _message("identify", T - timedelta(days=1), **consent),
-            _message("Product Added", T, product_id="boots", price=90),
-            _message("Unsubscribed", T + timedelta(days=1)),
-        )
+        _cart(followup, tmp_path, _message("Unsubscribed", T + timedelta(days=1)))
         durable = DurableProject(followup)
         clock.now = T + timedelta(hours=1)
         durable.run_once()
