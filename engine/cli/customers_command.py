@@ -51,7 +51,7 @@ def _event_summary(properties: Mapping[str, Any]) -> str:
 @customers_app.command("list")
 def list_customers(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(help="How many customers, latest seen first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many customers, latest seen first.")] = 20,
     config: ConfigOption = None,
 ) -> None:
     """The customers seen last, with their orders, cart and channels."""

@@ -50,6 +50,8 @@ def report(
     if format not in FORMATS:
         raise fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     period = Period(time_option(since, "--since"), time_option(until, "--until"))
+    if period.since is not None and period.until is not None and period.since >= period.until:
+        raise fail(f"--since {since} is not before --until {until}: the period would be empty")
     if out is not None:
         writable_output("--out", out)
     with open_engine(ctx) as followup:

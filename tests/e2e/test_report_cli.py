@@ -166,6 +166,11 @@ def test_followup_report_reads_the_database_after_tick(tmp_path: Path) -> None:
     assert orjson.loads(since.stdout)["orders"]["count"] == 1  # Bo's only
     bad = run_followup(folder, "report", "--campaign", "nope")
     assert bad.returncode == 2 and "no campaign 'nope'" in bad.stderr
+    empty = ("--since", "2024-05-08T00:00:00Z", "--until", "2024-05-07T00:00:00Z")
+    backwards = run_followup(folder, "report", *empty)
+    assert backwards.returncode == 2 and "is not before --until" in backwards.stderr
+    listed = run_followup(folder, "customers", "list", "--limit", "-1")
+    assert listed.returncode == 2 and "--limit" in listed.stderr
 
 
 def test_validate_names_a_bad_reports_setting(tmp_path: Path) -> None:
