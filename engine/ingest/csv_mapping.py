@@ -253,14 +253,22 @@ class _Lines:
 
     def raw(self) -> str:
         """The lines of the row since the mark, as the file has them (less the last line end)."""
-        text = "".join(text for _number, text in self.kept)
-        return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+        return _less_line_end("".join(text for _number, text in self.kept))
+
+    def first_line(self) -> str:
+        """The row's first line as the file has it (less its line end): what a row that did
+        not parse is kept as."""
+        return _less_line_end(self.kept[0][1] if self.kept else "")
 
     def again(self) -> None:
         """Hand out the lines since the mark again, but the first: a row that would not parse
         (a stray quote that ran to the field size limit) takes its own line only."""
         self._again.extendleft(reversed(self.kept[1:]))
         self.kept.clear()
+
+
+def _less_line_end(text: str) -> str:
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
 def row_message_id(cells: list[str]) -> str:
@@ -313,7 +321,7 @@ def read_csv(
         except StopIteration:
             return
         except csv.Error as exc:
-            raw = lines.raw().splitlines()[0] if lines.kept else ""
+            raw = lines.first_line()
             lines.again()
             reader = csv.reader(lines, delimiter=mapping.delimiter)
             problem = f"cannot read the row: {exc}; fix its quotes or line breaks"
@@ -329,7 +337,7 @@ def read_csv(
         if len(cells) != len(header):
             problem = f"the row has {len(cells)} cells, the header {len(header)}"
             if len(lines.kept) > 1:  # a stray quote ran on to the end of the file
-                raw = raw.splitlines()[0]
+                raw = lines.first_line()
                 problem += "; a quote on its line is not closed"
                 lines.again()
                 reader = csv.reader(lines, delimiter=mapping.delimiter)

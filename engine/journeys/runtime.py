@@ -72,7 +72,7 @@ _CALLS_FIRST = 2**62  # a caller's action sorts before the journey timers of its
 _CALLS_PER_RANK = 2**40  # room for that many calls of one rank before the next (2**22 ranks)
 _SENT, _SKIPPED = SendStatus.SENT, SendStatus.SKIPPED
 _DEFERRED = "deferred"  # what taking a send step returns when the send waits for its hours
-_REMOVE = "audience_remove"  # an ad audience removal: goes on after its journey ends
+_REMOVE = PlanAction.AUDIENCE_REMOVE.value  # an ad audience removal: goes on after its journey
 # whether an email's body template renders for (customer, state, trigger event, now): a send
 # whose body cannot render is skipped when decided, as one whose subject cannot
 RendersBody = Callable[[str, str, Any, Event | None, datetime], bool]

@@ -231,34 +231,40 @@ class CustomerStore:
         once), unless it holds an event stamped after ``now`` (events ingested ahead of the
         clock: a backfill). Then the profile as the journey engine has taken it by its pass
         (``engine_state``; a merged one's own while ingest merged it ahead of the engine), not
-        the next day's unsubscribe. One query a chunk, and one per merged customer."""
-        rows: dict[str, Any] = {}
+        the next day's unsubscribe. A few queries a page, however many are merged."""
         columns = (
             customers.c.id,
             customers.c.merged_into,
             customers.c.state,
             customers.c.engine_state,
         )
-        for part in chunks(sorted(set(customer_ids))):
-            rows.update(
-                (row.id, row)
-                for row in conn.execute(sa.select(*columns).where(customers.c.id.in_(part)))
-            )
+        wanted = sorted(set(customer_ids))
+        rows = self._rows(conn, columns, wanted)
+        merged = [cid for cid, row in rows.items() if row.merged_into is not None]
+        survivor = survivors_of(conn, merged) if merged else {}  # one walk for the page
+        rows.update(self._rows(conn, columns, sorted(set(survivor.values()) - rows.keys())))
         found: dict[str, CustomerState] = {}
-        for customer_id, row in rows.items():
-            live = row
-            if row.merged_into is not None:
-                survivor = self.resolve(conn, customer_id)
-                query = sa.select(*columns).where(customers.c.id == survivor)
-                live = conn.execute(query).first() if survivor is not None else None
-                if live is None:
-                    continue
+        for customer_id in wanted:
+            row, live = rows.get(customer_id), rows.get(survivor.get(customer_id, customer_id))
+            if row is None or live is None:
+                continue
             state = state_from_json(live.state)
             if state.last_seen_at is not None and state.last_seen_at > now:
                 seen = row.engine_state if row.engine_state is not None else live.engine_state
                 if seen is not None:
                     state = state_from_json(seen)
             found[customer_id] = state
+        return found
+
+    @staticmethod
+    def _rows(
+        conn: sa.Connection, columns: tuple[Any, ...], customer_ids: Sequence[str]
+    ) -> dict[str, Any]:
+        """The rows of ``customer_ids`` (those there are), by id, in a query a chunk."""
+        found: dict[str, Any] = {}
+        for part in chunks(customer_ids):
+            query = sa.select(*columns).where(customers.c.id.in_(part))
+            found.update((row.id, row) for row in conn.execute(query))
         return found
 
     def versioned_states(
